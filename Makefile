@@ -1,0 +1,250 @@
+# l3x - one plain Makefile. Quiet by default; V=1 shows the commands.
+#
+#   make                build everything into build/ (never installs anything)
+#   make deps           install what is missing (apt) and fetch lwIP 2.2.1
+#   make test           every test (runs 'make deps' first when needed)
+#   make install        DESTDIR= PREFIX= (default /usr/local)
+#   make SANITIZE=address,undefined test
+#
+# lwIP comes from LWIP_SRC (default deps/lwip-2.2.1, fetched by make deps);
+# it is copied into build/lwip-src and our patches (lib/lwip/patches/series)
+# are applied there. The fetched tree itself is never modified.
+
+VERSION     := 0.1.0
+SOVERSION   := 0
+PREFIX      ?= /usr/local
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+BINDIR      ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+BPFDIR      ?= $(PREFIX)/lib/bpf
+DESTDIR     ?=
+
+B           := build
+LWIP_SRC    ?= deps/lwip-2.2.1
+LWIP_TREE   := $(B)/lwip-src
+
+CC          ?= gcc
+CLANG       ?= clang
+ARCH_INC    := /usr/include/$(shell $(CC) -dumpmachine)
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
+SAN_FLAGS   := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer)
+PKG_LIBS    := $(shell pkg-config --libs libxdp libbpf 2>/dev/null || echo -lxdp -lbpf) -lelf -lz
+WARN        := -Wall -Wextra -Werror
+CFLAGS      ?= -O2 -g
+BASE_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -MMD -MP $(SAN_FLAGS) \
+	       -D_GNU_SOURCE -Iinclude -Ilib
+LDFLAGS     += $(SAN_FLAGS)
+LIBS        := $(PKG_LIBS) -lpthread
+
+LWIP_INC    := -Ilib/lwip -Ilib/lwip/port -I$(LWIP_TREE)/src/include
+LWIP_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden -MMD -MP $(SAN_FLAGS) -Wall -Wno-unused-variable \
+	       -Wno-address $(LWIP_INC)
+
+# ------------------------------------------------------------ sources
+LIB_SRCS    := $(wildcard lib/*.c) $(wildcard lib/lwip/*.c)
+LIB_OBJS    := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/lib/bpf_obj.o
+LWIP_DIRS   := src/core src/core/ipv4 src/core/ipv6
+LWIP_OBJS    = $(patsubst $(LWIP_TREE)/%.c,$(B)/obj/lwip/%.o,\
+		 $(foreach d,$(LWIP_DIRS),$(wildcard $(LWIP_TREE)/$(d)/*.c)))
+BPF_SRCS    := $(wildcard bpf/*.bpf.c)
+BPF_OBJS    := $(patsubst bpf/%.bpf.c,$(B)/%.bpf.o,$(BPF_SRCS))
+TOOLS       := $(notdir $(wildcard tools/*))
+TOOL_BINS   := $(foreach t,$(TOOLS),$(if $(wildcard tools/$(t)/$(t).c),$(B)/$(t)))
+TEST_SRCS   := $(wildcard tests/unit/test_*.c)
+TEST_BINS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRCS))
+TEST_HELPER := $(wildcard tests/unit/helpers.c)
+
+.PHONY: all deps deps-check test unit-test integration-test install uninstall clean \
+	distclean format format-check compile_commands.json lwip-tree
+.DEFAULT_GOAL := all
+
+# Plain make never installs: stop with one line naming what is missing.
+NEEDS_DEPS := $(filter-out deps deps-check test clean distclean format format-check uninstall,\
+		$(or $(MAKECMDGOALS),all))
+ifneq ($(NEEDS_DEPS),)
+DEPS_MISSING := $(shell LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check)
+ifneq ($(DEPS_MISSING),)
+$(error $(DEPS_MISSING))
+endif
+endif
+
+all: $(B)/libl3x.so $(B)/libl3x.a $(B)/l3x.pc $(BPF_OBJS) $(TOOL_BINS)
+
+deps:
+	$(Q)LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --install
+
+deps-check:
+	$(Q)LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check
+
+# ------------------------------------------------------------ lwIP tree
+# A stamp holds the tree: copy the fetched source, apply our patches.
+LWIP_PATCHES := $(wildcard lib/lwip/patches/*.patch)
+$(B)/.lwip-tree: lib/lwip/patches/series $(LWIP_PATCHES)
+	$(call msg,LWIP,$(LWIP_SRC))
+	$(Q)rm -rf $(LWIP_TREE) && mkdir -p $(B) && cp -r $(LWIP_SRC) $(LWIP_TREE)
+	$(Q)for p in $$(grep -v '^#' lib/lwip/patches/series); do \
+		patch -s -d $(LWIP_TREE) -p1 < lib/lwip/patches/$$p || exit 1; done
+	$(Q)touch $@
+
+lwip-tree: $(B)/.lwip-tree
+
+# Objects of the tree are listed after it exists (second expansion).
+$(B)/liblwip.a: $(B)/.lwip-tree
+	$(Q)$(MAKE) -s --no-print-directory lwip-objs
+	$(Q)rm -f $@ && ar rcs $@ $(patsubst $(LWIP_TREE)/%.c,$(B)/obj/lwip/%.o,\
+		$(foreach d,$(LWIP_DIRS),$(wildcard $(LWIP_TREE)/$(d)/*.c)))
+
+.PHONY: lwip-objs
+lwip-objs: $(LWIP_OBJS)
+
+$(B)/obj/lwip/%.o: $(LWIP_TREE)/%.c lib/lwip/lwipopts.h
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(LWIP_CFLAGS) -c $< -o $@
+
+# ------------------------------------------------------------ BPF
+$(B)/%.bpf.o: bpf/%.bpf.c bpf/l3x_shared.h
+	@mkdir -p $(@D)
+	$(call msg,BPF,$<)
+	$(Q)$(CLANG) -O2 -g -Wall -Werror -target bpf -I bpf -I$(ARCH_INC) -c $< -o $@
+
+# The library carries its own steering object, so no path has to be found
+# at run time; build/l3x.bpf.o is installed too, for xdp-loader.
+$(B)/obj/lib/bpf_obj.o: lib/bpf_obj.S $(B)/l3x.bpf.o
+	@mkdir -p $(@D)
+	$(call msg,AS,$<)
+	$(Q)$(CC) -c $< -o $@ -DL3X_BPF_OBJ_PATH='"$(B)/l3x.bpf.o"'
+
+# ------------------------------------------------------------ library
+$(B)/obj/lib/lwip/%.o: lib/lwip/%.c $(B)/.lwip-tree
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LWIP_INC) -c $< -o $@
+
+$(B)/obj/lib/%.o: lib/%.c $(B)/.lwip-tree
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LWIP_INC) -c $< -o $@
+
+# Tests reach hidden functions through the raw objects.
+$(B)/libl3x-internal.a: $(LIB_OBJS) $(B)/liblwip.a
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcsT $@ $(LIB_OBJS) $(B)/liblwip.a
+
+# The static library is one relocatable object with every hidden symbol
+# made local, so lwIP's names cannot clash with the application's.
+$(B)/libl3x.a: $(LIB_OBJS) $(B)/liblwip.a
+	$(call msg,AR,$@)
+	$(Q)ld -r -o $(B)/obj/l3x-all.o $(LIB_OBJS) --whole-archive $(B)/liblwip.a
+	$(Q)objcopy --localize-hidden $(B)/obj/l3x-all.o
+	$(Q)rm -f $@ && ar rcs $@ $(B)/obj/l3x-all.o
+
+$(B)/libl3x.so.$(VERSION): $(LIB_OBJS) $(B)/liblwip.a lib/libl3x.map
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,libl3x.so.$(SOVERSION) \
+		-Wl,--version-script=lib/libl3x.map -Wl,--no-undefined \
+		-o $@ $(LIB_OBJS) $(B)/liblwip.a $(LIBS)
+
+$(B)/libl3x.so: $(B)/libl3x.so.$(VERSION)
+	$(Q)ln -sf libl3x.so.$(VERSION) $(B)/libl3x.so.$(SOVERSION)
+	$(Q)ln -sf libl3x.so.$(VERSION) $@
+
+$(B)/l3x.pc: lib/l3x.pc.in Makefile
+	$(call msg,GEN,$@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# ------------------------------------------------------------ tools
+# Tools link the static library, so they run from build/ as they are.
+$(B)/obj/tools/%.o: tools/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) -c $< -o $@
+
+define tool_rule
+$(B)/$(1): $(B)/obj/tools/$(1)/$(1).o $(B)/libl3x.a
+	$$(call msg,LD,$$@)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$< $(B)/libl3x.a $$(LIBS)
+endef
+$(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
+
+# ------------------------------------------------------------ tests
+$(B)/obj/tests/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LWIP_INC) -Itests/unit \
+		-DL3X_BPF_OBJ='"$(abspath $(B)/l3x.bpf.o)"' -DL3X_BUILD='"$(abspath $(B))"' \
+		-c $< -o $@
+
+$(B)/tests/%: $(B)/obj/tests/%.o $(patsubst tests/unit/%.c,$(B)/obj/tests/%.o,$(TEST_HELPER)) \
+		$(B)/libl3x-internal.a $(BPF_OBJS)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(B)/libl3x-internal.a -lcriterion $(LIBS)
+
+tests-build: all $(TEST_BINS)
+
+test:
+	$(Q)LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check >/dev/null || $(MAKE) --no-print-directory deps
+	$(Q)$(MAKE) --no-print-directory tests-build
+	$(Q)tests/run-all $(B)
+
+unit-test: tests-build
+	$(Q)tests/run-all $(B) unit
+
+integration-test: tests-build
+	$(Q)tests/run-all $(B) integration
+
+# ------------------------------------------------------------ install
+MAN3 := $(wildcard man/*.3)
+MAN8 := $(wildcard tools/*/*.8)
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/l3x \
+		$(DESTDIR)$(BINDIR) $(DESTDIR)$(BPFDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
+	install -m 644 include/l3x/*.h $(DESTDIR)$(INCLUDEDIR)/l3x/
+	install -m 755 $(B)/libl3x.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libl3x.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libl3x.so.$(SOVERSION)
+	ln -sf libl3x.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libl3x.so
+	install -m 644 $(B)/libl3x.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(B)/l3x.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 $(BPF_OBJS) $(DESTDIR)$(BPFDIR)/
+	$(if $(TOOL_BINS),install -m 755 $(TOOL_BINS) $(DESTDIR)$(BINDIR)/)
+	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
+	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libl3x.so* $(DESTDIR)$(LIBDIR)/libl3x.a \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/l3x.pc $(DESTDIR)$(BPFDIR)/l3x.bpf.o
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/l3x
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+
+# ------------------------------------------------------------ upkeep
+clean:
+	rm -rf $(B)
+
+distclean: clean
+	rm -rf deps
+
+FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FMT_SRCS)
+
+format-check:
+	clang-format --dry-run --Werror $(FMT_SRCS)
+
+compile_commands.json:
+	$(MAKE) clean && bear -- $(MAKE) all tests-build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

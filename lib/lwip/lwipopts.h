@@ -1,0 +1,124 @@
+/*
+ * lwipopts.h - lwIP 2.2.1 configured for l3x: no OS (one busy-polling
+ * engine loop per queue), IPv4 and IPv6, TCP and UDP to any destination,
+ * tuned for high rates and many flows.
+ *
+ * Memory: pools come from malloc (MEMP_MEM_MALLOC) so that their sizes are
+ * run-time options enforced by the engine, not compile-time arrays, and an
+ * idle flow costs only its PCB. Checksums are verified in software: AF_XDP
+ * gives no "verified" flag, and this is a wire-facing stack.
+ */
+#ifndef L3X_LWIPOPTS_H
+#define L3X_LWIPOPTS_H
+
+/* ---- system */
+#define NO_SYS				1
+#define SYS_LIGHTWEIGHT_PROT		0
+#define LWIP_NETCONN			0
+#define LWIP_SOCKET			0
+#define LWIP_NETIF_API			0
+#define LWIP_TIMERS			1
+
+/* ---- memory: heap and pools from the C allocator */
+#define MEM_LIBC_MALLOC			1
+#define MEMP_MEM_MALLOC			1
+#define MEM_ALIGNMENT			8
+#define MEM_SIZE			(1024 * 1024)
+#define MEMP_NUM_TCP_PCB		65535
+#define MEMP_NUM_TCP_PCB_LISTEN		16
+#define MEMP_NUM_UDP_PCB		65535
+#define MEMP_NUM_TCP_SEG		65535
+#define MEMP_NUM_PBUF			65535
+#define PBUF_POOL_SIZE			8192
+#define PBUF_POOL_BUFSIZE		2048
+#define MEMP_NUM_SYS_TIMEOUT		(LWIP_NUM_SYS_TIMEOUT_INTERNAL + 8)
+
+/* ---- IP */
+#define LWIP_IPV4			1
+#define LWIP_IPV6			1
+#define IP_FORWARD			0
+#define IP_REASSEMBLY			1
+#define IP_FRAG				0
+#define IP_REASS_MAX_PBUFS		256
+#define LWIP_IPV6_REASS			1
+#define LWIP_IPV6_FRAG			0
+#define LWIP_IPV6_MLD			0
+#define LWIP_IPV6_AUTOCONFIG		0
+#define LWIP_IPV6_SEND_ROUTER_SOLICIT	0
+#define LWIP_ND6_QUEUEING		0
+#define LWIP_IPV6_DUP_DETECT_ATTEMPTS	0
+#define LWIP_ICMP			1
+#define LWIP_ICMP6			1
+#define LWIP_RAW			0
+#define LWIP_DHCP			0
+#define LWIP_AUTOIP			0
+#define LWIP_IGMP			0
+#define LWIP_DNS			0
+#define LWIP_ARP			0
+#define LWIP_ETHERNET			0
+#define LWIP_SINGLE_NETIF		1
+#define LWIP_NETIF_STATUS_CALLBACK	0
+#define LWIP_NETIF_LINK_CALLBACK	0
+
+/* ---- checksums: generate and verify all in software */
+#define CHECKSUM_GEN_IP			1
+#define CHECKSUM_GEN_UDP		1
+#define CHECKSUM_GEN_TCP		1
+#define CHECKSUM_GEN_ICMP		1
+#define CHECKSUM_GEN_ICMP6		1
+#define CHECKSUM_CHECK_IP		1
+#define CHECKSUM_CHECK_UDP		1
+#define CHECKSUM_CHECK_TCP		1
+#define CHECKSUM_CHECK_ICMP		1
+#define CHECKSUM_CHECK_ICMP6		1
+#define LWIP_CHECKSUM_ON_COPY		1
+
+/* ---- TCP: window scaling, SACK, timestamps */
+#define LWIP_TCP			1
+#define TCP_MSS				1460
+#define LWIP_WND_SCALE			1
+#define TCP_RCV_SCALE			7
+#define TCP_WND				(1024 * 1024)
+#define TCP_SND_BUF			(1024 * 1024)
+#define TCP_SND_QUEUELEN		(4 * TCP_SND_BUF / TCP_MSS)
+/* lwIP compares this with a u16 (tcp_sndbuf() is clamped to 16 bits). */
+#define TCP_SNDLOWAT			32768
+#define TCP_SNDQUEUELOWAT		(TCP_SND_QUEUELEN / 2)
+#define LWIP_TCP_SACK_OUT		1
+#define LWIP_TCP_MAX_SACK_NUM		4
+#define LWIP_TCP_TIMESTAMPS		1
+#define TCP_QUEUE_OOSEQ			1
+#define TCP_OOSEQ_MAX_BYTES		(256 * 1024)
+#define TCP_OOSEQ_MAX_PBUFS		64
+#define TCP_LISTEN_BACKLOG		1
+#define TCP_DEFAULT_LISTEN_BACKLOG	0xff
+#define LWIP_TCP_KEEPALIVE		1
+#define TCP_OVERSIZE			TCP_MSS
+#define LWIP_TCP_PCB_NUM_EXT_ARGS	1
+#define LWIP_CALLBACK_API		1
+
+/* ---- UDP */
+#define LWIP_UDP			1
+#define LWIP_UDPLITE			0
+
+/* ---- statistics: the engine reads pool usage to account for leaks */
+#define LWIP_STATS			1
+#define LWIP_STATS_DISPLAY		0
+#define MEMP_STATS			1
+#define MEM_STATS			1
+#define TCP_STATS			1
+#define UDP_STATS			1
+#define IP_STATS			1
+#define IP6_STATS			1
+#define IPFRAG_STATS			1
+#define LINK_STATS			0
+#define ICMP_STATS			0
+#define ICMP6_STATS			0
+#define ND6_STATS			0
+#define MLD6_STATS			0
+#define ETHARP_STATS			0
+
+#define LWIP_DEBUG			0
+#define LWIP_NOASSERT_ON_ERROR		1
+
+#endif /* L3X_LWIPOPTS_H */
