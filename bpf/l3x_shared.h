@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * l3x_shared.h - the contract between the steering program (bpf/l3x.bpf.c)
+ * and user space (lib/steer.c, lib/rules.c, tests).
+ *
+ * Rules live in maps so they change with no reload:
+ *   - l3x_rules   HASH: every rule as the user gave it -> reference count.
+ *                 The source of truth, so several processes (or a later
+ *                 process after xdp-loader) can rebuild the tries.
+ *   - l3x_lpm4/6  LPM_TRIE: one entry per distinct rule prefix. Its value
+ *                 holds the port ranges of every rule whose CIDR contains
+ *                 that prefix, so the longest match alone answers
+ *                 "does any rule match" (see lib/rules.c).
+ *   - l3x_xsks    XSKMAP indexed by RX queue.
+ *   - l3x_frags   LRU_HASH: fragment id of a first fragment that matched,
+ *                 so its later fragments follow it to the same socket.
+ *   - l3x_stats   PERCPU_ARRAY of counters, one per L3X_CNT_*.
+ *
+ * Fixed-width types only: this header is compiled by clang -target bpf and
+ * by gcc for user space.
+ */
+#ifndef L3X_SHARED_H
+#define L3X_SHARED_H
+
+#include <linux/types.h>
+
+#define L3X_MAX_RULES		4096	/* l3x_rules entries */
+#define L3X_MAX_PREFIXES	4096	/* entries per LPM trie */
+#define L3X_MAX_RANGES		32	/* port ranges per prefix entry */
+#define L3X_MAX_QUEUES		256	/* l3x_xsks entries */
+#define L3X_MAX_FRAGS		8192	/* l3x_frags entries */
+
+/* Protocol numbers as on the wire; L3X_P_ANY matches every protocol. */
+#define L3X_P_ANY	0
+#define L3X_P_TCP	6
+#define L3X_P_UDP	17
+
+/* Counters. Every frame the program sees adds one to exactly one of the
+ * first four, so their sum is the number of frames seen. */
+enum l3x_cnt {
+	L3X_CNT_PASSED = 0,	/* no rule matched (ARP, ND, other traffic): XDP_PASS */
+	L3X_CNT_REDIRECTED,	/* matched, handed to the queue's socket */
+	L3X_CNT_REDIRECT_FAILED,/* matched, no socket on the queue: XDP_PASS */
+	L3X_CNT_MALFORMED,	/* unparseable (truncated, bad IHL...): XDP_PASS */
+	L3X_CNT_FRAGS_TRACKED,	/* extra: first fragments recorded in l3x_frags */
+	L3X_CNT_MAX,
+};
+
+/* One rule as stored in l3x_rules (key). Addresses in network order, an
+ * IPv4 address in addr[0..3] with the rest zero. Ports in host order;
+ * "any port" is 0-65535. */
+struct l3x_rule_key {
+	__u8 family;		/* 4 or 6 */
+	__u8 proto;		/* L3X_P_* */
+	__u8 prefix_len;
+	__u8 pad;
+	__u16 port_lo;
+	__u16 port_hi;
+	__u8 addr[16];
+};
+
+/* LPM trie keys: prefixlen first, as the kernel requires. */
+struct l3x_lpm4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct l3x_lpm6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct l3x_range {
+	__u8 proto;		/* L3X_P_* */
+	__u8 pad;
+	__u16 lo;		/* host order, inclusive */
+	__u16 hi;
+	__u16 pad2;
+};
+
+/* Value of both tries. */
+struct l3x_lpm_val {
+	__u32 count;		/* used entries of r[] */
+	__u32 pad;
+	struct l3x_range r[L3X_MAX_RANGES];
+};
+
+/* l3x_frags key: identifies the datagram a fragment belongs to. */
+struct l3x_frag_key {
+	__u8 family;		/* 4 or 6 */
+	__u8 proto;
+	__u16 pad;
+	__u32 id;		/* IPv4 id (zero-extended) or IPv6 fragment id */
+	__u8 src[16];
+	__u8 dst[16];
+};
+
+#endif /* L3X_SHARED_H */
