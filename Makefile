@@ -66,6 +66,7 @@ TEST_HELPER := $(wildcard tests/unit/helpers.c)
 .PHONY: all deps deps-check test unit-test integration-test install uninstall clean \
 	distclean format format-check compile_commands.json lwip-tree
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 # Plain make never installs: stop with one line naming what is missing.
 NEEDS_DEPS := $(filter-out deps deps-check test clean distclean format format-check uninstall,\
@@ -189,7 +190,7 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(patsubst tests/unit/%.c,$(B)/obj/tests/%.o,$(
 		$(B)/libl3x-internal.a $(BPF_OBJS)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(B)/libl3x-internal.a -lcriterion $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter-out %.bpf.o,$(filter %.o,$^)) $(B)/libl3x-internal.a -lcriterion $(LIBS)
 
 tests-build: all $(TEST_BINS)
 

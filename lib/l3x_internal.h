@@ -114,6 +114,11 @@ L3X_HIDDEN bool l3x_steer_reused(const struct l3x_steer *s);
 L3X_HIDDEN bool l3x_steer_skb_mode(const struct l3x_steer *s);
 L3X_HIDDEN int l3x_steer_stats(const struct l3x_steer *s,
 			       struct l3x_steer_stats *st);
+/* Open the maps pinned in @pin_dir without any program (lib/ctl.c). */
+L3X_HIDDEN int l3x_steer_open_pinned(const char *pin_dir, struct l3x_maps *m);
+L3X_HIDDEN void l3x_maps_close(struct l3x_maps *m);
+/* Sum the per-CPU counters of @stats_fd. */
+L3X_HIDDEN int l3x_stats_read(int stats_fd, struct l3x_steer_stats *st);
 /* Detach if we attached, close fds. */
 L3X_HIDDEN void l3x_steer_close(struct l3x_steer *s);
 

@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * steer.c - the steering program on one interface.
+ *
+ * Two ways in:
+ *   reuse  an l3x program is already attached (xdp-loader load -p DIR, or
+ *          another l3x process) and its maps are pinned in the pin dir: we
+ *          open the pins, check that they are that program's maps, and
+ *          leave the program attached when we go.
+ *   own    otherwise we load the object embedded in the library
+ *          (lib/bpf_obj.S), pin its maps by name in the pin dir when a bpffs
+ *          is there, attach it (native XDP, skb mode as fallback) and detach
+ *          it and remove the pins on close.
+ * The maps carry everything else: rules (lib/rules.c), the XSKMAP (filled by
+ * lib/xsk.c), counters.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xdp/libxdp.h>
+
+#include "l3x_internal.h"
+
+#define L3X_PROG_NAME "l3x_xdp"
+
+static const char *const map_names[] = {
+	"l3x_rules", "l3x_lpm4", "l3x_lpm6", "l3x_xsks", "l3x_stats", "l3x_frags",
+};
+#define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
+
+struct l3x_steer {
+	int ifindex;
+	bool reused;		/* attached by someone else: leave it */
+	bool skb_mode;
+	bool pinned;		/* we pinned the maps: unpin on close */
+	char pin_dir[PATH_MAX];
+	struct xdp_program *prog;	/* own only */
+	struct bpf_object *obj;		/* own only */
+	union {
+		struct l3x_maps maps;
+		int fds[N_MAPS];
+	};
+};
+
+_Static_assert(sizeof(struct l3x_maps) == N_MAPS * sizeof(int),
+	       "map_names and struct l3x_maps must list the same maps");
+
+static bool is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[PATH_MAX];
+	char *p;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Make the pin dir usable: on a bpffs, created if missing. For the default
+ * dir we mount a bpffs on /sys/fs/bpf when none is there, as libxdp does.
+ * Returns true if maps can be pinned there.
+ */
+static bool prepare_pin_dir(const char *dir, bool is_default)
+{
+	char parent[PATH_MAX];
+	char *slash;
+	int err;
+
+	snprintf(parent, sizeof(parent), "%s", dir);
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	if (is_default && !is_bpffs("/sys/fs/bpf")) {
+		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"))
+			pr_debug("mount bpffs on /sys/fs/bpf: %s\n",
+				 strerror(errno));
+	}
+	if (!is_bpffs(parent) && !is_bpffs(dir)) {
+		pr_warn("pin dir %s is not on a bpffs: maps not pinned\n", dir);
+		return false;
+	}
+	err = mkdir_p(dir);
+	if (err) {
+		pr_warn("cannot create pin dir %s: %s\n", dir, strerror(-err));
+		return false;
+	}
+	return true;
+}
+
+static void close_fds(struct l3x_steer *s)
+{
+	l3x_maps_close(&s->maps);
+}
+
+static int pin_path(char *buf, size_t sz, const char *dir, const char *name)
+{
+	if (snprintf(buf, sz, "%s/%s", dir, name) >= (int)sz)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* ------------------------------------------------------------ reuse */
+
+/* The attached l3x program on @ifindex, or NULL. Sets *@skb. */
+static struct xdp_multiprog *find_attached(int ifindex, int *prog_fd,
+					   bool *skb)
+{
+	struct xdp_multiprog *mp;
+	struct xdp_program *p = NULL;
+
+	mp = xdp_multiprog__get_from_ifindex(ifindex);
+	if (!mp || libxdp_get_error(mp))
+		return NULL;
+	if (xdp_multiprog__is_legacy(mp)) {
+		p = xdp_multiprog__main_prog(mp);
+		if (p && strcmp(xdp_program__name(p), L3X_PROG_NAME))
+			p = NULL;
+	} else {
+		while ((p = xdp_multiprog__next_prog(p, mp)))
+			if (!strcmp(xdp_program__name(p), L3X_PROG_NAME))
+				break;
+	}
+	if (!p) {
+		xdp_multiprog__close(mp);
+		return NULL;
+	}
+	*prog_fd = xdp_program__fd(p);
+	*skb = xdp_multiprog__attach_mode(mp) == XDP_MODE_SKB;
+	return mp;
+}
+
+/* Is map @fd one of the maps program @prog_fd uses? */
+static bool prog_uses_map(int prog_fd, int fd)
+{
+	struct bpf_prog_info pinfo = {};
+	struct bpf_map_info minfo = {};
+	__u32 plen = sizeof(pinfo), mlen = sizeof(minfo);
+	__u32 ids[64];
+	__u32 i;
+
+	if (bpf_obj_get_info_by_fd(fd, &minfo, &mlen))
+		return false;
+	pinfo.nr_map_ids = 64;
+	pinfo.map_ids = (__u64)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(prog_fd, &pinfo, &plen))
+		return false;
+	for (i = 0; i < pinfo.nr_map_ids && i < 64; i++)
+		if (ids[i] == minfo.id)
+			return true;
+	return false;
+}
+
+/* Open the pinned maps of the attached program. -ENOENT: not all pinned;
+ * -ESTALE: pinned maps are not the attached program's. */
+static int open_pinned(struct l3x_steer *s, int prog_fd)
+{
+	size_t i;
+	int err;
+
+	err = l3x_steer_open_pinned(s->pin_dir, &s->maps);
+	if (err)
+		return err;
+	/* l3x_rules (index 0) is not used by the program, only by us. */
+	for (i = 1; i < N_MAPS; i++)
+		if (!prog_uses_map(prog_fd, s->fds[i]))
+			return -ESTALE;
+	return 0;
+}
+
+static int try_reuse(struct l3x_steer *s)
+{
+	struct xdp_multiprog *mp;
+	int prog_fd, err;
+
+	mp = find_attached(s->ifindex, &prog_fd, &s->skb_mode);
+	if (!mp)
+		return -ENOENT;
+	err = open_pinned(s, prog_fd);
+	xdp_multiprog__close(mp);
+	if (err) {
+		close_fds(s);
+		if (err == -ESTALE)
+			pr_warn("maps pinned in %s are not those of the l3x program attached to ifindex %d\n",
+				s->pin_dir, s->ifindex);
+		else
+			pr_warn("an l3x program is attached to ifindex %d but its maps are not pinned in %s: %s\n",
+				s->ifindex, s->pin_dir, strerror(-err));
+		return err == -ENOENT ? -ENOENT : err;
+	}
+	s->reused = true;
+	pr_info("using the l3x program already attached to ifindex %d (%s mode), maps in %s\n",
+		s->ifindex, s->skb_mode ? "skb" : "native", s->pin_dir);
+	return 0;
+}
+
+/* ------------------------------------------------------------ own */
+
+static void unpin_maps(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < N_MAPS; i++)
+		if (!pin_path(path, sizeof(path), dir, map_names[i]))
+			unlink(path);
+}
+
+static int open_object(struct l3x_steer *s, bool pin)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "l3x",
+		    .pin_root_path = pin ? s->pin_dir : NULL);
+	struct bpf_map *map;
+	int err;
+
+	s->obj = bpf_object__open_mem(l3x_bpf_obj_start,
+				      l3x_bpf_obj_end - l3x_bpf_obj_start, &oo);
+	if (!s->obj)
+		return -errno;
+	if (!pin)
+		bpf_object__for_each_map(map, s->obj)
+			bpf_map__set_pin_path(map, NULL);
+	s->prog = xdp_program__from_bpf_obj(s->obj, "xdp");
+	err = libxdp_get_error(s->prog);
+	if (err) {
+		s->prog = NULL;
+		return err;
+	}
+	return 0;
+}
+
+static int attach(struct l3x_steer *s, enum l3x_xdp_mode mode)
+{
+	int err = -EINVAL;
+
+	if (mode != L3X_XDP_SKB) {
+		err = xdp_program__attach(s->prog, s->ifindex, XDP_MODE_NATIVE, 0);
+		if (!err || mode == L3X_XDP_NATIVE)
+			return err;
+		pr_info("native XDP refused on ifindex %d (%s), trying skb mode\n",
+			s->ifindex, strerror(-err));
+	}
+	err = xdp_program__attach(s->prog, s->ifindex, XDP_MODE_SKB, 0);
+	if (!err)
+		s->skb_mode = true;
+	return err;
+}
+
+static int own_maps(struct l3x_steer *s)
+{
+	size_t i;
+
+	for (i = 0; i < N_MAPS; i++) {
+		s->fds[i] = bpf_object__find_map_fd_by_name(s->obj,
+							    map_names[i]);
+		if (s->fds[i] < 0)
+			return -ENOENT;
+		/* Ours to close, independent of the object. */
+		s->fds[i] = dup(s->fds[i]);
+		if (s->fds[i] < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static int load_own(struct l3x_steer *s, enum l3x_xdp_mode mode, bool pin)
+{
+	int err;
+
+	/* Maps left pinned by an earlier run would be reused by libbpf, stale
+	 * rules and all: start clean. */
+	if (pin)
+		unpin_maps(s->pin_dir);
+	err = open_object(s, pin);
+	if (err)
+		return err;
+	err = attach(s, mode);
+	if (err) {
+		pr_warn("cannot attach XDP program to ifindex %d: %s\n",
+			s->ifindex, strerror(-err));
+		return err;
+	}
+	s->pinned = pin;
+	return own_maps(s);
+}
+
+/* ------------------------------------------------------------ prints */
+
+/*
+ * libbpf and libxdp print to stderr by default (libxdp, for one, says so
+ * when its dispatcher falls back to a direct attach). The library never
+ * prints on its own, so while we call them their messages go to ours, one
+ * level down: our own warning names what failed. Their print hooks are
+ * process-wide: we restore the caller's afterwards.
+ */
+static void forward(enum l3x_print_level level, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	l3x_pr(level, "%s", buf);
+}
+
+static int from_libbpf(enum libbpf_print_level level, const char *fmt,
+		       va_list ap)
+{
+	forward(level == LIBBPF_WARN ? L3X_INFO : L3X_DEBUG, fmt, ap);
+	return 0;
+}
+
+static int from_libxdp(enum libxdp_print_level level, const char *fmt,
+		       va_list ap)
+{
+	forward(level == LIBXDP_WARN ? L3X_INFO : L3X_DEBUG, fmt, ap);
+	return 0;
+}
+
+struct saved_prints {
+	libbpf_print_fn_t bpf;
+	libxdp_print_fn_t xdp;
+};
+
+static struct saved_prints prints_ours(void)
+{
+	struct saved_prints p = {
+		.bpf = libbpf_set_print(from_libbpf),
+		.xdp = libxdp_set_print(from_libxdp),
+	};
+
+	return p;
+}
+
+static void prints_restore(struct saved_prints p)
+{
+	libbpf_set_print(p.bpf);
+	libxdp_set_print(p.xdp);
+}
+
+/* ------------------------------------------------------------ API */
+
+static struct l3x_steer *steer_open(int ifindex,
+				    const struct l3x_steer_cfg *cfg)
+{
+	const char *dir = cfg->pin_dir ? cfg->pin_dir : L3X_DEFAULT_PIN_DIR;
+	struct l3x_steer *s;
+	bool pin;
+	int err;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	memset(s->fds, -1, sizeof(s->fds));
+	s->ifindex = ifindex;
+	if (snprintf(s->pin_dir, sizeof(s->pin_dir), "%s", dir) >=
+	    (int)sizeof(s->pin_dir)) {
+		err = -ENAMETOOLONG;
+		goto err_free;
+	}
+	err = try_reuse(s);
+	if (!err)
+		return s;
+	if (err != -ENOENT)
+		goto err_free;
+	pin = prepare_pin_dir(s->pin_dir, cfg->pin_dir == NULL);
+	err = load_own(s, cfg->xdp_mode, pin);
+	if (err)
+		goto err_close;
+	return s;
+
+err_close:
+	l3x_steer_close(s);
+	errno = -err;
+	return NULL;
+err_free:
+	free(s);
+	errno = -err;
+	return NULL;
+}
+
+struct l3x_steer *l3x_steer_open(int ifindex, const struct l3x_steer_cfg *cfg)
+{
+	struct saved_prints p = prints_ours();
+	struct l3x_steer *s = steer_open(ifindex, cfg);
+	int err = errno;
+
+	prints_restore(p);
+	errno = err;
+	return s;
+}
+
+const struct l3x_maps *l3x_steer_maps(const struct l3x_steer *s)
+{
+	return &s->maps;
+}
+
+bool l3x_steer_reused(const struct l3x_steer *s)
+{
+	return s->reused;
+}
+
+bool l3x_steer_skb_mode(const struct l3x_steer *s)
+{
+	return s->skb_mode;
+}
+
+int l3x_stats_read(int stats_fd, struct l3x_steer_stats *st)
+{
+	uint64_t sums[L3X_CNT_MAX] = {};
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *vals;
+	__u32 k;
+	int c;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	vals = calloc(ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (k = 0; k < L3X_CNT_MAX; k++) {
+		if (bpf_map_lookup_elem(stats_fd, &k, vals)) {
+			free(vals);
+			return -errno;
+		}
+		for (c = 0; c < ncpu; c++)
+			sums[k] += vals[c];
+	}
+	free(vals);
+	st->passed = sums[L3X_CNT_PASSED];
+	st->redirected = sums[L3X_CNT_REDIRECTED];
+	st->redirect_failed = sums[L3X_CNT_REDIRECT_FAILED];
+	st->malformed = sums[L3X_CNT_MALFORMED];
+	st->frags_tracked = sums[L3X_CNT_FRAGS_TRACKED];
+	return 0;
+}
+
+int l3x_steer_stats(const struct l3x_steer *s, struct l3x_steer_stats *st)
+{
+	return l3x_stats_read(s->maps.stats, st);
+}
+
+int l3x_steer_open_pinned(const char *pin_dir, struct l3x_maps *m)
+{
+	char path[PATH_MAX];
+	int *fds = (int *)m;
+	size_t i;
+	int err;
+
+	memset(fds, -1, sizeof(*m));
+	for (i = 0; i < N_MAPS; i++) {
+		err = pin_path(path, sizeof(path), pin_dir, map_names[i]);
+		if (!err && (fds[i] = bpf_obj_get(path)) < 0)
+			err = -errno;
+		if (err) {
+			l3x_maps_close(m);
+			return err;
+		}
+	}
+	return 0;
+}
+
+void l3x_maps_close(struct l3x_maps *m)
+{
+	int *fds = (int *)m;
+	size_t i;
+
+	for (i = 0; i < N_MAPS; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+void l3x_steer_close(struct l3x_steer *s)
+{
+	struct saved_prints p;
+	int err;
+
+	if (!s)
+		return;
+	p = prints_ours();
+	close_fds(s);
+	if (s->prog && !s->reused) {
+		err = xdp_program__detach(s->prog, s->ifindex,
+					  s->skb_mode ? XDP_MODE_SKB :
+							XDP_MODE_NATIVE, 0);
+		if (err && err != -ENOENT)
+			pr_warn("detach XDP program from ifindex %d: %s\n",
+				s->ifindex, strerror(-err));
+	}
+	if (s->pinned)
+		unpin_maps(s->pin_dir);
+	xdp_program__close(s->prog);
+	bpf_object__close(s->obj);
+	prints_restore(p);
+	free(s);
+}

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * xsk.c - the AF_XDP link: one socket on one RX queue with its own UMEM,
+ * through libxdp's xsk API with libxdp's program load inhibited (the
+ * steering program is ours: lib/steer.c), the socket put in our XSKMAP.
+ *
+ * Frame ownership. Every UMEM frame is in exactly one place:
+ *   free        our free stack (pool below)
+ *   fill        on the fill ring, not yet taken by the kernel
+ *   kernel      taken from the fill ring, not yet on the RX ring
+ *   app         handed to the application, not yet released
+ *   tx          on the TX ring or being sent (none yet: RX only here)
+ *   completion  sent, on the completion ring, not yet reaped
+ * We count what crosses each boundary; the fill/kernel split is read from
+ * the fill ring's producer and consumer. l3x_xsk_frames() reports it, and
+ * tests check total == sum after every run.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/if_xdp.h>
+
+#include <bpf/bpf.h>
+#include <xdp/xsk.h>
+
+#include "l3x_internal.h"
+#include "xsk.h"
+
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
+
+struct l3x_xsk {
+	/* fast path, owner thread */
+	struct xsk_ring_cons rx;
+	struct xsk_ring_prod fill;
+	void *area;
+	uint64_t *free;		/* free stack of frame addresses */
+	uint32_t nfree;
+	uint32_t outstanding;	/* posted to fill, not yet received */
+	uint32_t app;		/* received, not yet released */
+	uint32_t queue;
+	bool busy_poll;
+	uint64_t frames;
+	uint64_t bytes;
+
+	/* set up */
+	struct xsk_ring_prod tx;
+	struct xsk_ring_cons comp;
+	struct xsk_umem *umem;
+	struct xsk_socket *sock;
+	size_t area_size;
+	uint32_t frame_count;
+	uint32_t frame_size;
+};
+
+static void set_busy_poll(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
+{
+	int fd = xsk_socket__fd(x->sock);
+	int one = 1, usec = cfg->busy_poll_usec;
+	int budget = (int)cfg->busy_poll_budget;
+
+	if (usec < 0)
+		return;
+	/* Each is optional: older kernels or drivers without NAPI refuse. */
+	if (setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usec, sizeof(usec)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget,
+		       sizeof(budget))) {
+		pr_info("queue %u: busy polling not available (%s)\n",
+			x->queue, strerror(errno));
+		return;
+	}
+	x->busy_poll = true;
+}
+
+static int create_umem(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
+{
+	struct xsk_umem_config uc = {
+		.fill_size = cfg->ring_size,
+		.comp_size = cfg->ring_size,
+		.frame_size = cfg->frame_size,
+		.frame_headroom = 0,
+		.flags = 0,
+	};
+	uint32_t i;
+
+	x->frame_count = cfg->frame_count;
+	x->frame_size = cfg->frame_size;
+	x->area_size = (size_t)cfg->frame_count * cfg->frame_size;
+	x->area = mmap(NULL, x->area_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (x->area == MAP_FAILED) {
+		x->area = NULL;
+		return -errno;
+	}
+	x->free = malloc(sizeof(*x->free) * cfg->frame_count);
+	if (!x->free)
+		return -ENOMEM;
+	for (i = 0; i < cfg->frame_count; i++)
+		x->free[i] = (uint64_t)(cfg->frame_count - 1 - i) * cfg->frame_size;
+	x->nfree = cfg->frame_count;
+	return xsk_umem__create(&x->umem, x->area, x->area_size, &x->fill,
+				&x->comp, &uc);
+}
+
+static int create_socket(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
+{
+	struct xsk_socket_config sc = {
+		.rx_size = cfg->ring_size,
+		.tx_size = cfg->ring_size,
+		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+		.bind_flags = XDP_USE_NEED_WAKEUP,
+	};
+	int err;
+
+	/* No flag: the kernel tries zero-copy and falls back to copy. */
+	if (cfg->bind_mode == L3X_BIND_COPY || cfg->skb_mode)
+		sc.bind_flags |= XDP_COPY;
+	else if (cfg->bind_mode == L3X_BIND_ZEROCOPY)
+		sc.bind_flags |= XDP_ZEROCOPY;
+	err = xsk_socket__create(&x->sock, cfg->ifname, cfg->queue, x->umem,
+				 &x->rx, &x->tx, &sc);
+	if (err) {
+		x->sock = NULL;
+		pr_warn("AF_XDP socket on %s queue %u: %s\n", cfg->ifname,
+			cfg->queue, strerror(-err));
+		return err;
+	}
+	err = xsk_socket__update_xskmap(x->sock, cfg->xsks_map_fd);
+	if (err)
+		pr_warn("put socket of queue %u in l3x_xsks: %s\n", cfg->queue,
+			strerror(-err));
+	return err;
+}
+
+struct l3x_xsk *l3x_xsk_open(const struct l3x_xsk_cfg *cfg)
+{
+	struct l3x_xsk *x;
+	int err;
+
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->queue = cfg->queue;
+	err = create_umem(x, cfg);
+	if (err)
+		goto err_close;
+	err = create_socket(x, cfg);
+	if (err)
+		goto err_close;
+	set_busy_poll(x, cfg);
+	l3x_xsk_refill(x);
+	return x;
+
+err_close:
+	l3x_xsk_close(x);
+	errno = -err;
+	return NULL;
+}
+
+void l3x_xsk_close(struct l3x_xsk *x)
+{
+	if (!x)
+		return;
+	/* The kernel drops the socket from the XSKMAP when it closes. */
+	if (x->sock)
+		xsk_socket__delete(x->sock);
+	if (x->umem)
+		xsk_umem__delete(x->umem);
+	if (x->area)
+		munmap(x->area, x->area_size);
+	free(x->free);
+	free(x);
+}
+
+int l3x_xsk_fd(const struct l3x_xsk *x)
+{
+	return xsk_socket__fd(x->sock);
+}
+
+uint32_t l3x_xsk_queue(const struct l3x_xsk *x)
+{
+	return x->queue;
+}
+
+void l3x_xsk_refill(struct l3x_xsk *x)
+{
+	uint32_t n, idx, i;
+
+	n = xsk_prod_nb_free(&x->fill, x->nfree);
+	if (n > x->nfree)
+		n = x->nfree;
+	if (!n || xsk_ring_prod__reserve(&x->fill, n, &idx) != n)
+		return;
+	for (i = 0; i < n; i++)
+		*xsk_ring_prod__fill_addr(&x->fill, idx + i) =
+			x->free[--x->nfree];
+	xsk_ring_prod__submit(&x->fill, n);
+	x->outstanding += n;
+}
+
+/* Let the kernel run the queue: needed when it asks (need_wakeup) and,
+ * with busy polling, to drive the NAPI loop from this thread. */
+static void kick_rx(struct l3x_xsk *x)
+{
+	if (x->busy_poll || xsk_ring_prod__needs_wakeup(&x->fill))
+		recvfrom(xsk_socket__fd(x->sock), NULL, 0, MSG_DONTWAIT, NULL,
+			 NULL);
+}
+
+unsigned l3x_xsk_rx_burst(struct l3x_xsk *x, struct l3x_frame *f, unsigned n)
+{
+	struct timespec ts;
+	uint32_t idx, got, i;
+	uint64_t now;
+
+	got = xsk_ring_cons__peek(&x->rx, n, &idx);
+	if (!got) {
+		kick_rx(x);
+		got = xsk_ring_cons__peek(&x->rx, n, &idx);
+		if (!got)
+			return 0;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	for (i = 0; i < got; i++) {
+		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x->rx, idx + i);
+
+		f[i].addr = d->addr;
+		f[i].data = xsk_umem__get_data(x->area, d->addr);
+		f[i].len = d->len;
+		f[i].queue = x->queue;
+		f[i].ts_ns = now;
+		x->bytes += d->len;
+	}
+	xsk_ring_cons__release(&x->rx, got);
+	x->outstanding -= got;
+	x->app += got;
+	x->frames += got;
+	return got;
+}
+
+void l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		/* Back to the frame's start: aligned mode, power-of-two size. */
+		x->free[x->nfree++] = f[i].addr & ~((uint64_t)x->frame_size - 1);
+	}
+	x->app -= n;
+	l3x_xsk_refill(x);
+}
+
+int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = xsk_socket__fd(x->sock), .events = POLLIN };
+	int r;
+
+	if (xsk_cons_nb_avail(&x->rx, 1))
+		return 1;
+	r = poll(&pfd, 1, timeout_ms);
+	if (r < 0)
+		return -errno;
+	return r > 0;
+}
+
+void l3x_xsk_frames(const struct l3x_xsk *x, struct l3x_frame_stats *fs)
+{
+	/* Acquire: pairs with the kernel's release of the fill consumer after
+	 * it took the frames. */
+	uint32_t prod = *x->fill.producer;
+	uint32_t cons = __atomic_load_n(x->fill.consumer, __ATOMIC_ACQUIRE);
+	uint32_t in_fill = prod - cons;
+
+	memset(fs, 0, sizeof(*fs));
+	fs->total = x->frame_count;
+	fs->free = x->nfree;
+	fs->fill = in_fill;
+	fs->kernel = x->outstanding - in_fill;
+	fs->app = x->app;
+}
+
+int l3x_xsk_stats(const struct l3x_xsk *x, struct l3x_capture_handle_stats *st)
+{
+	struct xdp_statistics xs = {};
+	socklen_t len = sizeof(xs);
+
+	st->frames = x->frames;
+	st->bytes = x->bytes;
+	if (getsockopt(xsk_socket__fd(x->sock), SOL_XDP, XDP_STATISTICS, &xs,
+		       &len))
+		return -errno;
+	st->rx_dropped = xs.rx_dropped;
+	st->rx_invalid_descs = xs.rx_invalid_descs;
+	st->rx_ring_full = xs.rx_ring_full;
+	st->rx_fill_ring_empty = xs.rx_fill_ring_empty_descs;
+	return 0;
+}

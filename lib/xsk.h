@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* xsk.h - the AF_XDP link (lib/xsk.c), internal. All calls but open and
+ * close are owner-thread only. */
+#ifndef L3X_XSK_H
+#define L3X_XSK_H
+
+#include "l3x_internal.h"
+
+struct l3x_xsk;
+
+struct l3x_xsk_cfg {
+	const char *ifname;
+	uint32_t queue;
+	uint32_t frame_count;
+	uint32_t frame_size;		/* power of two */
+	uint32_t ring_size;		/* power of two */
+	enum l3x_bind_mode bind_mode;
+	bool skb_mode;			/* program in skb mode: copy only */
+	int busy_poll_usec;		/* < 0: off */
+	uint32_t busy_poll_budget;
+	int xsks_map_fd;
+};
+
+L3X_HIDDEN struct l3x_xsk *l3x_xsk_open(const struct l3x_xsk_cfg *cfg);
+L3X_HIDDEN void l3x_xsk_close(struct l3x_xsk *x);
+L3X_HIDDEN int l3x_xsk_fd(const struct l3x_xsk *x);
+L3X_HIDDEN uint32_t l3x_xsk_queue(const struct l3x_xsk *x);
+/* Post free frames to the fill ring, as many as fit. */
+L3X_HIDDEN void l3x_xsk_refill(struct l3x_xsk *x);
+L3X_HIDDEN unsigned l3x_xsk_rx_burst(struct l3x_xsk *x, struct l3x_frame *f,
+				     unsigned n);
+L3X_HIDDEN void l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f,
+				unsigned n);
+L3X_HIDDEN int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms);
+L3X_HIDDEN void l3x_xsk_frames(const struct l3x_xsk *x,
+			       struct l3x_frame_stats *fs);
+L3X_HIDDEN int l3x_xsk_stats(const struct l3x_xsk *x,
+			     struct l3x_capture_handle_stats *st);
+
+#endif

@@ -1,0 +1,302 @@
+/*
+ * test_capture.c - the capture API on a real AF_XDP socket on a real veth
+ * pair, in a network namespace of the test's own (criterion forks each
+ * test, so the namespace and its veth vanish with the test process).
+ * Frames are injected with AF_PACKET on the peer; the kernel's veth carries
+ * them to the XDP program and the socket.
+ *
+ * Checks frame accounting (every UMEM frame in exactly one place) after
+ * each step, UMEM exhaustion with a reader that holds frames, and API
+ * errors.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <xdp/libxdp.h>
+
+#include "l3x/l3x.h"
+
+#define NOPIN "/nonexistent-l3x-test/pins"
+
+static int inject_fd = -1;
+static int inject_ifindex;
+static uint8_t dst_mac[6];
+
+static void sh(const char *cmd)
+{
+	cr_assert_eq(system(cmd), 0, "command failed: %s", cmd);
+}
+
+/* A namespace of our own with veth t0 <-> t1 (@queues each). */
+static void setup_veth(int queues)
+{
+	char cmd[256];
+	struct ifreq ifr = {};
+	int s;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root for a network namespace, veth and XDP");
+	if (unshare(CLONE_NEWNET))
+		cr_skip_test("cannot unshare a network namespace: %s",
+			     strerror(errno));
+	snprintf(cmd, sizeof(cmd),
+		 "ip link add t0 numtxqueues %d numrxqueues %d type veth peer name t1 "
+		 "numtxqueues %d numrxqueues %d && ip link set t0 up && ip link set t1 up",
+		 queues, queues, queues, queues);
+	sh(cmd);
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	strcpy(ifr.ifr_name, "t1");
+	cr_assert_eq(ioctl(s, SIOCGIFHWADDR, &ifr), 0);
+	memcpy(dst_mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(s);
+	inject_fd = socket(AF_PACKET, SOCK_RAW, 0);
+	cr_assert_geq(inject_fd, 0);
+	inject_ifindex = if_nametoindex("t0");
+}
+
+static uint16_t csum(const void *p, size_t len, uint32_t sum)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)b[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* Send one IPv4 UDP frame 192.0.2.1:4000 -> 192.0.2.2:@dport from t0. */
+static void inject_udp(uint16_t dport, uint32_t seq)
+{
+	uint8_t f[64] = {};
+	struct ether_header *eth = (void *)f;
+	struct iphdr *ip = (void *)(f + 14);
+	struct udphdr *udp = (void *)(f + 34);
+	struct sockaddr_ll sll = {
+		.sll_family = AF_PACKET,
+		.sll_ifindex = inject_ifindex,
+		.sll_halen = 6,
+	};
+
+	memcpy(eth->ether_dhost, dst_mac, 6);
+	eth->ether_type = htons(ETHERTYPE_IP);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_UDP;
+	ip->tot_len = htons(20 + 8 + 4);
+	ip->saddr = htonl(0xc0000201);
+	ip->daddr = htonl(0xc0000202);
+	ip->check = htons(csum(ip, 20, 0));
+	udp->source = htons(4000);
+	udp->dest = htons(dport);
+	udp->len = htons(12);
+	memcpy(f + 42, &seq, 4);
+	/* UDP checksum 0: none, which IPv4 allows. */
+	memcpy(sll.sll_addr, dst_mac, 6);
+	cr_assert_eq(sendto(inject_fd, f, 60, 0, (void *)&sll, sizeof(sll)), 60);
+}
+
+static void assert_accounted(struct l3x_capture_handle *h, uint32_t app)
+{
+	struct l3x_frame_stats fs;
+
+	cr_assert_eq(l3x_capture_handle__frames(h, &fs), 0);
+	cr_assert_eq(fs.free + fs.fill + fs.kernel + fs.app + fs.tx +
+			     fs.completion,
+		     fs.total, "frames lost: free %u fill %u kernel %u app %u",
+		     fs.free, fs.fill, fs.kernel, fs.app);
+	cr_assert_eq(fs.app, app, "app holds %u, want %u", fs.app, app);
+}
+
+static struct l3x_capture *open_cap(enum l3x_xdp_mode mode, uint32_t frames,
+				    uint32_t ring)
+{
+	struct l3x_capture *cap;
+	struct l3x_rule r;
+
+	L3X_OPTS(l3x_capture_opts, o, .pin_dir = NOPIN, .xdp_mode = mode,
+		 .frame_count = frames, .ring_size = ring);
+	l3x_set_print(NULL);
+	cap = l3x_capture__open("t1", &o);
+	cr_assert_not_null(cap, "open: %s", strerror(errno));
+	cr_assert_eq(l3x_rule__parse(&r, "udp 192.0.2.2 9000", NULL, 0), 0);
+	cr_assert_eq(l3x_capture__add_rule(cap, &r), 0);
+	return cap;
+}
+
+/* Receive until @want frames are held in @f (or 2 s pass). */
+static unsigned recv_n(struct l3x_capture_handle *h, struct l3x_frame *f,
+		       unsigned want)
+{
+	unsigned got = 0, tries = 0;
+
+	while (got < want && tries++ < 200) {
+		got += l3x_capture_handle__recv_burst(h, f + got, want - got);
+		if (got < want)
+			l3x_capture_handle__wait(h, 10);
+	}
+	return got;
+}
+
+static bool xdp_attached(void)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(
+		if_nametoindex("t1"));
+	bool on = mp && !libxdp_get_error(mp) &&
+		  (xdp_multiprog__main_prog(mp) || xdp_multiprog__is_legacy(mp));
+
+	if (mp && !libxdp_get_error(mp))
+		xdp_multiprog__close(mp);
+	return on;
+}
+
+static void accounting_run(enum l3x_xdp_mode mode)
+{
+	struct l3x_frame f[128];
+	struct l3x_capture_handle_stats hs;
+	struct l3x_steer_stats ss;
+	struct l3x_capture *cap;
+	struct l3x_capture_handle *h;
+	uint32_t i, seq;
+	unsigned got;
+
+	setup_veth(1);
+	cap = open_cap(mode, 0, 0);
+	h = l3x_capture_handle__open(cap, 0);
+	cr_assert_not_null(h, "handle: %s", strerror(errno));
+	assert_accounted(h, 0);
+	for (i = 0; i < 100; i++)
+		inject_udp(9000, i);
+	for (i = 0; i < 7; i++)
+		inject_udp(9001, i);
+	got = recv_n(h, f, 100);
+	cr_assert_eq(got, 100);
+	assert_accounted(h, 100);
+	for (i = 0; i < got; i++) {
+		cr_assert_eq(f[i].len, 60);
+		cr_assert_eq(f[i].queue, 0);
+		memcpy(&seq, f[i].data + 42, 4);
+		cr_assert_eq(seq, i, "frame %u carries seq %u", i, seq);
+	}
+	l3x_capture_handle__release(h, f, got);
+	assert_accounted(h, 0);
+	cr_assert_eq(l3x_capture_handle__recv_burst(h, f, 128), 0,
+		     "a datagram to port 9001 was captured");
+	cr_assert_eq(l3x_capture_handle__stats(h, &hs), 0);
+	cr_assert_eq(hs.frames, 100);
+	cr_assert_eq(l3x_capture__steer_stats(cap, &ss), 0);
+	cr_assert_eq(ss.redirected, 100);
+	cr_assert_geq(ss.passed, 7);
+	cr_assert_eq(ss.malformed, 0);
+	l3x_capture_handle__close(h);
+	cr_assert_eq(l3x_capture__close(cap), 0);
+	cr_assert(!xdp_attached(), "program left attached after close");
+}
+
+Test(capture, frames_accounted_native_xdp)
+{
+	accounting_run(L3X_XDP_NATIVE);
+}
+
+Test(capture, frames_accounted_skb_xdp)
+{
+	accounting_run(L3X_XDP_SKB);
+}
+
+/* A reader that holds every frame: the kernel drops (and counts) what it
+ * cannot place, nothing already received is lost, and reception resumes
+ * once frames are given back. */
+Test(capture, umem_exhaustion_counts_drops_and_recovers)
+{
+	struct l3x_frame f[256];
+	struct l3x_capture_handle_stats hs;
+	struct l3x_capture *cap;
+	struct l3x_capture_handle *h;
+	unsigned held, more, i;
+
+	setup_veth(1);
+	cap = open_cap(L3X_XDP_NATIVE, 64, 32);
+	h = l3x_capture_handle__open(cap, 0);
+	cr_assert_not_null(h);
+	for (i = 0; i < 200; i++)
+		inject_udp(9000, i);
+	held = recv_n(h, f, 64);
+	cr_assert_leq(held, 64);
+	cr_assert_geq(held, 32, "only %u frames arrived", held);
+	/* Nothing more can come while we hold them. */
+	for (i = 0; i < 50; i++)
+		inject_udp(9000, 1000 + i);
+	more = recv_n(h, f + held, 64 - held);
+	assert_accounted(h, held + more);
+	cr_assert_eq(l3x_capture_handle__stats(h, &hs), 0);
+	cr_assert_gt(hs.rx_dropped + hs.rx_ring_full + hs.rx_fill_ring_empty, 0,
+		     "drops were not counted");
+	l3x_capture_handle__release(h, f, held + more);
+	assert_accounted(h, 0);
+	/* drain what was queued, then fresh frames arrive again */
+	while ((more = recv_n(h, f, 64)))
+		l3x_capture_handle__release(h, f, more);
+	for (i = 0; i < 10; i++)
+		inject_udp(9000, 5000 + i);
+	cr_assert_eq(recv_n(h, f, 10), 10);
+	l3x_capture_handle__release(h, f, 10);
+	assert_accounted(h, 0);
+	l3x_capture_handle__close(h);
+	l3x_capture__close(cap);
+}
+
+Test(capture, api_errors)
+{
+	struct l3x_capture *cap;
+	struct l3x_capture_handle *h;
+	struct {
+		struct l3x_capture_opts o;
+		uint64_t future;
+	} big = {};
+
+	setup_veth(2);
+	l3x_set_print(NULL);
+	cr_assert_null(l3x_capture__open("nosuch0", NULL));
+	cr_assert_eq(errno, ENODEV);
+	L3X_OPTS(l3x_capture_opts, bad, .frame_size = 1000);
+	cr_assert_null(l3x_capture__open("t1", &bad));
+	cr_assert_eq(errno, EINVAL);
+	/* a caller from a newer l3x asking for something we lack */
+	big.o.sz = sizeof(big);
+	big.future = 1;
+	cr_assert_null(l3x_capture__open("t1", &big.o));
+	cr_assert_eq(errno, EINVAL);
+	/* ...but zero trailing bytes are fine */
+	big.future = 0;
+	big.o.pin_dir = NOPIN;
+	cap = l3x_capture__open("t1", &big.o);
+	cr_assert_not_null(cap, "%s", strerror(errno));
+	cr_assert_eq(l3x_capture__queue_count(cap), 2);
+	cr_assert_null(l3x_capture_handle__open(cap, 2));
+	cr_assert_eq(errno, ERANGE);
+	h = l3x_capture_handle__open(cap, 1);
+	cr_assert_not_null(h);
+	cr_assert_null(l3x_capture_handle__open(cap, 1));
+	cr_assert_eq(errno, EBUSY);
+	cr_assert_eq(l3x_capture__close(cap), -EBUSY);
+	l3x_capture_handle__close(h);
+	cr_assert_eq(l3x_capture__close(cap), 0);
+	cr_assert(!xdp_attached());
+}

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * l3x-capture - write the frames that match steering rules as pcap.
+ *
+ * One thread reads every queue's handle in turn, writes nanosecond pcap
+ * (tcpdump and tshark read it; "-" pipes it), and gives the frames back.
+ * It spins a little when idle before sleeping in poll(), so a flood is read
+ * at full rate and an idle capture costs no CPU.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "l3x/l3x.h"
+
+#define PROG "l3x-capture"
+#define BURST 64
+#define SPIN_ROUNDS 2000
+
+static volatile sig_atomic_t stop;
+static struct run *cleanup_run;
+static bool verbose;
+
+struct args {
+	const char *iface;
+	const char *write;
+	const char *pin_dir;
+	uint32_t queues[256];
+	unsigned nqueues;
+	struct l3x_rule rules[256];
+	char rule_text[256][L3X_RULE_STRLEN];
+	unsigned nrules;
+	uint64_t count;		/* 0: no limit */
+	double seconds;		/* 0: no limit */
+	enum l3x_xdp_mode xdp_mode;
+	enum l3x_bind_mode bind_mode;
+	bool no_busy_poll;
+	bool quiet;
+};
+
+struct run {
+	struct l3x_capture *cap;
+	struct l3x_capture_handle *h[256];
+	unsigned nh;
+	FILE *out;
+	uint64_t frames, bytes;
+};
+
+struct pcap_rec {
+	uint32_t ts_sec, ts_nsec, caplen, len;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " --iface IF --rule RULE [--rule RULE]... --write FILE|-\n"
+		"       [--queue Q]... [--count N] [--seconds S] [--pin-dir DIR]\n"
+		"       [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
+		"       [--no-busy-poll] [--quiet] [--verbose]\n"
+		"RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'udp 192.0.2.0/24 9000'.\n");
+}
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static uint64_t parse_u64(const char *opt, const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || !*s || *end || *s == '-')
+		die("%s '%s': not a whole number", opt, s);
+	return v;
+}
+
+static void add_rule(struct args *a, const char *text)
+{
+	char err[128];
+
+	if (a->nrules == 256)
+		die("--rule: at most 256 rules");
+	if (l3x_rule__parse(&a->rules[a->nrules], text, err, sizeof(err)))
+		die("--rule '%s': %s", text, err);
+	snprintf(a->rule_text[a->nrules], L3X_RULE_STRLEN, "%s", text);
+	a->nrules++;
+}
+
+static void parse_mode(struct args *a, int opt, const char *s)
+{
+	if (opt == 'm') {
+		if (!strcmp(s, "auto"))
+			a->xdp_mode = L3X_XDP_AUTO;
+		else if (!strcmp(s, "native"))
+			a->xdp_mode = L3X_XDP_NATIVE;
+		else if (!strcmp(s, "skb"))
+			a->xdp_mode = L3X_XDP_SKB;
+		else
+			die("--xdp-mode '%s': must be auto, native or skb", s);
+		return;
+	}
+	if (!strcmp(s, "auto"))
+		a->bind_mode = L3X_BIND_AUTO;
+	else if (!strcmp(s, "copy"))
+		a->bind_mode = L3X_BIND_COPY;
+	else if (!strcmp(s, "zerocopy"))
+		a->bind_mode = L3X_BIND_ZEROCOPY;
+	else
+		die("--bind '%s': must be auto, copy or zerocopy", s);
+}
+
+static void parse_args(struct args *a, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "iface", required_argument, NULL, 'i' },
+		{ "queue", required_argument, NULL, 'q' },
+		{ "rule", required_argument, NULL, 'r' },
+		{ "write", required_argument, NULL, 'w' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "xdp-mode", required_argument, NULL, 'm' },
+		{ "bind", required_argument, NULL, 'b' },
+		{ "no-busy-poll", no_argument, NULL, 'B' },
+		{ "quiet", no_argument, NULL, 'Q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "i:q:r:w:c:s:p:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i': a->iface = optarg; break;
+		case 'q':
+			if (a->nqueues == 256)
+				die("--queue: at most 256 queues");
+			a->queues[a->nqueues++] = parse_u64("--queue", optarg);
+			break;
+		case 'r': add_rule(a, optarg); break;
+		case 'w': a->write = optarg; break;
+		case 'c': a->count = parse_u64("--count", optarg); break;
+		case 's': a->seconds = parse_u64("--seconds", optarg); break;
+		case 'p': a->pin_dir = optarg; break;
+		case 'm': case 'b': parse_mode(a, c, optarg); break;
+		case 'B': a->no_busy_poll = true; break;
+		case 'Q': a->quiet = true; break;
+		case 'v': verbose = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc)
+		die("'%s': unexpected argument (rules go after --rule)", argv[optind]);
+	if (!a->iface)
+		die("--iface: missing (the interface to capture on)");
+	if (!a->nrules)
+		die("--rule: missing (at least one, e.g. --rule 'udp 192.0.2.1 9000')");
+	if (!a->write)
+		die("--write: missing (a file, or - for standard output)");
+}
+
+static FILE *open_pcap(const char *path)
+{
+	/* Nanosecond pcap, Ethernet link type. */
+	const uint32_t hdr[6] = { 0xa1b23c4d, 0x00040002, 0, 0, 262144, 1 };
+	FILE *f = strcmp(path, "-") ? fopen(path, "wb") : stdout;
+
+	if (!f)
+		die("--write '%s': %s", path, strerror(errno));
+	setvbuf(f, NULL, _IOFBF, 1 << 20);
+	if (fwrite(hdr, sizeof(hdr), 1, f) != 1)
+		die("--write '%s': %s", path, strerror(errno));
+	return f;
+}
+
+static void write_frame(FILE *f, const struct l3x_frame *fr)
+{
+	struct pcap_rec r = {
+		.ts_sec = (uint32_t)(fr->ts_ns / 1000000000u),
+		.ts_nsec = (uint32_t)(fr->ts_ns % 1000000000u),
+		.caplen = fr->len,
+		.len = fr->len,
+	};
+
+	if (fwrite(&r, sizeof(r), 1, f) != 1 ||
+	    fwrite(fr->data, fr->len, 1, f) != 1) {
+		if (errno == EPIPE)
+			stop = 1;
+		else
+			die("write: %s", strerror(errno));
+	}
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+
+/* One pass over every handle. Returns frames handled. */
+static unsigned pass(struct run *r, const struct args *a)
+{
+	struct l3x_frame fr[BURST];
+	unsigned i, j, n, total = 0;
+
+	for (i = 0; i < r->nh && !stop; i++) {
+		n = l3x_capture_handle__recv_burst(r->h[i], fr, BURST);
+		for (j = 0; j < n; j++) {
+			if (a->count && r->frames >= a->count)
+				break;
+			write_frame(r->out, &fr[j]);
+			r->frames++;
+			r->bytes += fr[j].len;
+		}
+		l3x_capture_handle__release(r->h[i], fr, n);
+		total += n;
+		if (a->count && r->frames >= a->count)
+			stop = 1;
+	}
+	return total;
+}
+
+static void sleep_on_handles(struct run *r, int timeout_ms)
+{
+	struct pollfd p[256];
+	unsigned i;
+
+	for (i = 0; i < r->nh; i++) {
+		p[i].fd = l3x_capture_handle__fd(r->h[i]);
+		p[i].events = POLLIN;
+	}
+	poll(p, r->nh, timeout_ms);
+}
+
+static void progress(const struct run *r, uint64_t *last, double dt)
+{
+	fprintf(stderr, "\r" PROG ": %llu frames, %llu bytes, %.0f frames/s   ",
+		(unsigned long long)r->frames, (unsigned long long)r->bytes,
+		(r->frames - *last) / dt);
+	*last = r->frames;
+}
+
+static void loop(struct run *r, const struct args *a)
+{
+	double start = now_s(), tick = start, t;
+	bool tty = isatty(STDERR_FILENO) && !a->quiet;
+	uint64_t last = 0;
+	unsigned idle = 0;
+
+	while (!stop) {
+		if (pass(r, a))
+			idle = 0;
+		else if (++idle > SPIN_ROUNDS)
+			sleep_on_handles(r, 50);
+		t = now_s();
+		if (a->seconds && t - start >= a->seconds)
+			break;
+		if (tty && t - tick >= 1.0) {
+			progress(r, &last, t - tick);
+			tick = t;
+		}
+	}
+	if (tty)
+		fputc('\n', stderr);
+}
+
+static void open_handles(struct run *r, const struct args *a)
+{
+	unsigned i, nq = a->nqueues;
+	uint32_t q;
+
+	if (!nq)
+		nq = l3x_capture__queue_count(r->cap);
+	for (i = 0; i < nq; i++) {
+		q = a->nqueues ? a->queues[i] : i;
+		r->h[r->nh] = l3x_capture_handle__open(r->cap, q);
+		if (!r->h[r->nh])
+			die("--queue %u on %s: %s", q, a->iface, strerror(errno));
+		r->nh++;
+	}
+}
+
+static void report(struct run *r)
+{
+	struct l3x_capture_handle_stats hs, sum = {};
+	struct l3x_frame_stats fs, fsum = {};
+	struct l3x_steer_stats ss = {};
+	unsigned i;
+
+	for (i = 0; i < r->nh; i++) {
+		l3x_capture_handle__stats(r->h[i], &hs);
+		l3x_capture_handle__frames(r->h[i], &fs);
+		sum.frames += hs.frames;
+		sum.rx_dropped += hs.rx_dropped;
+		sum.rx_ring_full += hs.rx_ring_full;
+		sum.rx_fill_ring_empty += hs.rx_fill_ring_empty;
+		sum.rx_invalid_descs += hs.rx_invalid_descs;
+		fsum.total += fs.total;
+		fsum.free += fs.free;
+		fsum.fill += fs.fill;
+		fsum.kernel += fs.kernel;
+		fsum.app += fs.app;
+	}
+	l3x_capture__steer_stats(r->cap, &ss);
+	fprintf(stderr,
+		PROG ": written %llu frames %llu bytes; received %llu; "
+		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
+		"xsk rx_dropped %llu rx_ring_full %llu fill_ring_empty %llu invalid %llu; "
+		"umem total %u free %u fill %u kernel %u app %u\n",
+		(unsigned long long)r->frames, (unsigned long long)r->bytes,
+		(unsigned long long)sum.frames,
+		(unsigned long long)ss.passed, (unsigned long long)ss.redirected,
+		(unsigned long long)ss.redirect_failed,
+		(unsigned long long)ss.malformed,
+		(unsigned long long)sum.rx_dropped,
+		(unsigned long long)sum.rx_ring_full,
+		(unsigned long long)sum.rx_fill_ring_empty,
+		(unsigned long long)sum.rx_invalid_descs, fsum.total, fsum.free,
+		fsum.fill, fsum.kernel, fsum.app);
+}
+
+/* Runs on every exit, die() included: never leave the program attached. */
+static void cleanup(void)
+{
+	struct run *r = cleanup_run;
+	unsigned i;
+
+	if (!r)
+		return;
+	cleanup_run = NULL;
+	for (i = 0; i < r->nh; i++)
+		l3x_capture_handle__close(r->h[i]);
+	l3x_capture__close(r->cap);
+}
+
+static int print_fn(enum l3x_print_level level, const char *fmt, va_list ap)
+{
+	if (level != L3X_WARN && !verbose)
+		return 0;
+	fputs(PROG ": ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {};
+	struct run r = {};
+	unsigned i;
+	int err;
+
+	parse_args(&a, argc, argv);
+	L3X_OPTS(l3x_capture_opts, o, .pin_dir = a.pin_dir,
+		 .xdp_mode = a.xdp_mode, .bind_mode = a.bind_mode,
+		 .busy_poll_usec = a.no_busy_poll ? -1 : 0);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	l3x_set_print(print_fn);
+	r.cap = l3x_capture__open(a.iface, &o);
+	if (!r.cap)
+		die("--iface %s: %s", a.iface, strerror(errno));
+	cleanup_run = &r;
+	atexit(cleanup);
+	for (i = 0; i < a.nrules; i++) {
+		err = l3x_capture__add_rule(r.cap, &a.rules[i]);
+		if (err)
+			die("--rule '%s': %s", a.rule_text[i], strerror(-err));
+	}
+	open_handles(&r, &a);
+	r.out = open_pcap(a.write);
+	loop(&r, &a);
+	if (fflush(r.out) && errno != EPIPE)
+		die("write: %s", strerror(errno));
+	report(&r);
+	cleanup();
+	if (r.out != stdout)
+		fclose(r.out);
+	return 0;
+}

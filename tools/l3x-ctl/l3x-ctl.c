@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * l3x-ctl - change rules and read counters of a running steering program
+ * through its pinned maps (a capture's, or xdp-loader's).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "l3x/l3x.h"
+
+#define PROG "l3x-ctl"
+#define MAX_LIST 4096
+
+static volatile sig_atomic_t stop;
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " [--pin-dir DIR] stats [--json]\n"
+		"       " PROG " [--pin-dir DIR] watch\n"
+		"       " PROG " [--pin-dir DIR] rules\n"
+		"       " PROG " [--pin-dir DIR] add RULE...\n"
+		"       " PROG " [--pin-dir DIR] del RULE...\n"
+		"RULE is 'PROTO DST [PORT[-PORT]]', one argument each.\n");
+}
+
+static void parse_rule(const char *text, struct l3x_rule *r)
+{
+	char err[128];
+
+	if (l3x_rule__parse(r, text, err, sizeof(err)))
+		die("rule '%s': %s", text, err);
+}
+
+static int cmd_rules(struct l3x_ctl *ctl)
+{
+	static struct l3x_rule rules[MAX_LIST];
+	static uint32_t refs[MAX_LIST];
+	char buf[L3X_RULE_STRLEN];
+	int n, i;
+
+	n = l3x_ctl__rules(ctl, rules, refs, MAX_LIST);
+	if (n < 0)
+		die("rules: %s", strerror(-n));
+	for (i = 0; i < n && i < MAX_LIST; i++) {
+		l3x_rule__format(&rules[i], buf, sizeof(buf));
+		if (refs[i] > 1)
+			printf("%s  (added %u times)\n", buf, refs[i]);
+		else
+			printf("%s\n", buf);
+	}
+	return 0;
+}
+
+static int cmd_change(struct l3x_ctl *ctl, bool add, char **rules, int n)
+{
+	struct l3x_rule r;
+	int i, err;
+
+	if (!n)
+		die("%s: missing RULE", add ? "add" : "del");
+	/* All or nothing on bad syntax: check every rule first. */
+	for (i = 0; i < n; i++)
+		parse_rule(rules[i], &r);
+	for (i = 0; i < n; i++) {
+		parse_rule(rules[i], &r);
+		err = add ? l3x_ctl__add_rule(ctl, &r) : l3x_ctl__del_rule(ctl, &r);
+		if (err == -ENOENT)
+			die("del '%s': no such rule", rules[i]);
+		if (err == -ENOSPC)
+			die("add '%s': no room (at most 4096 rules, 32 port ranges per prefix)",
+			    rules[i]);
+		if (err)
+			die("%s '%s': %s", add ? "add" : "del", rules[i], strerror(-err));
+	}
+	return 0;
+}
+
+static void print_stats(const struct l3x_steer_stats *s, bool json)
+{
+	if (json)
+		printf("{\"passed\": %llu, \"redirected\": %llu, \"redirect_failed\": %llu, "
+		       "\"malformed\": %llu, \"frags_tracked\": %llu}\n",
+		       (unsigned long long)s->passed, (unsigned long long)s->redirected,
+		       (unsigned long long)s->redirect_failed,
+		       (unsigned long long)s->malformed,
+		       (unsigned long long)s->frags_tracked);
+	else
+		printf("passed %llu redirected %llu redirect_failed %llu malformed %llu frags_tracked %llu\n",
+		       (unsigned long long)s->passed, (unsigned long long)s->redirected,
+		       (unsigned long long)s->redirect_failed,
+		       (unsigned long long)s->malformed,
+		       (unsigned long long)s->frags_tracked);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int cmd_watch(struct l3x_ctl *ctl)
+{
+	struct l3x_steer_stats a, b;
+	int err;
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if ((err = l3x_ctl__stats(ctl, &a)))
+		die("stats: %s", strerror(-err));
+	printf("%12s %12s %12s %12s  (per second)\n", "passed", "redirected",
+	       "redir_failed", "malformed");
+	while (!stop) {
+		sleep(1);
+		if ((err = l3x_ctl__stats(ctl, &b)))
+			die("stats: %s (did the program go away?)", strerror(-err));
+		printf("%12llu %12llu %12llu %12llu\n",
+		       (unsigned long long)(b.passed - a.passed),
+		       (unsigned long long)(b.redirected - a.redirected),
+		       (unsigned long long)(b.redirect_failed - a.redirect_failed),
+		       (unsigned long long)(b.malformed - a.malformed));
+		fflush(stdout);
+		a = b;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *pin_dir = NULL, *cmd;
+	struct l3x_steer_stats st;
+	struct l3x_ctl *ctl;
+	bool json = false;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "+p:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': pin_dir = optarg; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind++];
+	if (optind < argc && !strcmp(argv[optind], "--json")) {
+		json = true;
+		optind++;
+	}
+	ctl = l3x_ctl__open(pin_dir);
+	if (!ctl)
+		die("--pin-dir %s: %s (is an l3x program running with its maps pinned there?)",
+		    pin_dir ? pin_dir : "/sys/fs/bpf/l3x", strerror(errno));
+	if (!strcmp(cmd, "stats")) {
+		if ((err = l3x_ctl__stats(ctl, &st)))
+			die("stats: %s", strerror(-err));
+		print_stats(&st, json);
+	} else if (!strcmp(cmd, "watch")) {
+		cmd_watch(ctl);
+	} else if (!strcmp(cmd, "rules")) {
+		cmd_rules(ctl);
+	} else if (!strcmp(cmd, "add") || !strcmp(cmd, "del")) {
+		cmd_change(ctl, cmd[0] == 'a', argv + optind, argc - optind);
+	} else {
+		die("'%s': unknown command (stats, watch, rules, add, del)", cmd);
+	}
+	l3x_ctl__close(ctl);
+	return 0;
+}
