@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# capture.sh - l3x-capture on a real veth pair between two namespaces, the
+# kernel's UDP/TCP/ICMP as the peer:
+#   1. rules "udp ADDR 9000" for an IPv4 and an IPv6 address: every datagram
+#      to 9000 lands in the pcap, none to other ports; ping and a kernel TCP
+#      connection keep working; the counters account for every frame sent;
+#      the program is detached and the pins removed on SIGINT.
+#   2. the same with the program loaded first by xdp-loader load -p, which
+#      stays attached afterwards; --count ends the capture.
+#   3. skb (generic) XDP mode.
+#   4. bad arguments: one line naming the problem, exit 1, nothing attached.
+. "$(dirname "$0")/lib.sh"
+require_root_netns
+HERE=$(cd "$(dirname "$0")" && pwd)
+UDP="$PY $HERE/udp_tool.py"
+CAP=$B/l3x-capture
+N=300	# datagrams per family to port 9000
+M=50	# datagrams per family to port 9001 (kernel's)
+
+testbed 2 || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
+pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
+
+sum_counters() {
+	local d=$1 s=0 i
+	for i in 0 1 2 3; do s=$((s + $(l3x_counter "$d" "$i"))); done
+	echo $s
+}
+
+xdp_attached() { nss ip -d link show "$IF_S" | grep -q 'prog/xdp'; }
+
+# kernel_traffic TAG: ping both families, a TCP echo over the kernel, UDP
+# to 9001 received by a kernel socket. Checks each.
+kernel_traffic() {
+	local tag=$1 got
+	check "$tag: ping IPv4 while capturing" nsc ping -c 3 -i 0.2 -W 2 "$ADDR4_S"
+	check "$tag: ping IPv6 while capturing" nsc ping -6 -c 3 -i 0.2 -W 2 "$ADDR6_S"
+	nss socat TCP-LISTEN:8080,reuseaddr EXEC:cat &
+	on_exit "kill $! 2>/dev/null"
+	wait_for nss ss -ltn 'sport = :8080'
+	got=$(echo "kernel-tcp-$tag" | nsc socat -t 2 - TCP:$ADDR4_S:8080)
+	expect_eq "$tag: kernel TCP echo to a captured address" "$got" "kernel-tcp-$tag"
+	nss $UDP recv 0.0.0.0 9001 3 >"$WORK/k4.$tag" &
+	local r4=$!
+	nss $UDP recv :: 9002 3 >"$WORK/k6.$tag" &
+	local r6=$!
+	sleep 0.5
+	nsc $UDP send "$ADDR4_S" 9001 $M "$tag-k4" 200
+	nsc $UDP send "$ADDR6_S" 9002 $M "$tag-k6" 200
+	wait $r4 $r6
+	expect_eq "$tag: kernel got every IPv4 datagram to port 9001" "$(cat "$WORK/k4.$tag")" $M
+	expect_eq "$tag: kernel got every IPv6 datagram to port 9002" "$(cat "$WORK/k6.$tag")" $M
+}
+
+# send_matched TAG: N datagrams to 9000 on each family.
+send_matched() {
+	nsc $UDP send "$ADDR4_S" 9000 $N "$1-v4" 100
+	nsc $UDP send "$ADDR6_S" 9000 $N "$1-v6" 100
+}
+
+# check_pcap TAG FILE: exactly the 2N datagrams to 9000, each seq once.
+check_pcap() {
+	local tag=$1 f=$2 n ports payloads
+	n=$(tcpdump -nr "$f" 2>/dev/null | wc -l)
+	expect_eq "$tag: pcap holds every datagram to 9000 and nothing else" "$n" $((2 * N))
+	ports=$(tshark -r "$f" -T fields -e udp.dstport 2>/dev/null | sort -u | tr '\n' ' ')
+	expect_eq "$tag: tshark reads only UDP port 9000 in the pcap" "$ports" "9000 "
+	payloads=$(tshark -r "$f" -T fields -e data.data 2>/dev/null | sort -u | wc -l)
+	expect_eq "$tag: every datagram captured exactly once" "$payloads" $((2 * N))
+}
+
+# umem_ok LOGFILE: the end line's frame accounting adds up, none held.
+umem_ok() {
+	local l total free fill kernel app
+	l=$(grep -o 'umem total .*' "$1") || return 1
+	read -r _ _ total _ free _ fill _ kernel _ app <<<"$l"
+	[ "$app" = 0 ] && [ $((free + fill + kernel)) = "$total" ]
+}
+
+# ---------------------------------------------------------------- 1
+scenario_own() {
+	local dir=$PIN/own tx0 tx1 c0 c1 r0 r1 pid rc
+	nss "$CAP" --iface "$IF_S" --rule "udp $ADDR4_S 9000" --rule "udp $ADDR6_S 9000" \
+		--write "$WORK/own.pcap" --pin-dir "$dir" --seconds 120 2>"$WORK/own.log" &
+	pid=$!
+	on_exit "kill $pid 2>/dev/null"
+	if ! wait_for test -e "$dir/l3x_stats" || ! wait_for xdp_attached; then
+		not_ok "own: l3x-capture did not attach: $(head -c 300 "$WORK/own.log")"
+		return
+	fi
+	sleep 0.3
+	tx0=$(netstat_of "$NS_C" "$IF_C" tx_packets)
+	c0=$(sum_counters "$dir")
+	r0=$(l3x_counter "$dir" 1)
+	send_matched own
+	kernel_traffic own
+	sleep 0.5
+	tx1=$(netstat_of "$NS_C" "$IF_C" tx_packets)
+	c1=$(sum_counters "$dir")
+	r1=$(l3x_counter "$dir" 1)
+	expect_eq "own: counters account for every frame the client sent" $((c1 - c0)) $((tx1 - tx0))
+	expect_eq "own: redirected counts exactly the datagrams to 9000" $((r1 - r0)) $((2 * N))
+	expect_eq "own: nothing counted malformed" "$(l3x_counter "$dir" 3)" 0
+	kill -INT $pid
+	wait $pid
+	rc=$?
+	expect_eq "own: SIGINT ends l3x-capture with status 0" $rc 0
+	check "own: frame accounting adds up, no frame held" umem_ok "$WORK/own.log"
+	check_pcap own "$WORK/own.pcap"
+	check "own: program detached on exit" bash -c "! ip netns exec $NS_S ip -d link show $IF_S | grep -q prog/xdp"
+	check "own: pinned maps removed on exit" bash -c "! ls $dir/l3x_stats"
+}
+
+# ---------------------------------------------------------------- 2
+scenario_xdp_loader() {
+	local dir=$PIN/xl pid rc rules
+	if ! nss xdp-loader load -p "$dir" "$IF_S" "$B/l3x.bpf.o" >"$WORK/xl.log" 2>&1; then
+		not_ok "xdp-loader: load -p failed: $(tail -n 2 "$WORK/xl.log" | tr '\n' ' ')"
+		return
+	fi
+	on_exit "ip netns exec $NS_S xdp-loader unload -a $IF_S"
+	nss "$CAP" --iface "$IF_S" --rule "udp $ADDR4_S 9000" --rule "udp $ADDR6_S 9000" \
+		--write "$WORK/xl.pcap" --pin-dir "$dir" --count $((2 * N)) --seconds 60 \
+		--verbose 2>"$WORK/xl-cap.log" &
+	pid=$!
+	on_exit "kill $pid 2>/dev/null"
+	# the rules appear in the pinned map once the capture is up
+	if ! wait_for bash -c "bpftool map dump pinned $dir/l3x_rules | grep -q key"; then
+		not_ok "xdp-loader: l3x-capture did not add its rules: $(head -c 300 "$WORK/xl-cap.log")"
+		return
+	fi
+	sleep 0.3
+	kernel_traffic xl	# first: --count ends the capture
+	send_matched xl
+	wait $pid
+	rc=$?
+	expect_eq "xdp-loader: --count ends l3x-capture with status 0" $rc 0
+	check "xdp-loader: l3x-capture used the loaded program" grep -q "already attached" "$WORK/xl-cap.log"
+	check_pcap xl "$WORK/xl.pcap"
+	check "xdp-loader: program still attached after l3x-capture exits" xdp_attached
+	check "xdp-loader: maps still pinned" test -e "$dir/l3x_xsks"
+	rules=$(bpftool map dump pinned "$dir/l3x_rules" 2>/dev/null | grep -c key)
+	expect_eq "xdp-loader: l3x-capture removed its rules on exit" "$rules" 0
+	nss xdp-loader unload -a "$IF_S" >/dev/null 2>&1
+	check "xdp-loader: unload leaves the link without XDP" bash -c "! ip netns exec $NS_S ip -d link show $IF_S | grep -q prog/xdp"
+}
+
+# ---------------------------------------------------------------- 3
+scenario_skb() {
+	local dir=$PIN/skb pid n
+	nss "$CAP" --iface "$IF_S" --xdp-mode skb --rule "udp $ADDR4_S 9000" \
+		--write "$WORK/skb.pcap" --pin-dir "$dir" --count $N --seconds 60 2>"$WORK/skb.log" &
+	pid=$!
+	on_exit "kill $pid 2>/dev/null"
+	if ! wait_for test -e "$dir/l3x_stats"; then
+		not_ok "skb: l3x-capture did not attach: $(head -c 300 "$WORK/skb.log")"
+		return
+	fi
+	check "skb: attached in generic (skb) mode" bash -c "ip netns exec $NS_S ip -d link show $IF_S | grep -q xdpgeneric"
+	sleep 0.3
+	nsc $UDP send "$ADDR4_S" 9000 $N skb 100
+	wait $pid
+	n=$(tcpdump -nr "$WORK/skb.pcap" 2>/dev/null | wc -l)
+	expect_eq "skb: every datagram to 9000 captured in skb mode" "$n" $N
+}
+
+# ---------------------------------------------------------------- 4
+bad_args() {
+	local out rc
+	out=$(nss "$CAP" --iface "$IF_S" --rule "udp $ADDR4_S/33 9000" --write "$WORK/x.pcap" 2>&1)
+	rc=$?
+	expect_eq "bad rule: exit status 1" $rc 1
+	expect_eq "bad rule: one line naming the rule and the prefix" \
+		"$(echo "$out" | wc -l):$(echo "$out" | grep -c "prefix '/33'")" "1:1"
+	out=$(nss "$CAP" --iface nosuch0 --rule "udp $ADDR4_S 9000" --write "$WORK/x.pcap" 2>&1)
+	rc=$?
+	expect_eq "unknown interface: exit status 1" $rc 1
+	check "unknown interface: the line names it" grep -q "nosuch0" <<<"$out"
+	out=$(nss "$CAP" --iface "$IF_S" --write "$WORK/x.pcap" 2>&1)
+	check "no rule: the line says --rule is missing" grep -q -- "--rule: missing" <<<"$out"
+	check "bad arguments leave no program attached" bash -c "! ip netns exec $NS_S ip -d link show $IF_S | grep -q prog/xdp"
+}
+
+scenario_own
+scenario_xdp_loader
+scenario_skb
+bad_args
+[ "$FAILS" = 0 ]

@@ -1,0 +1,123 @@
+# lib.sh - shared by the integration tests: a testbed of two network
+# namespaces joined by a veth pair, reporting helpers, and cleanup that runs
+# however the test ends.
+#
+#   client namespace $NS_C: veth $IF_C, 192.0.2.1/24, 2001:db8:1::1/64
+#   l3x namespace    $NS_S: veth $IF_S, 192.0.2.2/24, 2001:db8:1::2/64
+# Documentation prefixes only; nothing leaves the namespaces.
+# shellcheck shell=bash
+
+B=${B:-build}
+B=$(cd "$B" && pwd)
+TAG=l3x$$
+NS_C=${TAG}c
+NS_S=${TAG}s
+IF_C=${TAG}c0
+IF_S=${TAG}s0
+ADDR4_C=192.0.2.1
+ADDR4_S=192.0.2.2
+ADDR6_C=2001:db8:1::1
+ADDR6_S=2001:db8:1::2
+PIN=/run/${TAG}-bpf
+WORK=$(mktemp -d /tmp/${TAG}.XXXXXX)
+PY=/usr/bin/python3
+CLEANUP_CMDS=()
+FAILS=0
+
+ok() { echo "ok $*"; }
+not_ok() { echo "not ok $*"; FAILS=$((FAILS + 1)); }
+skip() { echo "skip $*"; }
+
+# check NAME CMD... : ok if CMD succeeds
+check() {
+	local name=$1
+	shift
+	if "$@" >"$WORK/check.out" 2>&1; then
+		ok "$name"
+	else
+		not_ok "$name: $(tail -n 3 "$WORK/check.out" | tr '\n' ' ')"
+	fi
+}
+
+# expect_eq NAME GOT WANT
+expect_eq() {
+	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '$3'"; fi
+}
+
+on_exit() { CLEANUP_CMDS+=("$*"); }
+
+cleanup() {
+	local i
+	for ((i = ${#CLEANUP_CMDS[@]} - 1; i >= 0; i--)); do
+		eval "${CLEANUP_CMDS[$i]}" >/dev/null 2>&1
+	done
+	ip netns del "$NS_C" 2>/dev/null
+	ip netns del "$NS_S" 2>/dev/null
+	if mountpoint -q "$PIN" 2>/dev/null; then umount "$PIN"; fi
+	rmdir "$PIN" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Skip the whole file (with a reason) when this machine cannot run it.
+require_root_netns() {
+	if [ "$(id -u)" != 0 ]; then
+		skip "$(basename "$0"): needs root for network namespaces and XDP"
+		exit 0
+	fi
+	if ! ip netns add "${TAG}probe" 2>/dev/null; then
+		skip "$(basename "$0"): cannot create network namespaces here"
+		exit 0
+	fi
+	ip netns del "${TAG}probe"
+}
+
+nsc() { ip netns exec "$NS_C" "$@"; }
+nss() { ip netns exec "$NS_S" "$@"; }
+
+# testbed [QUEUES]: the two namespaces, the veth, addresses; the client side
+# made wire-like (no offloads, so checksums are complete on the wire).
+testbed() {
+	local q=${1:-2}
+	ip netns add "$NS_C" && ip netns add "$NS_S" || return 1
+	ip link add "$IF_C" numtxqueues "$q" numrxqueues "$q" netns "$NS_C" type veth \
+		peer name "$IF_S" numtxqueues "$q" numrxqueues "$q" netns "$NS_S" || return 1
+	nsc ip link set lo up
+	nss ip link set lo up
+	nsc ip addr add "$ADDR4_C/24" dev "$IF_C"
+	nss ip addr add "$ADDR4_S/24" dev "$IF_S"
+	nsc ip -6 addr add "$ADDR6_C/64" dev "$IF_C" nodad
+	nss ip -6 addr add "$ADDR6_S/64" dev "$IF_S" nodad
+	nsc ethtool -K "$IF_C" tx off tso off gso off >/dev/null 2>&1
+	nss ethtool -K "$IF_S" tx off tso off gso off >/dev/null 2>&1
+	nsc ip link set "$IF_C" up
+	nss ip link set "$IF_S" up
+	# Neighbours resolved before any XDP program sees ARP/ND.
+	nsc ping -c1 -W2 "$ADDR4_S" >/dev/null && nsc ping -6 -c1 -W2 "$ADDR6_S" >/dev/null
+}
+
+# A bpffs outside /sys, so pins survive from one 'ip netns exec' to the next.
+pin_fs() {
+	mkdir -p "$PIN" && mount -t bpf bpf "$PIN"
+}
+
+# stat NS IF FIELD: one counter of /sys/class/net/IF/statistics
+netstat_of() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
+
+# Sum of one l3x_stats counter over CPUs, read from the pinned map.
+l3x_counter() {
+	local dir=$1 idx=$2
+	bpftool -j map lookup pinned "$dir/l3x_stats" key "$idx" 0 0 0 |
+		$PY -c 'import json,sys; d=json.load(sys.stdin); v=d.get("values") or d.get("formatted",{}).get("values"); print(sum(int(x["value"]) if not isinstance(x["value"], list) else int.from_bytes(bytes(int(b,16) for b in x["value"]),"little") for x in v))'
+}
+
+# wait_for CMD... : retry up to 5 s
+wait_for() {
+	local i
+	for i in $(seq 50); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
