@@ -159,10 +159,12 @@ $(B)/libl3x.so: $(B)/libl3x.so.$(VERSION)
 	$(Q)ln -sf libl3x.so.$(VERSION) $(B)/libl3x.so.$(SOVERSION)
 	$(Q)ln -sf libl3x.so.$(VERSION) $@
 
+# The .pc names the prefix; install writes it again with its own PREFIX.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	     -e 's|@VERSION@|$(VERSION)|'
 $(B)/l3x.pc: lib/l3x.pc.in Makefile
 	$(call msg,GEN,$@)
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-		-e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(Q)$(PC_SED) $< > $@
 
 # ------------------------------------------------------------ tools
 # Tools link the static library, so they run from build/ as they are.
@@ -217,7 +219,7 @@ install: all
 	ln -sf libl3x.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libl3x.so.$(SOVERSION)
 	ln -sf libl3x.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libl3x.so
 	install -m 644 $(B)/libl3x.a $(DESTDIR)$(LIBDIR)/
-	install -m 644 $(B)/l3x.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(PC_SED) lib/l3x.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/l3x.pc
 	install -m 644 $(BPF_OBJS) $(DESTDIR)$(BPFDIR)/
 	$(if $(TOOL_BINS),install -m 755 $(TOOL_BINS) $(DESTDIR)$(BINDIR)/)
 	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
