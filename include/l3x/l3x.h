@@ -276,6 +276,42 @@ L3X_API int l3x_capture_handle__frames(struct l3x_capture_handle *h,
  */
 L3X_API void l3x_capture_handle__close(struct l3x_capture_handle *h);
 
+
+/* ------------------------------------------------------------ control */
+
+/* The steering maps pinned in a directory, to change rules and read
+ * counters while a capture (or xdp-loader's program) runs. */
+struct l3x_ctl;
+
+/*
+ * l3x_ctl__open() - open the maps pinned in @pin_dir (NULL: the default
+ * /sys/fs/bpf/l3x). Returns NULL with errno: ENOENT nothing pinned there.
+ * Any thread; the object is then used from one thread.
+ */
+L3X_API struct l3x_ctl *l3x_ctl__open(const char *pin_dir);
+
+/*
+ * l3x_ctl__add_rule() / __del_rule() - as l3x_capture__add_rule(), but the
+ * rule stays after close (it belongs to whoever removes it).
+ * Owner thread only.
+ */
+L3X_API int l3x_ctl__add_rule(struct l3x_ctl *ctl, const struct l3x_rule *r);
+L3X_API int l3x_ctl__del_rule(struct l3x_ctl *ctl, const struct l3x_rule *r);
+
+/*
+ * l3x_ctl__rules() - copy up to @max rules into @out (with their reference
+ * counts in @refs, which may be NULL). Returns how many rules there are
+ * (possibly more than @max), or -errno. Owner thread only.
+ */
+L3X_API int l3x_ctl__rules(struct l3x_ctl *ctl, struct l3x_rule *out,
+			   uint32_t *refs, size_t max);
+
+/* l3x_ctl__stats() - the steering counters. Owner thread only. */
+L3X_API int l3x_ctl__stats(struct l3x_ctl *ctl, struct l3x_steer_stats *st);
+
+/* l3x_ctl__close() - close the maps; rules stay. NULL is a no-op. */
+L3X_API void l3x_ctl__close(struct l3x_ctl *ctl);
+
 #ifdef __cplusplus
 }
 #endif

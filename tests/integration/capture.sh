@@ -9,7 +9,7 @@
 #      stays attached afterwards; --count ends the capture.
 #   3. skb (generic) XDP mode.
 #   4. bad arguments: one line naming the problem, exit 1, nothing attached.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/testbed.bash"
 require_root_netns
 HERE=$(cd "$(dirname "$0")" && pwd)
 UDP="$PY $HERE/udp_tool.py"

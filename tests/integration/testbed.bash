@@ -1,4 +1,4 @@
-# lib.sh - shared by the integration tests: a testbed of two network
+# testbed.bash - shared by the integration tests: a testbed of two network
 # namespaces joined by a veth pair, reporting helpers, and cleanup that runs
 # however the test ends.
 #
