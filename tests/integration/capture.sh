@@ -164,6 +164,42 @@ scenario_skb() {
 }
 
 # ---------------------------------------------------------------- 4
+# Rules change live: l3x-ctl adds a rule to a running capture; datagrams
+# to the new port are captured from then on, without any reload.
+scenario_live_rules() {
+	local dir=$PIN/live pid n out
+	nss "$CAP" --iface "$IF_S" --rule "udp $ADDR4_S 9000" --write "$WORK/live.pcap" \
+		--pin-dir "$dir" --seconds 60 2>"$WORK/live.log" &
+	pid=$!
+	on_exit "kill $pid 2>/dev/null"
+	if ! wait_for test -e "$dir/l3x_stats"; then
+		not_ok "live: l3x-capture did not attach: $(head -c 300 "$WORK/live.log")"
+		return
+	fi
+	sleep 0.3
+	nsc $UDP send "$ADDR4_S" 9100 20 before 100	# not matched yet
+	check "live: l3x-ctl adds a rule to the running program" \
+		"$B/l3x-ctl" --pin-dir "$dir" add "udp $ADDR4_S 9100-9101"
+	out=$("$B/l3x-ctl" --pin-dir "$dir" rules)
+	expect_eq "live: l3x-ctl lists both rules" "$(echo "$out" | sort | tr '\n' ',')" \
+		"udp $ADDR4_S 9000,udp $ADDR4_S 9100-9101,"
+	nsc $UDP send "$ADDR4_S" 9101 30 after 100
+	check "live: l3x-ctl stats reads the counters as JSON" \
+		bash -c "'$B/l3x-ctl' --pin-dir '$dir' stats --json | $PY -c 'import json,sys; d=json.load(sys.stdin); assert d[\"redirected\"] >= 30'"
+	check "live: l3x-ctl del removes the rule" "$B/l3x-ctl" --pin-dir "$dir" del "udp $ADDR4_S 9100-9101"
+	nsc $UDP send "$ADDR4_S" 9101 10 gone 100
+	out=$("$B/l3x-ctl" --pin-dir "$dir" del "udp $ADDR4_S 9100-9101" 2>&1)
+	check "live: deleting it again says there is no such rule" grep -q "no such rule" <<<"$out"
+	out=$("$B/l3x-ctl" --pin-dir "$dir" add "udp $ADDR4_S 9100-9000" 2>&1)
+	check "live: a bad rule is refused with one line naming it" grep -q "start is above end" <<<"$out"
+	sleep 0.3
+	kill -INT $pid
+	wait $pid
+	n=$(tcpdump -nr "$WORK/live.pcap" 2>/dev/null | wc -l)
+	expect_eq "live: exactly the datagrams sent while the rule was in force were captured" "$n" 30
+}
+
+# ---------------------------------------------------------------- 5
 bad_args() {
 	local out rc
 	out=$(nss "$CAP" --iface "$IF_S" --rule "udp $ADDR4_S/33 9000" --write "$WORK/x.pcap" 2>&1)
@@ -183,5 +219,6 @@ bad_args() {
 scenario_own
 scenario_xdp_loader
 scenario_skb
+scenario_live_rules
 bad_args
 [ "$FAILS" = 0 ]
