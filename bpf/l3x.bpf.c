@@ -9,14 +9,21 @@
  * containing it: see lib/rules.c), then the port ranges. ARP and neighbour
  * discovery always pass. Fragments: a first fragment that matches is
  * remembered in l3x_frags so the rest of its datagram follows it.
+ *
  * Every frame adds one to exactly one of passed / redirected /
- * redirect_failed / malformed. Maps are pinned by name so that
- * "xdp-loader load -p DIR" leaves them where the library finds them.
+ * redirect_failed / malformed; whatever we cannot parse goes to the kernel
+ * untouched. Bounds are checked twice where it matters: against the frame
+ * end (what the verifier trusts) and against the IP datagram's own length,
+ * so Ethernet padding is never read as a header or a port.
+ *
+ * Maps are pinned by name so that "xdp-loader load -p DIR" leaves them
+ * where the library finds them.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <bpf/bpf_endian.h>
@@ -25,11 +32,16 @@
 
 #include "l3x_shared.h"
 
-#define ETH_P_8021Q_	0x8100
-#define ETH_P_8021AD_	0x88A8
-#define IP_MF_		0x2000
-#define IP_OFFSET_	0x1FFF
-#define MAX_EXT_HDRS	6
+#define ETH_P_8021Q_   0x8100
+#define ETH_P_8021AD_  0x88A8
+#define IP_MF_	       0x2000
+#define IP_OFFSET_     0x1FFF
+#define IP6_MF_	       0x0001
+#define IP6_OFFSET_    0xFFF8
+#define MAX_VLAN_TAGS  2
+#define MAX_EXT_HDRS   6
+#define ICMP6_ND_FIRST 133 /* router solicitation */
+#define ICMP6_ND_LAST  137 /* redirect */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -87,23 +99,30 @@ struct {
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(l3x_xdp);
 
+enum frag {
+	FRAG_NONE,
+	FRAG_FIRST, /* offset 0, more to come: carries the L4 header */
+	FRAG_LATER, /* offset != 0: no L4 header, so no ports */
+};
+
 /* What parsing found. */
 struct pkt {
-	void *l4;		/* start of the transport header */
-	__u8 family;		/* 4 or 6 */
-	__u8 proto;		/* upper-layer protocol */
-	__u8 frag_first;	/* first fragment of a fragmented datagram */
-	__u8 frag_later;	/* fragment with an offset: no ports */
-	__u32 frag_id;
-	__u16 dport;		/* host order; 0 if none */
-	__u8 src[16];
+	void *l4;	 /* upper-layer header */
+	__u32 l4_room;	 /* datagram bytes from l4 on */
+	__u8 family;	 /* 4 or 6 */
+	__u8 proto;	 /* upper-layer protocol */
+	__u8 frag_proto; /* same in every fragment: see ipv6_frag */
+	__u8 frag;	 /* enum frag */
+	__u32 frag_id;	 /* host order */
+	__u16 dport;	 /* host order, TCP/UDP only */
+	__u8 src[16];	 /* IPv4 in the first 4 bytes, rest zero */
 	__u8 dst[16];
 };
 
 enum verdict {
-	V_PASS,		/* to the kernel, counted passed */
-	V_MATCH,	/* to the socket */
-	V_MALFORMED,
+	V_PASS,	     /* to the kernel, counted passed */
+	V_MATCH,     /* to the queue's socket */
+	V_MALFORMED, /* to the kernel, counted malformed */
 };
 
 static __always_inline void count(__u32 idx)
@@ -111,10 +130,11 @@ static __always_inline void count(__u32 idx)
 	__u64 *v = bpf_map_lookup_elem(&l3x_stats, &idx);
 
 	if (v)
-		*v += 1;	/* per-CPU: no atomics needed */
+		*v += 1; /* per-CPU: no atomics needed */
 }
 
-/* Ethertype after up to two VLAN tags; *@l3 set past them. -1 if cut. */
+/* Ethertype (host order) after up to two VLAN tags, in either order;
+ * *@l3 is set past them. -1 if the frame is cut short. */
 static __always_inline int parse_eth(void *data, void *end, void **l3)
 {
 	struct ethhdr *eth = data;
@@ -127,13 +147,13 @@ static __always_inline int parse_eth(void *data, void *end, void **l3)
 	proto = eth->h_proto;
 	p = eth + 1;
 #pragma unroll
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < MAX_VLAN_TAGS; i++) {
 		if (proto != bpf_htons(ETH_P_8021Q_) &&
 		    proto != bpf_htons(ETH_P_8021AD_))
 			break;
 		if (p + 4 > end)
 			return -1;
-		proto = *(__u16 *)(p + 2);
+		proto = *(__u16 *)(p + 2); /* TCI, then the inner type */
 		p += 4;
 	}
 	*l3 = p;
@@ -143,103 +163,141 @@ static __always_inline int parse_eth(void *data, void *end, void **l3)
 static __always_inline int parse_ipv4(struct pkt *k, void *l3, void *end)
 {
 	struct iphdr *ip = l3;
-	__u32 ihl;
+	__u32 ihl, tot;
 	__u16 frag;
 
 	if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl < 5)
 		return -1;
 	ihl = ip->ihl * 4;
-	if (l3 + ihl > end || bpf_ntohs(ip->tot_len) < ihl ||
-	    l3 + bpf_ntohs(ip->tot_len) > end)
+	tot = bpf_ntohs(ip->tot_len);
+	if (l3 + ihl > end || tot < ihl || l3 + tot > end)
 		return -1;
 	k->family = 4;
 	k->proto = ip->protocol;
+	k->frag_proto = ip->protocol;
 	__builtin_memcpy(k->src, &ip->saddr, 4);
 	__builtin_memcpy(k->dst, &ip->daddr, 4);
 	frag = bpf_ntohs(ip->frag_off);
-	k->frag_later = (frag & IP_OFFSET_) != 0;
-	k->frag_first = !k->frag_later && (frag & IP_MF_);
+	if (frag & IP_OFFSET_)
+		k->frag = FRAG_LATER;
+	else if (frag & IP_MF_)
+		k->frag = FRAG_FIRST;
 	k->frag_id = bpf_ntohs(ip->id);
 	k->l4 = l3 + ihl;
+	k->l4_room = tot - ihl;
 	return 0;
 }
 
-/* Walk the extension header chain to the upper-layer header. */
+/* The fragment header: what it says about this fragment. */
+static __always_inline void ipv6_frag(struct pkt *k, const __u8 *h)
+{
+	__u16 off = bpf_ntohs(*(__u16 *)(h + 2));
+
+	/* Its next header is the same in every fragment of a datagram, while
+	 * the upper-layer protocol is only known in the first one. */
+	k->frag_proto = h[0];
+	k->frag_id = bpf_ntohl(*(__u32 *)(h + 4));
+	if (off & IP6_OFFSET_)
+		k->frag = FRAG_LATER;
+	else if (off & IP6_MF_)
+		k->frag = FRAG_FIRST;
+}
+
+/* Length of the extension header @nh at @h, 0 if @nh is not one we walk. */
+static __always_inline __u32 ipv6_ext_len(__u8 nh, const __u8 *h)
+{
+	switch (nh) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_DSTOPTS:
+		return (h[1] + 1) * 8;
+	case IPPROTO_AH:
+		return (h[1] + 2) * 4;
+	case IPPROTO_FRAGMENT:
+		return 8;
+	default:
+		return 0;
+	}
+}
+
+static __always_inline bool ipv6_is_ext(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING ||
+	       nh == IPPROTO_DSTOPTS || nh == IPPROTO_AH ||
+	       nh == IPPROTO_FRAGMENT;
+}
+
+/* Walk the extension header chain to the upper-layer header. Every header
+ * we walk is at least 8 bytes, so checking its length against the payload
+ * left also catches one cut short. A later fragment ends the walk: what
+ * follows its fragment header is payload, not a header. */
+static __always_inline int ipv6_walk(struct pkt *k, __u8 nh, void *end)
+{
+	__u8 *h;
+	__u32 len;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < MAX_EXT_HDRS; i++) {
+		if (!ipv6_is_ext(nh) || k->frag == FRAG_LATER)
+			break;
+		h = k->l4;
+		if ((void *)(h + 8) > end)
+			return -1;
+		if (nh == IPPROTO_FRAGMENT)
+			ipv6_frag(k, h);
+		len = ipv6_ext_len(nh, h);
+		if (len > k->l4_room)
+			return -1;
+		nh = h[0];
+		k->l4 += len;
+		k->l4_room -= len;
+	}
+	if (ipv6_is_ext(nh) && k->frag != FRAG_LATER)
+		return -1; /* chain longer than we walk */
+	k->proto = nh;
+	return 0;
+}
+
 static __always_inline int parse_ipv6(struct pkt *k, void *l3, void *end)
 {
 	struct ipv6hdr *ip6 = l3;
-	__u8 nh;
-	void *p;
-	int i;
 
 	if ((void *)(ip6 + 1) > end || ip6->version != 6)
 		return -1;
-	if ((void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > end)
+	k->l4 = ip6 + 1;
+	k->l4_room = bpf_ntohs(ip6->payload_len);
+	if (k->l4 + k->l4_room > end)
 		return -1;
 	k->family = 6;
 	__builtin_memcpy(k->src, &ip6->saddr, 16);
 	__builtin_memcpy(k->dst, &ip6->daddr, 16);
-	nh = ip6->nexthdr;
-	p = ip6 + 1;
-#pragma unroll
-	for (i = 0; i < MAX_EXT_HDRS; i++) {
-		__u8 *h = p;
-
-		switch (nh) {
-		case IPPROTO_HOPOPTS:
-		case IPPROTO_ROUTING:
-		case IPPROTO_DSTOPTS:
-			if (p + 8 > end)
-				return -1;
-			nh = h[0];
-			p += (h[1] + 1) * 8;
-			continue;
-		case IPPROTO_AH:
-			if (p + 8 > end)
-				return -1;
-			nh = h[0];
-			p += (h[1] + 2) * 4;
-			continue;
-		case IPPROTO_FRAGMENT:
-			if (p + 8 > end)
-				return -1;
-			nh = h[0];
-			k->frag_later = (bpf_ntohs(*(__u16 *)(h + 2)) & 0xFFF8) != 0;
-			k->frag_first = !k->frag_later && (h[3] & 1);
-			k->frag_id = *(__u32 *)(h + 4);
-			p += 8;
-			continue;
-		default:
-			k->proto = nh;
-			k->l4 = p;
-			return 0;
-		}
-	}
-	return -1;	/* too long a chain */
+	return ipv6_walk(k, ip6->nexthdr, end);
 }
 
-/* ICMPv6 neighbour discovery (router/neighbour solicit/advert, redirect). */
-static __always_inline bool is_nd(const struct pkt *k, void *end)
+/* ICMPv6 neighbour discovery, which the kernel must always see: it is how
+ * the peer learns our link-layer address. -1 if the type is cut off. */
+static __always_inline int is_nd(const struct pkt *k, void *end)
 {
-	__u8 *t = k->l4;
+	__u8 *type = k->l4;
 
-	if (k->family != 6 || k->proto != IPPROTO_ICMPV6 || k->frag_later)
-		return false;
-	if ((void *)(t + 1) > end)
-		return false;
-	return *t >= 133 && *t <= 137;
+	if (k->family != 6 || k->proto != IPPROTO_ICMPV6 ||
+	    k->frag == FRAG_LATER)
+		return 0;
+	if ((void *)(type + 1) > end || k->l4_room < 1)
+		return -1;
+	return *type >= ICMP6_ND_FIRST && *type <= ICMP6_ND_LAST;
 }
 
-/* Ports for TCP and UDP (both start with source and destination port). */
+/* Destination port of TCP and UDP: both start with the two ports. */
 static __always_inline int parse_ports(struct pkt *k, void *end)
 {
 	__u16 *ports = k->l4;
 
-	k->dport = 0;
-	if (k->frag_later ||
+	if (k->frag == FRAG_LATER ||
 	    (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP))
 		return 0;
-	if ((void *)(ports + 2) > end)
+	if ((void *)(ports + 2) > end || k->l4_room < 4)
 		return -1;
 	k->dport = bpf_ntohs(ports[1]);
 	return 0;
@@ -255,14 +313,28 @@ static __always_inline bool range_ok(const struct l3x_range *r,
 	return r->lo <= k->dport && k->dport <= r->hi;
 }
 
-/* Any rule for this destination that the packet satisfies? Without ports
- * (a later fragment), only "ip" rules can say yes. */
+static __always_inline bool match_ranges(const struct l3x_lpm_val *v,
+					 const struct pkt *k, bool ports_known)
+{
+	__u32 i;
+
+	for (i = 0; i < L3X_MAX_RANGES; i++) {
+		if (i >= v->count)
+			break;
+		if (range_ok(&v->r[i], k, ports_known))
+			return true;
+	}
+	return false;
+}
+
+/* Does a rule for this destination take the packet? The longest prefix
+ * alone answers, as its entry holds the ranges of every containing rule.
+ * Without ports (a later fragment) only "ip" rules can say yes. */
 static __always_inline bool match_rules(const struct pkt *k, bool ports_known)
 {
 	struct l3x_lpm6_key key6;
 	struct l3x_lpm4_key key4;
 	struct l3x_lpm_val *v;
-	__u32 i;
 
 	if (k->family == 4) {
 		key4.prefixlen = 32;
@@ -273,51 +345,78 @@ static __always_inline bool match_rules(const struct pkt *k, bool ports_known)
 		__builtin_memcpy(key6.addr, k->dst, 16);
 		v = bpf_map_lookup_elem(&l3x_lpm6, &key6);
 	}
-	if (!v)
-		return false;
-	for (i = 0; i < L3X_MAX_RANGES; i++) {
-		if (i >= v->count)
-			break;
-		if (range_ok(&v->r[i], k, ports_known))
-			return true;
-	}
-	return false;
+	return v && match_ranges(v, k, ports_known);
 }
 
 static __always_inline void frag_key(struct l3x_frag_key *fk,
 				     const struct pkt *k)
 {
-	__builtin_memset(fk, 0, sizeof(*fk));
+	__builtin_memset(fk, 0, sizeof(*fk)); /* padding is part of the key */
 	fk->family = k->family;
-	fk->proto = k->proto;
+	fk->proto = k->frag_proto;
 	fk->id = k->frag_id;
 	__builtin_memcpy(fk->src, k->src, 16);
 	__builtin_memcpy(fk->dst, k->dst, 16);
 }
 
-static __always_inline enum verdict decide(struct pkt *k, void *end)
+/* A first fragment that matched: let the rest of its datagram follow. */
+static __always_inline void frag_track(const struct pkt *k)
 {
 	struct l3x_frag_key fk;
 	__u32 one = 1;
 
-	if (is_nd(k, end))
-		return V_PASS;
+	frag_key(&fk, k);
+	if (!bpf_map_update_elem(&l3x_frags, &fk, &one, BPF_ANY))
+		count(L3X_CNT_FRAGS_TRACKED);
+}
+
+static __always_inline bool frag_tracked(const struct pkt *k)
+{
+	struct l3x_frag_key fk;
+
+	frag_key(&fk, k);
+	return bpf_map_lookup_elem(&l3x_frags, &fk) != NULL;
+}
+
+static __always_inline enum verdict decide(struct pkt *k, void *end)
+{
+	int nd = is_nd(k, end);
+
+	if (nd)
+		return nd < 0 ? V_MALFORMED : V_PASS;
 	if (parse_ports(k, end))
 		return V_MALFORMED;
-	if (k->frag_later) {
-		frag_key(&fk, k);
-		if (bpf_map_lookup_elem(&l3x_frags, &fk))
+	if (k->frag == FRAG_LATER) {
+		if (frag_tracked(k) || match_rules(k, false))
 			return V_MATCH;
-		return match_rules(k, false) ? V_MATCH : V_PASS;
+		return V_PASS;
 	}
 	if (!match_rules(k, true))
 		return V_PASS;
-	if (k->frag_first) {
-		frag_key(&fk, k);
-		if (!bpf_map_update_elem(&l3x_frags, &fk, &one, BPF_ANY))
-			count(L3X_CNT_FRAGS_TRACKED);
-	}
+	if (k->frag == FRAG_FIRST)
+		frag_track(k);
 	return V_MATCH;
+}
+
+static __always_inline enum verdict classify(void *data, void *end)
+{
+	struct pkt k = {};
+	void *l3;
+	int proto;
+
+	proto = parse_eth(data, end, &l3);
+	if (proto < 0)
+		return V_MALFORMED;
+	if (proto == ETH_P_IP) {
+		if (parse_ipv4(&k, l3, end))
+			return V_MALFORMED;
+	} else if (proto == ETH_P_IPV6) {
+		if (parse_ipv6(&k, l3, end))
+			return V_MALFORMED;
+	} else {
+		return V_PASS; /* ARP and everything else not IP */
+	}
+	return decide(&k, end);
 }
 
 SEC("xdp")
@@ -325,39 +424,25 @@ int l3x_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct pkt k = {};
-	enum verdict v;
-	void *l3;
-	int proto, err;
 
-	proto = parse_eth(data, end, &l3);
-	if (proto < 0) {
+	switch (classify(data, end)) {
+	case V_MATCH:
+		break;
+	case V_MALFORMED:
 		count(L3X_CNT_MALFORMED);
 		return XDP_PASS;
-	}
-	if (proto == ETH_P_IP)
-		err = parse_ipv4(&k, l3, end);
-	else if (proto == ETH_P_IPV6)
-		err = parse_ipv6(&k, l3, end);
-	else	/* ARP and everything not IP */
-		goto pass;
-	v = err ? V_MALFORMED : decide(&k, end);
-	if (v == V_MALFORMED) {
-		count(L3X_CNT_MALFORMED);
+	default:
+		count(L3X_CNT_PASSED);
 		return XDP_PASS;
 	}
-	if (v == V_PASS)
-		goto pass;
-	if (bpf_redirect_map(&l3x_xsks, ctx->rx_queue_index, XDP_PASS) ==
+	/* No socket on this queue (yet): the kernel gets the frame. */
+	if (bpf_redirect_map(&l3x_xsks, ctx->rx_queue_index, XDP_PASS) !=
 	    XDP_REDIRECT) {
-		count(L3X_CNT_REDIRECTED);
-		return XDP_REDIRECT;
+		count(L3X_CNT_REDIRECT_FAILED);
+		return XDP_PASS;
 	}
-	count(L3X_CNT_REDIRECT_FAILED);
-	return XDP_PASS;
-pass:
-	count(L3X_CNT_PASSED);
-	return XDP_PASS;
+	count(L3X_CNT_REDIRECTED);
+	return XDP_REDIRECT;
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

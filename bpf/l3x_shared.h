@@ -88,9 +88,11 @@ struct l3x_lpm_val {
 /* l3x_frags key: identifies the datagram a fragment belongs to. */
 struct l3x_frag_key {
 	__u8 family;		/* 4 or 6 */
-	__u8 proto;
+	__u8 proto;		/* IPv4 protocol; IPv6: the fragment header's
+				 * next header (the same in every fragment) */
 	__u16 pad;
-	__u32 id;		/* IPv4 id (zero-extended) or IPv6 fragment id */
+	__u32 id;		/* host order: IPv4 id (zero-extended) or IPv6
+				 * fragment id */
 	__u8 src[16];
 	__u8 dst[16];
 };

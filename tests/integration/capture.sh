@@ -155,7 +155,8 @@ scenario_skb() {
 		not_ok "skb: l3x-capture did not attach: $(head -c 300 "$WORK/skb.log")"
 		return
 	fi
-	check "skb: attached in generic (skb) mode" bash -c "ip netns exec $NS_S ip -d link show $IF_S | grep -q xdpgeneric"
+	# maps are pinned before the attach: wait for the attach itself
+	check "skb: attached in generic (skb) mode" wait_for bash -c "ip netns exec $NS_S ip -d link show $IF_S | grep -q xdpgeneric"
 	sleep 0.3
 	nsc $UDP send "$ADDR4_S" 9000 $N skb 100
 	wait $pid
@@ -172,7 +173,7 @@ scenario_live_rules() {
 		--pin-dir "$dir" --seconds 60 2>"$WORK/live.log" &
 	pid=$!
 	on_exit "kill $pid 2>/dev/null"
-	if ! wait_for test -e "$dir/l3x_stats"; then
+	if ! wait_for test -e "$dir/l3x_stats" || ! wait_for xdp_attached; then
 		not_ok "live: l3x-capture did not attach: $(head -c 300 "$WORK/live.log")"
 		return
 	fi

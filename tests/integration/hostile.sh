@@ -25,7 +25,7 @@ nss "$B/l3x-capture" --iface "$IF_S" --rule "udp $ADDR4_S $PORT" --rule "udp $AD
 	--write "$WORK/h.pcap" --pin-dir "$DIR" --seconds 120 2>"$WORK/h.log" &
 CAPPID=$!
 on_exit "kill $CAPPID 2>/dev/null"
-if ! wait_for test -e "$DIR/l3x_stats"; then
+if ! wait_for test -e "$DIR/l3x_stats" || ! wait_for bash -c "ip netns exec $NS_S ip -d link show $IF_S | grep -q prog/xdp"; then
 	not_ok "hostile: l3x-capture did not attach: $(head -c 300 "$WORK/h.log")"
 	exit 1
 fi
