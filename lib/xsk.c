@@ -85,7 +85,9 @@ static void set_busy_poll(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 static int create_umem(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 {
 	struct xsk_umem_config uc = {
-		.fill_size = cfg->ring_size,
+		/* Every frame can wait on the fill ring: a burst the RX ring
+		 * can hold then never finds the fill ring empty. */
+		.fill_size = cfg->frame_count,
 		.comp_size = cfg->ring_size,
 		.frame_size = cfg->frame_size,
 		.frame_headroom = 0,

@@ -138,7 +138,8 @@ struct l3x_capture_opts {
 	enum l3x_bind_mode bind_mode;
 	uint32_t frame_count;	/* UMEM frames per queue; default 4096 */
 	uint32_t frame_size;	/* 2048 or 4096 (default) */
-	uint32_t ring_size;	/* RX and fill ring entries; default 2048 */
+	uint32_t ring_size;	/* RX (and TX) ring entries; default 2048. The
+				 * fill ring holds every frame. */
 	int busy_poll_usec;	/* SO_BUSY_POLL; 0 = default 20, <0 = off */
 	uint32_t busy_poll_budget; /* 0 = default 64 */
 	size_t :0;
