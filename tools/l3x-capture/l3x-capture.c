@@ -22,6 +22,8 @@
 #include "l3x/l3x.h"
 
 #define PROG "l3x-capture"
+
+#include "../common/tool.h"
 #define BURST 64
 #define SPIN_ROUNDS 2000
 
@@ -68,18 +70,6 @@ static void usage(FILE *f)
 		"RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'udp 192.0.2.0/24 9000'.\n");
 }
 
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 static uint64_t parse_u64(const char *opt, const char *s)
 {

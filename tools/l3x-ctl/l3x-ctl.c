@@ -16,22 +16,12 @@
 #include "l3x/l3x.h"
 
 #define PROG "l3x-ctl"
+
+#include "../common/tool.h"
 #define MAX_LIST 4096
 
 static volatile sig_atomic_t stop;
 
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 static void usage(FILE *f)
 {

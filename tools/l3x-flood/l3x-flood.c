@@ -42,6 +42,8 @@
 #include <unistd.h>
 
 #define PROG	    "l3x-flood"
+
+#include "../common/tool.h"
 #define BATCH	    64
 #define MAX_THREADS 64
 #define MAX_FRAME   9216 /* without FCS */
@@ -95,20 +97,6 @@ struct worker {
 /* Set by the signal handler, the timer or a failing worker; workers poll it
  * between batches. Nothing else is published through it, so relaxed. */
 static atomic_bool stop;
-
-static void die(const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 1, 2)));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 static const char usage_text[] =
 	"usage: " PROG " --iface IF --dst-mac MAC --src IP --dst IP\n"
