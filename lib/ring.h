@@ -3,12 +3,19 @@
  * ring.h - single-producer single-consumer ring of 64-bit entries, for the
  * handoff between an engine thread and an application thread.
  *
- * DPDK rte_ring (c11 flavour) shape: a power-of-two slot array, free-running
- * 32-bit head and tail counters masked on access (so count = head - tail,
- * wrap-around included), producer and consumer state on separate cache
- * lines. Each side keeps a private copy of the other side's counter and
- * reads the shared one only when the copy says "full" or "empty", so in
- * steady state the two cores do not bounce each other's cache line.
+ * DPDK rte_ring's shape (its C11 flavour):
+ *   - a power-of-two slot array; free-running 32-bit head and tail
+ *     counters, masked on access, so the count is head - tail, wrap-around
+ *     included, and the ring holds its full size (no slot kept empty);
+ *   - the producer writes only its line (head and its cached tail), the
+ *     consumer only its own (tail and its cached head), and both read a
+ *     third, read-only line (size, mask);
+ *   - each side keeps a private copy of the other side's counter and reads
+ *     the shared one only when the copy says "full" or "empty", so in
+ *     steady state neither core pulls the other's line;
+ *   - one acquire/release pair per direction: head publishes filled slots
+ *     to the consumer, tail hands emptied slots back to the producer.
+ * The fast path is here, static inline; creation is in ring.c.
  */
 #ifndef L3X_RING_H
 #define L3X_RING_H
@@ -18,160 +25,190 @@
 
 #include "l3x_internal.h"
 
+#define L3X_CACHE_LINE	64
+/* Each part of the ring owns an aligned pair of lines: Intel's adjacent
+ * line prefetcher fetches lines in 128-byte pairs and would otherwise
+ * drag the other side's line along (DPDK's RTE_CACHE_GUARD). */
+#define L3X_RING_ALIGN	(2 * L3X_CACHE_LINE)
+
 struct l3x_ring {
-	/* producer side */
-	_Alignas(64) _Atomic uint32_t head;	/* next slot to fill */
-	uint32_t prod_tail_cache;		/* last tail the producer saw */
-	/* consumer side */
-	_Alignas(64) _Atomic uint32_t tail;	/* next slot to take */
-	uint32_t cons_head_cache;		/* last head the consumer saw */
-	/* read-only after create */
-	_Alignas(64) uint32_t size;
-	uint32_t mask;
-	uint64_t slots[];
+	/* read-only after l3x_ring_create() */
+	_Alignas(L3X_RING_ALIGN) uint32_t size;	/* entries it holds */
+	uint32_t mask;				/* size - 1 */
+
+	/* written by the producer only */
+	_Alignas(L3X_RING_ALIGN) _Atomic uint32_t head;	/* next slot to fill */
+	uint32_t prod_tail;		/* tail as the producer last read it */
+
+	/* written by the consumer only */
+	_Alignas(L3X_RING_ALIGN) _Atomic uint32_t tail;	/* next slot to take */
+	uint32_t cons_head;		/* head as the consumer last read it */
+
+	_Alignas(L3X_RING_ALIGN) uint64_t slots[];
 };
 
 /*
- * l3x_ring_create() - a ring of @count entries (a power of two, 2..2^31).
- * Returns NULL with errno EINVAL (bad count) or ENOMEM. Any thread.
+ * l3x_ring_create() - an empty ring holding @count entries, a power of two
+ * from 2 to 2^31. Returns NULL with errno EINVAL (bad @count) or ENOMEM.
+ * Any thread.
  */
 L3X_HIDDEN struct l3x_ring *l3x_ring_create(uint32_t count);
-/* l3x_ring_free() - NULL is a no-op. Any thread, once both sides stopped. */
+
+/*
+ * l3x_ring_free() - free @r. NULL is a no-op.
+ * Any thread, once neither side uses the ring.
+ */
 L3X_HIDDEN void l3x_ring_free(struct l3x_ring *r);
-/* Test only: empty the ring with both counters at @start. */
+
+/*
+ * l3x_ring_reset_at() - for tests: empty @r with both counters at @start,
+ * to reach the 2^32 wrap-around without 2^32 operations.
+ * Any thread, while neither side uses the ring.
+ */
 L3X_HIDDEN void l3x_ring_reset_at(struct l3x_ring *r, uint32_t start);
 
-/* Free slots, refreshing the cached tail only when needed. */
-static inline uint32_t l3x_ring__prod_room(struct l3x_ring *r, uint32_t head,
-					   uint32_t want)
+/* Free slots as the producer sees them at @head: read the consumer's tail
+ * only when the cached one leaves fewer than @want. */
+static inline uint32_t l3x_ring_prod_room(struct l3x_ring *r, uint32_t head,
+					  uint32_t want)
 {
-	uint32_t room = r->size - (head - r->prod_tail_cache);
+	uint32_t room = r->size - (head - r->prod_tail);
 
-	if (room < want) {
-		/* Acquire: pairs with the consumer's release store of tail
-		 * in l3x_ring__cons_done(), so the slots it freed are no
-		 * longer being read when we overwrite them. */
-		r->prod_tail_cache =
-			atomic_load_explicit(&r->tail, memory_order_acquire);
-		room = r->size - (head - r->prod_tail_cache);
-	}
-	return room;
+	if (room >= want)
+		return room;
+	/* Acquire: pairs with the release store of tail in
+	 * l3x_ring_do_dequeue(): the consumer's reads of the slots it freed
+	 * happen before we overwrite them. */
+	r->prod_tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	return r->size - (head - r->prod_tail);
 }
 
-static inline unsigned l3x_ring__enqueue(struct l3x_ring *r,
-					 const uint64_t *objs, unsigned n,
-					 int bulk)
+/* Entries waiting as the consumer sees them at @tail: read the producer's
+ * head only when the cached one shows fewer than @want. */
+static inline uint32_t l3x_ring_cons_avail(struct l3x_ring *r, uint32_t tail,
+					   uint32_t want)
+{
+	uint32_t avail = r->cons_head - tail;
+
+	if (avail >= want)
+		return avail;
+	/* Acquire: pairs with the release store of head in
+	 * l3x_ring_do_enqueue(): the producer's writes of the slots below
+	 * head happen before we read them. */
+	r->cons_head = atomic_load_explicit(&r->head, memory_order_acquire);
+	return r->cons_head - tail;
+}
+
+static inline unsigned l3x_ring_do_enqueue(struct l3x_ring *r,
+					   const uint64_t *objs, unsigned n,
+					   int bulk)
 {
 	/* Relaxed: only this thread writes head. */
 	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-	uint32_t room = l3x_ring__prod_room(r, head, n);
+	uint32_t room = l3x_ring_prod_room(r, head, n);
 	unsigned i;
 
-	if (n > room) {
-		if (bulk)
-			return 0;
-		n = room;
-	}
+	if (n > room)
+		n = bulk ? 0 : room;
+	if (!n)
+		return 0;	/* no store: the consumer's copy stays valid */
 	for (i = 0; i < n; i++)
 		r->slots[(head + i) & r->mask] = objs[i];
-	/* Release: pairs with the consumer's acquire load of head in
-	 * l3x_ring__cons_avail(), publishing the slots written above. */
+	/* Release: pairs with the acquire load of head in
+	 * l3x_ring_cons_avail(): publishes the slots written above. */
 	atomic_store_explicit(&r->head, head + n, memory_order_release);
 	return n;
 }
 
-/*
- * l3x_ring_enqueue_burst_sp() - add as many of @objs as fit.
- * Returns how many. Producer thread only.
- */
-static inline unsigned l3x_ring_enqueue_burst_sp(struct l3x_ring *r,
-						 const uint64_t *objs,
-						 unsigned n)
-{
-	return l3x_ring__enqueue(r, objs, n, 0);
-}
-
-/*
- * l3x_ring_enqueue_bulk_sp() - add all @n of @objs, or none.
- * Returns n or 0. Producer thread only.
- */
-static inline unsigned l3x_ring_enqueue_bulk_sp(struct l3x_ring *r,
-						const uint64_t *objs,
-						unsigned n)
-{
-	return l3x_ring__enqueue(r, objs, n, 1);
-}
-
-static inline uint32_t l3x_ring__cons_avail(struct l3x_ring *r, uint32_t tail,
-					    uint32_t want)
-{
-	uint32_t avail = r->cons_head_cache - tail;
-
-	if (avail < want) {
-		/* Acquire: pairs with the producer's release store of head
-		 * in l3x_ring__enqueue(): the slots are written. */
-		r->cons_head_cache =
-			atomic_load_explicit(&r->head, memory_order_acquire);
-		avail = r->cons_head_cache - tail;
-	}
-	return avail;
-}
-
-static inline unsigned l3x_ring__dequeue(struct l3x_ring *r, uint64_t *objs,
-					 unsigned n, int bulk)
+static inline unsigned l3x_ring_do_dequeue(struct l3x_ring *r, uint64_t *objs,
+					   unsigned n, int bulk)
 {
 	/* Relaxed: only this thread writes tail. */
 	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	uint32_t avail = l3x_ring__cons_avail(r, tail, n);
+	uint32_t avail = l3x_ring_cons_avail(r, tail, n);
 	unsigned i;
 
-	if (n > avail) {
-		if (bulk)
-			return 0;
-		n = avail;
-	}
+	if (n > avail)
+		n = bulk ? 0 : avail;
+	if (!n)
+		return 0;
 	for (i = 0; i < n; i++)
 		objs[i] = r->slots[(tail + i) & r->mask];
-	/* Release: pairs with the producer's acquire load of tail in
-	 * l3x_ring__prod_room(): our reads of the slots are done. */
+	/* Release: pairs with the acquire load of tail in
+	 * l3x_ring_prod_room(): our reads of the slots are done before the
+	 * producer may refill them. */
 	atomic_store_explicit(&r->tail, tail + n, memory_order_release);
 	return n;
 }
 
 /*
- * l3x_ring_dequeue_burst_sc() - take up to @n entries into @objs.
- * Returns how many. Consumer thread only.
+ * l3x_ring_enqueue_burst_sp() - add as many of the @n entries @objs as
+ * fit. Returns how many (0 when full). Producer thread only.
+ */
+static inline unsigned l3x_ring_enqueue_burst_sp(struct l3x_ring *r,
+						 const uint64_t *objs,
+						 unsigned n)
+{
+	return l3x_ring_do_enqueue(r, objs, n, 0);
+}
+
+/*
+ * l3x_ring_enqueue_bulk_sp() - add all @n entries @objs, or none.
+ * Returns @n or 0. Producer thread only.
+ */
+static inline unsigned l3x_ring_enqueue_bulk_sp(struct l3x_ring *r,
+						const uint64_t *objs,
+						unsigned n)
+{
+	return l3x_ring_do_enqueue(r, objs, n, 1);
+}
+
+/*
+ * l3x_ring_dequeue_burst_sc() - take up to @n entries into @objs, oldest
+ * first. Returns how many (0 when empty). Consumer thread only.
  */
 static inline unsigned l3x_ring_dequeue_burst_sc(struct l3x_ring *r,
 						 uint64_t *objs, unsigned n)
 {
-	return l3x_ring__dequeue(r, objs, n, 0);
+	return l3x_ring_do_dequeue(r, objs, n, 0);
 }
 
 /*
- * l3x_ring_dequeue_bulk_sc() - take exactly @n entries, or none.
- * Returns n or 0. Consumer thread only.
+ * l3x_ring_dequeue_bulk_sc() - take exactly @n entries into @objs, or
+ * none. Returns @n or 0. Consumer thread only.
  */
 static inline unsigned l3x_ring_dequeue_bulk_sc(struct l3x_ring *r,
 						uint64_t *objs, unsigned n)
 {
-	return l3x_ring__dequeue(r, objs, n, 1);
+	return l3x_ring_do_dequeue(r, objs, n, 1);
 }
 
 /*
- * l3x_ring_count() / l3x_ring_free_count() - entries in the ring / free
- * slots: exact from either side's own thread, a snapshot elsewhere.
+ * l3x_ring_count() - entries in @r, 0 to its size. On the consumer thread
+ * at least that many can be dequeued; elsewhere a snapshot.
  * Any thread.
  */
 static inline uint32_t l3x_ring_count(struct l3x_ring *r)
 {
-	/* Acquire both: a snapshot, consistent for either side's thread. */
-	uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+	/* Acquire: pairs with the release store of tail in
+	 * l3x_ring_do_dequeue(). The consumer read a head at least that
+	 * far before storing this tail, so the head we load next is no
+	 * older and head - tail cannot go below zero. */
 	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	/* Relaxed: only the value is used, no slot is read through it. */
+	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint32_t n = head - tail;
 
-	return head - tail;
+	/* Off the two owning threads, both counters may move between the
+	 * loads, the producer's by up to a whole ring: clamp. */
+	return n > r->size ? r->size : n;
 }
 
+/*
+ * l3x_ring_free_count() - free slots in @r, 0 to its size. On the
+ * producer thread at least that many can be enqueued; elsewhere a
+ * snapshot. Any thread.
+ */
 static inline uint32_t l3x_ring_free_count(struct l3x_ring *r)
 {
 	return r->size - l3x_ring_count(r);

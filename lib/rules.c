@@ -1,34 +1,57 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * rules.c - steering rules: the text syntax "PROTO DST [PORT[-PORT]]" and
+ * rules.c - steering rules: the text syntax "PROTO DST [PORT[-PORT]]", and
  * their life in the maps.
  *
  * The l3x_rules hash holds every rule with a reference count; it is the
- * source of truth. From it we build the two LPM tries the XDP program
- * reads: one entry per distinct rule prefix, whose value holds the port
- * ranges of every rule whose prefix contains that prefix.
+ * source of truth, shared by every process that changes rules. From it we
+ * build the two LPM tries the XDP program reads: one entry per distinct
+ * rule prefix, whose value holds the port ranges of every rule whose
+ * prefix contains that prefix.
  *
- * Why one lookup suffices: every rule's prefix is in the trie. Let a packet
- * go to address A and let P be its longest matching entry. Any rule R whose
- * prefix C contains A is in the trie too, so |C| <= |P|; C and P both
- * contain A, so C contains P, and R's ranges were copied into P's entry.
+ * Why one lookup suffices. The trie holds every rule's prefix. Let a
+ * packet go to address A and let P be its longest matching entry. Take any
+ * rule R whose prefix C contains A: C is in the trie and matches A, so C
+ * is no longer than P, and two prefixes that both contain A are nested, so
+ * C contains P. P's entry was given the ranges of every rule whose prefix
+ * contains P, R's among them. Conversely every rule in P's entry contains
+ * P, hence A. So the single LPM lookup finds exactly the rules that cover
+ * the packet's address, and the program only has to check their ranges.
+ *
+ * Updating. A sync writes new and changed entries before it deletes stale
+ * ones, and the kernel swaps an LPM entry's value whole, so a packet sees
+ * for each prefix the old or the new value, never a hole where rules
+ * remain. Several processes may change rules at once (a capture and
+ * l3x-ctl): a sync re-reads the rules after writing and goes again if
+ * they changed meanwhile, so the last sync to finish leaves the tries
+ * matching the rules.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <bpf/bpf.h>
 
 #include "l3x_internal.h"
 
+/* Passes of l3x_rules_sync() before it gives up on rules that keep
+ * changing under it. */
+#define SYNC_PASSES	16
+/* Keys read from one map walk before we call it a livelock: a concurrent
+ * delete restarts the kernel's walk from the first key. */
+#define WALK_LIMIT	(1u << 20)
+/* Read-modify-write attempts on one reference count. */
+#define REF_TRIES	8
+
 /* ------------------------------------------------------------ text */
 
 static int fail(char *err, size_t err_sz, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
 static int fail(char *err, size_t err_sz, const char *fmt, ...)
 {
 	va_list ap;
@@ -41,16 +64,18 @@ static int fail(char *err, size_t err_sz, const char *fmt, ...)
 	return -EINVAL;
 }
 
-/* Split @text on blanks into at most @max tokens; returns the count, or
- * max + 1 if there are more. Tokens point into @buf. */
+/* Split @text on blanks into at most @max tokens in @buf. Returns the
+ * count, @max + 1 if there are more, or -1 if @text does not fit @buf. */
 static int tokenize(const char *text, char *buf, size_t sz, char **tok,
 		    int max)
 {
+	size_t len = strlen(text);
 	char *p;
 	int n = 0;
 
-	if (snprintf(buf, sz, "%s", text) >= (int)sz)
+	if (len >= sz)
 		return -1;
+	memcpy(buf, text, len + 1);
 	for (p = buf; *p;) {
 		while (*p == ' ' || *p == '\t')
 			*p++ = '\0';
@@ -65,22 +90,22 @@ static int tokenize(const char *text, char *buf, size_t sz, char **tok,
 	return n;
 }
 
-/* Decimal, no sign, 0..@max. */
+/* @len decimal digits (no sign, not empty) making at most @max. */
 static int parse_num(const char *s, size_t len, unsigned long max,
 		     unsigned long *out)
 {
 	unsigned long v = 0;
 	size_t i;
 
-	if (!len || len > 10)
+	if (!len)
 		return -1;
 	for (i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)s[i]))
+		if (s[i] < '0' || s[i] > '9')
 			return -1;
 		v = v * 10 + (unsigned long)(s[i] - '0');
+		if (v > max)	/* also keeps v far from overflow */
+			return -1;
 	}
-	if (v > max)
-		return -1;
 	*out = v;
 	return 0;
 }
@@ -100,18 +125,16 @@ static int parse_proto(struct l3x_rule *r, const char *s, char *err,
 	return 0;
 }
 
-/* Zero the host bits of @addr past @plen; true if any were set. */
+/* Zero the bits of @addr (@len bytes) past @plen; true if any were set. */
 static bool clear_host_bits(uint8_t *addr, unsigned len, unsigned plen)
 {
 	bool set = false;
-	unsigned i;
+	unsigned i, keep;
+	uint8_t mask;
 
 	for (i = 0; i < len; i++) {
-		unsigned keep = plen >= 8 * (i + 1) ? 8 :
-				plen > 8 * i	    ? plen - 8 * i :
-						      0;
-		uint8_t mask = keep ? (uint8_t)(0xff << (8 - keep)) : 0;
-
+		keep = plen > 8 * i ? plen - 8 * i : 0;	/* bits kept here */
+		mask = (uint8_t)(0xff00 >> (keep < 8 ? keep : 8));
 		set |= (addr[i] & ~mask) != 0;
 		addr[i] &= mask;
 	}
@@ -122,12 +145,12 @@ static int parse_dst(struct l3x_rule *r, const char *s, char *err,
 		     size_t err_sz)
 {
 	const char *slash = strchr(s, '/');
-	char host[INET6_ADDRSTRLEN + 1], canon[INET6_ADDRSTRLEN];
 	size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
+	char host[INET6_ADDRSTRLEN], canon[INET6_ADDRSTRLEN];
 	unsigned long plen;
 	unsigned max;
 
-	if (hlen >= sizeof(host))
+	if (!hlen || hlen >= sizeof(host))
 		return fail(err, err_sz,
 			    "destination '%s': not an IPv4 or IPv6 address", s);
 	memcpy(host, s, hlen);
@@ -161,12 +184,15 @@ static int parse_ports(struct l3x_rule *r, const char *s, char *err,
 		       size_t err_sz)
 {
 	const char *dash = strchr(s, '-');
-	unsigned long lo, hi;
 	size_t llen = dash ? (size_t)(dash - s) : strlen(s);
+	unsigned long lo, hi;
 
 	if (r->proto == L3X_PROTO_IP)
 		return fail(err, err_sz,
-			    "ports '%s': only tcp and udp rules take ports", s);
+			    "ports: only tcp and udp rules take ports");
+	if (dash && (!llen || !dash[1]))
+		return fail(err, err_sz, "port range '%s': missing %s", s,
+			    llen ? "end" : "start");
 	if (parse_num(s, llen, 65535, &lo))
 		return fail(err, err_sz, "port '%.*s': must be 0-65535",
 			    (int)llen, s);
@@ -182,6 +208,11 @@ static int parse_ports(struct l3x_rule *r, const char *s, char *err,
 	return 0;
 }
 
+/*
+ * l3x_rule__parse() - see l3x.h. The parts are checked left to right, so
+ * the message names the first one at fault. @rule is written only on
+ * success. Any thread.
+ */
 int l3x_rule__parse(struct l3x_rule *rule, const char *text, char *err,
 		    size_t err_sz)
 {
@@ -190,32 +221,42 @@ int l3x_rule__parse(struct l3x_rule *rule, const char *text, char *err,
 	char *tok[4];
 	int n, e;
 
-	if (!rule || !text)
-		return fail(err, err_sz, "rule: missing");
-	n = tokenize(text, buf, sizeof(buf), tok, 4);
+	if (!rule)
+		return fail(err, err_sz, "rule: nowhere to store it");
+	n = text ? tokenize(text, buf, sizeof(buf), tok, 4) : 0;
 	if (n < 0)
 		return fail(err, err_sz, "rule: longer than %zu characters",
 			    sizeof(buf) - 1);
 	if (n == 0)
 		return fail(err, err_sz, "rule: empty");
-	if (n > 3)
-		return fail(err, err_sz, "'%s': unexpected text after the port",
-			    tok[3]);
-	if ((e = parse_proto(&r, tok[0], err, err_sz)))
+	e = parse_proto(&r, tok[0], err, err_sz);
+	if (e)
 		return e;
 	if (n == 1)
-		return fail(err, err_sz, "rule: missing destination after '%s'",
-			    tok[0]);
-	if ((e = parse_dst(&r, tok[1], err, err_sz)))
+		return fail(err, err_sz, "rule: missing destination");
+	e = parse_dst(&r, tok[1], err, err_sz);
+	if (e)
 		return e;
-	if (n == 3 && (e = parse_ports(&r, tok[2], err, err_sz)))
-		return e;
+	if (n >= 3) {
+		e = parse_ports(&r, tok[2], err, err_sz);
+		if (e)
+			return e;
+	}
+	if (n == 4)
+		return fail(err, err_sz, "'%s': unexpected text after the port",
+			    tok[3]);
 	*rule = r;
 	return 0;
 }
 
+/*
+ * l3x_rule_check() - see l3x_internal.h: family, protocol, prefix length,
+ * port order, no ports on ip rules, no host bits, nothing past an IPv4
+ * address. Any thread.
+ */
 int l3x_rule_check(const struct l3x_rule *r)
 {
+	static const uint8_t zero[12];
 	uint8_t addr[16];
 	unsigned max;
 
@@ -227,21 +268,30 @@ int l3x_rule_check(const struct l3x_rule *r)
 	max = r->family == 4 ? 32 : 128;
 	if (r->prefix_len > max || r->port_lo > r->port_hi)
 		return -EINVAL;
-	if (r->proto == L3X_PROTO_IP && (r->port_lo != 0 || r->port_hi != 65535))
+	if (r->proto == L3X_PROTO_IP &&
+	    (r->port_lo != 0 || r->port_hi != 65535))
 		return -EINVAL;
 	memcpy(addr, r->addr, sizeof(addr));
 	if (clear_host_bits(addr, max / 8, r->prefix_len))
 		return -EINVAL;
-	if (r->family == 4 && memcmp(addr + 4, (uint8_t[12]){ 0 }, 12))
+	if (r->family == 4 && memcmp(addr + 4, zero, sizeof(zero)))
 		return -EINVAL;
 	return 0;
 }
 
+/*
+ * l3x_rule__format() - see l3x.h. Canonical: a full-length prefix is
+ * written as the bare address, every port as nothing, so
+ * parse(format(r)) == r. The longest output ("udp" + 39 characters of
+ * IPv6 + "/127 65534-65535") is 59 characters. Any thread.
+ */
 int l3x_rule__format(const struct l3x_rule *r, char *buf, size_t sz)
 {
-	static const char *const names[] = { [L3X_PROTO_IP] = "ip",
-					     [L3X_PROTO_TCP] = "tcp",
-					     [L3X_PROTO_UDP] = "udp" };
+	static const char *const names[] = {
+		[L3X_PROTO_IP] = "ip",
+		[L3X_PROTO_TCP] = "tcp",
+		[L3X_PROTO_UDP] = "udp",
+	};
 	char addr[INET6_ADDRSTRLEN], plen[8] = "", ports[16] = "";
 	unsigned max;
 	int n;
@@ -256,7 +306,8 @@ int l3x_rule__format(const struct l3x_rule *r, char *buf, size_t sz)
 	if (r->port_lo == r->port_hi)
 		snprintf(ports, sizeof(ports), " %u", r->port_lo);
 	else if (r->port_lo != 0 || r->port_hi != 65535)
-		snprintf(ports, sizeof(ports), " %u-%u", r->port_lo, r->port_hi);
+		snprintf(ports, sizeof(ports), " %u-%u", r->port_lo,
+			 r->port_hi);
 	n = snprintf(buf, sz, "%s %s%s%s", names[r->proto], addr, plen, ports);
 	if (n < 0 || (size_t)n >= sz)
 		return -ENOSPC;
@@ -265,6 +316,8 @@ int l3x_rule__format(const struct l3x_rule *r, char *buf, size_t sz)
 
 /* ------------------------------------------------------------ keys */
 
+/* l3x_rule_to_key() - see l3x_internal.h. Padding and the address bytes
+ * past the family's length are zero. Any thread. */
 void l3x_rule_to_key(const struct l3x_rule *r, struct l3x_rule_key *k)
 {
 	memset(k, 0, sizeof(*k));
@@ -276,6 +329,7 @@ void l3x_rule_to_key(const struct l3x_rule *r, struct l3x_rule_key *k)
 	memcpy(k->addr, r->addr, r->family == 4 ? 4 : 16);
 }
 
+/* l3x_rule_from_key() - see l3x_internal.h; zeroes as above. Any thread. */
 void l3x_rule_from_key(const struct l3x_rule_key *k, struct l3x_rule *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -289,7 +343,7 @@ void l3x_rule_from_key(const struct l3x_rule_key *k, struct l3x_rule *r)
 
 /* ------------------------------------------------------------ tries */
 
-/* Does prefix @outer (of @olen bits) contain @inner of @ilen bits? */
+/* Does prefix @outer of @olen bits contain prefix @inner of @ilen bits? */
 static bool contains(const uint8_t *outer, unsigned olen, const uint8_t *inner,
 		     unsigned ilen)
 {
@@ -297,9 +351,32 @@ static bool contains(const uint8_t *outer, unsigned olen, const uint8_t *inner,
 
 	if (olen > ilen || memcmp(outer, inner, full))
 		return false;
-	return !rest || !((outer[full] ^ inner[full]) & (0xff << (8 - rest)));
+	return !rest || !((outer[full] ^ inner[full]) & (0xff00 >> rest));
 }
 
+/* Order of trie keys: prefix length, then address. */
+static int cmp_key(const void *a, const void *b)
+{
+	const struct l3x_lpm6_key *x = a, *y = b;
+
+	if (x->prefixlen != y->prefixlen)
+		return x->prefixlen < y->prefixlen ? -1 : 1;
+	return memcmp(x->addr, y->addr, sizeof(x->addr));
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct l3x_range *x = a, *y = b;
+
+	if (x->proto != y->proto)
+		return x->proto < y->proto ? -1 : 1;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->hi < y->hi ? -1 : x->hi > y->hi;
+}
+
+/* Add @k's range to @v unless it is there already. An ip rule matches
+ * every protocol and port. */
 static int add_range(struct l3x_lpm_val *v, const struct l3x_rule_key *k)
 {
 	struct l3x_range r = {
@@ -310,8 +387,7 @@ static int add_range(struct l3x_lpm_val *v, const struct l3x_rule_key *k)
 	__u32 i;
 
 	for (i = 0; i < v->count; i++)
-		if (v->r[i].proto == r.proto && v->r[i].lo == r.lo &&
-		    v->r[i].hi == r.hi)
+		if (!cmp_range(&v->r[i], &r))
 			return 0;
 	if (v->count == L3X_MAX_RANGES)
 		return -ENOSPC;
@@ -319,46 +395,68 @@ static int add_range(struct l3x_lpm_val *v, const struct l3x_rule_key *k)
 	return 0;
 }
 
-static bool have_prefix(const struct l3x_prefix_entry *e, size_t n,
-			const struct l3x_rule_key *k)
+/* The distinct prefixes of @family's rules, as keys of @e, sorted. */
+static size_t collect_prefixes(const struct l3x_rule_key *rules, size_t n,
+			       int family, struct l3x_prefix_entry *e)
 {
-	size_t i;
+	size_t i, ne = 0, out = 0;
 
-	for (i = 0; i < n; i++)
-		if (e[i].key.prefixlen == k->prefix_len &&
-		    !memcmp(e[i].key.addr, k->addr, sizeof(k->addr)))
-			return true;
-	return false;
-}
-
-int l3x_rules_build(const struct l3x_rule_key *rules, size_t n, int family,
-		    struct l3x_prefix_entry **out, size_t *nout)
-{
-	struct l3x_prefix_entry *e;
-	size_t i, j, ne = 0;
-	int err;
-
-	e = calloc(n ? n : 1, sizeof(*e));
-	if (!e)
-		return -ENOMEM;
 	for (i = 0; i < n; i++) {
-		if (rules[i].family != family || have_prefix(e, ne, &rules[i]))
+		if (rules[i].family != family)
 			continue;
 		e[ne].key.prefixlen = rules[i].prefix_len;
 		memcpy(e[ne].key.addr, rules[i].addr, sizeof(e[ne].key.addr));
 		ne++;
 	}
+	qsort(e, ne, sizeof(*e), cmp_key);
+	for (i = 0; i < ne; i++)
+		if (!out || cmp_key(&e[out - 1].key, &e[i].key))
+			e[out++] = e[i];
+	return out;
+}
+
+/* Give @e the ranges of every @family rule whose prefix contains its own,
+ * in a fixed order so equal sets make equal values. */
+static int fill_entry(struct l3x_prefix_entry *e,
+		      const struct l3x_rule_key *rules, size_t n, int family)
+{
+	size_t i;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		if (rules[i].family != family ||
+		    !contains(rules[i].addr, rules[i].prefix_len, e->key.addr,
+			      e->key.prefixlen))
+			continue;
+		err = add_range(&e->val, &rules[i]);
+		if (err)
+			return err;
+	}
+	qsort(e->val.r, e->val.count, sizeof(e->val.r[0]), cmp_range);
+	return 0;
+}
+
+/*
+ * l3x_rules_build() - see l3x_internal.h. Entries come sorted by key, their
+ * ranges sorted too. O(prefixes x rules): at most 4096 x 4096 cheap
+ * comparisons, on the control path only. Any thread.
+ */
+int l3x_rules_build(const struct l3x_rule_key *rules, size_t n, int family,
+		    struct l3x_prefix_entry **out, size_t *nout)
+{
+	struct l3x_prefix_entry *e;
+	size_t i, ne;
+	int err;
+
+	e = calloc(n ? n : 1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	ne = collect_prefixes(rules, n, family, e);
 	for (i = 0; i < ne; i++) {
-		for (j = 0; j < n; j++) {
-			if (rules[j].family != family ||
-			    !contains(rules[j].addr, rules[j].prefix_len,
-				      e[i].key.addr, e[i].key.prefixlen))
-				continue;
-			err = add_range(&e[i].val, &rules[j]);
-			if (err) {
-				free(e);
-				return err;
-			}
+		err = fill_entry(&e[i], rules, n, family);
+		if (err) {
+			free(e);
+			return err;
 		}
 	}
 	*out = e;
@@ -368,172 +466,374 @@ int l3x_rules_build(const struct l3x_rule_key *rules, size_t n, int family,
 
 /* ------------------------------------------------------------ maps */
 
-/* Every key of the l3x_rules map; *@n of them. */
-static int read_rules(int fd, struct l3x_rule_key **out, size_t *n)
+/* The rules of the l3x_rules map: valid, sorted, each once. */
+struct rule_set {
+	struct l3x_rule_key *k;
+	size_t n;
+};
+
+/* A trie's own key: IPv4 tries take 4 bytes of address. */
+union trie_key {
+	struct l3x_lpm4_key k4;
+	struct l3x_lpm6_key k6;
+};
+
+static const void *to_trie_key(int family, const struct l3x_lpm6_key *k,
+			       union trie_key *buf)
 {
-	struct l3x_rule_key *keys, *prev = NULL;
-	size_t cap = 64, cnt = 0;
+	if (family == 6)
+		return k;
+	memset(buf, 0, sizeof(*buf));
+	buf->k4.prefixlen = k->prefixlen;
+	memcpy(buf->k4.addr, k->addr, sizeof(buf->k4.addr));
+	return &buf->k4;
+}
 
-	keys = malloc(cap * sizeof(*keys));
-	if (!keys)
+static void from_trie_key(int family, const union trie_key *buf,
+			  struct l3x_lpm6_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	if (family == 6) {
+		*k = buf->k6;
+		return;
+	}
+	k->prefixlen = buf->k4.prefixlen;
+	memcpy(k->addr, buf->k4.addr, sizeof(buf->k4.addr));
+}
+
+/* Make room for one more element of @size in *@arr. */
+static int grow(void **arr, size_t n, size_t *cap, size_t size)
+{
+	size_t ncap = *cap ? 2 * *cap : 64;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	p = realloc(*arr, ncap * size);
+	if (!p)
 		return -ENOMEM;
-	while (!bpf_map_get_next_key(fd, prev, &keys[cnt])) {
-		prev = &keys[cnt++];
-		if (cnt == cap) {
-			struct l3x_rule_key *k = realloc(keys, 2 * cap * sizeof(*k));
-
-			if (!k) {
-				free(keys);
-				return -ENOMEM;
-			}
-			keys = k;
-			cap *= 2;
-			prev = &keys[cnt - 1];
-		}
-	}
-	if (errno != ENOENT) {
-		free(keys);
-		return -errno;
-	}
-	*out = keys;
-	*n = cnt;
+	*arr = p;
+	*cap = ncap;
 	return 0;
 }
 
-/* The trie's key for an entry: IPv4 keys are 4 bytes of address. */
-static void *trie_key(int family, const struct l3x_prefix_entry *e,
-		      struct l3x_lpm4_key *k4)
+static int cmp_rule_key(const void *a, const void *b)
 {
-	if (family == 6)
-		return (void *)&e->key;
-	k4->prefixlen = e->key.prefixlen;
-	memcpy(k4->addr, e->key.addr, 4);
-	return k4;
+	return memcmp(a, b, sizeof(struct l3x_rule_key));
 }
 
-static bool in_new_set(int family, const void *key,
-		       const struct l3x_prefix_entry *e, size_t n)
+/* Is @k a live rule as we would have stored it? Others are skipped: gone
+ * since the walk found them, a zero count, or written by something else. */
+static bool live_rule(int fd, const struct l3x_rule_key *k)
 {
-	struct l3x_lpm4_key k4;
-	size_t i, ksz = family == 4 ? sizeof(k4) : sizeof(e->key);
+	struct l3x_rule_key canon;
+	struct l3x_rule r;
+	__u32 ref;
 
-	for (i = 0; i < n; i++)
-		if (!memcmp(trie_key(family, &e[i], &k4), key, ksz))
-			return true;
-	return false;
+	if (bpf_map_lookup_elem(fd, k, &ref) || !ref)
+		return false;
+	l3x_rule_from_key(k, &r);
+	l3x_rule_to_key(&r, &canon);
+	if (l3x_rule_check(&r) || memcmp(&canon, k, sizeof(canon))) {
+		pr_warn("l3x_rules: ignoring a malformed rule key\n");
+		return false;
+	}
+	return true;
 }
 
-/* Delete the trie keys not in @e: collect first, as deleting while
- * walking an LPM trie skips keys. */
-static int delete_stale(int fd, int family, const struct l3x_prefix_entry *e,
-			size_t n)
+/* Sort @s and drop repeats (a walk restarted by a concurrent delete sees
+ * keys twice). */
+static void sort_unique(struct rule_set *s)
 {
-	struct l3x_lpm6_key cur, next, *stale = NULL, *s;
-	size_t ns = 0, i;
+	size_t i, out = 0;
+
+	if (!s->n)
+		return;
+	qsort(s->k, s->n, sizeof(s->k[0]), cmp_rule_key);
+	for (i = 0; i < s->n; i++)
+		if (!out || cmp_rule_key(&s->k[out - 1], &s->k[i]))
+			s->k[out++] = s->k[i];
+	s->n = out;
+}
+
+static int read_rules(int fd, struct rule_set *s)
+{
+	struct l3x_rule_key cur, next;
+	size_t cap = 0, walked = 0;
 	void *prev = NULL;
-	int err = 0;
+	int err;
 
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
+	s->k = NULL;
+	s->n = 0;
+	while (!(err = bpf_map_get_next_key(fd, prev, &next))) {
 		cur = next;
 		prev = &cur;
-		if (in_new_set(family, &cur, e, n))
-			continue;
-		s = realloc(stale, (ns + 1) * sizeof(*s));
-		if (!s) {
-			free(stale);
-			return -ENOMEM;
+		if (++walked > WALK_LIMIT) {
+			err = -EAGAIN;
+			goto out_free;
 		}
-		stale = s;
-		stale[ns++] = cur;
+		if (!live_rule(fd, &cur))
+			continue;
+		err = grow((void **)&s->k, s->n, &cap, sizeof(s->k[0]));
+		if (err)
+			goto out_free;
+		s->k[s->n++] = cur;
 	}
-	for (i = 0; i < ns; i++)
-		if (bpf_map_delete_elem(fd, &stale[i]) && errno != ENOENT)
-			err = -errno;
-	free(stale);
+	if (err != -ENOENT)
+		goto out_free;
+	sort_unique(s);
+	return 0;
+
+out_free:
+	free(s->k);
+	s->k = NULL;
 	return err;
 }
 
-static int sync_family(int fd, int family, const struct l3x_rule_key *rules,
-		       size_t n)
+static bool same_rules(const struct rule_set *a, const struct rule_set *b)
 {
-	struct l3x_prefix_entry *e;
-	struct l3x_lpm4_key k4;
-	size_t ne, i;
+	return a->n == b->n &&
+	       (!a->n || !memcmp(a->k, b->k, a->n * sizeof(a->k[0])));
+}
+
+/* Every entry of the trie @fd, sorted by key. We collect before we change
+ * anything: deleting while walking an LPM trie skips keys. */
+static int read_trie(int fd, int family, struct l3x_prefix_entry **out,
+		     size_t *nout)
+{
+	struct l3x_prefix_entry *e = NULL;
+	union trie_key cur, next;
+	size_t n = 0, cap = 0, walked = 0;
+	void *prev = NULL;
 	int err;
 
-	err = l3x_rules_build(rules, n, family, &e, &ne);
-	if (err)
-		return err;
-	/* New and changed entries first: a packet never misses a prefix
-	 * that still has rules. */
-	for (i = 0; i < ne; i++) {
-		if (bpf_map_update_elem(fd, trie_key(family, &e[i], &k4),
-					&e[i].val, BPF_ANY)) {
-			err = errno == E2BIG ? -ENOSPC : -errno;
-			break;
+	memset(&next, 0, sizeof(next));
+	while (!(err = bpf_map_get_next_key(fd, prev, &next))) {
+		cur = next;
+		prev = &cur;
+		if (++walked > WALK_LIMIT) {
+			err = -EAGAIN;
+			goto out_free;
 		}
+		err = grow((void **)&e, n, &cap, sizeof(*e));
+		if (err)
+			goto out_free;
+		/* An existing key's own entry is its longest match. */
+		err = bpf_map_lookup_elem(fd, &cur, &e[n].val);
+		if (err == -ENOENT)
+			continue;	/* deleted meanwhile */
+		if (err)
+			goto out_free;
+		from_trie_key(family, &cur, &e[n++].key);
 	}
-	if (!err)
-		err = delete_stale(fd, family, e, ne);
+	if (err != -ENOENT)
+		goto out_free;
+	if (n)
+		qsort(e, n, sizeof(*e), cmp_key);
+	*out = e;
+	*nout = n;
+	return 0;
+
+out_free:
 	free(e);
 	return err;
 }
 
-/* Check that both families fit before writing either. */
-static int check_fits(const struct l3x_rule_key *rules, size_t n)
+static const struct l3x_prefix_entry *
+find_entry(const struct l3x_prefix_entry *e, size_t n,
+	   const struct l3x_lpm6_key *k)
 {
-	struct l3x_prefix_entry *e;
-	size_t ne;
-	int fam, err;
+	return n ? bsearch(k, e, n, sizeof(*e), cmp_key) : NULL;
+}
 
-	for (fam = 4; fam <= 6; fam += 2) {
-		err = l3x_rules_build(rules, n, fam, &e, &ne);
+static bool same_val(const struct l3x_lpm_val *a, const struct l3x_lpm_val *b)
+{
+	return a->count == b->count && a->count <= L3X_MAX_RANGES &&
+	       !memcmp(a->r, b->r, a->count * sizeof(a->r[0]));
+}
+
+/* Write the entries of @e that @old lacks or holds with another value. */
+static int write_changed(int fd, int family, const struct l3x_prefix_entry *e,
+			 size_t n, const struct l3x_prefix_entry *old,
+			 size_t nold)
+{
+	const struct l3x_prefix_entry *o;
+	union trie_key buf;
+	size_t i;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		o = find_entry(old, nold, &e[i].key);
+		if (o && same_val(&o->val, &e[i].val))
+			continue;
+		err = bpf_map_update_elem(fd,
+					  to_trie_key(family, &e[i].key, &buf),
+					  &e[i].val, BPF_ANY);
 		if (err)
-			return err;
-		free(e);
-		if (ne > L3X_MAX_PREFIXES)
-			return -ENOSPC;
+			return err == -E2BIG ? -ENOSPC : err;
 	}
 	return 0;
 }
 
-int l3x_rules_sync(const struct l3x_maps *m)
+/* Delete the entries of @old that @e does not have. */
+static int delete_stale(int fd, int family, const struct l3x_prefix_entry *e,
+			size_t n, const struct l3x_prefix_entry *old,
+			size_t nold)
 {
-	struct l3x_rule_key *rules = NULL;
-	size_t n = 0;
+	union trie_key buf;
+	size_t i;
+	int err, ret = 0;
+
+	for (i = 0; i < nold; i++) {
+		if (find_entry(e, n, &old[i].key))
+			continue;
+		err = bpf_map_delete_elem(fd, to_trie_key(family, &old[i].key,
+							  &buf));
+		if (err && err != -ENOENT && !ret)
+			ret = err;
+	}
+	return ret;
+}
+
+/* Make the trie @fd hold exactly the entries @e. */
+static int sync_trie(int fd, int family, const struct l3x_prefix_entry *e,
+		     size_t n)
+{
+	struct l3x_prefix_entry *old;
+	size_t nold;
 	int err;
 
-	err = read_rules(m->rules, &rules, &n);
+	err = read_trie(fd, family, &old, &nold);
 	if (err)
 		return err;
-	err = check_fits(rules, n);
+	err = write_changed(fd, family, e, n, old, nold);
+	if (err == -ENOSPC) {
+		/* The trie cannot hold old and new at once. Deleting the
+		 * stale entries first is safe too: they hold no rule of
+		 * their own, so their packets fall to a shorter entry that
+		 * still holds every remaining rule covering them. */
+		err = delete_stale(fd, family, e, n, old, nold);
+		if (!err)
+			err = write_changed(fd, family, e, n, old, nold);
+	}
 	if (!err)
-		err = sync_family(m->lpm4, 4, rules, n);
-	if (!err)
-		err = sync_family(m->lpm6, 6, rules, n);
-	free(rules);
+		err = delete_stale(fd, family, e, n, old, nold);
+	free(old);
 	return err;
 }
 
-static int ref_change(int fd, const struct l3x_rule_key *k, int delta)
+/* Write the tries for @s. Both are built before either is written, so a
+ * set that does not fit changes nothing. */
+static int apply(const struct l3x_maps *m, const struct rule_set *s)
 {
-	__u32 ref = 0;
+	struct l3x_prefix_entry *e4 = NULL, *e6 = NULL;
+	size_t n4 = 0, n6 = 0;
+	int err;
 
-	if (bpf_map_lookup_elem(fd, k, &ref)) {
-		if (errno != ENOENT)
-			return -errno;
-		if (delta < 0)
-			return -ENOENT;
-		ref = 0;
-	}
-	ref += delta;
-	if (!ref)
-		return bpf_map_delete_elem(fd, k) ? -errno : 0;
-	if (bpf_map_update_elem(fd, k, &ref, BPF_ANY))
-		return errno == E2BIG ? -ENOSPC : -errno;
-	return 0;
+	err = l3x_rules_build(s->k, s->n, 4, &e4, &n4);
+	if (!err)
+		err = l3x_rules_build(s->k, s->n, 6, &e6, &n6);
+	if (!err && (n4 > L3X_MAX_PREFIXES || n6 > L3X_MAX_PREFIXES))
+		err = -ENOSPC;
+	if (!err)
+		err = sync_trie(m->lpm4, 4, e4, n4);
+	if (!err)
+		err = sync_trie(m->lpm6, 6, e6, n6);
+	free(e4);
+	free(e6);
+	return err;
 }
 
+/*
+ * l3x_rules_sync() - see l3x_internal.h. Returns 0; -ENOSPC when the rules
+ * need more than L3X_MAX_PREFIXES entries or L3X_MAX_RANGES ranges on one
+ * (nothing is written then); -EAGAIN when other processes kept changing
+ * the rules for SYNC_PASSES passes; -ENOMEM; others from the bpf syscall.
+ * Any thread, any process: concurrent syncs converge.
+ */
+int l3x_rules_sync(const struct l3x_maps *m)
+{
+	struct rule_set cur, next;
+	int pass, err;
+	bool same = false;
+
+	err = read_rules(m->rules, &cur);
+	if (err)
+		return err;
+	for (pass = 0; pass < SYNC_PASSES && !same; pass++) {
+		err = apply(m, &cur);
+		if (err)
+			break;
+		/* Wrote from a view another process may have changed since:
+		 * look again, and go again if it did. */
+		err = read_rules(m->rules, &next);
+		if (err)
+			break;
+		same = same_rules(&cur, &next);
+		free(cur.k);
+		cur = next;
+	}
+	free(cur.k);
+	if (!err && !same) {
+		pr_warn("rules kept changing during %d syncs\n", SYNC_PASSES);
+		err = -EAGAIN;
+	}
+	return err;
+}
+
+/* One read-modify-write of @k's count; -EAGAIN if another process added
+ * or removed @k in between. */
+static int ref_try(int fd, const struct l3x_rule_key *k, int delta)
+{
+	__u32 ref;
+	int err;
+
+	err = bpf_map_lookup_elem(fd, k, &ref);
+	if (err == -ENOENT) {
+		if (delta < 0)
+			return -ENOENT;
+		ref = 1;
+		err = bpf_map_update_elem(fd, k, &ref, BPF_NOEXIST);
+		if (err == -EEXIST)
+			return -EAGAIN;
+		return err == -E2BIG ? -ENOSPC : err;
+	}
+	if (err)
+		return err;
+	if (delta < 0 && ref <= 1) {
+		err = bpf_map_delete_elem(fd, k);
+		return err == -ENOENT ? -EAGAIN : err;
+	}
+	if (delta > 0 && ref == UINT32_MAX)
+		return -EOVERFLOW;
+	ref += delta;
+	err = bpf_map_update_elem(fd, k, &ref, BPF_EXIST);
+	return err == -ENOENT ? -EAGAIN : err;
+}
+
+/*
+ * Count @k in (@delta 1) or out (-1) of the l3x_rules map. The value is a
+ * bare __u32 (no bpf_spin_lock, so no BPF_F_LOCK): two processes changing
+ * the same rule's count at the same instant can still lose one change.
+ * The EXIST/NOEXIST flags at least keep an insert or a delete from being
+ * overwritten. Rule changes are rare, so this is accepted.
+ */
+static int ref_change(int fd, const struct l3x_rule_key *k, int delta)
+{
+	int i, err = -EAGAIN;
+
+	for (i = 0; i < REF_TRIES && err == -EAGAIN; i++)
+		err = ref_try(fd, k, delta);
+	return err;
+}
+
+/*
+ * l3x_rules_add() - see l3x_internal.h. Returns 0; -EINVAL bad rule;
+ * -ENOSPC l3x_rules full, or the tries would overflow; -EOVERFLOW count at
+ * its maximum; others from l3x_rules_sync(). Whenever the sync fails, the
+ * count is taken back and the tries resynced, so a failed add leaves no
+ * rule behind. Any thread.
+ */
 int l3x_rules_add(const struct l3x_maps *m, const struct l3x_rule *r)
 {
 	struct l3x_rule_key k;
@@ -546,14 +846,18 @@ int l3x_rules_add(const struct l3x_maps *m, const struct l3x_rule *r)
 	if (err)
 		return err;
 	err = l3x_rules_sync(m);
-	if (err == -ENOSPC) {
-		/* Take it back: the maps stay as they were. */
+	if (err) {
 		ref_change(m->rules, &k, -1);
 		l3x_rules_sync(m);
 	}
 	return err;
 }
 
+/*
+ * l3x_rules_del() - see l3x_internal.h. Returns 0; -EINVAL bad rule;
+ * -ENOENT no such rule; others from l3x_rules_sync() (the count is down
+ * then, and the next sync removes what is stale). Any thread.
+ */
 int l3x_rules_del(const struct l3x_maps *m, const struct l3x_rule *r)
 {
 	struct l3x_rule_key k;

@@ -1,21 +1,30 @@
 /*
- * test_opts.c - options structs: the size-first, append-only contract.
+ * test_opts.c - options structs: the size-first, append-only contract
+ * (l3x_opts_valid) and reading fields with defaults (L3X_OPT).
  */
+#include <stddef.h>
+#include <string.h>
+
 #include <criterion/criterion.h>
 
 #include "l3x_internal.h"
 
+/* What this library knows ... */
 struct old_opts {
 	size_t sz;
 	int a;
 };
 
+/* ... and what a newer caller may pass: b lands in old_opts' tail
+ * padding, c past the end of old_opts. */
 struct new_opts {
 	size_t sz;
 	int a;
 	int b;
 	long c;
 };
+
+#define END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 
 Test(opts, null_is_valid)
 {
@@ -35,34 +44,95 @@ Test(opts, newer_struct_with_zero_tail_is_valid)
 	struct new_opts n = { .sz = sizeof(n), .a = 1 };
 
 	cr_assert(l3x_opts_valid(&n, sizeof(struct old_opts)));
+	cr_assert(l3x_opts_valid(&n, END_OF(struct old_opts, a)));
 }
 
 Test(opts, newer_struct_asking_for_more_is_refused)
 {
-	/* c lies past the old struct (b would sit in its tail padding) */
-	struct new_opts n = { .sz = sizeof(n), .c = 1 };
+	struct new_opts n;
 
+	memset(&n, 0, sizeof(n));
+	n.sz = sizeof(n);
+	n.c = 1;
 	cr_assert(!l3x_opts_valid(&n, sizeof(struct old_opts)));
+	/* the last byte counts too */
+	memset(&n, 0, sizeof(n));
+	n.sz = sizeof(n);
+	((unsigned char *)&n)[sizeof(n) - 1] = 1;
+	cr_assert(!l3x_opts_valid(&n, sizeof(struct old_opts)));
+}
+
+Test(opts, tail_padding_field_is_caught_when_our_size_ends_at_our_last_field)
+{
+	struct new_opts n;
+
+	memset(&n, 0, sizeof(n));
+	n.sz = sizeof(n);
+	n.b = 1;
+	/* sizeof(old_opts) covers b's bytes, so b would go unnoticed */
+	cr_assert(l3x_opts_valid(&n, sizeof(struct old_opts)));
+	cr_assert(!l3x_opts_valid(&n, END_OF(struct old_opts, a)));
 }
 
 Test(opts, size_smaller_than_its_own_field_is_refused)
 {
-	struct old_opts o = { .sz = 2 };
+	struct old_opts o = { .sz = 0 };
 
 	cr_assert(!l3x_opts_valid(&o, sizeof(struct old_opts)));
+	o.sz = sizeof(size_t) - 1;
+	cr_assert(!l3x_opts_valid(&o, sizeof(struct old_opts)));
+	o.sz = sizeof(size_t);
+	cr_assert(l3x_opts_valid(&o, sizeof(struct old_opts)),
+		  "a struct holding only .sz is valid");
 }
 
-Test(opts, opt_macro_gives_defaults_for_absent_or_zero_fields)
+Test(opts, l3x_opts_macro_zero_fills_and_sets_the_size)
+{
+	L3X_OPTS(l3x_capture_opts, o, .frame_count = 64);
+
+	cr_assert_eq(o.sz, sizeof(struct l3x_capture_opts));
+	cr_assert_eq(o.frame_count, 64);
+	cr_assert_null(o.pin_dir);
+	cr_assert_eq(o.ring_size, 0);
+	cr_assert(l3x_opts_valid(&o, sizeof(o)));
+}
+
+Test(opts, opt_gives_the_field_when_present_and_set)
+{
+	struct new_opts n = { .sz = sizeof(n), .a = 7, .c = 9 };
+	struct new_opts *p = &n;
+
+	cr_assert_eq(L3X_OPT(p, a, 3), 7);
+	cr_assert_eq(L3X_OPT(p, c, 5), 9);
+}
+
+Test(opts, opt_gives_the_default_for_null_opts)
+{
+	struct new_opts *none = NULL;
+
+	cr_assert_eq(L3X_OPT(none, a, 3), 3);
+}
+
+Test(opts, opt_gives_the_default_for_a_zero_field)
 {
 	struct new_opts n = { .sz = sizeof(n), .a = 7 };
 	struct new_opts *p = &n;
-	struct new_opts *none = NULL;
 
-	cr_assert_eq(L3X_OPT(p, a, 3), 7);
-	cr_assert_eq(L3X_OPT(p, b, 5), 5, "zero field takes the default");
-	cr_assert_eq(L3X_OPT(none, a, 3), 3);
-	/* a caller built against the old struct: fields past its sz */
+	cr_assert_eq(L3X_OPT(p, b, 5), 5);
+}
+
+Test(opts, opt_gives_the_default_for_a_field_beyond_sz)
+{
+	struct new_opts n = { .sz = sizeof(n), .a = 7, .b = 9, .c = 11 };
+	struct new_opts *p = &n;
+
+	/* a caller built against a struct that ended before b */
 	n.sz = offsetof(struct new_opts, b);
-	n.b = 9;
 	cr_assert_eq(L3X_OPT(p, b, 5), 5, "field past .sz was read");
+	cr_assert_eq(L3X_OPT(p, c, 6), 6, "field past .sz was read");
+	/* .sz covering part of a field is not enough */
+	n.sz = offsetof(struct new_opts, c) + sizeof(n.c) - 1;
+	cr_assert_eq(L3X_OPT(p, c, 6), 6, "half-covered field was read");
+	cr_assert_eq(L3X_OPT(p, b, 5), 9);
+	cr_assert_eq(L3X_OPT(p, a, 3), 7);
 }
