@@ -99,7 +99,7 @@ $(B)/.lwip-tree: lib/lwip/patches/series $(LWIP_PATCHES)
 lwip-tree: $(B)/.lwip-tree
 
 # Objects of the tree are listed after it exists (second expansion).
-$(B)/liblwip.a: $(B)/.lwip-tree
+$(B)/liblwip.a: $(B)/.lwip-tree lib/lwip/lwipopts.h
 	$(Q)$(MAKE) -s --no-print-directory lwip-objs
 	$(Q)rm -f $@ && ar rcs $@ $(patsubst $(LWIP_TREE)/%.c,$(B)/obj/lwip/%.o,\
 		$(foreach d,$(LWIP_DIRS),$(wildcard $(LWIP_TREE)/$(d)/*.c)))

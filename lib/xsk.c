@@ -9,7 +9,7 @@
  *   fill        on the fill ring, not yet taken by the kernel
  *   kernel      taken from the fill ring, not yet on the RX ring
  *   app         handed to the application, not yet released
- *   tx          on the TX ring or being sent (none yet: RX only here)
+ *   tx          on the TX ring or being sent
  *   completion  sent, on the completion ring, not yet reaped
  * We count what crosses each boundary; the fill/kernel split is read from
  * the fill ring's producer and consumer. l3x_xsk_frames() reports it, and
@@ -47,6 +47,9 @@ struct l3x_xsk {
 	uint32_t nfree;
 	uint32_t outstanding;	/* posted to fill, not yet received */
 	uint32_t app;		/* received, not yet released */
+	uint32_t tx_frames;	/* kept back from the fill ring */
+	uint32_t tx_out;	/* on the TX ring or completion ring */
+	uint32_t tx_pending;	/* reserved on the TX ring, not submitted */
 	uint32_t queue;
 	bool busy_poll;
 	uint64_t frames;
@@ -153,6 +156,7 @@ struct l3x_xsk *l3x_xsk_open(const struct l3x_xsk_cfg *cfg)
 	if (!x)
 		return NULL;
 	x->queue = cfg->queue;
+	x->tx_frames = cfg->tx_frames;
 	err = create_umem(x, cfg);
 	if (err)
 		goto err_close;
@@ -198,9 +202,11 @@ void l3x_xsk_refill(struct l3x_xsk *x)
 {
 	uint32_t n, idx, i;
 
-	n = xsk_prod_nb_free(&x->fill, x->nfree);
-	if (n > x->nfree)
-		n = x->nfree;
+	if (x->nfree <= x->tx_frames)
+		return;
+	n = xsk_prod_nb_free(&x->fill, x->nfree - x->tx_frames);
+	if (n > x->nfree - x->tx_frames)
+		n = x->nfree - x->tx_frames;
 	if (!n || xsk_ring_prod__reserve(&x->fill, n, &idx) != n)
 		return;
 	for (i = 0; i < n; i++)
@@ -290,6 +296,74 @@ void l3x_xsk_frames(const struct l3x_xsk *x, struct l3x_frame_stats *fs)
 	fs->fill = in_fill;
 	fs->kernel = x->outstanding - in_fill;
 	fs->app = x->app;
+	fs->completion = xsk_cons_nb_avail((struct xsk_ring_cons *)&x->comp,
+					   x->frame_count);
+	fs->tx = x->tx_out - fs->completion;
+}
+
+uint32_t l3x_xsk_frame_size(const struct l3x_xsk *x)
+{
+	return x->frame_size;
+}
+
+/* Take sent frames back from the completion ring. */
+static void reap_completions(struct l3x_xsk *x)
+{
+	uint32_t idx, n, i;
+
+	n = xsk_ring_cons__peek(&x->comp, 256, &idx);
+	for (i = 0; i < n; i++)
+		x->free[x->nfree++] = *xsk_ring_cons__comp_addr(&x->comp, idx + i);
+	if (n) {
+		xsk_ring_cons__release(&x->comp, n);
+		x->tx_out -= n;
+	}
+}
+
+void *l3x_xsk_tx_alloc(struct l3x_xsk *x, uint64_t *addr)
+{
+	if (!x->nfree)
+		reap_completions(x);
+	if (!x->nfree)
+		return NULL;
+	*addr = x->free[--x->nfree];
+	return xsk_umem__get_data(x->area, *addr);
+}
+
+bool l3x_xsk_tx_put(struct l3x_xsk *x, uint64_t addr, uint32_t len)
+{
+	struct xdp_desc *d;
+	uint32_t idx;
+
+	if (xsk_ring_prod__reserve(&x->tx, 1, &idx) != 1) {
+		l3x_xsk_tx_flush(x);
+		if (xsk_ring_prod__reserve(&x->tx, 1, &idx) != 1) {
+			x->free[x->nfree++] = addr;
+			return false;
+		}
+	}
+	d = xsk_ring_prod__tx_desc(&x->tx, idx);
+	d->addr = addr;
+	d->len = len;
+	d->options = 0;
+	x->tx_pending++;
+	x->tx_out++;
+	return true;
+}
+
+void l3x_xsk_tx_flush(struct l3x_xsk *x)
+{
+	if (x->tx_pending) {
+		xsk_ring_prod__submit(&x->tx, x->tx_pending);
+		x->tx_pending = 0;
+	}
+	/* Copy mode sends only from sendto(), a batch per call: kick while
+	 * the kernel has not taken every descriptor and says it needs it.
+	 * Acquire: pairs with the kernel's release of the consumer. */
+	if (*x->tx.producer != __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE) &&
+	    xsk_ring_prod__needs_wakeup(&x->tx))
+		sendto(xsk_socket__fd(x->sock), NULL, 0, MSG_DONTWAIT, NULL, 0);
+	reap_completions(x);
 }
 
 int l3x_xsk_stats(const struct l3x_xsk *x, struct l3x_capture_handle_stats *st)

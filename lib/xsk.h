@@ -19,6 +19,8 @@ struct l3x_xsk_cfg {
 	int busy_poll_usec;		/* < 0: off */
 	uint32_t busy_poll_budget;
 	int xsks_map_fd;
+	uint32_t tx_frames;		/* frames kept out of the fill ring
+					 * for transmit; 0 for capture */
 };
 
 L3X_HIDDEN struct l3x_xsk *l3x_xsk_open(const struct l3x_xsk_cfg *cfg);
@@ -34,6 +36,16 @@ L3X_HIDDEN void l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f,
 L3X_HIDDEN int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms);
 L3X_HIDDEN void l3x_xsk_frames(const struct l3x_xsk *x,
 			       struct l3x_frame_stats *fs);
+/*
+ * Transmit: l3x_xsk_tx_alloc() gives a free frame (NULL when none, after
+ * reaping completions), l3x_xsk_tx_put() queues @len bytes of it on the
+ * TX ring (false, frame freed, when the ring is full), l3x_xsk_tx_flush()
+ * publishes what was queued and kicks the kernel when it asks.
+ */
+L3X_HIDDEN void *l3x_xsk_tx_alloc(struct l3x_xsk *x, uint64_t *addr);
+L3X_HIDDEN bool l3x_xsk_tx_put(struct l3x_xsk *x, uint64_t addr, uint32_t len);
+L3X_HIDDEN void l3x_xsk_tx_flush(struct l3x_xsk *x);
+L3X_HIDDEN uint32_t l3x_xsk_frame_size(const struct l3x_xsk *x);
 L3X_HIDDEN int l3x_xsk_stats(const struct l3x_xsk *x,
 			     struct l3x_capture_handle_stats *st);
 

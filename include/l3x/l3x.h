@@ -278,6 +278,350 @@ L3X_API int l3x_capture_handle__frames(struct l3x_capture_handle *h,
 L3X_API void l3x_capture_handle__close(struct l3x_capture_handle *h);
 
 
+/* -------------------------------------------------------------- stack */
+
+/*
+ * The termination engine. A stack terminates every TCP connection (and,
+ * later, UDP flow) that its source delivers, whatever the destination
+ * address and port, with lwIP as the TCP/IP stack, and hands the streams
+ * to application threads through workers.
+ *
+ * lwIP keeps its state in globals, so there is one stack per process;
+ * serve N queues with one stack polling them all, or with N processes
+ * that each open a stack on their own queues and share nothing.
+ *
+ *   engine thread                       application threads
+ *   l3x_stack__start() or __poll()      l3x_worker__open() (one per thread)
+ *     source -> lwIP -> stream rx  ===>   l3x_worker__accept() / __poll()
+ *     lwIP <- stream tx            <===   l3x_stream__read() / __write()
+ */
+struct l3x_stack;
+struct l3x_worker;
+struct l3x_stream;
+
+enum l3x_source {
+	L3X_SOURCE_XDP = 0,	/* AF_XDP on .ifname, steered by rules */
+	L3X_SOURCE_TUN,		/* a TUN device .tun_name, created if missing */
+	L3X_SOURCE_CALLBACK,	/* IP packets in by l3x_stack__input(), out
+				 * through .output */
+};
+
+/* Sends one IP packet (no layer 2) that the stack emits. Return 0, or
+ * -errno to have it counted as a transmit drop. Called on the engine
+ * thread, from l3x_stack__input() and l3x_stack__poll(). */
+typedef int (*l3x_output_fn_t)(void *ctx, const void *pkt, size_t len);
+
+struct l3x_stack_opts {
+	size_t sz;
+	enum l3x_source source;
+
+	/* L3X_SOURCE_XDP */
+	const char *ifname;
+	const uint32_t *queues;	/* RX queues to serve; NULL: queue 0 */
+	uint32_t queue_count;
+	const char *pin_dir;	/* as in struct l3x_capture_opts */
+	enum l3x_xdp_mode xdp_mode;
+	enum l3x_bind_mode bind_mode;
+	uint32_t frame_count;	/* UMEM frames per queue; default 8192 */
+	uint32_t ring_size;	/* RX and TX ring entries; default 2048 */
+	int busy_poll_usec;	/* SO_BUSY_POLL; 0 = default 20, <0 = off */
+
+	/* L3X_SOURCE_TUN */
+	const char *tun_name;
+
+	/* L3X_SOURCE_CALLBACK */
+	l3x_output_fn_t output;
+	void *output_ctx;
+
+	/* the stack */
+	uint32_t mtu;		/* IP MTU; default 1500 */
+	uint32_t max_flows;	/* open flows at once; past it new connections
+				 * are refused with RST. Default 65536 */
+	uint64_t max_memory;	/* bytes buffered for all flows (received and
+				 * not read, written and not acked); past it
+				 * new connections are refused and windows
+				 * stop growing. Default 1 GiB */
+	uint32_t rx_buf;	/* per-stream receive window: bytes received
+				 * and not yet read; default 256 KiB, from
+				 * 64 KiB to 1 MiB */
+	uint32_t tx_buf;	/* per-stream bytes written and not yet
+				 * acknowledged; default 256 KiB */
+	uint32_t backlog;	/* per worker: streams waiting for accept;
+				 * past it new connections are refused with
+				 * RST. Default 1024 */
+	uint32_t linger_ms;	/* after close: how long unsent data and the
+				 * FIN may wait for the client before the
+				 * stream is aborted; default 30000 */
+	int cpu;		/* l3x_stack__start(): core to pin the engine
+				 * thread to; 0 = no pinning, N = core N-1 */
+	size_t :0;
+};
+
+/* Counters of a stack. Wire-facing drops are counted where they happen. */
+struct l3x_stack_stats {
+	uint64_t rx_packets;		/* IP packets from the source */
+	uint64_t rx_bytes;
+	uint64_t tx_packets;		/* IP packets to the source */
+	uint64_t tx_bytes;
+	uint64_t rx_not_ip;		/* not IPv4/IPv6, or truncated L2 */
+	uint64_t rx_no_rule;		/* TUN/callback: no rule matched */
+	uint64_t rx_no_memory;		/* no buffer for a received packet */
+	uint64_t rx_bad;		/* dropped by lwIP: bad checksum, bad
+					 * header, no flow (sum of its drops) */
+	uint64_t tx_dropped;		/* no frame, ring full, output error */
+	uint64_t tcp_accepted;		/* handshakes completed */
+	uint64_t tcp_refused_flows;	/* refused: max_flows reached */
+	uint64_t tcp_refused_memory;	/* refused: max_memory reached */
+	uint64_t tcp_refused_backlog;	/* refused: no worker or backlog full */
+	uint64_t tcp_reset_by_client;	/* streams the client reset */
+	uint64_t tcp_aborted;		/* streams we reset (abort, linger,
+					 * close with unread data) */
+	uint64_t tcp_closed;		/* streams closed in order */
+	uint64_t flows;			/* open now */
+	uint64_t buffered_bytes;	/* now: as in max_memory */
+};
+
+/* lwIP memory in use, and UMEM frames (XDP source): tests check that
+ * these return to their starting values. */
+struct l3x_stack_mem {
+	uint64_t heap_bytes;		/* lwIP's heap: packet buffers and,
+					 * as pools come from it, PCBs */
+	uint32_t pbufs;			/* pool pbufs (PBUF_REF/ROM/POOL) */
+	uint32_t tcp_pcbs;		/* connection PCBs (any state) */
+	uint32_t tcp_listen_pcbs;
+	uint32_t tcp_segs;		/* queued TCP segments */
+	uint32_t udp_pcbs;
+	uint32_t reass;			/* datagrams being reassembled */
+	uint32_t streams;		/* l3x stream objects alive */
+	struct l3x_frame_stats frames;	/* summed over queues */
+};
+
+/*
+ * l3x_stack__open() - create the stack and its source: for XDP, attach
+ * (or reuse) the steering program and open a socket on every queue; for
+ * TUN, open or create the device and bring it up. Nothing is accepted
+ * until rules are added: the XDP program steers only what rules match,
+ * and the other sources drop (and count) packets no rule matches.
+ * Returns NULL with errno: EBUSY a stack is already open in this process,
+ * EINVAL bad opts (a source without its field), ENODEV, EPERM, others.
+ * Any thread; the object then has one control thread and one engine
+ * thread (the one that calls __poll, or the thread __start creates).
+ */
+L3X_API struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts);
+
+/*
+ * l3x_stack__add_rule() / __del_rule() - as l3x_capture__add_rule(), live.
+ * Rules this stack added are removed on close.
+ * Control thread only.
+ */
+L3X_API int l3x_stack__add_rule(struct l3x_stack *st,
+				const struct l3x_rule *rule);
+L3X_API int l3x_stack__del_rule(struct l3x_stack *st,
+				const struct l3x_rule *rule);
+
+/*
+ * l3x_stack__start() - run the engine on a thread of its own, busy
+ * polling (pinned to opts.cpu when set). Returns 0, -EALREADY if started,
+ * -errno from pthread_create.
+ * Control thread only.
+ */
+L3X_API int l3x_stack__start(struct l3x_stack *st);
+
+/*
+ * l3x_stack__stop() - stop and join the engine thread; flows stay as they
+ * are and resume on the next __start or __poll. Returns 0 or -EALREADY
+ * when not started. Control thread only.
+ */
+L3X_API int l3x_stack__stop(struct l3x_stack *st);
+
+/*
+ * l3x_stack__poll() - one turn of the engine on the calling thread: read
+ * a burst from the source, feed lwIP, serve the workers' requests, run
+ * lwIP's timers. Never blocks. For callers that drive the engine from
+ * their own loop (not while started).
+ * Returns the amount of work done (0 = idle), -EBUSY if started.
+ * Engine thread only.
+ */
+L3X_API int l3x_stack__poll(struct l3x_stack *st);
+
+/*
+ * l3x_stack__input() - L3X_SOURCE_CALLBACK: hand in one IPv4 or IPv6
+ * packet of @len bytes (copied). Replies leave through opts.output, from
+ * this call or from a later __poll.
+ * Returns 0; -EINVAL other source or @len 0 / past 65535; -ENOBUFS no
+ * memory (counted in rx_no_memory). Malformed packets return 0 and are
+ * counted. Engine thread only.
+ */
+L3X_API int l3x_stack__input(struct l3x_stack *st, const void *pkt,
+			     size_t len);
+
+/*
+ * l3x_stack__stats() - copy the counters. Any thread (a snapshot).
+ */
+L3X_API int l3x_stack__stats(const struct l3x_stack *st,
+			     struct l3x_stack_stats *stats);
+
+/*
+ * l3x_stack__mem() - memory in use. Engine thread, or any thread while
+ * the engine is stopped (otherwise a racy snapshot).
+ */
+L3X_API int l3x_stack__mem(const struct l3x_stack *st,
+			   struct l3x_stack_mem *mem);
+
+/*
+ * l3x_stack__steer_stats() - XDP source: the steering counters.
+ * Returns 0, -EOPNOTSUPP for other sources. Any thread.
+ */
+L3X_API int l3x_stack__steer_stats(const struct l3x_stack *st,
+				   struct l3x_steer_stats *stats);
+
+/*
+ * l3x_stack__close() - stop the engine, reset every open flow (RST),
+ * remove this stack's rules, close the source, free everything. Workers
+ * must all be closed first (else -EBUSY and nothing changes). NULL is a
+ * no-op. Control thread only.
+ */
+L3X_API int l3x_stack__close(struct l3x_stack *st);
+
+/* ------------------------------------------------------------- worker */
+
+/* Readiness of a stream, edge-triggered: reported when it changes; read
+ * (or write) until -EAGAIN before waiting again. */
+#define L3X_EV_READABLE	0x1u	/* data, EOF or an error to read */
+#define L3X_EV_WRITABLE	0x2u	/* room to write again after -EAGAIN */
+#define L3X_EV_EOF	0x4u	/* the client half-closed (FIN) */
+#define L3X_EV_ERROR	0x8u	/* reset by the client or failed */
+
+struct l3x_event {
+	struct l3x_stream *stream;
+	void *user;		/* l3x_stream__set_user() */
+	uint32_t events;	/* L3X_EV_* */
+	uint32_t pad;
+};
+
+/*
+ * l3x_worker__open() - a handle for the calling thread, which owns it and
+ * every stream it accepts. The stack spreads new flows round-robin over
+ * open workers. Returns NULL with errno: ENOSPC too many workers (64),
+ * ENOMEM. Any thread; the handle is then owner thread only.
+ */
+L3X_API struct l3x_worker *l3x_worker__open(struct l3x_stack *st);
+
+/*
+ * l3x_worker__fd() - an fd that polls readable when __accept or __poll
+ * has something. Put it in epoll; after it fires, call both until they
+ * return nothing. Any thread.
+ */
+L3X_API int l3x_worker__fd(const struct l3x_worker *w);
+
+/*
+ * l3x_worker__wait() - block until there is something to accept or poll,
+ * or @timeout_ms passes (-1 forever). Returns 1 ready, 0 timeout, -errno
+ * (-EINTR on a signal). Owner thread only.
+ */
+L3X_API int l3x_worker__wait(struct l3x_worker *w, int timeout_ms);
+
+/*
+ * l3x_worker__accept() - take the next new stream. Data may already be
+ * waiting: read it. Returns NULL with errno EAGAIN when none.
+ * Owner thread only.
+ */
+L3X_API struct l3x_stream *l3x_worker__accept(struct l3x_worker *w);
+
+/*
+ * l3x_worker__poll() - take up to @n readiness events on accepted
+ * streams. Never blocks. Returns how many (0 when none).
+ * Owner thread only.
+ */
+L3X_API int l3x_worker__poll(struct l3x_worker *w, struct l3x_event *ev,
+			     unsigned n);
+
+/*
+ * l3x_worker__close() - close the handle. Streams it still holds are
+ * reset (RST to their clients); streams not yet accepted too.
+ * NULL is a no-op. Owner thread only.
+ */
+L3X_API void l3x_worker__close(struct l3x_worker *w);
+
+/* ------------------------------------------------------------- stream */
+
+/*
+ * l3x_stream__read() - copy up to @len received bytes into @buf.
+ * Returns bytes read; 0 at EOF (the client half-closed and everything
+ * before its FIN was read); -EAGAIN nothing yet; -ECONNRESET the client
+ * reset the stream; -ETIMEDOUT the client stopped answering.
+ * Owner thread only.
+ */
+L3X_API long l3x_stream__read(struct l3x_stream *s, void *buf, size_t len);
+
+/*
+ * l3x_stream__write() - queue up to @len bytes of @buf for the client.
+ * Returns bytes queued (possibly fewer than @len); -EAGAIN the send
+ * buffer (tx_buf) is full: wait for L3X_EV_WRITABLE; -EPIPE after
+ * __shutdown; -ECONNRESET / -ETIMEDOUT after the stream failed.
+ * Owner thread only.
+ */
+L3X_API long l3x_stream__write(struct l3x_stream *s, const void *buf,
+			       size_t len);
+
+/*
+ * l3x_stream__shutdown() - half-close: after the queued data the client
+ * gets a FIN; reading goes on. Returns 0, -ENOTCONN already shut down or
+ * failed. Owner thread only.
+ */
+L3X_API int l3x_stream__shutdown(struct l3x_stream *s);
+
+/*
+ * l3x_stream__close() - done with the stream: queued data is sent, then
+ * a FIN (within opts.linger_ms). As with a kernel socket, closing with
+ * received data unread resets the stream instead. @s is freed: do not
+ * use it again. Owner thread only.
+ */
+L3X_API void l3x_stream__close(struct l3x_stream *s);
+
+/*
+ * l3x_stream__abort() - reset the stream (the client gets RST) and free
+ * @s. Owner thread only.
+ */
+L3X_API void l3x_stream__abort(struct l3x_stream *s);
+
+/*
+ * l3x_stream__client_addr() - the client: the source of the connection.
+ * l3x_stream__orig_dst_addr() - the original destination the client
+ * connected to (the address and port l3x answered as).
+ * Both fill a sockaddr_in or sockaddr_in6 in @addr (@addr_sz bytes, use
+ * struct sockaddr_storage) and return its length, or -ENOSPC.
+ * Any thread while the stream is open.
+ */
+struct sockaddr;
+L3X_API int l3x_stream__client_addr(const struct l3x_stream *s,
+				    struct sockaddr *addr, size_t addr_sz);
+L3X_API int l3x_stream__orig_dst_addr(const struct l3x_stream *s,
+				      struct sockaddr *addr, size_t addr_sz);
+
+enum l3x_stream_opt {
+	L3X_STREAM_NODELAY = 1,	/* 1: send small writes at once (no Nagle) */
+	L3X_STREAM_TX_BUF,	/* bytes: this stream's send buffer */
+	L3X_STREAM_RX_BUF,	/* bytes: this stream's receive window (grows
+				 * only; at most 1 MiB) */
+};
+
+/*
+ * l3x_stream__setopt() / __getopt() - per-stream options.
+ * Returns 0 (getopt: the value); -EINVAL unknown option or bad value.
+ * Owner thread only.
+ */
+L3X_API int l3x_stream__setopt(struct l3x_stream *s, enum l3x_stream_opt opt,
+			       long val);
+L3X_API long l3x_stream__getopt(const struct l3x_stream *s,
+				enum l3x_stream_opt opt);
+
+/* l3x_stream__set_user() / __user() - the application's pointer for @s,
+ * returned in its events. Owner thread only. */
+L3X_API void l3x_stream__set_user(struct l3x_stream *s, void *user);
+L3X_API void *l3x_stream__user(const struct l3x_stream *s);
+
+
 /* ------------------------------------------------------------ control */
 
 /* The steering maps pinned in a directory, to change rules and read

@@ -19,6 +19,9 @@
 #define LWIP_NETIF_API			0
 #define LWIP_TIMERS			1
 
+/* lwIP's htons() etc. would clash with the C library's in our files. */
+#define LWIP_DONT_PROVIDE_BYTEORDER_FUNCTIONS 1
+
 /* ---- memory: heap and pools from the C allocator */
 #define MEM_LIBC_MALLOC			1
 #define MEMP_MEM_MALLOC			1
@@ -41,6 +44,8 @@
 #define IP_FRAG				0
 #define IP_REASS_MAX_PBUFS		256
 #define LWIP_IPV6_REASS			1
+/* 64-bit pointers do not fit in the fragment header: copy it aside. */
+#define IPV6_FRAG_COPYHEADER		1
 #define LWIP_IPV6_FRAG			0
 #define LWIP_IPV6_MLD			0
 #define LWIP_IPV6_AUTOCONFIG		0
@@ -117,6 +122,13 @@
 #define ND6_STATS			0
 #define MLD6_STATS			0
 #define ETHARP_STATS			0
+
+/* ---- l3x: rx chains queue to the application through the first pbuf
+ * (lib/engine.h); accessed with atomics by the engine and one reader. */
+#define LWIP_PBUF_CUSTOM_DATA		void *l3x_qnext;
+#define LWIP_PBUF_CUSTOM_DATA_INIT(p)	((p)->l3x_qnext = NULL)
+/* TIME_WAIT lasts 2 * TCP_MSL: 60 s, as on Linux, not lwIP's 2 min. */
+#define TCP_MSL				30000UL
 
 #define LWIP_DEBUG			0
 #define LWIP_NOASSERT_ON_ERROR		1

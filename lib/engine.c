@@ -1,0 +1,662 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * engine.c - the stack: one lwIP instance per process, fed by one source
+ * (AF_XDP, TUN or the application's callbacks) and driven by one engine
+ * thread that busy-polls:
+ *
+ *   l3x_stack__poll()
+ *     link->rx        source -> l3x_engine_input() -> lwIP ip_input
+ *                     -> tcp.c callbacks -> streams -> worker app rings
+ *     serve_workers   worker engine rings -> tcp.c l3x_tcp_serve()
+ *     timers          lwIP sys_check_timeouts(), zombies and linger
+ *     link->flush     kick transmit; kick sleeping workers (eventfd)
+ *
+ * lwIP's netif carries the any-destination flag (lib/lwip/patches) and
+ * sends through the link, which adds layer 2 where the source needs it.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+
+#include "lwip/init.h"
+#include "lwip/ip.h"
+#include "lwip/memp.h"
+#include "lwip/stats.h"
+#include "lwip/timeouts.h"
+
+#include "engine.h"
+
+struct l3x_stack *l3x_the_stack;
+static pthread_mutex_t the_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool lwip_ready;
+
+/* ------------------------------------------------------------ netif */
+
+static err_t output4(struct netif *n, struct pbuf *p, const ip4_addr_t *dst)
+{
+	struct l3x_stack *st = n->state;
+	ip_addr_t a;
+
+	ip_addr_copy_from_ip4(a, *dst);
+	return st->link->ops->output(st->link, p, &a) ? ERR_IF : ERR_OK;
+}
+
+static err_t output6(struct netif *n, struct pbuf *p, const ip6_addr_t *dst)
+{
+	struct l3x_stack *st = n->state;
+	ip_addr_t a;
+
+	ip_addr_copy_from_ip6(a, *dst);
+	return st->link->ops->output(st->link, p, &a) ? ERR_IF : ERR_OK;
+}
+
+static err_t netif_setup(struct netif *n)
+{
+	struct l3x_stack *st = n->state;
+
+	n->name[0] = 'l';
+	n->name[1] = '3';
+	n->mtu = (u16_t)st->mtu;
+	n->mtu6 = (u16_t)st->mtu;
+	n->output = output4;
+	n->output_ip6 = output6;
+	n->flags = NETIF_FLAG_UP | NETIF_FLAG_LINK_UP | NETIF_FLAG_L3X_ANYDEST;
+	return ERR_OK;
+}
+
+static void netif_start(struct l3x_stack *st)
+{
+	/* An address of our own, for lwIP's routing checks only: every
+	 * flow answers from its original destination. 192.0.0.8 is the
+	 * IPv4 dummy address (RFC 7600). */
+	ip4_addr_t addr, mask, gw;
+
+	IP4_ADDR(&addr, 192, 0, 0, 8);
+	IP4_ADDR(&mask, 255, 255, 255, 255);
+	ip4_addr_set_zero(&gw);
+	netif_add(&st->netif, &addr, &mask, &gw, st, netif_setup, ip_input);
+	netif_set_default(&st->netif);
+	netif_set_up(&st->netif);
+	netif_set_link_up(&st->netif);
+}
+
+/* ------------------------------------------------------------ rules */
+
+/* Protocol, destination and port of an IP packet, for software rules. */
+struct pkt_key {
+	uint8_t family, proto;
+	uint16_t port;		/* 0 when none (not first fragment, other) */
+	const uint8_t *dst;
+};
+
+static bool parse_key(const uint8_t *p, size_t len, struct pkt_key *k)
+{
+	size_t hl;
+
+	k->port = 0;
+	if (len >= 20 && p[0] >> 4 == 4) {
+		hl = (size_t)(p[0] & 0xf) * 4;
+		if (hl < 20 || hl > len)
+			return false;
+		k->family = 4;
+		k->proto = p[9];
+		k->dst = p + 16;
+		/* first fragment or none: the transport header is here */
+		if (!(((p[6] & 0x1f) << 8) | p[7]) && len >= hl + 4)
+			k->port = (uint16_t)(p[hl + 2] << 8 | p[hl + 3]);
+		return true;
+	}
+	if (len >= 40 && p[0] >> 4 == 6) {
+		k->family = 6;
+		k->proto = p[6];
+		k->dst = p + 24;
+		if ((k->proto == 6 || k->proto == 17) && len >= 44)
+			k->port = (uint16_t)(p[42] << 8 | p[43]);
+		return true;
+	}
+	return false;
+}
+
+static bool prefix_match(const uint8_t *a, const uint8_t *pfx, unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, pfx, full))
+		return false;
+	return !rest || !((a[full] ^ pfx[full]) & (0xff00 >> rest));
+}
+
+static bool rules_match(const struct l3x_rule_set *rs, const struct pkt_key *k)
+{
+	size_t i;
+
+	for (i = 0; rs && i < rs->n; i++) {
+		const struct l3x_rule *r = &rs->rules[i];
+
+		if (r->family != k->family || (r->proto && r->proto != k->proto))
+			continue;
+		if (!prefix_match(k->dst, r->addr, r->prefix_len))
+			continue;
+		if (!r->proto || (k->port >= r->port_lo && k->port <= r->port_hi))
+			return true;
+	}
+	return false;
+}
+
+/* Free the retired rule set once the engine has finished every turn that
+ * could still be reading it. Control thread. */
+static void rules_gc(struct l3x_stack *st, bool force)
+{
+	/* Acquire: pairs with the release at the end of a turn. */
+	uint64_t e = atomic_load_explicit(&st->epoch, memory_order_acquire);
+
+	if (!st->retired)
+		return;
+	if (force || e >= st->retired_epoch + (st->retired_epoch & 1)) {
+		free(st->retired);
+		st->retired = NULL;
+	}
+}
+
+static int rules_swap(struct l3x_stack *st, const struct l3x_rule *r, bool add)
+{
+	struct l3x_rule_set *old = atomic_load(&st->rules), *rs;
+	size_t n = old ? old->n : 0, i;
+
+	rules_gc(st, false);
+	if (st->retired)
+		return -EAGAIN;	/* the engine has not let go of the last one */
+	rs = malloc(sizeof(*rs) + (n + 1) * sizeof(rs->rules[0]));
+	if (!rs)
+		return -ENOMEM;
+	rs->n = 0;
+	for (i = 0; i < n; i++)
+		rs->rules[rs->n++] = old->rules[i];
+	if (add) {
+		rs->rules[rs->n++] = *r;
+	} else {
+		for (i = 0; i < rs->n; i++)
+			if (!memcmp(&rs->rules[i], r, sizeof(*r)))
+				break;
+		if (i == rs->n) {
+			free(rs);
+			return -ENOENT;
+		}
+		rs->rules[i] = rs->rules[--rs->n];
+	}
+	/* Seq_cst: the engine's next turn sees the new set; the epoch we
+	 * read after it tells which turns may still hold the old one. */
+	atomic_store(&st->rules, rs);
+	st->retired = old;
+	st->retired_epoch = atomic_load(&st->epoch);
+	rules_gc(st, false);
+	return 0;
+}
+
+/* ------------------------------------------------------------ input */
+
+int l3x_engine_input(struct l3x_stack *st, const void *pkt, size_t len,
+		     bool filter)
+{
+	struct pkt_key k;
+	struct pbuf *p;
+
+	STAT_INC(st, rx_packets);
+	STAT_ADD(st, rx_bytes, len);
+	if (!parse_key(pkt, len, &k)) {
+		STAT_INC(st, rx_not_ip);
+		return 0;
+	}
+	if (filter && !rules_match(atomic_load_explicit(&st->rules,
+						memory_order_acquire), &k)) {
+		STAT_INC(st, rx_no_rule);
+		return 0;
+	}
+	p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
+	if (!p) {
+		STAT_INC(st, rx_no_memory);
+		return -ENOBUFS;
+	}
+	memcpy(p->payload, pkt, len);
+	if (st->netif.input(p, &st->netif) != ERR_OK)
+		pbuf_free(p);
+	return 0;
+}
+
+/* ------------------------------------------------------------ workers */
+
+void l3x_engine_notify(struct l3x_stream *s)
+{
+	struct l3x_worker *w = s->w;
+	uint64_t v = (uintptr_t)s;
+
+	/* Seq_cst exchange: pairs with the app's clearing of in_app_q before
+	 * it reads the stream's state, so news after that read re-queues. */
+	if (atomic_exchange(&s->in_app_q, 1))
+		return;
+	if (!l3x_ring_enqueue_bulk_sp(w->to_app, &v, 1)) {
+		/* Cannot happen: the ring holds max_flows and each stream is
+		 * in it at most once. Keep the flag consistent anyway. */
+		atomic_store(&s->in_app_q, 0);
+		return;
+	}
+	w->pushed = true;
+}
+
+static void kick_workers(struct l3x_stack *st)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[i], memory_order_acquire);
+
+		if (!w || !w->pushed)
+			continue;
+		w->pushed = false;
+		/* Seq_cst fence: our ring pushes before the armed read, as
+		 * the app's armed store is before its ring re-check
+		 * (stream.c worker_arm). */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_exchange(&w->armed, 0)) {
+			atomic_store(&w->kicked, 1);
+			if (write(w->efd, &one, sizeof(one)) < 0)
+				continue;	/* counter full: already readable */
+		}
+	}
+}
+
+static int serve_workers(struct l3x_stack *st)
+{
+	uint64_t v[64];
+	unsigned i, n, j;
+	int work = 0;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		/* Acquire: pairs with the release store in
+		 * l3x_worker__open(): the worker is fully built. */
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[i], memory_order_acquire);
+
+		if (!w)
+			continue;
+		if (atomic_load_explicit(&w->closing, memory_order_acquire)) {
+			l3x_tcp_worker_gone(w);
+			atomic_store_explicit(&st->workers[i], NULL,
+					      memory_order_release);
+			l3x_worker_free(w);
+			work++;
+			continue;
+		}
+		while ((n = l3x_ring_dequeue_burst_sc(w->to_eng, v, 64))) {
+			for (j = 0; j < n; j++) {
+				struct l3x_stream *s = (void *)(uintptr_t)v[j];
+
+				l3x_tcp_serve(s);
+			}
+			work += (int)n;
+		}
+	}
+	return work;
+}
+
+/* ------------------------------------------------------------ options */
+
+static int check_source(const struct l3x_stack_opts *o)
+{
+	switch (L3X_OPT(o, source, L3X_SOURCE_XDP)) {
+	case L3X_SOURCE_XDP: {
+		const char *ifn = L3X_OPT(o, ifname, NULL);
+
+		if (!ifn || !*ifn || strlen(ifn) >= IF_NAMESIZE)
+			return -EINVAL;
+		if (L3X_OPT(o, queue_count, 0) && !L3X_OPT(o, queues, NULL))
+			return -EINVAL;
+		if (L3X_OPT(o, queue_count, 0) > L3X_MAX_QUEUES)
+			return -EINVAL;
+		return 0;
+	}
+	case L3X_SOURCE_TUN: {
+		const char *t = L3X_OPT(o, tun_name, NULL);
+
+		return t && *t && strlen(t) < IF_NAMESIZE ? 0 : -EINVAL;
+	}
+	case L3X_SOURCE_CALLBACK:
+		return L3X_OPT(o, output, NULL) ? 0 : -EINVAL;
+	}
+	return -EINVAL;
+}
+
+static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
+{
+	int err;
+
+	if (!l3x_opts_valid(o, sizeof(*o)))
+		return -EINVAL;
+	err = check_source(o);
+	if (err)
+		return err;
+	st->source = L3X_OPT(o, source, L3X_SOURCE_XDP);
+	st->mtu = L3X_OPT(o, mtu, 1500);
+	st->max_flows = L3X_OPT(o, max_flows, 65536);
+	st->max_memory = L3X_OPT(o, max_memory, 1ull << 30);
+	st->rx_buf = L3X_OPT(o, rx_buf, 256 * 1024);
+	st->tx_buf = L3X_OPT(o, tx_buf, 256 * 1024);
+	st->backlog = L3X_OPT(o, backlog, 1024);
+	st->linger_ms = L3X_OPT(o, linger_ms, 30000);
+	st->cpu = L3X_OPT(o, cpu, 0);
+	if (st->mtu < 1280 || st->mtu > 9000)
+		return -EINVAL;
+	if (st->max_flows > (1u << 24) || st->rx_buf > L3X_TCP_WND_MAX ||
+	    st->rx_buf < 65536 || st->tx_buf < 4096 || st->tx_buf > (1u << 30))
+		return -EINVAL;
+	if (st->cpu < 0 || st->cpu > CPU_SETSIZE)
+		return -EINVAL;
+	st->ring_size = 2;
+	while (st->ring_size < st->max_flows + 64)
+		st->ring_size <<= 1;
+	return 0;
+}
+
+/* ------------------------------------------------------------ open */
+
+static int open_source(struct l3x_stack *st, const struct l3x_stack_opts *o)
+{
+	switch (st->source) {
+	case L3X_SOURCE_XDP:
+		st->link = l3x_link_xsk_open(st, o);
+		break;
+	case L3X_SOURCE_TUN:
+		st->link = l3x_link_tun_open(st, o->tun_name, st->mtu);
+		break;
+	case L3X_SOURCE_CALLBACK:
+		st->link = l3x_link_cb_open(st, o->output, L3X_OPT(o, output_ctx, NULL));
+		break;
+	}
+	return st->link ? 0 : -errno;
+}
+
+struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
+{
+	struct l3x_stack *st;
+	int err;
+
+	pthread_mutex_lock(&the_lock);
+	if (l3x_the_stack) {
+		err = -EBUSY;
+		goto err_unlock;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		err = -ENOMEM;
+		goto err_unlock;
+	}
+	err = check_opts(st, opts);
+	if (err)
+		goto err_free;
+	pthread_mutex_init(&st->wlock, NULL);
+	if (!lwip_ready) {
+		lwip_init();
+		lwip_ready = true;
+	}
+	netif_start(st);
+	l3x_the_stack = st;
+	err = l3x_tcp_listen(st);
+	if (err)
+		goto err_netif;
+	err = open_source(st, opts);
+	if (err)
+		goto err_netif;
+	pthread_mutex_unlock(&the_lock);
+	return st;
+
+err_netif:
+	if (st->listener)
+		tcp_close(st->listener);
+	netif_remove(&st->netif);
+	l3x_the_stack = NULL;
+	pthread_mutex_destroy(&st->wlock);
+err_free:
+	free(st);
+err_unlock:
+	pthread_mutex_unlock(&the_lock);
+	errno = -err;
+	return NULL;
+}
+
+/* ------------------------------------------------------------ rules API */
+
+static int own_rule(struct l3x_stack *st, const struct l3x_rule *r)
+{
+	struct l3x_rule *n;
+
+	if (st->nown == st->own_cap) {
+		size_t c = st->own_cap ? st->own_cap * 2 : 8;
+
+		n = realloc(st->own_rules, c * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		st->own_rules = n;
+		st->own_cap = c;
+	}
+	st->own_rules[st->nown++] = *r;
+	return 0;
+}
+
+static void disown_rule(struct l3x_stack *st, const struct l3x_rule *r)
+{
+	size_t i;
+
+	for (i = 0; i < st->nown; i++) {
+		if (!memcmp(&st->own_rules[i], r, sizeof(*r))) {
+			st->own_rules[i] = st->own_rules[--st->nown];
+			return;
+		}
+	}
+}
+
+int l3x_stack__add_rule(struct l3x_stack *st, const struct l3x_rule *rule)
+{
+	int err;
+
+	if (!st || !rule || l3x_rule_check(rule))
+		return -EINVAL;
+	err = own_rule(st, rule);
+	if (err)
+		return err;
+	if (st->steer)
+		err = l3x_rules_add(l3x_steer_maps(st->steer), rule);
+	else
+		err = rules_swap(st, rule, true);
+	if (err)
+		st->nown--;
+	return err;
+}
+
+int l3x_stack__del_rule(struct l3x_stack *st, const struct l3x_rule *rule)
+{
+	int err;
+
+	if (!st || !rule || l3x_rule_check(rule))
+		return -EINVAL;
+	if (st->steer)
+		err = l3x_rules_del(l3x_steer_maps(st->steer), rule);
+	else
+		err = rules_swap(st, rule, false);
+	if (!err)
+		disown_rule(st, rule);
+	return err;
+}
+
+/* ------------------------------------------------------------ running */
+
+int l3x_stack__poll(struct l3x_stack *st)
+{
+	int work;
+
+	if (!st)
+		return -EINVAL;
+	if (st->started && !pthread_equal(pthread_self(), st->thread))
+		return -EBUSY;
+	/* Odd while in a turn; release on leaving: pairs with rules_gc(). */
+	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_seq_cst);
+	work = st->link->ops->rx(st->link);
+	work += serve_workers(st);
+	sys_check_timeouts();
+	l3x_tcp_reap(st);
+	st->link->ops->flush(st->link);
+	kick_workers(st);
+	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_release);
+	return work;
+}
+
+int l3x_stack__input(struct l3x_stack *st, const void *pkt, size_t len)
+{
+	int err;
+
+	if (!st || st->source != L3X_SOURCE_CALLBACK || !pkt || !len ||
+	    len > 65535)
+		return -EINVAL;
+	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_seq_cst);
+	err = l3x_engine_input(st, pkt, len, true);
+	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_release);
+	return err;
+}
+
+static void *engine_main(void *arg)
+{
+	struct l3x_stack *st = arg;
+
+	if (st->cpu) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(st->cpu - 1, &set);
+		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
+			pr_warn("engine: cannot pin to CPU %d\n", st->cpu - 1);
+	}
+	/* Acquire: pairs with the release store in l3x_stack__stop(). */
+	while (!atomic_load_explicit(&st->stop, memory_order_acquire))
+		l3x_stack__poll(st);
+	return NULL;
+}
+
+int l3x_stack__start(struct l3x_stack *st)
+{
+	int err;
+
+	if (!st)
+		return -EINVAL;
+	if (st->started)
+		return -EALREADY;
+	atomic_store(&st->stop, false);
+	st->started = true;
+	err = pthread_create(&st->thread, NULL, engine_main, st);
+	if (err) {
+		st->started = false;
+		return -err;
+	}
+	pthread_setname_np(st->thread, "l3x-engine");
+	return 0;
+}
+
+int l3x_stack__stop(struct l3x_stack *st)
+{
+	if (!st)
+		return -EINVAL;
+	if (!st->started)
+		return -EALREADY;
+	/* Release: pairs with the acquire load in engine_main(). */
+	atomic_store_explicit(&st->stop, true, memory_order_release);
+	pthread_join(st->thread, NULL);
+	st->started = false;
+	return 0;
+}
+
+/* ------------------------------------------------------------ stats */
+
+int l3x_stack__stats(const struct l3x_stack *st, struct l3x_stack_stats *out)
+{
+	uint64_t *v = (uint64_t *)out;
+	size_t i;
+
+	if (!st || !out)
+		return -EINVAL;
+	for (i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		v[i] = atomic_load_explicit(
+			&((struct l3x_stack *)st)->stats.v[i],
+			memory_order_relaxed);
+	return 0;
+}
+
+static uint32_t pool_used(memp_t t)
+{
+	return memp_pools[t]->stats ? memp_pools[t]->stats->used : 0;
+}
+
+int l3x_stack__mem(const struct l3x_stack *st, struct l3x_stack_mem *m)
+{
+	if (!st || !m)
+		return -EINVAL;
+	memset(m, 0, sizeof(*m));
+	m->heap_bytes = lwip_stats.mem.used;
+	m->pbufs = pool_used(MEMP_PBUF) + pool_used(MEMP_PBUF_POOL);
+	m->tcp_pcbs = pool_used(MEMP_TCP_PCB);
+	m->tcp_listen_pcbs = pool_used(MEMP_TCP_PCB_LISTEN);
+	m->tcp_segs = pool_used(MEMP_TCP_SEG);
+	m->udp_pcbs = pool_used(MEMP_UDP_PCB);
+	m->reass = pool_used(MEMP_REASSDATA) + pool_used(MEMP_IP6_REASSDATA);
+	m->streams = (uint32_t)st->streams_alive;
+	if (st->link->ops->frames)
+		st->link->ops->frames(st->link, &m->frames);
+	return 0;
+}
+
+int l3x_stack__steer_stats(const struct l3x_stack *st,
+			   struct l3x_steer_stats *out)
+{
+	if (!st || !out)
+		return -EINVAL;
+	if (!st->steer)
+		return -EOPNOTSUPP;
+	return l3x_steer_stats(st->steer, out);
+}
+
+/* ------------------------------------------------------------ close */
+
+int l3x_stack__close(struct l3x_stack *st)
+{
+	size_t i;
+
+	if (!st)
+		return 0;
+	for (i = 0; i < L3X_MAX_WORKERS; i++)
+		if (atomic_load(&st->workers[i]) &&
+		    !atomic_load(&st->workers[i])->closing)
+			return -EBUSY;
+	if (st->started)
+		l3x_stack__stop(st);
+	/* Let closed workers go (their streams are reset), then the rest. */
+	serve_workers(st);
+	l3x_tcp_close_all(st);
+	st->link->ops->flush(st->link);
+	if (st->steer) {
+		for (i = 0; i < st->nown; i++)
+			l3x_rules_del(l3x_steer_maps(st->steer), &st->own_rules[i]);
+	}
+	st->link->ops->close(st->link);
+	pthread_mutex_lock(&the_lock);
+	netif_remove(&st->netif);
+	l3x_the_stack = NULL;
+	pthread_mutex_unlock(&the_lock);
+	rules_gc(st, true);
+	free(atomic_load(&st->rules));
+	free(st->own_rules);
+	pthread_mutex_destroy(&st->wlock);
+	free(st);
+	return 0;
+}

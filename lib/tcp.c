@@ -1,0 +1,666 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * tcp.c - the engine side of TCP streams: one listener that matches every
+ * destination (lib/lwip/patches), lwIP's callbacks, and the requests the
+ * application sends through its worker. Engine thread only.
+ *
+ * A stream lives until both sides let go: the app (close or abort, seen
+ * here as EF_APP_DONE) and lwIP (the pcb closed, aborted or failed).
+ * Then release() frees it, unless its pointer still waits in the worker's
+ * app ring: it becomes a zombie until the app has dequeued it.
+ *
+ * Flow control. Receive: lwIP's window reopens (tcp_recved) only for bytes
+ * the app has read, so a reader that stops slows its client and nothing
+ * else. Send: the app may have at most tx_buf bytes written and not yet
+ * acknowledged (stream.c checks; tcp_sent returns the credit).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
+#include "lwip/sys.h"
+#include "lwip/timeouts.h"
+
+#include "engine.h"
+
+#define LINGER_CHECK_MS 100
+
+static void pbuf_set_qnext(struct pbuf *p, struct pbuf *next)
+{
+	/* Release: pairs with the acquire load in stream.c rx_next(): the
+	 * chain's contents are written before the app can reach it. */
+	__atomic_store_n(&p->l3x_qnext, next, __ATOMIC_RELEASE);
+}
+
+/* ------------------------------------------------------------ release */
+
+static void unlink_stream(struct l3x_stream *s)
+{
+	struct l3x_worker *w = s->w;
+
+	if (s->e_prev)
+		s->e_prev->e_next = s->e_next;
+	else
+		w->streams = s->e_next;
+	if (s->e_next)
+		s->e_next->e_prev = s->e_prev;
+	s->e_prev = s->e_next = NULL;
+}
+
+static void free_data(struct l3x_stack *st, struct l3x_stream *s)
+{
+	struct pbuf *p = s->rx_reclaim, *pn;
+	struct l3x_chunk *c, *cn;
+	while (p) {
+		pn = __atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
+		pbuf_free(p);
+		p = pn;
+	}
+	s->rx_reclaim = s->rx_last = NULL;
+	c = s->tx_cur ? s->tx_cur : atomic_load_explicit(&s->tx_first,
+							 memory_order_acquire);
+	while (c) {
+		cn = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
+		free(c);
+		c = cn;
+	}
+	s->tx_cur = NULL;
+	st->buffered -= s->rx_delivered - s->rx_recved;
+	st->buffered -= s->tx_queued - atomic_load(&s->tx_acked);
+	s->rx_recved = s->rx_delivered;
+	s->tx_queued = atomic_load(&s->tx_acked);
+}
+
+/* Both sides are done: free @s, or make it a zombie while the app ring
+ * still holds it. */
+static void release(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (s->eflags & EF_TODO) {
+		s->eflags |= EF_RELEASE;	/* reap_todo() finishes it */
+		return;
+	}
+	free_data(st, s);
+	unlink_stream(s);
+	st->streams_alive--;
+	STAT_ADD(st, flows, (uint64_t)-1);
+	/* Acquire: pairs with the app's release store of in_app_q, its last
+	 * touch of a closed stream (stream.c worker_drain). */
+	if (atomic_load_explicit(&s->in_app_q, memory_order_acquire)) {
+		s->eflags |= EF_ZOMBIE;
+		s->z_next = s->w->zombies;
+		s->w->zombies = s;
+		return;
+	}
+	free(s);
+}
+
+static void detach(struct tcp_pcb *pcb)
+{
+	tcp_arg(pcb, NULL);
+	tcp_recv(pcb, NULL);
+	tcp_sent(pcb, NULL);
+	tcp_err(pcb, NULL);
+}
+
+/* Reset the connection (outside lwIP callbacks, or a callback that then
+ * returns ERR_ABRT). */
+static void stream_abort(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (!s->pcb)
+		return;
+	detach(s->pcb);
+	tcp_abort(s->pcb);
+	s->pcb = NULL;
+	STAT_INC(st, tcp_aborted);
+	atomic_store_explicit(&s->err, -ECONNABORTED, memory_order_relaxed);
+	/* Release: err before the state bit that announces it. */
+	atomic_fetch_or_explicit(&s->state, ST_ERROR | ST_GONE,
+				 memory_order_release);
+}
+
+/* ------------------------------------------------------------ rx */
+
+static void reopen_window(struct l3x_stack *st, struct l3x_stream *s)
+{
+	/* Acquire: pairs with the app's release of rx_read and rx_done after
+	 * it copied the bytes out (stream.c l3x_stream__read). */
+	uint64_t read = atomic_load_explicit(&s->rx_read, memory_order_acquire);
+	uint64_t done = atomic_load_explicit(&s->rx_done, memory_order_acquire);
+	uint64_t n;
+
+	while (s->rx_reclaimed < done) {
+		struct pbuf *p = s->rx_reclaim;
+
+		s->rx_reclaim = __atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
+		pbuf_free(p);
+		s->rx_reclaimed++;
+	}
+	if (read <= s->rx_recved)
+		return;
+	n = read - s->rx_recved;
+	s->rx_recved = read;
+	st->buffered -= n;
+	while (s->pcb && n) {
+		u16_t step = n > 0xffff ? 0xffff : (u16_t)n;
+
+		tcp_recved(s->pcb, step);
+		n -= step;
+	}
+}
+
+static void grow_window(struct l3x_stack *st, struct l3x_stream *s,
+			uint32_t want)
+{
+	uint32_t add;
+
+	if (!s->pcb || want <= s->rx_buf || st->buffered >= st->max_memory)
+		return;
+	if (want > L3X_TCP_WND_MAX)
+		want = L3X_TCP_WND_MAX;
+	add = want - s->rx_buf;
+	s->rx_buf = want;
+	while (add) {
+		u16_t step = add > 0xffff ? 0xffff : (u16_t)add;
+
+		tcp_recved(s->pcb, step);
+		add -= step;
+	}
+}
+
+/* ------------------------------------------------------------ tx */
+
+/* Hand written chunks to lwIP while it has room. Returns true when every
+ * byte the app wrote is in lwIP. */
+static bool tx_push(struct l3x_stream *s)
+{
+	struct l3x_chunk *c, *next;
+	bool wrote = false;
+
+	for (;;) {
+		/* Acquire: pairs with the app's release publishing a chunk
+		 * (stream.c tx_append). */
+		c = s->tx_cur ? s->tx_cur
+			      : atomic_load_explicit(&s->tx_first,
+						     memory_order_acquire);
+		if (!c)
+			break;
+		s->tx_cur = c;
+		if (c->off == c->len) {
+			next = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
+			if (!next)
+				break;
+			free(c);	/* the app links only through the last */
+			s->tx_cur = next;
+			continue;
+		}
+		if (!s->pcb)
+			return false;
+		{
+			u16_t room = tcp_sndbuf(s->pcb);
+			uint32_t n = c->len - c->off;
+
+			if (!room)
+				break;
+			if (n > room)
+				n = room;
+			if (tcp_write(s->pcb, c->data + c->off, (u16_t)n,
+				      TCP_WRITE_FLAG_COPY) != ERR_OK)
+				break;	/* segment queue full: after an ack */
+			c->off += n;
+			s->tx_queued += n;
+			s->w->st->buffered += n;
+			wrote = true;
+		}
+	}
+	if (wrote && s->pcb)
+		tcp_output(s->pcb);
+	return !c || (c->off == c->len &&
+		      !__atomic_load_n(&c->next, __ATOMIC_ACQUIRE));
+}
+
+static void add_todo(struct l3x_stream *s)
+{
+	if (s->eflags & EF_TODO)
+		return;
+	s->eflags |= EF_TODO;
+	s->t_next = s->w->todo;
+	s->w->todo = s;
+}
+
+static void add_linger(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (s->eflags & EF_LINGER)
+		return;
+	s->eflags |= EF_LINGER;
+	s->linger_deadline = sys_now() + st->linger_ms;
+	s->z_next = s->w->lingering;
+	s->w->lingering = s;
+}
+
+/* The app closed: FIN after the data, or RST with data unread (as the
+ * kernel does). Returns false while data still waits for lwIP. */
+static bool try_close(struct l3x_stack *st, struct l3x_stream *s)
+{
+	uint64_t read = atomic_load_explicit(&s->rx_read, memory_order_acquire);
+	struct tcp_pcb *pcb = s->pcb;
+
+	if (!pcb)
+		return true;
+	if (s->rx_delivered > read) {
+		stream_abort(st, s);
+		return true;
+	}
+	if (!tx_push(s))
+		return false;
+	/* lwIP resets on close unless the window is whole again. */
+	while (pcb->rcv_wnd < TCP_WND_MAX(pcb)) {
+		tcpwnd_size_t gap = TCP_WND_MAX(pcb) - pcb->rcv_wnd;
+
+		tcp_recved(pcb, gap > 0xffff ? 0xffff : (u16_t)gap);
+	}
+	detach(pcb);
+	if (tcp_close(pcb) != ERR_OK) {
+		/* No memory for the FIN: lwIP keeps the pcb; try again. */
+		tcp_arg(pcb, s);
+		return false;
+	}
+	s->pcb = NULL;
+	STAT_INC(st, tcp_closed);
+	return true;
+}
+
+/* Finish what the app asked once its data is in lwIP. Not from inside
+ * an lwIP callback (close and abort free the pcb). */
+static void progress(struct l3x_stack *st, struct l3x_stream *s)
+{
+	bool flushed;
+
+	if (s->eflags & EF_CLOSING) {
+		if (try_close(st, s)) {
+			s->eflags &= ~EF_CLOSING;
+			/* On the linger list, reap_linger() releases it. */
+			if (!(s->eflags & EF_LINGER))
+				release(st, s);
+		} else {
+			add_linger(st, s);
+		}
+		return;
+	}
+	flushed = tx_push(s);
+	if ((s->eflags & EF_SHUT_PENDING) && flushed && s->pcb) {
+		if (tcp_shutdown(s->pcb, 0, 1) == ERR_OK) {
+			s->eflags &= ~EF_SHUT_PENDING;
+			s->eflags |= EF_SHUT_DONE;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+	struct l3x_stream *s = arg;
+	struct l3x_stack *st = l3x_the_stack;
+
+	if (!s) {
+		if (p) {
+			tcp_recved(pcb, p->tot_len);
+			pbuf_free(p);
+		}
+		return ERR_OK;
+	}
+	if (!p) {
+		/* Release: the data before the FIN is published first. */
+		atomic_fetch_or_explicit(&s->state, ST_EOF, memory_order_release);
+		l3x_engine_notify(s);
+		return ERR_OK;
+	}
+	if (err != ERR_OK) {
+		pbuf_free(p);
+		return ERR_OK;
+	}
+	p->l3x_qnext = NULL;
+	if (!s->rx_last) {
+		s->rx_reclaim = p;
+		/* Release: pairs with the acquire in stream.c rx_next(). */
+		atomic_store_explicit(&s->rx_first, p, memory_order_release);
+	} else {
+		pbuf_set_qnext(s->rx_last, p);
+	}
+	s->rx_last = p;
+	s->rx_delivered += p->tot_len;
+	st->buffered += p->tot_len;
+	l3x_engine_notify(s);
+	return ERR_OK;
+}
+
+static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
+{
+	struct l3x_stream *s = arg;
+
+	(void)pcb;
+	if (!s)
+		return ERR_OK;
+	/* Seq_cst: the credit is visible before we read want_write, as the
+	 * app sets want_write before it re-reads the credit (Dekker). */
+	atomic_fetch_add(&s->tx_acked, len);
+	s->w->st->buffered -= len;
+	if (atomic_load(&s->want_write) && atomic_exchange(&s->want_write, 0))
+		l3x_engine_notify(s);
+	if (s->eflags & (EF_CLOSING | EF_SHUT_PENDING))
+		add_todo(s);
+	else
+		tx_push(s);
+	return ERR_OK;
+}
+
+static void on_err(void *arg, err_t err)
+{
+	struct l3x_stream *s = arg;
+	struct l3x_stack *st = l3x_the_stack;
+	int e;
+
+	if (!s)
+		return;
+	s->pcb = NULL;		/* lwIP has freed it */
+	switch (err) {
+	case ERR_RST:
+		e = -ECONNRESET;
+		STAT_INC(st, tcp_reset_by_client);
+		break;
+	case ERR_CLSD:
+		e = 0;		/* closed in order after our shutdown */
+		break;
+	case ERR_ABRT:
+		e = -ETIMEDOUT;	/* lwIP gave up: retransmits, keepalive */
+		STAT_INC(st, tcp_aborted);
+		break;
+	default:
+		e = -ECONNABORTED;
+		STAT_INC(st, tcp_aborted);
+		break;
+	}
+	atomic_store_explicit(&s->err, e, memory_order_relaxed);
+	/* Release: err before the bits that announce it. */
+	atomic_fetch_or_explicit(&s->state, (e ? ST_ERROR : ST_EOF) | ST_GONE,
+				 memory_order_release);
+	if (s->eflags & EF_APP_DONE)
+		add_todo(s);	/* released by reap(), outside lwIP */
+	else
+		l3x_engine_notify(s);
+}
+
+/* ------------------------------------------------------------ accept */
+
+static struct l3x_worker *pick_worker(struct l3x_stack *st)
+{
+	unsigned i;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		unsigned slot = (st->rr + i) % L3X_MAX_WORKERS;
+		/* Acquire: pairs with the release in l3x_worker__open(). */
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[slot], memory_order_acquire);
+
+		if (!w || atomic_load_explicit(&w->closing, memory_order_relaxed))
+			continue;
+		if (w->offered - atomic_load_explicit(&w->accepted,
+						      memory_order_relaxed) >=
+		    st->backlog)
+			continue;
+		st->rr = slot + 1;
+		return w;
+	}
+	return NULL;
+}
+
+static void set_addrs(struct l3x_stream *s, const struct tcp_pcb *pcb)
+{
+	s->client_port = pcb->remote_port;
+	s->dst_port = pcb->local_port;
+	if (IP_IS_V6(&pcb->remote_ip)) {
+		s->family = 6;
+		memcpy(s->client_addr, ip_2_ip6(&pcb->remote_ip)->addr, 16);
+		memcpy(s->dst_addr, ip_2_ip6(&pcb->local_ip)->addr, 16);
+	} else {
+		s->family = 4;
+		memcpy(s->client_addr, &ip_2_ip4(&pcb->remote_ip)->addr, 4);
+		memcpy(s->dst_addr, &ip_2_ip4(&pcb->local_ip)->addr, 4);
+	}
+}
+
+static err_t refuse(struct tcp_pcb *pcb)
+{
+	tcp_abort(pcb);		/* RST to the client */
+	return ERR_ABRT;
+}
+
+static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	struct l3x_stack *st = arg;
+	struct l3x_stream *s;
+	struct l3x_worker *w;
+
+	if (err != ERR_OK || !pcb)
+		return ERR_VAL;
+	if (st->streams_alive >= st->max_flows) {
+		STAT_INC(st, tcp_refused_flows);
+		return refuse(pcb);
+	}
+	if (st->buffered >= st->max_memory) {
+		STAT_INC(st, tcp_refused_memory);
+		return refuse(pcb);
+	}
+	w = pick_worker(st);
+	if (!w) {
+		STAT_INC(st, tcp_refused_backlog);
+		return refuse(pcb);
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		STAT_INC(st, tcp_refused_memory);
+		return refuse(pcb);
+	}
+	s->w = w;
+	s->pcb = pcb;
+	s->tx_buf = st->tx_buf;
+	s->rx_buf_app = st->rx_buf;
+	set_addrs(s, pcb);
+	s->rx_buf = pcb->rcv_wnd;
+	tcp_arg(pcb, s);
+	tcp_recv(pcb, on_recv);
+	tcp_sent(pcb, on_sent);
+	tcp_err(pcb, on_err);
+	grow_window(st, s, st->rx_buf);
+	s->e_next = w->streams;
+	if (w->streams)
+		w->streams->e_prev = s;
+	w->streams = s;
+	w->offered++;
+	st->streams_alive++;
+	STAT_INC(st, flows);
+	STAT_INC(st, tcp_accepted);
+	l3x_engine_notify(s);
+	return ERR_OK;
+}
+
+int l3x_tcp_listen(struct l3x_stack *st)
+{
+	struct tcp_pcb *pcb, *lpcb;
+
+	pcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
+	if (!pcb)
+		return -ENOMEM;
+	ip_set_option(pcb, SOF_L3X_ANYDEST);
+	if (tcp_bind(pcb, IP_ANY_TYPE, 0) != ERR_OK) {
+		tcp_close(pcb);
+		return -EADDRINUSE;
+	}
+	lpcb = tcp_listen_with_backlog(pcb, TCP_DEFAULT_LISTEN_BACKLOG);
+	if (!lpcb) {
+		tcp_close(pcb);
+		return -ENOMEM;
+	}
+	tcp_arg(lpcb, st);
+	tcp_accept(lpcb, on_accept);
+	st->listener = lpcb;
+	return 0;
+}
+
+/* ------------------------------------------------------------ requests */
+
+void l3x_tcp_serve(struct l3x_stream *s)
+{
+	struct l3x_stack *st = s->w->st;
+	uint32_t req;
+
+	if (s->eflags & (EF_APP_DONE | EF_ZOMBIE))
+		return;
+	/* Acq_rel: takes the requests and REQ_QUEUED in one step, so a
+	 * request the app makes after this re-queues the stream; acquire
+	 * pairs with the app's release when it set the bits. */
+	req = atomic_exchange_explicit(&s->req, 0, memory_order_acq_rel);
+	reopen_window(st, s);
+	if ((req & REQ_RXBUF) && s->pcb)
+		grow_window(st, s, atomic_load(&s->rx_buf_req));
+	if ((req & REQ_NODELAY) && s->pcb)
+		tcp_nagle_disable(s->pcb);
+	if ((req & REQ_DELAY) && s->pcb)
+		tcp_nagle_enable(s->pcb);
+	if (req & REQ_ABORT) {
+		s->eflags |= EF_APP_DONE;
+		stream_abort(st, s);
+		release(st, s);
+		return;
+	}
+	if (req & REQ_SHUTDOWN)
+		s->eflags |= EF_SHUT_PENDING;
+	if (req & REQ_CLOSE) {
+		s->eflags |= EF_APP_DONE | EF_CLOSING;
+		if (!s->pcb) {
+			release(st, s);
+			return;
+		}
+	}
+	progress(st, s);
+}
+
+/* ------------------------------------------------------------ reaping */
+
+static void reap_todo(struct l3x_stack *st, struct l3x_worker *w)
+{
+	struct l3x_stream *s;
+
+	while ((s = w->todo)) {
+		w->todo = s->t_next;
+		s->eflags &= ~EF_TODO;
+		if (s->eflags & EF_RELEASE) {
+			release(st, s);
+			continue;
+		}
+		if ((s->eflags & EF_APP_DONE) && !s->pcb &&
+		    !(s->eflags & (EF_LINGER | EF_ZOMBIE))) {
+			release(st, s);
+			continue;
+		}
+		if (!(s->eflags & EF_ZOMBIE))
+			progress(st, s);
+	}
+}
+
+static void reap_linger(struct l3x_stack *st, struct l3x_worker *w,
+			uint32_t now)
+{
+	struct l3x_stream **pp = &w->lingering, *s;
+
+	while ((s = *pp)) {
+		bool done = !s->pcb || !(s->eflags & EF_CLOSING);
+
+		if (!done && (int32_t)(now - s->linger_deadline) >= 0) {
+			stream_abort(st, s);	/* the client would not take it */
+			done = true;
+		} else if (!done && try_close(st, s)) {
+			done = true;
+		}
+		if (!done) {
+			pp = &s->z_next;
+			continue;
+		}
+		*pp = s->z_next;
+		s->eflags &= ~(EF_LINGER | EF_CLOSING);
+		release(st, s);
+	}
+}
+
+static void reap_zombies(struct l3x_worker *w)
+{
+	struct l3x_stream **pp = &w->zombies, *s;
+
+	while ((s = *pp)) {
+		/* Acquire: pairs with the app's last release of in_app_q. */
+		if (atomic_load_explicit(&s->in_app_q, memory_order_acquire)) {
+			pp = &s->z_next;
+			continue;
+		}
+		*pp = s->z_next;
+		free(s);
+	}
+}
+
+void l3x_tcp_reap(struct l3x_stack *st)
+{
+	uint32_t now = sys_now();
+	bool check = (int32_t)(now - st->next_linger_check) >= 0;
+	unsigned i;
+
+	if (check)
+		st->next_linger_check = now + LINGER_CHECK_MS;
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[i], memory_order_relaxed);
+
+		if (!w)
+			continue;
+		reap_todo(st, w);
+		if (check) {
+			reap_linger(st, w, now);
+			reap_zombies(w);
+		}
+	}
+}
+
+/* The app closed its worker: reset and free everything it had. */
+void l3x_tcp_worker_gone(struct l3x_worker *w)
+{
+	struct l3x_stack *st = w->st;
+	struct l3x_stream *s;
+
+	while ((s = w->zombies)) {
+		w->zombies = s->z_next;
+		free(s);
+	}
+	while ((s = w->streams)) {
+		stream_abort(st, s);
+		free_data(st, s);
+		unlink_stream(s);
+		st->streams_alive--;
+		STAT_ADD(st, flows, (uint64_t)-1);
+		free(s);
+	}
+	w->todo = w->lingering = NULL;
+}
+
+/* Stack close: every pcb lwIP still has (closing, TIME_WAIT) goes. */
+void l3x_tcp_close_all(struct l3x_stack *st)
+{
+	while (tcp_active_pcbs)
+		tcp_abort(tcp_active_pcbs);
+	while (tcp_tw_pcbs)
+		tcp_abort(tcp_tw_pcbs);
+	if (st->listener) {
+		tcp_close(st->listener);
+		st->listener = NULL;
+	}
+}
