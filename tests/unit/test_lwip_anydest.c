@@ -1,0 +1,912 @@
+/*
+ * test_lwip_anydest.c - our lwIP patches (lib/lwip/patches): one lwIP
+ * instance terminates TCP and UDP for any destination address and port.
+ *
+ * Crafted IPv4/IPv6 packets, checksums included, go in through
+ * netif->input; whatever lwIP sends is captured from the netif's output
+ * callbacks and parsed back, its checksums verified. Criterion forks each
+ * test, so lwIP's globals start fresh in every test; teardown checks that
+ * every lwIP pool and the heap are back where they started.
+ */
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "lwip/init.h"
+#include "lwip/ip.h"
+#include "lwip/mem.h"
+#include "lwip/memp.h"
+#include "lwip/netif.h"
+#include "lwip/pbuf.h"
+#include "lwip/stats.h"
+#include "lwip/sys.h"
+#include "lwip/tcp.h"
+#include "lwip/timeouts.h"
+#include "lwip/udp.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/prot/tcp.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Documentation ranges: none of them is the netif's address. */
+#define PEER4 "203.0.113.5"
+#define DST4 "198.51.100.77"
+#define PEER6 "2001:db8:1::2"
+#define DST6 "2001:db8:5::9"
+#define PEER_ISN 1000u
+
+/* A peer sending to an address and port that are not the netif's. */
+struct flow {
+	const char *peer;
+	uint16_t peer_port;
+	const char *dst;
+	uint16_t dst_port;
+};
+
+/* A packet lwIP sent, parsed. */
+struct seg {
+	int v6;
+	uint8_t proto;
+	uint8_t src[16], dst[16];
+	uint16_t sport, dport;
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint16_t mss; /* MSS option, 0 without one */
+	uint8_t icmp_type, icmp_code;
+	const uint8_t *data;
+	size_t len;
+};
+
+/* An accepted connection and what it received. */
+struct conn {
+	int listener; /* tag of the listener that accepted it */
+	struct tcp_pcb *pcb;
+	char rx[256];
+	size_t rxlen;
+};
+
+/* What a UDP PCB's recv callback saw. */
+struct udp_seen {
+	int n;
+	int reply; /* answer "pong" from the original destination */
+	err_t reply_err;
+	ip_addr_t dst, src;
+	uint16_t dport, sport;
+	char data[64];
+};
+
+static struct netif nif;
+static struct {
+	uint8_t b[2048];
+	size_t len;
+} cap[64];
+static unsigned ncap;
+static struct conn conn;
+static uint32_t pool_start[MEMP_MAX];
+static mem_size_t mem_start;
+
+/* ------------------------------------------------------------ checksums */
+
+static uint32_t sum16(const void *p, size_t len, uint32_t sum)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)b[len - 1] << 8;
+	return sum;
+}
+
+static uint16_t fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static uint32_t pseudo(int v6, const uint8_t *src, const uint8_t *dst,
+		       uint8_t proto, size_t len)
+{
+	size_t alen = v6 ? 16 : 4;
+	uint32_t sum;
+
+	sum = sum16(src, alen, 0);
+	sum = sum16(dst, alen, sum);
+	return sum + proto + (uint32_t)len;
+}
+
+/* ------------------------------------------------------------ to lwIP */
+
+static int is_v6(const char *addr)
+{
+	return strchr(addr, ':') != NULL;
+}
+
+static void pton(const char *s, uint8_t *out)
+{
+	cr_assert_eq(inet_pton(is_v6(s) ? AF_INET6 : AF_INET, s, out), 1,
+		     "bad address %s", s);
+}
+
+/*
+ * Wrap l4 (its checksum field at csum_off, or none for csum_off < 0) in an
+ * IP header from src to dst and hand it to lwIP as the netif's driver would.
+ */
+static void inject(const char *src, const char *dst, uint8_t proto,
+		   uint8_t *l4, size_t l4len, int csum_off)
+{
+	uint8_t pkt[2048], s[16], d[16];
+	int v6 = is_v6(src);
+	size_t hlen = v6 ? 40 : 20;
+	struct pbuf *p;
+	uint16_t c;
+
+	cr_assert_leq(hlen + l4len, sizeof(pkt));
+	pton(src, s);
+	pton(dst, d);
+	if (csum_off >= 0) {
+		l4[csum_off] = l4[csum_off + 1] = 0;
+		c = fold(sum16(l4, l4len, pseudo(v6, s, d, proto, l4len)));
+		l4[csum_off] = (uint8_t)(c >> 8);
+		l4[csum_off + 1] = (uint8_t)c;
+	}
+	memset(pkt, 0, hlen);
+	if (v6) {
+		pkt[0] = 0x60;
+		pkt[4] = (uint8_t)(l4len >> 8);
+		pkt[5] = (uint8_t)l4len;
+		pkt[6] = proto;
+		pkt[7] = 64;
+		memcpy(pkt + 8, s, 16);
+		memcpy(pkt + 24, d, 16);
+	} else {
+		pkt[0] = 0x45;
+		pkt[2] = (uint8_t)((hlen + l4len) >> 8);
+		pkt[3] = (uint8_t)(hlen + l4len);
+		pkt[8] = 64;
+		pkt[9] = proto;
+		memcpy(pkt + 12, s, 4);
+		memcpy(pkt + 16, d, 4);
+		c = fold(sum16(pkt, hlen, 0));
+		pkt[10] = (uint8_t)(c >> 8);
+		pkt[11] = (uint8_t)c;
+	}
+	memcpy(pkt + hlen, l4, l4len);
+	p = pbuf_alloc(PBUF_RAW, (u16_t)(hlen + l4len), PBUF_POOL);
+	cr_assert_not_null(p);
+	cr_assert_eq(pbuf_take(p, pkt, (u16_t)(hlen + l4len)), ERR_OK);
+	nif.input(p, &nif);
+}
+
+static void put16(uint8_t *b, uint16_t v)
+{
+	b[0] = (uint8_t)(v >> 8);
+	b[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *b, uint32_t v)
+{
+	put16(b, (uint16_t)(v >> 16));
+	put16(b + 2, (uint16_t)v);
+}
+
+/* A TCP segment from the peer; mss 0 sends no MSS option. */
+static void send_tcp(const struct flow *f, uint32_t seq, uint32_t ack,
+		     uint8_t flags, uint16_t mss, const char *data)
+{
+	uint8_t t[256] = { 0 };
+	size_t hlen = mss ? 24 : 20, dlen = data ? strlen(data) : 0;
+
+	put16(t, f->peer_port);
+	put16(t + 2, f->dst_port);
+	put32(t + 4, seq);
+	put32(t + 8, ack);
+	t[12] = (uint8_t)(hlen / 4 << 4);
+	t[13] = flags;
+	put16(t + 14, 65535);
+	if (mss) {
+		t[20] = 2;
+		t[21] = 4;
+		put16(t + 22, mss);
+	}
+	memcpy(t + hlen, data ? data : "", dlen);
+	inject(f->peer, f->dst, IP_PROTO_TCP, t, hlen + dlen, 16);
+}
+
+static void send_udp(const struct flow *f, const char *data)
+{
+	uint8_t u[256] = { 0 };
+	size_t len = 8 + strlen(data);
+
+	put16(u, f->peer_port);
+	put16(u + 2, f->dst_port);
+	put16(u + 4, (uint16_t)len);
+	memcpy(u + 8, data, strlen(data));
+	inject(f->peer, f->dst, IP_PROTO_UDP, u, len, 6);
+}
+
+/* ------------------------------------------------------------ from lwIP */
+
+static void capture(struct pbuf *p)
+{
+	cr_assert_lt(ncap, ARRAY_SIZE(cap), "more packets than expected");
+	cap[ncap].len = pbuf_copy_partial(p, cap[ncap].b, sizeof(cap[0].b), 0);
+	cr_assert_eq(cap[ncap].len, p->tot_len);
+	ncap++;
+}
+
+static err_t out4(struct netif *n, struct pbuf *p, const ip4_addr_t *dst)
+{
+	(void)n;
+	(void)dst;
+	capture(p);
+	return ERR_OK;
+}
+
+static err_t out6(struct netif *n, struct pbuf *p, const ip6_addr_t *dst)
+{
+	(void)n;
+	(void)dst;
+	capture(p);
+	return ERR_OK;
+}
+
+static uint16_t get16(const uint8_t *b)
+{
+	return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+static uint32_t get32(const uint8_t *b)
+{
+	return (uint32_t)get16(b) << 16 | get16(b + 2);
+}
+
+static void parse_tcp(struct seg *s, const uint8_t *t, size_t len)
+{
+	size_t hlen = (size_t)(t[12] >> 4) * 4, i;
+
+	cr_assert_geq(hlen, 20);
+	cr_assert_leq(hlen, len);
+	s->sport = get16(t);
+	s->dport = get16(t + 2);
+	s->seq = get32(t + 4);
+	s->ack = get32(t + 8);
+	s->flags = t[13] & 0x3f;
+	for (i = 20; i < hlen && t[i] != 0;) {
+		if (t[i] == 1) {
+			i++;
+			continue;
+		}
+		if (t[i] == 2 && t[i + 1] == 4)
+			s->mss = get16(t + i + 2);
+		cr_assert_geq(t[i + 1], 2, "bad TCP option length");
+		i += t[i + 1];
+	}
+	s->data = t + hlen;
+	s->len = len - hlen;
+}
+
+/* Packet i as lwIP sent it; every checksum must be right. */
+static struct seg parsed(unsigned i)
+{
+	struct seg s = { 0 };
+	const uint8_t *b = cap[i].b, *l4;
+	size_t hlen, l4len;
+
+	cr_assert_lt(i, ncap, "packet %u was not sent (%u were)", i, ncap);
+	s.v6 = (b[0] >> 4) == 6;
+	if (s.v6) {
+		hlen = 40;
+		l4len = get16(b + 4);
+		s.proto = b[6];
+		memcpy(s.src, b + 8, 16);
+		memcpy(s.dst, b + 24, 16);
+	} else {
+		cr_assert_eq(b[0], 0x45);
+		hlen = 20;
+		cr_assert_eq(fold(sum16(b, 20, 0)), 0, "IPv4 header checksum");
+		l4len = get16(b + 2) - hlen;
+		s.proto = b[9];
+		memcpy(s.src, b + 12, 4);
+		memcpy(s.dst, b + 16, 4);
+	}
+	cr_assert_eq(hlen + l4len, cap[i].len);
+	l4 = b + hlen;
+	if (s.proto == IP_PROTO_ICMP) {
+		cr_assert_eq(fold(sum16(l4, l4len, 0)), 0, "ICMP checksum");
+	} else {
+		cr_assert_eq(fold(sum16(l4, l4len,
+					pseudo(s.v6, s.src, s.dst, s.proto,
+					       l4len))),
+			     0, "checksum of protocol %u", s.proto);
+	}
+	if (s.proto == IP_PROTO_TCP) {
+		parse_tcp(&s, l4, l4len);
+	} else if (s.proto == IP_PROTO_UDP) {
+		s.sport = get16(l4);
+		s.dport = get16(l4 + 2);
+		s.data = l4 + 8;
+		s.len = l4len - 8;
+	} else {
+		s.icmp_type = l4[0];
+		s.icmp_code = l4[1];
+	}
+	return s;
+}
+
+static void assert_addr(const uint8_t *a, const char *want, const char *what)
+{
+	uint8_t w[16];
+
+	pton(want, w);
+	cr_assert_eq(memcmp(a, w, is_v6(want) ? 16 : 4), 0, "%s is not %s",
+		     what, want);
+}
+
+/* s goes back from the flow's original destination to its peer. */
+static void assert_reply(const struct seg *s, const struct flow *f)
+{
+	cr_assert_eq(s->v6, is_v6(f->dst));
+	assert_addr(s->src, f->dst, "source address");
+	assert_addr(s->dst, f->peer, "destination address");
+	if (s->proto == IP_PROTO_TCP || s->proto == IP_PROTO_UDP) {
+		cr_assert_eq(s->sport, f->dst_port, "source port %u", s->sport);
+		cr_assert_eq(s->dport, f->peer_port);
+	}
+}
+
+static int ip_is(const ip_addr_t *a, const char *want)
+{
+	ip_addr_t w;
+
+	cr_assert(ipaddr_aton(want, &w));
+	return ip_addr_eq(a, &w);
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+	(void)arg;
+	(void)err;
+	if (p == NULL)
+		return ERR_OK;
+	cr_assert_leq(conn.rxlen + p->tot_len, sizeof(conn.rx) - 1);
+	conn.rxlen += pbuf_copy_partial(p, conn.rx + conn.rxlen, p->tot_len, 0);
+	tcp_recved(pcb, p->tot_len);
+	pbuf_free(p);
+	return ERR_OK;
+}
+
+static void on_err(void *arg, err_t err)
+{
+	(void)arg;
+	(void)err;
+	conn.pcb = NULL; /* lwIP has freed it */
+}
+
+static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	cr_assert_eq(err, ERR_OK);
+	cr_assert_null(conn.pcb, "one connection at a time");
+	conn.listener = *(const int *)arg;
+	conn.pcb = pcb;
+	tcp_arg(pcb, NULL);
+	tcp_recv(pcb, on_recv);
+	tcp_err(pcb, on_err);
+	return ERR_OK;
+}
+
+static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
+		   const ip_addr_t *addr, u16_t port)
+{
+	struct udp_seen *u = arg;
+	struct pbuf *q;
+
+	u->n++;
+	ip_addr_copy(u->dst, *ip_current_dest_addr());
+	u->dport = udp_current_dest_port();
+	ip_addr_copy(u->src, *addr);
+	u->sport = port;
+	pbuf_copy_partial(p, u->data, sizeof(u->data) - 1, 0);
+	pbuf_free(p);
+	if (!u->reply)
+		return;
+	q = pbuf_alloc(PBUF_TRANSPORT, 4, PBUF_RAM);
+	cr_assert_not_null(q);
+	pbuf_take(q, "pong", 4);
+	u->reply_err = udp_sendto_from(pcb, q, addr, port,
+				       ip_current_dest_addr(),
+				       udp_current_dest_port());
+	pbuf_free(q);
+}
+
+/* ------------------------------------------------------------ set-up */
+
+static err_t nif_init(struct netif *n)
+{
+	n->name[0] = 't';
+	n->name[1] = '0';
+	n->mtu = 1500;
+	n->output = out4;
+	n->output_ip6 = out6;
+	n->flags = NETIF_FLAG_L3X_ANYDEST;
+	return ERR_OK;
+}
+
+static void setup(void)
+{
+	static int initialised;
+	unsigned i;
+
+	/* Once per process: criterion forks each test, --no-fork does not. */
+	if (!initialised++)
+		lwip_init();
+	for (i = 0; i < MEMP_MAX; i++)
+		pool_start[i] = lwip_stats.memp[i]->used;
+	mem_start = lwip_stats.mem.used;
+	/* No address at all: the flag alone makes it terminate and route. */
+	cr_assert_not_null(netif_add(&nif, NULL, NULL, NULL, NULL, nif_init,
+				     ip_input));
+	netif_set_default(&nif);
+	netif_set_up(&nif);
+	netif_set_link_up(&nif);
+	ncap = 0;
+	memset(&conn, 0, sizeof(conn));
+}
+
+static void teardown(void)
+{
+	uint32_t deadline;
+	unsigned i;
+
+	/* TIME-WAIT lasts 2 MSL: 240 slow ticks, one per two tcp_tmr(). */
+	for (i = 0; i < 1000 && (tcp_active_pcbs || tcp_tw_pcbs); i++)
+		tcp_tmr();
+	cr_expect_null(tcp_active_pcbs, "a connection was left open");
+	cr_expect_null(tcp_tw_pcbs);
+	cr_expect_null(tcp_listen_pcbs.listen_pcbs, "a listener was left");
+	cr_expect_null(udp_pcbs, "a UDP PCB was left");
+	netif_remove(&nif);
+	/* The TCP timer frees its timeout when it runs and finds no PCB. */
+	deadline = sys_now() + 2000;
+	while (lwip_stats.memp[MEMP_SYS_TIMEOUT]->used !=
+		       pool_start[MEMP_SYS_TIMEOUT] &&
+	       (int32_t)(deadline - sys_now()) > 0) {
+		sys_check_timeouts();
+		usleep(5000);
+	}
+	for (i = 0; i < MEMP_MAX; i++)
+		cr_expect_eq(lwip_stats.memp[i]->used, pool_start[i],
+			     "pool %s: %u in use, %u at start",
+			     lwip_stats.memp[i]->name,
+			     (unsigned)lwip_stats.memp[i]->used, pool_start[i]);
+	cr_expect_eq(lwip_stats.mem.used, mem_start, "heap: %lu, %lu at start",
+		     (unsigned long)lwip_stats.mem.used,
+		     (unsigned long)mem_start);
+}
+
+TestSuite(anydest, .init = setup, .fini = teardown);
+
+/* ------------------------------------------------------------ TCP */
+
+/* A listener that takes every address and port, or one port if port > 0. */
+static struct tcp_pcb *listener(uint16_t port, const int *tag)
+{
+	struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
+
+	cr_assert_not_null(pcb);
+	if (port)
+		cr_assert_eq(tcp_bind(pcb, IP_ANY_TYPE, port), ERR_OK);
+	else
+		ip_set_option(pcb, SOF_L3X_ANYDEST);
+	pcb = tcp_listen(pcb);
+	cr_assert_not_null(pcb);
+	tcp_arg(pcb, (void *)tag);
+	tcp_accept(pcb, on_accept);
+	return pcb;
+}
+
+/* SYN, check the SYN-ACK, ACK it. Returns lwIP's initial sequence number. */
+static uint32_t handshake(const struct flow *f, uint16_t mss)
+{
+	struct seg s;
+
+	ncap = 0;
+	send_tcp(f, PEER_ISN, 0, TCP_SYN, mss, NULL);
+	cr_assert_eq(ncap, 1, "SYN to %s:%u: %u packets out", f->dst,
+		     f->dst_port, ncap);
+	s = parsed(0);
+	cr_assert_eq(s.proto, IP_PROTO_TCP);
+	assert_reply(&s, f);
+	cr_assert_eq(s.flags, TCP_SYN | TCP_ACK, "flags %#x", s.flags);
+	cr_assert_eq(s.ack, PEER_ISN + 1);
+	cr_assert_null(conn.pcb, "accepted before the handshake completed");
+	send_tcp(f, PEER_ISN + 1, s.seq + 1, TCP_ACK, 0, NULL);
+	cr_assert_not_null(conn.pcb, "not accepted after the final ACK");
+	return s.seq;
+}
+
+static void assert_pcb_is_flow(const struct tcp_pcb *pcb, const struct flow *f)
+{
+	cr_assert(ip_is(&pcb->local_ip, f->dst), "local address");
+	cr_assert_eq(pcb->local_port, f->dst_port, "local port %u",
+		     pcb->local_port);
+	cr_assert(ip_is(&pcb->remote_ip, f->peer), "remote address");
+	cr_assert_eq(pcb->remote_port, f->peer_port);
+}
+
+/*
+ * A whole connection to an address and port lwIP does not own: handshake,
+ * data both ways, close, and TIME-WAIT still answering from that address.
+ */
+static void whole_connection(const struct flow *f)
+{
+	static const int tag = 1;
+	struct tcp_pcb *l = listener(0, &tag);
+	const struct tcp_pcb *tw;
+	uint32_t iss, rx = PEER_ISN + 1;
+	struct seg s;
+
+	iss = handshake(f, 1460);
+	cr_assert_eq(conn.listener, tag);
+	assert_pcb_is_flow(conn.pcb, f);
+
+	send_tcp(f, rx, iss + 1, TCP_PSH | TCP_ACK, 0, "hello");
+	rx += 5;
+	cr_assert_eq(conn.rxlen, 5);
+	cr_assert_eq(memcmp(conn.rx, "hello", 5), 0);
+
+	ncap = 0;
+	cr_assert_eq(tcp_write(conn.pcb, "world", 5, TCP_WRITE_FLAG_COPY),
+		     ERR_OK);
+	cr_assert_eq(tcp_output(conn.pcb), ERR_OK);
+	s = parsed(0);
+	assert_reply(&s, f);
+	cr_assert_eq(s.seq, iss + 1);
+	cr_assert_eq(s.ack, rx, "ack %u, not %u", s.ack, rx);
+	cr_assert_eq(s.len, 5);
+	cr_assert_eq(memcmp(s.data, "world", 5), 0);
+
+	/* We close first: FIN, the peer's FIN-ACK, our last ACK. */
+	ncap = 0;
+	cr_assert_eq(tcp_close(conn.pcb), ERR_OK);
+	conn.pcb = NULL;
+	s = parsed(ncap - 1);
+	assert_reply(&s, f);
+	cr_assert(s.flags & TCP_FIN);
+	cr_assert_eq(s.seq, iss + 6);
+	ncap = 0;
+	send_tcp(f, rx, iss + 7, TCP_FIN | TCP_ACK, 0, NULL);
+	s = parsed(ncap - 1);
+	assert_reply(&s, f);
+	cr_assert_eq(s.flags, TCP_ACK);
+	cr_assert_eq(s.ack, rx + 1);
+
+	/* TIME-WAIT found by its 4-tuple: a retransmitted FIN is ACKed. */
+	tw = tcp_tw_pcbs;
+	cr_assert_not_null(tw);
+	assert_pcb_is_flow(tw, f);
+	ncap = 0;
+	send_tcp(f, rx, iss + 7, TCP_FIN | TCP_ACK, 0, NULL);
+	s = parsed(0);
+	assert_reply(&s, f);
+	cr_assert_eq(s.flags, TCP_ACK);
+	cr_assert_eq(s.ack, rx + 1);
+
+	cr_assert_eq(tcp_close(l), ERR_OK);
+}
+
+Test(anydest, tcp4_connection_to_any_address_and_port_runs_from_there)
+{
+	const struct flow f = { PEER4, 40000, DST4, 8080 };
+
+	whole_connection(&f);
+}
+
+Test(anydest, tcp6_connection_to_any_address_and_port_runs_from_there)
+{
+	const struct flow f = { PEER6, 50000, DST6, 443 };
+
+	whole_connection(&f);
+}
+
+Test(anydest, tcp_listener_on_the_exact_port_wins_over_anydest)
+{
+	static const int any = 1, exact = 2;
+	const struct flow to80 = { PEER4, 40001, DST4, 80 };
+	const struct flow to81 = { PEER4, 40002, DST4, 81 };
+	struct tcp_pcb *l_any = listener(0, &any);
+	struct tcp_pcb *l_80 = listener(80, &exact);
+
+	handshake(&to80, 1460);
+	cr_assert_eq(conn.listener, exact);
+	assert_pcb_is_flow(conn.pcb, &to80);
+	tcp_abort(conn.pcb);
+	cr_assert_null(conn.pcb);
+
+	handshake(&to81, 1460);
+	cr_assert_eq(conn.listener, any);
+	assert_pcb_is_flow(conn.pcb, &to81);
+	tcp_abort(conn.pcb);
+
+	tcp_close(l_80);
+	tcp_close(l_any);
+}
+
+Test(anydest, tcp_listener_without_flag_leaves_other_ports_to_rst)
+{
+	static const int tag = 2;
+	const struct flow f = { PEER4, 40003, DST4, 8080 };
+	struct tcp_pcb *l = listener(80, &tag);
+	struct seg s;
+
+	send_tcp(&f, PEER_ISN, 0, TCP_SYN, 1460, NULL);
+	cr_assert_eq(ncap, 1);
+	s = parsed(0);
+	assert_reply(&s, &f);
+	cr_assert(s.flags & TCP_RST, "flags %#x", s.flags);
+	cr_assert_eq(s.ack, PEER_ISN + 1);
+	cr_assert_null(tcp_active_pcbs);
+	tcp_close(l);
+}
+
+Test(anydest, netif_without_flag_drops_what_is_not_its_own_address)
+{
+	static const int tag = 3;
+	const struct flow other4 = { PEER4, 40004, DST4, 8080 };
+	const struct flow other6 = { PEER6, 40005, DST6, 8080 };
+	const struct flow own = { PEER4, 40006, "10.0.0.1", 8080 };
+	struct tcp_pcb *l = listener(0, &tag);
+	ip4_addr_t a, m;
+	u16_t drop4, tcp_in;
+
+	nif.flags &= (u8_t)~NETIF_FLAG_L3X_ANYDEST;
+	IP4_ADDR(&a, 10, 0, 0, 1);
+	IP4_ADDR(&m, 255, 255, 255, 0);
+	netif_set_addr(&nif, &a, &m, NULL);
+	drop4 = lwip_stats.ip.drop;
+	tcp_in = lwip_stats.tcp.recv;
+
+	send_tcp(&other4, PEER_ISN, 0, TCP_SYN, 1460, NULL);
+	send_tcp(&other6, PEER_ISN, 0, TCP_SYN, 1460, NULL);
+	cr_assert_eq(ncap, 0, "answered a packet that is not ours");
+	cr_assert_eq(lwip_stats.ip.drop, drop4 + 1);
+	cr_assert_eq(lwip_stats.tcp.recv, tcp_in, "TCP saw a packet");
+	cr_assert_null(tcp_active_pcbs);
+
+	/* The listener still takes any port on the netif's own address. */
+	handshake(&own, 1460);
+	assert_pcb_is_flow(conn.pcb, &own);
+	tcp_abort(conn.pcb);
+	tcp_close(l);
+}
+
+/* The peer announces MSS 1; lwIP must still send full-sized segments. */
+static void mss_floor(const struct flow *f, uint16_t floor)
+{
+	static const int tag = 4;
+	static char buf[3000];
+	struct tcp_pcb *l = listener(0, &tag);
+	struct seg s;
+
+	handshake(f, 1);
+	cr_assert_eq(conn.pcb->mss, floor, "mss %u", conn.pcb->mss);
+	ncap = 0;
+	memset(buf, 'x', sizeof(buf));
+	/* Two full segments: Nagle holds no partial one back. */
+	cr_assert_eq(tcp_write(conn.pcb, buf, 2 * floor, TCP_WRITE_FLAG_COPY),
+		     ERR_OK);
+	cr_assert_eq(tcp_output(conn.pcb), ERR_OK);
+	cr_assert_eq(ncap, 2, "%u segments for %u bytes", ncap, 2 * floor);
+	s = parsed(0);
+	assert_reply(&s, f);
+	cr_assert_eq(s.len, floor, "segment of %zu bytes", s.len);
+	s = parsed(1);
+	cr_assert_eq(s.len, floor);
+	tcp_abort(conn.pcb);
+	tcp_close(l);
+}
+
+Test(anydest, tcp4_peer_mss_1_is_raised_to_536)
+{
+	const struct flow f = { PEER4, 40007, DST4, 8080 };
+
+	mss_floor(&f, 536);
+}
+
+Test(anydest, tcp6_peer_mss_1_is_raised_to_1220)
+{
+	const struct flow f = { PEER6, 40008, DST6, 8080 };
+
+	mss_floor(&f, 1220);
+}
+
+Test(anydest, tcp_peer_mss_above_the_floor_is_kept)
+{
+	static const int tag = 5;
+	const struct flow f = { PEER4, 40009, DST4, 8080 };
+	struct tcp_pcb *l = listener(0, &tag);
+
+	handshake(&f, 1000);
+	cr_assert_eq(conn.pcb->mss, 1000);
+	tcp_abort(conn.pcb);
+	tcp_close(l);
+}
+
+/* ------------------------------------------------------------ UDP */
+
+static struct udp_pcb *udp_anydest(struct udp_seen *seen)
+{
+	struct udp_pcb *pcb = udp_new_ip_type(IPADDR_TYPE_ANY);
+
+	cr_assert_not_null(pcb);
+	ip_set_option(pcb, SOF_L3X_ANYDEST);
+	cr_assert_eq(udp_bind(pcb, IP_ANY_TYPE, 0), ERR_OK);
+	udp_recv(pcb, on_udp, seen);
+	return pcb;
+}
+
+/* A datagram to any address and port; the answer leaves from there. */
+static void udp_round_trip(const struct flow *f)
+{
+	struct udp_seen seen = { .reply = 1 };
+	struct udp_pcb *pcb = udp_anydest(&seen);
+	u16_t bound = pcb->local_port;
+	struct seg s;
+
+	send_udp(f, "ping");
+	cr_assert_eq(seen.n, 1);
+	cr_assert(ip_is(&seen.dst, f->dst), "ip_current_dest_addr()");
+	cr_assert_eq(seen.dport, f->dst_port, "udp_current_dest_port() %u",
+		     seen.dport);
+	cr_assert(ip_is(&seen.src, f->peer));
+	cr_assert_eq(seen.sport, f->peer_port);
+	cr_assert_str_eq(seen.data, "ping");
+	cr_assert_eq(udp_current_dest_port(), 0, "valid outside the callback");
+
+	cr_assert_eq(seen.reply_err, ERR_OK);
+	cr_assert_eq(ncap, 1);
+	s = parsed(0);
+	cr_assert_eq(s.proto, IP_PROTO_UDP);
+	assert_reply(&s, f);
+	cr_assert_eq(s.len, 4);
+	cr_assert_eq(memcmp(s.data, "pong", 4), 0);
+	cr_assert_eq(pcb->local_port, bound, "the PCB's binding moved");
+	udp_remove(pcb);
+}
+
+Test(anydest, udp4_any_address_and_port_reach_the_pcb_replies_leave_from_them)
+{
+	const struct flow f = { PEER4, 5353, DST4, 9999 };
+
+	udp_round_trip(&f);
+}
+
+Test(anydest, udp6_any_address_and_port_reach_the_pcb_replies_leave_from_them)
+{
+	const struct flow f = { PEER6, 5353, DST6, 53 };
+
+	udp_round_trip(&f);
+}
+
+Test(anydest, udp_pcb_on_the_exact_port_wins_over_anydest)
+{
+	struct udp_seen any = { 0 }, exact = { 0 };
+	const struct flow to53 = { PEER4, 5000, DST4, 53 };
+	const struct flow to54 = { PEER4, 5000, DST4, 54 };
+	struct udp_pcb *p_any = udp_anydest(&any);
+	struct udp_pcb *p_53 = udp_new_ip_type(IPADDR_TYPE_ANY);
+
+	cr_assert_eq(udp_bind(p_53, IP_ANY_TYPE, 53), ERR_OK);
+	udp_recv(p_53, on_udp, &exact);
+	send_udp(&to53, "a");
+	cr_assert_eq(exact.n, 1);
+	cr_assert_eq(any.n, 0);
+	send_udp(&to54, "b");
+	cr_assert_eq(exact.n, 1);
+	cr_assert_eq(any.n, 1);
+	cr_assert_eq(any.dport, 54);
+	udp_remove(p_53);
+	udp_remove(p_any);
+}
+
+Test(anydest, udp_sendto_from_refuses_port_0_and_mixed_versions)
+{
+	struct udp_seen seen = { 0 };
+	struct udp_pcb *pcb = udp_anydest(&seen);
+	struct pbuf *q = pbuf_alloc(PBUF_TRANSPORT, 1, PBUF_RAM);
+	ip_addr_t a4, b4, a6;
+
+	cr_assert(ipaddr_aton(PEER4, &a4));
+	cr_assert(ipaddr_aton(DST4, &b4));
+	cr_assert(ipaddr_aton(DST6, &a6));
+	cr_assert_eq(udp_sendto_from(pcb, q, &a4, 1, &b4, 0), ERR_VAL);
+	cr_assert_eq(udp_sendto_from(pcb, q, &a4, 1, &a6, 1), ERR_VAL);
+	cr_assert_eq(ncap, 0);
+	cr_assert_eq(udp_sendto_from(pcb, q, &a4, 1, &b4, 7), ERR_OK);
+	cr_assert_eq(ncap, 1);
+	pbuf_free(q);
+	udp_remove(pcb);
+}
+
+/* Per-flow PCBs: bound to the original destination, sent with udp_send. */
+static void udp_foreign_bound(const struct flow *f)
+{
+	struct udp_seen seen = { 0 };
+	struct udp_pcb *pcb = udp_new_ip_type(IPADDR_TYPE_ANY);
+	struct pbuf *q = pbuf_alloc(PBUF_TRANSPORT, 4, PBUF_RAM);
+	ip_addr_t local, peer;
+	struct seg s;
+
+	cr_assert(ipaddr_aton(f->dst, &local));
+	cr_assert(ipaddr_aton(f->peer, &peer));
+	cr_assert_eq(udp_bind(pcb, &local, f->dst_port), ERR_OK);
+	cr_assert_eq(udp_connect(pcb, &peer, f->peer_port), ERR_OK);
+	udp_recv(pcb, on_udp, &seen);
+	send_udp(f, "ping");
+	cr_assert_eq(seen.n, 1);
+	pbuf_take(q, "pong", 4);
+	cr_assert_eq(udp_send(pcb, q), ERR_OK);
+	s = parsed(0);
+	assert_reply(&s, f);
+	cr_assert_eq(memcmp(s.data, "pong", 4), 0);
+	pbuf_free(q);
+	udp_remove(pcb);
+}
+
+Test(anydest, udp_pcb_bound_to_a_foreign_address_sends_from_it)
+{
+	const struct flow f4 = { PEER4, 5353, DST4, 9999 };
+	const struct flow f6 = { PEER6, 5353, DST6, 9999 };
+
+	udp_foreign_bound(&f4);
+	ncap = 0;
+	udp_foreign_bound(&f6);
+}
+
+Test(anydest, udp_without_a_pcb_is_unreachable_from_the_original_destination)
+{
+	const struct flow f4 = { PEER4, 5353, DST4, 9999 };
+	const struct flow f6 = { PEER6, 5353, DST6, 9999 };
+	struct seg s;
+
+	send_udp(&f4, "ping");
+	s = parsed(0);
+	cr_assert_eq(s.proto, IP_PROTO_ICMP);
+	assert_reply(&s, &f4);
+	cr_assert_eq(s.icmp_type, 3);
+	cr_assert_eq(s.icmp_code, 3);
+
+	send_udp(&f6, "ping");
+	s = parsed(1);
+	cr_assert_eq(s.proto, IP6_NEXTH_ICMP6);
+	assert_reply(&s, &f6);
+	cr_assert_eq(s.icmp_type, 1);
+	cr_assert_eq(s.icmp_code, 4);
+}
+
+Test(anydest, broadcast_loopback_and_unspecified_keep_stock_handling)
+{
+	static const char *const dst[] = {
+		"255.255.255.255", "127.0.0.1", "0.0.0.0", "::1", "::",
+	};
+	struct udp_seen seen = { 0 };
+	struct udp_pcb *pcb = udp_anydest(&seen);
+	unsigned i;
+
+	for (i = 0; i < ARRAY_SIZE(dst); i++) {
+		const struct flow f = { is_v6(dst[i]) ? PEER6 : PEER4, 5353,
+					dst[i], 9999 };
+
+		send_udp(&f, "ping");
+		cr_assert_eq(seen.n, 0, "delivered to %s", dst[i]);
+		cr_assert_eq(ncap, 0, "answered to %s", dst[i]);
+	}
+	udp_remove(pcb);
+}
