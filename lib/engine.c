@@ -270,10 +270,23 @@ static void kick_workers(struct l3x_stack *st)
 	}
 }
 
-static int serve_workers(struct l3x_stack *st)
+static int serve_ring(struct l3x_worker *w)
 {
 	uint64_t v[64];
-	unsigned i, n, j;
+	unsigned n, j;
+	int work = 0;
+
+	while ((n = l3x_ring_dequeue_burst_sc(w->to_eng, v, 64))) {
+		for (j = 0; j < n; j++)
+			l3x_tcp_serve((struct l3x_stream *)(uintptr_t)v[j]);
+		work += (int)n;
+	}
+	return work;
+}
+
+static int serve_workers(struct l3x_stack *st)
+{
+	unsigned i;
 	int work = 0;
 
 	for (i = 0; i < L3X_MAX_WORKERS; i++) {
@@ -284,21 +297,17 @@ static int serve_workers(struct l3x_stack *st)
 
 		if (!w)
 			continue;
+		work += serve_ring(w);
+		/* Acquire: pairs with the release in l3x_worker__close();
+		 * what the app queued before it is in the ring: serve it
+		 * (closing its bound sockets), then let the worker go. */
 		if (atomic_load_explicit(&w->closing, memory_order_acquire)) {
+			serve_ring(w);
 			l3x_tcp_worker_gone(w);
 			atomic_store_explicit(&st->workers[i], NULL,
 					      memory_order_release);
 			l3x_worker_free(w);
 			work++;
-			continue;
-		}
-		while ((n = l3x_ring_dequeue_burst_sc(w->to_eng, v, 64))) {
-			for (j = 0; j < n; j++) {
-				struct l3x_stream *s = (void *)(uintptr_t)v[j];
-
-				l3x_tcp_serve(s);
-			}
-			work += (int)n;
 		}
 	}
 	return work;
@@ -349,6 +358,10 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	st->backlog = L3X_OPT(o, backlog, 1024);
 	st->linger_ms = L3X_OPT(o, linger_ms, 30000);
 	st->cpu = L3X_OPT(o, cpu, 0);
+	st->udp_idle_ms = L3X_OPT(o, udp_idle_ms, 30000);
+	st->udp_queue = L3X_OPT(o, udp_queue, 256);
+	if (st->udp_queue > 65536)
+		return -EINVAL;
 	if (st->mtu < 1280 || st->mtu > 9000)
 		return -EINVAL;
 	if (st->max_flows > (1u << 24) || st->rx_buf > L3X_TCP_WND_MAX ||
@@ -406,6 +419,8 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 	netif_start(st);
 	l3x_the_stack = st;
 	err = l3x_tcp_listen(st);
+	if (!err)
+		err = l3x_udp_listen(st);
 	if (err)
 		goto err_netif;
 	err = open_source(st, opts);
@@ -417,6 +432,7 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 err_netif:
 	if (st->listener)
 		tcp_close(st->listener);
+	l3x_udp_close_all(st);
 	netif_remove(&st->netif);
 	l3x_the_stack = NULL;
 	pthread_mutex_destroy(&st->wlock);
@@ -508,6 +524,7 @@ int l3x_stack__poll(struct l3x_stack *st)
 	work += serve_workers(st);
 	sys_check_timeouts();
 	l3x_tcp_reap(st);
+	l3x_udp_reap(st);
 	st->link->ops->flush(st->link);
 	kick_workers(st);
 	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_release);
@@ -643,6 +660,7 @@ int l3x_stack__close(struct l3x_stack *st)
 	/* Let closed workers go (their streams are reset), then the rest. */
 	serve_workers(st);
 	l3x_tcp_close_all(st);
+	l3x_udp_close_all(st);
 	st->link->ops->flush(st->link);
 	if (st->steer) {
 		for (i = 0; i < st->nown; i++)

@@ -90,6 +90,8 @@ struct l3x_chunk {
 struct l3x_stream {
 	/* ---- set at creation, then read-only */
 	struct l3x_worker *w;
+	uint8_t kind;			/* enum l3x_flow_kind */
+	bool bound;			/* UDP: a bound socket, no client */
 	uint8_t family;			/* 4 or 6 */
 	uint16_t client_port, dst_port;	/* host order */
 	uint8_t client_addr[16], dst_addr[16];
@@ -127,6 +129,12 @@ struct l3x_stream {
 	struct l3x_stream *e_prev, *e_next;	/* the worker's streams */
 	struct l3x_stream *z_next;		/* zombie or linger list */
 	struct l3x_stream *t_next;		/* todo list */
+	/* UDP */
+	struct l3x_stream *h_next;		/* flow table chain */
+	struct l3x_stream *lru_prev, *lru_next;	/* idle order */
+	uint32_t last_active;			/* sys_now() ms */
+	uint64_t rx_dgrams;			/* datagrams delivered */
+	uint64_t tx_sent;			/* datagrams taken */
 
 	/* ---- owner (application) thread only */
 	struct pbuf *rx_chain;		/* chain being read */
@@ -141,6 +149,7 @@ struct l3x_stream {
 	void *user;
 	struct l3x_stream *accept_next;	/* accept queue */
 	struct l3x_stream *r_prev, *r_next;	/* ready list */
+	struct l3x_stream *b_next;		/* worker's bound sockets */
 };
 
 /* eflags */
@@ -152,6 +161,8 @@ struct l3x_stream {
 #define EF_ZOMBIE	0x20u	/* waiting for the app ring to let go */
 #define EF_TODO		0x40u	/* on the todo list */
 #define EF_RELEASE	0x80u	/* release when taken off the todo list */
+#define EF_HASHED	0x100u	/* UDP: in the flow table and idle list */
+#define EF_LINKED	0x200u	/* on the worker's stream list */
 
 /* aflags */
 #define AF_ACCEPTED	0x1u
@@ -186,6 +197,8 @@ struct l3x_worker {
 	/* app only */
 	struct l3x_stream *acc_head, *acc_tail;
 	struct l3x_stream *ready_head, *ready_tail;
+	struct l3x_stream *udp_head, *udp_tail;	/* UDP accept queue */
+	struct l3x_stream *bound;		/* bound sockets */
 };
 
 /* ------------------------------------------------------------ the stack */
@@ -193,6 +206,18 @@ struct l3x_worker {
 struct l3x_rule_set {
 	size_t n;
 	struct l3x_rule rules[];
+};
+
+/* Bound UDP sockets: an immutable array replaced whole under wlock. */
+struct l3x_bound_set {
+	size_t n;
+	struct l3x_stream *s[];
+};
+
+struct l3x_retired {
+	struct l3x_retired *next;
+	void *ptr;
+	uint64_t epoch;
 };
 
 struct l3x_stats_atomic {
@@ -233,6 +258,15 @@ struct l3x_stack {
 	struct l3x_rule_set *retired;
 	uint64_t retired_epoch;
 
+	/* UDP */
+	struct udp_pcb *udp_pcb;
+	uint32_t udp_idle_ms, udp_queue;
+	struct l3x_stream **udp_tab;	/* flow table, chained */
+	uint32_t udp_mask;
+	struct l3x_stream *lru_head, *lru_tail;
+	struct l3x_bound_set *_Atomic bound;
+	struct l3x_retired *bound_retired;	/* under wlock */
+
 	/* XDP source */
 	struct l3x_steer *steer;
 	struct l3x_rule *own_rules;	/* what we added: removed on close */
@@ -271,6 +305,21 @@ L3X_HIDDEN void l3x_tcp_serve(struct l3x_stream *s);	/* app requests */
 L3X_HIDDEN void l3x_tcp_reap(struct l3x_stack *st);	/* zombies, linger */
 L3X_HIDDEN void l3x_tcp_worker_gone(struct l3x_worker *w);
 L3X_HIDDEN void l3x_tcp_close_all(struct l3x_stack *st);
+
+/* Both sides let go: free (or keep as a zombie while the app ring holds
+ * it). Engine thread. */
+L3X_HIDDEN void l3x_stream_release(struct l3x_stack *st, struct l3x_stream *s);
+L3X_HIDDEN void l3x_stream_link(struct l3x_stream *s);
+
+/* udp.c */
+L3X_HIDDEN int l3x_udp_listen(struct l3x_stack *st);
+L3X_HIDDEN void l3x_udp_serve(struct l3x_stream *s);
+L3X_HIDDEN void l3x_udp_reap(struct l3x_stack *st);
+L3X_HIDDEN void l3x_udp_forget(struct l3x_stack *st, struct l3x_stream *s);
+L3X_HIDDEN void l3x_udp_close_all(struct l3x_stack *st);
+/* Replace the bound set (caller holds wlock); frees retired sets. */
+L3X_HIDDEN int l3x_udp_bound_swap(struct l3x_stack *st, struct l3x_stream *add,
+				  struct l3x_stream *del);
 
 /* stream.c */
 L3X_HIDDEN void l3x_worker_free(struct l3x_worker *w);

@@ -139,15 +139,21 @@ static void ready_del(struct l3x_worker *w, struct l3x_stream *s)
 
 static void accept_add(struct l3x_worker *w, struct l3x_stream *s)
 {
+	struct l3x_stream **head = &w->acc_head, **tail = &w->acc_tail;
+
 	if (s->aflags & (AF_QUEUED | AF_ACCEPTED))
 		return;
+	if (s->kind == L3X_FLOW_UDP) {
+		head = &w->udp_head;
+		tail = &w->udp_tail;
+	}
 	s->aflags |= AF_QUEUED;
 	s->accept_next = NULL;
-	if (w->acc_tail)
-		w->acc_tail->accept_next = s;
+	if (*tail)
+		(*tail)->accept_next = s;
 	else
-		w->acc_head = s;
-	w->acc_tail = s;
+		*head = s;
+	*tail = s;
 }
 
 /* Move everything in the app ring onto the private lists. */
@@ -196,7 +202,9 @@ static bool worker_arm(struct l3x_worker *w)
 	return l3x_ring_count(w->to_app) > 0;
 }
 
-struct l3x_stream *l3x_worker__accept(struct l3x_worker *w)
+static struct l3x_stream *accept_kind(struct l3x_worker *w,
+				      struct l3x_stream **head,
+				      struct l3x_stream **tail)
 {
 	struct l3x_stream *s;
 
@@ -204,26 +212,39 @@ struct l3x_stream *l3x_worker__accept(struct l3x_worker *w)
 		errno = EINVAL;
 		return NULL;
 	}
-	if (!w->acc_head) {
+	if (!*head) {
 		worker_drain(w);
-		if (!w->acc_head && worker_arm(w))
+		if (!*head && worker_arm(w))
 			worker_drain(w);
 	}
-	s = w->acc_head;
+	s = *head;
 	if (!s) {
 		errno = EAGAIN;
 		return NULL;
 	}
-	w->acc_head = s->accept_next;
-	if (!w->acc_head)
-		w->acc_tail = NULL;
+	*head = s->accept_next;
+	if (!*head)
+		*tail = NULL;
 	s->aflags = (s->aflags & ~AF_QUEUED) | AF_ACCEPTED;
 	/* Relaxed: a count the engine reads for the backlog limit. */
 	atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
 	return s;
 }
 
+struct l3x_stream *l3x_worker__accept(struct l3x_worker *w)
+{
+	return w ? accept_kind(w, &w->acc_head, &w->acc_tail)
+		 : accept_kind(NULL, NULL, NULL);
+}
+
+struct l3x_udp *l3x_worker__accept_udp(struct l3x_worker *w)
+{
+	return (struct l3x_udp *)(w ? accept_kind(w, &w->udp_head, &w->udp_tail)
+				    : accept_kind(NULL, NULL, NULL));
+}
+
 static bool rx_pending(struct l3x_stream *s);
+static struct pbuf *udp_peek(struct l3x_stream *s);
 
 static uint32_t stream_events(struct l3x_stream *s)
 {
@@ -231,7 +252,8 @@ static uint32_t stream_events(struct l3x_stream *s)
 	uint32_t state = atomic_load_explicit(&s->state, memory_order_acquire);
 	uint32_t ev = 0;
 
-	if (rx_pending(s) || (state & (ST_EOF | ST_ERROR)))
+	if ((s->kind == L3X_FLOW_UDP ? udp_peek(s) != NULL : rx_pending(s)) ||
+	    (state & (ST_EOF | ST_ERROR)))
 		ev |= L3X_EV_READABLE;
 	if (state & ST_EOF)
 		ev |= L3X_EV_EOF;
@@ -268,10 +290,10 @@ int l3x_worker__poll(struct l3x_worker *w, struct l3x_event *ev, unsigned n)
 			ev[got].stream = s;
 			ev[got].user = s->user;
 			ev[got].events = e;
-			ev[got].pad = 0;
+			ev[got].kind = s->kind;
 			got++;
 		}
-		if (got || armed || w->acc_head)
+		if (got || armed || w->acc_head || w->udp_head)
 			return (int)got;
 		armed = true;
 		if (!worker_arm(w))
@@ -287,7 +309,7 @@ int l3x_worker__wait(struct l3x_worker *w, int timeout_ms)
 	if (!w)
 		return -EINVAL;
 	worker_drain(w);
-	if (w->acc_head || w->ready_head)
+	if (w->acc_head || w->udp_head || w->ready_head)
 		return 1;
 	if (worker_arm(w))
 		return 1;
@@ -299,10 +321,34 @@ int l3x_worker__wait(struct l3x_worker *w, int timeout_ms)
 	return r > 0 || l3x_ring_count(w->to_app) > 0;
 }
 
+static void udp_unbind(struct l3x_stream *s)
+{
+	struct l3x_worker *w = s->w;
+	struct l3x_stream **pp;
+
+	pthread_mutex_lock(&w->st->wlock);
+	l3x_udp_bound_swap(w->st, NULL, s);
+	pthread_mutex_unlock(&w->st->wlock);
+	for (pp = &w->bound; *pp; pp = &(*pp)->b_next) {
+		if (*pp == s) {
+			*pp = s->b_next;
+			break;
+		}
+	}
+}
+
+static void stream_done(struct l3x_stream *s, uint32_t req);
+
 void l3x_worker__close(struct l3x_worker *w)
 {
 	if (!w)
 		return;
+	while (w->bound) {
+		struct l3x_stream *s = w->bound;
+
+		udp_unbind(s);
+		stream_done(s, REQ_CLOSE);
+	}
 	/* Release: our last touch; the engine resets the streams and frees
 	 * the worker (engine.c serve_workers). */
 	atomic_store_explicit(&w->closing, 1, memory_order_release);
@@ -598,4 +644,246 @@ void l3x_stream__set_user(struct l3x_stream *s, void *user)
 void *l3x_stream__user(const struct l3x_stream *s)
 {
 	return s ? s->user : NULL;
+}
+
+/* ------------------------------------------------------------ udp */
+
+#define U(u) ((struct l3x_stream *)(u))
+#define FROM_HDR 20	/* udp.c struct from_hdr */
+
+/* The next datagram, not yet taken: after the last one taken. */
+static struct pbuf *udp_peek(struct l3x_stream *s)
+{
+	if (!s->rx_chain)
+		/* Acquire: pairs with the engine's release of rx_first. */
+		return atomic_load_explicit(&s->rx_first, memory_order_acquire);
+	return rx_next(s->rx_chain);
+}
+
+static void udp_take(struct l3x_stream *s, struct pbuf *c)
+{
+	if (s->rx_chain)
+		s->rx_ndone++;	/* the one before: the engine may free it */
+	s->rx_chain = c;
+	s->rx_nread++;
+	/* Release: our reads of the datagrams are done (udp.c frees). */
+	atomic_store_explicit(&s->rx_read, s->rx_nread, memory_order_release);
+	atomic_store_explicit(&s->rx_done, s->rx_ndone, memory_order_release);
+	request(s, REQ_DATA);
+}
+
+long l3x_udp__recvfrom(struct l3x_udp *u, void *buf, size_t len,
+		       struct sockaddr *from, size_t from_sz)
+{
+	struct l3x_stream *s = U(u);
+	struct pbuf *c;
+	uint32_t state;
+	uint16_t skip = 0;
+	long n;
+
+	if (!s || (!buf && len) || s->kind != L3X_FLOW_UDP)
+		return -EINVAL;
+	c = udp_peek(s);
+	if (!c) {
+		state = atomic_load_explicit(&s->state, memory_order_acquire);
+		if (!(state & ST_EOF))
+			return -EAGAIN;
+		c = udp_peek(s);	/* published before the bit */
+		if (!c)
+			return 0;
+	}
+	if (s->bound) {
+		uint8_t h[FROM_HDR];
+
+		pbuf_copy_partial(c, h, FROM_HDR, 0);
+		skip = FROM_HDR;
+		if (from) {
+			uint16_t port;
+			int r;
+
+			memcpy(&port, h + 2, 2);
+			r = fill_addr(h[0], h + 4, port, from, from_sz);
+			if (r < 0)
+				return r;
+		}
+	} else if (from) {
+		int r = fill_addr(s->family, s->client_addr, s->client_port,
+				  from, from_sz);
+
+		if (r < 0)
+			return r;
+	}
+	n = c->tot_len - skip;
+	if (len > (size_t)n)
+		len = (size_t)n;
+	pbuf_copy_partial(c, buf, (u16_t)len, skip);
+	udp_take(s, c);
+	return n;
+}
+
+long l3x_udp__recv(struct l3x_udp *u, void *buf, size_t len)
+{
+	return l3x_udp__recvfrom(u, buf, len, NULL, 0);
+}
+
+static long udp_queue_send(struct l3x_stream *s, const void *hdr, size_t hlen,
+			   const void *buf, size_t len)
+{
+	size_t max = s->w->st->mtu - (s->family == 4 ? 28 : 48);
+	uint32_t state = atomic_load_explicit(&s->state, memory_order_acquire);
+	struct l3x_chunk *c;
+
+	if (state & ST_GONE)
+		return -EPIPE;
+	if (len > max)
+		return -EMSGSIZE;
+	if (!tx_credit(s)) {
+		/* Seq_cst: as in l3x_stream__write(). */
+		atomic_store(&s->want_write, 1);
+		if (!tx_credit(s)) {
+			s->aflags |= AF_WANTW;
+			return -EAGAIN;
+		}
+	}
+	c = malloc(sizeof(*c) + hlen + len);
+	if (!c)
+		return -ENOMEM;
+	c->next = NULL;
+	c->len = (uint32_t)(hlen + len);
+	c->off = 0;
+	memcpy(c->data, hdr, hlen);
+	memcpy(c->data + hlen, buf, len);
+	tx_append(s, c);
+	s->tx_written++;
+	request(s, REQ_DATA);
+	return (long)len;
+}
+
+long l3x_udp__send(struct l3x_udp *u, const void *buf, size_t len)
+{
+	struct l3x_stream *s = U(u);
+
+	if (!s || (!buf && len) || s->kind != L3X_FLOW_UDP || s->bound)
+		return -EINVAL;
+	return udp_queue_send(s, NULL, 0, buf, len);
+}
+
+/* A sockaddr as family, address bytes and port. */
+static int parse_addr(const struct sockaddr *sa, size_t sz, uint8_t *family,
+		      uint8_t *addr, uint16_t *port)
+{
+	memset(addr, 0, 16);
+	if (sa && sa->sa_family == AF_INET && sz >= sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		*family = 4;
+		memcpy(addr, &in->sin_addr, 4);
+		*port = ntohs(in->sin_port);
+		return 0;
+	}
+	if (sa && sa->sa_family == AF_INET6 &&
+	    sz >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		*family = 6;
+		memcpy(addr, &in6->sin6_addr, 16);
+		*port = ntohs(in6->sin6_port);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+long l3x_udp__sendto(struct l3x_udp *u, const void *buf, size_t len,
+		     const struct sockaddr *to, size_t to_sz)
+{
+	struct l3x_stream *s = U(u);
+	uint8_t h[FROM_HDR] = {};
+	uint16_t port;
+
+	if (!s || (!buf && len) || s->kind != L3X_FLOW_UDP || !s->bound)
+		return -EINVAL;
+	if (parse_addr(to, to_sz, &h[0], h + 4, &port) || h[0] != s->family ||
+	    !port)
+		return -EINVAL;
+	memcpy(h + 2, &port, 2);
+	return udp_queue_send(s, h, sizeof(h), buf, len);
+}
+
+struct l3x_udp *l3x_udp__bind(struct l3x_worker *w, const struct sockaddr *addr,
+			      size_t addr_sz)
+{
+	struct l3x_stream *s;
+	int err;
+
+	if (!w) {
+		errno = EINVAL;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (parse_addr(addr, addr_sz, &s->family, s->dst_addr, &s->dst_port) ||
+	    !s->dst_port) {
+		free(s);
+		errno = EINVAL;
+		return NULL;
+	}
+	s->w = w;
+	s->kind = L3X_FLOW_UDP;
+	s->bound = true;
+	s->tx_buf = w->st->udp_queue;
+	s->aflags = AF_ACCEPTED;
+	pthread_mutex_lock(&w->st->wlock);
+	err = l3x_udp_bound_swap(w->st, s, NULL);
+	pthread_mutex_unlock(&w->st->wlock);
+	if (err) {
+		free(s);
+		errno = -err;
+		return NULL;
+	}
+	s->b_next = w->bound;
+	w->bound = s;
+	request(s, REQ_DATA);	/* the engine lists it under the worker */
+	return (struct l3x_udp *)s;
+}
+
+void l3x_udp__close(struct l3x_udp *u)
+{
+	struct l3x_stream *s = U(u);
+
+	if (!s)
+		return;
+	if (s->bound)
+		udp_unbind(s);
+	stream_done(s, REQ_CLOSE);
+}
+
+int l3x_udp__client_addr(const struct l3x_udp *u, struct sockaddr *addr,
+			 size_t addr_sz)
+{
+	const struct l3x_stream *s = (const struct l3x_stream *)u;
+
+	if (!s || !addr)
+		return -EINVAL;
+	if (s->bound)
+		return -ENOTCONN;
+	return fill_addr(s->family, s->client_addr, s->client_port, addr,
+			 addr_sz);
+}
+
+int l3x_udp__orig_dst_addr(const struct l3x_udp *u, struct sockaddr *addr,
+			   size_t addr_sz)
+{
+	return l3x_stream__orig_dst_addr((const struct l3x_stream *)u, addr,
+					 addr_sz);
+}
+
+void l3x_udp__set_user(struct l3x_udp *u, void *user)
+{
+	l3x_stream__set_user(U(u), user);
+}
+
+void *l3x_udp__user(const struct l3x_udp *u)
+{
+	return l3x_stream__user((const struct l3x_stream *)u);
 }

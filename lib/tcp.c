@@ -36,10 +36,27 @@ static void pbuf_set_qnext(struct pbuf *p, struct pbuf *next)
 
 /* ------------------------------------------------------------ release */
 
+void l3x_stream_link(struct l3x_stream *s)
+{
+	struct l3x_worker *w = s->w;
+
+	if (s->eflags & EF_LINKED)
+		return;
+	s->eflags |= EF_LINKED;
+	s->e_prev = NULL;
+	s->e_next = w->streams;
+	if (w->streams)
+		w->streams->e_prev = s;
+	w->streams = s;
+}
+
 static void unlink_stream(struct l3x_stream *s)
 {
 	struct l3x_worker *w = s->w;
 
+	if (!(s->eflags & EF_LINKED))
+		return;
+	s->eflags &= ~EF_LINKED;
 	if (s->e_prev)
 		s->e_prev->e_next = s->e_next;
 	else
@@ -67,6 +84,8 @@ static void free_data(struct l3x_stack *st, struct l3x_stream *s)
 		c = cn;
 	}
 	s->tx_cur = NULL;
+	if (s->kind != L3X_FLOW_TCP)
+		return;
 	st->buffered -= s->rx_delivered - s->rx_recved;
 	st->buffered -= s->tx_queued - atomic_load(&s->tx_acked);
 	s->rx_recved = s->rx_delivered;
@@ -75,7 +94,7 @@ static void free_data(struct l3x_stack *st, struct l3x_stream *s)
 
 /* Both sides are done: free @s, or make it a zombie while the app ring
  * still holds it. */
-static void release(struct l3x_stack *st, struct l3x_stream *s)
+void l3x_stream_release(struct l3x_stack *st, struct l3x_stream *s)
 {
 	if (s->eflags & EF_TODO) {
 		s->eflags |= EF_RELEASE;	/* reap_todo() finishes it */
@@ -83,8 +102,10 @@ static void release(struct l3x_stack *st, struct l3x_stream *s)
 	}
 	free_data(st, s);
 	unlink_stream(s);
-	st->streams_alive--;
-	STAT_ADD(st, flows, (uint64_t)-1);
+	if (!s->bound) {
+		st->streams_alive--;
+		STAT_ADD(st, flows, (uint64_t)-1);
+	}
 	/* Acquire: pairs with the app's release store of in_app_q, its last
 	 * touch of a closed stream (stream.c worker_drain). */
 	if (atomic_load_explicit(&s->in_app_q, memory_order_acquire)) {
@@ -282,7 +303,7 @@ static void progress(struct l3x_stack *st, struct l3x_stream *s)
 			s->eflags &= ~EF_CLOSING;
 			/* On the linger list, reap_linger() releases it. */
 			if (!(s->eflags & EF_LINGER))
-				release(st, s);
+				l3x_stream_release(st, s);
 		} else {
 			add_linger(st, s);
 		}
@@ -474,10 +495,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	tcp_sent(pcb, on_sent);
 	tcp_err(pcb, on_err);
 	grow_window(st, s, st->rx_buf);
-	s->e_next = w->streams;
-	if (w->streams)
-		w->streams->e_prev = s;
-	w->streams = s;
+	l3x_stream_link(s);
 	w->offered++;
 	st->streams_alive++;
 	STAT_INC(st, flows);
@@ -516,6 +534,10 @@ void l3x_tcp_serve(struct l3x_stream *s)
 	struct l3x_stack *st = s->w->st;
 	uint32_t req;
 
+	if (s->kind == L3X_FLOW_UDP) {
+		l3x_udp_serve(s);
+		return;
+	}
 	if (s->eflags & (EF_APP_DONE | EF_ZOMBIE))
 		return;
 	/* Acq_rel: takes the requests and REQ_QUEUED in one step, so a
@@ -532,7 +554,7 @@ void l3x_tcp_serve(struct l3x_stream *s)
 	if (req & REQ_ABORT) {
 		s->eflags |= EF_APP_DONE;
 		stream_abort(st, s);
-		release(st, s);
+		l3x_stream_release(st, s);
 		return;
 	}
 	if (req & REQ_SHUTDOWN)
@@ -540,7 +562,7 @@ void l3x_tcp_serve(struct l3x_stream *s)
 	if (req & REQ_CLOSE) {
 		s->eflags |= EF_APP_DONE | EF_CLOSING;
 		if (!s->pcb) {
-			release(st, s);
+			l3x_stream_release(st, s);
 			return;
 		}
 	}
@@ -557,12 +579,12 @@ static void reap_todo(struct l3x_stack *st, struct l3x_worker *w)
 		w->todo = s->t_next;
 		s->eflags &= ~EF_TODO;
 		if (s->eflags & EF_RELEASE) {
-			release(st, s);
+			l3x_stream_release(st, s);
 			continue;
 		}
 		if ((s->eflags & EF_APP_DONE) && !s->pcb &&
 		    !(s->eflags & (EF_LINGER | EF_ZOMBIE))) {
-			release(st, s);
+			l3x_stream_release(st, s);
 			continue;
 		}
 		if (!(s->eflags & EF_ZOMBIE))
@@ -590,7 +612,7 @@ static void reap_linger(struct l3x_stack *st, struct l3x_worker *w,
 		}
 		*pp = s->z_next;
 		s->eflags &= ~(EF_LINGER | EF_CLOSING);
-		release(st, s);
+		l3x_stream_release(st, s);
 	}
 }
 
@@ -643,10 +665,13 @@ void l3x_tcp_worker_gone(struct l3x_worker *w)
 	}
 	while ((s = w->streams)) {
 		stream_abort(st, s);
+		l3x_udp_forget(st, s);
 		free_data(st, s);
 		unlink_stream(s);
-		st->streams_alive--;
-		STAT_ADD(st, flows, (uint64_t)-1);
+		if (!s->bound) {
+			st->streams_alive--;
+			STAT_ADD(st, flows, (uint64_t)-1);
+		}
 		free(s);
 	}
 	w->todo = w->lingering = NULL;

@@ -354,6 +354,12 @@ struct l3x_stack_opts {
 				 * stream is aborted; default 30000 */
 	int cpu;		/* l3x_stack__start(): core to pin the engine
 				 * thread to; 0 = no pinning, N = core N-1 */
+	uint32_t udp_idle_ms;	/* a UDP flow with no datagram either way
+				 * for this long expires; default 30000 */
+	uint32_t udp_queue;	/* per UDP flow and direction: datagrams
+				 * queued at most; past it received ones
+				 * are dropped (counted), send gives
+				 * -EAGAIN. Default 256 */
 	size_t :0;
 };
 
@@ -377,8 +383,16 @@ struct l3x_stack_stats {
 	uint64_t tcp_aborted;		/* streams we reset (abort, linger,
 					 * close with unread data) */
 	uint64_t tcp_closed;		/* streams closed in order */
-	uint64_t flows;			/* open now */
+	uint64_t flows;			/* open now (TCP and UDP) */
 	uint64_t buffered_bytes;	/* now: as in max_memory */
+	uint64_t udp_flows;		/* UDP flows created */
+	uint64_t udp_expired;		/* UDP flows that went idle */
+	uint64_t udp_refused;		/* datagrams of new flows refused:
+					 * max_flows, no worker, backlog */
+	uint64_t udp_rx;		/* datagrams delivered */
+	uint64_t udp_rx_dropped;	/* dropped: the flow's queue full */
+	uint64_t udp_tx;		/* datagrams sent */
+	uint64_t udp_tx_failed;		/* send failed (no memory, route) */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that
@@ -492,11 +506,21 @@ L3X_API int l3x_stack__close(struct l3x_stack *st);
 #define L3X_EV_EOF	0x4u	/* the client half-closed (FIN) */
 #define L3X_EV_ERROR	0x8u	/* reset by the client or failed */
 
+enum l3x_flow_kind {
+	L3X_FLOW_TCP = 0,	/* .stream */
+	L3X_FLOW_UDP = 1,	/* .udp */
+};
+
+struct l3x_udp;
+
 struct l3x_event {
-	struct l3x_stream *stream;
-	void *user;		/* l3x_stream__set_user() */
+	union {
+		struct l3x_stream *stream;
+		struct l3x_udp *udp;
+	};
+	void *user;		/* l3x_stream__set_user(), l3x_udp__set_user() */
 	uint32_t events;	/* L3X_EV_* */
-	uint32_t pad;
+	uint32_t kind;		/* enum l3x_flow_kind */
 };
 
 /*
@@ -535,6 +559,13 @@ L3X_API struct l3x_stream *l3x_worker__accept(struct l3x_worker *w);
  */
 L3X_API int l3x_worker__poll(struct l3x_worker *w, struct l3x_event *ev,
 			     unsigned n);
+
+/*
+ * l3x_worker__accept_udp() - take the next new UDP flow: the first
+ * datagram from a client to a destination no bound socket covers.
+ * Returns NULL with errno EAGAIN when none. Owner thread only.
+ */
+L3X_API struct l3x_udp *l3x_worker__accept_udp(struct l3x_worker *w);
 
 /*
  * l3x_worker__close() - close the handle. Streams it still holds are
@@ -621,6 +652,72 @@ L3X_API long l3x_stream__getopt(const struct l3x_stream *s,
 L3X_API void l3x_stream__set_user(struct l3x_stream *s, void *user);
 L3X_API void *l3x_stream__user(const struct l3x_stream *s);
 
+
+/* ---------------------------------------------------------------- udp */
+
+/*
+ * A UDP flow is every datagram between one client (address, port) and one
+ * original destination (address, port), accepted like a stream; replies
+ * leave from the original destination. It expires after opts.udp_idle_ms
+ * without datagrams: then recv gives 0 and the flow should be closed.
+ *
+ * A bound socket (l3x_udp__bind) takes every datagram to one destination
+ * address and port, from any client, as a kernel UDP socket would:
+ * recvfrom gives the client, sendto answers one.
+ */
+
+/*
+ * l3x_udp__recv() / __recvfrom() - take the next datagram, copying at most
+ * @len bytes of it into @buf (the rest is dropped). __recvfrom fills
+ * @from (a sockaddr_in or sockaddr_in6, @from_sz bytes) with its client.
+ * Returns the datagram's full length; -EAGAIN none waiting; 0 the flow
+ * expired. Owner thread only.
+ */
+L3X_API long l3x_udp__recv(struct l3x_udp *u, void *buf, size_t len);
+L3X_API long l3x_udp__recvfrom(struct l3x_udp *u, void *buf, size_t len,
+			       struct sockaddr *from, size_t from_sz);
+
+/*
+ * l3x_udp__send() - a datagram to the flow's client, from its original
+ * destination. l3x_udp__sendto() - a datagram from a bound socket's
+ * address to @to. Returns @len; -EAGAIN udp_queue datagrams wait already;
+ * -EMSGSIZE larger than the MTU allows; -EINVAL @to of the wrong family
+ * or a flow where a bound socket is needed (or the reverse); -EPIPE the
+ * flow expired. Owner thread only.
+ */
+L3X_API long l3x_udp__send(struct l3x_udp *u, const void *buf, size_t len);
+L3X_API long l3x_udp__sendto(struct l3x_udp *u, const void *buf, size_t len,
+			     const struct sockaddr *to, size_t to_sz);
+
+/*
+ * l3x_udp__bind() - a socket on worker @w for every datagram to @addr (a
+ * sockaddr_in or sockaddr_in6 with a port; the rules must steer it).
+ * Returns NULL with errno: EADDRINUSE already bound, EINVAL bad address,
+ * ENOMEM. Owner thread of @w.
+ */
+L3X_API struct l3x_udp *l3x_udp__bind(struct l3x_worker *w,
+				      const struct sockaddr *addr,
+				      size_t addr_sz);
+
+/*
+ * l3x_udp__close() - done with a flow or bound socket; datagrams queued
+ * to send still leave. @u is freed. Owner thread only.
+ */
+L3X_API void l3x_udp__close(struct l3x_udp *u);
+
+/*
+ * l3x_udp__client_addr() / __orig_dst_addr() - as for streams (a bound
+ * socket has no client: -ENOTCONN). Any thread while open.
+ */
+L3X_API int l3x_udp__client_addr(const struct l3x_udp *u,
+				 struct sockaddr *addr, size_t addr_sz);
+L3X_API int l3x_udp__orig_dst_addr(const struct l3x_udp *u,
+				   struct sockaddr *addr, size_t addr_sz);
+
+/* l3x_udp__set_user() / __user() - the application's pointer, returned in
+ * events. Owner thread only. */
+L3X_API void l3x_udp__set_user(struct l3x_udp *u, void *user);
+L3X_API void *l3x_udp__user(const struct l3x_udp *u);
 
 /* ------------------------------------------------------------ control */
 

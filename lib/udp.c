@@ -1,0 +1,498 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * udp.c - the engine side of UDP: one lwIP PCB takes every datagram
+ * (lib/lwip/patches 0003) and we sort them:
+ *   1. to a bound socket when one covers the destination (address, port):
+ *      an immutable array the application threads replace under the
+ *      stack's wlock, freed by epoch like the software rules;
+ *   2. else to the flow of (client, destination): a chained hash table,
+ *      O(1) per datagram whatever the number of flows; a new key makes a
+ *      new flow, handed to a worker like a TCP stream.
+ * Datagrams queue on the same intrusive pbuf lists as TCP data, one chain
+ * per datagram; a bound socket's carry a small header naming the client.
+ * Idle flows expire from the head of a list kept in activity order, so
+ * the timer costs O(expired), not O(flows).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lwip/ip.h"
+#include "lwip/sys.h"
+#include "lwip/udp.h"
+
+#include "engine.h"
+
+/* The client of a datagram a bound socket receives, ahead of the data. */
+struct from_hdr {
+	uint8_t family;
+	uint8_t pad;
+	uint16_t port;		/* host order */
+	uint8_t addr[16];
+};
+
+static void addr_bytes(const ip_addr_t *a, uint8_t *out, uint8_t *family)
+{
+	if (IP_IS_V6(a)) {
+		*family = 6;
+		memcpy(out, ip_2_ip6(a)->addr, 16);
+	} else {
+		*family = 4;
+		memset(out, 0, 16);
+		memcpy(out, &ip_2_ip4(a)->addr, 4);
+	}
+}
+
+static void bytes_addr(uint8_t family, const uint8_t *in, ip_addr_t *a)
+{
+	if (family == 6) {
+		ip_addr_set_zero_ip6(a);
+		memcpy(ip_2_ip6(a)->addr, in, 16);
+	} else {
+		ip_addr_set_zero_ip4(a);
+		memcpy(&ip_2_ip4(a)->addr, in, 4);
+	}
+}
+
+static uint32_t key_hash(uint8_t family, const uint8_t *ca, uint16_t cp,
+			 const uint8_t *da, uint16_t dp)
+{
+	unsigned n = family == 4 ? 4 : 16, i;
+	uint32_t h = 2166136261u ^ family;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ ca[i]) * 16777619u;
+	for (i = 0; i < n; i++)
+		h = (h ^ da[i]) * 16777619u;
+	h = (h ^ cp) * 16777619u;
+	h = (h ^ dp) * 16777619u;
+	return h ^ (h >> 15);
+}
+
+static uint32_t flow_hash(const struct l3x_stream *s)
+{
+	return key_hash(s->family, s->client_addr, s->client_port,
+			s->dst_addr, s->dst_port);
+}
+
+/* ------------------------------------------------------------ idle list */
+
+static void lru_del(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (s->lru_prev)
+		s->lru_prev->lru_next = s->lru_next;
+	else
+		st->lru_head = s->lru_next;
+	if (s->lru_next)
+		s->lru_next->lru_prev = s->lru_prev;
+	else
+		st->lru_tail = s->lru_prev;
+	s->lru_prev = s->lru_next = NULL;
+}
+
+static void lru_add(struct l3x_stack *st, struct l3x_stream *s)
+{
+	s->last_active = sys_now();
+	s->lru_next = NULL;
+	s->lru_prev = st->lru_tail;
+	if (st->lru_tail)
+		st->lru_tail->lru_next = s;
+	else
+		st->lru_head = s;
+	st->lru_tail = s;
+}
+
+static void touch(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (!(s->eflags & EF_HASHED) || st->lru_tail == s) {
+		s->last_active = sys_now();
+		return;
+	}
+	lru_del(st, s);
+	lru_add(st, s);
+}
+
+/* Out of the table and the idle list: no datagram finds it any more. */
+void l3x_udp_forget(struct l3x_stack *st, struct l3x_stream *s)
+{
+	struct l3x_stream **pp;
+
+	if (!(s->eflags & EF_HASHED))
+		return;
+	s->eflags &= ~EF_HASHED;
+	for (pp = &st->udp_tab[flow_hash(s) & st->udp_mask]; *pp;
+	     pp = &(*pp)->h_next) {
+		if (*pp == s) {
+			*pp = s->h_next;
+			break;
+		}
+	}
+	lru_del(st, s);
+}
+
+/* ------------------------------------------------------------ receive */
+
+static struct l3x_stream *find_bound(struct l3x_stack *st, uint8_t family,
+				     const uint8_t *da, uint16_t dp)
+{
+	/* Acquire: pairs with the release in l3x_udp_bound_swap(). */
+	struct l3x_bound_set *b = atomic_load_explicit(&st->bound,
+						       memory_order_acquire);
+	size_t i;
+
+	for (i = 0; b && i < b->n; i++) {
+		struct l3x_stream *s = b->s[i];
+
+		if (s->family == family && s->dst_port == dp &&
+		    !memcmp(s->dst_addr, da, family == 4 ? 4 : 16))
+			return s;
+	}
+	return NULL;
+}
+
+static struct l3x_stream *find_flow(struct l3x_stack *st, uint8_t family,
+				    const uint8_t *ca, uint16_t cp,
+				    const uint8_t *da, uint16_t dp)
+{
+	struct l3x_stream *s;
+	unsigned n = family == 4 ? 4 : 16;
+
+	s = st->udp_tab[key_hash(family, ca, cp, da, dp) & st->udp_mask];
+	for (; s; s = s->h_next) {
+		if (s->family == family && s->client_port == cp &&
+		    s->dst_port == dp && !memcmp(s->client_addr, ca, n) &&
+		    !memcmp(s->dst_addr, da, n))
+			return s;
+	}
+	return NULL;
+}
+
+static struct l3x_worker *pick_worker(struct l3x_stack *st)
+{
+	unsigned i;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		unsigned slot = (st->rr + i) % L3X_MAX_WORKERS;
+		/* Acquire: pairs with the release in l3x_worker__open(). */
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[slot], memory_order_acquire);
+
+		if (!w || atomic_load_explicit(&w->closing, memory_order_relaxed))
+			continue;
+		if (w->offered - atomic_load_explicit(&w->accepted,
+						      memory_order_relaxed) >=
+		    st->backlog)
+			continue;
+		st->rr = slot + 1;
+		return w;
+	}
+	return NULL;
+}
+
+static struct l3x_stream *new_flow(struct l3x_stack *st, uint8_t family,
+				   const uint8_t *ca, uint16_t cp,
+				   const uint8_t *da, uint16_t dp)
+{
+	struct l3x_stream *s, **head;
+	struct l3x_worker *w;
+
+	if (st->streams_alive >= st->max_flows)
+		return NULL;
+	w = pick_worker(st);
+	if (!w)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->w = w;
+	s->kind = L3X_FLOW_UDP;
+	s->family = family;
+	s->client_port = cp;
+	s->dst_port = dp;
+	memcpy(s->client_addr, ca, 16);
+	memcpy(s->dst_addr, da, 16);
+	s->tx_buf = st->udp_queue;
+	head = &st->udp_tab[flow_hash(s) & st->udp_mask];
+	s->h_next = *head;
+	*head = s;
+	s->eflags |= EF_HASHED;
+	lru_add(st, s);
+	l3x_stream_link(s);
+	w->offered++;
+	st->streams_alive++;
+	STAT_INC(st, flows);
+	STAT_INC(st, udp_flows);
+	return s;
+}
+
+static void deliver(struct l3x_stack *st, struct l3x_stream *s, struct pbuf *p)
+{
+	uint64_t read = atomic_load_explicit(&s->rx_read, memory_order_acquire);
+
+	if (s->rx_dgrams - read >= st->udp_queue) {
+		STAT_INC(st, udp_rx_dropped);
+		pbuf_free(p);
+		return;
+	}
+	p->l3x_qnext = NULL;
+	if (!s->rx_last) {
+		s->rx_reclaim = p;
+		/* Release: pairs with the acquire in stream.c. */
+		atomic_store_explicit(&s->rx_first, p, memory_order_release);
+	} else {
+		/* Release: the datagram is written before it is linked. */
+		__atomic_store_n(&s->rx_last->l3x_qnext, p, __ATOMIC_RELEASE);
+	}
+	s->rx_last = p;
+	s->rx_dgrams++;
+	STAT_INC(st, udp_rx);
+	l3x_engine_notify(s);
+}
+
+static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
+		   const ip_addr_t *addr, u16_t port)
+{
+	struct l3x_stack *st = arg;
+	uint8_t ca[16], da[16], family, f2;
+	uint16_t dp = udp_current_dest_port();
+	struct l3x_stream *s;
+
+	(void)pcb;
+	addr_bytes(addr, ca, &family);
+	addr_bytes(ip_current_dest_addr(), da, &f2);
+	s = find_bound(st, family, da, dp);
+	if (s) {
+		struct from_hdr *h;
+
+		if (pbuf_add_header(p, sizeof(*h))) {
+			STAT_INC(st, udp_rx_dropped);
+			pbuf_free(p);
+			return;
+		}
+		h = p->payload;
+		h->family = family;
+		h->port = port;
+		memcpy(h->addr, ca, 16);
+		l3x_stream_link(s);
+		deliver(st, s, p);
+		return;
+	}
+	s = find_flow(st, family, ca, port, da, dp);
+	if (!s) {
+		s = new_flow(st, family, ca, port, da, dp);
+		if (!s) {
+			STAT_INC(st, udp_refused);
+			pbuf_free(p);
+			return;
+		}
+	} else {
+		touch(st, s);
+	}
+	deliver(st, s, p);
+}
+
+int l3x_udp_listen(struct l3x_stack *st)
+{
+	uint32_t size = 1024;
+
+	while (size < st->max_flows && size < (1u << 24))
+		size <<= 1;
+	st->udp_tab = calloc(size, sizeof(*st->udp_tab));
+	if (!st->udp_tab)
+		return -ENOMEM;
+	st->udp_mask = size - 1;
+	st->udp_pcb = udp_new_ip_type(IPADDR_TYPE_ANY);
+	if (!st->udp_pcb)
+		return -ENOMEM;
+	ip_set_option(st->udp_pcb, SOF_L3X_ANYDEST);
+	if (udp_bind(st->udp_pcb, IP_ANY_TYPE, 0) != ERR_OK)
+		return -EADDRINUSE;
+	udp_recv(st->udp_pcb, on_udp, st);
+	return 0;
+}
+
+/* ------------------------------------------------------------ send */
+
+static void send_one(struct l3x_stack *st, struct l3x_stream *s,
+		     const struct l3x_chunk *c)
+{
+	const uint8_t *data = c->data;
+	uint32_t len = c->len;
+	ip_addr_t to, from;
+	uint16_t to_port;
+	struct pbuf *p;
+	err_t err;
+
+	if (s->bound) {
+		const struct from_hdr *h = (const void *)data;
+
+		bytes_addr(h->family, h->addr, &to);
+		to_port = h->port;
+		data += sizeof(*h);
+		len -= (uint32_t)sizeof(*h);
+	} else {
+		bytes_addr(s->family, s->client_addr, &to);
+		to_port = s->client_port;
+	}
+	bytes_addr(s->family, s->dst_addr, &from);
+	p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)len, PBUF_RAM);
+	if (!p) {
+		STAT_INC(st, udp_tx_failed);
+		return;
+	}
+	memcpy(p->payload, data, len);
+	err = udp_sendto_from(st->udp_pcb, p, &to, to_port, &from, s->dst_port);
+	pbuf_free(p);
+	if (err != ERR_OK) {
+		STAT_INC(st, udp_tx_failed);
+		return;
+	}
+	STAT_INC(st, udp_tx);
+	touch(st, s);
+}
+
+/* Send every datagram the app queued. */
+static void tx_all(struct l3x_stack *st, struct l3x_stream *s)
+{
+	struct l3x_chunk *c, *next;
+	uint64_t sent = s->tx_sent;
+
+	for (;;) {
+		/* Acquire: pairs with the app's release publishing it. */
+		c = s->tx_cur ? s->tx_cur
+			      : atomic_load_explicit(&s->tx_first,
+						     memory_order_acquire);
+		if (!c)
+			break;
+		s->tx_cur = c;
+		if (c->off == c->len) {
+			next = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
+			if (!next)
+				break;
+			free(c);	/* the app links only through the last */
+			s->tx_cur = next;
+			continue;
+		}
+		send_one(st, s, c);
+		c->off = c->len;
+		s->tx_sent++;
+	}
+	if (s->tx_sent == sent)
+		return;
+	/* Seq_cst: the credit before want_write, as in tcp.c on_sent. */
+	atomic_store(&s->tx_acked, s->tx_sent);
+	if (atomic_load(&s->want_write) && atomic_exchange(&s->want_write, 0))
+		l3x_engine_notify(s);
+}
+
+void l3x_udp_serve(struct l3x_stream *s)
+{
+	struct l3x_stack *st = s->w->st;
+	uint64_t done;
+	uint32_t req;
+
+	if (s->eflags & (EF_APP_DONE | EF_ZOMBIE))
+		return;
+	/* Acq_rel: as in l3x_tcp_serve(). */
+	req = atomic_exchange_explicit(&s->req, 0, memory_order_acq_rel);
+	l3x_stream_link(s);
+	/* Acquire: pairs with the app's release after reading them. */
+	done = atomic_load_explicit(&s->rx_done, memory_order_acquire);
+	while (s->rx_reclaimed < done) {
+		struct pbuf *p = s->rx_reclaim;
+
+		s->rx_reclaim = __atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
+		pbuf_free(p);
+		s->rx_reclaimed++;
+	}
+	tx_all(st, s);
+	if (req & (REQ_CLOSE | REQ_ABORT)) {
+		s->eflags |= EF_APP_DONE;
+		l3x_udp_forget(st, s);
+		l3x_stream_release(st, s);
+	}
+}
+
+/* ------------------------------------------------------------ idle */
+
+void l3x_udp_reap(struct l3x_stack *st)
+{
+	uint32_t now = sys_now();
+	struct l3x_stream *s;
+
+	while ((s = st->lru_head) &&
+	       (int32_t)(now - s->last_active) >= (int32_t)st->udp_idle_ms) {
+		l3x_udp_forget(st, s);
+		/* Release: before the app sees the bits. */
+		atomic_fetch_or_explicit(&s->state, ST_EOF | ST_GONE,
+					 memory_order_release);
+		STAT_INC(st, udp_expired);
+		l3x_engine_notify(s);
+	}
+}
+
+/* ------------------------------------------------------------ bound */
+
+static void retire_gc(struct l3x_stack *st, bool force)
+{
+	/* Acquire: pairs with the release at the end of an engine turn. */
+	uint64_t e = atomic_load_explicit(&st->epoch, memory_order_acquire);
+	struct l3x_retired **pp = &st->bound_retired, *r;
+
+	while ((r = *pp)) {
+		if (force || e >= r->epoch + (r->epoch & 1)) {
+			*pp = r->next;
+			free(r->ptr);
+			free(r);
+		} else {
+			pp = &r->next;
+		}
+	}
+}
+
+int l3x_udp_bound_swap(struct l3x_stack *st, struct l3x_stream *add,
+		       struct l3x_stream *del)
+{
+	struct l3x_bound_set *old = atomic_load(&st->bound), *nb;
+	struct l3x_retired *r;
+	size_t n = old ? old->n : 0, i;
+
+	retire_gc(st, false);
+	if (add && find_bound(st, add->family, add->dst_addr, add->dst_port))
+		return -EADDRINUSE;
+	nb = malloc(sizeof(*nb) + (n + 1) * sizeof(nb->s[0]));
+	r = malloc(sizeof(*r));
+	if (!nb || !r) {
+		free(nb);
+		free(r);
+		return -ENOMEM;
+	}
+	nb->n = 0;
+	for (i = 0; i < n; i++)
+		if (old->s[i] != del)
+			nb->s[nb->n++] = old->s[i];
+	if (add)
+		nb->s[nb->n++] = add;
+	/* Release: pairs with the engine's acquire in find_bound(); the
+	 * socket is complete before the engine can reach it. Seq_cst so
+	 * the epoch read below is no older than the store. */
+	atomic_store(&st->bound, nb);
+	r->ptr = old;
+	r->epoch = atomic_load(&st->epoch);
+	r->next = st->bound_retired;
+	st->bound_retired = r;
+	return 0;
+}
+
+void l3x_udp_close_all(struct l3x_stack *st)
+{
+	if (st->udp_pcb) {
+		udp_remove(st->udp_pcb);
+		st->udp_pcb = NULL;
+	}
+	retire_gc(st, true);
+	free(atomic_load(&st->bound));
+	atomic_store(&st->bound, NULL);
+	free(st->udp_tab);
+	st->udp_tab = NULL;
+}
