@@ -10,6 +10,8 @@
  */
 #include <arpa/inet.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -496,7 +498,7 @@ TestSuite(anydest, .init = setup, .fini = teardown);
 /* ------------------------------------------------------------ TCP */
 
 /* A listener that takes every address and port, or one port if port > 0. */
-static struct tcp_pcb *listener(uint16_t port, const int *tag)
+static struct tcp_pcb *listener_to(uint16_t port, void *arg, tcp_accept_fn fn)
 {
 	struct tcp_pcb *pcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
 
@@ -507,9 +509,14 @@ static struct tcp_pcb *listener(uint16_t port, const int *tag)
 		ip_set_option(pcb, SOF_L3X_ANYDEST);
 	pcb = tcp_listen(pcb);
 	cr_assert_not_null(pcb);
-	tcp_arg(pcb, (void *)tag);
-	tcp_accept(pcb, on_accept);
+	tcp_arg(pcb, arg);
+	tcp_accept(pcb, fn);
 	return pcb;
+}
+
+static struct tcp_pcb *listener(uint16_t port, const int *tag)
+{
+	return listener_to(port, (void *)tag, on_accept);
 }
 
 /* SYN, check the SYN-ACK, ACK it. Returns lwIP's initial sequence number. */
@@ -909,4 +916,180 @@ Test(anydest, broadcast_loopback_and_unspecified_keep_stock_handling)
 		cr_assert_eq(ncap, 0, "answered to %s", dst[i]);
 	}
 	udp_remove(pcb);
+}
+
+/* ------------------------------------------------------------ many flows */
+
+/*
+ * Enough connections that a lookup bug (wrong bucket, stale entry after a
+ * removal from the middle of a list) shows: each must get its own segments.
+ */
+#define NFLOWS 3000
+
+struct many {
+	struct flow f;
+	char dst[48];
+	uint32_t iss, rx_nxt;
+	struct tcp_pcb *pcb;
+	char rx[32];
+	size_t rxlen;
+};
+
+static struct many *many;
+
+static err_t on_recv_many(void *arg, struct tcp_pcb *pcb, struct pbuf *p,
+			  err_t err)
+{
+	struct many *m = arg;
+
+	(void)err;
+	if (p == NULL)
+		return ERR_OK;
+	cr_assert_leq(m->rxlen + p->tot_len, sizeof(m->rx) - 1);
+	m->rxlen += pbuf_copy_partial(p, m->rx + m->rxlen, p->tot_len, 0);
+	tcp_recved(pcb, p->tot_len);
+	pbuf_free(p);
+	return ERR_OK;
+}
+
+static void on_err_many(void *arg, err_t err)
+{
+	(void)err;
+	((struct many *)arg)->pcb = NULL;
+}
+
+static err_t on_accept_many(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	unsigned i = pcb->remote_port - 10000u;
+
+	(void)arg;
+	cr_assert_eq(err, ERR_OK);
+	cr_assert_lt(i, NFLOWS);
+	cr_assert_null(many[i].pcb, "flow %u accepted twice", i);
+	assert_pcb_is_flow(pcb, &many[i].f);
+	many[i].pcb = pcb;
+	tcp_arg(pcb, &many[i]);
+	tcp_recv(pcb, on_recv_many);
+	tcp_err(pcb, on_err_many);
+	return ERR_OK;
+}
+
+static void many_setup(void)
+{
+	unsigned i;
+
+	many = calloc(NFLOWS, sizeof(*many));
+	cr_assert_not_null(many);
+	for (i = 0; i < NFLOWS; i++) {
+		struct many *m = &many[i];
+
+		if (i % 4 == 3)
+			snprintf(m->dst, sizeof(m->dst), "2001:db8:5::%x", i);
+		else
+			snprintf(m->dst, sizeof(m->dst), "198.18.%u.%u",
+				 i / 250, i % 250 + 1);
+		m->f.peer = i % 4 == 3 ? PEER6 : PEER4;
+		m->f.peer_port = (uint16_t)(10000 + i);
+		m->f.dst = m->dst;
+		m->f.dst_port = (uint16_t)(1 + i * 7919 % 65000);
+	}
+}
+
+/* SYN and ACK, without the checks handshake() makes on a single flow. */
+static void many_connect(struct many *m)
+{
+	struct seg s;
+
+	ncap = 0;
+	send_tcp(&m->f, PEER_ISN, 0, TCP_SYN, 1460, NULL);
+	s = parsed(0);
+	assert_reply(&s, &m->f);
+	cr_assert_eq(s.flags, TCP_SYN | TCP_ACK);
+	m->iss = s.seq;
+	m->rx_nxt = PEER_ISN + 1;
+	send_tcp(&m->f, m->rx_nxt, m->iss + 1, TCP_ACK, 0, NULL);
+	cr_assert_not_null(m->pcb, "flow to %s:%u not accepted", m->dst,
+			   m->f.dst_port);
+}
+
+static void many_send(struct many *m, unsigned i)
+{
+	char data[16];
+
+	snprintf(data, sizeof(data), "m%u.", i);
+	ncap = 0;
+	send_tcp(&m->f, m->rx_nxt, m->iss + 1, TCP_PSH | TCP_ACK, 0, data);
+	m->rx_nxt += (uint32_t)strlen(data);
+}
+
+Test(anydest, tcp_thousands_of_flows_each_get_their_own_segments)
+{
+	struct tcp_pcb *l = listener_to(0, NULL, on_accept_many);
+	char want[32];
+	unsigned i, k;
+
+	many_setup();
+	for (i = 0; i < NFLOWS; i++)
+		many_connect(&many[i]);
+	/* Out of order, so lookups do not follow the list. */
+	for (k = 0; k < NFLOWS; k++) {
+		i = k * 1237 % NFLOWS;
+		many_send(&many[i], i);
+	}
+	/* The peers reset every third flow: removals all over the list. */
+	for (i = 0; i < NFLOWS; i += 3) {
+		ncap = 0;
+		send_tcp(&many[i].f, many[i].rx_nxt, 0, TCP_RST, 0, NULL);
+		cr_assert_null(many[i].pcb, "flow %u survived its RST", i);
+	}
+	for (k = 0; k < NFLOWS; k++) {
+		i = (NFLOWS - 1 - k) * 1237 % NFLOWS;
+		many_send(&many[i], i);
+		if (i % 3 == 0) {
+			/* Gone: an ACK to no connection is answered by RST. */
+			cr_assert_eq(ncap, 1);
+			cr_assert(parsed(0).flags & TCP_RST);
+			continue;
+		}
+		snprintf(want, sizeof(want), "m%u.m%u.", i, i);
+		cr_assert_str_eq(many[i].rx, want, "flow %u", i);
+	}
+	for (i = 0; i < NFLOWS; i++) {
+		ncap = 0;
+		if (many[i].pcb)
+			tcp_abort(many[i].pcb);
+	}
+	cr_assert_null(tcp_active_pcbs);
+	tcp_close(l);
+	free(many);
+}
+
+Test(anydest, tcp_half_open_flows_time_out_and_leave_no_trace)
+{
+	struct tcp_pcb *l = listener_to(0, NULL, on_accept_many);
+	unsigned i, n;
+
+	many_setup();
+	for (i = 0; i < 50; i++) {
+		ncap = 0;
+		send_tcp(&many[i].f, PEER_ISN, 0, TCP_SYN, 1460, NULL);
+		cr_assert_eq(ncap, 1);
+	}
+	/* tcp_slowtmr() drops SYN_RCVD PCBs after TCP_SYN_RCVD_TIMEOUT. */
+	for (n = 0; n < 1000 && tcp_active_pcbs; n++) {
+		ncap = 0;
+		tcp_tmr();
+	}
+	cr_assert_null(tcp_active_pcbs, "half-open flows still there");
+	/* The same 4-tuples start afresh. */
+	for (i = 0; i < 50; i++)
+		many_connect(&many[i]);
+	many_send(&many[7], 7);
+	cr_assert_str_eq(many[7].rx, "m7.");
+	for (i = 0; i < 50; i++) {
+		ncap = 0;
+		tcp_abort(many[i].pcb);
+	}
+	tcp_close(l);
+	free(many);
 }
