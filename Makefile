@@ -181,7 +181,7 @@ endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 
 # ------------------------------------------------------------ tests
-$(B)/obj/tests/%.o: tests/unit/%.c
+$(B)/obj/tests/%.o: tests/unit/%.c $(B)/.lwip-tree
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LWIP_INC) -Itests/unit \

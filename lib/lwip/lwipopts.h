@@ -130,6 +130,12 @@
 /* TIME_WAIT lasts 2 * TCP_MSL: 60 s, as on Linux, not lwIP's 2 min. */
 #define TCP_MSL				30000UL
 
+/* Hash of active and TIME_WAIT PCBs (patch 0005): 2 MiB of buckets keeps
+ * chains short at 100,000 flows plus TIME_WAIT. */
+#define TCP_PCB_HASH_SIZE		262144
+#define LWIP_HOOK_FILENAME		"l3x_hooks.h"
+#define LWIP_HOOK_TCP_ISN		l3x_tcp_isn
+
 #define LWIP_DEBUG			0
 #define LWIP_NOASSERT_ON_ERROR		1
 

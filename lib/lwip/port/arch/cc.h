@@ -20,6 +20,9 @@
 void l3x_lwip_assert(const char *msg, const char *file, int line);
 #define LWIP_PLATFORM_ASSERT(x) l3x_lwip_assert((x), __FILE__, __LINE__)
 
-#define LWIP_RAND() ((u32_t)random())
+/* From the kernel's CSPRNG: the PCB hash secret and ephemeral ports must
+ * not be guessable from outside (lib/lwip/sys_arch.c). */
+unsigned int l3x_lwip_rand(void);
+#define LWIP_RAND() ((u32_t)l3x_lwip_rand())
 
 #endif
