@@ -98,11 +98,15 @@ $(B)/.lwip-tree: lib/lwip/patches/series $(LWIP_PATCHES)
 
 lwip-tree: $(B)/.lwip-tree
 
-# Objects of the tree are listed after it exists (second expansion).
+# The tree does not exist when this Makefile is read on a clean clone, and
+# make caches directory listings, so $(wildcard) here would see nothing:
+# the objects are built by a sub-make that reads the new tree, and the
+# archive lists them with the shell.
 $(B)/liblwip.a: $(B)/.lwip-tree lib/lwip/lwipopts.h
 	$(Q)$(MAKE) -s --no-print-directory lwip-objs
-	$(Q)rm -f $@ && ar rcs $@ $(patsubst $(LWIP_TREE)/%.c,$(B)/obj/lwip/%.o,\
-		$(foreach d,$(LWIP_DIRS),$(wildcard $(LWIP_TREE)/$(d)/*.c)))
+	$(Q)rm -f $@ && ar rcs $@ $$(cd $(LWIP_TREE) && for d in $(LWIP_DIRS); do \
+		for c in $$d/*.c; do echo $(B)/obj/lwip/$${c%.c}.o; done; done)
+	$(Q)test $$(ar t $@ | wc -l) -gt 20 || { echo "liblwip.a: too few objects" >&2; exit 1; }
 
 .PHONY: lwip-objs
 lwip-objs: $(LWIP_OBJS)
