@@ -166,9 +166,16 @@ static int rules_swap(struct l3x_stack *st, const struct l3x_rule *r, bool add)
 	struct l3x_rule_set *old = atomic_load(&st->rules), *rs;
 	size_t n = old ? old->n : 0, i;
 
-	rules_gc(st, false);
+	/* The engine lets go of the last set within a turn (microseconds);
+	 * a turn that takes a second means it is stuck. */
+	for (i = 0; i < 20000; i++) {
+		rules_gc(st, false);
+		if (!st->retired)
+			break;
+		usleep(50);
+	}
 	if (st->retired)
-		return -EAGAIN;	/* the engine has not let go of the last one */
+		return -EAGAIN;
 	rs = malloc(sizeof(*rs) + (n + 1) * sizeof(rs->rules[0]));
 	if (!rs)
 		return -ENOMEM;
@@ -510,6 +517,24 @@ int l3x_stack__del_rule(struct l3x_stack *st, const struct l3x_rule *rule)
 
 /* ------------------------------------------------------------ running */
 
+/* Counters the engine keeps in plain variables, published once a turn:
+ * rx_bad mirrors lwIP's own drop counters, so what lwIP throws away from
+ * the wire shows in the stack's statistics; buffered_bytes the bytes
+ * held for streams. */
+static void publish_counters(struct l3x_stack *st)
+{
+#define BAD(p) ((uint64_t)lwip_stats.p.chkerr + lwip_stats.p.lenerr + \
+		lwip_stats.p.proterr + lwip_stats.p.opterr)
+	uint64_t n = BAD(ip) + BAD(ip6) + BAD(tcp) + BAD(udp) +
+		     BAD(ip_frag) + BAD(ip6_frag);
+#undef BAD
+
+	atomic_store_explicit(&st->stats.v[STAT(rx_bad)], n,
+			      memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(buffered_bytes)],
+			      st->buffered, memory_order_relaxed);
+}
+
 int l3x_stack__poll(struct l3x_stack *st)
 {
 	int work;
@@ -527,6 +552,7 @@ int l3x_stack__poll(struct l3x_stack *st)
 	l3x_udp_reap(st);
 	st->link->ops->flush(st->link);
 	kick_workers(st);
+	publish_counters(st);
 	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_release);
 	return work;
 }
@@ -540,6 +566,7 @@ int l3x_stack__input(struct l3x_stack *st, const void *pkt, size_t len)
 		return -EINVAL;
 	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_seq_cst);
 	err = l3x_engine_input(st, pkt, len, true);
+	publish_counters(st);
 	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_release);
 	return err;
 }

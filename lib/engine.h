@@ -128,6 +128,7 @@ struct l3x_stream {
 	uint32_t linger_deadline;	/* sys_now() ms, with EF_LINGER */
 	struct l3x_stream *e_prev, *e_next;	/* the worker's streams */
 	struct l3x_stream *z_next;		/* zombie or linger list */
+	struct l3x_stream **z_pprev;		/* linger list only */
 	struct l3x_stream *t_next;		/* todo list */
 	/* UDP */
 	struct l3x_stream *h_next;		/* flow table chain */

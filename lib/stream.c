@@ -68,6 +68,9 @@ struct l3x_worker *l3x_worker__open(struct l3x_stack *st)
 		err = -errno;
 		goto err_free;
 	}
+	/* Armed from the start: an app that goes straight to epoll on the
+	 * fd is woken by its first stream. */
+	atomic_store(&w->armed, 1);
 	pthread_mutex_lock(&st->wlock);
 	for (i = 0; i < L3X_MAX_WORKERS; i++)
 		if (!atomic_load(&st->workers[i]))

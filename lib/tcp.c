@@ -257,11 +257,26 @@ static void add_linger(struct l3x_stack *st, struct l3x_stream *s)
 	s->eflags |= EF_LINGER;
 	s->linger_deadline = sys_now() + st->linger_ms;
 	s->z_next = s->w->lingering;
+	if (s->z_next)
+		s->z_next->z_pprev = &s->z_next;
+	s->z_pprev = &s->w->lingering;
 	s->w->lingering = s;
 }
 
+static void del_linger(struct l3x_stream *s)
+{
+	*s->z_pprev = s->z_next;
+	if (s->z_next)
+		s->z_next->z_pprev = s->z_pprev;
+	s->z_next = NULL;
+	s->eflags &= ~EF_LINGER;
+}
+
 /* The app closed: FIN after the data, or RST with data unread (as the
- * kernel does). Returns false while data still waits for lwIP. */
+ * kernel does). The stream stays with the pcb until the client has
+ * acknowledged everything, FIN included, so that linger_ms can still reset
+ * a client that never reads; only then does lwIP get the pcb alone
+ * (FIN_WAIT_2, TIME_WAIT). Returns false while that has not happened. */
 static bool try_close(struct l3x_stack *st, struct l3x_stream *s)
 {
 	uint64_t read = atomic_load_explicit(&s->rx_read, memory_order_acquire);
@@ -275,18 +290,21 @@ static bool try_close(struct l3x_stack *st, struct l3x_stream *s)
 	}
 	if (!tx_push(s))
 		return false;
-	/* lwIP resets on close unless the window is whole again. */
-	while (pcb->rcv_wnd < TCP_WND_MAX(pcb)) {
-		tcpwnd_size_t gap = TCP_WND_MAX(pcb) - pcb->rcv_wnd;
-
-		tcp_recved(pcb, gap > 0xffff ? 0xffff : (u16_t)gap);
+	if (!(s->eflags & EF_SHUT_DONE)) {
+		/* Our FIN after the data, as shutdown(SHUT_WR) sends it; with
+		 * no memory for it lwIP sends it later (TF_CLOSEPEND). */
+		if ((pcb->state == ESTABLISHED || pcb->state == SYN_RCVD ||
+		     pcb->state == CLOSE_WAIT) &&
+		    tcp_shutdown(pcb, 0, 1) != ERR_OK)
+			return false;
+		s->eflags |= EF_SHUT_DONE;
 	}
-	detach(pcb);
-	if (tcp_close(pcb) != ERR_OK) {
-		/* No memory for the FIN: lwIP keeps the pcb; try again. */
-		tcp_arg(pcb, s);
+	if (pcb->unsent || pcb->unacked || (pcb->flags & TF_CLOSEPEND))
 		return false;
-	}
+	/* All acknowledged: FIN_WAIT_2 or TIME_WAIT, where tcp_close() only
+	 * marks the receive side closed and lwIP's timers finish it. */
+	detach(pcb);
+	tcp_close(pcb);
 	s->pcb = NULL;
 	STAT_INC(st, tcp_closed);
 	return true;
@@ -301,9 +319,9 @@ static void progress(struct l3x_stack *st, struct l3x_stream *s)
 	if (s->eflags & EF_CLOSING) {
 		if (try_close(st, s)) {
 			s->eflags &= ~EF_CLOSING;
-			/* On the linger list, reap_linger() releases it. */
-			if (!(s->eflags & EF_LINGER))
-				l3x_stream_release(st, s);
+			if (s->eflags & EF_LINGER)
+				del_linger(s);
+			l3x_stream_release(st, s);
 		} else {
 			add_linger(st, s);
 		}
@@ -353,7 +371,10 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 	s->rx_last = p;
 	s->rx_delivered += p->tot_len;
 	st->buffered += p->tot_len;
-	l3x_engine_notify(s);
+	if (s->eflags & EF_APP_DONE)
+		add_todo(s);	/* data after close: try_close() resets */
+	else
+		l3x_engine_notify(s);
 	return ERR_OK;
 }
 
@@ -393,6 +414,7 @@ static void on_err(void *arg, err_t err)
 		break;
 	case ERR_CLSD:
 		e = 0;		/* closed in order after our shutdown */
+		STAT_INC(st, tcp_closed);
 		break;
 	case ERR_ABRT:
 		e = -ETIMEDOUT;	/* lwIP gave up: retransmits, keepalive */
@@ -489,6 +511,15 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	s->tx_buf = st->tx_buf;
 	s->rx_buf_app = st->rx_buf;
 	set_addrs(s, pcb);
+	/* lwIP opens every window to TCP_WND, the most rx_buf can be; the
+	 * stream's starts at rx_buf instead. Nothing is taken back from the
+	 * client: only the SYN-ACK's unscaled window (at most 65535, below
+	 * the smallest rx_buf) has been announced, although lwIP counts the
+	 * right edge from the whole TCP_WND. */
+	if (pcb->rcv_wnd > st->rx_buf) {
+		pcb->rcv_wnd = pcb->rcv_ann_wnd = (tcpwnd_size_t)st->rx_buf;
+		pcb->rcv_ann_right_edge = pcb->rcv_nxt + st->rx_buf;
+	}
 	s->rx_buf = pcb->rcv_wnd;
 	tcp_arg(pcb, s);
 	tcp_recv(pcb, on_recv);
@@ -595,23 +626,22 @@ static void reap_todo(struct l3x_stack *st, struct l3x_worker *w)
 static void reap_linger(struct l3x_stack *st, struct l3x_worker *w,
 			uint32_t now)
 {
-	struct l3x_stream **pp = &w->lingering, *s;
+	struct l3x_stream *s, *next;
 
-	while ((s = *pp)) {
+	for (s = w->lingering; s; s = next) {
 		bool done = !s->pcb || !(s->eflags & EF_CLOSING);
 
+		next = s->z_next;
 		if (!done && (int32_t)(now - s->linger_deadline) >= 0) {
 			stream_abort(st, s);	/* the client would not take it */
 			done = true;
 		} else if (!done && try_close(st, s)) {
 			done = true;
 		}
-		if (!done) {
-			pp = &s->z_next;
+		if (!done)
 			continue;
-		}
-		*pp = s->z_next;
-		s->eflags &= ~(EF_LINGER | EF_CLOSING);
+		del_linger(s);
+		s->eflags &= ~EF_CLOSING;
 		l3x_stream_release(st, s);
 	}
 }
