@@ -85,10 +85,14 @@ static void netif_start(struct l3x_stack *st)
 
 /* ------------------------------------------------------------ rules */
 
-/* Protocol, destination and port of an IP packet, for software rules. */
+/* Protocol, destination and port of an IP packet, for software rules.
+ * A later fragment carries no ports: it matches on protocol and
+ * destination alone and lwIP's reassembly (bounded) sorts it out; the
+ * first fragment, with the ports, decides whether the datagram is ours. */
 struct pkt_key {
 	uint8_t family, proto;
-	uint16_t port;		/* 0 when none (not first fragment, other) */
+	bool later_frag;
+	uint16_t port;		/* 0 when none */
 	const uint8_t *dst;
 };
 
@@ -97,6 +101,7 @@ static bool parse_key(const uint8_t *p, size_t len, struct pkt_key *k)
 	size_t hl;
 
 	k->port = 0;
+	k->later_frag = false;
 	if (len >= 20 && p[0] >> 4 == 4) {
 		hl = (size_t)(p[0] & 0xf) * 4;
 		if (hl < 20 || hl > len)
@@ -104,20 +109,24 @@ static bool parse_key(const uint8_t *p, size_t len, struct pkt_key *k)
 		k->family = 4;
 		k->proto = p[9];
 		k->dst = p + 16;
-		/* first fragment or none: the transport header is here */
-		if (!(((p[6] & 0x1f) << 8) | p[7]) && len >= hl + 4)
-			k->port = (uint16_t)(p[hl + 2] << 8 | p[hl + 3]);
-		return true;
-	}
-	if (len >= 40 && p[0] >> 4 == 6) {
+		k->later_frag = (((p[6] & 0x1f) << 8) | p[7]) != 0;
+	} else if (len >= 40 && p[0] >> 4 == 6) {
 		k->family = 6;
 		k->proto = p[6];
 		k->dst = p + 24;
-		if ((k->proto == 6 || k->proto == 17) && len >= 44)
-			k->port = (uint16_t)(p[42] << 8 | p[43]);
-		return true;
+		hl = 40;
+		if (k->proto == 44 && len >= 48) {	/* fragment header */
+			k->proto = p[40];
+			k->later_frag = ((p[42] << 8 | p[43]) & 0xfff8) != 0;
+			hl = 48;
+		}
+	} else {
+		return false;
 	}
-	return false;
+	if (!k->later_frag && (k->proto == 6 || k->proto == 17) &&
+	    len >= hl + 4)
+		k->port = (uint16_t)(p[hl + 2] << 8 | p[hl + 3]);
+	return true;
 }
 
 static bool prefix_match(const uint8_t *a, const uint8_t *pfx, unsigned bits)
@@ -140,7 +149,8 @@ static bool rules_match(const struct l3x_rule_set *rs, const struct pkt_key *k)
 			continue;
 		if (!prefix_match(k->dst, r->addr, r->prefix_len))
 			continue;
-		if (!r->proto || (k->port >= r->port_lo && k->port <= r->port_hi))
+		if (!r->proto || k->later_frag ||
+		    (k->port >= r->port_lo && k->port <= r->port_hi))
 			return true;
 	}
 	return false;
