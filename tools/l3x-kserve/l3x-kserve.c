@@ -1,0 +1,1027 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * l3x-kserve - the kernel baseline of l3x-serve: the same echo, discard and
+ * http servers (and UDP echo), on kernel sockets.
+ *
+ * It listens on the wildcard address of each --port, IPv4 and IPv6. To
+ * take connections for every address of a prefix, the way one does it on
+ * Linux, give the namespace a local route for the prefix
+ * (ip route add local 198.51.100.0/24 dev lo); --transparent sets
+ * IP_TRANSPARENT for nftables tproxy instead. getsockname() then names
+ * the original destination, and UDP replies leave from the address the
+ * request went to (IP_PKTINFO / IPV6_PKTINFO on the way in and out).
+ *
+ * Each worker thread has its own epoll and its own listeners on every
+ * port (SO_REUSEPORT: the kernel spreads connections over them), and
+ * --processes forks copies when one process's open files are not enough.
+ * Connections are edge-triggered: read until EAGAIN, write what came in;
+ * what the socket does not take waits in a buffer of its own, and reading
+ * pauses until it is gone, so a slow reader costs one chunk of memory.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG "l3x-kserve"
+
+#include "../common/tool.h"
+
+#define MAX_WORKERS  64
+#define MAX_PORTS    16
+#define MAX_CPUS     256
+#define MAX_PROCS    64
+#define BUF_SIZE     65536
+#define UDP_BATCH    32
+#define UDP_SLOT     65536
+#define HTTP_MAX     8192 /* bytes of one request's head */
+#define ACCEPT_BURST 64
+
+enum mode { M_ECHO, M_DISCARD, M_HTTP };
+
+struct args {
+	enum mode mode;
+	bool have_mode;
+	unsigned ports[MAX_PORTS], nports;
+	unsigned workers, procs;
+	unsigned cpus[MAX_CPUS], ncpus;
+	uint64_t corrupt_every;
+	bool transparent, no_udp, quiet;
+};
+
+/* What an epoll event points to starts with its kind. */
+enum kind { K_LISTEN, K_UDP, K_CONN };
+
+struct ent {
+	uint8_t kind;
+	int fd;
+};
+
+struct sconn {
+	struct ent e;
+	uint64_t pos;	   /* bytes echoed, for --corrupt-every */
+	uint8_t *pend;	   /* written, not yet taken by the socket */
+	uint32_t pend_off, pend_len;
+	char *req;	   /* http: the start of a request not yet complete */
+	uint32_t req_len;
+	bool eof, close_after;
+};
+
+struct stats {
+	uint64_t accepted, bytes_in, bytes_out, datagrams, requests, errors;
+	uint64_t corrupted;
+};
+
+struct sworker {
+	pthread_t tid;
+	unsigned idx;
+	int cpu;
+	const struct args *a;
+	int ep;
+	struct ent socks[MAX_PORTS * 4];
+	unsigned nsocks;
+	uint8_t *buf;
+	uint8_t *udp; /* UDP_BATCH slots of UDP_SLOT */
+	uint64_t udp_pos;
+	struct stats s;
+	const char *err_what; /* what failed at the start, on which port */
+	unsigned err_port;
+};
+
+static atomic_bool stop;
+
+static const char usage_text[] =
+	"usage: " PROG " --mode echo|discard|http --port P [--port P]...\n"
+	"       [--workers N] [--cpu LIST] [--processes N] [--transparent]\n"
+	"       [--no-udp] [--corrupt-every N] [--quiet]\n"
+	"Listens on the wildcard address, IPv4 and IPv6; give the namespace a\n"
+	"local route (ip route add local PREFIX dev lo) to serve a prefix.\n";
+
+/* ------------------------------------------------------------ arguments */
+
+static void bad(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+static void bad(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static uint64_t parse_uint(const char *opt, const char *s, uint64_t min,
+			   uint64_t max)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || !*s || *end || *s == '-' || *s == '+')
+		bad("%s '%s': not a whole number", opt, s);
+	if (v < min || v > max)
+		bad("%s '%s': must be between %llu and %llu", opt, s,
+		    (unsigned long long)min, (unsigned long long)max);
+	return v;
+}
+
+static void parse_cpus(struct args *a, const char *s)
+{
+	unsigned long lo, hi, c;
+	const char *p = s;
+	char *end;
+
+	while (*p) {
+		lo = strtoul(p, &end, 10);
+		hi = lo;
+		if (end == p)
+			bad("--cpu '%s': not a CPU list (like 0,2-3)", s);
+		if (*end == '-') {
+			p = end + 1;
+			hi = strtoul(p, &end, 10);
+			if (end == p || hi < lo)
+				bad("--cpu '%s': not a CPU list (like 0,2-3)",
+				    s);
+		}
+		if (hi >= CPU_SETSIZE || a->ncpus + hi - lo >= MAX_CPUS)
+			bad("--cpu '%s': too many or too high CPUs", s);
+		for (c = lo; c <= hi; c++)
+			a->cpus[a->ncpus++] = c;
+		if (*end == ',' && end[1])
+			end++;
+		else if (*end)
+			bad("--cpu '%s': not a CPU list (like 0,2-3)", s);
+		p = end;
+	}
+	if (!a->ncpus)
+		bad("--cpu '%s': empty", s);
+}
+
+static void parse_mode(struct args *a, const char *s)
+{
+	if (!strcmp(s, "echo"))
+		a->mode = M_ECHO;
+	else if (!strcmp(s, "discard"))
+		a->mode = M_DISCARD;
+	else if (!strcmp(s, "http"))
+		a->mode = M_HTTP;
+	else
+		bad("--mode '%s': must be echo, discard or http", s);
+	a->have_mode = true;
+}
+
+static void parse_opt(struct args *a, int c)
+{
+	switch (c) {
+	case 'm':
+		parse_mode(a, optarg);
+		break;
+	case 'p':
+		if (a->nports == MAX_PORTS)
+			bad("--port: at most %d of them", MAX_PORTS);
+		a->ports[a->nports++] = parse_uint("--port", optarg, 1, 65535);
+		break;
+	case 'w':
+		a->workers = parse_uint("--workers", optarg, 1, MAX_WORKERS);
+		break;
+	case 'P':
+		a->procs = parse_uint("--processes", optarg, 1, MAX_PROCS);
+		break;
+	case 'C':
+		parse_cpus(a, optarg);
+		break;
+	case 'x':
+		a->corrupt_every = parse_uint("--corrupt-every", optarg, 1,
+					      UINT64_MAX);
+		break;
+	case 't':
+		a->transparent = true;
+		break;
+	case 'u':
+		a->no_udp = true;
+		break;
+	case 'q':
+		a->quiet = true;
+		break;
+	case 'h':
+		fputs(usage_text, stdout);
+		exit(0);
+	}
+}
+
+static void parse_args(struct args *a, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"mode", required_argument, NULL, 'm'},
+		{"port", required_argument, NULL, 'p'},
+		{"workers", required_argument, NULL, 'w'},
+		{"processes", required_argument, NULL, 'P'},
+		{"cpu", required_argument, NULL, 'C'},
+		{"corrupt-every", required_argument, NULL, 'x'},
+		{"transparent", no_argument, NULL, 't'},
+		{"no-udp", no_argument, NULL, 'u'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+
+	a->workers = 1;
+	a->procs = 1;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == ':')
+			bad("%s: missing its value", argv[optind - 1]);
+		if (c == '?')
+			bad("'%s': unknown option (see --help)",
+			    argv[optind - 1]);
+		parse_opt(a, c);
+	}
+	if (optind < argc)
+		bad("'%s': unexpected argument", argv[optind]);
+	if (!a->have_mode)
+		bad("--mode: missing (echo, discard or http)");
+	if (!a->nports)
+		bad("--port: missing (the port to serve; repeat for more)");
+	if (a->corrupt_every && a->mode != M_ECHO)
+		bad("--corrupt-every: only for --mode echo");
+	if (a->mode == M_HTTP)
+		a->no_udp = true;
+}
+
+/* ------------------------------------------------------------ sockets */
+
+static int sock_opt(int fd, int level, int name)
+{
+	int one = 1;
+
+	return setsockopt(fd, level, name, &one, sizeof(one));
+}
+
+/* A wildcard socket on port of family and type, non-blocking. Returns the
+ * fd, or -1 with errno and *what naming the step that failed. */
+static int open_sock(const struct args *a, int family, int type,
+		     unsigned port, const char **what)
+{
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
+				  .sin6_port = htons(port),
+				  .sin6_addr = IN6ADDR_ANY_INIT};
+	struct sockaddr_in s4 = {.sin_family = AF_INET,
+				 .sin_port = htons(port)};
+	bool v6 = family == AF_INET6, udp = type == SOCK_DGRAM;
+	int fd, err;
+
+	*what = "socket";
+	fd = socket(family, type | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	*what = "SO_REUSEPORT";
+	if (sock_opt(fd, SOL_SOCKET, SO_REUSEADDR) ||
+	    sock_opt(fd, SOL_SOCKET, SO_REUSEPORT))
+		goto close_fd;
+	*what = "IPV6_V6ONLY";
+	if (v6 && sock_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY))
+		goto close_fd;
+	*what = "IP_TRANSPARENT (needs CAP_NET_ADMIN)";
+	if (a->transparent &&
+	    (v6 ? sock_opt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT)
+		: sock_opt(fd, IPPROTO_IP, IP_TRANSPARENT)))
+		goto close_fd;
+	/* Replies leave from the address each datagram came to; IPv6 may
+	 * only name one that no interface holds (a local route's) when
+	 * the socket may bind freely. */
+	*what = "IP_PKTINFO";
+	if (udp && (v6 ? sock_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO) ||
+				 sock_opt(fd, IPPROTO_IPV6, IPV6_FREEBIND)
+		       : sock_opt(fd, IPPROTO_IP, IP_PKTINFO)))
+		goto close_fd;
+	*what = "bind";
+	if (bind(fd, v6 ? (struct sockaddr *)&s6 : (struct sockaddr *)&s4,
+		 v6 ? sizeof(s6) : sizeof(s4)))
+		goto close_fd;
+	*what = "listen";
+	if (!udp && listen(fd, 4096))
+		goto close_fd;
+	return fd;
+close_fd:
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
+
+static int add_sock(struct sworker *w, int family, int type, unsigned port)
+{
+	struct ent *e = &w->socks[w->nsocks];
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = e};
+	const char *what;
+	int fd;
+
+	fd = open_sock(w->a, family, type, port, &what);
+	if (fd < 0) {
+		/* No IPv6 in this kernel or namespace: IPv4 only. */
+		if (family == AF_INET6 && errno == EAFNOSUPPORT)
+			return 0;
+		w->err_what = what;
+		w->err_port = port;
+		return -errno;
+	}
+	e->kind = type == SOCK_DGRAM ? K_UDP : K_LISTEN;
+	e->fd = fd;
+	if (type == SOCK_DGRAM)
+		ev.events |= EPOLLET;
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev)) {
+		w->err_what = "epoll_ctl";
+		close(fd);
+		return -errno;
+	}
+	w->nsocks++;
+	return 0;
+}
+
+static int open_socks(struct sworker *w)
+{
+	static const int fams[] = {AF_INET, AF_INET6};
+	unsigned p, f;
+	int err;
+
+	for (p = 0; p < w->a->nports; p++) {
+		for (f = 0; f < 2; f++) {
+			err = add_sock(w, fams[f], SOCK_STREAM, w->a->ports[p]);
+			if (!err && !w->a->no_udp)
+				err = add_sock(w, fams[f], SOCK_DGRAM,
+					       w->a->ports[p]);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void conn_close(struct sworker *w, struct sconn *c)
+{
+	(void)w;
+	close(c->e.fd);
+	free(c->pend);
+	free(c->req);
+	free(c);
+}
+
+/* --corrupt-every N: flips every Nth byte of what is echoed. */
+static void corrupt(struct sworker *w, uint64_t *pos, uint8_t *p, size_t n)
+{
+	uint64_t every = w->a->corrupt_every;
+	size_t i;
+
+	if (!every)
+		return;
+	for (i = every - 1 - *pos % every; i < n; i += every) {
+		p[i] ^= 0xff;
+		w->s.corrupted++;
+	}
+	*pos += n;
+}
+
+/* Sends what is pending; 1 when all of it is gone, 0 when the socket is
+ * full, -errno on error. */
+static int flush(struct sworker *w, struct sconn *c)
+{
+	ssize_t r;
+
+	while (c->pend_len) {
+		r = send(c->e.fd, c->pend + c->pend_off, c->pend_len,
+			 MSG_NOSIGNAL);
+		if (r < 0)
+			return errno == EAGAIN ? 0 : -errno;
+		w->s.bytes_out += r;
+		c->pend_off += r;
+		c->pend_len -= r;
+	}
+	free(c->pend);
+	c->pend = NULL;
+	c->pend_off = 0;
+	return 1;
+}
+
+/* Sends p now, or keeps what the socket does not take for later. */
+static int send_or_keep(struct sworker *w, struct sconn *c, const void *p,
+			size_t n)
+{
+	ssize_t r = 0;
+	uint8_t *np;
+
+	if (!c->pend_len) {
+		r = send(c->e.fd, p, n, MSG_NOSIGNAL);
+		if (r < 0 && errno != EAGAIN)
+			return -errno;
+		if (r < 0)
+			r = 0;
+		w->s.bytes_out += r;
+		if ((size_t)r == n)
+			return 0;
+	}
+	np = realloc(c->pend, c->pend_off + c->pend_len + n - r);
+	if (!np)
+		return -ENOMEM;
+	memcpy(np + c->pend_off + c->pend_len, (const uint8_t *)p + r, n - r);
+	c->pend = np;
+	c->pend_len += n - r;
+	return 0;
+}
+
+/* Reads one chunk into the worker's buffer: the count, 0 at EOF, -errno. */
+static ssize_t conn_read(struct sworker *w, struct sconn *c)
+{
+	ssize_t r = recv(c->e.fd, w->buf, BUF_SIZE, 0);
+
+	if (r < 0)
+		return -errno;
+	w->s.bytes_in += r;
+	return r;
+}
+
+/* Echo and discard. Returns 0, or -errno when the connection must go;
+ * it is closed (with a FIN) after the client's EOF once all is echoed. */
+static int echo_event(struct sworker *w, struct sconn *c)
+{
+	ssize_t r;
+	int f;
+
+	for (;;) {
+		f = flush(w, c);
+		if (f <= 0)
+			return f;
+		if (c->eof)
+			return -ESHUTDOWN;
+		r = conn_read(w, c);
+		if (r == -EAGAIN)
+			return 0;
+		if (r < 0)
+			return r;
+		if (!r) {
+			c->eof = true;
+			continue;
+		}
+		if (w->a->mode == M_DISCARD)
+			continue;
+		corrupt(w, &c->pos, w->buf, r);
+		f = send_or_keep(w, c, w->buf, r);
+		if (f)
+			return f;
+	}
+}
+
+/* ------------------------------------------------------------ http */
+
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n,
+		      unsigned *port)
+{
+	const struct sockaddr_in6 *s6 = (const void *)ss;
+	const struct sockaddr_in *s4 = (const void *)ss;
+
+	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, n);
+		*port = ntohs(s6->sin6_port);
+	} else if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &s6->sin6_addr, out, n);
+		*port = ntohs(s6->sin6_port);
+	} else {
+		inet_ntop(AF_INET, &s4->sin_addr, out, n);
+		*port = ntohs(s4->sin_port);
+	}
+}
+
+/* "client ADDR port P\ndestination ADDR port P\n": who asked, and the
+ * address and port the connection was made to (getsockname: the
+ * original destination, with a local route or tproxy). */
+static int http_body(int fd, char *out, size_t n)
+{
+	struct sockaddr_storage peer, local;
+	socklen_t pl = sizeof(peer), ll = sizeof(local);
+	char pa[INET6_ADDRSTRLEN], la[INET6_ADDRSTRLEN];
+	unsigned pp, lp;
+
+	if (getpeername(fd, (void *)&peer, &pl) ||
+	    getsockname(fd, (void *)&local, &ll))
+		return -errno;
+	addr_text(&peer, pa, sizeof(pa), &pp);
+	addr_text(&local, la, sizeof(la), &lp);
+	return snprintf(out, n, "client %s port %u\ndestination %s port %u\n",
+			pa, pp, la, lp);
+}
+
+static bool has_token(const char *head, size_t len, const char *name,
+		      const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	const char *p = head, *end = head + len, *eol;
+
+	while (p < end) {
+		eol = memmem(p, end - p, "\r\n", 2);
+		if (!eol)
+			eol = end;
+		if ((size_t)(eol - p) > nl && !strncasecmp(p, name, nl) &&
+		    p[nl] == ':' && memmem(p, eol - p, value, vl))
+			return true;
+		p = eol + 2;
+	}
+	return false;
+}
+
+/* Answers one request head of len bytes (ending in CRLF CRLF). */
+static int http_answer(struct sworker *w, struct sconn *c, const char *h,
+		       size_t len)
+{
+	char body[256], out[512];
+	bool v10 = memmem(h, len, " HTTP/1.0\r\n", 11) != NULL;
+	int n, b;
+
+	w->s.requests++;
+	if (len < 5 || memcmp(h, "GET ", 4)) {
+		c->close_after = true;
+		n = snprintf(out, sizeof(out),
+			     "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n"
+			     "Content-Length: 0\r\nConnection: close\r\n\r\n");
+		return send_or_keep(w, c, out, n);
+	}
+	if (v10 ? !has_token(h, len, "Connection", "keep-alive")
+		: has_token(h, len, "Connection", "close"))
+		c->close_after = true;
+	b = http_body(c->e.fd, body, sizeof(body));
+	if (b < 0)
+		return b;
+	n = snprintf(out, sizeof(out),
+		     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+		     "Content-Length: %d\r\nConnection: %s\r\n\r\n%s",
+		     b, c->close_after ? "close" : "keep-alive", body);
+	return send_or_keep(w, c, out, n);
+}
+
+static const char too_large[] =
+	"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+	"Content-Length: 0\r\nConnection: close\r\n\r\n";
+
+/* Answers every complete request in c->req; keeps the rest. */
+static int http_parse(struct sworker *w, struct sconn *c)
+{
+	char *end;
+	size_t len;
+	int err;
+
+	while (!c->close_after && c->req_len &&
+	       (end = memmem(c->req, c->req_len, "\r\n\r\n", 4))) {
+		len = end + 4 - c->req;
+		err = http_answer(w, c, c->req, len);
+		if (err)
+			return err;
+		memmove(c->req, c->req + len, c->req_len - len);
+		c->req_len -= len;
+	}
+	if (c->req_len >= HTTP_MAX) {
+		c->close_after = true;
+		return send_or_keep(w, c, too_large, sizeof(too_large) - 1);
+	}
+	return 0;
+}
+
+/* Like echo_event(), for http: answers, then closes when asked to. */
+static int http_event(struct sworker *w, struct sconn *c)
+{
+	ssize_t r;
+	int f;
+
+	for (;;) {
+		f = flush(w, c);
+		if (f <= 0)
+			return f;
+		if (c->eof || c->close_after)
+			return -ESHUTDOWN;
+		r = recv(c->e.fd, c->req + c->req_len, HTTP_MAX - c->req_len,
+			 0);
+		if (r < 0)
+			return errno == EAGAIN ? 0 : -errno;
+		if (!r) {
+			c->eof = true;
+			continue;
+		}
+		w->s.bytes_in += r;
+		c->req_len += r;
+		f = http_parse(w, c);
+		if (f)
+			return f;
+	}
+}
+
+/* ------------------------------------------------------------ accepting */
+
+static void accept_some(struct sworker *w, int lfd)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP |
+					   EPOLLET};
+	struct sconn *c;
+	unsigned i;
+	int fd;
+
+	for (i = 0; i < ACCEPT_BURST; i++) {
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				w->s.errors++;
+				/* Leave it queued; try again shortly. */
+				nanosleep(&(struct timespec){0, 1000000},
+					  NULL);
+			}
+			return;
+		}
+		c = calloc(1, sizeof(*c));
+		if (c && w->a->mode == M_HTTP)
+			c->req = malloc(HTTP_MAX);
+		if (!c || (w->a->mode == M_HTTP && !c->req)) {
+			w->s.errors++;
+			if (c)
+				free(c);
+			close(fd);
+			continue;
+		}
+		/* Answers go out at once, as l3x-serve sends them. */
+		if (w->a->mode != M_DISCARD)
+			sock_opt(fd, IPPROTO_TCP, TCP_NODELAY);
+		c->e.kind = K_CONN;
+		c->e.fd = fd;
+		ev.data.ptr = c;
+		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev)) {
+			w->s.errors++;
+			conn_close(w, c);
+			continue;
+		}
+		w->s.accepted++;
+	}
+}
+
+/* ------------------------------------------------------------ udp */
+
+struct udp_batch {
+	struct mmsghdr in[UDP_BATCH], out[UDP_BATCH];
+	struct iovec iov[UDP_BATCH], oiov[UDP_BATCH];
+	struct sockaddr_in6 from[UDP_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} ctl[UDP_BATCH], octl[UDP_BATCH];
+};
+
+/* The reply's source: the address the datagram came to. */
+static bool reply_ctl(struct msghdr *in, struct msghdr *out, void *buf)
+{
+	struct cmsghdr *c, *o;
+	struct in_pktinfo p4 = {};
+	struct in6_pktinfo p6 = {};
+
+	for (c = CMSG_FIRSTHDR(in); c; c = CMSG_NXTHDR(in, c)) {
+		out->msg_control = buf;
+		o = buf;
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			memcpy(&p4, CMSG_DATA(c), sizeof(p4));
+			p4.ipi_spec_dst = p4.ipi_addr;
+			p4.ipi_ifindex = 0;
+			out->msg_controllen = CMSG_SPACE(sizeof(p4));
+			o->cmsg_level = IPPROTO_IP;
+			o->cmsg_type = IP_PKTINFO;
+			o->cmsg_len = CMSG_LEN(sizeof(p4));
+			memcpy(CMSG_DATA(o), &p4, sizeof(p4));
+			return true;
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 &&
+		    c->cmsg_type == IPV6_PKTINFO) {
+			memcpy(&p6, CMSG_DATA(c), sizeof(p6));
+			p6.ipi6_ifindex = 0;
+			out->msg_controllen = CMSG_SPACE(sizeof(p6));
+			o->cmsg_level = IPPROTO_IPV6;
+			o->cmsg_type = IPV6_PKTINFO;
+			o->cmsg_len = CMSG_LEN(sizeof(p6));
+			memcpy(CMSG_DATA(o), &p6, sizeof(p6));
+			return true;
+		}
+	}
+	return false;
+}
+
+static void udp_prepare(struct sworker *w, struct udp_batch *b)
+{
+	unsigned i;
+
+	for (i = 0; i < UDP_BATCH; i++) {
+		b->iov[i].iov_base = w->udp + (size_t)i * UDP_SLOT;
+		b->iov[i].iov_len = UDP_SLOT;
+		b->in[i].msg_hdr = (struct msghdr){
+			.msg_name = &b->from[i],
+			.msg_namelen = sizeof(b->from[i]),
+			.msg_iov = &b->iov[i],
+			.msg_iovlen = 1,
+			.msg_control = b->ctl[i].buf,
+			.msg_controllen = sizeof(b->ctl[i].buf),
+		};
+	}
+}
+
+/* Echoes a batch of n received datagrams; returns how many went out. */
+static int udp_echo(struct sworker *w, int fd, struct udp_batch *b, int n)
+{
+	struct msghdr *in, *out;
+	int i, k = 0, r;
+
+	for (i = 0; i < n; i++) {
+		in = &b->in[i].msg_hdr;
+		out = &b->out[k].msg_hdr;
+		memset(out, 0, sizeof(*out));
+		if (!reply_ctl(in, out, b->octl[k].buf)) {
+			w->s.errors++; /* no destination: cannot answer */
+			continue;
+		}
+		corrupt(w, &w->udp_pos, b->iov[i].iov_base, b->in[i].msg_len);
+		b->oiov[k].iov_base = b->iov[i].iov_base;
+		b->oiov[k].iov_len = b->in[i].msg_len;
+		out->msg_name = in->msg_name;
+		out->msg_namelen = in->msg_namelen;
+		out->msg_iov = &b->oiov[k];
+		out->msg_iovlen = 1;
+		k++;
+	}
+	for (i = 0; i < k; i += r) {
+		r = sendmmsg(fd, b->out + i, k - i, 0);
+		if (r <= 0) {
+			w->s.errors += k - i; /* the rest is dropped */
+			break;
+		}
+	}
+	return i;
+}
+
+static void udp_event(struct sworker *w, int fd)
+{
+	static __thread struct udp_batch b;
+	int n, i;
+
+	for (;;) {
+		udp_prepare(w, &b);
+		n = recvmmsg(fd, b.in, UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		w->s.datagrams += n;
+		for (i = 0; i < n; i++)
+			w->s.bytes_in += b.in[i].msg_len;
+		if (w->a->mode == M_ECHO)
+			udp_echo(w, fd, &b, n);
+	}
+}
+
+/* ------------------------------------------------------------ workers */
+
+/* A connection ends when it is done (-ESHUTDOWN) or fails; a reset is a
+ * client's right, anything else is counted. */
+static void conn_event(struct sworker *w, struct sconn *c)
+{
+	int err = w->a->mode == M_HTTP ? http_event(w, c) : echo_event(w, c);
+
+	if (!err)
+		return;
+	if (err != -ESHUTDOWN && err != -ECONNRESET && err != -EPIPE)
+		w->s.errors++;
+	conn_close(w, c);
+}
+
+static void pin(const struct sworker *w)
+{
+	cpu_set_t set;
+
+	if (w->cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(w->cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *worker_main(void *arg)
+{
+	struct sworker *w = arg;
+	struct epoll_event ev[256];
+	struct ent *e;
+	int n, i;
+
+	pin(w);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		n = epoll_wait(w->ep, ev, 256, 100);
+		for (i = 0; i < n; i++) {
+			e = ev[i].data.ptr;
+			if (e->kind == K_LISTEN)
+				accept_some(w, e->fd);
+			else if (e->kind == K_UDP)
+				udp_event(w, e->fd);
+			else
+				conn_event(w, (struct sconn *)e);
+		}
+	}
+	return NULL;
+}
+
+/* Listeners are opened here, before any thread runs, so that "ready"
+ * means every port of every worker is bound. */
+static void worker_init(struct sworker *w, const struct args *a, unsigned i,
+			unsigned cpu_off)
+{
+	int err;
+
+	w->idx = i;
+	w->a = a;
+	w->cpu = a->ncpus ? (int)a->cpus[(cpu_off + i) % a->ncpus] : -1;
+	w->ep = epoll_create1(0);
+	w->buf = malloc(BUF_SIZE);
+	w->udp = a->no_udp ? NULL : malloc((size_t)UDP_BATCH * UDP_SLOT);
+	if (w->ep < 0 || !w->buf || (!a->no_udp && !w->udp))
+		die("worker %u: %s", i, strerror(errno));
+	err = open_socks(w);
+	if (err)
+		die("port %u: %s: %s", w->err_port, w->err_what,
+		    strerror(-err));
+}
+
+static void add_stats(struct stats *to, const struct stats *s)
+{
+	to->accepted += s->accepted;
+	to->bytes_in += s->bytes_in;
+	to->bytes_out += s->bytes_out;
+	to->datagrams += s->datagrams;
+	to->requests += s->requests;
+	to->errors += s->errors;
+	to->corrupted += s->corrupted;
+}
+
+static const char *mode_name(enum mode m)
+{
+	return m == M_ECHO ? "echo" : m == M_DISCARD ? "discard" : "http";
+}
+
+static void print_ready(const struct args *a, const char *who)
+{
+	unsigned i;
+
+	if (a->quiet)
+		return;
+	fprintf(stderr, PROG "%s: ready: %s on port", who, mode_name(a->mode));
+	for (i = 0; i < a->nports; i++)
+		fprintf(stderr, "%s %u", i ? "," : "", a->ports[i]);
+	fprintf(stderr, " (TCP%s, IPv4 and IPv6%s), %u worker%s%s\n",
+		a->no_udp ? "" : " and UDP",
+		a->transparent ? ", transparent" : "", a->workers,
+		a->workers == 1 ? "" : "s",
+		a->procs > 1 ? " per process" : "");
+}
+
+static void print_stats(const struct args *a, const char *who,
+			const struct stats *s)
+{
+	if (a->quiet)
+		return;
+	fprintf(stderr,
+		PROG "%s: %llu connections, %llu bytes in, %llu bytes out, "
+		     "%llu datagrams, %llu http requests, %llu errors",
+		who, (unsigned long long)s->accepted,
+		(unsigned long long)s->bytes_in,
+		(unsigned long long)s->bytes_out,
+		(unsigned long long)s->datagrams,
+		(unsigned long long)s->requests,
+		(unsigned long long)s->errors);
+	if (a->corrupt_every)
+		fprintf(stderr, ", %llu bytes corrupted on purpose",
+			(unsigned long long)s->corrupted);
+	fputc('\n', stderr);
+}
+
+/* One process: its workers until a signal, then the totals. */
+static void serve(const struct args *a, unsigned cpu_off, const char *who,
+		  int ready_fd)
+{
+	static struct sworker w[MAX_WORKERS];
+	struct stats s = {};
+	sigset_t set, old;
+	unsigned i;
+	int err;
+
+	for (i = 0; i < a->workers; i++)
+		worker_init(&w[i], a, i, cpu_off);
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "r", 1) != 1)
+			die("ready pipe: %s", strerror(errno));
+		close(ready_fd);
+	} else {
+		print_ready(a, who);
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	for (i = 0; i < a->workers; i++) {
+		err = pthread_create(&w[i].tid, NULL, worker_main, &w[i]);
+		if (err)
+			die("--workers %u: %s", a->workers, strerror(err));
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed))
+		pause();
+	for (i = 0; i < a->workers; i++) {
+		pthread_join(w[i].tid, NULL);
+		add_stats(&s, &w[i].s);
+	}
+	print_stats(a, who, &s);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_store_explicit(&stop, true, memory_order_relaxed);
+}
+
+/* --processes N: N copies share the ports (SO_REUSEPORT); "ready" once
+ * every one of them has bound its sockets. */
+static int serve_procs(const struct args *a)
+{
+	pid_t pids[MAX_PROCS];
+	unsigned i, ready = 0;
+	int pfd[2], st, rc = 0;
+	char who[32], c;
+
+	if (pipe(pfd))
+		die("pipe: %s", strerror(errno));
+	for (i = 0; i < a->procs; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0)
+			die("fork: %s", strerror(errno));
+		if (!pids[i]) {
+			close(pfd[0]);
+			snprintf(who, sizeof(who), " [%u/%u]", i + 1, a->procs);
+			serve(a, i * a->workers, who, pfd[1]);
+			_exit(0);
+		}
+	}
+	close(pfd[1]);
+	while (ready < a->procs && read(pfd[0], &c, 1) == 1)
+		ready++;
+	close(pfd[0]);
+	if (ready == a->procs)
+		print_ready(a, "");
+	/* Until a signal, or until one ends early: then all end. */
+	while (ready == a->procs &&
+	       !atomic_load_explicit(&stop, memory_order_relaxed) &&
+	       waitpid(-1, &st, WNOHANG) <= 0)
+		usleep(50000);
+	for (i = 0; i < a->procs; i++)
+		kill(pids[i], SIGTERM);
+	for (i = 0; i < a->procs; i++) {
+		if (waitpid(pids[i], &st, 0) > 0 &&
+		    (!WIFEXITED(st) || WEXITSTATUS(st)))
+			rc = 1;
+	}
+	return ready == a->procs ? rc : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+	static struct args a;
+	struct rlimit rl;
+
+	parse_args(&a, argc, argv);
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (a.procs > 1)
+		return serve_procs(&a);
+	serve(&a, 0, "", -1);
+	return 0;
+}
