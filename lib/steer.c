@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -46,6 +47,10 @@ struct l3x_steer {
 	bool reused;		/* attached by someone else: leave it */
 	bool skb_mode;
 	bool pinned;		/* we pinned the maps: unpin on close */
+	bool shared;		/* attached by an l3x library: the last
+				 * user detaches and unpins (lock file) */
+	int lock_fd;		/* users: flock shared while open */
+	int mutex_fd;		/* flock exclusive around open and close */
 	char pin_dir[PATH_MAX];
 	struct xdp_program *prog;	/* own only */
 	struct bpf_object *obj;		/* own only */
@@ -365,6 +370,105 @@ static void prints_restore(struct saved_prints p)
 	libxdp_set_print(p.xdp);
 }
 
+/* ------------------------------------------------------------ sharing */
+
+/*
+ * Several processes may serve one interface (one engine per queue, say):
+ * the first attaches, the others reuse, and the program must stay until
+ * the last one closes. Two lock files named after the pin directory: each
+ * user holds a shared flock on the users file while open; opening and
+ * closing happen under an exclusive flock on the mutex file, and a user
+ * closing that can turn its shared lock on the users file exclusive
+ * without waiting is the last. The users file says whether an l3x library
+ * attached the program ("l3x"): only then does the last user detach it.
+ * A program loaded by xdp-loader stays, as before.
+ */
+static int lock_file(const char *pin_dir, const char *kind)
+{
+	char path[PATH_MAX];
+	uint32_t h = 2166136261u;
+	const char *c;
+	int fd;
+
+	for (c = pin_dir; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	mkdir("/run/lock", 0755);
+	snprintf(path, sizeof(path), "/run/lock/l3x-%08x.%s", h, kind);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		pr_info("lock file %s: %s: sharing with other processes off\n",
+			path, strerror(errno));
+	return fd;
+}
+
+static int lock_open(struct l3x_steer *s)
+{
+	s->mutex_fd = lock_file(s->pin_dir, "mutex");
+	if (s->mutex_fd < 0)
+		return 0;
+	s->lock_fd = lock_file(s->pin_dir, "users");
+	if (s->lock_fd < 0) {
+		close(s->mutex_fd);
+		s->mutex_fd = -1;
+		return 0;
+	}
+	if (flock(s->mutex_fd, LOCK_EX) || flock(s->lock_fd, LOCK_SH))
+		return -errno;
+	return 0;
+}
+
+static void lock_done(struct l3x_steer *s)
+{
+	if (s->mutex_fd >= 0)
+		flock(s->mutex_fd, LOCK_UN);
+}
+
+static bool lock_marked(struct l3x_steer *s)
+{
+	char buf[4] = "";
+
+	return s->lock_fd >= 0 && pread(s->lock_fd, buf, 3, 0) == 3 &&
+	       !memcmp(buf, "l3x", 3);
+}
+
+static void lock_mark(struct l3x_steer *s, bool on)
+{
+	if (s->lock_fd < 0)
+		return;
+	if (ftruncate(s->lock_fd, 0) || (on && pwrite(s->lock_fd, "l3x", 3, 0) != 3))
+		pr_warn("lock file: %s\n", strerror(errno));
+}
+
+/* Detach the l3x program someone else attached (we are its last user). */
+static void detach_attached(struct l3x_steer *s)
+{
+	struct xdp_multiprog *mp;
+	int prog_fd;
+	bool skb;
+	LIBBPF_OPTS(bpf_xdp_attach_opts, o);
+
+	mp = find_attached(s->ifindex, &prog_fd, &skb);
+	if (!mp)
+		return;
+	if (xdp_multiprog__is_legacy(mp)) {
+		o.old_prog_fd = prog_fd;	/* only if it is still that one */
+		if (bpf_xdp_detach(s->ifindex, XDP_FLAGS_REPLACE |
+				   (skb ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE), &o))
+			pr_warn("detach XDP program from ifindex %d: %s\n",
+				s->ifindex, strerror(errno));
+	} else {
+		struct xdp_program *p = NULL;
+
+		while ((p = xdp_multiprog__next_prog(p, mp)))
+			if (!strcmp(xdp_program__name(p), L3X_PROG_NAME))
+				break;
+		if (p)
+			xdp_program__detach(p, s->ifindex,
+					    skb ? XDP_MODE_SKB : XDP_MODE_NATIVE, 0);
+	}
+	xdp_multiprog__close(mp);
+}
+
 /* ------------------------------------------------------------ API */
 
 static struct l3x_steer *steer_open(int ifindex,
@@ -380,20 +484,29 @@ static struct l3x_steer *steer_open(int ifindex,
 		return NULL;
 	memset(s->fds, -1, sizeof(s->fds));
 	s->ifindex = ifindex;
+	s->lock_fd = s->mutex_fd = -1;
 	if (snprintf(s->pin_dir, sizeof(s->pin_dir), "%s", dir) >=
 	    (int)sizeof(s->pin_dir)) {
 		err = -ENAMETOOLONG;
 		goto err_free;
 	}
+	err = lock_open(s);
+	if (err)
+		goto err_free;
 	err = try_reuse(s);
-	if (!err)
-		return s;
+	if (!err) {
+		s->shared = lock_marked(s);
+		goto out;
+	}
 	if (err != -ENOENT)
 		goto err_free;
 	pin = prepare_pin_dir(s->pin_dir, cfg->pin_dir == NULL);
 	err = load_own(s, cfg->xdp_mode, pin);
 	if (err)
 		goto err_close;
+	lock_mark(s, true);
+out:
+	lock_done(s);	/* other users may come and go while we run */
 	return s;
 
 err_close:
@@ -401,6 +514,10 @@ err_close:
 	errno = -err;
 	return NULL;
 err_free:
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	if (s->mutex_fd >= 0)
+		close(s->mutex_fd);
 	free(s);
 	errno = -err;
 	return NULL;
@@ -502,13 +619,27 @@ void l3x_maps_close(struct l3x_maps *m)
 void l3x_steer_close(struct l3x_steer *s)
 {
 	struct saved_prints p;
+	bool last;
 	int err;
 
 	if (!s)
 		return;
 	p = prints_ours();
 	close_fds(s);
-	if (s->prog && !s->reused) {
+	/* Last user? Then what an l3x library attached goes. */
+	if (s->mutex_fd >= 0)
+		flock(s->mutex_fd, LOCK_EX);
+	last = s->lock_fd < 0 || !flock(s->lock_fd, LOCK_EX | LOCK_NB);
+	if (!last) {
+		s->pinned = false;	/* others still use program and pins */
+	} else if (s->reused && s->shared) {
+		detach_attached(s);
+		unpin_maps(s->pin_dir);
+		lock_mark(s, false);
+	} else if (!s->reused) {
+		lock_mark(s, false);
+	}
+	if (s->prog && !s->reused && last) {
 		err = xdp_program__detach(s->prog, s->ifindex,
 					  s->skb_mode ? XDP_MODE_SKB :
 							XDP_MODE_NATIVE, 0);
@@ -520,6 +651,10 @@ void l3x_steer_close(struct l3x_steer *s)
 		unpin_maps(s->pin_dir);
 	xdp_program__close(s->prog);
 	bpf_object__close(s->obj);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	if (s->mutex_fd >= 0)
+		close(s->mutex_fd);	/* and its lock with it */
 	prints_restore(p);
 	free(s);
 }

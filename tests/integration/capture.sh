@@ -8,7 +8,9 @@
 #   2. the same with the program loaded first by xdp-loader load -p, which
 #      stays attached afterwards; --count ends the capture.
 #   3. skb (generic) XDP mode.
-#   4. bad arguments: one line naming the problem, exit 1, nothing attached.
+#   4. rules changed live with l3x-ctl.
+#   5. two processes (one per queue) share the program; the last detaches.
+#   6. bad arguments: one line naming the problem, exit 1, nothing attached.
 . "$(dirname "$0")/testbed.bash"
 require_root_netns
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -201,6 +203,37 @@ scenario_live_rules() {
 }
 
 # ---------------------------------------------------------------- 5
+# Two processes on one interface (one per queue) share the program: the
+# first to exit leaves it and the pins to the other; the last detaches.
+scenario_shared() {
+	local dir=$PIN/shared p0 p1
+	nss "$CAP" --iface "$IF_S" --queue 0 --rule "udp $ADDR4_S 9000" --write "$WORK/sh0.pcap" \
+		--pin-dir "$dir" --seconds 60 2>"$WORK/sh0.log" &
+	p0=$!
+	on_exit "kill $p0 2>/dev/null"
+	if ! wait_for test -e "$dir/l3x_stats" || ! wait_for xdp_attached; then
+		not_ok "shared: first l3x-capture did not attach: $(head -c 300 "$WORK/sh0.log")"
+		return
+	fi
+	nss "$CAP" --iface "$IF_S" --queue 1 --rule "udp $ADDR4_S 9000" --write "$WORK/sh1.pcap" \
+		--pin-dir "$dir" --seconds 60 --verbose 2>"$WORK/sh1.log" &
+	p1=$!
+	on_exit "kill $p1 2>/dev/null"
+	check "shared: the second process reuses the attached program" \
+		wait_for grep -q "already attached" "$WORK/sh1.log"
+	kill -INT $p0
+	wait $p0
+	check "shared: the first to exit leaves the program attached" xdp_attached
+	check "shared: ... and the pins" test -e "$dir/l3x_xsks"
+	check "shared: the other process still runs" kill -0 $p1
+	kill -INT $p1
+	wait $p1
+	check "shared: the last to exit detaches the program" \
+		bash -c "! ip netns exec $NS_S ip -d link show $IF_S | grep -q prog/xdp"
+	check "shared: ... and removes the pins" bash -c "! ls $dir/l3x_xsks 2>/dev/null"
+}
+
+# ---------------------------------------------------------------- 6
 bad_args() {
 	local out rc
 	out=$(nss "$CAP" --iface "$IF_S" --rule "udp $ADDR4_S/33 9000" --write "$WORK/x.pcap" 2>&1)
@@ -221,5 +254,6 @@ scenario_own
 scenario_xdp_loader
 scenario_skb
 scenario_live_rules
+scenario_shared
 bad_args
 [ "$FAILS" = 0 ]
