@@ -754,7 +754,8 @@ static long udp_queue_send(struct l3x_stream *s, const void *hdr, size_t hlen,
 	c->next = NULL;
 	c->len = (uint32_t)(hlen + len);
 	c->off = 0;
-	memcpy(c->data, hdr, hlen);
+	if (hlen)	/* hdr may be NULL then, and memcpy wants a pointer */
+		memcpy(c->data, hdr, hlen);
 	memcpy(c->data + hlen, buf, len);
 	tx_append(s, c);
 	s->tx_written++;
