@@ -671,6 +671,7 @@ struct conn {
 	bool late;     /* hold: sample timed out, echo still expected;
 			* bulk --discard: the server sent data */
 	bool final;    /* hold --check-all: the final request is out */
+	bool checked;  /* hold --check-all: it echoed the final request */
 	uint32_t gidx; /* global connection number */
 	uint64_t seed; /* of this connection's (crr: this round's) stream */
 	uint64_t iter; /* crr rounds, udp-rr sequence number */
@@ -1010,6 +1011,7 @@ static void transaction_done(struct worker *w, struct conn *c)
 			c->late = false;
 		} else if (c->final) {
 			c->final = false;
+			c->checked = true;
 			w->finflight--;
 			w->t.checked++;
 		} else {
@@ -1303,8 +1305,8 @@ static void check_refill(struct worker *w)
 
 	while (w->finflight < CHECK_INFLIGHT && w->fnext < w->n) {
 		c = &w->conns[w->fnext++];
-		if (c->final || c->late || c->state != C_HELD)
-			continue; /* out already, or failed before */
+		if (c->final || c->checked || c->late || c->state != C_HELD)
+			continue; /* out already, done, or failed before */
 		c->final = true;
 		c->deadline = w->now + w->a->timeout * NS;
 		w->finflight++;
