@@ -1,0 +1,1419 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * l3x-serve - a demo server on the termination engine: every TCP
+ * connection and UDP flow the rules steer in is answered by l3x, whatever
+ * address and port it was for, and served by one of N worker threads as
+ * echo, discard or (TCP) a small HTTP answer naming both ends. --dns adds
+ * bound UDP sockets that answer every DNS query with NXDOMAIN.
+ *
+ * It uses only the public API, as an example of it. The engine runs on a
+ * thread of its own (l3x_stack__start). Each worker thread owns an
+ * l3x_worker and sleeps in epoll on its fd and on an eventfd that wakes it
+ * to stop; events are edge-triggered, so a stream or flow is read or
+ * written until -EAGAIN every time it is served. Echo keeps what it could
+ * not send and reads no more of that stream (or flow) until
+ * L3X_EV_WRITABLE: a client that does not read slows down its own sending
+ * instead of growing us.
+ *
+ * Stopping takes two steps, so that streams already closed in order can
+ * finish their FIN exchange as a kernel socket would after close():
+ * first every worker resets what it still serves and closes its flows and
+ * sockets, and main waits for the stack's open flows to reach 0; then
+ * the workers close their l3x_worker (which resets whatever is left).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "l3x/l3x.h"
+
+#define PROG "l3x-serve"
+
+#include "../common/tool.h"
+
+#define MAX_RULES 256
+#define MAX_QUEUES 256
+#define MAX_DNS 16
+#define MAX_WORKERS 64		/* the library's limit of workers per stack */
+#define BATCH 64		/* events taken per l3x_worker__poll */
+#define SCRATCH (64 * 1024)	/* one read's worth; more than any datagram */
+#define REQ_MAX 8192		/* longest HTTP request head we read */
+#define MAX_CPU 4095
+#define DRAIN_MS 2000		/* at exit: how long open flows may take to end */
+#define UDP_QUEUE 256		/* datagrams per flow and direction (opts) */
+#define DNS_MAX 512		/* a DNS message over UDP without EDNS */
+
+enum mode { MODE_ECHO, MODE_DISCARD, MODE_HTTP };
+
+static const char *const mode_names[] = { "echo", "discard", "http" };
+
+struct dns_addr {
+	struct sockaddr_storage ss;
+	char text[80];		/* as given, for messages */
+};
+
+struct args {
+	const char *iface;
+	const char *tun;
+	const char *pin_dir;
+	uint32_t queues[MAX_QUEUES];
+	unsigned nqueues;
+	struct l3x_rule rules[MAX_RULES];
+	char rule_text[MAX_RULES][L3X_RULE_STRLEN];
+	unsigned nrules;
+	struct dns_addr dns[MAX_DNS];
+	unsigned ndns;
+	enum mode mode;
+	bool mode_set;
+	unsigned workers;
+	int cpu;		/* engine core, -1: not pinned */
+	uint32_t mtu;		/* 0: the library's default */
+	uint32_t max_flows;	/* 0: the library's default */
+	uint32_t udp_idle_ms;	/* 0: the library's default */
+	uint64_t abort_after;	/* 0: never */
+	uint64_t seconds;	/* 0: until a signal */
+	enum l3x_xdp_mode xdp_mode;
+	enum l3x_bind_mode bind_mode;
+	bool no_busy_poll;
+	bool quiet;
+};
+
+enum conn_kind { C_TCP, C_UDP, C_DNS };
+
+/* One accepted stream, UDP flow or bound DNS socket. Freed only after the
+ * event batch it was closed in, so that a later event of the same batch
+ * never points at freed memory. */
+struct conn {
+	enum conn_kind kind;
+	struct l3x_stream *s;		/* C_TCP */
+	struct l3x_udp *u;		/* C_UDP, C_DNS */
+	struct conn *next, **pprev;	/* the worker's open conns */
+	char *pend;			/* bytes (TCP) or a datagram owed */
+	size_t pend_off, pend_len;
+	size_t pend_cap;		/* UDP: bytes pend can hold */
+	bool pending;			/* UDP: pend holds a datagram */
+	char *req;			/* http: the request head so far */
+	size_t req_len;
+	uint64_t in;			/* bytes read from this stream */
+	bool eof;			/* the client half-closed */
+	bool responding;		/* http: the answer is queued */
+	bool closed;
+};
+
+struct server;
+
+/* Counters written by their worker only and read by main for progress
+ * and the closing line: relaxed, nothing else is published through them. */
+struct wstats {
+	uint64_t accepted, bytes_in, bytes_out;
+	uint64_t udp_flows, dgrams_in, dgrams_out, dgrams_dropped;
+	uint64_t dns_queries, dns_answered;
+};
+
+struct worker {
+	pthread_t thread;
+	bool started;
+	bool quitting;		/* step 1 done: serving nothing more */
+	struct server *srv;
+	struct l3x_worker *l3x;
+	int stop_fd;		/* eventfd: main wakes us to stop */
+	struct conn *conns;	/* open streams, flows and DNS sockets */
+	struct conn *dead;	/* closed in this batch, freed after it */
+	struct wstats n;
+	char scratch[SCRATCH];
+};
+
+struct server {
+	const struct args *a;
+	struct l3x_stack *stack;
+	struct worker *w;
+	unsigned nw;
+	bool started;		/* the engine thread runs */
+	int step;		/* of stopping: 1 reset, 2 leave (see top) */
+	pthread_mutex_t lock;	/* guards opened, fail */
+	pthread_cond_t cond;
+	unsigned opened;	/* workers done with their start */
+	char fail[200];		/* first error a worker hit */
+};
+
+static volatile sig_atomic_t stop;
+static struct server *cleanup_srv;
+static bool verbose;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
+		"       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
+		"       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
+		"       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
+		"       [--abort-after BYTES] [--seconds S] [--quiet] [--verbose]\n"
+		"RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n");
+}
+
+/* ------------------------------------------------------------ arguments */
+
+static uint64_t parse_u64(const char *opt, const char *s, uint64_t max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || !*s || *end || *s == '-')
+		die("%s '%s': not a whole number", opt, s);
+	if (v > max)
+		die("%s '%s': at most %llu", opt, s, (unsigned long long)max);
+	return v;
+}
+
+static void add_rule(struct args *a, const char *text)
+{
+	char err[128];
+
+	if (a->nrules == MAX_RULES)
+		die("--rule: at most %d rules", MAX_RULES);
+	if (l3x_rule__parse(&a->rules[a->nrules], text, err, sizeof(err)))
+		die("--rule '%s': %s", text, err);
+	snprintf(a->rule_text[a->nrules], L3X_RULE_STRLEN, "%s", text);
+	a->nrules++;
+}
+
+/* ADDR, ADDR:PORT, [ADDR6] or [ADDR6]:PORT into @ss; port 53 when none. */
+static bool parse_sockaddr(const char *text, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *s6 = (void *)ss;
+	struct sockaddr_in *s4 = (void *)ss;
+	char host[INET6_ADDRSTRLEN + 2], *end;
+	const char *port = NULL, *colon;
+	unsigned long p = 53;
+	size_t len;
+
+	if (text[0] == '[') {
+		end = strchr(text, ']');
+		if (!end || (end[1] && end[1] != ':'))
+			return false;
+		len = end - text - 1;
+		port = end[1] ? end + 2 : NULL;
+		text++;
+	} else {
+		colon = strchr(text, ':');
+		len = colon && !strchr(colon + 1, ':') ? (size_t)(colon - text) : strlen(text);
+		port = colon && !strchr(colon + 1, ':') ? colon + 1 : NULL;
+	}
+	if (len >= sizeof(host))
+		return false;
+	memcpy(host, text, len);
+	host[len] = 0;
+	if (port) {
+		errno = 0;
+		p = strtoul(port, &end, 10);
+		if (errno || !*port || *end || !p || p > 65535)
+			return false;
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(p);
+		return true;
+	}
+	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(p);
+		return true;
+	}
+	return false;
+}
+
+/* --dns ADDR[:PORT]: a socket there, and the rule that steers it. */
+static void add_dns(struct args *a, const char *text)
+{
+	struct dns_addr *d = &a->dns[a->ndns];
+	char addr[INET6_ADDRSTRLEN], rule[L3X_RULE_STRLEN];
+	const void *ip;
+	int port;
+
+	if (a->ndns == MAX_DNS)
+		die("--dns: at most %d addresses", MAX_DNS);
+	if (!parse_sockaddr(text, &d->ss))
+		die("--dns '%s': not ADDR, ADDR:PORT or [ADDR6]:PORT", text);
+	snprintf(d->text, sizeof(d->text), "%s", text);
+	if (d->ss.ss_family == AF_INET) {
+		ip = &((struct sockaddr_in *)&d->ss)->sin_addr;
+		port = ntohs(((struct sockaddr_in *)&d->ss)->sin_port);
+	} else {
+		ip = &((struct sockaddr_in6 *)&d->ss)->sin6_addr;
+		port = ntohs(((struct sockaddr_in6 *)&d->ss)->sin6_port);
+	}
+	inet_ntop(d->ss.ss_family, ip, addr, sizeof(addr));
+	snprintf(rule, sizeof(rule), "udp %s %d", addr, port);
+	add_rule(a, rule);
+	a->ndns++;
+}
+
+static void parse_mode(struct args *a, const char *s)
+{
+	unsigned i;
+
+	for (i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
+		if (!strcmp(s, mode_names[i])) {
+			a->mode = i;
+			a->mode_set = true;
+			return;
+		}
+	}
+	die("--mode '%s': must be echo, discard or http", s);
+}
+
+static void parse_xdp(struct args *a, int opt, const char *s)
+{
+	if (opt == 'm') {
+		if (!strcmp(s, "auto"))
+			a->xdp_mode = L3X_XDP_AUTO;
+		else if (!strcmp(s, "native"))
+			a->xdp_mode = L3X_XDP_NATIVE;
+		else if (!strcmp(s, "skb"))
+			a->xdp_mode = L3X_XDP_SKB;
+		else
+			die("--xdp-mode '%s': must be auto, native or skb", s);
+		return;
+	}
+	if (!strcmp(s, "auto"))
+		a->bind_mode = L3X_BIND_AUTO;
+	else if (!strcmp(s, "copy"))
+		a->bind_mode = L3X_BIND_COPY;
+	else if (!strcmp(s, "zerocopy"))
+		a->bind_mode = L3X_BIND_ZEROCOPY;
+	else
+		die("--bind '%s': must be auto, copy or zerocopy", s);
+}
+
+static void check_args(const struct args *a)
+{
+	if (a->iface && a->tun)
+		die("--iface and --tun: give one source, not both");
+	if (!a->iface && !a->tun)
+		die("--iface: missing (the interface to serve on, or --tun NAME)");
+	if (a->tun && a->nqueues)
+		die("--queue: only with --iface (a TUN device has no queues)");
+	if (!a->nrules)
+		die("--rule: missing (at least one, e.g. --rule 'tcp 198.51.100.0/24')");
+	if (!a->mode_set)
+		die("--mode: missing (echo, discard or http)");
+	if (a->abort_after && a->mode == MODE_HTTP)
+		die("--abort-after: only with --mode echo or discard");
+}
+
+/* The options that take a number. */
+static void parse_number(struct args *a, int c, const char *s)
+{
+	switch (c) {
+	case 'q':
+		if (a->nqueues == MAX_QUEUES)
+			die("--queue: at most %d queues", MAX_QUEUES);
+		a->queues[a->nqueues++] = parse_u64("--queue", s, UINT32_MAX);
+		break;
+	case 'w':
+		a->workers = parse_u64("--workers", s, MAX_WORKERS);
+		if (!a->workers)
+			die("--workers '%s': at least 1", s);
+		break;
+	case 'c': a->cpu = parse_u64("--cpu", s, MAX_CPU); break;
+	case 'u':
+		a->mtu = parse_u64("--mtu", s, 9000);
+		if (a->mtu < 1280)
+			die("--mtu '%s': at least 1280", s);
+		break;
+	case 'f':
+		a->max_flows = parse_u64("--max-flows", s, 1u << 24);
+		if (!a->max_flows)
+			die("--max-flows '%s': at least 1", s);
+		break;
+	case 'I':
+		a->udp_idle_ms = parse_u64("--udp-idle", s, UINT32_MAX);
+		if (!a->udp_idle_ms)
+			die("--udp-idle '%s': at least 1 (milliseconds)", s);
+		break;
+	case 'a':
+		a->abort_after = parse_u64("--abort-after", s, UINT64_MAX);
+		if (!a->abort_after)
+			die("--abort-after '%s': at least 1", s);
+		break;
+	case 's': a->seconds = parse_u64("--seconds", s, 1u << 30); break;
+	}
+}
+
+static void parse_args(struct args *a, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "iface", required_argument, NULL, 'i' },
+		{ "tun", required_argument, NULL, 't' },
+		{ "queue", required_argument, NULL, 'q' },
+		{ "rule", required_argument, NULL, 'r' },
+		{ "mode", required_argument, NULL, 'M' },
+		{ "dns", required_argument, NULL, 'd' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "xdp-mode", required_argument, NULL, 'm' },
+		{ "bind", required_argument, NULL, 'b' },
+		{ "no-busy-poll", no_argument, NULL, 'B' },
+		{ "cpu", required_argument, NULL, 'c' },
+		{ "mtu", required_argument, NULL, 'u' },
+		{ "max-flows", required_argument, NULL, 'f' },
+		{ "udp-idle", required_argument, NULL, 'I' },
+		{ "abort-after", required_argument, NULL, 'a' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "quiet", no_argument, NULL, 'Q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	a->workers = 1;
+	a->cpu = -1;
+	while ((c = getopt_long(argc, argv, "i:q:r:w:s:p:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i': a->iface = optarg; break;
+		case 't': a->tun = optarg; break;
+		case 'r': add_rule(a, optarg); break;
+		case 'M': parse_mode(a, optarg); break;
+		case 'd': add_dns(a, optarg); break;
+		case 'p': a->pin_dir = optarg; break;
+		case 'm': case 'b': parse_xdp(a, c, optarg); break;
+		case 'B': a->no_busy_poll = true; break;
+		case 'q': case 'w': case 'c': case 'u': case 'f': case 'I':
+		case 'a': case 's':
+			parse_number(a, c, optarg);
+			break;
+		case 'Q': a->quiet = true; break;
+		case 'v': verbose = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc)
+		die("'%s': unexpected argument (rules go after --rule)", argv[optind]);
+	check_args(a);
+}
+
+/* RX queues of @ifname: ETHTOOL_GCHANNELS answers for our own network
+ * namespace; sysfs when the driver has no channels. The stack serves only
+ * queue 0 unless told, and a flow hashed to another queue would find no
+ * socket there. */
+static unsigned rx_queues(const char *ifname)
+{
+	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+	struct ifreq ifr = {};
+	char path[128];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+	int fd;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+		ifr.ifr_data = (void *)&ch;
+		if (!ioctl(fd, SIOCETHTOOL, &ifr))
+			n = ch.rx_count + ch.combined_count;
+		close(fd);
+	}
+	if (n)
+		return n;
+	snprintf(path, sizeof(path), "/sys/class/net/%s/queues", ifname);
+	d = opendir(path);
+	if (!d)
+		return 1;
+	while ((de = readdir(d)))
+		n += !strncmp(de->d_name, "rx-", 3);
+	closedir(d);
+	return n ? n : 1;
+}
+
+/* ----------------------------------------------------------------- conns */
+
+static void count(uint64_t *c, uint64_t n)
+{
+	/* Single writer; main's relaxed loads see some recent value. */
+	__atomic_store_n(c, *c + n, __ATOMIC_RELAXED);
+}
+
+static uint64_t counted(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+static struct conn *conn_new(struct worker *w, enum conn_kind kind,
+			     struct l3x_stream *s, struct l3x_udp *u)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->kind = kind;
+	c->s = s;
+	c->u = u;
+	c->next = w->conns;
+	if (c->next)
+		c->next->pprev = &c->next;
+	c->pprev = &w->conns;
+	w->conns = c;
+	if (s)
+		l3x_stream__set_user(s, c);
+	else
+		l3x_udp__set_user(u, c);
+	return c;
+}
+
+/* Done with @c: close a stream in order (queued data, then FIN), or reset
+ * it; close a flow or socket (queued datagrams still leave). */
+static void conn_end(struct worker *w, struct conn *c, bool reset)
+{
+	if (c->kind != C_TCP)
+		l3x_udp__close(c->u);
+	else if (reset)
+		l3x_stream__abort(c->s);
+	else
+		l3x_stream__close(c->s);
+	c->s = NULL;
+	c->u = NULL;
+	c->closed = true;
+	*c->pprev = c->next;
+	if (c->next)
+		c->next->pprev = c->pprev;
+	c->next = w->dead;
+	w->dead = c;
+}
+
+static void free_dead(struct worker *w)
+{
+	struct conn *c;
+
+	while ((c = w->dead)) {
+		w->dead = c->next;
+		free(c->pend);
+		free(c->req);
+		free(c);
+	}
+}
+
+/* --------------------------------------------------------------- streams */
+
+/* Send what @c owes. Returns 1 all sent, 0 blocked (wait for
+ * L3X_EV_WRITABLE), or -errno: the stream failed. */
+static int flush(struct worker *w, struct conn *c)
+{
+	long n;
+
+	while (c->pend_off < c->pend_len) {
+		n = l3x_stream__write(c->s, c->pend + c->pend_off,
+				      c->pend_len - c->pend_off);
+		if (n == -EAGAIN)
+			return 0;
+		if (n < 0)
+			return (int)n;
+		c->pend_off += n;
+		count(&w->n.bytes_out, n);
+	}
+	free(c->pend);
+	c->pend = NULL;
+	c->pend_off = c->pend_len = 0;
+	return 1;
+}
+
+/* Owe @len bytes of @buf to the client and send what fits now. */
+static int owe(struct worker *w, struct conn *c, const void *buf, size_t len)
+{
+	c->pend = malloc(len);
+	if (!c->pend)
+		return -ENOMEM;
+	memcpy(c->pend, buf, len);
+	c->pend_len = len;
+	return flush(w, c);
+}
+
+/* Read into the scratch buffer. Returns as l3x_stream__read(); counts. */
+static long take(struct worker *w, struct conn *c)
+{
+	long n = l3x_stream__read(c->s, w->scratch, sizeof(w->scratch));
+
+	if (n > 0) {
+		count(&w->n.bytes_in, n);
+		c->in += n;
+	}
+	return n;
+}
+
+static bool over_limit(const struct worker *w, const struct conn *c)
+{
+	return w->srv->a->abort_after && c->in >= w->srv->a->abort_after;
+}
+
+/*
+ * Echo: send back what was read; while the client does not take it, keep
+ * the rest and read no more. After the client's FIN, finish the echo and
+ * close. Any failure (reset by the client, timeout) closes the stream.
+ */
+static void serve_echo(struct worker *w, struct conn *c)
+{
+	long n;
+	int r;
+
+	for (;;) {
+		r = flush(w, c);
+		if (r == 0)
+			return;
+		if (r < 0 || c->eof) {
+			conn_end(w, c, false);
+			return;
+		}
+		n = take(w, c);
+		if (n == -EAGAIN)
+			return;
+		if (n <= 0) {
+			c->eof = !n;
+			if (c->eof)
+				continue;
+			conn_end(w, c, false);
+			return;
+		}
+		if (over_limit(w, c)) {
+			conn_end(w, c, true);
+			return;
+		}
+		if (owe(w, c, w->scratch, n) == -ENOMEM) {
+			conn_end(w, c, true);
+			return;
+		}
+	}
+}
+
+static void serve_discard(struct worker *w, struct conn *c)
+{
+	long n;
+
+	while ((n = take(w, c)) > 0) {
+		if (over_limit(w, c)) {
+			conn_end(w, c, true);
+			return;
+		}
+	}
+	if (n != -EAGAIN)
+		conn_end(w, c, false);
+}
+
+/* "192.0.2.1:80" or "[2001:db8::1]:80". */
+static void format_addr(const struct sockaddr_storage *ss, int len, char *buf,
+			size_t sz)
+{
+	const struct sockaddr_in6 *s6 = (const void *)ss;
+	const struct sockaddr_in *s4 = (const void *)ss;
+	char a[INET6_ADDRSTRLEN];
+
+	if (len > 0 && ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(buf, sz, "%s:%u", a, ntohs(s4->sin_port));
+	} else if (len > 0 && ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(buf, sz, "[%s]:%u", a, ntohs(s6->sin6_port));
+	} else {
+		snprintf(buf, sz, "unknown (%s)", strerror(len < 0 ? -len : EAFNOSUPPORT));
+	}
+}
+
+/* The answer to the request head in c->req: 200 naming both ends for GET
+ * and HEAD, 405 for other methods, 400 for a head past REQ_MAX. */
+static int http_answer(const struct conn *c, bool complete, char *out, size_t sz)
+{
+	struct sockaddr_storage ss;
+	char client[128], dst[128], body[320];
+	bool get = c->req_len >= 4 && !memcmp(c->req, "GET ", 4);
+	bool head = c->req_len >= 5 && !memcmp(c->req, "HEAD ", 5);
+	const char *status = "200 OK";
+	int blen;
+
+	format_addr(&ss, l3x_stream__client_addr(c->s, (void *)&ss, sizeof(ss)),
+		    client, sizeof(client));
+	format_addr(&ss, l3x_stream__orig_dst_addr(c->s, (void *)&ss, sizeof(ss)),
+		    dst, sizeof(dst));
+	blen = snprintf(body, sizeof(body), "client %s\ndestination %s\n", client, dst);
+	if (blen >= (int)sizeof(body))
+		blen = sizeof(body) - 1;
+	if (!complete)
+		status = "400 Bad Request";
+	else if (!get && !head)
+		status = "405 Method Not Allowed";
+	return snprintf(out, sz,
+			"HTTP/1.1 %s\r\nServer: " PROG "\r\nContent-Type: text/plain\r\n"
+			"Content-Length: %d\r\n%sConnection: close\r\n\r\n%s",
+			status, blen, get || head ? "" : "Allow: GET, HEAD\r\n",
+			head ? "" : body);
+}
+
+static bool head_complete(const struct conn *c)
+{
+	return memmem(c->req, c->req_len, "\r\n\r\n", 4) ||
+	       memmem(c->req, c->req_len, "\n\n", 2);
+}
+
+/* Read the request head. Returns 1 complete (or too long), 0 not yet,
+ * -1 the stream ended or failed before it. */
+static int http_read(struct worker *w, struct conn *c)
+{
+	long n;
+
+	if (!c->req && !(c->req = malloc(REQ_MAX)))
+		return -1;
+	while (c->req_len < REQ_MAX) {
+		n = l3x_stream__read(c->s, c->req + c->req_len, REQ_MAX - c->req_len);
+		if (n == -EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		count(&w->n.bytes_in, n);
+		c->req_len += n;
+		if (head_complete(c))
+			return 1;
+	}
+	return 1;
+}
+
+static void serve_http(struct worker *w, struct conn *c)
+{
+	char out[1024];
+	int r, len;
+
+	if (!c->responding) {
+		r = http_read(w, c);
+		if (r <= 0) {
+			if (r < 0)
+				conn_end(w, c, false);
+			return;
+		}
+		c->responding = true;
+		len = http_answer(c, head_complete(c), out, sizeof(out));
+		r = owe(w, c, out, len);
+	} else {
+		r = flush(w, c);
+	}
+	if (r != 0)
+		conn_end(w, c, r == -ENOMEM);
+}
+
+/* ------------------------------------------------------------------ udp */
+
+/* Send the datagram @c owes. Returns 1 sent (or dropped: too large, no
+ * memory), 0 blocked (wait for L3X_EV_WRITABLE), -EPIPE the flow expired. */
+static int udp_flush(struct worker *w, struct conn *c)
+{
+	long n;
+
+	if (!c->pending)
+		return 1;
+	n = l3x_udp__send(c->u, c->pend, c->pend_len);
+	if (n == -EAGAIN)
+		return 0;
+	if (n == -EPIPE)
+		return -EPIPE;
+	c->pending = false;
+	if (n < 0)
+		count(&w->n.dgrams_dropped, 1);
+	else
+		count(&w->n.dgrams_out, 1);
+	return 1;
+}
+
+/* Keep the datagram in the scratch buffer for udp_flush(). */
+static int udp_owe(struct worker *w, struct conn *c, size_t len)
+{
+	if (c->pend_cap < len || !c->pend) {
+		free(c->pend);
+		c->pend_cap = len > 2048 ? len : 2048;
+		c->pend = malloc(c->pend_cap);
+		if (!c->pend) {
+			c->pend_cap = 0;
+			count(&w->n.dgrams_dropped, 1);
+			return 1;
+		}
+	}
+	memcpy(c->pend, w->scratch, len);
+	c->pend_len = len;
+	c->pending = true;
+	return udp_flush(w, c);
+}
+
+/*
+ * l3x_udp__recv() gives 0 both for an empty datagram and for a flow that
+ * expired. Echo tells them apart by sending the empty datagram back:
+ * -EPIPE means expired. Discard cannot send: a 0 is an expiry when the
+ * event said EOF, or when more zeros came in a row than a flow can queue.
+ */
+static bool udp_expired(struct worker *w, struct conn *c, uint32_t events,
+			unsigned *zeros)
+{
+	if (w->srv->a->mode == MODE_ECHO)
+		return udp_owe(w, c, 0) == -EPIPE;
+	return (events & L3X_EV_EOF) || ++*zeros > UDP_QUEUE;
+}
+
+/* A UDP flow: echo each datagram back from the address the client sent it
+ * to (the engine does that), or drop it; close the flow when it expires. */
+static void serve_udp(struct worker *w, struct conn *c, uint32_t events)
+{
+	unsigned zeros = 0;
+	long n;
+	int r;
+
+	for (;;) {
+		r = udp_flush(w, c);
+		if (r == 0)
+			return;
+		if (r < 0)
+			break;
+		n = l3x_udp__recv(c->u, w->scratch, sizeof(w->scratch));
+		if (n == -EAGAIN)
+			return;
+		if (n < 0)
+			break;
+		if (!n && udp_expired(w, c, events, &zeros))
+			break;
+		count(&w->n.dgrams_in, 1);
+		count(&w->n.bytes_in, n);
+		if (!n || w->srv->a->mode != MODE_ECHO)
+			continue;
+		if (n > SCRATCH)
+			count(&w->n.dgrams_dropped, 1);
+		else
+			udp_owe(w, c, n);
+	}
+	conn_end(w, c, false);
+}
+
+/* NXDOMAIN (NOTIMP for opcodes other than QUERY) with the question copied,
+ * FORMERR when the question does not parse. Returns the reply's length, or
+ * 0 for no reply: too short, or a response (never answer those: loops). */
+static size_t dns_reply(const uint8_t *q, size_t n, uint8_t *out)
+{
+	size_t off = 12;
+	uint8_t opcode, rcode;
+
+	if (n < 12 || (q[2] & 0x80))
+		return 0;
+	opcode = (q[2] >> 3) & 0xf;
+	rcode = opcode ? 4 : 3;
+	if (q[4] || q[5] != 1)
+		off = 0;		/* QDCOUNT must be 1 */
+	while (off && off < n && q[off]) {
+		if (q[off] > 63 || off - 12 > 255)
+			off = 0;	/* a compression pointer or too long */
+		else
+			off += q[off] + 1;
+	}
+	if (off && off + 5 <= n && off - 12 <= 255)
+		off += 5;		/* the root label, QTYPE, QCLASS */
+	else
+		off = 0;
+	if (!off)
+		rcode = 1;
+	memcpy(out, q, 4);
+	out[2] = 0x80 | (q[2] & 0x79);	/* QR, the opcode, RD */
+	out[3] = rcode;
+	memset(out + 4, 0, 8);
+	out[5] = off ? 1 : 0;
+	if (!off)
+		return 12;
+	memcpy(out + 12, q + 12, off - 12);
+	return off;
+}
+
+/* A bound DNS socket: answer every query; a reply that does not fit in the
+ * socket's queue is dropped, as a busy name server would. A bound socket
+ * does not expire, but stop at a run of zeros longer than a queue holds
+ * should it ever read as one that did. */
+static void serve_dns(struct worker *w, struct conn *c)
+{
+	struct sockaddr_storage from;
+	uint8_t reply[DNS_MAX];
+	unsigned zeros = 0;
+	size_t len;
+	long n;
+
+	while ((n = l3x_udp__recvfrom(c->u, w->scratch, sizeof(w->scratch),
+				      (void *)&from, sizeof(from))) >= 0) {
+		if (!n && ++zeros > UDP_QUEUE)
+			return;
+		count(&w->n.dns_queries, 1);
+		if (n > DNS_MAX || !(len = dns_reply((void *)w->scratch, n, reply)))
+			continue;
+		if (l3x_udp__sendto(c->u, reply, len, (void *)&from, sizeof(from)) < 0)
+			count(&w->n.dgrams_dropped, 1);
+		else
+			count(&w->n.dns_answered, 1);
+	}
+}
+
+static void serve(struct worker *w, struct conn *c, uint32_t events)
+{
+	if (c->kind == C_UDP) {
+		serve_udp(w, c, events);
+		return;
+	}
+	if (c->kind == C_DNS) {
+		serve_dns(w, c);
+		return;
+	}
+	switch (w->srv->a->mode) {
+	case MODE_ECHO: serve_echo(w, c); break;
+	case MODE_DISCARD: serve_discard(w, c); break;
+	case MODE_HTTP: serve_http(w, c); break;
+	}
+}
+
+/* --------------------------------------------------------------- workers */
+
+static void worker_fail(struct worker *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void worker_fail(struct worker *w, const char *fmt, ...)
+{
+	struct server *srv = w->srv;
+	va_list ap;
+
+	pthread_mutex_lock(&srv->lock);
+	if (!srv->fail[0]) {
+		va_start(ap, fmt);
+		vsnprintf(srv->fail, sizeof(srv->fail), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	stop = 1;
+}
+
+/* Take every new stream and flow. Returns how many. */
+static int accept_all(struct worker *w)
+{
+	struct l3x_stream *s;
+	struct l3x_udp *u;
+	struct conn *c;
+	int work = 0;
+
+	while ((s = l3x_worker__accept(w->l3x))) {
+		work++;
+		count(&w->n.accepted, 1);
+		c = w->quitting ? NULL : conn_new(w, C_TCP, s, NULL);
+		if (!c)
+			l3x_stream__abort(s);
+		else
+			serve(w, c, 0);	/* data may be waiting already */
+	}
+	while ((u = l3x_worker__accept_udp(w->l3x))) {
+		work++;
+		count(&w->n.udp_flows, 1);
+		c = w->quitting ? NULL : conn_new(w, C_UDP, NULL, u);
+		if (!c)
+			l3x_udp__close(u);
+		else
+			serve(w, c, 0);
+	}
+	return work;
+}
+
+/* Take every new stream and flow and every event until there are none. */
+static void drain(struct worker *w)
+{
+	struct l3x_event ev[BATCH];
+	struct conn *c;
+	int n, i, work;
+
+	do {
+		work = accept_all(w);
+		n = l3x_worker__poll(w->l3x, ev, BATCH);
+		if (n < 0) {
+			worker_fail(w, "worker %u: l3x_worker__poll: %s",
+				    (unsigned)(w - w->srv->w), strerror(-n));
+			return;
+		}
+		for (i = 0; i < n; i++) {
+			c = ev[i].user;
+			if (c && !c->closed)
+				serve(w, c, ev[i].events);
+		}
+		free_dead(w);
+		work += n;
+	} while (work);
+}
+
+/* Tell main this worker is ready (or, with srv->fail set, could not be). */
+static void worker_opened(struct worker *w)
+{
+	struct server *srv = w->srv;
+
+	pthread_mutex_lock(&srv->lock);
+	srv->opened++;
+	pthread_cond_signal(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* This worker's share of the --dns sockets: every nw-th from its index. */
+static int bind_dns(struct worker *w)
+{
+	const struct args *a = w->srv->a;
+	unsigned i, idx = w - w->srv->w;
+	struct l3x_udp *u;
+
+	for (i = idx; i < a->ndns; i += w->srv->nw) {
+		u = l3x_udp__bind(w->l3x, (const void *)&a->dns[i].ss,
+				  sizeof(a->dns[i].ss));
+		if (!u || !conn_new(w, C_DNS, NULL, u)) {
+			worker_fail(w, "--dns '%s': %s", a->dns[i].text,
+				    strerror(u ? ENOMEM : errno));
+			l3x_udp__close(u);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int worker_epoll(struct worker *w)
+{
+	struct epoll_event l3x = { .events = EPOLLIN | EPOLLET, .data.u32 = 0 };
+	struct epoll_event quit = { .events = EPOLLIN, .data.u32 = 1 };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0) {
+		worker_fail(w, "epoll_create1: %s", strerror(errno));
+		return -1;
+	}
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, l3x_worker__fd(w->l3x), &l3x) ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, w->stop_fd, &quit)) {
+		worker_fail(w, "epoll_ctl: %s", strerror(errno));
+		close(ep);
+		return -1;
+	}
+	return ep;
+}
+
+/* Main asked for the next step of stopping. Returns true: leave now. */
+static bool worker_stop_step(struct worker *w)
+{
+	uint64_t v;
+	int step;
+
+	if (read(w->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return true;
+	/* Acquire: pairs with the release in stop_step(). */
+	step = __atomic_load_n(&w->srv->step, __ATOMIC_ACQUIRE);
+	if (step >= 1 && !w->quitting) {
+		/* Streams still served are reset, flows and sockets closed;
+		 * what arrives from now on is refused the same way. */
+		w->quitting = true;
+		while (w->conns)
+			conn_end(w, w->conns, true);
+		free_dead(w);
+	}
+	return step >= 2;
+}
+
+static void worker_loop(struct worker *w, int ep)
+{
+	struct epoll_event ev[2];
+	int n, i;
+
+	drain(w);
+	for (;;) {
+		n = epoll_wait(ep, ev, 2, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			worker_fail(w, "epoll_wait: %s", strerror(errno));
+			return;
+		}
+		for (i = 0; i < n; i++)
+			if (ev[i].data.u32 == 1 && worker_stop_step(w))
+				return;
+		drain(w);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	int ep = -1;
+
+	w->l3x = l3x_worker__open(w->srv->stack);
+	if (!w->l3x) {
+		worker_fail(w, "--workers %u: l3x_worker__open: %s", w->srv->nw,
+			    strerror(errno));
+		worker_opened(w);
+		return NULL;
+	}
+	if (!bind_dns(w))
+		ep = worker_epoll(w);
+	worker_opened(w);
+	if (ep >= 0) {
+		worker_loop(w, ep);
+		close(ep);
+	}
+	/* Streams still open are reset, flows and sockets closed: we are
+	 * going away. */
+	while (w->conns)
+		conn_end(w, w->conns, true);
+	free_dead(w);
+	l3x_worker__close(w->l3x);
+	w->l3x = NULL;
+	return NULL;
+}
+
+/* Start the workers and wait until each has its l3x_worker. */
+static void start_workers(struct server *srv)
+{
+	unsigned i;
+	int err;
+
+	for (i = 0; i < srv->nw; i++) {
+		srv->w[i].srv = srv;
+		srv->w[i].stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (srv->w[i].stop_fd < 0)
+			die("eventfd: %s", strerror(errno));
+		err = pthread_create(&srv->w[i].thread, NULL, worker_main, &srv->w[i]);
+		if (err)
+			die("--workers %u: cannot start a thread: %s", srv->nw, strerror(err));
+		srv->w[i].started = true;
+	}
+	pthread_mutex_lock(&srv->lock);
+	while (srv->opened < srv->nw)
+		pthread_cond_wait(&srv->cond, &srv->lock);
+	pthread_mutex_unlock(&srv->lock);
+	if (srv->fail[0])
+		die("%s", srv->fail);
+}
+
+/* Ask every worker for step @step of stopping (see the top). */
+static void stop_step(struct server *srv, int step)
+{
+	const uint64_t one = 1;
+	unsigned i;
+
+	/* Release: pairs with the acquire in worker_stop_step(). */
+	__atomic_store_n(&srv->step, step, __ATOMIC_RELEASE);
+	for (i = 0; i < srv->nw; i++)
+		if (srv->w[i].started &&
+		    write(srv->w[i].stop_fd, &one, sizeof(one)) != sizeof(one))
+			fprintf(stderr, PROG ": eventfd: %s\n", strerror(errno));
+}
+
+static void stop_workers(struct server *srv)
+{
+	unsigned i;
+
+	stop_step(srv, 2);
+	for (i = 0; i < srv->nw; i++) {
+		if (!srv->w[i].started)
+			continue;
+		pthread_join(srv->w[i].thread, NULL);
+		srv->w[i].started = false;
+	}
+	for (i = 0; i < srv->nw; i++) {
+		if (srv->w[i].stop_fd >= 0)
+			close(srv->w[i].stop_fd);
+		srv->w[i].stop_fd = -1;
+	}
+}
+
+/* ------------------------------------------------------------ the stack */
+
+static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
+				    unsigned nq)
+{
+	struct l3x_stack *st;
+
+	L3X_OPTS(l3x_stack_opts, o,
+		 .source = a->tun ? L3X_SOURCE_TUN : L3X_SOURCE_XDP,
+		 .ifname = a->iface, .tun_name = a->tun,
+		 .queues = a->tun ? NULL : queues, .queue_count = a->tun ? 0 : nq,
+		 .pin_dir = a->pin_dir, .xdp_mode = a->xdp_mode,
+		 .bind_mode = a->bind_mode,
+		 .busy_poll_usec = a->no_busy_poll ? -1 : 0,
+		 .mtu = a->mtu, .max_flows = a->max_flows, .cpu = a->cpu + 1,
+		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE);
+	st = l3x_stack__open(&o);
+	if (!st && a->tun)
+		die("--tun %s: %s", a->tun, strerror(errno));
+	if (!st)
+		die("--iface %s: %s", a->iface, strerror(errno));
+	return st;
+}
+
+static void add_rules(struct server *srv)
+{
+	const struct args *a = srv->a;
+	unsigned i;
+	int err;
+
+	for (i = 0; i < a->nrules; i++) {
+		err = l3x_stack__add_rule(srv->stack, &a->rules[i]);
+		if (err)
+			die("--rule '%s': %s", a->rule_text[i], strerror(-err));
+	}
+}
+
+/* Threads started with these blocked leave SIGINT/SIGTERM to main. */
+static void block_signals(bool block)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+static void start(struct server *srv)
+{
+	int err;
+
+	block_signals(true);
+	start_workers(srv);
+	err = l3x_stack__start(srv->stack);
+	if (err)
+		die("l3x_stack__start: %s", strerror(-err));
+	srv->started = true;
+	block_signals(false);
+	add_rules(srv);
+}
+
+/* --------------------------------------------------------------- report */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sum_workers(const struct server *srv, struct wstats *sum)
+{
+	const uint64_t *c;
+	uint64_t *s;
+	unsigned i, k;
+
+	memset(sum, 0, sizeof(*sum));
+	for (i = 0; i < srv->nw; i++) {
+		c = (const uint64_t *)&srv->w[i].n;
+		s = (uint64_t *)sum;
+		for (k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
+			s[k] += counted(&c[k]);
+	}
+}
+
+static void progress(const struct server *srv, uint64_t *last, double dt)
+{
+	struct l3x_stack_stats st = {};
+	struct wstats n;
+
+	l3x_stack__stats(srv->stack, &st);
+	sum_workers(srv, &n);
+	fprintf(stderr,
+		"\r" PROG ": %llu open, %llu tcp accepted, %llu udp flows, "
+		"%.1f MB in, %.1f MB out, %.0f Mbit/s   ",
+		(unsigned long long)st.flows, (unsigned long long)st.tcp_accepted,
+		(unsigned long long)st.udp_flows, n.bytes_in / 1e6,
+		n.bytes_out / 1e6, (n.bytes_in + n.bytes_out - *last) * 8 / dt / 1e6);
+	*last = n.bytes_in + n.bytes_out;
+}
+
+static void run(struct server *srv)
+{
+	const struct args *a = srv->a;
+	bool tty = isatty(STDERR_FILENO) && !a->quiet;
+	double begin = now_s(), tick = begin, t;
+	uint64_t last = 0;
+
+	while (!stop) {
+		poll(NULL, 0, 100);
+		t = now_s();
+		if (a->seconds && t - begin >= a->seconds)
+			break;
+		if (tty && t - tick >= 1.0) {
+			progress(srv, &last, t - tick);
+			tick = t;
+		}
+	}
+	if (tty)
+		fputc('\n', stderr);
+}
+
+/* Let the streams closed in order finish their FIN exchange, and the RSTs
+ * of those just reset reach the clients. */
+static void drain_flows(struct server *srv)
+{
+	struct l3x_stack_stats st;
+	int i;
+
+	for (i = 0; i < DRAIN_MS / 10; i++) {
+		if (l3x_stack__stats(srv->stack, &st) || !st.flows)
+			return;
+		poll(NULL, 0, 10);
+	}
+}
+
+#define U(x) ((unsigned long long)(x))
+
+/* One line of counters; every key appears once, so scripts can pick any. */
+static void report(const struct server *srv)
+{
+	struct l3x_stack_stats st = {};
+	struct l3x_stack_mem m = {};
+	struct l3x_steer_stats ss = {};
+	struct wstats n;
+
+	l3x_stack__stats(srv->stack, &st);
+	l3x_stack__mem(srv->stack, &m);
+	l3x_stack__steer_stats(srv->stack, &ss);
+	sum_workers(srv, &n);
+	fprintf(stderr,
+		PROG ": %s: streams %llu read %llu bytes written %llu bytes; "
+		"tcp accepted %llu closed %llu reset_by_client %llu aborted %llu "
+		"refused_flows %llu refused_memory %llu refused_backlog %llu; "
+		"udp flows_served %llu datagrams_in %llu datagrams_out %llu "
+		"datagrams_dropped %llu created %llu expired %llu refused %llu "
+		"delivered %llu queue_dropped %llu sent %llu send_failed %llu; "
+		"dns queries %llu answered %llu; flows %llu buffered %llu; "
+		"ip rx_packets %llu rx_bytes %llu tx_packets %llu tx_bytes %llu "
+		"not_ip %llu no_rule %llu no_memory %llu bad %llu tx_dropped %llu; "
+		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
+		"mem pbufs %u tcp_pcbs %u tcp_segs %u udp_pcbs %u stream_objects %u; "
+		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u\n",
+		mode_names[srv->a->mode], U(n.accepted), U(n.bytes_in),
+		U(n.bytes_out), U(st.tcp_accepted), U(st.tcp_closed),
+		U(st.tcp_reset_by_client), U(st.tcp_aborted),
+		U(st.tcp_refused_flows), U(st.tcp_refused_memory),
+		U(st.tcp_refused_backlog), U(n.udp_flows), U(n.dgrams_in),
+		U(n.dgrams_out), U(n.dgrams_dropped), U(st.udp_flows),
+		U(st.udp_expired), U(st.udp_refused), U(st.udp_rx),
+		U(st.udp_rx_dropped), U(st.udp_tx), U(st.udp_tx_failed),
+		U(n.dns_queries), U(n.dns_answered), U(st.flows),
+		U(st.buffered_bytes), U(st.rx_packets), U(st.rx_bytes),
+		U(st.tx_packets), U(st.tx_bytes), U(st.rx_not_ip),
+		U(st.rx_no_rule), U(st.rx_no_memory), U(st.rx_bad),
+		U(st.tx_dropped), U(ss.passed), U(ss.redirected),
+		U(ss.redirect_failed), U(ss.malformed), m.pbufs, m.tcp_pcbs,
+		m.tcp_segs, m.udp_pcbs, m.streams, m.frames.total, m.frames.free,
+		m.frames.fill, m.frames.kernel, m.frames.app, m.frames.tx,
+		m.frames.completion);
+}
+
+/* Runs on every exit, die() included: workers closed first (the stack
+ * refuses to close under them), then the stack, which detaches. */
+static void cleanup(void)
+{
+	struct server *srv = cleanup_srv;
+	int err;
+
+	if (!srv)
+		return;
+	cleanup_srv = NULL;
+	stop_workers(srv);
+	err = l3x_stack__close(srv->stack);
+	if (err)
+		fprintf(stderr, PROG ": closing the stack: %s\n", strerror(-err));
+}
+
+/* The orderly end: streams reset, flows given time to end, workers
+ * closed, the engine stopped so that its memory can be read, one line of
+ * counters. */
+static void finish(struct server *srv)
+{
+	int err;
+
+	stop_step(srv, 1);
+	drain_flows(srv);
+	stop_workers(srv);
+	drain_flows(srv);
+	if (srv->started) {
+		err = l3x_stack__stop(srv->stack);
+		if (err)
+			fprintf(stderr, PROG ": l3x_stack__stop: %s\n", strerror(-err));
+		srv->started = false;
+	}
+	report(srv);
+	cleanup();
+	if (srv->fail[0])
+		die("%s", srv->fail);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int print_fn(enum l3x_print_level level, const char *fmt, va_list ap)
+{
+	if (level != L3X_WARN && !verbose)
+		return 0;
+	fputs(PROG ": ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
+int main(int argc, char **argv)
+{
+	static struct args a;
+	static struct server srv = {
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+	};
+	uint32_t queues[MAX_QUEUES];
+	struct sigaction sa = { .sa_handler = on_signal };
+	unsigned i, nq = 0;
+
+	parse_args(&a, argc, argv);
+	if (a.iface) {
+		nq = a.nqueues ? a.nqueues : rx_queues(a.iface);
+		for (i = 0; i < nq && i < MAX_QUEUES; i++)
+			queues[i] = a.nqueues ? a.queues[i] : i;
+	}
+	srv.a = &a;
+	srv.nw = a.workers;
+	srv.w = calloc(srv.nw, sizeof(*srv.w));
+	if (!srv.w)
+		die("--workers %u: %s", srv.nw, strerror(errno));
+	for (i = 0; i < srv.nw; i++)
+		srv.w[i].stop_fd = -1;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	l3x_set_print(print_fn);
+	srv.stack = open_stack(&a, queues, nq < MAX_QUEUES ? nq : MAX_QUEUES);
+	cleanup_srv = &srv;
+	atexit(cleanup);
+	start(&srv);
+	fprintf(stderr, PROG ": ready\n");
+	run(&srv);
+	finish(&srv);
+	return 0;
+}
