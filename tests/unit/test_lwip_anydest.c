@@ -1093,3 +1093,229 @@ Test(anydest, tcp_half_open_flows_time_out_and_leave_no_trace)
 	tcp_close(l);
 	free(many);
 }
+
+/* ------------------------------------------------------------ timer slices */
+
+#if TCP_TMR_SLICED
+
+/*
+ * Patch 0006: tcp_tmr() only starts a round of the TCP timers' work, and
+ * tcp_l3x_timer_slice(budget) does it, budget PCBs at a time. Each PCB must
+ * still get its turn once a round: here a retransmission that is due, or a
+ * TIME-WAIT that is over. lwIP then sends more than cap[] holds: counted.
+ */
+static unsigned nout;
+
+static err_t count4(struct netif *n, struct pbuf *p, const ip4_addr_t *dst)
+{
+	(void)n;
+	(void)p;
+	(void)dst;
+	nout++;
+	return ERR_OK;
+}
+
+static err_t count6(struct netif *n, struct pbuf *p, const ip6_addr_t *dst)
+{
+	(void)n;
+	(void)p;
+	(void)dst;
+	nout++;
+	return ERR_OK;
+}
+
+static void counting(int on)
+{
+	nif.output = on ? count4 : out4;
+	nif.output_ip6 = on ? count6 : out6;
+}
+
+/* Unacked data on a flow, its retransmission due at the next slow tick. */
+static void unacked(struct many *m)
+{
+	cr_assert_eq(tcp_write(m->pcb, "x", 1, TCP_WRITE_FLAG_COPY), ERR_OK);
+	cr_assert_eq(tcp_output(m->pcb), ERR_OK);
+	cr_assert_eq(m->pcb->nrtx, 0);
+	cr_assert_geq(m->pcb->rto, 1);
+	m->pcb->rtime = (s16_t)(m->pcb->rto - 1);
+}
+
+/* Start a round with the slow timer's work (every other tcp_tmr()). */
+static void start_slow_round(void)
+{
+	u32_t ticks = tcp_ticks;
+
+	tcp_tmr();
+	if (tcp_ticks == ticks) {
+		/* a fast round: nothing for it to do here; the next is slow */
+		cr_assert_eq(tcp_l3x_timer_slice(100000), 0);
+		cr_assert_eq(nout, 0);
+		tcp_tmr();
+	}
+	cr_assert_eq(tcp_ticks, ticks + 1);
+}
+
+/* Slices of budget until the round is over; none sends more than most.
+ * Returns how many it took. */
+static unsigned finish_round(unsigned budget, unsigned most)
+{
+	unsigned slices = 0, before;
+	int more;
+
+	do {
+		before = nout;
+		more = tcp_l3x_timer_slice(budget);
+		slices++;
+		cr_assert_leq(nout - before, most, "slice %u sent %u", slices,
+			      nout - before);
+	} while (more);
+	return slices;
+}
+
+static void abort_all_many(unsigned n, struct tcp_pcb *l)
+{
+	unsigned i;
+
+	counting(1);
+	for (i = 0; i < n; i++)
+		if (many[i].pcb)
+			tcp_abort(many[i].pcb);
+	counting(0);
+	cr_assert_null(tcp_active_pcbs);
+	tcp_close(l);
+	free(many);
+}
+
+Test(anydest, tcp_timer_round_goes_in_slices_of_the_budget)
+{
+	enum { N = 1000, TW = 300, B = 64 };
+	struct tcp_pcb *l = listener_to(0, NULL, on_accept_many);
+	struct tcp_pcb *pcb;
+	unsigned i, ntw = 0;
+
+	many_setup();
+	for (i = 0; i < N; i++)
+		many_connect(&many[i]);
+	counting(1);
+	/* The first TW flows: we close, the peer's FIN-ACK, TIME-WAIT. */
+	for (i = 0; i < TW; i++) {
+		struct many *m = &many[i];
+
+		cr_assert_eq(tcp_close(m->pcb), ERR_OK);
+		m->pcb = NULL;
+		send_tcp(&m->f, m->rx_nxt, m->iss + 2, TCP_FIN | TCP_ACK, 0,
+			 NULL);
+	}
+	/* ... their 2 MSL over at the next slow tick */
+	for (pcb = tcp_tw_pcbs; pcb != NULL; pcb = pcb->next, ntw++)
+		pcb->tmr = tcp_ticks - 2 * TCP_MSL / TCP_SLOW_INTERVAL;
+	cr_assert_eq(ntw, TW);
+	/* The others: a retransmission due. */
+	for (i = TW; i < N; i++)
+		unacked(&many[i]);
+
+	nout = 0;
+	start_slow_round();
+	cr_assert_eq(nout, 0, "tcp_tmr() did the work itself");
+	/* One visit per PCB, active and TIME-WAIT alike: ceil(N / B). */
+	cr_assert_eq(finish_round(B, B), (N + B - 1) / B);
+	cr_assert_eq(nout, N - TW, "%u retransmissions", nout);
+	cr_assert_null(tcp_tw_pcbs, "a TIME-WAIT PCB outlived 2 MSL");
+	for (i = TW; i < N; i++) {
+		pcb = many[i].pcb;
+		cr_assert_not_null(pcb);
+		/* once: a second visit would have run rtime up again */
+		cr_assert_eq(pcb->nrtx, 1, "flow %u: %u retransmissions", i,
+			     pcb->nrtx);
+		cr_assert_eq(pcb->rtime, 0, "flow %u visited again", i);
+	}
+	abort_all_many(N, l);
+}
+
+static err_t poll_abort_next(void *arg, struct tcp_pcb *pcb)
+{
+	(void)arg;
+	cr_assert_not_null(pcb->next);
+	tcp_abort(pcb->next);
+	return ERR_OK;
+}
+
+static err_t poll_abort_self(void *arg, struct tcp_pcb *pcb)
+{
+	(void)arg;
+	tcp_abort(pcb);
+	return ERR_ABRT;
+}
+
+Test(anydest, tcp_timer_round_survives_list_changes_between_and_in_slices)
+{
+	enum { N = 600, B = 50 };
+	struct tcp_pcb *l = listener_to(0, NULL, on_accept_many);
+	struct tcp_pcb *order[N], *pcb;
+	struct many *late = NULL;
+	unsigned i, n = 0, rexmit;
+
+	many_setup();
+	for (i = 0; i < N; i++)
+		many_connect(&many[i]);
+	counting(1);
+	for (i = 0; i < N; i++)
+		unacked(&many[i]);
+	/* The order the round goes in. */
+	for (pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next)
+		order[n++] = pcb;
+	cr_assert_eq(n, N);
+	/* In the slow timer's callbacks: one aborts the PCB after it, which
+	 * is where the round goes next, one aborts itself. */
+	tcp_poll(order[200], poll_abort_next, 1);
+	tcp_poll(order[300], poll_abort_self, 1);
+
+	nout = 0;
+	start_slow_round();
+	cr_assert_eq(tcp_l3x_timer_slice(B), 1);
+	cr_assert_eq(tcp_l3x_timer_slice(B), 1);
+	cr_assert_eq(tcp_l3x_timer_slice(B), 1);
+	cr_assert_eq(nout, 3 * B);
+
+	/* Between slices: the PCB the round is at next goes, and the one
+	 * after it, one it has done and the last one. */
+	tcp_abort(order[3 * B]);
+	tcp_abort(order[3 * B + 1]);
+	tcp_abort(order[0]);
+	tcp_abort(order[N - 1]);
+	/* A flow comes in: on the list's head, its turn is the next round. */
+	counting(0);
+	late = &many[N];
+	many_connect(late);
+	counting(1);
+	unacked(late);
+
+	nout = 0;
+	/* Left: N - 3 B - 3 aborted before their turn - 1 by a callback. */
+	rexmit = N - 3 * B - 3 - 1;
+	/* (a slice may send a callback's RST as well) */
+	cr_assert_eq(finish_round(B, B + 1), (rexmit + B - 1) / B);
+	/* and two RSTs, from the callbacks' aborts */
+	cr_assert_eq(nout, rexmit + 2, "%u sent", nout);
+	n = 0;
+	for (i = 0; i < N + 1; i++) {
+		pcb = many[i].pcb;
+		if (pcb == NULL || &many[i] == late)
+			continue;
+		n++;
+		cr_assert_eq(pcb->nrtx, 1, "flow %u: %u retransmissions", i,
+			     pcb->nrtx);
+		cr_assert_eq(pcb->rtime, 0, "flow %u visited again", i);
+	}
+	cr_assert_eq(n, N - 6, "%u flows left", n);
+	/* The late flow was left alone, and gets its turn in the next round. */
+	cr_assert_eq(late->pcb->nrtx, 0);
+	cr_assert_eq(late->pcb->rtime, late->pcb->rto - 1);
+	nout = 0;
+	tcp_poll(order[200], NULL, 0);
+	start_slow_round();
+	finish_round(B, B);
+	cr_assert_eq(late->pcb->nrtx, 1);
+	abort_all_many(N + 1, l);
+}
+#endif /* TCP_TMR_SLICED */
