@@ -375,7 +375,8 @@ static void prints_restore(struct saved_prints p)
 /*
  * Several processes may serve one interface (one engine per queue, say):
  * the first attaches, the others reuse, and the program must stay until
- * the last one closes. Two lock files named after the pin directory: each
+ * the last one closes. Two lock files named after the network namespace,
+ * interface and pin directory: each
  * user holds a shared flock on the users file while open; opening and
  * closing happen under an exclusive flock on the mutex file, and a user
  * closing that can turn its shared lock on the users file exclusive
@@ -383,17 +384,31 @@ static void prints_restore(struct saved_prints p)
  * attached the program ("l3x"): only then does the last user detach it.
  * A program loaded by xdp-loader stays, as before.
  */
-static int lock_file(const char *pin_dir, const char *kind)
+static void lock_path(const struct l3x_steer *s, const char *kind, char *path,
+		      size_t sz)
 {
-	char path[PATH_MAX];
+	char key[PATH_MAX + 64];
 	uint32_t h = 2166136261u;
+	struct stat ns = { 0 };
 	const char *c;
+
+	/* One program per interface of a network namespace: the same pin
+	 * directory in another namespace is another program. */
+	stat("/proc/self/ns/net", &ns);
+	snprintf(key, sizeof(key), "%llu:%d:%s", (unsigned long long)ns.st_ino,
+		 s->ifindex, s->pin_dir);
+	for (c = key; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	snprintf(path, sz, "/run/lock/l3x-%08x.%s", h, kind);
+}
+
+static int lock_file(const struct l3x_steer *s, const char *kind)
+{
+	char path[64];
 	int fd;
 
-	for (c = pin_dir; *c; c++)
-		h = (h ^ (uint8_t)*c) * 16777619u;
+	lock_path(s, kind, path, sizeof(path));
 	mkdir("/run/lock", 0755);
-	snprintf(path, sizeof(path), "/run/lock/l3x-%08x.%s", h, kind);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		pr_info("lock file %s: %s: sharing with other processes off\n",
@@ -401,20 +416,57 @@ static int lock_file(const char *pin_dir, const char *kind)
 	return fd;
 }
 
+/* The last user removes both files (under the mutex), so an opener that
+ * locked a mutex file since removed starts again on the new one. */
+static bool lock_current(const struct l3x_steer *s, int fd)
+{
+	struct stat a, b;
+	char path[64];
+
+	lock_path(s, "mutex", path, sizeof(path));
+	return !fstat(fd, &a) && !stat(path, &b) && a.st_ino == b.st_ino &&
+	       a.st_dev == b.st_dev;
+}
+
 static int lock_open(struct l3x_steer *s)
 {
-	s->mutex_fd = lock_file(s->pin_dir, "mutex");
+	int tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		s->mutex_fd = lock_file(s, "mutex");
+		if (s->mutex_fd < 0)
+			return 0;
+		if (flock(s->mutex_fd, LOCK_EX))
+			return -errno;
+		if (lock_current(s, s->mutex_fd))
+			break;
+		close(s->mutex_fd);
+		s->mutex_fd = -1;
+	}
 	if (s->mutex_fd < 0)
-		return 0;
-	s->lock_fd = lock_file(s->pin_dir, "users");
+		return -EAGAIN;
+	s->lock_fd = lock_file(s, "users");
 	if (s->lock_fd < 0) {
 		close(s->mutex_fd);
 		s->mutex_fd = -1;
 		return 0;
 	}
-	if (flock(s->mutex_fd, LOCK_EX) || flock(s->lock_fd, LOCK_SH))
+	if (flock(s->lock_fd, LOCK_SH))
 		return -errno;
 	return 0;
+}
+
+/* The last user, under the mutex: the lock files go. */
+static void lock_remove(const struct l3x_steer *s)
+{
+	char path[64];
+
+	if (s->lock_fd < 0)
+		return;
+	lock_path(s, "users", path, sizeof(path));
+	unlink(path);
+	lock_path(s, "mutex", path, sizeof(path));
+	unlink(path);
 }
 
 static void lock_done(struct l3x_steer *s)
@@ -651,6 +703,8 @@ void l3x_steer_close(struct l3x_steer *s)
 		unpin_maps(s->pin_dir);
 	xdp_program__close(s->prog);
 	bpf_object__close(s->obj);
+	if (last)
+		lock_remove(s);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	if (s->mutex_fd >= 0)
