@@ -693,7 +693,7 @@ long l3x_udp__recvfrom(struct l3x_udp *u, void *buf, size_t len,
 			return -EAGAIN;
 		c = udp_peek(s);	/* published before the bit */
 		if (!c)
-			return 0;
+			return -ETIMEDOUT;	/* expired: 0 is an empty datagram */
 	}
 	if (s->bound) {
 		uint8_t h[FROM_HDR];

@@ -683,6 +683,33 @@ void l3x_tcp_reap(struct l3x_stack *st)
 	}
 }
 
+/* A stream the app closed, on a worker that goes away: lwIP alone
+ * finishes sending what it has, then the FIN, as the kernel does for a
+ * closed socket (without linger_ms: lwIP's own retransmission limits end
+ * it). Data still waiting for lwIP, or unread, means a reset instead. */
+static void hand_over(struct l3x_stack *st, struct l3x_stream *s)
+{
+	uint64_t read = atomic_load_explicit(&s->rx_read, memory_order_acquire);
+	struct tcp_pcb *pcb = s->pcb;
+
+	if (!pcb || s->rx_delivered > read || !tx_push(s))
+		return;
+	/* lwIP resets on close unless the window is whole again. */
+	while (pcb->rcv_wnd < TCP_WND_MAX(pcb)) {
+		tcpwnd_size_t gap = TCP_WND_MAX(pcb) - pcb->rcv_wnd;
+
+		tcp_recved(pcb, gap > 0xffff ? 0xffff : (u16_t)gap);
+	}
+	detach(pcb);
+	if (tcp_close(pcb) != ERR_OK) {
+		tcp_abort(pcb);
+		STAT_INC(st, tcp_aborted);
+	} else {
+		STAT_INC(st, tcp_closed);
+	}
+	s->pcb = NULL;
+}
+
 /* The app closed its worker: reset and free everything it had. */
 void l3x_tcp_worker_gone(struct l3x_worker *w)
 {
@@ -694,7 +721,9 @@ void l3x_tcp_worker_gone(struct l3x_worker *w)
 		free(s);
 	}
 	while ((s = w->streams)) {
-		stream_abort(st, s);
+		if (s->kind == L3X_FLOW_TCP && (s->eflags & EF_CLOSING))
+			hand_over(st, s);
+		stream_abort(st, s);	/* what the app still held */
 		l3x_udp_forget(st, s);
 		free_data(st, s);
 		unlink_stream(s);

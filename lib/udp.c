@@ -365,7 +365,8 @@ static void tx_all(struct l3x_stack *st, struct l3x_stream *s)
 		if (!c)
 			break;
 		s->tx_cur = c;
-		if (c->off == c->len) {
+		/* Sent is off past len: an empty datagram is still sent. */
+		if (c->off > c->len) {
 			next = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
 			if (!next)
 				break;
@@ -374,7 +375,7 @@ static void tx_all(struct l3x_stack *st, struct l3x_stream *s)
 			continue;
 		}
 		send_one(st, s, c);
-		c->off = c->len;
+		c->off = c->len + 1;
 		s->tx_sent++;
 	}
 	if (s->tx_sent == sent)

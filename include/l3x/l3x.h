@@ -659,7 +659,8 @@ L3X_API void *l3x_stream__user(const struct l3x_stream *s);
  * A UDP flow is every datagram between one client (address, port) and one
  * original destination (address, port), accepted like a stream; replies
  * leave from the original destination. It expires after opts.udp_idle_ms
- * without datagrams: then recv gives 0 and the flow should be closed.
+ * without datagrams: then recv gives -ETIMEDOUT and the flow should be
+ * closed.
  *
  * A bound socket (l3x_udp__bind) takes every datagram to one destination
  * address and port, from any client, as a kernel UDP socket would:
@@ -670,8 +671,8 @@ L3X_API void *l3x_stream__user(const struct l3x_stream *s);
  * l3x_udp__recv() / __recvfrom() - take the next datagram, copying at most
  * @len bytes of it into @buf (the rest is dropped). __recvfrom fills
  * @from (a sockaddr_in or sockaddr_in6, @from_sz bytes) with its client.
- * Returns the datagram's full length; -EAGAIN none waiting; 0 the flow
- * expired. Owner thread only.
+ * Returns the datagram's full length (0 for an empty one); -EAGAIN none
+ * waiting; -ETIMEDOUT the flow expired. Owner thread only.
  */
 L3X_API long l3x_udp__recv(struct l3x_udp *u, void *buf, size_t len);
 L3X_API long l3x_udp__recvfrom(struct l3x_udp *u, void *buf, size_t len,

@@ -238,18 +238,13 @@ dig_check() {
 }
 
 # empty_datagram KIND: an empty datagram is echoed as the kernel echoes it.
-# The engine does not send an empty datagram yet (lib/udp.c tx_all takes a
-# zero-length chunk for one already sent): for l3x that is a skip naming
-# the bug, and turns into ok by itself once it is fixed.
 empty_datagram() {
 	local kind=$1 what="an empty datagram to each family is echoed"
 	if nsc $CLIENT udp-echo --count 1 --size-min 0 --size-max 0 --timeout 3 \
 		198.51.100.120:7 '[2001:db8:100::e:20]:7' >"$WORK/empty.out" 2>&1; then
 		ok "$kind udp: $what"
-	elif [ "$kind" = kernel ]; then
-		not_ok "$kind udp: $what: $(tail -n 2 "$WORK/empty.out" | tr '\n' ' ')"
 	else
-		skip "$kind udp: $what: known engine bug, l3x_udp__send(u, buf, 0) sends nothing"
+		not_ok "$kind udp: $what: $(tail -n 2 "$WORK/empty.out" | tr '\n' ' ')"
 	fi
 }
 

@@ -766,25 +766,10 @@ static int udp_owe(struct worker *w, struct conn *c, size_t len)
 	return udp_flush(w, c);
 }
 
-/*
- * l3x_udp__recv() gives 0 both for an empty datagram and for a flow that
- * expired. Echo tells them apart by sending the empty datagram back:
- * -EPIPE means expired. Discard cannot send: a 0 is an expiry when the
- * event said EOF, or when more zeros came in a row than a flow can queue.
- */
-static bool udp_expired(struct worker *w, struct conn *c, uint32_t events,
-			unsigned *zeros)
-{
-	if (w->srv->a->mode == MODE_ECHO)
-		return udp_owe(w, c, 0) == -EPIPE;
-	return (events & L3X_EV_EOF) || ++*zeros > UDP_QUEUE;
-}
-
 /* A UDP flow: echo each datagram back from the address the client sent it
  * to (the engine does that), or drop it; close the flow when it expires. */
-static void serve_udp(struct worker *w, struct conn *c, uint32_t events)
+static void serve_udp(struct worker *w, struct conn *c)
 {
-	unsigned zeros = 0;
 	long n;
 	int r;
 
@@ -797,13 +782,11 @@ static void serve_udp(struct worker *w, struct conn *c, uint32_t events)
 		n = l3x_udp__recv(c->u, w->scratch, sizeof(w->scratch));
 		if (n == -EAGAIN)
 			return;
-		if (n < 0)
-			break;
-		if (!n && udp_expired(w, c, events, &zeros))
+		if (n < 0)	/* -ETIMEDOUT: the flow expired */
 			break;
 		count(&w->n.dgrams_in, 1);
 		count(&w->n.bytes_in, n);
-		if (!n || w->srv->a->mode != MODE_ECHO)
+		if (w->srv->a->mode != MODE_ECHO)
 			continue;
 		if (n > SCRATCH)
 			count(&w->n.dgrams_dropped, 1);
@@ -851,21 +834,16 @@ static size_t dns_reply(const uint8_t *q, size_t n, uint8_t *out)
 }
 
 /* A bound DNS socket: answer every query; a reply that does not fit in the
- * socket's queue is dropped, as a busy name server would. A bound socket
- * does not expire, but stop at a run of zeros longer than a queue holds
- * should it ever read as one that did. */
+ * socket's queue is dropped, as a busy name server would. */
 static void serve_dns(struct worker *w, struct conn *c)
 {
 	struct sockaddr_storage from;
 	uint8_t reply[DNS_MAX];
-	unsigned zeros = 0;
 	size_t len;
 	long n;
 
 	while ((n = l3x_udp__recvfrom(c->u, w->scratch, sizeof(w->scratch),
 				      (void *)&from, sizeof(from))) >= 0) {
-		if (!n && ++zeros > UDP_QUEUE)
-			return;
 		count(&w->n.dns_queries, 1);
 		if (n > DNS_MAX || !(len = dns_reply((void *)w->scratch, n, reply)))
 			continue;
@@ -876,10 +854,10 @@ static void serve_dns(struct worker *w, struct conn *c)
 	}
 }
 
-static void serve(struct worker *w, struct conn *c, uint32_t events)
+static void serve(struct worker *w, struct conn *c)
 {
 	if (c->kind == C_UDP) {
-		serve_udp(w, c, events);
+		serve_udp(w, c);
 		return;
 	}
 	if (c->kind == C_DNS) {
@@ -927,7 +905,7 @@ static int accept_all(struct worker *w)
 		if (!c)
 			l3x_stream__abort(s);
 		else
-			serve(w, c, 0);	/* data may be waiting already */
+			serve(w, c);	/* data may be waiting already */
 	}
 	while ((u = l3x_worker__accept_udp(w->l3x))) {
 		work++;
@@ -936,7 +914,7 @@ static int accept_all(struct worker *w)
 		if (!c)
 			l3x_udp__close(u);
 		else
-			serve(w, c, 0);
+			serve(w, c);
 	}
 	return work;
 }
@@ -959,7 +937,7 @@ static void drain(struct worker *w)
 		for (i = 0; i < n; i++) {
 			c = ev[i].user;
 			if (c && !c->closed)
-				serve(w, c, ev[i].events);
+				serve(w, c);
 		}
 		free_dead(w);
 		work += n;
