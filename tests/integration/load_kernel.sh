@@ -27,13 +27,13 @@ nss ip -6 route add local "$PFX6" dev lo
 
 # kserve PORT ARGS...: l3x-kserve in the server namespace, until ready.
 kserve() {
-	local port=$1 log=$WORK/kserve-$1.log i
+	local port=$1 log=$WORK/kserve-$1.log _
 	shift
 	# exec: $! is the server itself, so that kill reaches it.
 	(exec ip netns exec "$NS_S" "$KSERVE" --port "$port" "$@" 2>"$log") &
 	KPIDS+=($!)
 	on_exit "kill $! 2>/dev/null"
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		grep -q ': ready' "$log" && return 0
 		sleep 0.1
 	done
@@ -57,8 +57,14 @@ load() {
 # field KEY: a number from the last l3x-load JSON.
 field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" <<<"$J"; }
 
-positive() { awk -v v="$(field "$2")" -v n="$1" 'BEGIN { exit !(v > 0) }' &&
-	ok "$1: $2 above 0" || not_ok "$1: $2 is '$(field "$2")'"; }
+# positive NAME KEY: ok when KEY of the last JSON is above 0.
+positive() {
+	if awk -v v="$(field "$2")" 'BEGIN { exit !(v > 0) }'; then
+		ok "$1: $2 above 0"
+	else
+		not_ok "$1: $2 is '$(field "$2")'"
+	fi
+}
 
 kserve 9000 --mode echo || exit 1
 kserve 9009 --mode discard || exit 1
