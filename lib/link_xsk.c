@@ -5,7 +5,8 @@
  *
  * lwIP sees layer 3 only. On the way in we strip Ethernet and up to two
  * VLAN tags and remember, per client address, the layer-2 header that
- * brought it (MACs swapped, the same tags) and its queue. On the way out
+ * brought it (MACs swapped, the same tags) and a queue (the first that
+ * brought it: one ring per client keeps each flow in order). On the way out
  * we put that header back, so no ARP or neighbour discovery is needed for
  * any destination: replies go to the next hop that sent the traffic. The
  * table is a fixed-size hash that overwrites on collision; a miss uses the
@@ -91,13 +92,18 @@ static void l2_learn(struct link_xsk *lx, const uint8_t *d, unsigned hlen,
 	struct l2_entry *e = &lx->l2[addr_hash(src, alen) & lx->l2_mask];
 	struct l2_entry *last = &lx->last[family == 6];
 
-	if (e->family == family && e->hlen == hlen && e->qi == qi &&
-	    !memcmp(e->addr, src, alen) && !memcmp(e->hdr, d + 6, 6) &&
+	bool known = e->family == family && !memcmp(e->addr, src, alen);
+
+	if (known && e->hlen == hlen && !memcmp(e->hdr, d + 6, 6) &&
 	    !memcmp(e->hdr + 6, d, 6) && !memcmp(e->hdr + 12, d + 12, hlen - 12))
 		return;
+	/* The queue is the first that brought the client, and stays: its
+	 * flows arrive spread over queues by RSS, and one flow's segments
+	 * must leave through one ring, or they go out of order. */
+	if (!known)
+		e->qi = (uint16_t)qi;
 	e->family = family;
 	e->hlen = (uint8_t)hlen;
-	e->qi = (uint16_t)qi;
 	memcpy(e->addr, src, alen);
 	memcpy(e->hdr, d + 6, 6);		/* to the sender */
 	memcpy(e->hdr + 6, d, 6);		/* from us */
