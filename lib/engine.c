@@ -527,6 +527,30 @@ int l3x_stack__del_rule(struct l3x_stack *st, const struct l3x_rule *rule)
 	return err;
 }
 
+/* The next open worker, round-robin, with room in its accept backlog;
+ * NULL when none (the new flow is refused). Engine thread. */
+struct l3x_worker *l3x_pick_worker(struct l3x_stack *st)
+{
+	unsigned i;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		unsigned slot = (st->rr + i) % L3X_MAX_WORKERS;
+		/* Acquire: pairs with the release in l3x_worker__open(). */
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[slot], memory_order_acquire);
+
+		if (!w || atomic_load_explicit(&w->closing, memory_order_relaxed))
+			continue;
+		if (w->offered - atomic_load_explicit(&w->accepted,
+						      memory_order_relaxed) >=
+		    st->backlog)
+			continue;
+		st->rr = slot + 1;
+		return w;
+	}
+	return NULL;
+}
+
 /* ------------------------------------------------------------ running */
 
 /* Counters the engine keeps in plain variables, published once a turn:

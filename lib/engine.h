@@ -293,6 +293,7 @@ static inline void stat_add(struct l3x_stack *st, size_t idx, uint64_t n)
 
 /* engine.c */
 L3X_HIDDEN extern struct l3x_stack *l3x_the_stack;
+L3X_HIDDEN struct l3x_worker *l3x_pick_worker(struct l3x_stack *st);
 /* Feed one IP packet (copied) to lwIP; matched against the software rules
  * when @filter. Returns 0 or -ENOBUFS. */
 L3X_HIDDEN int l3x_engine_input(struct l3x_stack *st, const void *pkt,

@@ -437,28 +437,6 @@ static void on_err(void *arg, err_t err)
 
 /* ------------------------------------------------------------ accept */
 
-static struct l3x_worker *pick_worker(struct l3x_stack *st)
-{
-	unsigned i;
-
-	for (i = 0; i < L3X_MAX_WORKERS; i++) {
-		unsigned slot = (st->rr + i) % L3X_MAX_WORKERS;
-		/* Acquire: pairs with the release in l3x_worker__open(). */
-		struct l3x_worker *w = atomic_load_explicit(
-			&st->workers[slot], memory_order_acquire);
-
-		if (!w || atomic_load_explicit(&w->closing, memory_order_relaxed))
-			continue;
-		if (w->offered - atomic_load_explicit(&w->accepted,
-						      memory_order_relaxed) >=
-		    st->backlog)
-			continue;
-		st->rr = slot + 1;
-		return w;
-	}
-	return NULL;
-}
-
 static void set_addrs(struct l3x_stream *s, const struct tcp_pcb *pcb)
 {
 	s->client_port = pcb->remote_port;
@@ -496,7 +474,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 		STAT_INC(st, tcp_refused_memory);
 		return refuse(pcb);
 	}
-	w = pick_worker(st);
+	w = l3x_pick_worker(st);
 	if (!w) {
 		STAT_INC(st, tcp_refused_backlog);
 		return refuse(pcb);

@@ -167,28 +167,6 @@ static struct l3x_stream *find_flow(struct l3x_stack *st, uint8_t family,
 	return NULL;
 }
 
-static struct l3x_worker *pick_worker(struct l3x_stack *st)
-{
-	unsigned i;
-
-	for (i = 0; i < L3X_MAX_WORKERS; i++) {
-		unsigned slot = (st->rr + i) % L3X_MAX_WORKERS;
-		/* Acquire: pairs with the release in l3x_worker__open(). */
-		struct l3x_worker *w = atomic_load_explicit(
-			&st->workers[slot], memory_order_acquire);
-
-		if (!w || atomic_load_explicit(&w->closing, memory_order_relaxed))
-			continue;
-		if (w->offered - atomic_load_explicit(&w->accepted,
-						      memory_order_relaxed) >=
-		    st->backlog)
-			continue;
-		st->rr = slot + 1;
-		return w;
-	}
-	return NULL;
-}
-
 static struct l3x_stream *new_flow(struct l3x_stack *st, uint8_t family,
 				   const uint8_t *ca, uint16_t cp,
 				   const uint8_t *da, uint16_t dp)
@@ -198,7 +176,7 @@ static struct l3x_stream *new_flow(struct l3x_stack *st, uint8_t family,
 
 	if (st->streams_alive >= st->max_flows)
 		return NULL;
-	w = pick_worker(st);
+	w = l3x_pick_worker(st);
 	if (!w)
 		return NULL;
 	s = calloc(1, sizeof(*s));
