@@ -158,36 +158,13 @@ static bool rules_match(const struct l3x_rule_set *rs, const struct pkt_key *k)
 	return false;
 }
 
-/* Free the retired rule set once the engine has finished every turn that
- * could still be reading it. Control thread. */
-static void rules_gc(struct l3x_stack *st, bool force)
-{
-	/* Acquire: pairs with the release at the end of a turn. */
-	uint64_t e = atomic_load_explicit(&st->epoch, memory_order_acquire);
-
-	if (!st->retired)
-		return;
-	if (force || e >= st->retired_epoch + (st->retired_epoch & 1)) {
-		free(st->retired);
-		st->retired = NULL;
-	}
-}
-
+/* Replace the rule set with a copy that has @r added or removed; the old
+ * one is retired until no engine turn can hold it. Control thread. */
 static int rules_swap(struct l3x_stack *st, const struct l3x_rule *r, bool add)
 {
 	struct l3x_rule_set *old = atomic_load(&st->rules), *rs;
 	size_t n = old ? old->n : 0, i;
 
-	/* The engine lets go of the last set within a turn (microseconds);
-	 * a turn that takes a second means it is stuck. */
-	for (i = 0; i < 20000; i++) {
-		rules_gc(st, false);
-		if (!st->retired)
-			break;
-		usleep(50);
-	}
-	if (st->retired)
-		return -EAGAIN;
 	rs = malloc(sizeof(*rs) + (n + 1) * sizeof(rs->rules[0]));
 	if (!rs)
 		return -ENOMEM;
@@ -206,12 +183,9 @@ static int rules_swap(struct l3x_stack *st, const struct l3x_rule *r, bool add)
 		}
 		rs->rules[i] = rs->rules[--rs->n];
 	}
-	/* Seq_cst: the engine's next turn sees the new set; the epoch we
-	 * read after it tells which turns may still hold the old one. */
+	/* Seq_cst: the engine's next turn sees the new set (epoch.h). */
 	atomic_store(&st->rules, rs);
-	st->retired = old;
-	st->retired_epoch = atomic_load(&st->epoch);
-	rules_gc(st, false);
+	l3x_epoch_retire(&st->epoch, old ? &old->retired : NULL);
 	return 0;
 }
 
@@ -431,6 +405,7 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 	if (err)
 		goto err_free;
 	pthread_mutex_init(&st->wlock, NULL);
+	l3x_epoch_init(&st->epoch);
 	if (!lwip_ready) {
 		lwip_init();
 		lwip_ready = true;
@@ -454,6 +429,7 @@ err_netif:
 	l3x_udp_close_all(st);
 	netif_remove(&st->netif);
 	l3x_the_stack = NULL;
+	l3x_epoch_fini(&st->epoch);
 	pthread_mutex_destroy(&st->wlock);
 err_free:
 	free(st);
@@ -588,8 +564,7 @@ int l3x_stack__poll(struct l3x_stack *st)
 		return -EINVAL;
 	if (st->started && !pthread_equal(pthread_self(), st->thread))
 		return -EBUSY;
-	/* Odd while in a turn; release on leaving: pairs with rules_gc(). */
-	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_seq_cst);
+	l3x_epoch_enter(&st->epoch);
 	work = st->link->ops->rx(st->link);
 	work += serve_workers(st);
 	sys_check_timeouts();
@@ -601,7 +576,7 @@ int l3x_stack__poll(struct l3x_stack *st)
 	st->link->ops->flush(st->link);
 	kick_workers(st);
 	publish_counters(st);
-	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_release);
+	l3x_epoch_exit(&st->epoch);
 	return work;
 }
 
@@ -612,10 +587,10 @@ int l3x_stack__input(struct l3x_stack *st, const void *pkt, size_t len)
 	if (!st || st->source != L3X_SOURCE_CALLBACK || !pkt || !len ||
 	    len > 65535)
 		return -EINVAL;
-	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_seq_cst);
+	l3x_epoch_enter(&st->epoch);
 	err = l3x_engine_input(st, pkt, len, true);
 	publish_counters(st);
-	atomic_fetch_add_explicit(&st->epoch, 1, memory_order_release);
+	l3x_epoch_exit(&st->epoch);
 	return err;
 }
 
@@ -746,8 +721,8 @@ int l3x_stack__close(struct l3x_stack *st)
 	netif_remove(&st->netif);
 	l3x_the_stack = NULL;
 	pthread_mutex_unlock(&the_lock);
-	rules_gc(st, true);
 	free(atomic_load(&st->rules));
+	l3x_epoch_fini(&st->epoch);
 	free(st->own_rules);
 	pthread_mutex_destroy(&st->wlock);
 	free(st);

@@ -29,6 +29,7 @@
 #include "lwip/pbuf.h"
 #include "lwip/tcp.h"
 
+#include "epoch.h"
 #include "l3x_internal.h"
 #include "ring.h"
 
@@ -204,21 +205,18 @@ struct l3x_worker {
 
 /* ------------------------------------------------------------ the stack */
 
+/* Software rules: an immutable array replaced whole, retired by epoch. */
 struct l3x_rule_set {
+	struct l3x_retired retired;	/* first: see epoch.h */
 	size_t n;
 	struct l3x_rule rules[];
 };
 
 /* Bound UDP sockets: an immutable array replaced whole under wlock. */
 struct l3x_bound_set {
+	struct l3x_retired retired;	/* first: see epoch.h */
 	size_t n;
 	struct l3x_stream *s[];
-};
-
-struct l3x_retired {
-	struct l3x_retired *next;
-	void *ptr;
-	uint64_t epoch;
 };
 
 struct l3x_stats_atomic {
@@ -248,7 +246,7 @@ struct l3x_stack {
 	pthread_t thread;
 	bool started;
 	_Atomic bool stop;
-	_Atomic uint64_t epoch;		/* odd while the engine runs a turn */
+	struct l3x_epoch epoch;		/* turns, and what waits for them */
 	bool in_turn;
 	uint32_t next_linger_check;
 	uint64_t buffered;		/* engine's count of buffered bytes */
@@ -256,8 +254,6 @@ struct l3x_stack {
 
 	/* software rules for the TUN and callback sources */
 	struct l3x_rule_set *_Atomic rules;
-	struct l3x_rule_set *retired;
-	uint64_t retired_epoch;
 
 	/* UDP */
 	struct udp_pcb *udp_pcb;
@@ -265,8 +261,7 @@ struct l3x_stack {
 	struct l3x_stream **udp_tab;	/* flow table, chained */
 	uint32_t udp_mask;
 	struct l3x_stream *lru_head, *lru_tail;
-	struct l3x_bound_set *_Atomic bound;
-	struct l3x_retired *bound_retired;	/* under wlock */
+	struct l3x_bound_set *_Atomic bound;	/* replaced under wlock */
 
 	/* XDP source */
 	struct l3x_steer *steer;
@@ -319,7 +314,7 @@ L3X_HIDDEN void l3x_udp_serve(struct l3x_stream *s);
 L3X_HIDDEN void l3x_udp_reap(struct l3x_stack *st);
 L3X_HIDDEN void l3x_udp_forget(struct l3x_stack *st, struct l3x_stream *s);
 L3X_HIDDEN void l3x_udp_close_all(struct l3x_stack *st);
-/* Replace the bound set (caller holds wlock); frees retired sets. */
+/* Replace the bound set (caller holds wlock); the old one is retired. */
 L3X_HIDDEN int l3x_udp_bound_swap(struct l3x_stack *st, struct l3x_stream *add,
 				  struct l3x_stream *del);
 

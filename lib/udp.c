@@ -4,7 +4,7 @@
  * (lib/lwip/patches 0003) and we sort them:
  *   1. to a bound socket when one covers the destination (address, port):
  *      an immutable array the application threads replace under the
- *      stack's wlock, freed by epoch like the software rules;
+ *      stack's wlock, the old one freed by epoch (lib/epoch.c);
  *   2. else to the flow of (client, destination): a chained hash table,
  *      O(1) per datagram whatever the number of flows; a new key makes a
  *      new flow, handed to a worker like a TCP stream.
@@ -412,40 +412,17 @@ void l3x_udp_reap(struct l3x_stack *st)
 
 /* ------------------------------------------------------------ bound */
 
-static void retire_gc(struct l3x_stack *st, bool force)
-{
-	/* Acquire: pairs with the release at the end of an engine turn. */
-	uint64_t e = atomic_load_explicit(&st->epoch, memory_order_acquire);
-	struct l3x_retired **pp = &st->bound_retired, *r;
-
-	while ((r = *pp)) {
-		if (force || e >= r->epoch + (r->epoch & 1)) {
-			*pp = r->next;
-			free(r->ptr);
-			free(r);
-		} else {
-			pp = &r->next;
-		}
-	}
-}
-
 int l3x_udp_bound_swap(struct l3x_stack *st, struct l3x_stream *add,
 		       struct l3x_stream *del)
 {
 	struct l3x_bound_set *old = atomic_load(&st->bound), *nb;
-	struct l3x_retired *r;
 	size_t n = old ? old->n : 0, i;
 
-	retire_gc(st, false);
 	if (add && find_bound(st, add->family, add->dst_addr, add->dst_port))
 		return -EADDRINUSE;
 	nb = malloc(sizeof(*nb) + (n + 1) * sizeof(nb->s[0]));
-	r = malloc(sizeof(*r));
-	if (!nb || !r) {
-		free(nb);
-		free(r);
+	if (!nb)
 		return -ENOMEM;
-	}
 	nb->n = 0;
 	for (i = 0; i < n; i++)
 		if (old->s[i] != del)
@@ -453,13 +430,10 @@ int l3x_udp_bound_swap(struct l3x_stack *st, struct l3x_stream *add,
 	if (add)
 		nb->s[nb->n++] = add;
 	/* Release: pairs with the engine's acquire in find_bound(); the
-	 * socket is complete before the engine can reach it. Seq_cst so
-	 * the epoch read below is no older than the store. */
+	 * socket is complete before the engine can reach it. Seq_cst for
+	 * the epoch helper (epoch.h). */
 	atomic_store(&st->bound, nb);
-	r->ptr = old;
-	r->epoch = atomic_load(&st->epoch);
-	r->next = st->bound_retired;
-	st->bound_retired = r;
+	l3x_epoch_retire(&st->epoch, old ? &old->retired : NULL);
 	return 0;
 }
 
@@ -469,7 +443,6 @@ void l3x_udp_close_all(struct l3x_stack *st)
 		udp_remove(st->udp_pcb);
 		st->udp_pcb = NULL;
 	}
-	retire_gc(st, true);
 	free(atomic_load(&st->bound));
 	atomic_store(&st->bound, NULL);
 	free(st->udp_tab);
