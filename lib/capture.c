@@ -29,8 +29,7 @@ struct l3x_capture {
 	struct l3x_xsk_cfg xcfg;	/* template for handles */
 	unsigned nhandles;
 	uint8_t open_queues[L3X_MAX_QUEUES / 8];
-	struct l3x_rule *rules;		/* added by us: removed on close */
-	size_t nrules, rules_cap;
+	struct l3x_ruleset *rules;	/* added by us: removed on close */
 };
 
 struct l3x_capture_handle {
@@ -134,62 +133,32 @@ struct l3x_capture *l3x_capture__open(const char *ifname,
 		err = -errno;
 		goto err_free;
 	}
+	cap->rules = l3x_ruleset_open(l3x_steer_maps(cap->steer), NULL);
+	if (!cap->rules) {
+		err = -ENOMEM;
+		goto err_steer;
+	}
 	cap->xcfg.ifname = cap->ifname;
 	cap->xcfg.skb_mode = l3x_steer_skb_mode(cap->steer);
 	cap->xcfg.xsks_map_fd = l3x_steer_maps(cap->steer)->xsks;
 	return cap;
 
+err_steer:
+	l3x_steer_close(cap->steer);
 err_free:
 	free(cap);
 	errno = -err;
 	return NULL;
 }
 
-static int remember_rule(struct l3x_capture *cap, const struct l3x_rule *r)
-{
-	struct l3x_rule *n;
-
-	if (cap->nrules == cap->rules_cap) {
-		size_t c = cap->rules_cap ? cap->rules_cap * 2 : 8;
-
-		n = realloc(cap->rules, c * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		cap->rules = n;
-		cap->rules_cap = c;
-	}
-	cap->rules[cap->nrules++] = *r;
-	return 0;
-}
-
 int l3x_capture__add_rule(struct l3x_capture *cap, const struct l3x_rule *r)
 {
-	int err;
-
-	err = remember_rule(cap, r);
-	if (err)
-		return err;
-	err = l3x_rules_add(l3x_steer_maps(cap->steer), r);
-	if (err)
-		cap->nrules--;
-	return err;
+	return cap ? l3x_ruleset_add(cap->rules, r) : -EINVAL;
 }
 
 int l3x_capture__del_rule(struct l3x_capture *cap, const struct l3x_rule *r)
 {
-	size_t i;
-	int err;
-
-	err = l3x_rules_del(l3x_steer_maps(cap->steer), r);
-	if (err)
-		return err;
-	for (i = 0; i < cap->nrules; i++) {
-		if (!memcmp(&cap->rules[i], r, sizeof(*r))) {
-			cap->rules[i] = cap->rules[--cap->nrules];
-			break;
-		}
-	}
-	return 0;
+	return cap ? l3x_ruleset_del(cap->rules, r) : -EINVAL;
 }
 
 int l3x_capture__steer_stats(struct l3x_capture *cap,
@@ -205,19 +174,13 @@ int l3x_capture__queue_count(struct l3x_capture *cap)
 
 int l3x_capture__close(struct l3x_capture *cap)
 {
-	const struct l3x_maps *m;
-	size_t i;
-
 	if (!cap)
 		return 0;
 	if (cap->nhandles)
 		return -EBUSY;
 	/* A reused program stays attached: take back only our rules. */
-	m = l3x_steer_maps(cap->steer);
-	for (i = 0; i < cap->nrules; i++)
-		l3x_rules_del(m, &cap->rules[i]);
+	l3x_ruleset_close(cap->rules);
 	l3x_steer_close(cap->steer);
-	free(cap->rules);
 	free(cap);
 	return 0;
 }

@@ -85,128 +85,24 @@ static void netif_start(struct l3x_stack *st)
 	netif_set_link_up(&st->netif);
 }
 
-/* ------------------------------------------------------------ rules */
-
-/* Protocol, destination and port of an IP packet, for software rules.
- * A later fragment carries no ports: it matches on protocol and
- * destination alone and lwIP's reassembly (bounded) sorts it out; the
- * first fragment, with the ports, decides whether the datagram is ours. */
-struct pkt_key {
-	uint8_t family, proto;
-	bool later_frag;
-	uint16_t port;		/* 0 when none */
-	const uint8_t *dst;
-};
-
-static bool parse_key(const uint8_t *p, size_t len, struct pkt_key *k)
-{
-	size_t hl;
-
-	k->port = 0;
-	k->later_frag = false;
-	if (len >= 20 && p[0] >> 4 == 4) {
-		hl = (size_t)(p[0] & 0xf) * 4;
-		if (hl < 20 || hl > len)
-			return false;
-		k->family = 4;
-		k->proto = p[9];
-		k->dst = p + 16;
-		k->later_frag = (((p[6] & 0x1f) << 8) | p[7]) != 0;
-	} else if (len >= 40 && p[0] >> 4 == 6) {
-		k->family = 6;
-		k->proto = p[6];
-		k->dst = p + 24;
-		hl = 40;
-		if (k->proto == 44 && len >= 48) {	/* fragment header */
-			k->proto = p[40];
-			k->later_frag = ((p[42] << 8 | p[43]) & 0xfff8) != 0;
-			hl = 48;
-		}
-	} else {
-		return false;
-	}
-	if (!k->later_frag && (k->proto == 6 || k->proto == 17) &&
-	    len >= hl + 4)
-		k->port = (uint16_t)(p[hl + 2] << 8 | p[hl + 3]);
-	return true;
-}
-
-static bool prefix_match(const uint8_t *a, const uint8_t *pfx, unsigned bits)
-{
-	unsigned full = bits / 8, rest = bits % 8;
-
-	if (memcmp(a, pfx, full))
-		return false;
-	return !rest || !((a[full] ^ pfx[full]) & (0xff00 >> rest));
-}
-
-static bool rules_match(const struct l3x_rule_set *rs, const struct pkt_key *k)
-{
-	size_t i;
-
-	for (i = 0; rs && i < rs->n; i++) {
-		const struct l3x_rule *r = &rs->rules[i];
-
-		if (r->family != k->family || (r->proto && r->proto != k->proto))
-			continue;
-		if (!prefix_match(k->dst, r->addr, r->prefix_len))
-			continue;
-		if (!r->proto || k->later_frag ||
-		    (k->port >= r->port_lo && k->port <= r->port_hi))
-			return true;
-	}
-	return false;
-}
-
-/* Replace the rule set with a copy that has @r added or removed; the old
- * one is retired until no engine turn can hold it. Control thread. */
-static int rules_swap(struct l3x_stack *st, const struct l3x_rule *r, bool add)
-{
-	struct l3x_rule_set *old = atomic_load(&st->rules), *rs;
-	size_t n = old ? old->n : 0, i;
-
-	rs = malloc(sizeof(*rs) + (n + 1) * sizeof(rs->rules[0]));
-	if (!rs)
-		return -ENOMEM;
-	rs->n = 0;
-	for (i = 0; i < n; i++)
-		rs->rules[rs->n++] = old->rules[i];
-	if (add) {
-		rs->rules[rs->n++] = *r;
-	} else {
-		for (i = 0; i < rs->n; i++)
-			if (!memcmp(&rs->rules[i], r, sizeof(*r)))
-				break;
-		if (i == rs->n) {
-			free(rs);
-			return -ENOENT;
-		}
-		rs->rules[i] = rs->rules[--rs->n];
-	}
-	/* Seq_cst: the engine's next turn sees the new set (epoch.h). */
-	atomic_store(&st->rules, rs);
-	l3x_epoch_retire(&st->epoch, old ? &old->retired : NULL);
-	return 0;
-}
-
 /* ------------------------------------------------------------ input */
 
 int l3x_engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 		     bool filter)
 {
-	struct pkt_key k;
 	struct pbuf *p;
 
 	STAT_INC(st, rx_packets);
 	STAT_ADD(st, rx_bytes, len);
-	if (!parse_key(pkt, len, &k)) {
+	switch (l3x_ruleset_match(filter ? st->rules : NULL, pkt, len)) {
+	case L3X_VERDICT_MALFORMED:
 		STAT_INC(st, rx_not_ip);
 		return 0;
-	}
-	if (filter && !rules_match(atomic_load_explicit(&st->rules,
-						memory_order_acquire), &k)) {
+	case L3X_VERDICT_PASS:
 		STAT_INC(st, rx_no_rule);
 		return 0;
+	case L3X_VERDICT_MATCH:
+		break;
 	}
 	p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
 	if (!p) {
@@ -420,9 +316,20 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 	err = open_source(st, opts);
 	if (err)
 		goto err_netif;
+	/* The XDP program matches in the steering maps; the other sources
+	 * match in software. */
+	st->rules = l3x_ruleset_open(st->steer ? l3x_steer_maps(st->steer)
+					       : NULL,
+				     &st->epoch);
+	if (!st->rules) {
+		err = -ENOMEM;
+		goto err_link;
+	}
 	pthread_mutex_unlock(&the_lock);
 	return st;
 
+err_link:
+	st->link->ops->close(st->link);
 err_netif:
 	if (st->listener)
 		tcp_close(st->listener);
@@ -441,66 +348,14 @@ err_unlock:
 
 /* ------------------------------------------------------------ rules API */
 
-static int own_rule(struct l3x_stack *st, const struct l3x_rule *r)
-{
-	struct l3x_rule *n;
-
-	if (st->nown == st->own_cap) {
-		size_t c = st->own_cap ? st->own_cap * 2 : 8;
-
-		n = realloc(st->own_rules, c * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		st->own_rules = n;
-		st->own_cap = c;
-	}
-	st->own_rules[st->nown++] = *r;
-	return 0;
-}
-
-static void disown_rule(struct l3x_stack *st, const struct l3x_rule *r)
-{
-	size_t i;
-
-	for (i = 0; i < st->nown; i++) {
-		if (!memcmp(&st->own_rules[i], r, sizeof(*r))) {
-			st->own_rules[i] = st->own_rules[--st->nown];
-			return;
-		}
-	}
-}
-
 int l3x_stack__add_rule(struct l3x_stack *st, const struct l3x_rule *rule)
 {
-	int err;
-
-	if (!st || !rule || l3x_rule_check(rule))
-		return -EINVAL;
-	err = own_rule(st, rule);
-	if (err)
-		return err;
-	if (st->steer)
-		err = l3x_rules_add(l3x_steer_maps(st->steer), rule);
-	else
-		err = rules_swap(st, rule, true);
-	if (err)
-		st->nown--;
-	return err;
+	return st ? l3x_ruleset_add(st->rules, rule) : -EINVAL;
 }
 
 int l3x_stack__del_rule(struct l3x_stack *st, const struct l3x_rule *rule)
 {
-	int err;
-
-	if (!st || !rule || l3x_rule_check(rule))
-		return -EINVAL;
-	if (st->steer)
-		err = l3x_rules_del(l3x_steer_maps(st->steer), rule);
-	else
-		err = rules_swap(st, rule, false);
-	if (!err)
-		disown_rule(st, rule);
-	return err;
+	return st ? l3x_ruleset_del(st->rules, rule) : -EINVAL;
 }
 
 /* The next open worker, round-robin, with room in its accept backlog;
@@ -712,18 +567,13 @@ int l3x_stack__close(struct l3x_stack *st)
 	l3x_tcp_close_all(st);
 	l3x_udp_close_all(st);
 	st->link->ops->flush(st->link);
-	if (st->steer) {
-		for (i = 0; i < st->nown; i++)
-			l3x_rules_del(l3x_steer_maps(st->steer), &st->own_rules[i]);
-	}
+	l3x_ruleset_close(st->rules);
 	st->link->ops->close(st->link);
 	pthread_mutex_lock(&the_lock);
 	netif_remove(&st->netif);
 	l3x_the_stack = NULL;
 	pthread_mutex_unlock(&the_lock);
-	free(atomic_load(&st->rules));
 	l3x_epoch_fini(&st->epoch);
-	free(st->own_rules);
 	pthread_mutex_destroy(&st->wlock);
 	free(st);
 	return 0;

@@ -205,13 +205,6 @@ struct l3x_worker {
 
 /* ------------------------------------------------------------ the stack */
 
-/* Software rules: an immutable array replaced whole, retired by epoch. */
-struct l3x_rule_set {
-	struct l3x_retired retired;	/* first: see epoch.h */
-	size_t n;
-	struct l3x_rule rules[];
-};
-
 /* Bound UDP sockets: an immutable array replaced whole under wlock. */
 struct l3x_bound_set {
 	struct l3x_retired retired;	/* first: see epoch.h */
@@ -252,8 +245,9 @@ struct l3x_stack {
 	uint64_t buffered;		/* engine's count of buffered bytes */
 	uint64_t streams_alive;
 
-	/* software rules for the TUN and callback sources */
-	struct l3x_rule_set *_Atomic rules;
+	/* what this stack added, and the software matcher for the TUN and
+	 * callback sources (lib/rules.c) */
+	struct l3x_ruleset *rules;
 
 	/* UDP */
 	struct udp_pcb *udp_pcb;
@@ -265,8 +259,6 @@ struct l3x_stack {
 
 	/* XDP source */
 	struct l3x_steer *steer;
-	struct l3x_rule *own_rules;	/* what we added: removed on close */
-	size_t nown, own_cap;
 
 	/* counters: the engine writes (relaxed), anyone reads */
 	struct l3x_stats_atomic stats;

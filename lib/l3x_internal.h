@@ -92,6 +92,42 @@ L3X_HIDDEN int l3x_rules_add(const struct l3x_maps *m,
 L3X_HIDDEN int l3x_rules_del(const struct l3x_maps *m,
 			     const struct l3x_rule *r);
 
+/*
+ * The ruleset object: the rules one owner (a capture, a stack) added, so
+ * that they are taken back on close, and the one software matcher.
+ *   With @maps, rules go to the steering maps and the XDP program matches.
+ *   Without, they go to an immutable snapshot that l3x_ruleset_match()
+ *   reads lock-free for the TUN and callback sources; a change publishes a
+ *   new snapshot and retires the old one through @ep (NULL: the caller
+ *   never matches while rules change, and old snapshots go at once).
+ * @maps and @ep must outlive the ruleset.
+ */
+struct l3x_ruleset;
+struct l3x_epoch;
+
+L3X_HIDDEN struct l3x_ruleset *l3x_ruleset_open(const struct l3x_maps *maps,
+						struct l3x_epoch *ep);
+/* Add (counted: twice means twice) or remove one rule. */
+L3X_HIDDEN int l3x_ruleset_add(struct l3x_ruleset *rs,
+			       const struct l3x_rule *r);
+L3X_HIDDEN int l3x_ruleset_del(struct l3x_ruleset *rs,
+			       const struct l3x_rule *r);
+/* Remove from the maps every rule this ruleset added; free it. */
+L3X_HIDDEN void l3x_ruleset_close(struct l3x_ruleset *rs);
+
+enum l3x_verdict {
+	L3X_VERDICT_PASS,	/* no rule takes it */
+	L3X_VERDICT_MATCH,	/* a rule takes it */
+	L3X_VERDICT_MALFORMED,	/* cannot be parsed */
+};
+
+/*
+ * l3x_ruleset_match() - the software rules' verdict on the IP packet
+ * @pkt of @len bytes. @rs NULL: only whether it parses (MATCH if so).
+ */
+L3X_HIDDEN enum l3x_verdict l3x_ruleset_match(struct l3x_ruleset *rs,
+					      const void *pkt, size_t len);
+
 /* --------------------------------------------------------------- steer.c */
 
 struct l3x_steer;

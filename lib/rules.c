@@ -36,6 +36,7 @@
 
 #include <bpf/bpf.h>
 
+#include "epoch.h"
 #include "l3x_internal.h"
 
 /* Passes of l3x_rules_sync() before it gives up on rules that keep
@@ -870,4 +871,231 @@ int l3x_rules_del(const struct l3x_maps *m, const struct l3x_rule *r)
 	if (err)
 		return err;
 	return l3x_rules_sync(m);
+}
+
+/* ------------------------------------------------------------ ruleset */
+
+/* The software rules: an immutable array replaced whole, retired by epoch. */
+struct rule_snap {
+	struct l3x_retired retired;	/* first: see epoch.h */
+	size_t n;
+	struct l3x_rule r[];
+};
+
+struct l3x_ruleset {
+	const struct l3x_maps *maps;	/* steering maps; NULL: software */
+	struct l3x_epoch *ep;		/* software: retires old snapshots */
+	struct l3x_rule *own;		/* added here: removed on close */
+	size_t nown, own_cap;
+	struct rule_snap *_Atomic snap;	/* software: what the matcher reads */
+};
+
+/*
+ * l3x_ruleset_open() - see l3x_internal.h. Returns NULL with errno ENOMEM.
+ * Any thread.
+ */
+struct l3x_ruleset *l3x_ruleset_open(const struct l3x_maps *maps,
+				     struct l3x_epoch *ep)
+{
+	struct l3x_ruleset *rs = calloc(1, sizeof(*rs));
+
+	if (!rs)
+		return NULL;
+	rs->maps = maps;
+	rs->ep = ep;
+	return rs;
+}
+
+/* Publish a copy of the snapshot with @r added or removed. */
+static int snap_swap(struct l3x_ruleset *rs, const struct l3x_rule *r,
+		     bool add)
+{
+	struct rule_snap *old = atomic_load(&rs->snap), *s;
+	size_t n = old ? old->n : 0, i;
+
+	s = malloc(sizeof(*s) + (n + 1) * sizeof(s->r[0]));
+	if (!s)
+		return -ENOMEM;
+	s->n = 0;
+	for (i = 0; i < n; i++)
+		s->r[s->n++] = old->r[i];
+	if (add) {
+		s->r[s->n++] = *r;
+	} else {
+		for (i = 0; i < s->n; i++)
+			if (!memcmp(&s->r[i], r, sizeof(*r)))
+				break;
+		if (i == s->n) {
+			free(s);
+			return -ENOENT;
+		}
+		s->r[i] = s->r[--s->n];
+	}
+	/* Seq_cst: the matcher's next turn reads the new snapshot; the old
+	 * one waits for the turns that may hold it (epoch.h). */
+	atomic_store(&rs->snap, s);
+	if (rs->ep)
+		l3x_epoch_retire(rs->ep, old ? &old->retired : NULL);
+	else
+		free(old);
+	return 0;
+}
+
+static void own_del(struct l3x_ruleset *rs, const struct l3x_rule *r)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nown; i++) {
+		if (!memcmp(&rs->own[i], r, sizeof(*r))) {
+			rs->own[i] = rs->own[--rs->nown];
+			return;
+		}
+	}
+}
+
+/*
+ * l3x_ruleset_add() - see l3x_internal.h. Returns 0; -EINVAL bad rule;
+ * -ENOMEM; others from l3x_rules_add(). Control thread.
+ */
+int l3x_ruleset_add(struct l3x_ruleset *rs, const struct l3x_rule *r)
+{
+	int err;
+
+	if (!rs || l3x_rule_check(r))
+		return -EINVAL;
+	err = grow((void **)&rs->own, rs->nown, &rs->own_cap,
+		   sizeof(rs->own[0]));
+	if (err)
+		return err;
+	err = rs->maps ? l3x_rules_add(rs->maps, r) : snap_swap(rs, r, true);
+	if (!err)
+		rs->own[rs->nown++] = *r;
+	return err;
+}
+
+/*
+ * l3x_ruleset_del() - see l3x_internal.h. Returns 0; -EINVAL bad rule;
+ * -ENOENT no such rule; others from l3x_rules_del(). Control thread.
+ */
+int l3x_ruleset_del(struct l3x_ruleset *rs, const struct l3x_rule *r)
+{
+	int err;
+
+	if (!rs || l3x_rule_check(r))
+		return -EINVAL;
+	err = rs->maps ? l3x_rules_del(rs->maps, r) : snap_swap(rs, r, false);
+	if (!err)
+		own_del(rs, r);
+	return err;
+}
+
+/*
+ * l3x_ruleset_close() - see l3x_internal.h. A reused program stays
+ * attached with other owners' rules: only ours are taken back. Control
+ * thread, with no matcher running.
+ */
+void l3x_ruleset_close(struct l3x_ruleset *rs)
+{
+	size_t i;
+
+	if (!rs)
+		return;
+	for (i = 0; rs->maps && i < rs->nown; i++)
+		l3x_rules_del(rs->maps, &rs->own[i]);
+	free(atomic_load(&rs->snap));
+	free(rs->own);
+	free(rs);
+}
+
+/* ------------------------------------------------------------ matcher */
+
+/* Protocol, destination and port of an IP packet, for software rules.
+ * A later fragment carries no ports: it matches on protocol and
+ * destination alone and lwIP's reassembly (bounded) sorts it out; the
+ * first fragment, with the ports, decides whether the datagram is ours. */
+struct pkt_key {
+	uint8_t family, proto;
+	bool later_frag;
+	uint16_t port;		/* 0 when none */
+	const uint8_t *dst;
+};
+
+static bool parse_key(const uint8_t *p, size_t len, struct pkt_key *k)
+{
+	size_t hl;
+
+	k->port = 0;
+	k->later_frag = false;
+	if (len >= 20 && p[0] >> 4 == 4) {
+		hl = (size_t)(p[0] & 0xf) * 4;
+		if (hl < 20 || hl > len)
+			return false;
+		k->family = 4;
+		k->proto = p[9];
+		k->dst = p + 16;
+		k->later_frag = (((p[6] & 0x1f) << 8) | p[7]) != 0;
+	} else if (len >= 40 && p[0] >> 4 == 6) {
+		k->family = 6;
+		k->proto = p[6];
+		k->dst = p + 24;
+		hl = 40;
+		if (k->proto == 44 && len >= 48) {	/* fragment header */
+			k->proto = p[40];
+			k->later_frag = ((p[42] << 8 | p[43]) & 0xfff8) != 0;
+			hl = 48;
+		}
+	} else {
+		return false;
+	}
+	if (!k->later_frag && (k->proto == 6 || k->proto == 17) &&
+	    len >= hl + 4)
+		k->port = (uint16_t)(p[hl + 2] << 8 | p[hl + 3]);
+	return true;
+}
+
+static bool prefix_match(const uint8_t *a, const uint8_t *pfx, unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, pfx, full))
+		return false;
+	return !rest || !((a[full] ^ pfx[full]) & (0xff00 >> rest));
+}
+
+static bool snap_match(const struct rule_snap *s, const struct pkt_key *k)
+{
+	size_t i;
+
+	for (i = 0; s && i < s->n; i++) {
+		const struct l3x_rule *r = &s->r[i];
+
+		if (r->family != k->family || (r->proto && r->proto != k->proto))
+			continue;
+		if (!prefix_match(k->dst, r->addr, r->prefix_len))
+			continue;
+		if (!r->proto || k->later_frag ||
+		    (k->port >= r->port_lo && k->port <= r->port_hi))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * l3x_ruleset_match() - see l3x_internal.h. Lock-free: one acquire load
+ * of the snapshot. Engine thread (inside an epoch turn).
+ */
+enum l3x_verdict l3x_ruleset_match(struct l3x_ruleset *rs, const void *pkt,
+				   size_t len)
+{
+	struct pkt_key k;
+
+	if (!parse_key(pkt, len, &k))
+		return L3X_VERDICT_MALFORMED;
+	if (!rs)
+		return L3X_VERDICT_MATCH;
+	/* Acquire: pairs with the seq_cst store in snap_swap(). */
+	return snap_match(atomic_load_explicit(&rs->snap, memory_order_acquire),
+			  &k)
+		       ? L3X_VERDICT_MATCH
+		       : L3X_VERDICT_PASS;
 }
