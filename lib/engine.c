@@ -94,7 +94,7 @@ int l3x_engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 
 	STAT_INC(st, rx_packets);
 	STAT_ADD(st, rx_bytes, len);
-	switch (l3x_ruleset_match(filter ? st->rules : NULL, pkt, len)) {
+	switch (l3x_ruleset_match(filter ? st->rules : NULL, pkt, len, 0)) {
 	case L3X_VERDICT_MALFORMED:
 		STAT_INC(st, rx_not_ip);
 		return 0;

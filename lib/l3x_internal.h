@@ -121,12 +121,17 @@ enum l3x_verdict {
 	L3X_VERDICT_MALFORMED,	/* cannot be parsed */
 };
 
+#define L3X_MATCH_L2	0x1u	/* @pkt starts with an Ethernet header */
+
 /*
- * l3x_ruleset_match() - the software rules' verdict on the IP packet
- * @pkt of @len bytes. @rs NULL: only whether it parses (MATCH if so).
+ * l3x_ruleset_match() - the software rules' verdict on @pkt of @len bytes,
+ * parsed exactly as the XDP program parses a frame: a bare IPv4 or IPv6
+ * packet, or with L3X_MATCH_L2 an Ethernet frame (up to two VLAN tags;
+ * not IP: PASS). @rs NULL: every packet that parses is a MATCH.
  */
 L3X_HIDDEN enum l3x_verdict l3x_ruleset_match(struct l3x_ruleset *rs,
-					      const void *pkt, size_t len);
+					      const void *pkt, size_t len,
+					      unsigned flags);
 
 /* --------------------------------------------------------------- steer.c */
 

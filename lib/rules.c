@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * rules.c - steering rules: the text syntax "PROTO DST [PORT[-PORT]]", and
- * their life in the maps.
+ * rules.c - what a steering rule means, decided here only: the text syntax
+ * "PROTO DST [PORT[-PORT]]", the rules' life in the maps the XDP program
+ * reads, the ruleset object (the rules one owner added, taken back on
+ * close), and the software matcher that the TUN and callback sources use
+ * in place of the program (it parses exactly as bpf/l3x.bpf.c does).
  *
  * The l3x_rules hash holds every rule with a reference count; it is the
  * source of truth, shared by every process that changes rules. From it we
@@ -888,6 +891,8 @@ struct l3x_ruleset {
 	struct l3x_rule *own;		/* added here: removed on close */
 	size_t nown, own_cap;
 	struct rule_snap *_Atomic snap;	/* software: what the matcher reads */
+	struct l3x_frag_key *frags;	/* software: matched first fragments,
+					 * FRAG_SLOTS; the matcher's thread */
 };
 
 /*
@@ -1003,99 +1008,367 @@ void l3x_ruleset_close(struct l3x_ruleset *rs)
 	for (i = 0; rs->maps && i < rs->nown; i++)
 		l3x_rules_del(rs->maps, &rs->own[i]);
 	free(atomic_load(&rs->snap));
+	free(rs->frags);
 	free(rs->own);
 	free(rs);
 }
 
 /* ------------------------------------------------------------ matcher */
 
-/* Protocol, destination and port of an IP packet, for software rules.
- * A later fragment carries no ports: it matches on protocol and
- * destination alone and lwIP's reassembly (bounded) sorts it out; the
- * first fragment, with the ports, decides whether the datagram is ours. */
-struct pkt_key {
-	uint8_t family, proto;
-	bool later_frag;
-	uint16_t port;		/* 0 when none */
-	const uint8_t *dst;
+/*
+ * The software matcher, for the sources the XDP program does not see (TUN,
+ * callback). It parses as bpf/l3x.bpf.c does, step for step, so that a rule
+ * means one thing on every source; tests/unit/test_rules_table.c drives one
+ * table of frames through both and wants the same verdict from each:
+ *   - Ethernet and up to two VLAN tags (802.1Q / 802.1ad), or a bare IP
+ *     packet whose version says its family;
+ *   - IPv4: IHL at least 5, header and total length within the buffer;
+ *     IPv6: payload length within the buffer, then up to six extension
+ *     headers (hop-by-hop, routing, destination options, AH, fragment),
+ *     each within the payload; a longer chain is malformed;
+ *   - bounds checked against the buffer's end and the datagram's own
+ *     length, so padding is never read as a header or a port;
+ *   - neighbour discovery always passes; ports only for TCP and UDP;
+ *   - fragments: a first fragment that a rule takes is remembered (the key
+ *     of the program's l3x_frags), so the rest of its datagram follows it;
+ *     a later fragment alone is taken only by an "ip" rule.
+ */
+
+#define ETH_HDR_LEN	14
+#define ETH_P_IP_	0x0800
+#define ETH_P_IPV6_	0x86DD
+#define ETH_P_8021Q_	0x8100
+#define ETH_P_8021AD_	0x88A8
+#define IP_MF_		0x2000
+#define IP_OFFSET_	0x1FFF
+#define IP6_MF_		0x0001
+#define IP6_OFFSET_	0xFFF8
+#define MAX_VLAN_TAGS	2
+#define MAX_EXT_HDRS	6
+#define NH_HOPOPTS	0
+#define NH_TCP		6
+#define NH_UDP		17
+#define NH_ROUTING	43
+#define NH_FRAGMENT	44
+#define NH_AH		51
+#define NH_ICMPV6	58
+#define NH_DSTOPTS	60
+#define ICMP6_ND_FIRST	133	/* router solicitation */
+#define ICMP6_ND_LAST	137	/* redirect */
+/* First fragments remembered, as many as the program's l3x_frags holds. */
+#define FRAG_SLOTS	L3X_MAX_FRAGS
+
+enum frag {
+	FRAG_NONE,
+	FRAG_FIRST,	/* offset 0, more to come: carries the L4 header */
+	FRAG_LATER,	/* offset != 0: no L4 header, so no ports */
 };
 
-static bool parse_key(const uint8_t *p, size_t len, struct pkt_key *k)
-{
-	size_t hl;
+/* What parsing found: struct pkt of the program, with offsets. */
+struct pkt {
+	size_t l4;		/* offset of the upper-layer header */
+	uint32_t l4_room;	/* datagram bytes from l4 on */
+	uint8_t family;		/* 4 or 6 */
+	uint8_t proto;		/* upper-layer protocol */
+	uint8_t frag_proto;	/* the same in every fragment */
+	uint8_t frag;		/* enum frag */
+	uint32_t frag_id;	/* host order */
+	uint16_t dport;		/* host order, TCP/UDP only */
+	uint8_t src[16];	/* IPv4 in the first 4 bytes, rest zero */
+	uint8_t dst[16];
+};
 
-	k->port = 0;
-	k->later_frag = false;
-	if (len >= 20 && p[0] >> 4 == 4) {
-		hl = (size_t)(p[0] & 0xf) * 4;
-		if (hl < 20 || hl > len)
-			return false;
-		k->family = 4;
-		k->proto = p[9];
-		k->dst = p + 16;
-		k->later_frag = (((p[6] & 0x1f) << 8) | p[7]) != 0;
-	} else if (len >= 40 && p[0] >> 4 == 6) {
-		k->family = 6;
-		k->proto = p[6];
-		k->dst = p + 24;
-		hl = 40;
-		if (k->proto == 44 && len >= 48) {	/* fragment header */
-			k->proto = p[40];
-			k->later_frag = ((p[42] << 8 | p[43]) & 0xfff8) != 0;
-			hl = 48;
-		}
-	} else {
-		return false;
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* Ethertype after up to two VLAN tags, in either order; *@l3 is set past
+ * them. -1 if the frame is cut short. */
+static int parse_eth(const uint8_t *d, size_t end, size_t *l3)
+{
+	size_t off = ETH_HDR_LEN;
+	uint16_t proto;
+	int i;
+
+	if (end < off)
+		return -1;
+	proto = get16(d + 12);
+	for (i = 0; i < MAX_VLAN_TAGS; i++) {
+		if (proto != ETH_P_8021Q_ && proto != ETH_P_8021AD_)
+			break;
+		if (off + 4 > end)
+			return -1;
+		proto = get16(d + off + 2);	/* TCI, then the inner type */
+		off += 4;
 	}
-	if (!k->later_frag && (k->proto == 6 || k->proto == 17) &&
-	    len >= hl + 4)
-		k->port = (uint16_t)(p[hl + 2] << 8 | p[hl + 3]);
-	return true;
+	*l3 = off;
+	return proto;
 }
 
-static bool prefix_match(const uint8_t *a, const uint8_t *pfx, unsigned bits)
+static int parse_ipv4(struct pkt *k, const uint8_t *d, size_t l3, size_t end)
 {
-	unsigned full = bits / 8, rest = bits % 8;
+	const uint8_t *ip = d + l3;
+	uint32_t ihl, tot;
+	uint16_t frag;
 
-	if (memcmp(a, pfx, full))
+	if (l3 + 20 > end || ip[0] >> 4 != 4 || (ip[0] & 0xf) < 5)
+		return -1;
+	ihl = (uint32_t)(ip[0] & 0xf) * 4;
+	tot = get16(ip + 2);
+	if (l3 + ihl > end || tot < ihl || l3 + tot > end)
+		return -1;
+	k->family = 4;
+	k->proto = ip[9];
+	k->frag_proto = ip[9];
+	memcpy(k->src, ip + 12, 4);
+	memcpy(k->dst, ip + 16, 4);
+	frag = get16(ip + 6);
+	if (frag & IP_OFFSET_)
+		k->frag = FRAG_LATER;
+	else if (frag & IP_MF_)
+		k->frag = FRAG_FIRST;
+	k->frag_id = get16(ip + 4);
+	k->l4 = l3 + ihl;
+	k->l4_room = tot - ihl;
+	return 0;
+}
+
+/* The fragment header at @h: what it says about this fragment. Its next
+ * header is the same in every fragment of a datagram, while the
+ * upper-layer protocol is only known in the first one. */
+static void ipv6_frag(struct pkt *k, const uint8_t *h)
+{
+	uint16_t off = get16(h + 2);
+
+	k->frag_proto = h[0];
+	k->frag_id = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 |
+		     (uint32_t)h[6] << 8 | h[7];
+	if (off & IP6_OFFSET_)
+		k->frag = FRAG_LATER;
+	else if (off & IP6_MF_)
+		k->frag = FRAG_FIRST;
+}
+
+static bool ipv6_is_ext(uint8_t nh)
+{
+	return nh == NH_HOPOPTS || nh == NH_ROUTING || nh == NH_DSTOPTS ||
+	       nh == NH_AH || nh == NH_FRAGMENT;
+}
+
+/* Length of the extension header @nh at @h (one we walk). */
+static uint32_t ipv6_ext_len(uint8_t nh, const uint8_t *h)
+{
+	if (nh == NH_AH)
+		return ((uint32_t)h[1] + 2) * 4;
+	if (nh == NH_FRAGMENT)
+		return 8;
+	return ((uint32_t)h[1] + 1) * 8;
+}
+
+/* Walk the extension headers to the upper-layer header. Every header we
+ * walk is at least 8 bytes, so checking its length against the payload
+ * left also catches one cut short. A later fragment ends the walk: what
+ * follows its fragment header is payload, not a header. */
+static int ipv6_walk(struct pkt *k, const uint8_t *d, uint8_t nh, size_t end)
+{
+	const uint8_t *h;
+	uint32_t len;
+	int i;
+
+	for (i = 0; i < MAX_EXT_HDRS; i++) {
+		if (!ipv6_is_ext(nh) || k->frag == FRAG_LATER)
+			break;
+		if (k->l4 + 8 > end)
+			return -1;
+		h = d + k->l4;
+		if (nh == NH_FRAGMENT)
+			ipv6_frag(k, h);
+		len = ipv6_ext_len(nh, h);
+		if (len > k->l4_room)
+			return -1;
+		nh = h[0];
+		k->l4 += len;
+		k->l4_room -= len;
+	}
+	if (ipv6_is_ext(nh) && k->frag != FRAG_LATER)
+		return -1;	/* chain longer than we walk */
+	k->proto = nh;
+	return 0;
+}
+
+static int parse_ipv6(struct pkt *k, const uint8_t *d, size_t l3, size_t end)
+{
+	const uint8_t *ip = d + l3;
+
+	if (l3 + 40 > end || ip[0] >> 4 != 6)
+		return -1;
+	k->l4 = l3 + 40;
+	k->l4_room = get16(ip + 4);
+	if (k->l4 + k->l4_room > end)
+		return -1;
+	k->family = 6;
+	memcpy(k->src, ip + 8, 16);
+	memcpy(k->dst, ip + 24, 16);
+	return ipv6_walk(k, d, ip[6], end);
+}
+
+/* Neighbour discovery, which the kernel must always see. -1 if the type
+ * is cut off. */
+static int is_nd(const struct pkt *k, const uint8_t *d, size_t end)
+{
+	if (k->family != 6 || k->proto != NH_ICMPV6 || k->frag == FRAG_LATER)
+		return 0;
+	if (k->l4 + 1 > end || k->l4_room < 1)
+		return -1;
+	return d[k->l4] >= ICMP6_ND_FIRST && d[k->l4] <= ICMP6_ND_LAST;
+}
+
+/* Destination port of TCP and UDP: both start with the two ports. */
+static int parse_dport(struct pkt *k, const uint8_t *d, size_t end)
+{
+	if (k->frag == FRAG_LATER || (k->proto != NH_TCP && k->proto != NH_UDP))
+		return 0;
+	if (k->l4 + 4 > end || k->l4_room < 4)
+		return -1;
+	k->dport = get16(d + k->l4 + 2);
+	return 0;
+}
+
+/* Parse @d as the program does: 0 and @k filled for an IP packet, 1 for a
+ * frame that is not IP (it passes), -1 malformed. */
+static int parse_frame(struct pkt *k, const uint8_t *d, size_t len, unsigned flags)
+{
+	size_t l3 = 0;
+	int proto;
+
+	memset(k, 0, sizeof(*k));
+	if (flags & L3X_MATCH_L2)
+		proto = parse_eth(d, len, &l3);
+	else if (len && d[0] >> 4 == 4)
+		proto = ETH_P_IP_;
+	else if (len && d[0] >> 4 == 6)
+		proto = ETH_P_IPV6_;
+	else
+		return -1;	/* a bare packet must be IP */
+	if (proto == ETH_P_IP_)
+		return parse_ipv4(k, d, l3, len);
+	if (proto == ETH_P_IPV6_)
+		return parse_ipv6(k, d, l3, len);
+	return proto < 0 ? -1 : 1;
+}
+
+/* Does rule @r take the packet? Without ports (a later fragment) only an
+ * "ip" rule can, as in the program's range check. */
+static bool rule_takes(const struct l3x_rule *r, const struct pkt *k,
+		       bool ports_known)
+{
+	if (r->family != k->family ||
+	    !contains(r->addr, r->prefix_len, k->dst, k->family == 4 ? 32 : 128))
 		return false;
-	return !rest || !((a[full] ^ pfx[full]) & (0xff00 >> rest));
+	if (r->proto == L3X_PROTO_IP)
+		return true;
+	return ports_known && r->proto == k->proto && r->port_lo <= k->dport &&
+	       k->dport <= r->port_hi;
 }
 
-static bool snap_match(const struct rule_snap *s, const struct pkt_key *k)
+static bool match_rules(const struct l3x_ruleset *rs, const struct pkt *k,
+			bool ports_known)
 {
+	/* Acquire: pairs with the seq_cst store in snap_swap(). */
+	const struct rule_snap *s =
+		atomic_load_explicit(&rs->snap, memory_order_acquire);
 	size_t i;
 
-	for (i = 0; s && i < s->n; i++) {
-		const struct l3x_rule *r = &s->r[i];
-
-		if (r->family != k->family || (r->proto && r->proto != k->proto))
-			continue;
-		if (!prefix_match(k->dst, r->addr, r->prefix_len))
-			continue;
-		if (!r->proto || k->later_frag ||
-		    (k->port >= r->port_lo && k->port <= r->port_hi))
+	for (i = 0; s && i < s->n; i++)
+		if (rule_takes(&s->r[i], k, ports_known))
 			return true;
-	}
 	return false;
 }
 
-/*
- * l3x_ruleset_match() - see l3x_internal.h. Lock-free: one acquire load
- * of the snapshot. Engine thread (inside an epoch turn).
- */
-enum l3x_verdict l3x_ruleset_match(struct l3x_ruleset *rs, const void *pkt,
-				   size_t len)
-{
-	struct pkt_key k;
+/* ---- first fragments that matched: the program's l3x_frags, as a table
+ * that overwrites on collision (the program's map is an LRU) */
 
-	if (!parse_key(pkt, len, &k))
+static void frag_key(struct l3x_frag_key *fk, const struct pkt *k)
+{
+	memset(fk, 0, sizeof(*fk));	/* padding is part of the key */
+	fk->family = k->family;
+	fk->proto = k->frag_proto;
+	fk->id = k->frag_id;
+	memcpy(fk->src, k->src, 16);
+	memcpy(fk->dst, k->dst, 16);
+}
+
+static struct l3x_frag_key *frag_slot(struct l3x_ruleset *rs,
+				      const struct l3x_frag_key *fk)
+{
+	const uint8_t *b = (const uint8_t *)fk;
+	uint32_t h = 2166136261u;	/* FNV-1a */
+	size_t i;
+
+	if (!rs->frags)
+		rs->frags = calloc(FRAG_SLOTS, sizeof(*rs->frags));
+	if (!rs->frags)
+		return NULL;	/* not remembered: later fragments pass */
+	for (i = 0; i < sizeof(*fk); i++)
+		h = (h ^ b[i]) * 16777619u;
+	return &rs->frags[h % FRAG_SLOTS];
+}
+
+static void frag_track(struct l3x_ruleset *rs, const struct pkt *k)
+{
+	struct l3x_frag_key fk, *slot;
+
+	frag_key(&fk, k);
+	slot = frag_slot(rs, &fk);
+	if (slot)
+		*slot = fk;
+}
+
+static bool frag_tracked(struct l3x_ruleset *rs, const struct pkt *k)
+{
+	struct l3x_frag_key fk, *slot;
+
+	frag_key(&fk, k);
+	slot = frag_slot(rs, &fk);
+	return slot && !memcmp(slot, &fk, sizeof(fk));
+}
+
+/* The program's decide(); @rs NULL takes every packet that parses. */
+static enum l3x_verdict decide(struct l3x_ruleset *rs, struct pkt *k,
+			       const uint8_t *d, size_t end)
+{
+	int nd = is_nd(k, d, end);
+
+	if (nd)
+		return nd < 0 ? L3X_VERDICT_MALFORMED : L3X_VERDICT_PASS;
+	if (parse_dport(k, d, end))
 		return L3X_VERDICT_MALFORMED;
 	if (!rs)
 		return L3X_VERDICT_MATCH;
-	/* Acquire: pairs with the seq_cst store in snap_swap(). */
-	return snap_match(atomic_load_explicit(&rs->snap, memory_order_acquire),
-			  &k)
-		       ? L3X_VERDICT_MATCH
-		       : L3X_VERDICT_PASS;
+	if (k->frag == FRAG_LATER)
+		return frag_tracked(rs, k) || match_rules(rs, k, false)
+			       ? L3X_VERDICT_MATCH
+			       : L3X_VERDICT_PASS;
+	if (!match_rules(rs, k, true))
+		return L3X_VERDICT_PASS;
+	if (k->frag == FRAG_FIRST)
+		frag_track(rs, k);
+	return L3X_VERDICT_MATCH;
+}
+
+/*
+ * l3x_ruleset_match() - see l3x_internal.h. Lock-free for rule changes: one
+ * acquire load of the snapshot. Engine thread (inside an epoch turn): the
+ * fragment table is the engine's.
+ */
+enum l3x_verdict l3x_ruleset_match(struct l3x_ruleset *rs, const void *pkt,
+				   size_t len, unsigned flags)
+{
+	struct pkt k;
+	int r = parse_frame(&k, pkt, len, flags);
+
+	if (r)
+		return r < 0 ? L3X_VERDICT_MALFORMED : L3X_VERDICT_PASS;
+	return decide(rs, &k, pkt, len);
 }
