@@ -5,7 +5,7 @@
  * thread that busy-polls:
  *
  *   l3x_stack__poll()
- *     link->rx        source -> l3x_engine_input() -> lwIP ip_input
+ *     link->rx        source -> link->input (engine_input) -> lwIP ip_input
  *                     -> tcp.c callbacks -> streams -> worker app rings
  *     serve_workers   worker engine rings -> tcp.c l3x_tcp_serve()
  *     timers          lwIP sys_check_timeouts(), a slice of its TCP timer
@@ -87,8 +87,10 @@ static void netif_start(struct l3x_stack *st)
 
 /* ------------------------------------------------------------ input */
 
-int l3x_engine_input(struct l3x_stack *st, const void *pkt, size_t len,
-		     bool filter)
+/* Feed one IP packet (copied) to lwIP; matched against the software rules
+ * when @filter. Returns 0 or -ENOBUFS. */
+static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
+			bool filter)
 {
 	struct pbuf *p;
 
@@ -113,6 +115,18 @@ int l3x_engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 	if (st->netif.input(p, &st->netif) != ERR_OK)
 		pbuf_free(p);
 	return 0;
+}
+
+/* What the XDP program steered: its rules took it already. */
+static int input_steered(struct l3x_stack *st, const void *pkt, size_t len)
+{
+	return engine_input(st, pkt, len, false);
+}
+
+/* TUN: the software rules decide. */
+static int input_filtered(struct l3x_stack *st, const void *pkt, size_t len)
+{
+	return engine_input(st, pkt, len, true);
 }
 
 /* ------------------------------------------------------------ workers */
@@ -216,7 +230,9 @@ static int check_source(const struct l3x_stack_opts *o)
 			return -EINVAL;
 		if (L3X_OPT(o, queue_count, 0) > L3X_MAX_QUEUES)
 			return -EINVAL;
-		return 0;
+		if (L3X_OPT(o, xdp_mode, L3X_XDP_AUTO) > L3X_XDP_SKB)
+			return -EINVAL;
+		return l3x_link_xsk_check(o, L3X_OPT(o, mtu, 1500));
 	}
 	case L3X_SOURCE_TUN: {
 		const char *t = L3X_OPT(o, tun_name, NULL);
@@ -266,20 +282,56 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 
 /* ------------------------------------------------------------ open */
 
+/* The steering program, attached or reused, then the link that serves its
+ * queues. The stack owns the steering: it closes it after the link. */
+static int open_xdp(struct l3x_stack *st, const struct l3x_stack_opts *o)
+{
+	struct l3x_steer_cfg scfg = {
+		.pin_dir = L3X_OPT(o, pin_dir, NULL),
+		.xdp_mode = L3X_OPT(o, xdp_mode, L3X_XDP_AUTO),
+	};
+	int ifindex = (int)if_nametoindex(o->ifname);
+	int err;
+
+	if (!ifindex)
+		return -ENODEV;
+	st->steer = l3x_steer_open(ifindex, &scfg);
+	if (!st->steer)
+		return -errno;
+	st->link = l3x_link_xsk_open(st, o, l3x_steer_maps(st->steer)->xsks,
+				     l3x_steer_skb_mode(st->steer));
+	if (!st->link) {
+		err = -errno;
+		l3x_steer_close(st->steer);
+		st->steer = NULL;
+		return err;
+	}
+	return 0;
+}
+
 static int open_source(struct l3x_stack *st, const struct l3x_stack_opts *o)
 {
+	int err = 0;
+
 	switch (st->source) {
 	case L3X_SOURCE_XDP:
-		st->link = l3x_link_xsk_open(st, o);
+		err = open_xdp(st, o);
 		break;
 	case L3X_SOURCE_TUN:
 		st->link = l3x_link_tun_open(st, o->tun_name, st->mtu);
 		break;
 	case L3X_SOURCE_CALLBACK:
-		st->link = l3x_link_cb_open(st, o->output, L3X_OPT(o, output_ctx, NULL));
+		/* packets come in through l3x_stack__input() */
+		st->link = l3x_link_cb_open(st, o->output,
+					    L3X_OPT(o, output_ctx, NULL));
 		break;
 	}
-	return st->link ? 0 : -errno;
+	if (!err && !st->link)
+		err = -errno;
+	if (!err)
+		st->link->input = st->source == L3X_SOURCE_XDP ? input_steered
+							       : input_filtered;
+	return err;
 }
 
 struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
@@ -330,6 +382,7 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 
 err_link:
 	st->link->ops->close(st->link);
+	l3x_steer_close(st->steer);
 err_netif:
 	if (st->listener)
 		tcp_close(st->listener);
@@ -428,7 +481,8 @@ int l3x_stack__poll(struct l3x_stack *st)
 	work += tcp_l3x_timer_slice(TCP_TMR_BUDGET);
 	l3x_tcp_reap(st);
 	l3x_udp_reap(st);
-	st->link->ops->flush(st->link);
+	if (st->link->ops->flush)
+		st->link->ops->flush(st->link);
 	kick_workers(st);
 	publish_counters(st);
 	l3x_epoch_exit(&st->epoch);
@@ -443,7 +497,7 @@ int l3x_stack__input(struct l3x_stack *st, const void *pkt, size_t len)
 	    len > 65535)
 		return -EINVAL;
 	l3x_epoch_enter(&st->epoch);
-	err = l3x_engine_input(st, pkt, len, true);
+	err = engine_input(st, pkt, len, true);
 	publish_counters(st);
 	l3x_epoch_exit(&st->epoch);
 	return err;
@@ -566,9 +620,12 @@ int l3x_stack__close(struct l3x_stack *st)
 	serve_workers(st);
 	l3x_tcp_close_all(st);
 	l3x_udp_close_all(st);
-	st->link->ops->flush(st->link);
+	if (st->link->ops->flush)
+		st->link->ops->flush(st->link);
 	l3x_ruleset_close(st->rules);
 	st->link->ops->close(st->link);
+	l3x_steer_close(st->steer);	/* after the link: its sockets are in
+					 * the program's XSKMAP */
 	pthread_mutex_lock(&the_lock);
 	netif_remove(&st->netif);
 	l3x_the_stack = NULL;

@@ -31,37 +31,11 @@
 
 #include "epoch.h"
 #include "l3x_internal.h"
+#include "link.h"
 #include "ring.h"
 
 #define L3X_MAX_WORKERS		64
-#define L3X_RX_BURST		64
 #define L3X_TCP_WND_MAX		(1024 * 1024)	/* lwipopts.h TCP_WND */
-
-/* ------------------------------------------------------------ links */
-
-struct l3x_link;
-
-/* A source of IP packets. rx feeds each packet to l3x_engine_input();
- * output sends one lwIP packet; flush ends a burst of output. */
-struct l3x_link_ops {
-	int (*rx)(struct l3x_link *l);	/* packets handled, or 0 */
-	int (*output)(struct l3x_link *l, struct pbuf *p, const ip_addr_t *dst);
-	void (*flush)(struct l3x_link *l);
-	void (*frames)(struct l3x_link *l, struct l3x_frame_stats *fs);
-	void (*close)(struct l3x_link *l);
-};
-
-struct l3x_link {
-	const struct l3x_link_ops *ops;
-	struct l3x_stack *st;
-};
-
-L3X_HIDDEN struct l3x_link *l3x_link_xsk_open(struct l3x_stack *st,
-					      const struct l3x_stack_opts *o);
-L3X_HIDDEN struct l3x_link *l3x_link_tun_open(struct l3x_stack *st,
-					      const char *name, uint32_t mtu);
-L3X_HIDDEN struct l3x_link *l3x_link_cb_open(struct l3x_stack *st,
-					     l3x_output_fn_t fn, void *ctx);
 
 /* ------------------------------------------------------------ streams */
 
@@ -278,13 +252,20 @@ static inline void stat_add(struct l3x_stack *st, size_t idx, uint64_t n)
 #define STAT_ADD(st, field, n) stat_add((st), STAT(field), (n))
 #define STAT_INC(st, field) stat_add((st), STAT(field), 1)
 
+/* A link's output: @len bytes sent (@err 0) or dropped. */
+static inline void l3x_count_tx(struct l3x_stack *st, int err, size_t len)
+{
+	if (err) {
+		STAT_INC(st, tx_dropped);
+		return;
+	}
+	STAT_INC(st, tx_packets);
+	STAT_ADD(st, tx_bytes, len);
+}
+
 /* engine.c */
 L3X_HIDDEN extern struct l3x_stack *l3x_the_stack;
 L3X_HIDDEN struct l3x_worker *l3x_pick_worker(struct l3x_stack *st);
-/* Feed one IP packet (copied) to lwIP; matched against the software rules
- * when @filter. Returns 0 or -ENOBUFS. */
-L3X_HIDDEN int l3x_engine_input(struct l3x_stack *st, const void *pkt,
-				size_t len, bool filter);
 /* Queue @s on its worker's app ring (once), to report news. */
 L3X_HIDDEN void l3x_engine_notify(struct l3x_stream *s);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * link_xsk.c - the AF_XDP source: the steering program (lib/steer.c) and
- * one socket per served queue (lib/xsk.c), all polled by the engine.
+ * link_xsk.c - the AF_XDP source: one socket per served queue (lib/xsk.c),
+ * all polled by the engine, bound into the XSKMAP of the steering program
+ * that the stack attached (lib/steer.c, opened and closed by engine.c).
  *
  * lwIP sees layer 3 only. On the way in we strip Ethernet and up to two
  * VLAN tags and remember, per client address, the layer-2 header that
@@ -14,7 +15,6 @@
  * router.
  */
 #include <errno.h>
-#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +43,6 @@ struct link_xsk {
 	struct l2_entry *l2;
 	uint32_t l2_mask;
 	struct l2_entry last[2];	/* IPv4, IPv6 */
-	uint8_t *flat;			/* for chained pbufs */
 };
 
 static uint32_t addr_hash(const uint8_t *a, unsigned n)
@@ -154,8 +153,7 @@ static int xsk_rx(struct l3x_link *l)
 				continue;
 			}
 			l2_learn(lx, f[i].data, hlen, family, qi);
-			l3x_engine_input(st, f[i].data + hlen, f[i].len - hlen,
-					 false);
+			l->input(st, f[i].data + hlen, f[i].len - hlen);
 		}
 		if (n)
 			l3x_xsk_release(lx->xsks[qi], f, n);
@@ -230,9 +228,6 @@ static void xsk_close(struct l3x_link *l)
 
 	for (qi = 0; qi < lx->nxsk; qi++)
 		l3x_xsk_close(lx->xsks[qi]);
-	if (l->st->steer)
-		l3x_steer_close(l->st->steer);
-	l->st->steer = NULL;
 	free(lx->l2);
 	free(lx);
 }
@@ -266,14 +261,11 @@ static int open_queues(struct link_xsk *lx, const struct l3x_stack_opts *o,
 	return 0;
 }
 
-struct l3x_link *l3x_link_xsk_open(struct l3x_stack *st,
-				   const struct l3x_stack_opts *o)
+/* The socket configuration @o asks for, or -EINVAL. */
+static int xsk_cfg(const struct l3x_stack_opts *o, uint32_t mtu,
+		   struct l3x_xsk_cfg *cfg)
 {
-	struct l3x_steer_cfg scfg = {
-		.pin_dir = L3X_OPT(o, pin_dir, NULL),
-		.xdp_mode = L3X_OPT(o, xdp_mode, L3X_XDP_AUTO),
-	};
-	struct l3x_xsk_cfg cfg = {
+	*cfg = (struct l3x_xsk_cfg){
 		.ifname = o->ifname,
 		.frame_count = L3X_OPT(o, frame_count, 8192),
 		.frame_size = 4096,
@@ -282,23 +274,39 @@ struct l3x_link *l3x_link_xsk_open(struct l3x_stack *st,
 		.busy_poll_usec = L3X_OPT(o, busy_poll_usec, 20),
 		.busy_poll_budget = 64,
 	};
+	if (mtu + L2_MAX > cfg->frame_size - XDP_PACKET_HEADROOM_ ||
+	    (cfg->frame_count & (cfg->frame_count - 1)) ||
+	    cfg->frame_count < 256 ||
+	    (cfg->ring_size & (cfg->ring_size - 1)) ||
+	    cfg->bind_mode > L3X_BIND_ZEROCOPY)
+		return -EINVAL;
+	cfg->tx_frames = cfg->frame_count / 2;
+	return 0;
+}
+
+int l3x_link_xsk_check(const struct l3x_stack_opts *o, uint32_t mtu)
+{
+	struct l3x_xsk_cfg cfg;
+
+	return xsk_cfg(o, mtu, &cfg);
+}
+
+struct l3x_link *l3x_link_xsk_open(struct l3x_stack *st,
+				   const struct l3x_stack_opts *o, int xsks_fd,
+				   bool skb_mode)
+{
+	struct l3x_xsk_cfg cfg;
 	struct link_xsk *lx;
 	uint32_t size = 1024;
-	int ifindex, err;
+	int err;
 
-	if (st->mtu + L2_MAX > cfg.frame_size - XDP_PACKET_HEADROOM_ ||
-	    (cfg.frame_count & (cfg.frame_count - 1)) || cfg.frame_count < 256 ||
-	    (cfg.ring_size & (cfg.ring_size - 1)) || cfg.bind_mode > L3X_BIND_ZEROCOPY ||
-	    scfg.xdp_mode > L3X_XDP_SKB) {
-		errno = EINVAL;
+	err = xsk_cfg(o, st->mtu, &cfg);
+	if (err) {
+		errno = -err;
 		return NULL;
 	}
-	cfg.tx_frames = cfg.frame_count / 2;
-	ifindex = (int)if_nametoindex(o->ifname);
-	if (!ifindex) {
-		errno = ENODEV;
-		return NULL;
-	}
+	cfg.skb_mode = skb_mode;
+	cfg.xsks_map_fd = xsks_fd;
 	lx = calloc(1, sizeof(*lx));
 	if (!lx)
 		return NULL;
@@ -312,13 +320,6 @@ struct l3x_link *l3x_link_xsk_open(struct l3x_stack *st,
 		err = -ENOMEM;
 		goto err_close;
 	}
-	st->steer = l3x_steer_open(ifindex, &scfg);
-	if (!st->steer) {
-		err = -errno;
-		goto err_close;
-	}
-	cfg.skb_mode = l3x_steer_skb_mode(st->steer);
-	cfg.xsks_map_fd = l3x_steer_maps(st->steer)->xsks;
 	err = open_queues(lx, o, &cfg);
 	if (err)
 		goto err_close;

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * link.h - a source of IP packets for the stack, internal: AF_XDP
+ * (lib/link_xsk.c), a TUN device (lib/link_tun.c) or the application's
+ * callbacks (lib/link_cb.c). The engine (lib/engine.c) opens one, polls its
+ * rx, sends lwIP's packets through its output and closes it. A link never
+ * calls the engine by name: it hands packets in through the input function
+ * the engine gives it, as an lwIP netif driver does through netif->input,
+ * so the sources sit below the engine and import nothing from it.
+ */
+#ifndef L3X_LINK_H
+#define L3X_LINK_H
+
+#include "lwip/ip_addr.h"
+#include "lwip/pbuf.h"
+
+#include "l3x_internal.h"
+
+#define L3X_RX_BURST	64
+#define L3X_PKT_MAX	65535	/* largest IP packet */
+
+struct l3x_stack;
+struct l3x_link;
+
+/* rx feeds each packet it reads to link->input; output sends one lwIP
+ * packet; flush (optional) ends a burst of output; frames (optional)
+ * counts UMEM frames; close frees the link. */
+struct l3x_link_ops {
+	int (*rx)(struct l3x_link *l);	/* packets handled, or 0 */
+	int (*output)(struct l3x_link *l, struct pbuf *p, const ip_addr_t *dst);
+	void (*flush)(struct l3x_link *l);
+	void (*frames)(struct l3x_link *l, struct l3x_frame_stats *fs);
+	void (*close)(struct l3x_link *l);
+};
+
+struct l3x_link {
+	const struct l3x_link_ops *ops;
+	struct l3x_stack *st;
+	/* Set by the engine after open: one IP packet (copied) into the
+	 * stack. Returns 0, or -ENOBUFS (counted). Engine thread. */
+	int (*input)(struct l3x_stack *st, const void *pkt, size_t len);
+};
+
+/* 0 if the XDP source's options are good for an MTU of @mtu, -EINVAL. */
+L3X_HIDDEN int l3x_link_xsk_check(const struct l3x_stack_opts *o,
+				  uint32_t mtu);
+/* Sockets on the queues of @o, bound into the XSKMAP @xsks_fd of the
+ * stack's steering program (in skb mode: @skb_mode). */
+L3X_HIDDEN struct l3x_link *l3x_link_xsk_open(struct l3x_stack *st,
+					      const struct l3x_stack_opts *o,
+					      int xsks_fd, bool skb_mode);
+L3X_HIDDEN struct l3x_link *l3x_link_tun_open(struct l3x_stack *st,
+					      const char *name, uint32_t mtu);
+L3X_HIDDEN struct l3x_link *l3x_link_cb_open(struct l3x_stack *st,
+					     l3x_output_fn_t fn, void *ctx);
+
+/* @p as one contiguous buffer: its payload, or a copy in @buf
+ * (L3X_PKT_MAX bytes). */
+static inline const void *l3x_pbuf_flat(struct pbuf *p, uint8_t *buf)
+{
+	if (!p->next)
+		return p->payload;
+	pbuf_copy_partial(p, buf, p->tot_len, 0);
+	return buf;
+}
+
+#endif /* L3X_LINK_H */
