@@ -6,11 +6,11 @@
  *
  *   l3x_stack__poll()
  *     link->rx        source -> link->input (engine_input) -> lwIP ip_input
- *                     -> tcp.c callbacks -> streams -> worker app rings
- *     serve_workers   worker engine rings -> tcp.c l3x_tcp_serve()
+ *                     -> tcp.c/udp.c callbacks -> flows -> worker app rings
+ *     l3x_flow_serve  worker engine rings -> the flow's protocol (ops)
  *     timers          lwIP sys_check_timeouts(), a slice of its TCP timer
- *                     round, zombies and linger
- *     link->flush     kick transmit; kick sleeping workers (eventfd)
+ *                     round, todo, linger and zombies, UDP idle expiry
+ *     link->flush     kick transmit; l3x_flow_kick: sleeping workers
  *
  * lwIP's netif carries the any-destination flag (lib/lwip/patches) and
  * sends through the link, which adds layer 2 where the source needs it.
@@ -19,7 +19,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <net/if.h>
 
 #include "lwip/init.h"
@@ -31,7 +30,7 @@
 
 #include "engine.h"
 
-struct l3x_stack *l3x_the_stack;
+static struct l3x_stack *the_stack;	/* one per process: lwIP's globals */
 static pthread_mutex_t the_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool lwip_ready;
 
@@ -127,93 +126,6 @@ static int input_steered(struct l3x_stack *st, const void *pkt, size_t len)
 static int input_filtered(struct l3x_stack *st, const void *pkt, size_t len)
 {
 	return engine_input(st, pkt, len, true);
-}
-
-/* ------------------------------------------------------------ workers */
-
-void l3x_engine_notify(struct l3x_stream *s)
-{
-	struct l3x_worker *w = s->w;
-	uint64_t v = (uintptr_t)s;
-
-	/* Seq_cst exchange: pairs with the app's clearing of in_app_q before
-	 * it reads the stream's state, so news after that read re-queues. */
-	if (atomic_exchange(&s->in_app_q, 1))
-		return;
-	if (!l3x_ring_enqueue_bulk_sp(w->to_app, &v, 1)) {
-		/* Cannot happen: the ring holds max_flows and each stream is
-		 * in it at most once. Keep the flag consistent anyway. */
-		atomic_store(&s->in_app_q, 0);
-		return;
-	}
-	w->pushed = true;
-}
-
-static void kick_workers(struct l3x_stack *st)
-{
-	uint64_t one = 1;
-	unsigned i;
-
-	for (i = 0; i < L3X_MAX_WORKERS; i++) {
-		struct l3x_worker *w = atomic_load_explicit(
-			&st->workers[i], memory_order_acquire);
-
-		if (!w || !w->pushed)
-			continue;
-		w->pushed = false;
-		/* Seq_cst fence: our ring pushes before the armed read, as
-		 * the app's armed store is before its ring re-check
-		 * (stream.c worker_arm). */
-		atomic_thread_fence(memory_order_seq_cst);
-		if (atomic_exchange(&w->armed, 0)) {
-			atomic_store(&w->kicked, 1);
-			if (write(w->efd, &one, sizeof(one)) < 0)
-				continue;	/* counter full: already readable */
-		}
-	}
-}
-
-static int serve_ring(struct l3x_worker *w)
-{
-	uint64_t v[64];
-	unsigned n, j;
-	int work = 0;
-
-	while ((n = l3x_ring_dequeue_burst_sc(w->to_eng, v, 64))) {
-		for (j = 0; j < n; j++)
-			l3x_tcp_serve((struct l3x_stream *)(uintptr_t)v[j]);
-		work += (int)n;
-	}
-	return work;
-}
-
-static int serve_workers(struct l3x_stack *st)
-{
-	unsigned i;
-	int work = 0;
-
-	for (i = 0; i < L3X_MAX_WORKERS; i++) {
-		/* Acquire: pairs with the release store in
-		 * l3x_worker__open(): the worker is fully built. */
-		struct l3x_worker *w = atomic_load_explicit(
-			&st->workers[i], memory_order_acquire);
-
-		if (!w)
-			continue;
-		work += serve_ring(w);
-		/* Acquire: pairs with the release in l3x_worker__close();
-		 * what the app queued before it is in the ring: serve it
-		 * (closing its bound sockets), then let the worker go. */
-		if (atomic_load_explicit(&w->closing, memory_order_acquire)) {
-			serve_ring(w);
-			l3x_tcp_worker_gone(w);
-			atomic_store_explicit(&st->workers[i], NULL,
-					      memory_order_release);
-			l3x_worker_free(w);
-			work++;
-		}
-	}
-	return work;
 }
 
 /* ------------------------------------------------------------ options */
@@ -340,7 +252,7 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 	int err;
 
 	pthread_mutex_lock(&the_lock);
-	if (l3x_the_stack) {
+	if (the_stack) {
 		err = -EBUSY;
 		goto err_unlock;
 	}
@@ -359,7 +271,10 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 		lwip_ready = true;
 	}
 	netif_start(st);
-	l3x_the_stack = st;
+	the_stack = st;
+	/* The protocols, as the flow layer reaches them. */
+	st->flow_ops[L3X_FLOW_TCP] = &l3x_tcp_ops;
+	st->flow_ops[L3X_FLOW_UDP] = &l3x_udp_ops;
 	err = l3x_tcp_listen(st);
 	if (!err)
 		err = l3x_udp_listen(st);
@@ -388,7 +303,7 @@ err_netif:
 		tcp_close(st->listener);
 	l3x_udp_close_all(st);
 	netif_remove(&st->netif);
-	l3x_the_stack = NULL;
+	the_stack = NULL;
 	l3x_epoch_fini(&st->epoch);
 	pthread_mutex_destroy(&st->wlock);
 err_free:
@@ -409,30 +324,6 @@ int l3x_stack__add_rule(struct l3x_stack *st, const struct l3x_rule *rule)
 int l3x_stack__del_rule(struct l3x_stack *st, const struct l3x_rule *rule)
 {
 	return st ? l3x_ruleset_del(st->rules, rule) : -EINVAL;
-}
-
-/* The next open worker, round-robin, with room in its accept backlog;
- * NULL when none (the new flow is refused). Engine thread. */
-struct l3x_worker *l3x_pick_worker(struct l3x_stack *st)
-{
-	unsigned i;
-
-	for (i = 0; i < L3X_MAX_WORKERS; i++) {
-		unsigned slot = (st->rr + i) % L3X_MAX_WORKERS;
-		/* Acquire: pairs with the release in l3x_worker__open(). */
-		struct l3x_worker *w = atomic_load_explicit(
-			&st->workers[slot], memory_order_acquire);
-
-		if (!w || atomic_load_explicit(&w->closing, memory_order_relaxed))
-			continue;
-		if (w->offered - atomic_load_explicit(&w->accepted,
-						      memory_order_relaxed) >=
-		    st->backlog)
-			continue;
-		st->rr = slot + 1;
-		return w;
-	}
-	return NULL;
 }
 
 /* ------------------------------------------------------------ running */
@@ -474,16 +365,16 @@ int l3x_stack__poll(struct l3x_stack *st)
 		return -EBUSY;
 	l3x_epoch_enter(&st->epoch);
 	work = st->link->ops->rx(st->link);
-	work += serve_workers(st);
+	work += l3x_flow_serve(st);
 	sys_check_timeouts();
 	/* After it: a round its tcp_tmr() starts gets going in this turn. A
 	 * round under way is work: not idle yet. */
 	work += tcp_l3x_timer_slice(TCP_TMR_BUDGET);
-	l3x_tcp_reap(st);
+	l3x_flow_reap(st);
 	l3x_udp_reap(st);
 	if (st->link->ops->flush)
 		st->link->ops->flush(st->link);
-	kick_workers(st);
+	l3x_flow_kick(st);
 	publish_counters(st);
 	l3x_epoch_exit(&st->epoch);
 	return work;
@@ -617,7 +508,7 @@ int l3x_stack__close(struct l3x_stack *st)
 	if (st->started)
 		l3x_stack__stop(st);
 	/* Let closed workers go (their streams are reset), then the rest. */
-	serve_workers(st);
+	l3x_flow_serve(st);
 	l3x_tcp_close_all(st);
 	l3x_udp_close_all(st);
 	if (st->link->ops->flush)
@@ -628,7 +519,7 @@ int l3x_stack__close(struct l3x_stack *st)
 					 * the program's XSKMAP */
 	pthread_mutex_lock(&the_lock);
 	netif_remove(&st->netif);
-	l3x_the_stack = NULL;
+	the_stack = NULL;
 	pthread_mutex_unlock(&the_lock);
 	l3x_epoch_fini(&st->epoch);
 	pthread_mutex_destroy(&st->wlock);

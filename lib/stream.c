@@ -94,17 +94,6 @@ err:
 	return NULL;
 }
 
-void l3x_worker_free(struct l3x_worker *w)
-{
-	if (!w)
-		return;
-	l3x_ring_free(w->to_app);
-	l3x_ring_free(w->to_eng);
-	if (w->efd >= 0)
-		close(w->efd);
-	free(w);
-}
-
 int l3x_worker__fd(const struct l3x_worker *w)
 {
 	return w ? w->efd : -EINVAL;

@@ -2,12 +2,12 @@
 /*
  * tcp.c - the engine side of TCP streams: one listener that matches every
  * destination (lib/lwip/patches), lwIP's callbacks, and the requests the
- * application sends through its worker. Engine thread only.
+ * application sends through its worker (l3x_tcp_ops, which lib/flow.c
+ * calls). A protocol leaf: it calls lib/flow.c and lwIP, nothing else.
+ * Engine thread only.
  *
- * A stream lives until both sides let go: the app (close or abort, seen
- * here as EF_APP_DONE) and lwIP (the pcb closed, aborted or failed).
- * Then release() frees it, unless its pointer still waits in the worker's
- * app ring: it becomes a zombie until the app has dequeued it.
+ * A stream's life is flow.c's: it ends when both the app (EF_APP_DONE)
+ * and lwIP (the pcb closed, aborted or failed: s->pcb NULL) let go.
  *
  * Flow control. Receive: lwIP's window reopens (tcp_recved) only for bytes
  * the app has read, so a reader that stops slows its client and nothing
@@ -25,8 +25,6 @@
 
 #include "engine.h"
 
-#define LINGER_CHECK_MS 100
-
 static void pbuf_set_qnext(struct pbuf *p, struct pbuf *next)
 {
 	/* Release: pairs with the acquire load in stream.c rx_next(): the
@@ -34,88 +32,7 @@ static void pbuf_set_qnext(struct pbuf *p, struct pbuf *next)
 	__atomic_store_n(&p->l3x_qnext, next, __ATOMIC_RELEASE);
 }
 
-/* ------------------------------------------------------------ release */
-
-void l3x_stream_link(struct l3x_stream *s)
-{
-	struct l3x_worker *w = s->w;
-
-	if (s->eflags & EF_LINKED)
-		return;
-	s->eflags |= EF_LINKED;
-	s->e_prev = NULL;
-	s->e_next = w->streams;
-	if (w->streams)
-		w->streams->e_prev = s;
-	w->streams = s;
-}
-
-static void unlink_stream(struct l3x_stream *s)
-{
-	struct l3x_worker *w = s->w;
-
-	if (!(s->eflags & EF_LINKED))
-		return;
-	s->eflags &= ~EF_LINKED;
-	if (s->e_prev)
-		s->e_prev->e_next = s->e_next;
-	else
-		w->streams = s->e_next;
-	if (s->e_next)
-		s->e_next->e_prev = s->e_prev;
-	s->e_prev = s->e_next = NULL;
-}
-
-static void free_data(struct l3x_stack *st, struct l3x_stream *s)
-{
-	struct pbuf *p = s->rx_reclaim, *pn;
-	struct l3x_chunk *c, *cn;
-	while (p) {
-		pn = __atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
-		pbuf_free(p);
-		p = pn;
-	}
-	s->rx_reclaim = s->rx_last = NULL;
-	c = s->tx_cur ? s->tx_cur : atomic_load_explicit(&s->tx_first,
-							 memory_order_acquire);
-	while (c) {
-		cn = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
-		free(c);
-		c = cn;
-	}
-	s->tx_cur = NULL;
-	if (s->kind != L3X_FLOW_TCP)
-		return;
-	st->buffered -= s->rx_delivered - s->rx_recved;
-	st->buffered -= s->tx_queued - atomic_load(&s->tx_acked);
-	s->rx_recved = s->rx_delivered;
-	s->tx_queued = atomic_load(&s->tx_acked);
-}
-
-/* Both sides are done: free @s, or make it a zombie while the app ring
- * still holds it. */
-void l3x_stream_release(struct l3x_stack *st, struct l3x_stream *s)
-{
-	if (s->eflags & EF_TODO) {
-		s->eflags |= EF_RELEASE;	/* reap_todo() finishes it */
-		return;
-	}
-	free_data(st, s);
-	unlink_stream(s);
-	if (!s->bound) {
-		st->streams_alive--;
-		STAT_ADD(st, flows, (uint64_t)-1);
-	}
-	/* Acquire: pairs with the app's release store of in_app_q, its last
-	 * touch of a closed stream (stream.c worker_drain). */
-	if (atomic_load_explicit(&s->in_app_q, memory_order_acquire)) {
-		s->eflags |= EF_ZOMBIE;
-		s->z_next = s->w->zombies;
-		s->w->zombies = s;
-		return;
-	}
-	free(s);
-}
+/* ------------------------------------------------------------ abort */
 
 static void detach(struct tcp_pcb *pcb)
 {
@@ -241,15 +158,6 @@ static bool tx_push(struct l3x_stream *s)
 		      !__atomic_load_n(&c->next, __ATOMIC_ACQUIRE));
 }
 
-static void add_todo(struct l3x_stream *s)
-{
-	if (s->eflags & EF_TODO)
-		return;
-	s->eflags |= EF_TODO;
-	s->t_next = s->w->todo;
-	s->w->todo = s;
-}
-
 static void add_linger(struct l3x_stack *st, struct l3x_stream *s)
 {
 	if (s->eflags & EF_LINGER)
@@ -321,7 +229,7 @@ static void progress(struct l3x_stack *st, struct l3x_stream *s)
 			s->eflags &= ~EF_CLOSING;
 			if (s->eflags & EF_LINGER)
 				del_linger(s);
-			l3x_stream_release(st, s);
+			l3x_flow_release(s);
 		} else {
 			add_linger(st, s);
 		}
@@ -341,7 +249,7 @@ static void progress(struct l3x_stack *st, struct l3x_stream *s)
 static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 {
 	struct l3x_stream *s = arg;
-	struct l3x_stack *st = l3x_the_stack;
+	struct l3x_stack *st;
 
 	if (!s) {
 		if (p) {
@@ -353,13 +261,14 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 	if (!p) {
 		/* Release: the data before the FIN is published first. */
 		atomic_fetch_or_explicit(&s->state, ST_EOF, memory_order_release);
-		l3x_engine_notify(s);
+		l3x_flow_notify(s);
 		return ERR_OK;
 	}
 	if (err != ERR_OK) {
 		pbuf_free(p);
 		return ERR_OK;
 	}
+	st = s->w->st;
 	p->l3x_qnext = NULL;
 	if (!s->rx_last) {
 		s->rx_reclaim = p;
@@ -372,9 +281,9 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 	s->rx_delivered += p->tot_len;
 	st->buffered += p->tot_len;
 	if (s->eflags & EF_APP_DONE)
-		add_todo(s);	/* data after close: try_close() resets */
+		l3x_flow_todo(s);	/* data after close: try_close() resets */
 	else
-		l3x_engine_notify(s);
+		l3x_flow_notify(s);
 	return ERR_OK;
 }
 
@@ -390,9 +299,9 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 	atomic_fetch_add(&s->tx_acked, len);
 	s->w->st->buffered -= len;
 	if (atomic_load(&s->want_write) && atomic_exchange(&s->want_write, 0))
-		l3x_engine_notify(s);
+		l3x_flow_notify(s);
 	if (s->eflags & (EF_CLOSING | EF_SHUT_PENDING))
-		add_todo(s);
+		l3x_flow_todo(s);
 	else
 		tx_push(s);
 	return ERR_OK;
@@ -401,11 +310,12 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 static void on_err(void *arg, err_t err)
 {
 	struct l3x_stream *s = arg;
-	struct l3x_stack *st = l3x_the_stack;
+	struct l3x_stack *st;
 	int e;
 
 	if (!s)
 		return;
+	st = s->w->st;
 	s->pcb = NULL;		/* lwIP has freed it */
 	switch (err) {
 	case ERR_RST:
@@ -430,9 +340,9 @@ static void on_err(void *arg, err_t err)
 	atomic_fetch_or_explicit(&s->state, (e ? ST_ERROR : ST_EOF) | ST_GONE,
 				 memory_order_release);
 	if (s->eflags & EF_APP_DONE)
-		add_todo(s);	/* released by reap(), outside lwIP */
+		l3x_flow_todo(s);	/* released by reap(), outside lwIP */
 	else
-		l3x_engine_notify(s);
+		l3x_flow_notify(s);
 }
 
 /* ------------------------------------------------------------ accept */
@@ -474,17 +384,16 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 		STAT_INC(st, tcp_refused_memory);
 		return refuse(pcb);
 	}
-	w = l3x_pick_worker(st);
+	w = l3x_flow_pick_worker(st);
 	if (!w) {
 		STAT_INC(st, tcp_refused_backlog);
 		return refuse(pcb);
 	}
-	s = calloc(1, sizeof(*s));
+	s = l3x_flow_new(w, L3X_FLOW_TCP);
 	if (!s) {
 		STAT_INC(st, tcp_refused_memory);
 		return refuse(pcb);
 	}
-	s->w = w;
 	s->pcb = pcb;
 	s->tx_buf = st->tx_buf;
 	s->rx_buf_app = st->rx_buf;
@@ -504,12 +413,9 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	tcp_sent(pcb, on_sent);
 	tcp_err(pcb, on_err);
 	grow_window(st, s, st->rx_buf);
-	l3x_stream_link(s);
-	w->offered++;
-	st->streams_alive++;
-	STAT_INC(st, flows);
+	l3x_flow_offer(s);
 	STAT_INC(st, tcp_accepted);
-	l3x_engine_notify(s);
+	l3x_flow_notify(s);
 	return ERR_OK;
 }
 
@@ -538,17 +444,11 @@ int l3x_tcp_listen(struct l3x_stack *st)
 
 /* ------------------------------------------------------------ requests */
 
-void l3x_tcp_serve(struct l3x_stream *s)
+static void tcp_serve(struct l3x_stream *s)
 {
 	struct l3x_stack *st = s->w->st;
 	uint32_t req;
 
-	if (s->kind == L3X_FLOW_UDP) {
-		l3x_udp_serve(s);
-		return;
-	}
-	if (s->eflags & (EF_APP_DONE | EF_ZOMBIE))
-		return;
 	/* Acq_rel: takes the requests and REQ_QUEUED in one step, so a
 	 * request the app makes after this re-queues the stream; acquire
 	 * pairs with the app's release when it set the bits. */
@@ -563,7 +463,7 @@ void l3x_tcp_serve(struct l3x_stream *s)
 	if (req & REQ_ABORT) {
 		s->eflags |= EF_APP_DONE;
 		stream_abort(st, s);
-		l3x_stream_release(st, s);
+		l3x_flow_release(s);
 		return;
 	}
 	if (req & REQ_SHUTDOWN)
@@ -571,7 +471,7 @@ void l3x_tcp_serve(struct l3x_stream *s)
 	if (req & REQ_CLOSE) {
 		s->eflags |= EF_APP_DONE | EF_CLOSING;
 		if (!s->pcb) {
-			l3x_stream_release(st, s);
+			l3x_flow_release(s);
 			return;
 		}
 	}
@@ -580,30 +480,21 @@ void l3x_tcp_serve(struct l3x_stream *s)
 
 /* ------------------------------------------------------------ reaping */
 
-static void reap_todo(struct l3x_stack *st, struct l3x_worker *w)
+/* Off the todo list, outside lwIP's callbacks. */
+static void tcp_todo(struct l3x_stream *s)
 {
-	struct l3x_stream *s;
-
-	while ((s = w->todo)) {
-		w->todo = s->t_next;
-		s->eflags &= ~EF_TODO;
-		if (s->eflags & EF_RELEASE) {
-			l3x_stream_release(st, s);
-			continue;
-		}
-		if ((s->eflags & EF_APP_DONE) && !s->pcb &&
-		    !(s->eflags & (EF_LINGER | EF_ZOMBIE))) {
-			l3x_stream_release(st, s);
-			continue;
-		}
-		if (!(s->eflags & EF_ZOMBIE))
-			progress(st, s);
+	if ((s->eflags & EF_APP_DONE) && !s->pcb &&
+	    !(s->eflags & (EF_LINGER | EF_ZOMBIE))) {
+		l3x_flow_release(s);
+		return;
 	}
+	if (!(s->eflags & EF_ZOMBIE))
+		progress(s->w->st, s);
 }
 
-static void reap_linger(struct l3x_stack *st, struct l3x_worker *w,
-			uint32_t now)
+static void tcp_linger(struct l3x_worker *w, uint32_t now)
 {
+	struct l3x_stack *st = w->st;
 	struct l3x_stream *s, *next;
 
 	for (s = w->lingering; s; s = next) {
@@ -620,44 +511,7 @@ static void reap_linger(struct l3x_stack *st, struct l3x_worker *w,
 			continue;
 		del_linger(s);
 		s->eflags &= ~EF_CLOSING;
-		l3x_stream_release(st, s);
-	}
-}
-
-static void reap_zombies(struct l3x_worker *w)
-{
-	struct l3x_stream **pp = &w->zombies, *s;
-
-	while ((s = *pp)) {
-		/* Acquire: pairs with the app's last release of in_app_q. */
-		if (atomic_load_explicit(&s->in_app_q, memory_order_acquire)) {
-			pp = &s->z_next;
-			continue;
-		}
-		*pp = s->z_next;
-		free(s);
-	}
-}
-
-void l3x_tcp_reap(struct l3x_stack *st)
-{
-	uint32_t now = sys_now();
-	bool check = (int32_t)(now - st->next_linger_check) >= 0;
-	unsigned i;
-
-	if (check)
-		st->next_linger_check = now + LINGER_CHECK_MS;
-	for (i = 0; i < L3X_MAX_WORKERS; i++) {
-		struct l3x_worker *w = atomic_load_explicit(
-			&st->workers[i], memory_order_relaxed);
-
-		if (!w)
-			continue;
-		reap_todo(st, w);
-		if (check) {
-			reap_linger(st, w, now);
-			reap_zombies(w);
-		}
+		l3x_flow_release(s);
 	}
 }
 
@@ -688,30 +542,14 @@ static void hand_over(struct l3x_stack *st, struct l3x_stream *s)
 	s->pcb = NULL;
 }
 
-/* The app closed its worker: reset and free everything it had. */
-void l3x_tcp_worker_gone(struct l3x_worker *w)
+/* The app closed the worker of @s: what it still held is reset. */
+static void tcp_gone(struct l3x_stream *s)
 {
-	struct l3x_stack *st = w->st;
-	struct l3x_stream *s;
+	struct l3x_stack *st = s->w->st;
 
-	while ((s = w->zombies)) {
-		w->zombies = s->z_next;
-		free(s);
-	}
-	while ((s = w->streams)) {
-		if (s->kind == L3X_FLOW_TCP && (s->eflags & EF_CLOSING))
-			hand_over(st, s);
-		stream_abort(st, s);	/* what the app still held */
-		l3x_udp_forget(st, s);
-		free_data(st, s);
-		unlink_stream(s);
-		if (!s->bound) {
-			st->streams_alive--;
-			STAT_ADD(st, flows, (uint64_t)-1);
-		}
-		free(s);
-	}
-	w->todo = w->lingering = NULL;
+	if (s->eflags & EF_CLOSING)
+		hand_over(st, s);
+	stream_abort(st, s);
 }
 
 /* Stack close: every pcb lwIP still has (closing, TIME_WAIT) goes. */
@@ -726,3 +564,10 @@ void l3x_tcp_close_all(struct l3x_stack *st)
 		st->listener = NULL;
 	}
 }
+
+const struct l3x_flow_ops l3x_tcp_ops = {
+	.serve = tcp_serve,
+	.todo = tcp_todo,
+	.linger = tcp_linger,
+	.gone = tcp_gone,
+};

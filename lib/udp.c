@@ -8,6 +8,8 @@
  *   2. else to the flow of (client, destination): a chained hash table,
  *      O(1) per datagram whatever the number of flows; a new key makes a
  *      new flow, handed to a worker like a TCP stream.
+ * A protocol leaf: it calls lib/flow.c (l3x_udp_ops is how flow.c calls
+ * it back), lib/epoch.c and lwIP, nothing else.
  * Datagrams queue on the same intrusive pbuf lists as TCP data, one chain
  * per datagram; a bound socket's carry a small header naming the client.
  * Idle flows expire from the head of a list kept in activity order, so
@@ -113,7 +115,7 @@ static void touch(struct l3x_stack *st, struct l3x_stream *s)
 }
 
 /* Out of the table and the idle list: no datagram finds it any more. */
-void l3x_udp_forget(struct l3x_stack *st, struct l3x_stream *s)
+static void forget(struct l3x_stack *st, struct l3x_stream *s)
 {
 	struct l3x_stream **pp;
 
@@ -176,14 +178,12 @@ static struct l3x_stream *new_flow(struct l3x_stack *st, uint8_t family,
 
 	if (st->streams_alive >= st->max_flows)
 		return NULL;
-	w = l3x_pick_worker(st);
+	w = l3x_flow_pick_worker(st);
 	if (!w)
 		return NULL;
-	s = calloc(1, sizeof(*s));
+	s = l3x_flow_new(w, L3X_FLOW_UDP);
 	if (!s)
 		return NULL;
-	s->w = w;
-	s->kind = L3X_FLOW_UDP;
 	s->family = family;
 	s->client_port = cp;
 	s->dst_port = dp;
@@ -195,10 +195,7 @@ static struct l3x_stream *new_flow(struct l3x_stack *st, uint8_t family,
 	*head = s;
 	s->eflags |= EF_HASHED;
 	lru_add(st, s);
-	l3x_stream_link(s);
-	w->offered++;
-	st->streams_alive++;
-	STAT_INC(st, flows);
+	l3x_flow_offer(s);
 	STAT_INC(st, udp_flows);
 	return s;
 }
@@ -224,7 +221,7 @@ static void deliver(struct l3x_stack *st, struct l3x_stream *s, struct pbuf *p)
 	s->rx_last = p;
 	s->rx_dgrams++;
 	STAT_INC(st, udp_rx);
-	l3x_engine_notify(s);
+	l3x_flow_notify(s);
 }
 
 static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
@@ -251,7 +248,7 @@ static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
 		h->family = family;
 		h->port = port;
 		memcpy(h->addr, ca, 16);
-		l3x_stream_link(s);
+		l3x_flow_link(s);
 		deliver(st, s, p);
 		return;
 	}
@@ -361,20 +358,18 @@ static void tx_all(struct l3x_stack *st, struct l3x_stream *s)
 	/* Seq_cst: the credit before want_write, as in tcp.c on_sent. */
 	atomic_store(&s->tx_acked, s->tx_sent);
 	if (atomic_load(&s->want_write) && atomic_exchange(&s->want_write, 0))
-		l3x_engine_notify(s);
+		l3x_flow_notify(s);
 }
 
-void l3x_udp_serve(struct l3x_stream *s)
+static void udp_serve(struct l3x_stream *s)
 {
 	struct l3x_stack *st = s->w->st;
 	uint64_t done;
 	uint32_t req;
 
-	if (s->eflags & (EF_APP_DONE | EF_ZOMBIE))
-		return;
-	/* Acq_rel: as in l3x_tcp_serve(). */
+	/* Acq_rel: as in tcp.c tcp_serve(). */
 	req = atomic_exchange_explicit(&s->req, 0, memory_order_acq_rel);
-	l3x_stream_link(s);
+	l3x_flow_link(s);
 	/* Acquire: pairs with the app's release after reading them. */
 	done = atomic_load_explicit(&s->rx_done, memory_order_acquire);
 	while (s->rx_reclaimed < done) {
@@ -387,8 +382,8 @@ void l3x_udp_serve(struct l3x_stream *s)
 	tx_all(st, s);
 	if (req & (REQ_CLOSE | REQ_ABORT)) {
 		s->eflags |= EF_APP_DONE;
-		l3x_udp_forget(st, s);
-		l3x_stream_release(st, s);
+		forget(st, s);
+		l3x_flow_release(s);
 	}
 }
 
@@ -401,12 +396,12 @@ void l3x_udp_reap(struct l3x_stack *st)
 
 	while ((s = st->lru_head) &&
 	       (int32_t)(now - s->last_active) >= (int32_t)st->udp_idle_ms) {
-		l3x_udp_forget(st, s);
+		forget(st, s);
 		/* Release: before the app sees the bits. */
 		atomic_fetch_or_explicit(&s->state, ST_EOF | ST_GONE,
 					 memory_order_release);
 		STAT_INC(st, udp_expired);
-		l3x_engine_notify(s);
+		l3x_flow_notify(s);
 	}
 }
 
@@ -448,3 +443,14 @@ void l3x_udp_close_all(struct l3x_stack *st)
 	free(st->udp_tab);
 	st->udp_tab = NULL;
 }
+
+/* The worker of @s was closed: no datagram may find it any more. */
+static void udp_gone(struct l3x_stream *s)
+{
+	forget(s->w->st, s);
+}
+
+const struct l3x_flow_ops l3x_udp_ops = {
+	.serve = udp_serve,
+	.gone = udp_gone,
+};

@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * flow.c - flows and workers on the engine side, whatever the protocol:
+ * a flow's life from its offer to a worker until both sides let go, the
+ * news it sends to the worker's app ring, and the requests the workers
+ * send back, handed to the protocol of each flow's kind through its
+ * l3x_flow_ops (flow.h). The protocols (lib/tcp.c, lib/udp.c) call this
+ * file; it calls them only through those tables. Engine thread only.
+ *
+ * A flow lives until both sides let go: the application (close or abort,
+ * seen as EF_APP_DONE) and the protocol (the pcb closed, aborted or
+ * failed; the UDP flow forgotten). Then l3x_flow_release() frees it,
+ * unless its pointer still waits in the worker's app ring: it becomes a
+ * zombie until the application has dequeued it.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "lwip/sys.h"
+
+#include "engine.h"
+
+/* How often lingering streams and zombies are looked at. */
+#define REAP_MS 100
+
+/* ------------------------------------------------------------ life */
+
+struct l3x_stream *l3x_flow_new(struct l3x_worker *w, uint8_t kind)
+{
+	struct l3x_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->w = w;
+	s->kind = kind;
+	return s;
+}
+
+void l3x_flow_link(struct l3x_stream *s)
+{
+	struct l3x_worker *w = s->w;
+
+	if (s->eflags & EF_LINKED)
+		return;
+	s->eflags |= EF_LINKED;
+	s->e_prev = NULL;
+	s->e_next = w->streams;
+	if (w->streams)
+		w->streams->e_prev = s;
+	w->streams = s;
+}
+
+void l3x_flow_offer(struct l3x_stream *s)
+{
+	struct l3x_stack *st = s->w->st;
+
+	l3x_flow_link(s);
+	s->w->offered++;
+	st->streams_alive++;
+	STAT_INC(st, flows);
+}
+
+static void unlink_stream(struct l3x_stream *s)
+{
+	struct l3x_worker *w = s->w;
+
+	if (!(s->eflags & EF_LINKED))
+		return;
+	s->eflags &= ~EF_LINKED;
+	if (s->e_prev)
+		s->e_prev->e_next = s->e_next;
+	else
+		w->streams = s->e_next;
+	if (s->e_next)
+		s->e_next->e_prev = s->e_prev;
+	s->e_prev = s->e_next = NULL;
+}
+
+static void free_data(struct l3x_stack *st, struct l3x_stream *s)
+{
+	struct pbuf *p = s->rx_reclaim, *pn;
+	struct l3x_chunk *c, *cn;
+
+	while (p) {
+		pn = __atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
+		pbuf_free(p);
+		p = pn;
+	}
+	s->rx_reclaim = s->rx_last = NULL;
+	c = s->tx_cur ? s->tx_cur : atomic_load_explicit(&s->tx_first,
+							 memory_order_acquire);
+	while (c) {
+		cn = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
+		free(c);
+		c = cn;
+	}
+	s->tx_cur = NULL;
+	if (s->kind != L3X_FLOW_TCP)
+		return;
+	/* TCP's bytes count against max_memory until freed. */
+	st->buffered -= s->rx_delivered - s->rx_recved;
+	st->buffered -= s->tx_queued - atomic_load(&s->tx_acked);
+	s->rx_recved = s->rx_delivered;
+	s->tx_queued = atomic_load(&s->tx_acked);
+}
+
+/* Its data freed, off its worker, no longer counted. */
+static void forget(struct l3x_stack *st, struct l3x_stream *s)
+{
+	free_data(st, s);
+	unlink_stream(s);
+	if (!s->bound) {
+		st->streams_alive--;
+		STAT_ADD(st, flows, (uint64_t)-1);
+	}
+}
+
+void l3x_flow_release(struct l3x_stream *s)
+{
+	if (s->eflags & EF_TODO) {
+		s->eflags |= EF_RELEASE;	/* reap_todo() finishes it */
+		return;
+	}
+	forget(s->w->st, s);
+	/* Acquire: pairs with the app's release store of in_app_q, its last
+	 * touch of a closed stream (worker.c worker_drain). */
+	if (atomic_load_explicit(&s->in_app_q, memory_order_acquire)) {
+		s->eflags |= EF_ZOMBIE;
+		s->z_next = s->w->zombies;
+		s->w->zombies = s;
+		return;
+	}
+	free(s);
+}
+
+void l3x_flow_todo(struct l3x_stream *s)
+{
+	if (s->eflags & EF_TODO)
+		return;
+	s->eflags |= EF_TODO;
+	s->t_next = s->w->todo;
+	s->w->todo = s;
+}
+
+/* ------------------------------------------------------------ news */
+
+void l3x_flow_notify(struct l3x_stream *s)
+{
+	struct l3x_worker *w = s->w;
+	uint64_t v = (uintptr_t)s;
+
+	/* Seq_cst exchange: pairs with the app's clearing of in_app_q before
+	 * it reads the stream's state, so news after that read re-queues. */
+	if (atomic_exchange(&s->in_app_q, 1))
+		return;
+	if (!l3x_ring_enqueue_bulk_sp(w->to_app, &v, 1)) {
+		/* Cannot happen: the ring holds max_flows and each stream is
+		 * in it at most once. Keep the flag consistent anyway. */
+		atomic_store(&s->in_app_q, 0);
+		return;
+	}
+	w->pushed = true;
+}
+
+void l3x_flow_kick(struct l3x_stack *st)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[i], memory_order_acquire);
+
+		if (!w || !w->pushed)
+			continue;
+		w->pushed = false;
+		/* Seq_cst fence: our ring pushes before the armed read, as
+		 * the app's armed store is before its ring re-check
+		 * (worker.c worker_arm). */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_exchange(&w->armed, 0)) {
+			atomic_store(&w->kicked, 1);
+			if (write(w->efd, &one, sizeof(one)) < 0)
+				continue;	/* counter full: already readable */
+		}
+	}
+}
+
+struct l3x_worker *l3x_flow_pick_worker(struct l3x_stack *st)
+{
+	unsigned i;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		unsigned slot = (st->rr + i) % L3X_MAX_WORKERS;
+		/* Acquire: pairs with the release in l3x_worker__open(). */
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[slot], memory_order_acquire);
+
+		if (!w || atomic_load_explicit(&w->closing, memory_order_relaxed))
+			continue;
+		if (w->offered - atomic_load_explicit(&w->accepted,
+						      memory_order_relaxed) >=
+		    st->backlog)
+			continue;
+		st->rr = slot + 1;
+		return w;
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static int serve_ring(struct l3x_stack *st, struct l3x_worker *w)
+{
+	uint64_t v[64];
+	unsigned n, j;
+	int work = 0;
+
+	while ((n = l3x_ring_dequeue_burst_sc(w->to_eng, v, 64))) {
+		for (j = 0; j < n; j++) {
+			struct l3x_stream *s = (void *)(uintptr_t)v[j];
+
+			/* Done with on our side: later requests are moot. */
+			if (s->eflags & (EF_APP_DONE | EF_ZOMBIE))
+				continue;
+			st->flow_ops[s->kind]->serve(s);
+		}
+		work += (int)n;
+	}
+	return work;
+}
+
+/* The app closed its worker: reset and free everything it had. */
+static void worker_gone(struct l3x_stack *st, struct l3x_worker *w)
+{
+	struct l3x_stream *s;
+
+	while ((s = w->zombies)) {
+		w->zombies = s->z_next;
+		free(s);
+	}
+	while ((s = w->streams)) {
+		st->flow_ops[s->kind]->gone(s);
+		forget(st, s);
+		free(s);
+	}
+	w->todo = w->lingering = NULL;
+}
+
+int l3x_flow_serve(struct l3x_stack *st)
+{
+	unsigned i;
+	int work = 0;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		/* Acquire: pairs with the release store in
+		 * l3x_worker__open(): the worker is fully built. */
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[i], memory_order_acquire);
+
+		if (!w)
+			continue;
+		work += serve_ring(st, w);
+		/* Acquire: pairs with the release in l3x_worker__close();
+		 * what the app queued before it is in the ring: serve it
+		 * (closing its bound sockets), then let the worker go. */
+		if (atomic_load_explicit(&w->closing, memory_order_acquire)) {
+			serve_ring(st, w);
+			worker_gone(st, w);
+			atomic_store_explicit(&st->workers[i], NULL,
+					      memory_order_release);
+			l3x_worker_free(w);
+			work++;
+		}
+	}
+	return work;
+}
+
+void l3x_worker_free(struct l3x_worker *w)
+{
+	if (!w)
+		return;
+	l3x_ring_free(w->to_app);
+	l3x_ring_free(w->to_eng);
+	if (w->efd >= 0)
+		close(w->efd);
+	free(w);
+}
+
+/* ------------------------------------------------------------ reaping */
+
+static void reap_todo(struct l3x_stack *st, struct l3x_worker *w)
+{
+	struct l3x_stream *s;
+
+	while ((s = w->todo)) {
+		w->todo = s->t_next;
+		s->eflags &= ~EF_TODO;
+		if (s->eflags & EF_RELEASE) {
+			l3x_flow_release(s);
+			continue;
+		}
+		if (st->flow_ops[s->kind]->todo)
+			st->flow_ops[s->kind]->todo(s);
+	}
+}
+
+static void reap_zombies(struct l3x_worker *w)
+{
+	struct l3x_stream **pp = &w->zombies, *s;
+
+	while ((s = *pp)) {
+		/* Acquire: pairs with the app's last release of in_app_q. */
+		if (atomic_load_explicit(&s->in_app_q, memory_order_acquire)) {
+			pp = &s->z_next;
+			continue;
+		}
+		*pp = s->z_next;
+		free(s);
+	}
+}
+
+void l3x_flow_reap(struct l3x_stack *st)
+{
+	uint32_t now = sys_now();
+	bool check = (int32_t)(now - st->next_reap) >= 0;
+	unsigned i, k;
+
+	if (check)
+		st->next_reap = now + REAP_MS;
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[i], memory_order_relaxed);
+
+		if (!w)
+			continue;
+		reap_todo(st, w);
+		if (!check)
+			continue;
+		for (k = 0; k < 2; k++)
+			if (st->flow_ops[k]->linger)
+				st->flow_ops[k]->linger(w, now);
+		reap_zombies(w);
+	}
+}
