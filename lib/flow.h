@@ -225,4 +225,34 @@ L3X_HIDDEN void l3x_flow_kick(struct l3x_stack *st);
 /* Free a worker's rings, eventfd and memory (not its streams). */
 L3X_HIDDEN void l3x_worker_free(struct l3x_worker *w);
 
+/* ------------------------------------------------ application side */
+
+/* stream.c: what every handle shares. Owner thread of its worker. */
+struct sockaddr;
+/* Ask the engine for @bits (REQ_*) through the worker's doorbell ring.
+ * After it, @s may be freed if @bits closes or aborts it. */
+L3X_HIDDEN void l3x_stream_request(struct l3x_stream *s, uint32_t bits);
+/* The application is done with @s: off the ready list, what was read
+ * published, then @req (REQ_CLOSE or REQ_ABORT). */
+L3X_HIDDEN void l3x_stream_done(struct l3x_stream *s, uint32_t req);
+L3X_HIDDEN void l3x_stream_ready_add(struct l3x_worker *w,
+				     struct l3x_stream *s);
+L3X_HIDDEN void l3x_stream_ready_del(struct l3x_worker *w,
+				     struct l3x_stream *s);
+/* The rx chain after @p, once the engine has linked it. */
+L3X_HIDDEN struct pbuf *l3x_stream_rx_next(struct pbuf *p);
+/* TCP: bytes wait to be read. */
+L3X_HIDDEN bool l3x_stream_readable(struct l3x_stream *s);
+/* Link written chunk @c for the engine; the credit left under tx_buf. */
+L3X_HIDDEN void l3x_stream_tx_append(struct l3x_stream *s,
+				     struct l3x_chunk *c);
+L3X_HIDDEN uint64_t l3x_stream_tx_credit(struct l3x_stream *s);
+/* A sockaddr_in or sockaddr_in6 for @family, @a, @port into @sa of @sz
+ * bytes; its length, or -ENOSPC. */
+L3X_HIDDEN int l3x_sockaddr_fill(uint8_t family, const uint8_t *a,
+				 uint16_t port, struct sockaddr *sa, size_t sz);
+
+/* udp_sock.c: a datagram waits to be received. */
+L3X_HIDDEN bool l3x_udp_readable(struct l3x_stream *s);
+
 #endif /* L3X_FLOW_H */

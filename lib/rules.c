@@ -1237,7 +1237,8 @@ static int parse_dport(struct pkt *k, const uint8_t *d, size_t end)
 
 /* Parse @d as the program does: 0 and @k filled for an IP packet, 1 for a
  * frame that is not IP (it passes), -1 malformed. */
-static int parse_frame(struct pkt *k, const uint8_t *d, size_t len, unsigned flags)
+static int parse_frame(struct pkt *k, const uint8_t *d, size_t len,
+		       unsigned flags)
 {
 	size_t l3 = 0;
 	int proto;

@@ -27,8 +27,9 @@
 
 static void pbuf_set_qnext(struct pbuf *p, struct pbuf *next)
 {
-	/* Release: pairs with the acquire load in stream.c rx_next(): the
-	 * chain's contents are written before the app can reach it. */
+	/* Release: pairs with the acquire load in stream.c
+	 * l3x_stream_rx_next(): the chain's contents are written before the
+	 * app can reach it. */
 	__atomic_store_n(&p->l3x_qnext, next, __ATOMIC_RELEASE);
 }
 
@@ -118,7 +119,7 @@ static bool tx_push(struct l3x_stream *s)
 
 	for (;;) {
 		/* Acquire: pairs with the app's release publishing a chunk
-		 * (stream.c tx_append). */
+		 * (stream.c l3x_stream_tx_append). */
 		c = s->tx_cur ? s->tx_cur
 			      : atomic_load_explicit(&s->tx_first,
 						     memory_order_acquire);
@@ -272,7 +273,7 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 	p->l3x_qnext = NULL;
 	if (!s->rx_last) {
 		s->rx_reclaim = p;
-		/* Release: pairs with the acquire in stream.c rx_next(). */
+		/* Release: pairs with the acquire in stream.c rx_seek(). */
 		atomic_store_explicit(&s->rx_first, p, memory_order_release);
 	} else {
 		pbuf_set_qnext(s->rx_last, p);

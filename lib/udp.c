@@ -212,7 +212,7 @@ static void deliver(struct l3x_stack *st, struct l3x_stream *s, struct pbuf *p)
 	p->l3x_qnext = NULL;
 	if (!s->rx_last) {
 		s->rx_reclaim = p;
-		/* Release: pairs with the acquire in stream.c. */
+		/* Release: pairs with the acquire in udp_sock.c udp_peek(). */
 		atomic_store_explicit(&s->rx_first, p, memory_order_release);
 	} else {
 		/* Release: the datagram is written before it is linked. */
