@@ -64,7 +64,7 @@ TEST_BINS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPER := $(wildcard tests/unit/helpers.c)
 
 .PHONY: all deps deps-check test unit-test integration-test install uninstall clean \
-	distclean format format-check compile_commands.json lwip-tree
+	distclean format format-check compile_commands.json lwip-tree lib-layers
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -210,6 +210,10 @@ unit-test: tests-build
 
 integration-test: tests-build
 	$(Q)tests/run-all $(B) integration
+
+# lib/ has no import circle (also run by unit-test).
+lib-layers: all
+	$(Q)B=$(B) bash tests/unit/lib_layers.sh
 
 # ------------------------------------------------------------ install
 MAN3 := $(wildcard man/*.3)
