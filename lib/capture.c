@@ -102,9 +102,9 @@ static int check_opts(const struct l3x_capture_opts *o, struct l3x_xsk_cfg *c)
 	return 0;
 }
 
-struct l3x_capture *l3x_capture__open(const char *ifname,
-				      const struct l3x_capture_opts *opts)
+struct l3x_capture *l3x_capture__open(const struct l3x_capture_opts *opts)
 {
+	const char *ifname = L3X_OPT(opts, ifname, NULL);
 	struct l3x_steer_cfg scfg = {};
 	struct l3x_capture *cap;
 	int err;
@@ -115,7 +115,7 @@ struct l3x_capture *l3x_capture__open(const char *ifname,
 	err = check_opts(opts, &cap->xcfg);
 	if (err)
 		goto err_free;
-	if (!ifname || strlen(ifname) >= IF_NAMESIZE) {
+	if (!ifname || !*ifname || strlen(ifname) >= IF_NAMESIZE) {
 		err = -EINVAL;
 		goto err_free;
 	}
@@ -251,15 +251,16 @@ int l3x_capture_handle__frames(struct l3x_capture_handle *h,
 	return 0;
 }
 
-void l3x_capture_handle__close(struct l3x_capture_handle *h)
+int l3x_capture_handle__close(struct l3x_capture_handle *h)
 {
 	uint32_t q;
 
 	if (!h)
-		return;
+		return 0;
 	q = l3x_xsk_queue(h->xsk);
 	l3x_xsk_close(h->xsk);
 	h->cap->open_queues[q / 8] &= ~(1u << (q % 8));
 	h->cap->nhandles--;
 	free(h);
+	return 0;
 }

@@ -4,7 +4,9 @@
  * rules and counters, with no program of our own and nothing attached.
  */
 #include <errno.h>
+#include <net/if.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <bpf/bpf.h>
 
@@ -14,15 +16,21 @@ struct l3x_ctl {
 	struct l3x_maps maps;
 };
 
-struct l3x_ctl *l3x_ctl__open(const char *pin_dir)
+struct l3x_ctl *l3x_ctl__open(const struct l3x_ctl_opts *opts)
 {
+	const char *ifname = L3X_OPT(opts, ifname, NULL);
 	struct l3x_ctl *ctl;
 	int err;
 
+	if (!l3x_opts_valid(opts, sizeof(*opts)) ||
+	    (ifname && (!*ifname || strlen(ifname) >= IF_NAMESIZE))) {
+		errno = EINVAL;
+		return NULL;
+	}
 	ctl = calloc(1, sizeof(*ctl));
 	if (!ctl)
 		return NULL;
-	err = l3x_steer_open_pinned(pin_dir ? pin_dir : L3X_DEFAULT_PIN_DIR,
+	err = l3x_steer_open_pinned(L3X_OPT(opts, pin_dir, L3X_DEFAULT_PIN_DIR),
 				    &ctl->maps);
 	if (err) {
 		free(ctl);
@@ -72,10 +80,11 @@ int l3x_ctl__stats(struct l3x_ctl *ctl, struct l3x_steer_stats *st)
 	return l3x_stats_read(ctl->maps.stats, st);
 }
 
-void l3x_ctl__close(struct l3x_ctl *ctl)
+int l3x_ctl__close(struct l3x_ctl *ctl)
 {
 	if (!ctl)
-		return;
+		return 0;
 	l3x_maps_close(&ctl->maps);
 	free(ctl);
+	return 0;
 }

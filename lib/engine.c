@@ -174,7 +174,9 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	st->tx_buf = L3X_OPT(o, tx_buf, 256 * 1024);
 	st->backlog = L3X_OPT(o, backlog, 1024);
 	st->linger_ms = L3X_OPT(o, linger_ms, 30000);
-	st->cpu = L3X_OPT(o, cpu, 0);
+	/* 0 is a core: only an opts struct too old to have the field
+	 * means no pinning. */
+	st->cpu = L3X_OPT_HAS(o, cpu) ? o->cpu : L3X_CPU_NONE;
 	st->udp_idle_ms = L3X_OPT(o, udp_idle_ms, 30000);
 	st->udp_queue = L3X_OPT(o, udp_queue, 256);
 	if (st->udp_queue > 65536)
@@ -184,7 +186,7 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	if (st->max_flows > (1u << 24) || st->rx_buf > L3X_TCP_WND_MAX ||
 	    st->rx_buf < 65536 || st->tx_buf < 4096 || st->tx_buf > (1u << 30))
 		return -EINVAL;
-	if (st->cpu < 0 || st->cpu > CPU_SETSIZE)
+	if (st->cpu < L3X_CPU_NONE || st->cpu >= CPU_SETSIZE)
 		return -EINVAL;
 	st->ring_size = 2;
 	while (st->ring_size < st->max_flows + 64)
@@ -398,13 +400,13 @@ static void *engine_main(void *arg)
 {
 	struct l3x_stack *st = arg;
 
-	if (st->cpu) {
+	if (st->cpu != L3X_CPU_NONE) {
 		cpu_set_t set;
 
 		CPU_ZERO(&set);
-		CPU_SET(st->cpu - 1, &set);
+		CPU_SET(st->cpu, &set);
 		if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
-			pr_warn("engine: cannot pin to CPU %d\n", st->cpu - 1);
+			pr_warn("engine: cannot pin to CPU %d\n", st->cpu);
 	}
 	/* Acquire: pairs with the release store in l3x_stack__stop(). */
 	while (!atomic_load_explicit(&st->stop, memory_order_acquire))

@@ -31,6 +31,11 @@ L3X_HIDDEN void l3x_pr(enum l3x_print_level level, const char *fmt, ...)
  */
 L3X_HIDDEN bool l3x_opts_valid(const void *opts, size_t our_sz);
 
+/* Does @opts (not NULL) have @field, by its sz? */
+#define L3X_OPT_HAS(opts, field)                                              \
+	((opts) && offsetof(__typeof__(*(opts)), field) +                     \
+			   sizeof((opts)->field) <= (opts)->sz)
+
 /* Field of @opts, or @def if @opts is NULL, too old to have it, or zero. */
 #define L3X_OPT(opts, field, def)                                             \
 	(((opts) && offsetof(__typeof__(*(opts)), field) +                    \

@@ -252,16 +252,18 @@ void l3x_stream_done(struct l3x_stream *s, uint32_t req)
 	l3x_stream_request(s, req);	/* the engine may free @s from here on */
 }
 
-void l3x_stream__close(struct l3x_stream *s)
+int l3x_stream__close(struct l3x_stream *s)
 {
 	if (s)
 		l3x_stream_done(s, REQ_CLOSE);
+	return 0;
 }
 
-void l3x_stream__abort(struct l3x_stream *s)
+int l3x_stream__abort(struct l3x_stream *s)
 {
 	if (s)
 		l3x_stream_done(s, REQ_ABORT);
+	return 0;
 }
 
 /* ------------------------------------------------------------ info */

@@ -235,15 +235,16 @@ static void udp_unbind(struct l3x_stream *s)
 	}
 }
 
-void l3x_udp__close(struct l3x_udp *u)
+int l3x_udp__close(struct l3x_udp *u)
 {
 	struct l3x_stream *s = U(u);
 
 	if (!s)
-		return;
+		return 0;
 	if (s->bound)
 		udp_unbind(s);
 	l3x_stream_done(s, REQ_CLOSE);
+	return 0;
 }
 
 int l3x_udp__client_addr(const struct l3x_udp *u, struct sockaddr *addr,

@@ -257,13 +257,14 @@ int l3x_worker__wait(struct l3x_worker *w, int timeout_ms)
 	return r > 0 || l3x_ring_count(w->to_app) > 0;
 }
 
-void l3x_worker__close(struct l3x_worker *w)
+int l3x_worker__close(struct l3x_worker *w)
 {
 	if (!w)
-		return;
+		return 0;
 	while (w->bound)
 		l3x_udp__close((struct l3x_udp *)w->bound);
 	/* Release: our last touch; the engine resets the streams and frees
 	 * the worker (flow.c l3x_flow_serve). */
 	atomic_store_explicit(&w->closing, 1, memory_order_release);
+	return 0;
 }

@@ -6,8 +6,11 @@
  *   - objects are opaque, methods read l3x_<obj>__<verb>();
  *   - int returns are 0 or a count on success, -errno on failure;
  *     pointer returns are NULL with errno set;
- *   - open calls take a trailing options struct made with L3X_OPTS(), which
- *     is only ever appended to: unknown non-zero trailing bytes give -EINVAL;
+ *   - open calls take an options struct made with L3X_OPTS(), which is only
+ *     ever appended to: unknown non-zero trailing bytes give -EINVAL; an
+ *     object on an interface names it in the struct's .ifname;
+ *   - every __close returns 0, also for NULL (a no-op), or -EBUSY while
+ *     objects that depend on it are open (nothing is closed then);
  *   - every function states its thread-safety last in its comment.
  */
 #ifndef L3X_L3X_H
@@ -26,7 +29,7 @@ extern "C" {
 /*
  * L3X_OPTS(TYPE, NAME, ...) declares "struct TYPE NAME", zero-filled, with
  * .sz set to the size this program was built with, and the given fields:
- *   L3X_OPTS(l3x_capture_opts, o, .pin_dir = "/run/l3x");
+ *   L3X_OPTS(l3x_capture_opts, o, .ifname = "eth0", .pin_dir = "/run/l3x");
  */
 #define L3X_OPTS(TYPE, NAME, ...)                                              \
 	struct TYPE NAME;                                                      \
@@ -129,6 +132,7 @@ struct l3x_capture_handle;
 
 struct l3x_capture_opts {
 	size_t sz;
+	const char *ifname;	/* the interface to capture on; required */
 	/* bpffs directory of the pinned maps; default /sys/fs/bpf/l3x. If an
 	 * l3x program is attached there already (xdp-loader load -p), it is
 	 * used and left attached; otherwise ours is attached and detached on
@@ -176,15 +180,16 @@ struct l3x_capture_handle_stats {
 };
 
 /*
- * l3x_capture__open() - start steering on @ifname: attach the steering
- * program (or reuse one already attached with its maps pinned under
- * opts->pin_dir) and prepare to open per-queue handles.
- * Returns NULL with errno set: ENODEV no such interface, EINVAL bad opts,
- * EPERM without CAP_NET_ADMIN/CAP_BPF, others from libxdp/libbpf.
+ * l3x_capture__open() - start steering on opts->ifname: attach the
+ * steering program (or reuse one already attached with its maps pinned
+ * under opts->pin_dir) and prepare to open per-queue handles.
+ * Returns NULL with errno set: EINVAL bad opts (NULL, or no ifname),
+ * ENODEV no such interface, EPERM without CAP_NET_ADMIN/CAP_BPF, others
+ * from libxdp/libbpf.
  * Any thread; the object is then used from one control thread.
  */
 L3X_API struct l3x_capture *
-l3x_capture__open(const char *ifname, const struct l3x_capture_opts *opts);
+l3x_capture__open(const struct l3x_capture_opts *opts);
 
 /*
  * l3x_capture__add_rule() / __del_rule() - add or remove a steering rule,
@@ -214,9 +219,9 @@ L3X_API int l3x_capture__queue_count(struct l3x_capture *cap);
 
 /*
  * l3x_capture__close() - remove this object's rules, detach the program if
- * this object attached it, free everything. All handles must be closed
- * first (else -EBUSY and nothing is freed). NULL is a no-op.
- * Control thread only.
+ * this object attached it, free everything. Returns 0; -EBUSY while
+ * handles are open (close them first; nothing is freed). NULL is a no-op
+ * (0). Control thread only.
  */
 L3X_API int l3x_capture__close(struct l3x_capture *cap);
 
@@ -272,19 +277,19 @@ L3X_API int l3x_capture_handle__frames(struct l3x_capture_handle *h,
 
 /*
  * l3x_capture_handle__close() - close the socket and free the UMEM.
- * Frames still held by the application are lost to it. NULL is a no-op.
- * Owner thread only.
+ * Frames still held by the application are lost to it. Returns 0; NULL is
+ * a no-op (0). Owner thread only.
  */
-L3X_API void l3x_capture_handle__close(struct l3x_capture_handle *h);
+L3X_API int l3x_capture_handle__close(struct l3x_capture_handle *h);
 
 
 /* -------------------------------------------------------------- stack */
 
 /*
- * The termination engine. A stack terminates every TCP connection (and,
- * later, UDP flow) that its source delivers, whatever the destination
- * address and port, with lwIP as the TCP/IP stack, and hands the streams
- * to application threads through workers.
+ * The termination engine. A stack terminates every TCP connection and UDP
+ * flow that its source delivers, whatever the destination address and
+ * port, with lwIP as the TCP/IP stack, and hands the streams and flows to
+ * application threads through workers.
  *
  * lwIP keeps its state in globals, so there is one stack per process;
  * serve N queues with one stack polling them all, or with N processes
@@ -305,6 +310,9 @@ enum l3x_source {
 	L3X_SOURCE_CALLBACK,	/* IP packets in by l3x_stack__input(), out
 				 * through .output */
 };
+
+/* l3x_stack_opts.cpu: do not pin the engine thread. */
+#define L3X_CPU_NONE (-1)
 
 /* Sends one IP packet (no layer 2) that the stack emits. Return 0, or
  * -errno to have it counted as a transmit drop. Called on the engine
@@ -352,8 +360,10 @@ struct l3x_stack_opts {
 	uint32_t linger_ms;	/* after close: how long unsent data and the
 				 * FIN may wait for the client before the
 				 * stream is aborted; default 30000 */
-	int cpu;		/* l3x_stack__start(): core to pin the engine
-				 * thread to; 0 = no pinning, N = core N-1 */
+	int cpu;		/* l3x_stack__start(): the core to pin the
+				 * engine thread to, 0 to CPU_SETSIZE - 1, or
+				 * L3X_CPU_NONE. 0 is core 0: zero-filled
+				 * opts pin to it */
 	uint32_t udp_idle_ms;	/* a UDP flow with no datagram either way
 				 * for this long expires; default 30000 */
 	uint32_t udp_queue;	/* per UDP flow and direction: datagrams
@@ -435,8 +445,8 @@ L3X_API int l3x_stack__del_rule(struct l3x_stack *st,
 
 /*
  * l3x_stack__start() - run the engine on a thread of its own, busy
- * polling (pinned to opts.cpu when set). Returns 0, -EALREADY if started,
- * -errno from pthread_create.
+ * polling (pinned to core opts.cpu unless L3X_CPU_NONE). Returns 0,
+ * -EALREADY if started, -errno from pthread_create.
  * Control thread only.
  */
 L3X_API int l3x_stack__start(struct l3x_stack *st);
@@ -491,9 +501,9 @@ L3X_API int l3x_stack__steer_stats(const struct l3x_stack *st,
 
 /*
  * l3x_stack__close() - stop the engine, reset every open flow (RST),
- * remove this stack's rules, close the source, free everything. Workers
- * must all be closed first (else -EBUSY and nothing changes). NULL is a
- * no-op. Control thread only.
+ * remove this stack's rules, close the source and the steering, free
+ * everything. Returns 0; -EBUSY while workers are open (close them first;
+ * nothing changes). NULL is a no-op (0). Control thread only.
  */
 L3X_API int l3x_stack__close(struct l3x_stack *st);
 
@@ -569,10 +579,11 @@ L3X_API struct l3x_udp *l3x_worker__accept_udp(struct l3x_worker *w);
 
 /*
  * l3x_worker__close() - close the handle. Streams it still holds are
- * reset (RST to their clients); streams not yet accepted too.
- * NULL is a no-op. Owner thread only.
+ * reset (RST to their clients); streams not yet accepted too; its bound
+ * UDP sockets are closed. Returns 0; NULL is a no-op (0). Owner thread
+ * only.
  */
-L3X_API void l3x_worker__close(struct l3x_worker *w);
+L3X_API int l3x_worker__close(struct l3x_worker *w);
 
 /* ------------------------------------------------------------- stream */
 
@@ -606,15 +617,15 @@ L3X_API int l3x_stream__shutdown(struct l3x_stream *s);
  * l3x_stream__close() - done with the stream: queued data is sent, then
  * a FIN (within opts.linger_ms). As with a kernel socket, closing with
  * received data unread resets the stream instead. @s is freed: do not
- * use it again. Owner thread only.
+ * use it again. Returns 0; NULL is a no-op (0). Owner thread only.
  */
-L3X_API void l3x_stream__close(struct l3x_stream *s);
+L3X_API int l3x_stream__close(struct l3x_stream *s);
 
 /*
  * l3x_stream__abort() - reset the stream (the client gets RST) and free
- * @s. Owner thread only.
+ * @s. Returns 0; NULL is a no-op (0). Owner thread only.
  */
-L3X_API void l3x_stream__abort(struct l3x_stream *s);
+L3X_API int l3x_stream__abort(struct l3x_stream *s);
 
 /*
  * l3x_stream__client_addr() - the client: the source of the connection.
@@ -702,9 +713,10 @@ L3X_API struct l3x_udp *l3x_udp__bind(struct l3x_worker *w,
 
 /*
  * l3x_udp__close() - done with a flow or bound socket; datagrams queued
- * to send still leave. @u is freed. Owner thread only.
+ * to send still leave. @u is freed. Returns 0; NULL is a no-op (0). Owner
+ * thread only.
  */
-L3X_API void l3x_udp__close(struct l3x_udp *u);
+L3X_API int l3x_udp__close(struct l3x_udp *u);
 
 /*
  * l3x_udp__client_addr() / __orig_dst_addr() - as for streams (a bound
@@ -726,12 +738,22 @@ L3X_API void *l3x_udp__user(const struct l3x_udp *u);
  * counters while a capture (or xdp-loader's program) runs. */
 struct l3x_ctl;
 
+struct l3x_ctl_opts {
+	size_t sz;
+	/* the interface the pinned maps steer; optional: the pin directory
+	 * alone finds the maps today. If set, a valid interface name. */
+	const char *ifname;
+	const char *pin_dir;	/* bpffs directory; default /sys/fs/bpf/l3x */
+	size_t :0;
+};
+
 /*
- * l3x_ctl__open() - open the maps pinned in @pin_dir (NULL: the default
- * /sys/fs/bpf/l3x). Returns NULL with errno: ENOENT nothing pinned there.
+ * l3x_ctl__open() - open the maps pinned in opts->pin_dir (NULL opts or
+ * no pin_dir: the default /sys/fs/bpf/l3x). Returns NULL with errno:
+ * ENOENT nothing pinned there, EINVAL bad opts.
  * Any thread; the object is then used from one thread.
  */
-L3X_API struct l3x_ctl *l3x_ctl__open(const char *pin_dir);
+L3X_API struct l3x_ctl *l3x_ctl__open(const struct l3x_ctl_opts *opts);
 
 /*
  * l3x_ctl__add_rule() / __del_rule() - as l3x_capture__add_rule(), but the
@@ -752,8 +774,9 @@ L3X_API int l3x_ctl__rules(struct l3x_ctl *ctl, struct l3x_rule *out,
 /* l3x_ctl__stats() - the steering counters. Owner thread only. */
 L3X_API int l3x_ctl__stats(struct l3x_ctl *ctl, struct l3x_steer_stats *st);
 
-/* l3x_ctl__close() - close the maps; rules stay. NULL is a no-op. */
-L3X_API void l3x_ctl__close(struct l3x_ctl *ctl);
+/* l3x_ctl__close() - close the maps; rules stay. Returns 0; NULL is a
+ * no-op (0). Owner thread only. */
+L3X_API int l3x_ctl__close(struct l3x_ctl *ctl);
 
 #ifdef __cplusplus
 }

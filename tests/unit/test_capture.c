@@ -131,10 +131,10 @@ static struct l3x_capture *open_cap(enum l3x_xdp_mode mode, uint32_t frames,
 	struct l3x_capture *cap;
 	struct l3x_rule r;
 
-	L3X_OPTS(l3x_capture_opts, o, .pin_dir = NOPIN, .xdp_mode = mode,
-		 .frame_count = frames, .ring_size = ring);
+	L3X_OPTS(l3x_capture_opts, o, .ifname = "t1", .pin_dir = NOPIN,
+		 .xdp_mode = mode, .frame_count = frames, .ring_size = ring);
 	l3x_set_print(NULL);
-	cap = l3x_capture__open("t1", &o);
+	cap = l3x_capture__open(&o);
 	cr_assert_not_null(cap, "open: %s", strerror(errno));
 	cr_assert_eq(l3x_rule__parse(&r, "udp 192.0.2.2 9000", NULL, 0), 0);
 	cr_assert_eq(l3x_capture__add_rule(cap, &r), 0);
@@ -289,20 +289,28 @@ Test(capture, api_errors)
 
 	setup_veth(2);
 	l3x_set_print(NULL);
-	cr_assert_null(l3x_capture__open("nosuch0", NULL));
+	L3X_OPTS(l3x_capture_opts, nosuch, .ifname = "nosuch0");
+	cr_assert_null(l3x_capture__open(&nosuch));
 	cr_assert_eq(errno, ENODEV);
-	L3X_OPTS(l3x_capture_opts, bad, .frame_size = 1000);
-	cr_assert_null(l3x_capture__open("t1", &bad));
+	/* the interface is named in the opts, or nowhere */
+	cr_assert_null(l3x_capture__open(NULL));
+	cr_assert_eq(errno, EINVAL);
+	L3X_OPTS(l3x_capture_opts, noif, .pin_dir = NOPIN);
+	cr_assert_null(l3x_capture__open(&noif));
+	cr_assert_eq(errno, EINVAL);
+	L3X_OPTS(l3x_capture_opts, bad, .ifname = "t1", .frame_size = 1000);
+	cr_assert_null(l3x_capture__open(&bad));
 	cr_assert_eq(errno, EINVAL);
 	/* a caller from a newer l3x asking for something we lack */
 	big.o.sz = sizeof(big);
+	big.o.ifname = "t1";
 	big.future = 1;
-	cr_assert_null(l3x_capture__open("t1", &big.o));
+	cr_assert_null(l3x_capture__open(&big.o));
 	cr_assert_eq(errno, EINVAL);
 	/* ...but zero trailing bytes are fine */
 	big.future = 0;
 	big.o.pin_dir = NOPIN;
-	cap = l3x_capture__open("t1", &big.o);
+	cap = l3x_capture__open(&big.o);
 	cr_assert_not_null(cap, "%s", strerror(errno));
 	cr_assert_eq(l3x_capture__queue_count(cap), 2);
 	cr_assert_null(l3x_capture_handle__open(cap, 2));
@@ -312,7 +320,9 @@ Test(capture, api_errors)
 	cr_assert_null(l3x_capture_handle__open(cap, 1));
 	cr_assert_eq(errno, EBUSY);
 	cr_assert_eq(l3x_capture__close(cap), -EBUSY);
-	l3x_capture_handle__close(h);
+	cr_assert_eq(l3x_capture_handle__close(h), 0);
+	cr_assert_eq(l3x_capture_handle__close(NULL), 0);
 	cr_assert_eq(l3x_capture__close(cap), 0);
+	cr_assert_eq(l3x_capture__close(NULL), 0);
 	cr_assert(!xdp_attached());
 }

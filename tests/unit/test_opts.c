@@ -1,7 +1,10 @@
 /*
  * test_opts.c - options structs: the size-first, append-only contract
- * (l3x_opts_valid) and reading fields with defaults (L3X_OPT).
+ * (l3x_opts_valid) and reading fields with defaults (L3X_OPT), the
+ * interface and directory of l3x_ctl__open() in its struct, and the
+ * close convention (NULL is a no-op returning 0).
  */
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -135,4 +138,52 @@ Test(opts, opt_gives_the_default_for_a_field_beyond_sz)
 	cr_assert_eq(L3X_OPT(p, c, 6), 6, "half-covered field was read");
 	cr_assert_eq(L3X_OPT(p, b, 5), 9);
 	cr_assert_eq(L3X_OPT(p, a, 3), 7);
+}
+
+Test(opts, opt_has_says_whether_sz_covers_the_field)
+{
+	struct new_opts n = { .sz = sizeof(n) }, *p = &n, *none = NULL;
+
+	cr_assert(!L3X_OPT_HAS(none, a));
+	cr_assert(L3X_OPT_HAS(p, c), "a zero field is still there");
+	n.sz = END_OF(struct new_opts, b);
+	cr_assert(L3X_OPT_HAS(p, b));
+	cr_assert(!L3X_OPT_HAS(p, c));
+}
+
+/* l3x_ctl__open() takes its directory and interface in an opts struct. */
+Test(opts, ctl_open_checks_its_opts)
+{
+	struct {
+		struct l3x_ctl_opts o;
+		uint64_t newer;
+	} big = { .o.sz = sizeof(big), .newer = 1 };
+
+	l3x_set_print(NULL);
+	L3X_OPTS(l3x_ctl_opts, none, .pin_dir = "/nonexistent/l3x");
+	cr_assert_null(l3x_ctl__open(&none));
+	cr_assert_eq(errno, ENOENT, "errno %d", errno);
+	L3X_OPTS(l3x_ctl_opts, empty, .ifname = "", .pin_dir = "/nonexistent");
+	cr_assert_null(l3x_ctl__open(&empty));
+	cr_assert_eq(errno, EINVAL);
+	L3X_OPTS(l3x_ctl_opts, longname, .ifname = "a-name-longer-than-ifnamsiz",
+		 .pin_dir = "/nonexistent");
+	cr_assert_null(l3x_ctl__open(&longname));
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_null(l3x_ctl__open(&big.o));
+	cr_assert_eq(errno, EINVAL, "unknown non-zero trailing bytes");
+	cr_assert_eq(l3x_ctl__close(NULL), 0);
+}
+
+/* Every __close takes NULL and returns 0. */
+Test(opts, every_close_of_null_returns_zero)
+{
+	cr_assert_eq(l3x_capture__close(NULL), 0);
+	cr_assert_eq(l3x_capture_handle__close(NULL), 0);
+	cr_assert_eq(l3x_stack__close(NULL), 0);
+	cr_assert_eq(l3x_worker__close(NULL), 0);
+	cr_assert_eq(l3x_stream__close(NULL), 0);
+	cr_assert_eq(l3x_stream__abort(NULL), 0);
+	cr_assert_eq(l3x_udp__close(NULL), 0);
+	cr_assert_eq(l3x_ctl__close(NULL), 0);
 }

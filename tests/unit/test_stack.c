@@ -347,6 +347,7 @@ static void stack_up(enum l3x_source src, struct l3x_stack_opts *o, bool rules)
 	netns_up();
 	F.src = src;
 	o->source = src;
+	o->cpu = L3X_CPU_NONE;	/* the engine thread is not pinned */
 	if (src == L3X_SOURCE_TUN) {
 		o->tun_name = TUN;
 	} else {
@@ -1909,7 +1910,8 @@ Test(stack, open_rejects_bad_options)
 	BAD_OPT(rx_buf, 2u << 20);
 	BAD_OPT(rx_buf, 1000);
 	BAD_OPT(tx_buf, 100);
-	BAD_OPT(cpu, -1);
+	BAD_OPT(cpu, -2);	/* L3X_CPU_NONE (-1) is valid */
+	BAD_OPT(cpu, CPU_SETSIZE);
 #undef BAD_OPT
 
 	/* A newer caller's struct: unknown bytes must be zero. */

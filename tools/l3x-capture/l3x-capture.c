@@ -368,14 +368,14 @@ int main(int argc, char **argv)
 	int err;
 
 	parse_args(&a, argc, argv);
-	L3X_OPTS(l3x_capture_opts, o, .pin_dir = a.pin_dir,
+	L3X_OPTS(l3x_capture_opts, o, .ifname = a.iface, .pin_dir = a.pin_dir,
 		 .xdp_mode = a.xdp_mode, .bind_mode = a.bind_mode,
 		 .busy_poll_usec = a.no_busy_poll ? -1 : 0);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	l3x_set_print(print_fn);
-	r.cap = l3x_capture__open(a.iface, &o);
+	r.cap = l3x_capture__open(&o);
 	if (!r.cap)
 		die("--iface %s: %s", a.iface, strerror(errno));
 	cleanup_run = &r;

@@ -166,7 +166,8 @@ int main(int argc, char **argv)
 		json = true;
 		optind++;
 	}
-	ctl = l3x_ctl__open(pin_dir);
+	L3X_OPTS(l3x_ctl_opts, o, .pin_dir = pin_dir);
+	ctl = l3x_ctl__open(&o);
 	if (!ctl)
 		die("--pin-dir %s: %s (is an l3x program running with its maps pinned there?)",
 		    pin_dir ? pin_dir : "/sys/fs/bpf/l3x", strerror(errno));

@@ -1135,7 +1135,7 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 		 .pin_dir = a->pin_dir, .xdp_mode = a->xdp_mode,
 		 .bind_mode = a->bind_mode,
 		 .busy_poll_usec = a->no_busy_poll ? -1 : 0,
-		 .mtu = a->mtu, .max_flows = a->max_flows, .cpu = a->cpu + 1,
+		 .mtu = a->mtu, .max_flows = a->max_flows, .cpu = a->cpu,
 		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE);
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
