@@ -6,9 +6,13 @@
  *                   the source (link.h), the steering, the ruleset, and
  *                   wires the protocols into the flow layer
  *   tcp.c, udp.c    the protocols: lwIP's callbacks and the requests of
- *                   their flows; they call flow.c and lwIP only
+ *                   their flows; they call flow.c, lwIP and helpers
+ *                   (epoch.c), never each other nor engine.c
  *   flow.c          flows and workers on the engine side (flow.h)
- *   worker.c, stream.c, udp_sock.c   the application side of the same
+ * and beside them the application side of the same, on the workers'
+ * threads: worker.c above udp_sock.c above stream.c (udp_sock.c binds
+ * through udp.c). tests/unit/lib_layers.sh checks that no file of lib/
+ * imports one above it.
  */
 #ifndef L3X_ENGINE_H
 #define L3X_ENGINE_H
@@ -113,9 +117,6 @@ static inline void l3x_count_tx(struct l3x_stack *st, int err, size_t len)
 	STAT_INC(st, tx_packets);
 	STAT_ADD(st, tx_bytes, len);
 }
-
-/* engine.c */
-L3X_HIDDEN extern struct l3x_stack *l3x_the_stack;
 
 /* tcp.c */
 L3X_HIDDEN extern const struct l3x_flow_ops l3x_tcp_ops;

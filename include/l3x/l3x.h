@@ -379,8 +379,13 @@ struct l3x_stack_stats {
 	uint64_t rx_bytes;
 	uint64_t tx_packets;		/* IP packets to the source */
 	uint64_t tx_bytes;
-	uint64_t rx_not_ip;		/* not IPv4/IPv6, or truncated L2 */
-	uint64_t rx_no_rule;		/* TUN/callback: no rule matched */
+	uint64_t rx_not_ip;		/* not IPv4/IPv6, truncated L2, or
+					 * malformed as the XDP program
+					 * judges it (TUN/callback) */
+	uint64_t rx_no_rule;		/* TUN/callback: no rule took it, as
+					 * the XDP program would pass it to
+					 * the kernel (neighbour discovery
+					 * always) */
 	uint64_t rx_no_memory;		/* no buffer for a received packet */
 	uint64_t rx_bad;		/* dropped by lwIP: bad checksum, bad
 					 * header, no flow (sum of its drops) */
