@@ -142,6 +142,29 @@ void l3x_flow_todo(struct l3x_stream *s)
 	s->w->todo = s;
 }
 
+struct l3x_chunk *l3x_flow_tx_next(struct l3x_stream *s, uint32_t past)
+{
+	struct l3x_chunk *c, *next;
+
+	for (;;) {
+		/* Acquire: pairs with the app's release publishing a chunk
+		 * (stream.c l3x_stream_tx_append). */
+		c = s->tx_cur ? s->tx_cur
+			      : atomic_load_explicit(&s->tx_first,
+						     memory_order_acquire);
+		if (!c)
+			return NULL;
+		s->tx_cur = c;
+		if (c->off < c->len + past)
+			return c;
+		next = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
+		if (!next)
+			return NULL;
+		free(c);	/* the app links only through the last */
+		s->tx_cur = next;
+	}
+}
+
 /* ------------------------------------------------------------ news */
 
 void l3x_flow_notify(struct l3x_stream *s)

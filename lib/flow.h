@@ -205,6 +205,12 @@ L3X_HIDDEN struct l3x_stream *l3x_flow_new(struct l3x_worker *w, uint8_t kind);
 L3X_HIDDEN void l3x_flow_offer(struct l3x_stream *s);
 /* On its worker's list of streams (bound sockets join it this way). */
 L3X_HIDDEN void l3x_flow_link(struct l3x_stream *s);
+/* The chunk the app wrote that is to be sent from next: the current one
+ * until its off reaches len + @past (TCP 0; UDP 1, so that an empty
+ * datagram is sent too), then the one linked after it, the spent one
+ * freed. NULL when all that was written is spent. */
+L3X_HIDDEN struct l3x_chunk *l3x_flow_tx_next(struct l3x_stream *s,
+					      uint32_t past);
 /* Queue @s on its worker's app ring (once), to report news. */
 L3X_HIDDEN void l3x_flow_notify(struct l3x_stream *s);
 /* Finish @s later, outside lwIP's callbacks (l3x_flow_ops.todo). */

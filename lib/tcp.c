@@ -114,49 +114,31 @@ static void grow_window(struct l3x_stack *st, struct l3x_stream *s,
  * byte the app wrote is in lwIP. */
 static bool tx_push(struct l3x_stream *s)
 {
-	struct l3x_chunk *c, *next;
+	struct l3x_chunk *c;
 	bool wrote = false;
+	uint32_t n;
+	u16_t room;
 
-	for (;;) {
-		/* Acquire: pairs with the app's release publishing a chunk
-		 * (stream.c l3x_stream_tx_append). */
-		c = s->tx_cur ? s->tx_cur
-			      : atomic_load_explicit(&s->tx_first,
-						     memory_order_acquire);
-		if (!c)
-			break;
-		s->tx_cur = c;
-		if (c->off == c->len) {
-			next = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
-			if (!next)
-				break;
-			free(c);	/* the app links only through the last */
-			s->tx_cur = next;
-			continue;
-		}
+	while ((c = l3x_flow_tx_next(s, 0))) {
 		if (!s->pcb)
 			return false;
-		{
-			u16_t room = tcp_sndbuf(s->pcb);
-			uint32_t n = c->len - c->off;
-
-			if (!room)
-				break;
-			if (n > room)
-				n = room;
-			if (tcp_write(s->pcb, c->data + c->off, (u16_t)n,
-				      TCP_WRITE_FLAG_COPY) != ERR_OK)
-				break;	/* segment queue full: after an ack */
-			c->off += n;
-			s->tx_queued += n;
-			s->w->st->buffered += n;
-			wrote = true;
-		}
+		room = tcp_sndbuf(s->pcb);
+		n = c->len - c->off;
+		if (!room)
+			break;
+		if (n > room)
+			n = room;
+		if (tcp_write(s->pcb, c->data + c->off, (u16_t)n,
+			      TCP_WRITE_FLAG_COPY) != ERR_OK)
+			break;	/* segment queue full: after an ack */
+		c->off += n;
+		s->tx_queued += n;
+		s->w->st->buffered += n;
+		wrote = true;
 	}
 	if (wrote && s->pcb)
 		tcp_output(s->pcb);
-	return !c || (c->off == c->len &&
-		      !__atomic_load_n(&c->next, __ATOMIC_ACQUIRE));
+	return !c;
 }
 
 static void add_linger(struct l3x_stack *st, struct l3x_stream *s)

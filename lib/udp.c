@@ -329,26 +329,11 @@ static void send_one(struct l3x_stack *st, struct l3x_stream *s,
 /* Send every datagram the app queued. */
 static void tx_all(struct l3x_stack *st, struct l3x_stream *s)
 {
-	struct l3x_chunk *c, *next;
+	struct l3x_chunk *c;
 	uint64_t sent = s->tx_sent;
 
-	for (;;) {
-		/* Acquire: pairs with the app's release publishing it. */
-		c = s->tx_cur ? s->tx_cur
-			      : atomic_load_explicit(&s->tx_first,
-						     memory_order_acquire);
-		if (!c)
-			break;
-		s->tx_cur = c;
-		/* Sent is off past len: an empty datagram is still sent. */
-		if (c->off > c->len) {
-			next = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
-			if (!next)
-				break;
-			free(c);	/* the app links only through the last */
-			s->tx_cur = next;
-			continue;
-		}
+	/* Sent is off past len: an empty datagram is still sent. */
+	while ((c = l3x_flow_tx_next(s, 1))) {
 		send_one(st, s, c);
 		c->off = c->len + 1;
 		s->tx_sent++;
