@@ -831,6 +831,16 @@ static int ref_change(int fd, const struct l3x_rule_key *k, int delta)
 	return err;
 }
 
+/* Count valid rule @r (its key in @k) in or out of the l3x_rules map. */
+static int count_rule(const struct l3x_maps *m, const struct l3x_rule *r,
+		      int delta, struct l3x_rule_key *k)
+{
+	if (l3x_rule_check(r))
+		return -EINVAL;
+	l3x_rule_to_key(r, k);
+	return ref_change(m->rules, k, delta);
+}
+
 /*
  * l3x_rules_add() - see l3x_internal.h. Returns 0; -EINVAL bad rule;
  * -ENOSPC l3x_rules full, or the tries would overflow; -EOVERFLOW count at
@@ -843,10 +853,7 @@ int l3x_rules_add(const struct l3x_maps *m, const struct l3x_rule *r)
 	struct l3x_rule_key k;
 	int err;
 
-	if (l3x_rule_check(r))
-		return -EINVAL;
-	l3x_rule_to_key(r, &k);
-	err = ref_change(m->rules, &k, 1);
+	err = count_rule(m, r, 1, &k);
 	if (err)
 		return err;
 	err = l3x_rules_sync(m);
@@ -867,10 +874,7 @@ int l3x_rules_del(const struct l3x_maps *m, const struct l3x_rule *r)
 	struct l3x_rule_key k;
 	int err;
 
-	if (l3x_rule_check(r))
-		return -EINVAL;
-	l3x_rule_to_key(r, &k);
-	err = ref_change(m->rules, &k, -1);
+	err = count_rule(m, r, -1, &k);
 	if (err)
 		return err;
 	return l3x_rules_sync(m);
