@@ -14,18 +14,22 @@ cd "$(dirname "$0")/../.."
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-mapfile -t OBJS < <(ls "$B"/obj/lib/*.o "$B"/obj/lib/lwip/*.o 2>/dev/null)
+# The source a build/obj/lib/... object comes from: lib/x.c or lib/x.S;
+# nothing for the object of a source that is gone.
+src_of() {
+	local rel=${1#"$B"/obj/}
+	rel=${rel%.o}
+	if [ -f "$rel.c" ]; then echo "$rel.c"; elif [ -f "$rel.S" ]; then echo "$rel.S"; fi
+}
+
+OBJS=()
+for o in "$B"/obj/lib/*.o "$B"/obj/lib/lwip/*.o; do
+	[ -f "$o" ] && [ -n "$(src_of "$o")" ] && OBJS+=("$o")
+done
 if [ "${#OBJS[@]}" -lt 10 ]; then
 	echo "not ok lib_layers: no library objects under $B/obj/lib (run make first)"
 	exit 1
 fi
-
-# The source a build/obj/lib/... object comes from: lib/x.c or lib/x.S.
-src_of() {
-	local rel=${1#"$B"/obj/}
-	rel=${rel%.o}
-	if [ -f "$rel.c" ]; then echo "$rel.c"; else echo "$rel.S"; fi
-}
 
 for o in "${OBJS[@]}"; do
 	f=$(src_of "$o")
