@@ -181,6 +181,12 @@ static void load(void)
 	cr_assert_gt(ncpus, 0);
 }
 
+static void unload(void)
+{
+	bpf_object__close(obj);	/* closes the program and map fds */
+	obj = NULL;
+}
+
 /* Empty a map: the next case starts from nothing. */
 static void clear_map(int fd)
 {
@@ -247,7 +253,7 @@ static enum rc_verdict bpf_verdict(const struct rc_frame *f, const char *what)
 }
 
 Test(rules_table, program_gives_every_frame_the_software_verdict,
-     .init = load, .fini = NULL)
+     .init = load, .fini = unload)
 {
 	unsigned n = 0, bad = 0;
 	char what[160];
@@ -278,7 +284,6 @@ Test(rules_table, program_gives_every_frame_the_software_verdict,
 		}
 		l3x_ruleset_close(rs);
 	}
-	bpf_object__close(obj);
 	cr_assert_eq(bad, 0, "%u of %u frames judged apart (see above)", bad,
 		     n);
 	cr_assert_gt(n, 100, "the table ran too few frames");
