@@ -323,7 +323,7 @@ static void on_err(void *arg, err_t err)
 	atomic_fetch_or_explicit(&s->state, (e ? ST_ERROR : ST_EOF) | ST_GONE,
 				 memory_order_release);
 	if (s->eflags & EF_APP_DONE)
-		l3x_flow_todo(s);	/* released by reap(), outside lwIP */
+		l3x_flow_todo(s);	/* released by flow.c, outside lwIP */
 	else
 		l3x_flow_notify(s);
 }
