@@ -42,7 +42,7 @@
 
 #define PROG "l3x-kserve"
 
-#include "../common/tool.h"
+#include "../../common/tool.h"
 
 #define MAX_WORKERS  64
 #define MAX_PORTS    16

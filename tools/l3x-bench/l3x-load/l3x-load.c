@@ -45,7 +45,7 @@
 
 #define PROG "l3x-load"
 
-#include "../common/tool.h"
+#include "../../common/tool.h"
 
 #define MAX_THREADS	 64
 #define MAX_CPUS	 256

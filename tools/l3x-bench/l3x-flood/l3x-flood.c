@@ -43,7 +43,7 @@
 
 #define PROG	    "l3x-flood"
 
-#include "../common/tool.h"
+#include "../../common/tool.h"
 #define BATCH	    64
 #define MAX_THREADS 64
 #define MAX_FRAME   9216 /* without FCS */
