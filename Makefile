@@ -180,13 +180,19 @@ $(B)/l3x.pc: lib/l3x.pc.in Makefile
 $(B)/obj/tools/%.o: tools/%.c
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
-	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) -Itools/common -c $< -o $@
+
+# tools/common: what the tools share, one static library linked into each.
+TOOLS_COMMON := $(patsubst %.c,$(B)/obj/%.o,$(wildcard tools/common/*.c))
+$(B)/libtools.a: $(TOOLS_COMMON)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 # tool_rule NAME DIR: build/NAME from DIR/NAME/NAME.c.
 define tool_rule
-$(B)/$(1): $(B)/obj/$(2)/$(1)/$(1).o $(B)/libl3x.a
+$(B)/$(1): $(B)/obj/$(2)/$(1)/$(1).o $(B)/libtools.a $(B)/libl3x.a
 	$$(call msg,LD,$$@)
-	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$< $(B)/libl3x.a $$(LIBS)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$< $(B)/libtools.a $(B)/libl3x.a $$(LIBS)
 endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t),tools)))
 $(foreach t,$(BENCH_TOOLS),$(eval $(call tool_rule,$(t),tools/l3x-bench)))

@@ -9,25 +9,30 @@
  */
 #include <errno.h>
 #include <stdarg.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "parse.h"
+#include "tool.h"
 
 #define PROG "l3x-capture"
-
-#include "../common/tool.h"
 #define BURST 64
 #define SPIN_ROUNDS 2000
 
-static volatile sig_atomic_t stop;
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " --iface IF --rule RULE [--rule RULE]... --write FILE|-\n"
+	    "       [--queue Q]... [--count N] [--seconds S] [--pin-dir DIR]\n"
+	    "       [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
+	    "       [--no-busy-poll] [--quiet] [--verbose]\n"
+	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'udp 192.0.2.0/24 9000'.\n",
+	    1);
+
 static struct run *cleanup_run;
 static bool verbose;
 
@@ -59,29 +64,6 @@ struct run {
 struct pcap_rec {
 	uint32_t ts_sec, ts_nsec, caplen, len;
 };
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: " PROG " --iface IF --rule RULE [--rule RULE]... --write FILE|-\n"
-		"       [--queue Q]... [--count N] [--seconds S] [--pin-dir DIR]\n"
-		"       [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
-		"       [--no-busy-poll] [--quiet] [--verbose]\n"
-		"RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'udp 192.0.2.0/24 9000'.\n");
-}
-
-
-static uint64_t parse_u64(const char *opt, const char *s)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !*s || *end || *s == '-')
-		die("%s '%s': not a whole number", opt, s);
-	return v;
-}
 
 static void add_rule(struct args *a, const char *text)
 {
@@ -138,25 +120,23 @@ static void parse_args(struct args *a, int argc, char **argv)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "i:q:r:w:c:s:p:h", opts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "i:q:r:w:c:s:p:h", opts)) != -1) {
 		switch (c) {
 		case 'i': a->iface = optarg; break;
 		case 'q':
 			if (a->nqueues == 256)
 				die("--queue: at most 256 queues");
-			a->queues[a->nqueues++] = parse_u64("--queue", optarg);
+			a->queues[a->nqueues++] = parse_uint("--queue", optarg, 0, UINT64_MAX);
 			break;
 		case 'r': add_rule(a, optarg); break;
 		case 'w': a->write = optarg; break;
-		case 'c': a->count = parse_u64("--count", optarg); break;
-		case 's': a->seconds = parse_u64("--seconds", optarg); break;
+		case 'c': a->count = parse_uint("--count", optarg, 0, UINT64_MAX); break;
+		case 's': a->seconds = parse_uint("--seconds", optarg, 0, UINT64_MAX); break;
 		case 'p': a->pin_dir = optarg; break;
 		case 'm': case 'b': parse_mode(a, c, optarg); break;
 		case 'B': a->no_busy_poll = true; break;
 		case 'Q': a->quiet = true; break;
 		case 'v': verbose = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
 		}
 	}
 	if (optind < argc)
@@ -195,26 +175,11 @@ static void write_frame(FILE *f, const struct l3x_frame *fr)
 	if (fwrite(&r, sizeof(r), 1, f) != 1 ||
 	    fwrite(fr->data, fr->len, 1, f) != 1) {
 		if (errno == EPIPE)
-			stop = 1;
+			request_stop();
 		else
 			die("write: %s", strerror(errno));
 	}
 }
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 
 /* One pass over every handle. Returns frames handled. */
 static unsigned pass(struct run *r, const struct args *a)
@@ -222,7 +187,7 @@ static unsigned pass(struct run *r, const struct args *a)
 	struct l3x_frame fr[BURST];
 	unsigned i, j, n, total = 0;
 
-	for (i = 0; i < r->nh && !stop; i++) {
+	for (i = 0; i < r->nh && !stop_requested(); i++) {
 		n = l3x_capture_handle__recv_burst(r->h[i], fr, BURST);
 		for (j = 0; j < n; j++) {
 			if (a->count && r->frames >= a->count)
@@ -234,7 +199,7 @@ static unsigned pass(struct run *r, const struct args *a)
 		l3x_capture_handle__release(r->h[i], fr, n);
 		total += n;
 		if (a->count && r->frames >= a->count)
-			stop = 1;
+			request_stop();
 	}
 	return total;
 }
@@ -266,7 +231,7 @@ static void loop(struct run *r, const struct args *a)
 	uint64_t last = 0;
 	unsigned idle = 0;
 
-	while (!stop) {
+	while (!stop_requested()) {
 		if (pass(r, a))
 			idle = 0;
 		else if (++idle > SPIN_ROUNDS)
@@ -371,8 +336,7 @@ int main(int argc, char **argv)
 	L3X_OPTS(l3x_capture_opts, o, .pin_dir = a.pin_dir,
 		 .xdp_mode = a.xdp_mode, .bind_mode = a.bind_mode,
 		 .busy_poll_usec = a.no_busy_poll ? -1 : 0);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	stop_on_signals(SA_RESTART);
 	signal(SIGPIPE, SIG_IGN);
 	l3x_set_print(print_fn);
 	r.cap = l3x_capture__open(a.iface, &o);

@@ -27,7 +27,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -49,10 +48,10 @@
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "parse.h"
+#include "tool.h"
 
 #define PROG "l3x-serve"
-
-#include "../common/tool.h"
 
 #define MAX_RULES 256
 #define MAX_QUEUES 256
@@ -68,7 +67,12 @@
 
 enum mode { MODE_ECHO, MODE_DISCARD, MODE_HTTP };
 
-static const char *const mode_names[] = { "echo", "discard", "http" };
+static const struct name_value modes[] = {
+	{ "echo", MODE_ECHO },
+	{ "discard", MODE_DISCARD },
+	{ "http", MODE_HTTP },
+	{ NULL },
+};
 
 struct dns_addr {
 	struct sockaddr_storage ss;
@@ -159,36 +163,19 @@ struct server {
 	char fail[200];		/* first error a worker hit */
 };
 
-static volatile sig_atomic_t stop;
 static struct server *cleanup_srv;
 static bool verbose;
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
-		"       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
-		"       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
-		"       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
-		"       [--abort-after BYTES] [--seconds S] [--quiet] [--verbose]\n"
-		"RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n");
-}
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
+	    "       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
+	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
+	    "       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
+	    "       [--abort-after BYTES] [--seconds S] [--quiet] [--verbose]\n"
+	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",
+	    1);
 
 /* ------------------------------------------------------------ arguments */
-
-static uint64_t parse_u64(const char *opt, const char *s, uint64_t max)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !*s || *end || *s == '-')
-		die("%s '%s': not a whole number", opt, s);
-	if (v > max)
-		die("%s '%s': at most %llu", opt, s, (unsigned long long)max);
-	return v;
-}
 
 static void add_rule(struct args *a, const char *text)
 {
@@ -276,16 +263,8 @@ static void add_dns(struct args *a, const char *text)
 
 static void parse_mode(struct args *a, const char *s)
 {
-	unsigned i;
-
-	for (i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
-		if (!strcmp(s, mode_names[i])) {
-			a->mode = i;
-			a->mode_set = true;
-			return;
-		}
-	}
-	die("--mode '%s': must be echo, discard or http", s);
+	a->mode = parse_name("--mode", s, modes);
+	a->mode_set = true;
 }
 
 static void parse_xdp(struct args *a, int opt, const char *s)
@@ -334,35 +313,35 @@ static void parse_number(struct args *a, int c, const char *s)
 	case 'q':
 		if (a->nqueues == MAX_QUEUES)
 			die("--queue: at most %d queues", MAX_QUEUES);
-		a->queues[a->nqueues++] = parse_u64("--queue", s, UINT32_MAX);
+		a->queues[a->nqueues++] = parse_uint("--queue", s, 0, UINT32_MAX);
 		break;
 	case 'w':
-		a->workers = parse_u64("--workers", s, MAX_WORKERS);
+		a->workers = parse_uint("--workers", s, 0, MAX_WORKERS);
 		if (!a->workers)
 			die("--workers '%s': at least 1", s);
 		break;
-	case 'c': a->cpu = parse_u64("--cpu", s, MAX_CPU); break;
+	case 'c': a->cpu = parse_uint("--cpu", s, 0, MAX_CPU); break;
 	case 'u':
-		a->mtu = parse_u64("--mtu", s, 9000);
+		a->mtu = parse_uint("--mtu", s, 0, 9000);
 		if (a->mtu < 1280)
 			die("--mtu '%s': at least 1280", s);
 		break;
 	case 'f':
-		a->max_flows = parse_u64("--max-flows", s, 1u << 24);
+		a->max_flows = parse_uint("--max-flows", s, 0, 1u << 24);
 		if (!a->max_flows)
 			die("--max-flows '%s': at least 1", s);
 		break;
 	case 'I':
-		a->udp_idle_ms = parse_u64("--udp-idle", s, UINT32_MAX);
+		a->udp_idle_ms = parse_uint("--udp-idle", s, 0, UINT32_MAX);
 		if (!a->udp_idle_ms)
 			die("--udp-idle '%s': at least 1 (milliseconds)", s);
 		break;
 	case 'a':
-		a->abort_after = parse_u64("--abort-after", s, UINT64_MAX);
+		a->abort_after = parse_uint("--abort-after", s, 0, UINT64_MAX);
 		if (!a->abort_after)
 			die("--abort-after '%s': at least 1", s);
 		break;
-	case 's': a->seconds = parse_u64("--seconds", s, 1u << 30); break;
+	case 's': a->seconds = parse_uint("--seconds", s, 0, 1u << 30); break;
 	}
 }
 
@@ -395,7 +374,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 
 	a->workers = 1;
 	a->cpu = -1;
-	while ((c = getopt_long(argc, argv, "i:q:r:w:s:p:h", opts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "i:q:r:w:s:p:h", opts)) != -1) {
 		switch (c) {
 		case 'i': a->iface = optarg; break;
 		case 't': a->tun = optarg; break;
@@ -411,8 +390,6 @@ static void parse_args(struct args *a, int argc, char **argv)
 			break;
 		case 'Q': a->quiet = true; break;
 		case 'v': verbose = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
 		}
 	}
 	if (optind < argc)
@@ -887,7 +864,7 @@ static void worker_fail(struct worker *w, const char *fmt, ...)
 		va_end(ap);
 	}
 	pthread_mutex_unlock(&srv->lock);
-	stop = 1;
+	request_stop();
 }
 
 /* Take every new stream and flow. Returns how many. */
@@ -1158,40 +1135,23 @@ static void add_rules(struct server *srv)
 	}
 }
 
-/* Threads started with these blocked leave SIGINT/SIGTERM to main. */
-static void block_signals(bool block)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
-}
-
 static void start(struct server *srv)
 {
+	sigset_t old;
 	int err;
 
-	block_signals(true);
+	/* The threads started here leave SIGINT and SIGTERM to main. */
+	stop_signals_block(&old);
 	start_workers(srv);
 	err = l3x_stack__start(srv->stack);
 	if (err)
 		die("l3x_stack__start: %s", strerror(-err));
 	srv->started = true;
-	block_signals(false);
+	stop_signals_restore(&old);
 	add_rules(srv);
 }
 
 /* --------------------------------------------------------------- report */
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void sum_workers(const struct server *srv, struct wstats *sum)
 {
@@ -1231,7 +1191,7 @@ static void run(struct server *srv)
 	double begin = now_s(), tick = begin, t;
 	uint64_t last = 0;
 
-	while (!stop) {
+	while (!stop_requested()) {
 		poll(NULL, 0, 100);
 		t = now_s();
 		if (a->seconds && t - begin >= a->seconds)
@@ -1286,7 +1246,7 @@ static void report(const struct server *srv)
 		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
 		"mem pbufs %u tcp_pcbs %u tcp_segs %u udp_pcbs %u stream_objects %u; "
 		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u\n",
-		mode_names[srv->a->mode], U(n.accepted), U(n.bytes_in),
+		name_of(modes, srv->a->mode), U(n.accepted), U(n.bytes_in),
 		U(n.bytes_out), U(st.tcp_accepted), U(st.tcp_closed),
 		U(st.tcp_reset_by_client), U(st.tcp_aborted),
 		U(st.tcp_refused_flows), U(st.tcp_refused_memory),
@@ -1344,12 +1304,6 @@ static void finish(struct server *srv)
 		die("%s", srv->fail);
 }
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 static int print_fn(enum l3x_print_level level, const char *fmt, va_list ap)
 {
 	if (level != L3X_WARN && !verbose)
@@ -1366,7 +1320,6 @@ int main(int argc, char **argv)
 		.cond = PTHREAD_COND_INITIALIZER,
 	};
 	uint32_t queues[MAX_QUEUES];
-	struct sigaction sa = { .sa_handler = on_signal };
 	unsigned i, nq = 0;
 
 	parse_args(&a, argc, argv);
@@ -1382,8 +1335,7 @@ int main(int argc, char **argv)
 		die("--workers %u: %s", srv.nw, strerror(errno));
 	for (i = 0; i < srv.nw; i++)
 		srv.w[i].stop_fd = -1;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
 	l3x_set_print(print_fn);
 	srv.stack = open_stack(&a, queues, nq < MAX_QUEUES ? nq : MAX_QUEUES);

@@ -20,13 +20,10 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,15 +31,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define PROG "l3x-kserve"
+#include "parse.h"
+#include "tool.h"
 
-#include "../../common/tool.h"
+#define PROG "l3x-kserve"
 
 #define MAX_WORKERS  64
 #define MAX_PORTS    16
@@ -55,6 +52,13 @@
 #define ACCEPT_BURST 64
 
 enum mode { M_ECHO, M_DISCARD, M_HTTP };
+
+static const struct name_value modes[] = {
+	{ "echo", M_ECHO },
+	{ "discard", M_DISCARD },
+	{ "http", M_HTTP },
+	{ NULL },
+};
 
 struct args {
 	enum mode mode;
@@ -105,101 +109,27 @@ struct sworker {
 	unsigned err_port;
 };
 
-static atomic_bool stop;
-
-static const char usage_text[] =
-	"usage: " PROG " --mode echo|discard|http --port P [--port P]...\n"
-	"       [--workers N] [--cpu LIST] [--processes N] [--transparent]\n"
-	"       [--no-udp] [--corrupt-every N] [--quiet]\n"
-	"Listens on the wildcard address, IPv4 and IPv6; give the namespace a\n"
-	"local route (ip route add local PREFIX dev lo) to serve a prefix.\n";
+/* Bad arguments exit 2, so scripts tell them from a failed run (1). */
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " --mode echo|discard|http --port P [--port P]...\n"
+	    "       [--workers N] [--cpu LIST] [--processes N] [--transparent]\n"
+	    "       [--no-udp] [--corrupt-every N] [--quiet]\n"
+	    "Listens on the wildcard address, IPv4 and IPv6; give the namespace a\n"
+	    "local route (ip route add local PREFIX dev lo) to serve a prefix.\n",
+	    2);
 
 /* ------------------------------------------------------------ arguments */
-
-static void bad(const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 1, 2)));
-static void bad(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
-
-static uint64_t parse_uint(const char *opt, const char *s, uint64_t min,
-			   uint64_t max)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !*s || *end || *s == '-' || *s == '+')
-		bad("%s '%s': not a whole number", opt, s);
-	if (v < min || v > max)
-		bad("%s '%s': must be between %llu and %llu", opt, s,
-		    (unsigned long long)min, (unsigned long long)max);
-	return v;
-}
-
-static void parse_cpus(struct args *a, const char *s)
-{
-	unsigned long lo, hi, c;
-	const char *p = s;
-	char *end;
-
-	while (*p) {
-		lo = strtoul(p, &end, 10);
-		hi = lo;
-		if (end == p)
-			bad("--cpu '%s': not a CPU list (like 0,2-3)", s);
-		if (*end == '-') {
-			p = end + 1;
-			hi = strtoul(p, &end, 10);
-			if (end == p || hi < lo)
-				bad("--cpu '%s': not a CPU list (like 0,2-3)",
-				    s);
-		}
-		if (hi >= CPU_SETSIZE || a->ncpus + hi - lo >= MAX_CPUS)
-			bad("--cpu '%s': too many or too high CPUs", s);
-		for (c = lo; c <= hi; c++)
-			a->cpus[a->ncpus++] = c;
-		if (*end == ',' && end[1])
-			end++;
-		else if (*end)
-			bad("--cpu '%s': not a CPU list (like 0,2-3)", s);
-		p = end;
-	}
-	if (!a->ncpus)
-		bad("--cpu '%s': empty", s);
-}
-
-static void parse_mode(struct args *a, const char *s)
-{
-	if (!strcmp(s, "echo"))
-		a->mode = M_ECHO;
-	else if (!strcmp(s, "discard"))
-		a->mode = M_DISCARD;
-	else if (!strcmp(s, "http"))
-		a->mode = M_HTTP;
-	else
-		bad("--mode '%s': must be echo, discard or http", s);
-	a->have_mode = true;
-}
 
 static void parse_opt(struct args *a, int c)
 {
 	switch (c) {
 	case 'm':
-		parse_mode(a, optarg);
+		a->mode = parse_name("--mode", optarg, modes);
+		a->have_mode = true;
 		break;
 	case 'p':
 		if (a->nports == MAX_PORTS)
-			bad("--port: at most %d of them", MAX_PORTS);
+			die_arg("--port: at most %d of them", MAX_PORTS);
 		a->ports[a->nports++] = parse_uint("--port", optarg, 1, 65535);
 		break;
 	case 'w':
@@ -209,7 +139,7 @@ static void parse_opt(struct args *a, int c)
 		a->procs = parse_uint("--processes", optarg, 1, MAX_PROCS);
 		break;
 	case 'C':
-		parse_cpus(a, optarg);
+		a->ncpus = parse_cpu_list("--cpu", optarg, a->cpus, MAX_CPUS);
 		break;
 	case 'x':
 		a->corrupt_every = parse_uint("--corrupt-every", optarg, 1,
@@ -224,9 +154,6 @@ static void parse_opt(struct args *a, int c)
 	case 'q':
 		a->quiet = true;
 		break;
-	case 'h':
-		fputs(usage_text, stdout);
-		exit(0);
 	}
 }
 
@@ -249,22 +176,16 @@ static void parse_args(struct args *a, int argc, char **argv)
 
 	a->workers = 1;
 	a->procs = 1;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == ':')
-			bad("%s: missing its value", argv[optind - 1]);
-		if (c == '?')
-			bad("'%s': unknown option (see --help)",
-			    argv[optind - 1]);
+	while ((c = tool_getopt(argc, argv, ":h", opts)) != -1)
 		parse_opt(a, c);
-	}
 	if (optind < argc)
-		bad("'%s': unexpected argument", argv[optind]);
+		die_arg("'%s': unexpected argument", argv[optind]);
 	if (!a->have_mode)
-		bad("--mode: missing (echo, discard or http)");
+		die_arg("--mode: missing (echo, discard or http)");
 	if (!a->nports)
-		bad("--port: missing (the port to serve; repeat for more)");
+		die_arg("--port: missing (the port to serve; repeat for more)");
 	if (a->corrupt_every && a->mode != M_ECHO)
-		bad("--corrupt-every: only for --mode echo");
+		die_arg("--corrupt-every: only for --mode echo");
 	if (a->mode == M_HTTP)
 		a->no_udp = true;
 }
@@ -812,17 +733,6 @@ static void conn_event(struct sworker *w, struct sconn *c)
 	conn_close(w, c);
 }
 
-static void pin(const struct sworker *w)
-{
-	cpu_set_t set;
-
-	if (w->cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(w->cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 static void *worker_main(void *arg)
 {
 	struct sworker *w = arg;
@@ -830,8 +740,9 @@ static void *worker_main(void *arg)
 	struct ent *e;
 	int n, i;
 
-	pin(w);
-	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+	if (w->cpu >= 0)
+		pin_self(w->cpu);
+	while (!stop_requested()) {
 		n = epoll_wait(w->ep, ev, 256, 100);
 		for (i = 0; i < n; i++) {
 			e = ev[i].data.ptr;
@@ -878,18 +789,13 @@ static void add_stats(struct stats *to, const struct stats *s)
 	to->corrupted += s->corrupted;
 }
 
-static const char *mode_name(enum mode m)
-{
-	return m == M_ECHO ? "echo" : m == M_DISCARD ? "discard" : "http";
-}
-
 static void print_ready(const struct args *a, const char *who)
 {
 	unsigned i;
 
 	if (a->quiet)
 		return;
-	fprintf(stderr, PROG "%s: ready: %s on port", who, mode_name(a->mode));
+	fprintf(stderr, PROG "%s: ready: %s on port", who, name_of(modes, a->mode));
 	for (i = 0; i < a->nports; i++)
 		fprintf(stderr, "%s %u", i ? "," : "", a->ports[i]);
 	fprintf(stderr, " (TCP%s, IPv4 and IPv6%s), %u worker%s%s\n",
@@ -925,7 +831,7 @@ static void serve(const struct args *a, unsigned cpu_off, const char *who,
 {
 	static struct sworker w[MAX_WORKERS];
 	struct stats s = {};
-	sigset_t set, old;
+	sigset_t old;
 	unsigned i;
 	int err;
 
@@ -938,29 +844,20 @@ static void serve(const struct args *a, unsigned cpu_off, const char *who,
 	} else {
 		print_ready(a, who);
 	}
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, &old);
+	stop_signals_block(&old);
 	for (i = 0; i < a->workers; i++) {
 		err = pthread_create(&w[i].tid, NULL, worker_main, &w[i]);
 		if (err)
 			die("--workers %u: %s", a->workers, strerror(err));
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	while (!atomic_load_explicit(&stop, memory_order_relaxed))
+	stop_signals_restore(&old);
+	while (!stop_requested())
 		pause();
 	for (i = 0; i < a->workers; i++) {
 		pthread_join(w[i].tid, NULL);
 		add_stats(&s, &w[i].s);
 	}
 	print_stats(a, who, &s);
-}
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	atomic_store_explicit(&stop, true, memory_order_relaxed);
 }
 
 /* --processes N: N copies share the ports (SO_REUSEPORT); "ready" once
@@ -993,7 +890,7 @@ static int serve_procs(const struct args *a)
 		print_ready(a, "");
 	/* Until a signal, or until one ends early: then all end. */
 	while (ready == a->procs &&
-	       !atomic_load_explicit(&stop, memory_order_relaxed) &&
+	       !stop_requested() &&
 	       waitpid(-1, &st, WNOHANG) <= 0)
 		usleep(50000);
 	for (i = 0; i < a->procs; i++)
@@ -1008,17 +905,11 @@ static int serve_procs(const struct args *a)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = {.sa_handler = on_signal};
 	static struct args a;
-	struct rlimit rl;
 
 	parse_args(&a, argc, argv);
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	raise_nofile();
+	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
 	if (a.procs > 1)
 		return serve_procs(&a);
