@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "csum.h"
 #include "parse.h"
 #include "tool.h"
 
@@ -288,25 +289,6 @@ static bool want_bypass(const struct args *a, const struct iface *i)
 
 /* ------------------------------------------------------------ the frame */
 
-static uint32_t sum16(const void *p, size_t n, uint32_t sum)
-{
-	const uint8_t *b = p;
-	size_t i;
-
-	for (i = 0; i + 1 < n; i += 2)
-		sum += (uint32_t)b[i] << 8 | b[i + 1];
-	if (n & 1)
-		sum += (uint32_t)b[n - 1] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return sum;
-}
-
 /* Writes the IP header at p and returns its length; the UDP pseudo-header's
  * partial sum goes to *pseudo. */
 static unsigned put_ip(const struct args *a, uint8_t *p, unsigned l4len,
@@ -322,7 +304,7 @@ static unsigned put_ip(const struct args *a, uint8_t *p, unsigned l4len,
 		ip6->ip6_hlim = 64;
 		ip6->ip6_src = a->src.v6;
 		ip6->ip6_dst = a->dst.v6;
-		*pseudo = sum16(&ip6->ip6_src, 32, IPPROTO_UDP + l4len);
+		*pseudo = csum_partial(&ip6->ip6_src, 32, IPPROTO_UDP + l4len);
 		return sizeof(*ip6);
 	}
 	ip->version = 4;
@@ -333,8 +315,8 @@ static unsigned put_ip(const struct args *a, uint8_t *p, unsigned l4len,
 	ip->protocol = IPPROTO_UDP;
 	ip->saddr = a->src.v4.s_addr;
 	ip->daddr = a->dst.v4.s_addr;
-	ip->check = htons(~fold(sum16(ip, sizeof(*ip), 0)) & 0xffff);
-	*pseudo = sum16(&ip->saddr, 8, IPPROTO_UDP + l4len);
+	ip->check = htons(csum_fold(csum_partial(ip, sizeof(*ip), 0)));
+	*pseudo = csum_partial(&ip->saddr, 8, IPPROTO_UDP + l4len);
 	return sizeof(*ip);
 }
 
@@ -367,12 +349,12 @@ static void build_template(const struct args *a, const struct iface *ifc,
 		t->frame[i] = i;
 	t->sport_off = off;
 	t->csum_off = off + 6;
-	t->csum_base = sum16(udp, l4len, pseudo);
+	t->csum_base = csum_partial(udp, l4len, pseudo);
 }
 
 static void set_flow(const struct tmpl *t, uint8_t *f, uint16_t sport)
 {
-	uint16_t c = ~fold(t->csum_base + sport) & 0xffff;
+	uint16_t c = csum_fold(t->csum_base + sport);
 
 	if (!c)
 		c = 0xffff; /* 0 would mean "no checksum" */

@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "parse.h"
 #include "tool.h"
 
@@ -80,7 +81,7 @@ struct dst {
 		struct sockaddr_in6 in6;
 	} u;
 	socklen_t len;
-	char str[INET6_ADDRSTRLEN + 8];
+	char str[ADDR_STRLEN];
 };
 
 struct args {
@@ -515,21 +516,6 @@ static void parse_args(struct args *a, int argc, char **argv)
 
 /* ------------------------------------------------------------ addresses */
 
-static void dst_name(struct dst *d)
-{
-	char ip[INET6_ADDRSTRLEN];
-
-	if (d->u.sa.sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &d->u.in6.sin6_addr, ip, sizeof(ip));
-		snprintf(d->str, sizeof(d->str), "[%s]:%u", ip,
-			 ntohs(d->u.in6.sin6_port));
-	} else {
-		inet_ntop(AF_INET, &d->u.in.sin_addr, ip, sizeof(ip));
-		snprintf(d->str, sizeof(d->str), "%s:%u", ip,
-			 ntohs(d->u.in.sin_port));
-	}
-}
-
 /* Address k of the list: the given one plus k, inside its prefix. */
 static void make_dst(const struct args *a, unsigned k, struct dst *d)
 {
@@ -562,7 +548,7 @@ static void make_dst(const struct args *a, unsigned k, struct dst *d)
 		d->u.in6.sin6_port = htons(a->port);
 		d->len = sizeof(d->u.in6);
 	}
-	dst_name(d);
+	format_addr(&d->u.sa, d->len, d->str, sizeof(d->str));
 }
 
 static struct dst *make_dsts(const struct args *a)
@@ -589,16 +575,6 @@ static bool same_addr(const struct dst *d, const struct sockaddr_storage *ss)
 		       s4->sin_addr.s_addr == d->u.in.sin_addr.s_addr;
 	return s6->sin6_port == d->u.in6.sin6_port &&
 	       !memcmp(&s6->sin6_addr, &d->u.in6.sin6_addr, 16);
-}
-
-static void addr_name(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-	struct dst d = {};
-
-	memcpy(&d.u, ss, ss->ss_family == AF_INET6 ? sizeof(d.u.in6)
-						   : sizeof(d.u.in));
-	dst_name(&d);
-	snprintf(out, n, "%s", d.str);
 }
 
 /* ------------------------------------------------------------ state */
@@ -1130,7 +1106,7 @@ static void udp_event(struct worker *w, struct conn *c)
 {
 	struct sockaddr_storage from;
 	socklen_t fl;
-	char name[INET6_ADDRSTRLEN + 8];
+	char name[ADDR_STRLEN];
 	ssize_t r;
 
 	for (;;) {
@@ -1144,7 +1120,7 @@ static void udp_event(struct worker *w, struct conn *c)
 		}
 		if (!same_addr(conn_dst(w, c), &from)) {
 			w->t.errors++;
-			addr_name(&from, name, sizeof(name));
+			format_addr((void *)&from, fl, name, sizeof(name));
 			problem("udp socket %u: a reply from %s, the request "
 				"went to %s", c->gidx, name,
 				conn_dst(w, c)->str);
