@@ -21,9 +21,6 @@
  * sockets, and main waits for the stack's open flows to reach 0; then
  * the workers close their l3x_worker (which resets whatever is left).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem */
-#endif
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -49,6 +46,7 @@
 
 #include "l3x/l3x.h"
 #include "parse.h"
+#include "proto.h"
 #include "tool.h"
 
 #define PROG "l3x-serve"
@@ -59,20 +57,11 @@
 #define MAX_WORKERS 64		/* the library's limit of workers per stack */
 #define BATCH 64		/* events taken per l3x_worker__poll */
 #define SCRATCH (64 * 1024)	/* one read's worth; more than any datagram */
-#define REQ_MAX 8192		/* longest HTTP request head we read */
 #define MAX_CPU 4095
 #define DRAIN_MS 2000		/* at exit: how long open flows may take to end */
 #define UDP_QUEUE 256		/* datagrams per flow and direction (opts) */
 #define DNS_MAX 512		/* a DNS message over UDP without EDNS */
 
-enum mode { MODE_ECHO, MODE_DISCARD, MODE_HTTP };
-
-static const struct name_value modes[] = {
-	{ "echo", MODE_ECHO },
-	{ "discard", MODE_DISCARD },
-	{ "http", MODE_HTTP },
-	{ NULL },
-};
 
 struct dns_addr {
 	struct sockaddr_storage ss;
@@ -90,7 +79,7 @@ struct args {
 	unsigned nrules;
 	struct dns_addr dns[MAX_DNS];
 	unsigned ndns;
-	enum mode mode;
+	enum proto_mode mode;
 	bool mode_set;
 	unsigned workers;
 	int cpu;		/* engine core, -1: not pinned */
@@ -119,11 +108,9 @@ struct conn {
 	size_t pend_off, pend_len;
 	size_t pend_cap;		/* UDP: bytes pend can hold */
 	bool pending;			/* UDP: pend holds a datagram */
-	char *req;			/* http: the request head so far */
-	size_t req_len;
+	struct http_req http;		/* http: the request */
 	uint64_t in;			/* bytes read from this stream */
 	bool eof;			/* the client half-closed */
-	bool responding;		/* http: the answer is queued */
 	bool closed;
 };
 
@@ -263,7 +250,7 @@ static void add_dns(struct args *a, const char *text)
 
 static void parse_mode(struct args *a, const char *s)
 {
-	a->mode = parse_name("--mode", s, modes);
+	a->mode = parse_name("--mode", s, proto_modes);
 	a->mode_set = true;
 }
 
@@ -302,7 +289,7 @@ static void check_args(const struct args *a)
 		die("--rule: missing (at least one, e.g. --rule 'tcp 198.51.100.0/24')");
 	if (!a->mode_set)
 		die("--mode: missing (echo, discard or http)");
-	if (a->abort_after && a->mode == MODE_HTTP)
+	if (a->abort_after && a->mode == PROTO_HTTP)
 		die("--abort-after: only with --mode echo or discard");
 }
 
@@ -493,7 +480,7 @@ static void free_dead(struct worker *w)
 	while ((c = w->dead)) {
 		w->dead = c->next;
 		free(c->pend);
-		free(c->req);
+		http_req_free(&c->http);
 		free(c);
 	}
 }
@@ -603,96 +590,48 @@ static void serve_discard(struct worker *w, struct conn *c)
 		conn_end(w, c, false);
 }
 
-/* "192.0.2.1:80" or "[2001:db8::1]:80". */
-static void format_addr(const struct sockaddr_storage *ss, int len, char *buf,
-			size_t sz)
-{
-	const struct sockaddr_in6 *s6 = (const void *)ss;
-	const struct sockaddr_in *s4 = (const void *)ss;
-	char a[INET6_ADDRSTRLEN];
-
-	if (len > 0 && ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(buf, sz, "%s:%u", a, ntohs(s4->sin_port));
-	} else if (len > 0 && ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(buf, sz, "[%s]:%u", a, ntohs(s6->sin6_port));
-	} else {
-		snprintf(buf, sz, "unknown (%s)", strerror(len < 0 ? -len : EAFNOSUPPORT));
-	}
-}
-
-/* The answer to the request head in c->req: 200 naming both ends for GET
- * and HEAD, 405 for other methods, 400 for a head past REQ_MAX. */
-static int http_answer(const struct conn *c, bool complete, char *out, size_t sz)
-{
-	struct sockaddr_storage ss;
-	char client[128], dst[128], body[320];
-	bool get = c->req_len >= 4 && !memcmp(c->req, "GET ", 4);
-	bool head = c->req_len >= 5 && !memcmp(c->req, "HEAD ", 5);
-	const char *status = "200 OK";
-	int blen;
-
-	format_addr(&ss, l3x_stream__client_addr(c->s, (void *)&ss, sizeof(ss)),
-		    client, sizeof(client));
-	format_addr(&ss, l3x_stream__orig_dst_addr(c->s, (void *)&ss, sizeof(ss)),
-		    dst, sizeof(dst));
-	blen = snprintf(body, sizeof(body), "client %s\ndestination %s\n", client, dst);
-	if (blen >= (int)sizeof(body))
-		blen = sizeof(body) - 1;
-	if (!complete)
-		status = "400 Bad Request";
-	else if (!get && !head)
-		status = "405 Method Not Allowed";
-	return snprintf(out, sz,
-			"HTTP/1.1 %s\r\nServer: " PROG "\r\nContent-Type: text/plain\r\n"
-			"Content-Length: %d\r\n%sConnection: close\r\n\r\n%s",
-			status, blen, get || head ? "" : "Allow: GET, HEAD\r\n",
-			head ? "" : body);
-}
-
-static bool head_complete(const struct conn *c)
-{
-	return memmem(c->req, c->req_len, "\r\n\r\n", 4) ||
-	       memmem(c->req, c->req_len, "\n\n", 2);
-}
-
 /* Read the request head. Returns 1 complete (or too long), 0 not yet,
  * -1 the stream ended or failed before it. */
 static int http_read(struct worker *w, struct conn *c)
 {
+	size_t room;
+	char *buf;
 	long n;
 
-	if (!c->req && !(c->req = malloc(REQ_MAX)))
-		return -1;
-	while (c->req_len < REQ_MAX) {
-		n = l3x_stream__read(c->s, c->req + c->req_len, REQ_MAX - c->req_len);
+	for (;;) {
+		buf = http_req_room(&c->http, &room);
+		if (!buf)
+			return -1;
+		n = l3x_stream__read(c->s, buf, room);
 		if (n == -EAGAIN)
 			return 0;
 		if (n <= 0)
 			return -1;
 		count(&w->n.bytes_in, n);
-		c->req_len += n;
-		if (head_complete(c))
+		if (http_req_add(&c->http, n) != HTTP_READING)
 			return 1;
 	}
-	return 1;
 }
 
+/* One answer (see proto.h), then the stream is closed in order. */
 static void serve_http(struct worker *w, struct conn *c)
 {
-	char out[1024];
+	char out[HTTP_ANSWER_MAX];
+	struct http_ends e;
 	int r, len;
 
-	if (!c->responding) {
+	if (c->http.state == HTTP_READING) {
 		r = http_read(w, c);
 		if (r <= 0) {
 			if (r < 0)
 				conn_end(w, c, false);
 			return;
 		}
-		c->responding = true;
-		len = http_answer(c, head_complete(c), out, sizeof(out));
+		e.client_len = l3x_stream__client_addr(c->s, (void *)&e.client,
+						       sizeof(e.client));
+		e.dst_len = l3x_stream__orig_dst_addr(c->s, (void *)&e.dst,
+						      sizeof(e.dst));
+		len = http_req_answer(&c->http, &e, out, sizeof(out));
 		r = owe(w, c, out, len);
 	} else {
 		r = flush(w, c);
@@ -763,7 +702,7 @@ static void serve_udp(struct worker *w, struct conn *c)
 			break;
 		count(&w->n.dgrams_in, 1);
 		count(&w->n.bytes_in, n);
-		if (w->srv->a->mode != MODE_ECHO)
+		if (w->srv->a->mode != PROTO_ECHO)
 			continue;
 		if (n > SCRATCH)
 			count(&w->n.dgrams_dropped, 1);
@@ -842,9 +781,9 @@ static void serve(struct worker *w, struct conn *c)
 		return;
 	}
 	switch (w->srv->a->mode) {
-	case MODE_ECHO: serve_echo(w, c); break;
-	case MODE_DISCARD: serve_discard(w, c); break;
-	case MODE_HTTP: serve_http(w, c); break;
+	case PROTO_ECHO: serve_echo(w, c); break;
+	case PROTO_DISCARD: serve_discard(w, c); break;
+	case PROTO_HTTP: serve_http(w, c); break;
 	}
 }
 
@@ -1246,7 +1185,7 @@ static void report(const struct server *srv)
 		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
 		"mem pbufs %u tcp_pcbs %u tcp_segs %u udp_pcbs %u stream_objects %u; "
 		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u\n",
-		name_of(modes, srv->a->mode), U(n.accepted), U(n.bytes_in),
+		name_of(proto_modes, srv->a->mode), U(n.accepted), U(n.bytes_in),
 		U(n.bytes_out), U(st.tcp_accepted), U(st.tcp_closed),
 		U(st.tcp_reset_by_client), U(st.tcp_aborted),
 		U(st.tcp_refused_flows), U(st.tcp_refused_memory),

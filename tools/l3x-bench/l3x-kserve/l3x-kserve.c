@@ -18,7 +18,6 @@
  * what the socket does not take waits in a buffer of its own, and reading
  * pauses until it is gone, so a slow reader costs one chunk of memory.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -29,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -37,6 +35,7 @@
 #include <unistd.h>
 
 #include "parse.h"
+#include "proto.h"
 #include "tool.h"
 
 #define PROG "l3x-kserve"
@@ -48,20 +47,11 @@
 #define BUF_SIZE     65536
 #define UDP_BATCH    32
 #define UDP_SLOT     65536
-#define HTTP_MAX     8192 /* bytes of one request's head */
 #define ACCEPT_BURST 64
 
-enum mode { M_ECHO, M_DISCARD, M_HTTP };
-
-static const struct name_value modes[] = {
-	{ "echo", M_ECHO },
-	{ "discard", M_DISCARD },
-	{ "http", M_HTTP },
-	{ NULL },
-};
 
 struct args {
-	enum mode mode;
+	enum proto_mode mode;
 	bool have_mode;
 	unsigned ports[MAX_PORTS], nports;
 	unsigned workers, procs;
@@ -83,8 +73,7 @@ struct sconn {
 	uint64_t pos;	   /* bytes echoed, for --corrupt-every */
 	uint8_t *pend;	   /* written, not yet taken by the socket */
 	uint32_t pend_off, pend_len;
-	char *req;	   /* http: the start of a request not yet complete */
-	uint32_t req_len;
+	struct http_req http; /* http: the request */
 	bool eof, close_after;
 };
 
@@ -124,7 +113,7 @@ static void parse_opt(struct args *a, int c)
 {
 	switch (c) {
 	case 'm':
-		a->mode = parse_name("--mode", optarg, modes);
+		a->mode = parse_name("--mode", optarg, proto_modes);
 		a->have_mode = true;
 		break;
 	case 'p':
@@ -184,9 +173,9 @@ static void parse_args(struct args *a, int argc, char **argv)
 		die_arg("--mode: missing (echo, discard or http)");
 	if (!a->nports)
 		die_arg("--port: missing (the port to serve; repeat for more)");
-	if (a->corrupt_every && a->mode != M_ECHO)
+	if (a->corrupt_every && a->mode != PROTO_ECHO)
 		die_arg("--corrupt-every: only for --mode echo");
-	if (a->mode == M_HTTP)
+	if (a->mode == PROTO_HTTP)
 		a->no_udp = true;
 }
 
@@ -306,7 +295,7 @@ static void conn_close(struct sworker *w, struct sconn *c)
 	(void)w;
 	close(c->e.fd);
 	free(c->pend);
-	free(c->req);
+	http_req_free(&c->http);
 	free(c);
 }
 
@@ -405,7 +394,7 @@ static int echo_event(struct sworker *w, struct sconn *c)
 			c->eof = true;
 			continue;
 		}
-		if (w->a->mode == M_DISCARD)
+		if (w->a->mode == PROTO_DISCARD)
 			continue;
 		corrupt(w, &c->pos, w->buf, r);
 		f = send_or_keep(w, c, w->buf, r);
@@ -416,120 +405,32 @@ static int echo_event(struct sworker *w, struct sconn *c)
 
 /* ------------------------------------------------------------ http */
 
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n,
-		      unsigned *port)
+/* Answers the request in c->http (see proto.h); the connection closes once
+ * the answer is out. getsockname() names the original destination, with a
+ * local route or tproxy. */
+static int http_answer(struct sworker *w, struct sconn *c)
 {
-	const struct sockaddr_in6 *s6 = (const void *)ss;
-	const struct sockaddr_in *s4 = (const void *)ss;
-
-	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, n);
-		*port = ntohs(s6->sin6_port);
-	} else if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &s6->sin6_addr, out, n);
-		*port = ntohs(s6->sin6_port);
-	} else {
-		inet_ntop(AF_INET, &s4->sin_addr, out, n);
-		*port = ntohs(s4->sin_port);
-	}
-}
-
-/* "client ADDR port P\ndestination ADDR port P\n": who asked, and the
- * address and port the connection was made to (getsockname: the
- * original destination, with a local route or tproxy). */
-static int http_body(int fd, char *out, size_t n)
-{
-	struct sockaddr_storage peer, local;
-	socklen_t pl = sizeof(peer), ll = sizeof(local);
-	char pa[INET6_ADDRSTRLEN], la[INET6_ADDRSTRLEN];
-	unsigned pp, lp;
-
-	if (getpeername(fd, (void *)&peer, &pl) ||
-	    getsockname(fd, (void *)&local, &ll))
-		return -errno;
-	addr_text(&peer, pa, sizeof(pa), &pp);
-	addr_text(&local, la, sizeof(la), &lp);
-	return snprintf(out, n, "client %s port %u\ndestination %s port %u\n",
-			pa, pp, la, lp);
-}
-
-static bool has_token(const char *head, size_t len, const char *name,
-		      const char *value)
-{
-	size_t nl = strlen(name), vl = strlen(value);
-	const char *p = head, *end = head + len, *eol;
-
-	while (p < end) {
-		eol = memmem(p, end - p, "\r\n", 2);
-		if (!eol)
-			eol = end;
-		if ((size_t)(eol - p) > nl && !strncasecmp(p, name, nl) &&
-		    p[nl] == ':' && memmem(p, eol - p, value, vl))
-			return true;
-		p = eol + 2;
-	}
-	return false;
-}
-
-/* Answers one request head of len bytes (ending in CRLF CRLF). */
-static int http_answer(struct sworker *w, struct sconn *c, const char *h,
-		       size_t len)
-{
-	char body[256], out[512];
-	bool v10 = memmem(h, len, " HTTP/1.0\r\n", 11) != NULL;
-	int n, b;
+	socklen_t cl, dl;
+	char out[HTTP_ANSWER_MAX];
+	struct http_ends e;
+	int n;
 
 	w->s.requests++;
-	if (len < 5 || memcmp(h, "GET ", 4)) {
-		c->close_after = true;
-		n = snprintf(out, sizeof(out),
-			     "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n"
-			     "Content-Length: 0\r\nConnection: close\r\n\r\n");
-		return send_or_keep(w, c, out, n);
-	}
-	if (v10 ? !has_token(h, len, "Connection", "keep-alive")
-		: has_token(h, len, "Connection", "close"))
-		c->close_after = true;
-	b = http_body(c->e.fd, body, sizeof(body));
-	if (b < 0)
-		return b;
-	n = snprintf(out, sizeof(out),
-		     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-		     "Content-Length: %d\r\nConnection: %s\r\n\r\n%s",
-		     b, c->close_after ? "close" : "keep-alive", body);
+	c->close_after = true;
+	cl = sizeof(e.client);
+	dl = sizeof(e.dst);
+	e.client_len = getpeername(c->e.fd, (void *)&e.client, &cl) ? -errno
+								    : (int)cl;
+	e.dst_len = getsockname(c->e.fd, (void *)&e.dst, &dl) ? -errno : (int)dl;
+	n = http_req_answer(&c->http, &e, out, sizeof(out));
 	return send_or_keep(w, c, out, n);
 }
 
-static const char too_large[] =
-	"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-	"Content-Length: 0\r\nConnection: close\r\n\r\n";
-
-/* Answers every complete request in c->req; keeps the rest. */
-static int http_parse(struct sworker *w, struct sconn *c)
-{
-	char *end;
-	size_t len;
-	int err;
-
-	while (!c->close_after && c->req_len &&
-	       (end = memmem(c->req, c->req_len, "\r\n\r\n", 4))) {
-		len = end + 4 - c->req;
-		err = http_answer(w, c, c->req, len);
-		if (err)
-			return err;
-		memmove(c->req, c->req + len, c->req_len - len);
-		c->req_len -= len;
-	}
-	if (c->req_len >= HTTP_MAX) {
-		c->close_after = true;
-		return send_or_keep(w, c, too_large, sizeof(too_large) - 1);
-	}
-	return 0;
-}
-
-/* Like echo_event(), for http: answers, then closes when asked to. */
+/* Like echo_event(), for http: reads the request head, answers, closes. */
 static int http_event(struct sworker *w, struct sconn *c)
 {
+	size_t room;
+	char *buf;
 	ssize_t r;
 	int f;
 
@@ -539,8 +440,10 @@ static int http_event(struct sworker *w, struct sconn *c)
 			return f;
 		if (c->eof || c->close_after)
 			return -ESHUTDOWN;
-		r = recv(c->e.fd, c->req + c->req_len, HTTP_MAX - c->req_len,
-			 0);
+		buf = http_req_room(&c->http, &room);
+		if (!buf)
+			return -ENOMEM;
+		r = recv(c->e.fd, buf, room, 0);
 		if (r < 0)
 			return errno == EAGAIN ? 0 : -errno;
 		if (!r) {
@@ -548,10 +451,11 @@ static int http_event(struct sworker *w, struct sconn *c)
 			continue;
 		}
 		w->s.bytes_in += r;
-		c->req_len += r;
-		f = http_parse(w, c);
-		if (f)
-			return f;
+		if (http_req_add(&c->http, r) != HTTP_READING) {
+			f = http_answer(w, c);
+			if (f)
+				return f;
+		}
 	}
 }
 
@@ -577,17 +481,13 @@ static void accept_some(struct sworker *w, int lfd)
 			return;
 		}
 		c = calloc(1, sizeof(*c));
-		if (c && w->a->mode == M_HTTP)
-			c->req = malloc(HTTP_MAX);
-		if (!c || (w->a->mode == M_HTTP && !c->req)) {
+		if (!c) {
 			w->s.errors++;
-			if (c)
-				free(c);
 			close(fd);
 			continue;
 		}
 		/* Answers go out at once, as l3x-serve sends them. */
-		if (w->a->mode != M_DISCARD)
+		if (w->a->mode != PROTO_DISCARD)
 			sock_opt(fd, IPPROTO_TCP, TCP_NODELAY);
 		c->e.kind = K_CONN;
 		c->e.fd = fd;
@@ -713,7 +613,7 @@ static void udp_event(struct sworker *w, int fd)
 		w->s.datagrams += n;
 		for (i = 0; i < n; i++)
 			w->s.bytes_in += b.in[i].msg_len;
-		if (w->a->mode == M_ECHO)
+		if (w->a->mode == PROTO_ECHO)
 			udp_echo(w, fd, &b, n);
 	}
 }
@@ -724,7 +624,7 @@ static void udp_event(struct sworker *w, int fd)
  * client's right, anything else is counted. */
 static void conn_event(struct sworker *w, struct sconn *c)
 {
-	int err = w->a->mode == M_HTTP ? http_event(w, c) : echo_event(w, c);
+	int err = w->a->mode == PROTO_HTTP ? http_event(w, c) : echo_event(w, c);
 
 	if (!err)
 		return;
@@ -795,7 +695,7 @@ static void print_ready(const struct args *a, const char *who)
 
 	if (a->quiet)
 		return;
-	fprintf(stderr, PROG "%s: ready: %s on port", who, name_of(modes, a->mode));
+	fprintf(stderr, PROG "%s: ready: %s on port", who, name_of(proto_modes, a->mode));
 	for (i = 0; i < a->nports; i++)
 		fprintf(stderr, "%s %u", i ? "," : "", a->ports[i]);
 	fprintf(stderr, " (TCP%s, IPv4 and IPv6%s), %u worker%s%s\n",
