@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "link.h"
 #include "parse.h"
 #include "tool.h"
 
@@ -34,23 +35,12 @@ TOOL_DEFINE(PROG,
 	    1);
 
 static struct run *cleanup_run;
-static bool verbose;
 
 struct args {
-	const char *iface;
+	struct link_args link;
 	const char *write;
-	const char *pin_dir;
-	uint32_t queues[256];
-	unsigned nqueues;
-	struct l3x_rule rules[256];
-	char rule_text[256][L3X_RULE_STRLEN];
-	unsigned nrules;
 	uint64_t count;		/* 0: no limit */
 	double seconds;		/* 0: no limit */
-	enum l3x_xdp_mode xdp_mode;
-	enum l3x_bind_mode bind_mode;
-	bool no_busy_poll;
-	bool quiet;
 };
 
 struct run {
@@ -65,85 +55,32 @@ struct pcap_rec {
 	uint32_t ts_sec, ts_nsec, caplen, len;
 };
 
-static void add_rule(struct args *a, const char *text)
-{
-	char err[128];
-
-	if (a->nrules == 256)
-		die("--rule: at most 256 rules");
-	if (l3x_rule__parse(&a->rules[a->nrules], text, err, sizeof(err)))
-		die("--rule '%s': %s", text, err);
-	snprintf(a->rule_text[a->nrules], L3X_RULE_STRLEN, "%s", text);
-	a->nrules++;
-}
-
-static void parse_mode(struct args *a, int opt, const char *s)
-{
-	if (opt == 'm') {
-		if (!strcmp(s, "auto"))
-			a->xdp_mode = L3X_XDP_AUTO;
-		else if (!strcmp(s, "native"))
-			a->xdp_mode = L3X_XDP_NATIVE;
-		else if (!strcmp(s, "skb"))
-			a->xdp_mode = L3X_XDP_SKB;
-		else
-			die("--xdp-mode '%s': must be auto, native or skb", s);
-		return;
-	}
-	if (!strcmp(s, "auto"))
-		a->bind_mode = L3X_BIND_AUTO;
-	else if (!strcmp(s, "copy"))
-		a->bind_mode = L3X_BIND_COPY;
-	else if (!strcmp(s, "zerocopy"))
-		a->bind_mode = L3X_BIND_ZEROCOPY;
-	else
-		die("--bind '%s': must be auto, copy or zerocopy", s);
-}
-
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "iface", required_argument, NULL, 'i' },
-		{ "queue", required_argument, NULL, 'q' },
-		{ "rule", required_argument, NULL, 'r' },
+		LINK_OPTIONS,
 		{ "write", required_argument, NULL, 'w' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "seconds", required_argument, NULL, 's' },
-		{ "pin-dir", required_argument, NULL, 'p' },
-		{ "xdp-mode", required_argument, NULL, 'm' },
-		{ "bind", required_argument, NULL, 'b' },
-		{ "no-busy-poll", no_argument, NULL, 'B' },
-		{ "quiet", no_argument, NULL, 'Q' },
-		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int c;
 
 	while ((c = tool_getopt(argc, argv, "i:q:r:w:c:s:p:h", opts)) != -1) {
+		if (link_opt(&a->link, c, optarg))
+			continue;
 		switch (c) {
-		case 'i': a->iface = optarg; break;
-		case 'q':
-			if (a->nqueues == 256)
-				die("--queue: at most 256 queues");
-			a->queues[a->nqueues++] = parse_uint("--queue", optarg, 0, UINT64_MAX);
-			break;
-		case 'r': add_rule(a, optarg); break;
 		case 'w': a->write = optarg; break;
 		case 'c': a->count = parse_uint("--count", optarg, 0, UINT64_MAX); break;
 		case 's': a->seconds = parse_uint("--seconds", optarg, 0, UINT64_MAX); break;
-		case 'p': a->pin_dir = optarg; break;
-		case 'm': case 'b': parse_mode(a, c, optarg); break;
-		case 'B': a->no_busy_poll = true; break;
-		case 'Q': a->quiet = true; break;
-		case 'v': verbose = true; break;
 		}
 	}
 	if (optind < argc)
 		die("'%s': unexpected argument (rules go after --rule)", argv[optind]);
-	if (!a->iface)
+	if (!a->link.iface)
 		die("--iface: missing (the interface to capture on)");
-	if (!a->nrules)
+	if (!a->link.rules.n)
 		die("--rule: missing (at least one, e.g. --rule 'udp 192.0.2.1 9000')");
 	if (!a->write)
 		die("--write: missing (a file, or - for standard output)");
@@ -227,7 +164,7 @@ static void progress(const struct run *r, uint64_t *last, double dt)
 static void loop(struct run *r, const struct args *a)
 {
 	double start = now_s(), tick = start, t;
-	bool tty = isatty(STDERR_FILENO) && !a->quiet;
+	bool tty = isatty(STDERR_FILENO) && !a->link.quiet;
 	uint64_t last = 0;
 	unsigned idle = 0;
 
@@ -250,16 +187,17 @@ static void loop(struct run *r, const struct args *a)
 
 static void open_handles(struct run *r, const struct args *a)
 {
-	unsigned i, nq = a->nqueues;
+	const struct link_args *l = &a->link;
+	unsigned i, nq = l->nqueues;
 	uint32_t q;
 
 	if (!nq)
 		nq = l3x_capture__queue_count(r->cap);
 	for (i = 0; i < nq; i++) {
-		q = a->nqueues ? a->queues[i] : i;
+		q = l->nqueues ? l->queues[i] : i;
 		r->h[r->nh] = l3x_capture_handle__open(r->cap, q);
 		if (!r->h[r->nh])
-			die("--queue %u on %s: %s", q, a->iface, strerror(errno));
+			die("--queue %u on %s: %s", q, l->iface, strerror(errno));
 		r->nh++;
 	}
 }
@@ -317,14 +255,6 @@ static void cleanup(void)
 	l3x_capture__close(r->cap);
 }
 
-static int print_fn(enum l3x_print_level level, const char *fmt, va_list ap)
-{
-	if (level != L3X_WARN && !verbose)
-		return 0;
-	fputs(PROG ": ", stderr);
-	return vfprintf(stderr, fmt, ap);
-}
-
 int main(int argc, char **argv)
 {
 	struct args a = {};
@@ -333,21 +263,21 @@ int main(int argc, char **argv)
 	int err;
 
 	parse_args(&a, argc, argv);
-	L3X_OPTS(l3x_capture_opts, o, .pin_dir = a.pin_dir,
-		 .xdp_mode = a.xdp_mode, .bind_mode = a.bind_mode,
-		 .busy_poll_usec = a.no_busy_poll ? -1 : 0);
+	L3X_OPTS(l3x_capture_opts, o, .pin_dir = a.link.pin_dir,
+		 .xdp_mode = a.link.xdp_mode, .bind_mode = a.link.bind_mode,
+		 .busy_poll_usec = a.link.no_busy_poll ? -1 : 0);
 	stop_on_signals(SA_RESTART);
 	signal(SIGPIPE, SIG_IGN);
-	l3x_set_print(print_fn);
-	r.cap = l3x_capture__open(a.iface, &o);
+	link_print_init(a.link.verbose);
+	r.cap = l3x_capture__open(a.link.iface, &o);
 	if (!r.cap)
-		die("--iface %s: %s", a.iface, strerror(errno));
+		die("--iface %s: %s", a.link.iface, strerror(errno));
 	cleanup_run = &r;
 	atexit(cleanup);
-	for (i = 0; i < a.nrules; i++) {
-		err = l3x_capture__add_rule(r.cap, &a.rules[i]);
+	for (i = 0; i < a.link.rules.n; i++) {
+		err = l3x_capture__add_rule(r.cap, &a.link.rules.rules[i]);
 		if (err)
-			die("--rule '%s': %s", a.rule_text[i], strerror(-err));
+			die("--rule '%s': %s", a.link.rules.text[i], strerror(-err));
 	}
 	open_handles(&r, &a);
 	r.out = open_pcap(a.write);

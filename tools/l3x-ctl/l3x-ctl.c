@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "link.h"
 #include "parse.h"
 #include "tool.h"
 
@@ -36,14 +37,6 @@ static const struct name_value cmds[] = {
 	{ "del", CMD_DEL },
 	{ NULL },
 };
-
-static void parse_rule(const char *text, struct l3x_rule *r)
-{
-	char err[128];
-
-	if (l3x_rule__parse(r, text, err, sizeof(err)))
-		die("rule '%s': %s", text, err);
-}
 
 static int cmd_rules(struct l3x_ctl *ctl)
 {
@@ -74,9 +67,9 @@ static int cmd_change(struct l3x_ctl *ctl, bool add, char **rules, int n)
 		die("%s: missing RULE", add ? "add" : "del");
 	/* All or nothing on bad syntax: check every rule first. */
 	for (i = 0; i < n; i++)
-		parse_rule(rules[i], &r);
+		rule_parse(&r, "rule", rules[i]);
 	for (i = 0; i < n; i++) {
-		parse_rule(rules[i], &r);
+		rule_parse(&r, "rule", rules[i]);
 		err = add ? l3x_ctl__add_rule(ctl, &r) : l3x_ctl__del_rule(ctl, &r);
 		if (err == -ENOENT)
 			die("del '%s': no such rule", rules[i]);

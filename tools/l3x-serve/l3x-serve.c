@@ -45,14 +45,13 @@
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "link.h"
 #include "parse.h"
 #include "proto.h"
 #include "tool.h"
 
 #define PROG "l3x-serve"
 
-#define MAX_RULES 256
-#define MAX_QUEUES 256
 #define MAX_DNS 16
 #define MAX_WORKERS 64		/* the library's limit of workers per stack */
 #define BATCH 64		/* events taken per l3x_worker__poll */
@@ -69,14 +68,8 @@ struct dns_addr {
 };
 
 struct args {
-	const char *iface;
+	struct link_args link;
 	const char *tun;
-	const char *pin_dir;
-	uint32_t queues[MAX_QUEUES];
-	unsigned nqueues;
-	struct l3x_rule rules[MAX_RULES];
-	char rule_text[MAX_RULES][L3X_RULE_STRLEN];
-	unsigned nrules;
 	struct dns_addr dns[MAX_DNS];
 	unsigned ndns;
 	enum proto_mode mode;
@@ -88,10 +81,6 @@ struct args {
 	uint32_t udp_idle_ms;	/* 0: the library's default */
 	uint64_t abort_after;	/* 0: never */
 	uint64_t seconds;	/* 0: until a signal */
-	enum l3x_xdp_mode xdp_mode;
-	enum l3x_bind_mode bind_mode;
-	bool no_busy_poll;
-	bool quiet;
 };
 
 enum conn_kind { C_TCP, C_UDP, C_DNS };
@@ -151,7 +140,6 @@ struct server {
 };
 
 static struct server *cleanup_srv;
-static bool verbose;
 
 TOOL_DEFINE(PROG,
 	    "usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
@@ -163,18 +151,6 @@ TOOL_DEFINE(PROG,
 	    1);
 
 /* ------------------------------------------------------------ arguments */
-
-static void add_rule(struct args *a, const char *text)
-{
-	char err[128];
-
-	if (a->nrules == MAX_RULES)
-		die("--rule: at most %d rules", MAX_RULES);
-	if (l3x_rule__parse(&a->rules[a->nrules], text, err, sizeof(err)))
-		die("--rule '%s': %s", text, err);
-	snprintf(a->rule_text[a->nrules], L3X_RULE_STRLEN, "%s", text);
-	a->nrules++;
-}
 
 /* ADDR, ADDR:PORT, [ADDR6] or [ADDR6]:PORT into @ss; port 53 when none. */
 static bool parse_sockaddr(const char *text, struct sockaddr_storage *ss)
@@ -244,7 +220,7 @@ static void add_dns(struct args *a, const char *text)
 	}
 	inet_ntop(d->ss.ss_family, ip, addr, sizeof(addr));
 	snprintf(rule, sizeof(rule), "udp %s %d", addr, port);
-	add_rule(a, rule);
+	rule_list_add(&a->link.rules, rule);
 	a->ndns++;
 }
 
@@ -254,38 +230,15 @@ static void parse_mode(struct args *a, const char *s)
 	a->mode_set = true;
 }
 
-static void parse_xdp(struct args *a, int opt, const char *s)
-{
-	if (opt == 'm') {
-		if (!strcmp(s, "auto"))
-			a->xdp_mode = L3X_XDP_AUTO;
-		else if (!strcmp(s, "native"))
-			a->xdp_mode = L3X_XDP_NATIVE;
-		else if (!strcmp(s, "skb"))
-			a->xdp_mode = L3X_XDP_SKB;
-		else
-			die("--xdp-mode '%s': must be auto, native or skb", s);
-		return;
-	}
-	if (!strcmp(s, "auto"))
-		a->bind_mode = L3X_BIND_AUTO;
-	else if (!strcmp(s, "copy"))
-		a->bind_mode = L3X_BIND_COPY;
-	else if (!strcmp(s, "zerocopy"))
-		a->bind_mode = L3X_BIND_ZEROCOPY;
-	else
-		die("--bind '%s': must be auto, copy or zerocopy", s);
-}
-
 static void check_args(const struct args *a)
 {
-	if (a->iface && a->tun)
+	if (a->link.iface && a->tun)
 		die("--iface and --tun: give one source, not both");
-	if (!a->iface && !a->tun)
+	if (!a->link.iface && !a->tun)
 		die("--iface: missing (the interface to serve on, or --tun NAME)");
-	if (a->tun && a->nqueues)
+	if (a->tun && a->link.nqueues)
 		die("--queue: only with --iface (a TUN device has no queues)");
-	if (!a->nrules)
+	if (!a->link.rules.n)
 		die("--rule: missing (at least one, e.g. --rule 'tcp 198.51.100.0/24')");
 	if (!a->mode_set)
 		die("--mode: missing (echo, discard or http)");
@@ -297,11 +250,6 @@ static void check_args(const struct args *a)
 static void parse_number(struct args *a, int c, const char *s)
 {
 	switch (c) {
-	case 'q':
-		if (a->nqueues == MAX_QUEUES)
-			die("--queue: at most %d queues", MAX_QUEUES);
-		a->queues[a->nqueues++] = parse_uint("--queue", s, 0, UINT32_MAX);
-		break;
 	case 'w':
 		a->workers = parse_uint("--workers", s, 0, MAX_WORKERS);
 		if (!a->workers)
@@ -335,25 +283,17 @@ static void parse_number(struct args *a, int c, const char *s)
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "iface", required_argument, NULL, 'i' },
+		LINK_OPTIONS,
 		{ "tun", required_argument, NULL, 't' },
-		{ "queue", required_argument, NULL, 'q' },
-		{ "rule", required_argument, NULL, 'r' },
 		{ "mode", required_argument, NULL, 'M' },
 		{ "dns", required_argument, NULL, 'd' },
 		{ "workers", required_argument, NULL, 'w' },
-		{ "pin-dir", required_argument, NULL, 'p' },
-		{ "xdp-mode", required_argument, NULL, 'm' },
-		{ "bind", required_argument, NULL, 'b' },
-		{ "no-busy-poll", no_argument, NULL, 'B' },
 		{ "cpu", required_argument, NULL, 'c' },
 		{ "mtu", required_argument, NULL, 'u' },
 		{ "max-flows", required_argument, NULL, 'f' },
 		{ "udp-idle", required_argument, NULL, 'I' },
 		{ "abort-after", required_argument, NULL, 'a' },
 		{ "seconds", required_argument, NULL, 's' },
-		{ "quiet", no_argument, NULL, 'Q' },
-		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -362,21 +302,13 @@ static void parse_args(struct args *a, int argc, char **argv)
 	a->workers = 1;
 	a->cpu = -1;
 	while ((c = tool_getopt(argc, argv, "i:q:r:w:s:p:h", opts)) != -1) {
+		if (link_opt(&a->link, c, optarg))
+			continue;
 		switch (c) {
-		case 'i': a->iface = optarg; break;
 		case 't': a->tun = optarg; break;
-		case 'r': add_rule(a, optarg); break;
 		case 'M': parse_mode(a, optarg); break;
 		case 'd': add_dns(a, optarg); break;
-		case 'p': a->pin_dir = optarg; break;
-		case 'm': case 'b': parse_xdp(a, c, optarg); break;
-		case 'B': a->no_busy_poll = true; break;
-		case 'q': case 'w': case 'c': case 'u': case 'f': case 'I':
-		case 'a': case 's':
-			parse_number(a, c, optarg);
-			break;
-		case 'Q': a->quiet = true; break;
-		case 'v': verbose = true; break;
+		default: parse_number(a, c, optarg); break;
 		}
 	}
 	if (optind < argc)
@@ -1046,18 +978,18 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 
 	L3X_OPTS(l3x_stack_opts, o,
 		 .source = a->tun ? L3X_SOURCE_TUN : L3X_SOURCE_XDP,
-		 .ifname = a->iface, .tun_name = a->tun,
+		 .ifname = a->link.iface, .tun_name = a->tun,
 		 .queues = a->tun ? NULL : queues, .queue_count = a->tun ? 0 : nq,
-		 .pin_dir = a->pin_dir, .xdp_mode = a->xdp_mode,
-		 .bind_mode = a->bind_mode,
-		 .busy_poll_usec = a->no_busy_poll ? -1 : 0,
+		 .pin_dir = a->link.pin_dir, .xdp_mode = a->link.xdp_mode,
+		 .bind_mode = a->link.bind_mode,
+		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0,
 		 .mtu = a->mtu, .max_flows = a->max_flows, .cpu = a->cpu + 1,
 		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE);
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
 		die("--tun %s: %s", a->tun, strerror(errno));
 	if (!st)
-		die("--iface %s: %s", a->iface, strerror(errno));
+		die("--iface %s: %s", a->link.iface, strerror(errno));
 	return st;
 }
 
@@ -1067,10 +999,10 @@ static void add_rules(struct server *srv)
 	unsigned i;
 	int err;
 
-	for (i = 0; i < a->nrules; i++) {
-		err = l3x_stack__add_rule(srv->stack, &a->rules[i]);
+	for (i = 0; i < a->link.rules.n; i++) {
+		err = l3x_stack__add_rule(srv->stack, &a->link.rules.rules[i]);
 		if (err)
-			die("--rule '%s': %s", a->rule_text[i], strerror(-err));
+			die("--rule '%s': %s", a->link.rules.text[i], strerror(-err));
 	}
 }
 
@@ -1126,7 +1058,7 @@ static void progress(const struct server *srv, uint64_t *last, double dt)
 static void run(struct server *srv)
 {
 	const struct args *a = srv->a;
-	bool tty = isatty(STDERR_FILENO) && !a->quiet;
+	bool tty = isatty(STDERR_FILENO) && !a->link.quiet;
 	double begin = now_s(), tick = begin, t;
 	uint64_t last = 0;
 
@@ -1243,14 +1175,6 @@ static void finish(struct server *srv)
 		die("%s", srv->fail);
 }
 
-static int print_fn(enum l3x_print_level level, const char *fmt, va_list ap)
-{
-	if (level != L3X_WARN && !verbose)
-		return 0;
-	fputs(PROG ": ", stderr);
-	return vfprintf(stderr, fmt, ap);
-}
-
 int main(int argc, char **argv)
 {
 	static struct args a;
@@ -1262,10 +1186,10 @@ int main(int argc, char **argv)
 	unsigned i, nq = 0;
 
 	parse_args(&a, argc, argv);
-	if (a.iface) {
-		nq = a.nqueues ? a.nqueues : rx_queues(a.iface);
+	if (a.link.iface) {
+		nq = a.link.nqueues ? a.link.nqueues : rx_queues(a.link.iface);
 		for (i = 0; i < nq && i < MAX_QUEUES; i++)
-			queues[i] = a.nqueues ? a.queues[i] : i;
+			queues[i] = a.link.nqueues ? a.link.queues[i] : i;
 	}
 	srv.a = &a;
 	srv.nw = a.workers;
@@ -1276,7 +1200,7 @@ int main(int argc, char **argv)
 		srv.w[i].stop_fd = -1;
 	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
-	l3x_set_print(print_fn);
+	link_print_init(a.link.verbose);
 	srv.stack = open_stack(&a, queues, nq < MAX_QUEUES ? nq : MAX_QUEUES);
 	cleanup_srv = &srv;
 	atexit(cleanup);
