@@ -361,49 +361,30 @@ static int send_or_keep(struct sworker *w, struct sconn *c, const void *p,
 	return 0;
 }
 
-/* Reads one chunk into the worker's buffer: the count, 0 at EOF, -errno. */
-static ssize_t conn_read(struct sworker *w, struct sconn *c)
+/* Reads up to @n bytes into @buf: the count, 0 at EOF (noted), -errno. */
+static ssize_t conn_read(struct sworker *w, struct sconn *c, void *buf,
+			 size_t n)
 {
-	ssize_t r = recv(c->e.fd, w->buf, BUF_SIZE, 0);
+	ssize_t r = recv(c->e.fd, buf, n, 0);
 
 	if (r < 0)
 		return -errno;
+	if (!r)
+		c->eof = true;
 	w->s.bytes_in += r;
 	return r;
 }
 
-/* Echo and discard. Returns 0, or -errno when the connection must go;
- * it is closed (with a FIN) after the client's EOF once all is echoed. */
-static int echo_event(struct sworker *w, struct sconn *c)
+/* Echo and discard: what one read brings goes back (or is dropped). */
+static int echo_some(struct sworker *w, struct sconn *c)
 {
-	ssize_t r;
-	int f;
+	ssize_t r = conn_read(w, c, w->buf, BUF_SIZE);
 
-	for (;;) {
-		f = flush(w, c);
-		if (f <= 0)
-			return f;
-		if (c->eof)
-			return -ESHUTDOWN;
-		r = conn_read(w, c);
-		if (r == -EAGAIN)
-			return 0;
-		if (r < 0)
-			return r;
-		if (!r) {
-			c->eof = true;
-			continue;
-		}
-		if (w->a->mode == PROTO_DISCARD)
-			continue;
-		corrupt(w, &c->pos, w->buf, r);
-		f = send_or_keep(w, c, w->buf, r);
-		if (f)
-			return f;
-	}
+	if (r <= 0 || w->a->mode == PROTO_DISCARD)
+		return r < 0 ? r : 0;
+	corrupt(w, &c->pos, w->buf, r);
+	return send_or_keep(w, c, w->buf, r);
 }
-
-/* ------------------------------------------------------------ http */
 
 /* Answers the request in c->http (see proto.h); the connection closes once
  * the answer is out. getsockname() names the original destination, with a
@@ -426,12 +407,29 @@ static int http_answer(struct sworker *w, struct sconn *c)
 	return send_or_keep(w, c, out, n);
 }
 
-/* Like echo_event(), for http: reads the request head, answers, closes. */
-static int http_event(struct sworker *w, struct sconn *c)
+/* HTTP: one read into the request head, and the answer once it is whole. */
+static int http_some(struct sworker *w, struct sconn *c)
 {
 	size_t room;
-	char *buf;
+	char *buf = http_req_room(&c->http, &room);
 	ssize_t r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = conn_read(w, c, buf, room);
+	if (r <= 0)
+		return r < 0 ? r : 0;
+	if (http_req_add(&c->http, r) == HTTP_READING)
+		return 0;
+	return http_answer(w, c);
+}
+
+/* Send what is owed, then read and answer until the socket is drained or
+ * full. Returns 0, or -errno when the connection must go: -ESHUTDOWN once
+ * it is done (the client's EOF with all echoed, or the http answer out),
+ * and it is closed with a FIN. */
+static int conn_serve(struct sworker *w, struct sconn *c)
+{
 	int f;
 
 	for (;;) {
@@ -440,22 +438,9 @@ static int http_event(struct sworker *w, struct sconn *c)
 			return f;
 		if (c->eof || c->close_after)
 			return -ESHUTDOWN;
-		buf = http_req_room(&c->http, &room);
-		if (!buf)
-			return -ENOMEM;
-		r = recv(c->e.fd, buf, room, 0);
-		if (r < 0)
-			return errno == EAGAIN ? 0 : -errno;
-		if (!r) {
-			c->eof = true;
-			continue;
-		}
-		w->s.bytes_in += r;
-		if (http_req_add(&c->http, r) != HTTP_READING) {
-			f = http_answer(w, c);
-			if (f)
-				return f;
-		}
+		f = w->a->mode == PROTO_HTTP ? http_some(w, c) : echo_some(w, c);
+		if (f)
+			return f == -EAGAIN ? 0 : f;
 	}
 }
 
@@ -513,36 +498,42 @@ struct udp_batch {
 	} ctl[UDP_BATCH], octl[UDP_BATCH];
 };
 
+/* @len bytes of @data as the one control message of @m, in @buf. */
+static void put_cmsg(struct msghdr *m, void *buf, int level, int type,
+		     const void *data, size_t len)
+{
+	struct cmsghdr *o = buf;
+
+	m->msg_control = buf;
+	m->msg_controllen = CMSG_SPACE(len);
+	o->cmsg_level = level;
+	o->cmsg_type = type;
+	o->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(o), data, len);
+}
+
 /* The reply's source: the address the datagram came to. */
 static bool reply_ctl(struct msghdr *in, struct msghdr *out, void *buf)
 {
-	struct cmsghdr *c, *o;
+	struct cmsghdr *c;
 	struct in_pktinfo p4 = {};
 	struct in6_pktinfo p6 = {};
 
 	for (c = CMSG_FIRSTHDR(in); c; c = CMSG_NXTHDR(in, c)) {
-		out->msg_control = buf;
-		o = buf;
 		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
 			memcpy(&p4, CMSG_DATA(c), sizeof(p4));
 			p4.ipi_spec_dst = p4.ipi_addr;
 			p4.ipi_ifindex = 0;
-			out->msg_controllen = CMSG_SPACE(sizeof(p4));
-			o->cmsg_level = IPPROTO_IP;
-			o->cmsg_type = IP_PKTINFO;
-			o->cmsg_len = CMSG_LEN(sizeof(p4));
-			memcpy(CMSG_DATA(o), &p4, sizeof(p4));
+			put_cmsg(out, buf, IPPROTO_IP, IP_PKTINFO, &p4,
+				 sizeof(p4));
 			return true;
 		}
 		if (c->cmsg_level == IPPROTO_IPV6 &&
 		    c->cmsg_type == IPV6_PKTINFO) {
 			memcpy(&p6, CMSG_DATA(c), sizeof(p6));
 			p6.ipi6_ifindex = 0;
-			out->msg_controllen = CMSG_SPACE(sizeof(p6));
-			o->cmsg_level = IPPROTO_IPV6;
-			o->cmsg_type = IPV6_PKTINFO;
-			o->cmsg_len = CMSG_LEN(sizeof(p6));
-			memcpy(CMSG_DATA(o), &p6, sizeof(p6));
+			put_cmsg(out, buf, IPPROTO_IPV6, IPV6_PKTINFO, &p6,
+				 sizeof(p6));
 			return true;
 		}
 	}
@@ -624,7 +615,7 @@ static void udp_event(struct sworker *w, int fd)
  * client's right, anything else is counted. */
 static void conn_event(struct sworker *w, struct sconn *c)
 {
-	int err = w->a->mode == PROTO_HTTP ? http_event(w, c) : echo_event(w, c);
+	int err = conn_serve(w, c);
 
 	if (!err)
 		return;
