@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tool.h"
 
@@ -124,6 +125,31 @@ uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
+}
+
+void run_clock_start(struct run_clock *c, double seconds, bool quiet)
+{
+	c->start = c->tick = now_s();
+	c->seconds = seconds;
+	c->tty = isatty(STDERR_FILENO) && !quiet;
+}
+
+double run_clock_turn(struct run_clock *c)
+{
+	double t = now_s(), dt = t - c->tick;
+
+	if (c->seconds && t - c->start >= c->seconds)
+		return -1;
+	if (!c->tty || dt < 1.0)
+		return 0;
+	c->tick = t;
+	return dt;
+}
+
+void run_clock_end(const struct run_clock *c)
+{
+	if (c->tty)
+		fputc('\n', stderr);
 }
 
 int pin_self(int cpu)

@@ -79,6 +79,23 @@ void stop_signals_restore(const sigset_t *old);
 double now_s(void);
 uint64_t now_ns(void);
 
+/* The main loop's clock: the end of --seconds, and a progress line once a
+ * second when stderr is a terminal and the tool is not --quiet. */
+struct run_clock {
+	double start, tick;
+	double seconds; /* 0: no end */
+	bool tty;	/* progress lines, redrawn in place */
+};
+
+void run_clock_start(struct run_clock *c, double seconds, bool quiet);
+
+/* After each turn of the loop: -1 once the seconds are up; else, when a
+ * progress line is due, the seconds since the last one; else 0. */
+double run_clock_turn(struct run_clock *c);
+
+/* Ends the progress line, if any was drawn. */
+void run_clock_end(const struct run_clock *c);
+
 /* Pin the calling thread to @cpu. Returns 0 or an errno value. */
 int pin_self(int cpu);
 

@@ -163,26 +163,24 @@ static void progress(const struct run *r, uint64_t *last, double dt)
 
 static void loop(struct run *r, const struct args *a)
 {
-	double start = now_s(), tick = start, t;
-	bool tty = isatty(STDERR_FILENO) && !a->link.quiet;
+	struct run_clock rc;
 	uint64_t last = 0;
 	unsigned idle = 0;
+	double dt;
 
+	run_clock_start(&rc, a->seconds, a->link.quiet);
 	while (!stop_requested()) {
 		if (pass(r, a))
 			idle = 0;
 		else if (++idle > SPIN_ROUNDS)
 			sleep_on_handles(r, 50);
-		t = now_s();
-		if (a->seconds && t - start >= a->seconds)
+		dt = run_clock_turn(&rc);
+		if (dt < 0)
 			break;
-		if (tty && t - tick >= 1.0) {
-			progress(r, &last, t - tick);
-			tick = t;
-		}
+		if (dt > 0)
+			progress(r, &last, dt);
 	}
-	if (tty)
-		fputc('\n', stderr);
+	run_clock_end(&rc);
 }
 
 static void open_handles(struct run *r, const struct args *a)

@@ -1058,22 +1058,20 @@ static void progress(const struct server *srv, uint64_t *last, double dt)
 static void run(struct server *srv)
 {
 	const struct args *a = srv->a;
-	bool tty = isatty(STDERR_FILENO) && !a->link.quiet;
-	double begin = now_s(), tick = begin, t;
+	struct run_clock rc;
 	uint64_t last = 0;
+	double dt;
 
+	run_clock_start(&rc, a->seconds, a->link.quiet);
 	while (!stop_requested()) {
 		poll(NULL, 0, 100);
-		t = now_s();
-		if (a->seconds && t - begin >= a->seconds)
+		dt = run_clock_turn(&rc);
+		if (dt < 0)
 			break;
-		if (tty && t - tick >= 1.0) {
-			progress(srv, &last, t - tick);
-			tick = t;
-		}
+		if (dt > 0)
+			progress(srv, &last, dt);
 	}
-	if (tty)
-		fputc('\n', stderr);
+	run_clock_end(&rc);
 }
 
 /* Let the streams closed in order finish their FIN exchange, and the RSTs
