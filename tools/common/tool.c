@@ -111,6 +111,25 @@ void stop_signals_restore(const sigset_t *old)
 	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
+static void (*exit_fn)(void *);
+static void *exit_arg;
+
+void cleanup_now(void)
+{
+	void (*fn)(void *) = exit_fn;
+
+	exit_fn = NULL;
+	if (fn)
+		fn(exit_arg);
+}
+
+void cleanup_at_exit(void (*fn)(void *), void *arg)
+{
+	exit_fn = fn;
+	exit_arg = arg;
+	atexit(cleanup_now);
+}
+
 double now_s(void)
 {
 	struct timespec ts;

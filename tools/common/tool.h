@@ -45,6 +45,12 @@ void die_arg(const char *fmt, ...)
 /* The usage on stdout (status 0) or stderr, then exit @status. */
 void usage_exit(int status) __attribute__((noreturn));
 
+/* The end of every tool's option table: --help, which tool_getopt()
+ * answers. */
+/* clang-format off */
+#define TOOL_OPTIONS_END { "help", no_argument, NULL, 'h' }, { 0 }
+/* clang-format on */
+
 /*
  * The option loop: getopt_long() with --help and -h answered here (the
  * usage on stdout, exit 0). When @shortopts starts with ':' (after an
@@ -74,6 +80,11 @@ void request_stop(void);
  * started until stop_signals_restore() leave the signals to this one. */
 void stop_signals_block(sigset_t *old);
 void stop_signals_restore(const sigset_t *old);
+
+/* Call @fn(@arg) once: at exit, die() included, or at cleanup_now(). For
+ * what must never be left behind (an attached program, a TUN device). */
+void cleanup_at_exit(void (*fn)(void *), void *arg);
+void cleanup_now(void);
 
 /* The monotonic clock in seconds and in nanoseconds. */
 double now_s(void);

@@ -34,7 +34,6 @@ TOOL_DEFINE(PROG,
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'udp 192.0.2.0/24 9000'.\n",
 	    1);
 
-static struct run *cleanup_run;
 
 struct args {
 	struct link_args link;
@@ -62,8 +61,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "write", required_argument, NULL, 'w' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "seconds", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		TOOL_OPTIONS_END,
 	};
 	int c;
 
@@ -240,14 +238,11 @@ static void report(struct run *r)
 }
 
 /* Runs on every exit, die() included: never leave the program attached. */
-static void cleanup(void)
+static void close_run(void *arg)
 {
-	struct run *r = cleanup_run;
+	struct run *r = arg;
 	unsigned i;
 
-	if (!r)
-		return;
-	cleanup_run = NULL;
 	for (i = 0; i < r->nh; i++)
 		l3x_capture_handle__close(r->h[i]);
 	l3x_capture__close(r->cap);
@@ -270,8 +265,7 @@ int main(int argc, char **argv)
 	r.cap = l3x_capture__open(a.link.iface, &o);
 	if (!r.cap)
 		die("--iface %s: %s", a.link.iface, strerror(errno));
-	cleanup_run = &r;
-	atexit(cleanup);
+	cleanup_at_exit(close_run, &r);
 	for (i = 0; i < a.link.rules.n; i++) {
 		err = l3x_capture__add_rule(r.cap, &a.link.rules.rules[i]);
 		if (err)
@@ -283,7 +277,7 @@ int main(int argc, char **argv)
 	if (fflush(r.out) && errno != EPIPE)
 		die("write: %s", strerror(errno));
 	report(&r);
-	cleanup();
+	cleanup_now();
 	if (r.out != stdout)
 		fclose(r.out);
 	return 0;

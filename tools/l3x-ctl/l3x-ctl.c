@@ -147,8 +147,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		TOOL_OPTIONS_END,
 	};
 	const char *pin_dir = NULL, *name;
 	struct l3x_ctl *ctl;

@@ -139,7 +139,6 @@ struct server {
 	char fail[200];		/* first error a worker hit */
 };
 
-static struct server *cleanup_srv;
 
 TOOL_DEFINE(PROG,
 	    "usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
@@ -294,8 +293,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "udp-idle", required_argument, NULL, 'I' },
 		{ "abort-after", required_argument, NULL, 'a' },
 		{ "seconds", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		TOOL_OPTIONS_END,
 	};
 	int c;
 
@@ -1136,14 +1134,11 @@ static void report(const struct server *srv)
 
 /* Runs on every exit, die() included: workers closed first (the stack
  * refuses to close under them), then the stack, which detaches. */
-static void cleanup(void)
+static void close_server(void *arg)
 {
-	struct server *srv = cleanup_srv;
+	struct server *srv = arg;
 	int err;
 
-	if (!srv)
-		return;
-	cleanup_srv = NULL;
 	stop_workers(srv);
 	err = l3x_stack__close(srv->stack);
 	if (err)
@@ -1168,7 +1163,7 @@ static void finish(struct server *srv)
 		srv->started = false;
 	}
 	report(srv);
-	cleanup();
+	cleanup_now();
 	if (srv->fail[0])
 		die("%s", srv->fail);
 }
@@ -1200,8 +1195,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	link_print_init(a.link.verbose);
 	srv.stack = open_stack(&a, queues, nq < MAX_QUEUES ? nq : MAX_QUEUES);
-	cleanup_srv = &srv;
-	atexit(cleanup);
+	cleanup_at_exit(close_server, &srv);
 	start(&srv);
 	fprintf(stderr, PROG ": ready\n");
 	run(&srv);

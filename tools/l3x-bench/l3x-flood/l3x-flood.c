@@ -228,8 +228,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"rate", required_argument, NULL, 'r'},
 		{"qdisc-bypass", required_argument, NULL, 'b'},
 		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		TOOL_OPTIONS_END,
 	};
 	int c;
 

@@ -158,8 +158,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"transparent", no_argument, NULL, 't'},
 		{"no-udp", no_argument, NULL, 'u'},
 		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		TOOL_OPTIONS_END,
 	};
 	int c;
 

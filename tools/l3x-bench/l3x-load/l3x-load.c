@@ -493,8 +493,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"check-all", no_argument, NULL, 'a'},
 		{"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		TOOL_OPTIONS_END,
 	};
 	int c;
 
