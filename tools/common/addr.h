@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * addr.h - socket addresses as the tools print them: "192.0.2.1:80" and
- * "[2001:db8::1]:80", the form URLs and most tools use.
+ * "[2001:db8::1]:80", the form URLs and most tools use. Any thread.
  */
 #ifndef L3X_TOOL_ADDR_H
 #define L3X_TOOL_ADDR_H

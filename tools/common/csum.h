@@ -5,7 +5,8 @@
  *
  * Sums are kept unfolded in 32 bits, so a header and a pseudo-header (or a
  * template and the one field that changes per frame) are added up apart
- * and folded once; a 32-bit sum holds any frame up to 128 KiB.
+ * and folded once; a 32-bit sum holds any frame up to 128 KiB. Any
+ * thread.
  */
 #ifndef L3X_TOOL_CSUM_H
 #define L3X_TOOL_CSUM_H

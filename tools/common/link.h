@@ -4,7 +4,7 @@
  * libl3x (l3x-capture, l3x-serve), with one meaning each: the interface and
  * its queues, the rules, how the program attaches and the sockets bind, and
  * the library's messages. A tool puts LINK_OPTIONS into its option table
- * and hands every option to link_opt() first.
+ * and hands every option to link_opt() first. Main thread, at start.
  */
 #ifndef L3X_TOOL_LINK_H
 #define L3X_TOOL_LINK_H

@@ -3,7 +3,8 @@
  * parse.h - option values as every tool reads them: whole numbers in a
  * range, positive amounts, CPU lists, and names out of a table. Each parser
  * names the option and the value it refuses in one line and exits with the
- * tool's status for bad arguments (tool.h).
+ * tool's status for bad arguments (tool.h). Any thread: they keep no
+ * state (in practice the main thread, reading the command line).
  */
 #ifndef L3X_TOOL_PARSE_H
 #define L3X_TOOL_PARSE_H

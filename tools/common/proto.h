@@ -18,6 +18,9 @@
  * where the head ended (end) so that keep-alive and pipelining can later
  * answer it and go on with the bytes after it, and the state has room for
  * a malformed head.
+ *
+ * Threads: an http_req belongs to its connection's thread; the rest keeps
+ * no state.
  */
 #ifndef L3X_TOOL_PROTO_H
 #define L3X_TOOL_PROTO_H

@@ -8,8 +8,11 @@
  * every tool. Each tool says who it is once, with TOOL_DEFINE(); the
  * helpers here and in parse.h read that, so a bad number given to l3x-load
  * is refused with l3x-load's name and the status l3x-load uses for bad
- * arguments. Tools are single-process programs: none of this is meant for
- * a library.
+ * arguments. These helpers print and exit, as a program may and a library
+ * never does.
+ *
+ * Threads: die(), die_arg(), stop_requested(), request_stop(), the clocks
+ * and pin_self() from any thread; the rest from the main thread.
  */
 #ifndef L3X_TOOL_H
 #define L3X_TOOL_H
