@@ -8,7 +8,6 @@
  * at full rate and an idle capture costs no CPU.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
