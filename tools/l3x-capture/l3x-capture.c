@@ -33,7 +33,6 @@ TOOL_DEFINE(PROG,
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'udp 192.0.2.0/24 9000'.\n",
 	    1);
 
-
 struct args {
 	struct link_args link;
 	const char *write;

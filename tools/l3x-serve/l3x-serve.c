@@ -60,7 +60,6 @@
 #define UDP_QUEUE 256		/* datagrams per flow and direction (opts) */
 #define DNS_MAX 512		/* a DNS message over UDP without EDNS */
 
-
 struct dns_addr {
 	struct sockaddr_storage ss;
 	char text[80];		/* as given, for messages */
@@ -137,7 +136,6 @@ struct server {
 	unsigned opened;	/* workers done with their start */
 	char fail[200];		/* first error a worker hit */
 };
-
 
 TOOL_DEFINE(PROG,
 	    "usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"

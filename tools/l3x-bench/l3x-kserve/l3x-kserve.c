@@ -49,7 +49,6 @@
 #define UDP_SLOT     65536
 #define ACCEPT_BURST 64
 
-
 struct args {
 	enum proto_mode mode;
 	bool have_mode;
