@@ -1570,17 +1570,21 @@ static void print_progress(const struct args *a, double t,
 		(unsigned long long)p->failed);
 }
 
-static void write_full(int fd, const void *p, size_t n)
+/* All @n bytes of a report through the pipe between a child process and
+ * the parent (@out: written, else read), or die. */
+static void report_io(int fd, void *p, size_t n, bool out)
 {
 	ssize_t r;
 
 	while (n) {
-		r = write(fd, p, n);
+		r = out ? write(fd, p, n) : read(fd, p, n);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
+		if (r <= 0 && out)
 			die("report pipe: %s", strerror(errno));
-		p = (const char *)p + r;
+		if (r <= 0)
+			die("a child process ended without its report");
+		p = (char *)p + r;
 		n -= r;
 	}
 }
@@ -1601,7 +1605,7 @@ static void wait_run(const struct args *a, struct local *l, uint64_t t0,
 			live_progress(l, &p);
 			p.k = k++;
 			if (report_fd >= 0)
-				write_full(report_fd, &p, sizeof(p));
+				report_io(report_fd, &p, sizeof(p), true);
 			else
 				print_progress(a, (now - t0) / 1e9, &p);
 			next += a->interval * NS;
@@ -1681,21 +1685,6 @@ struct child {
 	struct progress last;
 };
 
-static void read_full(int fd, void *p, size_t n)
-{
-	ssize_t r;
-
-	while (n) {
-		r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			die("a child process ended without its report");
-		p = (char *)p + r;
-		n -= r;
-	}
-}
-
 static void spawn(const struct args *a, const struct dst *dsts,
 		  struct child *ch, unsigned nproc, unsigned per)
 {
@@ -1719,8 +1708,8 @@ static void spawn(const struct args *a, const struct dst *dsts,
 			run_local(a, dsts, first,
 				  i + 1 < nproc ? per : a->conns - first,
 				  threads, i * threads, pfd[1], res);
-			write_full(pfd[1], &(uint32_t){2}, 4);
-			write_full(pfd[1], res, sizeof(*res));
+			report_io(pfd[1], &(uint32_t){2}, 4, true);
+			report_io(pfd[1], res, sizeof(*res), true);
 			_exit(0);
 		}
 		close(pfd[1]);
@@ -1737,15 +1726,15 @@ static void child_record(const struct args *a, struct child *ch,
 	uint32_t type;
 	unsigned j;
 
-	read_full(ch[i].fd, &type, 4);
+	report_io(ch[i].fd, &type, 4, false);
 	if (type == 2) {
-		read_full(ch[i].fd, &r, sizeof(r));
+		report_io(ch[i].fd, &r, sizeof(r), false);
 		add_result(res, &r);
 		ch[i].done = true;
 		return;
 	}
 	p.type = type;
-	read_full(ch[i].fd, (char *)&p + 4, sizeof(p) - 4);
+	report_io(ch[i].fd, (char *)&p + 4, sizeof(p) - 4, false);
 	ch[i].last = p;
 	ch[i].k = p.k + 1;
 	/* Print interval k once every child has reported it. */
