@@ -44,6 +44,8 @@ void rule_list_add(struct rule_list *l, const char *text)
 
 bool link_opt(struct link_args *a, int c, const char *arg)
 {
+	/* One line an option, as in the tools. */
+	/* clang-format off */
 	switch (c) {
 	case 'i': a->iface = arg; break;
 	case 'q':
@@ -61,6 +63,7 @@ bool link_opt(struct link_args *a, int c, const char *arg)
 	case 'v': a->verbose = true; break;
 	default: return false;
 	}
+	/* clang-format on */
 	return true;
 }
 
