@@ -3,7 +3,8 @@
 #   make                build everything into build/ (never installs anything)
 #   make deps           install what is missing (apt) and fetch lwIP 2.2.1
 #   make test           every test (runs 'make deps' first when needed)
-#   make install        DESTDIR= PREFIX= (default /usr/local)
+#   make install        DESTDIR= PREFIX= (default /usr/local): the library and
+#                       the tools in tools/NAME/, not the harness in tools/l3x-bench/
 #   make SANITIZE=address,undefined test
 #
 # lwIP comes from LWIP_SRC (default deps/lwip-2.2.1, fetched by make deps);
@@ -57,8 +58,12 @@ LWIP_OBJS    = $(patsubst $(LWIP_TREE)/%.c,$(B)/obj/lwip/%.o,\
 		 $(foreach d,$(LWIP_DIRS),$(wildcard $(LWIP_TREE)/$(d)/*.c)))
 BPF_SRCS    := $(wildcard bpf/*.bpf.c)
 BPF_OBJS    := $(patsubst bpf/%.bpf.c,$(B)/%.bpf.o,$(BPF_SRCS))
-TOOLS       := $(notdir $(wildcard tools/*))
-TOOL_BINS   := $(foreach t,$(TOOLS),$(if $(wildcard tools/$(t)/$(t).c),$(B)/$(t)))
+# Product tools: tools/NAME/NAME.c, installed. The benchmark harness:
+# tools/l3x-bench/NAME/NAME.c, built beside them in build/, never installed.
+TOOLS       := $(patsubst tools/%/,%,$(dir $(wildcard tools/*/l3x-*.c)))
+BENCH_TOOLS := $(patsubst tools/l3x-bench/%/,%,$(dir $(wildcard tools/l3x-bench/*/l3x-*.c)))
+TOOL_BINS   := $(addprefix $(B)/,$(TOOLS))
+BENCH_BINS  := $(addprefix $(B)/,$(BENCH_TOOLS))
 TEST_SRCS   := $(wildcard tests/unit/test_*.c)
 TEST_BINS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPER := $(wildcard tests/unit/helpers.c)
@@ -78,7 +83,7 @@ $(error $(DEPS_MISSING))
 endif
 endif
 
-all: $(B)/libl3x.so $(B)/libl3x.a $(B)/l3x.pc $(BPF_OBJS) $(TOOL_BINS)
+all: $(B)/libl3x.so $(B)/libl3x.a $(B)/l3x.pc $(BPF_OBJS) $(TOOL_BINS) $(BENCH_BINS)
 
 deps:
 	$(Q)LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --install
@@ -175,14 +180,22 @@ $(B)/l3x.pc: lib/l3x.pc.in Makefile
 $(B)/obj/tools/%.o: tools/%.c
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
-	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) -Itools/common -c $< -o $@
 
+# tools/common: what the tools share, one static library linked into each.
+TOOLS_COMMON := $(patsubst %.c,$(B)/obj/%.o,$(wildcard tools/common/*.c))
+$(B)/libtools.a: $(TOOLS_COMMON)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# tool_rule NAME DIR: build/NAME from DIR/NAME/NAME.c.
 define tool_rule
-$(B)/$(1): $(B)/obj/tools/$(1)/$(1).o $(B)/libl3x.a
+$(B)/$(1): $(B)/obj/$(2)/$(1)/$(1).o $(B)/libtools.a $(B)/libl3x.a
 	$$(call msg,LD,$$@)
-	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$< $(B)/libl3x.a $$(LIBS)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$< $(B)/libtools.a $(B)/libl3x.a $$(LIBS)
 endef
-$(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
+$(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t),tools)))
+$(foreach t,$(BENCH_TOOLS),$(eval $(call tool_rule,$(t),tools/l3x-bench)))
 
 # ------------------------------------------------------------ tests
 $(B)/obj/tests/%.o: tests/unit/%.c $(B)/.lwip-tree
@@ -217,7 +230,7 @@ lib-layers: all
 
 # ------------------------------------------------------------ install
 MAN3 := $(wildcard man/*.3)
-MAN8 := $(wildcard tools/*/*.8)
+MAN8 := $(foreach t,$(TOOLS),tools/$(t)/$(t).8)
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/l3x \

@@ -33,6 +33,14 @@ for f in usr/include/l3x/l3x.h usr/lib/libl3x.so.0 usr/lib/libl3x.a usr/lib/pkgc
 	usr/share/man/man8/l3x-capture.8; do
 	[ -e "$WORK/root/$f" ] && ok "installed /$f" || not_ok "not installed: /$f"
 done
+# The benchmark harness (tools/l3x-bench/) is built, never installed.
+for t in l3x-load l3x-kserve l3x-flood l3x-bench; do
+	if [ -e "$WORK/root/usr/sbin/$t" ] || [ -e "$WORK/root/usr/share/man/man8/$t.8" ]; then
+		not_ok "harness installed: $t"
+	else
+		ok "harness not installed: $t"
+	fi
+done
 
 cat >"$WORK/app.c" <<'C'
 #include <stdio.h>

@@ -116,9 +116,9 @@ expect_eq "hold: no flow of the killed server passes" "$(field checked)" 0
 
 # ---------------------------------------------------------------- 4
 body=$(nsc curl -s -m 3 http://198.51.100.77/)
-check "http: the body names the original destination" grep -q 'destination 198.51.100.77 port 80' <<<"$body"
+check "http: the body names the original destination" grep -q 'destination 198.51.100.77:80' <<<"$body"
 body=$(nsc curl -s -m 3 -g 'http://[2001:db8:100::77]:80/')
-check "http: IPv6 too" grep -q 'destination 2001:db8:100::77 port 80' <<<"$body"
+check "http: IPv6 too" grep -qF 'destination [2001:db8:100::77]:80' <<<"$body"
 load "l3x-load without a mode: exit 2" 2 --dst 198.51.100.1 --port 9000
 check "l3x-load: one line names the problem" bash -c "[ \$(wc -l <$WORK/load.err) = 1 ] && grep -q MODE $WORK/load.err"
 rc=0

@@ -8,44 +8,36 @@
  * at full rate and an idle capture costs no CPU.
  */
 #include <errno.h>
-#include <stdarg.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "link.h"
+#include "parse.h"
+#include "tool.h"
 
 #define PROG "l3x-capture"
-
-#include "../common/tool.h"
 #define BURST 64
 #define SPIN_ROUNDS 2000
 
-static volatile sig_atomic_t stop;
-static struct run *cleanup_run;
-static bool verbose;
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " --iface IF --rule RULE [--rule RULE]... --write FILE|-\n"
+	    "       [--queue Q]... [--count N] [--seconds S] [--pin-dir DIR]\n"
+	    "       [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
+	    "       [--no-busy-poll] [--quiet] [--verbose]\n"
+	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'udp 192.0.2.0/24 9000'.\n",
+	    1);
 
 struct args {
-	const char *iface;
+	struct link_args link;
 	const char *write;
-	const char *pin_dir;
-	uint32_t queues[256];
-	unsigned nqueues;
-	struct l3x_rule rules[256];
-	char rule_text[256][L3X_RULE_STRLEN];
-	unsigned nrules;
 	uint64_t count;		/* 0: no limit */
 	double seconds;		/* 0: no limit */
-	enum l3x_xdp_mode xdp_mode;
-	enum l3x_bind_mode bind_mode;
-	bool no_busy_poll;
-	bool quiet;
 };
 
 struct run {
@@ -60,110 +52,31 @@ struct pcap_rec {
 	uint32_t ts_sec, ts_nsec, caplen, len;
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: " PROG " --iface IF --rule RULE [--rule RULE]... --write FILE|-\n"
-		"       [--queue Q]... [--count N] [--seconds S] [--pin-dir DIR]\n"
-		"       [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
-		"       [--no-busy-poll] [--quiet] [--verbose]\n"
-		"RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'udp 192.0.2.0/24 9000'.\n");
-}
-
-
-static uint64_t parse_u64(const char *opt, const char *s)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !*s || *end || *s == '-')
-		die("%s '%s': not a whole number", opt, s);
-	return v;
-}
-
-static void add_rule(struct args *a, const char *text)
-{
-	char err[128];
-
-	if (a->nrules == 256)
-		die("--rule: at most 256 rules");
-	if (l3x_rule__parse(&a->rules[a->nrules], text, err, sizeof(err)))
-		die("--rule '%s': %s", text, err);
-	snprintf(a->rule_text[a->nrules], L3X_RULE_STRLEN, "%s", text);
-	a->nrules++;
-}
-
-static void parse_mode(struct args *a, int opt, const char *s)
-{
-	if (opt == 'm') {
-		if (!strcmp(s, "auto"))
-			a->xdp_mode = L3X_XDP_AUTO;
-		else if (!strcmp(s, "native"))
-			a->xdp_mode = L3X_XDP_NATIVE;
-		else if (!strcmp(s, "skb"))
-			a->xdp_mode = L3X_XDP_SKB;
-		else
-			die("--xdp-mode '%s': must be auto, native or skb", s);
-		return;
-	}
-	if (!strcmp(s, "auto"))
-		a->bind_mode = L3X_BIND_AUTO;
-	else if (!strcmp(s, "copy"))
-		a->bind_mode = L3X_BIND_COPY;
-	else if (!strcmp(s, "zerocopy"))
-		a->bind_mode = L3X_BIND_ZEROCOPY;
-	else
-		die("--bind '%s': must be auto, copy or zerocopy", s);
-}
-
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "iface", required_argument, NULL, 'i' },
-		{ "queue", required_argument, NULL, 'q' },
-		{ "rule", required_argument, NULL, 'r' },
+		LINK_OPTIONS,
 		{ "write", required_argument, NULL, 'w' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "seconds", required_argument, NULL, 's' },
-		{ "pin-dir", required_argument, NULL, 'p' },
-		{ "xdp-mode", required_argument, NULL, 'm' },
-		{ "bind", required_argument, NULL, 'b' },
-		{ "no-busy-poll", no_argument, NULL, 'B' },
-		{ "quiet", no_argument, NULL, 'Q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		TOOL_OPTIONS_END,
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "i:q:r:w:c:s:p:h", opts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "i:q:r:w:c:s:p:h", opts)) != -1) {
+		if (link_opt(&a->link, c, optarg))
+			continue;
 		switch (c) {
-		case 'i': a->iface = optarg; break;
-		case 'q':
-			if (a->nqueues == 256)
-				die("--queue: at most 256 queues");
-			a->queues[a->nqueues++] = parse_u64("--queue", optarg);
-			break;
-		case 'r': add_rule(a, optarg); break;
 		case 'w': a->write = optarg; break;
-		case 'c': a->count = parse_u64("--count", optarg); break;
-		case 's': a->seconds = parse_u64("--seconds", optarg); break;
-		case 'p': a->pin_dir = optarg; break;
-		case 'm': case 'b': parse_mode(a, c, optarg); break;
-		case 'B': a->no_busy_poll = true; break;
-		case 'Q': a->quiet = true; break;
-		case 'v': verbose = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case 'c': a->count = parse_uint("--count", optarg, 0, UINT64_MAX); break;
+		case 's': a->seconds = parse_uint("--seconds", optarg, 0, UINT64_MAX); break;
 		}
 	}
 	if (optind < argc)
 		die("'%s': unexpected argument (rules go after --rule)", argv[optind]);
-	if (!a->iface)
+	if (!a->link.iface)
 		die("--iface: missing (the interface to capture on)");
-	if (!a->nrules)
+	if (!a->link.rules.n)
 		die("--rule: missing (at least one, e.g. --rule 'udp 192.0.2.1 9000')");
 	if (!a->write)
 		die("--write: missing (a file, or - for standard output)");
@@ -195,26 +108,11 @@ static void write_frame(FILE *f, const struct l3x_frame *fr)
 	if (fwrite(&r, sizeof(r), 1, f) != 1 ||
 	    fwrite(fr->data, fr->len, 1, f) != 1) {
 		if (errno == EPIPE)
-			stop = 1;
+			request_stop();
 		else
 			die("write: %s", strerror(errno));
 	}
 }
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 
 /* One pass over every handle. Returns frames handled. */
 static unsigned pass(struct run *r, const struct args *a)
@@ -222,7 +120,7 @@ static unsigned pass(struct run *r, const struct args *a)
 	struct l3x_frame fr[BURST];
 	unsigned i, j, n, total = 0;
 
-	for (i = 0; i < r->nh && !stop; i++) {
+	for (i = 0; i < r->nh && !stop_requested(); i++) {
 		n = l3x_capture_handle__recv_burst(r->h[i], fr, BURST);
 		for (j = 0; j < n; j++) {
 			if (a->count && r->frames >= a->count)
@@ -234,7 +132,7 @@ static unsigned pass(struct run *r, const struct args *a)
 		l3x_capture_handle__release(r->h[i], fr, n);
 		total += n;
 		if (a->count && r->frames >= a->count)
-			stop = 1;
+			request_stop();
 	}
 	return total;
 }
@@ -261,40 +159,39 @@ static void progress(const struct run *r, uint64_t *last, double dt)
 
 static void loop(struct run *r, const struct args *a)
 {
-	double start = now_s(), tick = start, t;
-	bool tty = isatty(STDERR_FILENO) && !a->quiet;
+	struct run_clock rc;
 	uint64_t last = 0;
 	unsigned idle = 0;
+	double dt;
 
-	while (!stop) {
+	run_clock_start(&rc, a->seconds, a->link.quiet);
+	while (!stop_requested()) {
 		if (pass(r, a))
 			idle = 0;
 		else if (++idle > SPIN_ROUNDS)
 			sleep_on_handles(r, 50);
-		t = now_s();
-		if (a->seconds && t - start >= a->seconds)
+		dt = run_clock_turn(&rc);
+		if (dt < 0)
 			break;
-		if (tty && t - tick >= 1.0) {
-			progress(r, &last, t - tick);
-			tick = t;
-		}
+		if (dt > 0)
+			progress(r, &last, dt);
 	}
-	if (tty)
-		fputc('\n', stderr);
+	run_clock_end(&rc);
 }
 
 static void open_handles(struct run *r, const struct args *a)
 {
-	unsigned i, nq = a->nqueues;
+	const struct link_args *l = &a->link;
+	unsigned i, nq = l->nqueues;
 	uint32_t q;
 
 	if (!nq)
 		nq = l3x_capture__queue_count(r->cap);
 	for (i = 0; i < nq; i++) {
-		q = a->nqueues ? a->queues[i] : i;
+		q = l->nqueues ? l->queues[i] : i;
 		r->h[r->nh] = l3x_capture_handle__open(r->cap, q);
 		if (!r->h[r->nh])
-			die("--queue %u on %s: %s", q, a->iface, strerror(errno));
+			die("--queue %u on %s: %s", q, l->iface, strerror(errno));
 		r->nh++;
 	}
 }
@@ -339,25 +236,14 @@ static void report(struct run *r)
 }
 
 /* Runs on every exit, die() included: never leave the program attached. */
-static void cleanup(void)
+static void close_run(void *arg)
 {
-	struct run *r = cleanup_run;
+	struct run *r = arg;
 	unsigned i;
 
-	if (!r)
-		return;
-	cleanup_run = NULL;
 	for (i = 0; i < r->nh; i++)
 		l3x_capture_handle__close(r->h[i]);
 	l3x_capture__close(r->cap);
-}
-
-static int print_fn(enum l3x_print_level level, const char *fmt, va_list ap)
-{
-	if (level != L3X_WARN && !verbose)
-		return 0;
-	fputs(PROG ": ", stderr);
-	return vfprintf(stderr, fmt, ap);
 }
 
 int main(int argc, char **argv)
@@ -368,22 +254,21 @@ int main(int argc, char **argv)
 	int err;
 
 	parse_args(&a, argc, argv);
-	L3X_OPTS(l3x_capture_opts, o, .ifname = a.iface, .pin_dir = a.pin_dir,
-		 .xdp_mode = a.xdp_mode, .bind_mode = a.bind_mode,
-		 .busy_poll_usec = a.no_busy_poll ? -1 : 0);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	L3X_OPTS(l3x_capture_opts, o, .ifname = a.link.iface,
+		 .pin_dir = a.link.pin_dir,
+		 .xdp_mode = a.link.xdp_mode, .bind_mode = a.link.bind_mode,
+		 .busy_poll_usec = a.link.no_busy_poll ? -1 : 0);
+	stop_on_signals(SA_RESTART);
 	signal(SIGPIPE, SIG_IGN);
-	l3x_set_print(print_fn);
+	link_print_init(a.link.verbose);
 	r.cap = l3x_capture__open(&o);
 	if (!r.cap)
-		die("--iface %s: %s", a.iface, strerror(errno));
-	cleanup_run = &r;
-	atexit(cleanup);
-	for (i = 0; i < a.nrules; i++) {
-		err = l3x_capture__add_rule(r.cap, &a.rules[i]);
+		die("--iface %s: %s", a.link.iface, strerror(errno));
+	cleanup_at_exit(close_run, &r);
+	for (i = 0; i < a.link.rules.n; i++) {
+		err = l3x_capture__add_rule(r.cap, &a.link.rules.rules[i]);
 		if (err)
-			die("--rule '%s': %s", a.rule_text[i], strerror(-err));
+			die("--rule '%s': %s", a.link.rules.text[i], strerror(-err));
 	}
 	open_handles(&r, &a);
 	r.out = open_pcap(a.write);
@@ -391,7 +276,7 @@ int main(int argc, char **argv)
 	if (fflush(r.out) && errno != EPIPE)
 		die("write: %s", strerror(errno));
 	report(&r);
-	cleanup();
+	cleanup_now();
 	if (r.out != stdout)
 		fclose(r.out);
 	return 0;

@@ -4,43 +4,39 @@
  * through its pinned maps (a capture's, or xdp-loader's).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "link.h"
+#include "parse.h"
+#include "tool.h"
 
 #define PROG "l3x-ctl"
-
-#include "../common/tool.h"
 #define MAX_LIST 4096
 
-static volatile sig_atomic_t stop;
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " [--pin-dir DIR] stats [--json]\n"
+	    "       " PROG " [--pin-dir DIR] watch\n"
+	    "       " PROG " [--pin-dir DIR] rules\n"
+	    "       " PROG " [--pin-dir DIR] add RULE...\n"
+	    "       " PROG " [--pin-dir DIR] del RULE...\n"
+	    "RULE is 'PROTO DST [PORT[-PORT]]', one argument each.\n",
+	    1);
 
+enum cmd { CMD_STATS, CMD_WATCH, CMD_RULES, CMD_ADD, CMD_DEL };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: " PROG " [--pin-dir DIR] stats [--json]\n"
-		"       " PROG " [--pin-dir DIR] watch\n"
-		"       " PROG " [--pin-dir DIR] rules\n"
-		"       " PROG " [--pin-dir DIR] add RULE...\n"
-		"       " PROG " [--pin-dir DIR] del RULE...\n"
-		"RULE is 'PROTO DST [PORT[-PORT]]', one argument each.\n");
-}
-
-static void parse_rule(const char *text, struct l3x_rule *r)
-{
-	char err[128];
-
-	if (l3x_rule__parse(r, text, err, sizeof(err)))
-		die("rule '%s': %s", text, err);
-}
+static const struct name_value cmds[] = {
+	{ "stats", CMD_STATS },
+	{ "watch", CMD_WATCH },
+	{ "rules", CMD_RULES },
+	{ "add", CMD_ADD },
+	{ "del", CMD_DEL },
+	{ NULL },
+};
 
 static int cmd_rules(struct l3x_ctl *ctl)
 {
@@ -71,9 +67,9 @@ static int cmd_change(struct l3x_ctl *ctl, bool add, char **rules, int n)
 		die("%s: missing RULE", add ? "add" : "del");
 	/* All or nothing on bad syntax: check every rule first. */
 	for (i = 0; i < n; i++)
-		parse_rule(rules[i], &r);
+		rule_parse(&r, "rule", rules[i]);
 	for (i = 0; i < n; i++) {
-		parse_rule(rules[i], &r);
+		rule_parse(&r, "rule", rules[i]);
 		err = add ? l3x_ctl__add_rule(ctl, &r) : l3x_ctl__del_rule(ctl, &r);
 		if (err == -ENOENT)
 			die("del '%s': no such rule", rules[i]);
@@ -103,24 +99,17 @@ static void print_stats(const struct l3x_steer_stats *s, bool json)
 		       (unsigned long long)s->frags_tracked);
 }
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 static int cmd_watch(struct l3x_ctl *ctl)
 {
 	struct l3x_steer_stats a, b;
 	int err;
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	stop_on_signals(SA_RESTART);
 	if ((err = l3x_ctl__stats(ctl, &a)))
 		die("stats: %s", strerror(-err));
 	printf("%12s %12s %12s %12s  (per second)\n", "passed", "redirected",
 	       "redir_failed", "malformed");
-	while (!stop) {
+	while (!stop_requested()) {
 		sleep(1);
 		if ((err = l3x_ctl__stats(ctl, &b)))
 			die("stats: %s (did the program go away?)", strerror(-err));
@@ -135,33 +124,45 @@ static int cmd_watch(struct l3x_ctl *ctl)
 	return 0;
 }
 
+static void run(struct l3x_ctl *ctl, int cmd, char **args, int n, bool json)
+{
+	struct l3x_steer_stats st;
+	int err;
+
+	switch (cmd) {
+	case CMD_STATS:
+		if ((err = l3x_ctl__stats(ctl, &st)))
+			die("stats: %s", strerror(-err));
+		print_stats(&st, json);
+		break;
+	case CMD_WATCH: cmd_watch(ctl); break;
+	case CMD_RULES: cmd_rules(ctl); break;
+	case CMD_ADD: cmd_change(ctl, true, args, n); break;
+	case CMD_DEL: cmd_change(ctl, false, args, n); break;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		TOOL_OPTIONS_END,
 	};
-	const char *pin_dir = NULL, *cmd;
-	struct l3x_steer_stats st;
+	const char *pin_dir = NULL, *name;
 	struct l3x_ctl *ctl;
 	bool json = false;
-	int c, err;
+	int c, cmd;
 
-	while ((c = getopt_long(argc, argv, "+p:jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p': pin_dir = optarg; break;
-		case 'j': json = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
+	while ((c = tool_getopt(argc, argv, "+p:jh", opts)) != -1) {
+		if (c == 'p')
+			pin_dir = optarg;
+		else
+			json = true;
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return 2;
-	}
-	cmd = argv[optind++];
+	if (optind >= argc)
+		usage_exit(2);
+	name = argv[optind++];
 	if (optind < argc && !strcmp(argv[optind], "--json")) {
 		json = true;
 		optind++;
@@ -171,19 +172,9 @@ int main(int argc, char **argv)
 	if (!ctl)
 		die("--pin-dir %s: %s (is an l3x program running with its maps pinned there?)",
 		    pin_dir ? pin_dir : "/sys/fs/bpf/l3x", strerror(errno));
-	if (!strcmp(cmd, "stats")) {
-		if ((err = l3x_ctl__stats(ctl, &st)))
-			die("stats: %s", strerror(-err));
-		print_stats(&st, json);
-	} else if (!strcmp(cmd, "watch")) {
-		cmd_watch(ctl);
-	} else if (!strcmp(cmd, "rules")) {
-		cmd_rules(ctl);
-	} else if (!strcmp(cmd, "add") || !strcmp(cmd, "del")) {
-		cmd_change(ctl, cmd[0] == 'a', argv + optind, argc - optind);
-	} else {
-		die("'%s': unknown command (stats, watch, rules, add, del)", cmd);
-	}
+	if (!find_name(cmds, name, &cmd))
+		die("'%s': unknown command (stats, watch, rules, add, del)", name);
+	run(ctl, cmd, argv + optind, argc - optind, json);
 	l3x_ctl__close(ctl);
 	return 0;
 }

@@ -21,13 +21,9 @@
  * sockets, and main waits for the stack's open flows to reach 0; then
  * the workers close their l3x_worker (which resets whatever is left).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem */
-#endif
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -45,30 +41,24 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "link.h"
+#include "parse.h"
+#include "proto.h"
+#include "tool.h"
 
 #define PROG "l3x-serve"
 
-#include "../common/tool.h"
-
-#define MAX_RULES 256
-#define MAX_QUEUES 256
 #define MAX_DNS 16
 #define MAX_WORKERS 64		/* the library's limit of workers per stack */
 #define BATCH 64		/* events taken per l3x_worker__poll */
 #define SCRATCH (64 * 1024)	/* one read's worth; more than any datagram */
-#define REQ_MAX 8192		/* longest HTTP request head we read */
 #define MAX_CPU 4095
 #define DRAIN_MS 2000		/* at exit: how long open flows may take to end */
 #define UDP_QUEUE 256		/* datagrams per flow and direction (opts) */
 #define DNS_MAX 512		/* a DNS message over UDP without EDNS */
-
-enum mode { MODE_ECHO, MODE_DISCARD, MODE_HTTP };
-
-static const char *const mode_names[] = { "echo", "discard", "http" };
 
 struct dns_addr {
 	struct sockaddr_storage ss;
@@ -76,17 +66,11 @@ struct dns_addr {
 };
 
 struct args {
-	const char *iface;
+	struct link_args link;
 	const char *tun;
-	const char *pin_dir;
-	uint32_t queues[MAX_QUEUES];
-	unsigned nqueues;
-	struct l3x_rule rules[MAX_RULES];
-	char rule_text[MAX_RULES][L3X_RULE_STRLEN];
-	unsigned nrules;
 	struct dns_addr dns[MAX_DNS];
 	unsigned ndns;
-	enum mode mode;
+	enum proto_mode mode;
 	bool mode_set;
 	unsigned workers;
 	int cpu;		/* engine core, -1: not pinned */
@@ -95,10 +79,6 @@ struct args {
 	uint32_t udp_idle_ms;	/* 0: the library's default */
 	uint64_t abort_after;	/* 0: never */
 	uint64_t seconds;	/* 0: until a signal */
-	enum l3x_xdp_mode xdp_mode;
-	enum l3x_bind_mode bind_mode;
-	bool no_busy_poll;
-	bool quiet;
 };
 
 enum conn_kind { C_TCP, C_UDP, C_DNS };
@@ -115,11 +95,9 @@ struct conn {
 	size_t pend_off, pend_len;
 	size_t pend_cap;		/* UDP: bytes pend can hold */
 	bool pending;			/* UDP: pend holds a datagram */
-	char *req;			/* http: the request head so far */
-	size_t req_len;
+	struct http_req http;		/* http: the request */
 	uint64_t in;			/* bytes read from this stream */
 	bool eof;			/* the client half-closed */
-	bool responding;		/* http: the answer is queued */
 	bool closed;
 };
 
@@ -159,48 +137,16 @@ struct server {
 	char fail[200];		/* first error a worker hit */
 };
 
-static volatile sig_atomic_t stop;
-static struct server *cleanup_srv;
-static bool verbose;
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
-		"       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
-		"       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
-		"       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
-		"       [--abort-after BYTES] [--seconds S] [--quiet] [--verbose]\n"
-		"RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n");
-}
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
+	    "       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
+	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
+	    "       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
+	    "       [--abort-after BYTES] [--seconds S] [--quiet] [--verbose]\n"
+	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",
+	    1);
 
 /* ------------------------------------------------------------ arguments */
-
-static uint64_t parse_u64(const char *opt, const char *s, uint64_t max)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !*s || *end || *s == '-')
-		die("%s '%s': not a whole number", opt, s);
-	if (v > max)
-		die("%s '%s': at most %llu", opt, s, (unsigned long long)max);
-	return v;
-}
-
-static void add_rule(struct args *a, const char *text)
-{
-	char err[128];
-
-	if (a->nrules == MAX_RULES)
-		die("--rule: at most %d rules", MAX_RULES);
-	if (l3x_rule__parse(&a->rules[a->nrules], text, err, sizeof(err)))
-		die("--rule '%s': %s", text, err);
-	snprintf(a->rule_text[a->nrules], L3X_RULE_STRLEN, "%s", text);
-	a->nrules++;
-}
 
 /* ADDR, ADDR:PORT, [ADDR6] or [ADDR6]:PORT into @ss; port 53 when none. */
 static bool parse_sockaddr(const char *text, struct sockaddr_storage *ss)
@@ -270,60 +216,29 @@ static void add_dns(struct args *a, const char *text)
 	}
 	inet_ntop(d->ss.ss_family, ip, addr, sizeof(addr));
 	snprintf(rule, sizeof(rule), "udp %s %d", addr, port);
-	add_rule(a, rule);
+	rule_list_add(&a->link.rules, rule);
 	a->ndns++;
 }
 
 static void parse_mode(struct args *a, const char *s)
 {
-	unsigned i;
-
-	for (i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
-		if (!strcmp(s, mode_names[i])) {
-			a->mode = i;
-			a->mode_set = true;
-			return;
-		}
-	}
-	die("--mode '%s': must be echo, discard or http", s);
-}
-
-static void parse_xdp(struct args *a, int opt, const char *s)
-{
-	if (opt == 'm') {
-		if (!strcmp(s, "auto"))
-			a->xdp_mode = L3X_XDP_AUTO;
-		else if (!strcmp(s, "native"))
-			a->xdp_mode = L3X_XDP_NATIVE;
-		else if (!strcmp(s, "skb"))
-			a->xdp_mode = L3X_XDP_SKB;
-		else
-			die("--xdp-mode '%s': must be auto, native or skb", s);
-		return;
-	}
-	if (!strcmp(s, "auto"))
-		a->bind_mode = L3X_BIND_AUTO;
-	else if (!strcmp(s, "copy"))
-		a->bind_mode = L3X_BIND_COPY;
-	else if (!strcmp(s, "zerocopy"))
-		a->bind_mode = L3X_BIND_ZEROCOPY;
-	else
-		die("--bind '%s': must be auto, copy or zerocopy", s);
+	a->mode = parse_name("--mode", s, proto_modes);
+	a->mode_set = true;
 }
 
 static void check_args(const struct args *a)
 {
-	if (a->iface && a->tun)
+	if (a->link.iface && a->tun)
 		die("--iface and --tun: give one source, not both");
-	if (!a->iface && !a->tun)
+	if (!a->link.iface && !a->tun)
 		die("--iface: missing (the interface to serve on, or --tun NAME)");
-	if (a->tun && a->nqueues)
+	if (a->tun && a->link.nqueues)
 		die("--queue: only with --iface (a TUN device has no queues)");
-	if (!a->nrules)
+	if (!a->link.rules.n)
 		die("--rule: missing (at least one, e.g. --rule 'tcp 198.51.100.0/24')");
 	if (!a->mode_set)
 		die("--mode: missing (echo, discard or http)");
-	if (a->abort_after && a->mode == MODE_HTTP)
+	if (a->abort_after && a->mode == PROTO_HTTP)
 		die("--abort-after: only with --mode echo or discard");
 }
 
@@ -331,88 +246,64 @@ static void check_args(const struct args *a)
 static void parse_number(struct args *a, int c, const char *s)
 {
 	switch (c) {
-	case 'q':
-		if (a->nqueues == MAX_QUEUES)
-			die("--queue: at most %d queues", MAX_QUEUES);
-		a->queues[a->nqueues++] = parse_u64("--queue", s, UINT32_MAX);
-		break;
 	case 'w':
-		a->workers = parse_u64("--workers", s, MAX_WORKERS);
+		a->workers = parse_uint("--workers", s, 0, MAX_WORKERS);
 		if (!a->workers)
 			die("--workers '%s': at least 1", s);
 		break;
-	case 'c': a->cpu = parse_u64("--cpu", s, MAX_CPU); break;
+	case 'c': a->cpu = parse_uint("--cpu", s, 0, MAX_CPU); break;
 	case 'u':
-		a->mtu = parse_u64("--mtu", s, 9000);
+		a->mtu = parse_uint("--mtu", s, 0, 9000);
 		if (a->mtu < 1280)
 			die("--mtu '%s': at least 1280", s);
 		break;
 	case 'f':
-		a->max_flows = parse_u64("--max-flows", s, 1u << 24);
+		a->max_flows = parse_uint("--max-flows", s, 0, 1u << 24);
 		if (!a->max_flows)
 			die("--max-flows '%s': at least 1", s);
 		break;
 	case 'I':
-		a->udp_idle_ms = parse_u64("--udp-idle", s, UINT32_MAX);
+		a->udp_idle_ms = parse_uint("--udp-idle", s, 0, UINT32_MAX);
 		if (!a->udp_idle_ms)
 			die("--udp-idle '%s': at least 1 (milliseconds)", s);
 		break;
 	case 'a':
-		a->abort_after = parse_u64("--abort-after", s, UINT64_MAX);
+		a->abort_after = parse_uint("--abort-after", s, 0, UINT64_MAX);
 		if (!a->abort_after)
 			die("--abort-after '%s': at least 1", s);
 		break;
-	case 's': a->seconds = parse_u64("--seconds", s, 1u << 30); break;
+	case 's': a->seconds = parse_uint("--seconds", s, 0, 1u << 30); break;
 	}
 }
 
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "iface", required_argument, NULL, 'i' },
+		LINK_OPTIONS,
 		{ "tun", required_argument, NULL, 't' },
-		{ "queue", required_argument, NULL, 'q' },
-		{ "rule", required_argument, NULL, 'r' },
 		{ "mode", required_argument, NULL, 'M' },
 		{ "dns", required_argument, NULL, 'd' },
 		{ "workers", required_argument, NULL, 'w' },
-		{ "pin-dir", required_argument, NULL, 'p' },
-		{ "xdp-mode", required_argument, NULL, 'm' },
-		{ "bind", required_argument, NULL, 'b' },
-		{ "no-busy-poll", no_argument, NULL, 'B' },
 		{ "cpu", required_argument, NULL, 'c' },
 		{ "mtu", required_argument, NULL, 'u' },
 		{ "max-flows", required_argument, NULL, 'f' },
 		{ "udp-idle", required_argument, NULL, 'I' },
 		{ "abort-after", required_argument, NULL, 'a' },
 		{ "seconds", required_argument, NULL, 's' },
-		{ "quiet", no_argument, NULL, 'Q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		TOOL_OPTIONS_END,
 	};
 	int c;
 
 	a->workers = 1;
 	a->cpu = -1;
-	while ((c = getopt_long(argc, argv, "i:q:r:w:s:p:h", opts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, "i:q:r:w:s:p:h", opts)) != -1) {
+		if (link_opt(&a->link, c, optarg))
+			continue;
 		switch (c) {
-		case 'i': a->iface = optarg; break;
 		case 't': a->tun = optarg; break;
-		case 'r': add_rule(a, optarg); break;
 		case 'M': parse_mode(a, optarg); break;
 		case 'd': add_dns(a, optarg); break;
-		case 'p': a->pin_dir = optarg; break;
-		case 'm': case 'b': parse_xdp(a, c, optarg); break;
-		case 'B': a->no_busy_poll = true; break;
-		case 'q': case 'w': case 'c': case 'u': case 'f': case 'I':
-		case 'a': case 's':
-			parse_number(a, c, optarg);
-			break;
-		case 'Q': a->quiet = true; break;
-		case 'v': verbose = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		default: parse_number(a, c, optarg); break;
 		}
 	}
 	if (optind < argc)
@@ -516,7 +407,7 @@ static void free_dead(struct worker *w)
 	while ((c = w->dead)) {
 		w->dead = c->next;
 		free(c->pend);
-		free(c->req);
+		http_req_free(&c->http);
 		free(c);
 	}
 }
@@ -626,96 +517,48 @@ static void serve_discard(struct worker *w, struct conn *c)
 		conn_end(w, c, false);
 }
 
-/* "192.0.2.1:80" or "[2001:db8::1]:80". */
-static void format_addr(const struct sockaddr_storage *ss, int len, char *buf,
-			size_t sz)
-{
-	const struct sockaddr_in6 *s6 = (const void *)ss;
-	const struct sockaddr_in *s4 = (const void *)ss;
-	char a[INET6_ADDRSTRLEN];
-
-	if (len > 0 && ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(buf, sz, "%s:%u", a, ntohs(s4->sin_port));
-	} else if (len > 0 && ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(buf, sz, "[%s]:%u", a, ntohs(s6->sin6_port));
-	} else {
-		snprintf(buf, sz, "unknown (%s)", strerror(len < 0 ? -len : EAFNOSUPPORT));
-	}
-}
-
-/* The answer to the request head in c->req: 200 naming both ends for GET
- * and HEAD, 405 for other methods, 400 for a head past REQ_MAX. */
-static int http_answer(const struct conn *c, bool complete, char *out, size_t sz)
-{
-	struct sockaddr_storage ss;
-	char client[128], dst[128], body[320];
-	bool get = c->req_len >= 4 && !memcmp(c->req, "GET ", 4);
-	bool head = c->req_len >= 5 && !memcmp(c->req, "HEAD ", 5);
-	const char *status = "200 OK";
-	int blen;
-
-	format_addr(&ss, l3x_stream__client_addr(c->s, (void *)&ss, sizeof(ss)),
-		    client, sizeof(client));
-	format_addr(&ss, l3x_stream__orig_dst_addr(c->s, (void *)&ss, sizeof(ss)),
-		    dst, sizeof(dst));
-	blen = snprintf(body, sizeof(body), "client %s\ndestination %s\n", client, dst);
-	if (blen >= (int)sizeof(body))
-		blen = sizeof(body) - 1;
-	if (!complete)
-		status = "400 Bad Request";
-	else if (!get && !head)
-		status = "405 Method Not Allowed";
-	return snprintf(out, sz,
-			"HTTP/1.1 %s\r\nServer: " PROG "\r\nContent-Type: text/plain\r\n"
-			"Content-Length: %d\r\n%sConnection: close\r\n\r\n%s",
-			status, blen, get || head ? "" : "Allow: GET, HEAD\r\n",
-			head ? "" : body);
-}
-
-static bool head_complete(const struct conn *c)
-{
-	return memmem(c->req, c->req_len, "\r\n\r\n", 4) ||
-	       memmem(c->req, c->req_len, "\n\n", 2);
-}
-
 /* Read the request head. Returns 1 complete (or too long), 0 not yet,
  * -1 the stream ended or failed before it. */
 static int http_read(struct worker *w, struct conn *c)
 {
+	size_t room;
+	char *buf;
 	long n;
 
-	if (!c->req && !(c->req = malloc(REQ_MAX)))
-		return -1;
-	while (c->req_len < REQ_MAX) {
-		n = l3x_stream__read(c->s, c->req + c->req_len, REQ_MAX - c->req_len);
+	for (;;) {
+		buf = http_req_room(&c->http, &room);
+		if (!buf)
+			return -1;
+		n = l3x_stream__read(c->s, buf, room);
 		if (n == -EAGAIN)
 			return 0;
 		if (n <= 0)
 			return -1;
 		count(&w->n.bytes_in, n);
-		c->req_len += n;
-		if (head_complete(c))
+		if (http_req_add(&c->http, n) != HTTP_READING)
 			return 1;
 	}
-	return 1;
 }
 
+/* One answer (see proto.h), then the stream is closed in order. */
 static void serve_http(struct worker *w, struct conn *c)
 {
-	char out[1024];
+	char out[HTTP_ANSWER_MAX];
+	struct http_ends e;
 	int r, len;
 
-	if (!c->responding) {
+	if (c->http.state == HTTP_READING) {
 		r = http_read(w, c);
 		if (r <= 0) {
 			if (r < 0)
 				conn_end(w, c, false);
 			return;
 		}
-		c->responding = true;
-		len = http_answer(c, head_complete(c), out, sizeof(out));
+		e.client_len = l3x_stream__client_addr(c->s, (void *)&e.client,
+						       sizeof(e.client));
+		e.dst_len = l3x_stream__orig_dst_addr(c->s, (void *)&e.dst,
+						      sizeof(e.dst));
+		len = http_req_answer(&c->http, &e, out, sizeof(out));
 		r = owe(w, c, out, len);
 	} else {
 		r = flush(w, c);
@@ -786,7 +629,7 @@ static void serve_udp(struct worker *w, struct conn *c)
 			break;
 		count(&w->n.dgrams_in, 1);
 		count(&w->n.bytes_in, n);
-		if (w->srv->a->mode != MODE_ECHO)
+		if (w->srv->a->mode != PROTO_ECHO)
 			continue;
 		if (n > SCRATCH)
 			count(&w->n.dgrams_dropped, 1);
@@ -865,9 +708,9 @@ static void serve(struct worker *w, struct conn *c)
 		return;
 	}
 	switch (w->srv->a->mode) {
-	case MODE_ECHO: serve_echo(w, c); break;
-	case MODE_DISCARD: serve_discard(w, c); break;
-	case MODE_HTTP: serve_http(w, c); break;
+	case PROTO_ECHO: serve_echo(w, c); break;
+	case PROTO_DISCARD: serve_discard(w, c); break;
+	case PROTO_HTTP: serve_http(w, c); break;
 	}
 }
 
@@ -887,7 +730,7 @@ static void worker_fail(struct worker *w, const char *fmt, ...)
 		va_end(ap);
 	}
 	pthread_mutex_unlock(&srv->lock);
-	stop = 1;
+	request_stop();
 }
 
 /* Take every new stream and flow. Returns how many. */
@@ -1130,18 +973,18 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 
 	L3X_OPTS(l3x_stack_opts, o,
 		 .source = a->tun ? L3X_SOURCE_TUN : L3X_SOURCE_XDP,
-		 .ifname = a->iface, .tun_name = a->tun,
+		 .ifname = a->link.iface, .tun_name = a->tun,
 		 .queues = a->tun ? NULL : queues, .queue_count = a->tun ? 0 : nq,
-		 .pin_dir = a->pin_dir, .xdp_mode = a->xdp_mode,
-		 .bind_mode = a->bind_mode,
-		 .busy_poll_usec = a->no_busy_poll ? -1 : 0,
+		 .pin_dir = a->link.pin_dir, .xdp_mode = a->link.xdp_mode,
+		 .bind_mode = a->link.bind_mode,
+		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0,
 		 .mtu = a->mtu, .max_flows = a->max_flows, .cpu = a->cpu,
 		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE);
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
 		die("--tun %s: %s", a->tun, strerror(errno));
 	if (!st)
-		die("--iface %s: %s", a->iface, strerror(errno));
+		die("--iface %s: %s", a->link.iface, strerror(errno));
 	return st;
 }
 
@@ -1151,47 +994,30 @@ static void add_rules(struct server *srv)
 	unsigned i;
 	int err;
 
-	for (i = 0; i < a->nrules; i++) {
-		err = l3x_stack__add_rule(srv->stack, &a->rules[i]);
+	for (i = 0; i < a->link.rules.n; i++) {
+		err = l3x_stack__add_rule(srv->stack, &a->link.rules.rules[i]);
 		if (err)
-			die("--rule '%s': %s", a->rule_text[i], strerror(-err));
+			die("--rule '%s': %s", a->link.rules.text[i], strerror(-err));
 	}
-}
-
-/* Threads started with these blocked leave SIGINT/SIGTERM to main. */
-static void block_signals(bool block)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
 static void start(struct server *srv)
 {
+	sigset_t old;
 	int err;
 
-	block_signals(true);
+	/* The threads started here leave SIGINT and SIGTERM to main. */
+	stop_signals_block(&old);
 	start_workers(srv);
 	err = l3x_stack__start(srv->stack);
 	if (err)
 		die("l3x_stack__start: %s", strerror(-err));
 	srv->started = true;
-	block_signals(false);
+	stop_signals_restore(&old);
 	add_rules(srv);
 }
 
 /* --------------------------------------------------------------- report */
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void sum_workers(const struct server *srv, struct wstats *sum)
 {
@@ -1227,22 +1053,20 @@ static void progress(const struct server *srv, uint64_t *last, double dt)
 static void run(struct server *srv)
 {
 	const struct args *a = srv->a;
-	bool tty = isatty(STDERR_FILENO) && !a->quiet;
-	double begin = now_s(), tick = begin, t;
+	struct run_clock rc;
 	uint64_t last = 0;
+	double dt;
 
-	while (!stop) {
+	run_clock_start(&rc, a->seconds, a->link.quiet);
+	while (!stop_requested()) {
 		poll(NULL, 0, 100);
-		t = now_s();
-		if (a->seconds && t - begin >= a->seconds)
+		dt = run_clock_turn(&rc);
+		if (dt < 0)
 			break;
-		if (tty && t - tick >= 1.0) {
-			progress(srv, &last, t - tick);
-			tick = t;
-		}
+		if (dt > 0)
+			progress(srv, &last, dt);
 	}
-	if (tty)
-		fputc('\n', stderr);
+	run_clock_end(&rc);
 }
 
 /* Let the streams closed in order finish their FIN exchange, and the RSTs
@@ -1286,7 +1110,7 @@ static void report(const struct server *srv)
 		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
 		"mem pbufs %u tcp_pcbs %u tcp_segs %u udp_pcbs %u stream_objects %u; "
 		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u\n",
-		mode_names[srv->a->mode], U(n.accepted), U(n.bytes_in),
+		name_of(proto_modes, srv->a->mode), U(n.accepted), U(n.bytes_in),
 		U(n.bytes_out), U(st.tcp_accepted), U(st.tcp_closed),
 		U(st.tcp_reset_by_client), U(st.tcp_aborted),
 		U(st.tcp_refused_flows), U(st.tcp_refused_memory),
@@ -1307,14 +1131,11 @@ static void report(const struct server *srv)
 
 /* Runs on every exit, die() included: workers closed first (the stack
  * refuses to close under them), then the stack, which detaches. */
-static void cleanup(void)
+static void close_server(void *arg)
 {
-	struct server *srv = cleanup_srv;
+	struct server *srv = arg;
 	int err;
 
-	if (!srv)
-		return;
-	cleanup_srv = NULL;
 	stop_workers(srv);
 	err = l3x_stack__close(srv->stack);
 	if (err)
@@ -1339,23 +1160,9 @@ static void finish(struct server *srv)
 		srv->started = false;
 	}
 	report(srv);
-	cleanup();
+	cleanup_now();
 	if (srv->fail[0])
 		die("%s", srv->fail);
-}
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
-static int print_fn(enum l3x_print_level level, const char *fmt, va_list ap)
-{
-	if (level != L3X_WARN && !verbose)
-		return 0;
-	fputs(PROG ": ", stderr);
-	return vfprintf(stderr, fmt, ap);
 }
 
 int main(int argc, char **argv)
@@ -1366,14 +1173,13 @@ int main(int argc, char **argv)
 		.cond = PTHREAD_COND_INITIALIZER,
 	};
 	uint32_t queues[MAX_QUEUES];
-	struct sigaction sa = { .sa_handler = on_signal };
 	unsigned i, nq = 0;
 
 	parse_args(&a, argc, argv);
-	if (a.iface) {
-		nq = a.nqueues ? a.nqueues : rx_queues(a.iface);
+	if (a.link.iface) {
+		nq = a.link.nqueues ? a.link.nqueues : rx_queues(a.link.iface);
 		for (i = 0; i < nq && i < MAX_QUEUES; i++)
-			queues[i] = a.nqueues ? a.queues[i] : i;
+			queues[i] = a.link.nqueues ? a.link.queues[i] : i;
 	}
 	srv.a = &a;
 	srv.nw = a.workers;
@@ -1382,13 +1188,11 @@ int main(int argc, char **argv)
 		die("--workers %u: %s", srv.nw, strerror(errno));
 	for (i = 0; i < srv.nw; i++)
 		srv.w[i].stop_fd = -1;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
-	l3x_set_print(print_fn);
+	link_print_init(a.link.verbose);
 	srv.stack = open_stack(&a, queues, nq < MAX_QUEUES ? nq : MAX_QUEUES);
-	cleanup_srv = &srv;
-	atexit(cleanup);
+	cleanup_at_exit(close_server, &srv);
 	start(&srv);
 	fprintf(stderr, PROG ": ready\n");
 	run(&srv);

@@ -21,7 +21,6 @@
 #include <arpa/inet.h>
 #include <endian.h>
 #include <errno.h>
-#include <getopt.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -29,6 +28,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,9 +43,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROG "l3x-load"
+#include "addr.h"
+#include "parse.h"
+#include "tool.h"
 
-#include "../common/tool.h"
+#define PROG "l3x-load"
 
 #define MAX_THREADS	 64
 #define MAX_CPUS	 256
@@ -63,8 +65,14 @@
 
 enum mode { M_BULK, M_CRR, M_RR, M_UDP_RR, M_HOLD };
 
-static const char *const mode_names[] = {"bulk", "crr", "rr", "udp-rr",
-					 "hold"};
+static const struct name_value modes[] = {
+	{"bulk", M_BULK},
+	{"crr", M_CRR},
+	{"rr", M_RR},
+	{"udp-rr", M_UDP_RR},
+	{"hold", M_HOLD},
+	{NULL},
+};
 
 struct dst {
 	union {
@@ -73,7 +81,7 @@ struct dst {
 		struct sockaddr_in6 in6;
 	} u;
 	socklen_t len;
-	char str[INET6_ADDRSTRLEN + 8];
+	char str[ADDR_STRLEN];
 };
 
 struct args {
@@ -94,43 +102,22 @@ struct args {
 
 /* ------------------------------------------------------------ usage */
 
-static const char usage_text[] =
-	"usage: " PROG " MODE --dst ADDR[/LEN] --port P [--addrs N] [--conns N]\n"
-	"       [--seconds S] [--threads N] [--cpu LIST] [--seed N] [--json]\n"
-	"MODE is one of:\n"
-	"  bulk    [--discard] [--window BYTES]   stream to an echo server and\n"
-	"          verify every byte (or, --discard, to a discard server)\n"
-	"  crr     [--size B] [--rst]   connect, request, response, close\n"
-	"  rr      [--size B]           request/response on open connections\n"
-	"  udp-rr  [--size B] [--timeout S]   the same over UDP\n"
-	"  hold    [--interval S] [--sample N] [--timeout S] [--check-all]\n"
-	"          hold idle connections open, checking that a sample still\n"
-	"          echoes (and, --check-all, every one of them at the end)\n";
-
 /* Bad arguments exit 2, so scripts tell them from a failed run (1). */
-static void bad(const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 1, 2)));
-static void bad(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " MODE --dst ADDR[/LEN] --port P [--addrs N] [--conns N]\n"
+	    "       [--seconds S] [--threads N] [--cpu LIST] [--seed N] [--json]\n"
+	    "MODE is one of:\n"
+	    "  bulk    [--discard] [--window BYTES]   stream to an echo server and\n"
+	    "          verify every byte (or, --discard, to a discard server)\n"
+	    "  crr     [--size B] [--rst]   connect, request, response, close\n"
+	    "  rr      [--size B]           request/response on open connections\n"
+	    "  udp-rr  [--size B] [--timeout S]   the same over UDP\n"
+	    "  hold    [--interval S] [--sample N] [--timeout S] [--check-all]\n"
+	    "          hold idle connections open, checking that a sample still\n"
+	    "          echoes (and, --check-all, every one of them at the end)\n",
+	    2);
 
 /* ------------------------------------------------------------ time */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS + ts.tv_nsec;
-}
 
 static void sleep_ns(uint64_t ns)
 {
@@ -308,32 +295,9 @@ static double hist_quantile(const struct hist *h, double q)
 
 /* ------------------------------------------------------------ arguments */
 
-static uint64_t parse_uint(const char *opt, const char *s, uint64_t min,
-			   uint64_t max)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !*s || *end || *s == '-' || *s == '+')
-		bad("%s '%s': not a whole number", opt, s);
-	if (v < min || v > max)
-		bad("%s '%s': must be between %llu and %llu", opt, s,
-		    (unsigned long long)min, (unsigned long long)max);
-	return v;
-}
-
 static double parse_secs(const char *opt, const char *s)
 {
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || !*s || *end || !(v > 0) || v > 1e6)
-		bad("%s '%s': must be a number of seconds above 0", opt, s);
-	return v;
+	return parse_positive(opt, s, 1e6, "a number of seconds above 0");
 }
 
 static void parse_dst(struct args *a, const char *s)
@@ -342,7 +306,7 @@ static void parse_dst(struct args *a, const char *s)
 	unsigned max;
 
 	if (strlen(s) >= sizeof(buf))
-		bad("--dst '%s': not an address", s);
+		die_arg("--dst '%s': not an address", s);
 	strcpy(buf, s);
 	slash = strchr(buf, '/');
 	if (slash)
@@ -351,66 +315,23 @@ static void parse_dst(struct args *a, const char *s)
 	max = a->family == AF_INET6 ? 128 : 32;
 	if (a->family == AF_INET6 &&
 	    inet_pton(AF_INET6, buf, &a->base.u.in6.sin6_addr) != 1)
-		bad("--dst '%s': not an IPv6 address", s);
+		die_arg("--dst '%s': not an IPv6 address", s);
 	if (a->family == AF_INET &&
 	    inet_pton(AF_INET, buf, &a->base.u.in.sin_addr) != 1)
-		bad("--dst '%s': not an IPv4 or IPv6 address", s);
+		die_arg("--dst '%s': not an IPv4 or IPv6 address", s);
 	a->prefix = slash ? parse_uint("--dst prefix length", slash, 0, max)
 			  : max;
 	a->have_dst = true;
 }
 
-static void parse_cpus(struct args *a, const char *s)
-{
-	const char *p = s;
-	unsigned long lo, hi, c;
-	char *end;
-
-	a->ncpus = 0;
-	while (*p) {
-		errno = 0;
-		lo = strtoul(p, &end, 10);
-		if (end == p || errno)
-			bad("--cpu '%s': not a CPU list (like 0,2-3)", s);
-		hi = lo;
-		if (*end == '-') {
-			p = end + 1;
-			hi = strtoul(p, &end, 10);
-			if (end == p || hi < lo)
-				bad("--cpu '%s': not a CPU list (like 0,2-3)",
-				    s);
-		}
-		if (hi >= CPU_SETSIZE)
-			bad("--cpu '%s': CPU %lu is past %d", s, hi,
-			    CPU_SETSIZE - 1);
-		for (c = lo; c <= hi; c++) {
-			if (a->ncpus == MAX_CPUS)
-				bad("--cpu '%s': more than %d CPUs", s,
-				    MAX_CPUS);
-			a->cpus[a->ncpus++] = c;
-		}
-		if (*end == ',' && end[1])
-			end++;
-		else if (*end)
-			bad("--cpu '%s': not a CPU list (like 0,2-3)", s);
-		p = end;
-	}
-	if (!a->ncpus)
-		bad("--cpu '%s': empty", s);
-}
-
 static void parse_mode(struct args *a, const char *s)
 {
-	unsigned i;
+	int m;
 
-	for (i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
-		if (!strcmp(s, mode_names[i])) {
-			a->mode = i;
-			a->have_mode = true;
-			return;
-		}
-	}
-	bad("'%s': unknown mode (bulk, crr, rr, udp-rr or hold)", s);
+	if (!find_name(modes, s, &m))
+		die_arg("'%s': unknown mode (bulk, crr, rr, udp-rr or hold)", s);
+	a->mode = m;
+	a->have_mode = true;
 }
 
 static void parse_opt(struct args *a, int c)
@@ -428,7 +349,7 @@ static void parse_opt(struct args *a, int c)
 		break;
 	case 's': a->seconds = parse_secs("--seconds", optarg); break;
 	case 't': a->threads = parse_uint("--threads", optarg, 1, MAX_THREADS); break;
-	case 'C': parse_cpus(a, optarg); break;
+	case 'C': a->ncpus = parse_cpu_list("--cpu", optarg, a->cpus, MAX_CPUS); break;
 	case 'S': a->seed = parse_uint("--seed", optarg, 0, UINT64_MAX); break;
 	case 'z':
 		a->size = parse_uint("--size", optarg, 1, BUF_SIZE);
@@ -455,27 +376,19 @@ static void parse_opt(struct args *a, int c)
 	case 'a': a->check_all = true; break;
 	case 'j': a->json = true; break;
 	case 'q': a->quiet = true; break;
-	case 'h':
-		fputs(usage_text, stdout);
-		exit(0);
 	}
 }
 
 /* The open-file limit decides how many connections one process holds. */
 static unsigned proc_conns(void)
 {
-	struct rlimit rl;
+	uint64_t n = raise_nofile();
 
-	if (getrlimit(RLIMIT_NOFILE, &rl))
+	if (!n)
 		return PROC_CONNS;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	if (rl.rlim_cur < 1200)
-		return rl.rlim_cur > 200 ? rl.rlim_cur - 200 : 1;
-	return rl.rlim_cur - 1000 < PROC_CONNS ? rl.rlim_cur - 1000
-					       : PROC_CONNS;
+	if (n < 1200)
+		return n > 200 ? n - 200 : 1;
+	return n - 1000 < PROC_CONNS ? n - 1000 : PROC_CONNS;
 }
 
 static void check_cpus(const struct args *a)
@@ -487,15 +400,15 @@ static void check_cpus(const struct args *a)
 		return;
 	for (i = 0; i < a->ncpus; i++)
 		if (!CPU_ISSET(a->cpus[i], &set))
-			bad("--cpu %u: not a CPU this process may run on (%d "
-			    "online)", a->cpus[i], CPU_COUNT(&set));
+			die_arg("--cpu %u: not a CPU this process may run on (%d "
+				"online)", a->cpus[i], CPU_COUNT(&set));
 }
 
 static void only_for(const struct args *a, bool given, const char *opt,
 		     enum mode m1, enum mode m2)
 {
 	if (given && a->mode != m1 && a->mode != m2)
-		bad("%s: not for mode %s", opt, mode_names[a->mode]);
+		die_arg("%s: not for mode %s", opt, name_of(modes, a->mode));
 }
 
 static void check_mode_opts(const struct args *a)
@@ -508,12 +421,12 @@ static void check_mode_opts(const struct args *a)
 	only_for(a, a->check_all, "--check-all", M_HOLD, M_HOLD);
 	only_for(a, a->have_timeout, "--timeout", M_UDP_RR, M_HOLD);
 	if (a->have_size && a->mode == M_BULK)
-		bad("--size: not for mode bulk (it streams)");
+		die_arg("--size: not for mode bulk (it streams)");
 	if (a->mode == M_UDP_RR && a->size < 8)
-		bad("--size %u: udp-rr needs 8 bytes at least (a sequence "
-		    "number)", a->size);
+		die_arg("--size %u: udp-rr needs 8 bytes at least (a sequence "
+			"number)", a->size);
 	if (a->mode == M_UDP_RR && a->size > 65507)
-		bad("--size %u: above the largest UDP datagram", a->size);
+		die_arg("--size %u: above the largest UDP datagram", a->size);
 }
 
 static void check_args(struct args *a)
@@ -522,23 +435,23 @@ static void check_args(struct args *a)
 	unsigned limit = proc_conns();
 
 	if (!a->have_mode)
-		bad("MODE: missing (bulk, crr, rr, udp-rr or hold)");
+		die_arg("MODE: missing (bulk, crr, rr, udp-rr or hold)");
 	if (!a->have_dst)
-		bad("--dst: missing (the server's address or prefix)");
+		die_arg("--dst: missing (the server's address or prefix)");
 	if (!a->have_port)
-		bad("--port: missing (the server's port)");
+		die_arg("--port: missing (the server's port)");
 	check_mode_opts(a);
 	check_cpus(a);
 	if (a->addrs > 1 && host < 32 && a->addrs > (1ull << host))
-		bad("--addrs %u: a /%u holds only %llu addresses", a->addrs,
-		    a->prefix, 1ull << host);
+		die_arg("--addrs %u: a /%u holds only %llu addresses", a->addrs,
+			a->prefix, 1ull << host);
 	if (a->mode != M_HOLD && a->conns > limit)
-		bad("--conns %u: at most %u for %s (open-file limit); only "
-		    "hold spreads over processes", a->conns, limit,
-		    mode_names[a->mode]);
+		die_arg("--conns %u: at most %u for %s (open-file limit); only "
+			"hold spreads over processes", a->conns, limit,
+			name_of(modes, a->mode));
 	if (a->threads > a->conns)
-		bad("--threads %u: more than --conns (%u)", a->threads,
-		    a->conns);
+		die_arg("--threads %u: more than --conns (%u)", a->threads,
+			a->conns);
 	if (a->mode == M_HOLD && a->sample > a->conns)
 		a->sample = a->conns;
 }
@@ -580,8 +493,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"check-all", no_argument, NULL, 'a'},
 		{"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		TOOL_OPTIONS_END,
 	};
 	int c;
 
@@ -589,40 +501,19 @@ static void parse_args(struct args *a, int argc, char **argv)
 	a->threads = 1;
 	a->seconds = 10;
 	a->seed = 1;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == ':')
-			bad("%s: missing its value", argv[optind - 1]);
-		if (c == '?')
-			bad("'%s': unknown option (see --help)",
-			    argv[optind - 1]);
+	while ((c = tool_getopt(argc, argv, ":h", opts)) != -1)
 		parse_opt(a, c);
-	}
 	if (optind < argc)
 		parse_mode(a, argv[optind++]);
 	if (optind < argc)
-		bad("'%s': unexpected argument", argv[optind]);
+		die_arg("'%s': unexpected argument", argv[optind]);
 	if (!a->have_mode)
-		bad("MODE: missing (bulk, crr, rr, udp-rr or hold; see --help)");
+		die_arg("MODE: missing (bulk, crr, rr, udp-rr or hold; see --help)");
 	set_defaults(a);
 	check_args(a);
 }
 
 /* ------------------------------------------------------------ addresses */
-
-static void dst_name(struct dst *d)
-{
-	char ip[INET6_ADDRSTRLEN];
-
-	if (d->u.sa.sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &d->u.in6.sin6_addr, ip, sizeof(ip));
-		snprintf(d->str, sizeof(d->str), "[%s]:%u", ip,
-			 ntohs(d->u.in6.sin6_port));
-	} else {
-		inet_ntop(AF_INET, &d->u.in.sin_addr, ip, sizeof(ip));
-		snprintf(d->str, sizeof(d->str), "%s:%u", ip,
-			 ntohs(d->u.in.sin_port));
-	}
-}
 
 /* Address k of the list: the given one plus k, inside its prefix. */
 static void make_dst(const struct args *a, unsigned k, struct dst *d)
@@ -635,9 +526,9 @@ static void make_dst(const struct args *a, unsigned k, struct dst *d)
 		mask = a->prefix ? ~0u << (32 - a->prefix) : 0;
 		v4 = ntohl(a->base.u.in.sin_addr.s_addr);
 		if (((v4 + k) & mask) != (v4 & mask) || v4 + k < v4)
-			bad("--addrs %u: from %s on, the /%u ends after %u "
-			    "addresses", a->addrs,
-			    inet_ntoa(a->base.u.in.sin_addr), a->prefix, k);
+			die_arg("--addrs %u: from %s on, the /%u ends after %u "
+				"addresses", a->addrs,
+				inet_ntoa(a->base.u.in.sin_addr), a->prefix, k);
 		d->u.in.sin_family = AF_INET;
 		d->u.in.sin_addr.s_addr = htonl(v4 + k);
 		d->u.in.sin_port = htons(a->port);
@@ -648,15 +539,15 @@ static void make_dst(const struct args *a, unsigned k, struct dst *d)
 		lo = be64toh(lo);
 		mask = a->prefix <= 64 ? 0 : ~0ull << (128 - a->prefix);
 		if (((lo + k) & mask) != (lo & mask) || lo + k < lo)
-			bad("--addrs %u: the /%u ends after %u addresses",
-			    a->addrs, a->prefix, k);
+			die_arg("--addrs %u: the /%u ends after %u addresses",
+				a->addrs, a->prefix, k);
 		lo = htobe64(lo + k);
 		memcpy(&d->u.in6.sin6_addr.s6_addr[8], &lo, 8);
 		d->u.in6.sin6_family = AF_INET6;
 		d->u.in6.sin6_port = htons(a->port);
 		d->len = sizeof(d->u.in6);
 	}
-	dst_name(d);
+	format_addr(&d->u.sa, d->len, d->str, sizeof(d->str));
 }
 
 static struct dst *make_dsts(const struct args *a)
@@ -683,16 +574,6 @@ static bool same_addr(const struct dst *d, const struct sockaddr_storage *ss)
 		       s4->sin_addr.s_addr == d->u.in.sin_addr.s_addr;
 	return s6->sin6_port == d->u.in6.sin6_port &&
 	       !memcmp(&s6->sin6_addr, &d->u.in6.sin6_addr, 16);
-}
-
-static void addr_name(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-	struct dst d = {};
-
-	memcpy(&d.u, ss, ss->ss_family == AF_INET6 ? sizeof(d.u.in6)
-						   : sizeof(d.u.in));
-	dst_name(&d);
-	snprintf(out, n, "%s", d.str);
 }
 
 /* ------------------------------------------------------------ state */
@@ -769,15 +650,7 @@ struct local {
 	unsigned threads;
 };
 
-/* Set by signals, the clock or the parent; workers poll it between
- * batches of events. Nothing else is published through it: relaxed. */
-static atomic_bool stop;
 static atomic_uint messages;
-
-static bool stopped(void)
-{
-	return atomic_load_explicit(&stop, memory_order_relaxed);
-}
 
 /* Up to MAX_MESSAGES problems described on stderr, then silence. */
 static void problem(const char *fmt, ...)
@@ -1232,7 +1105,7 @@ static void udp_event(struct worker *w, struct conn *c)
 {
 	struct sockaddr_storage from;
 	socklen_t fl;
-	char name[INET6_ADDRSTRLEN + 8];
+	char name[ADDR_STRLEN];
 	ssize_t r;
 
 	for (;;) {
@@ -1246,7 +1119,7 @@ static void udp_event(struct worker *w, struct conn *c)
 		}
 		if (!same_addr(conn_dst(w, c), &from)) {
 			w->t.errors++;
-			addr_name(&from, name, sizeof(name));
+			format_addr((void *)&from, fl, name, sizeof(name));
 			problem("udp socket %u: a reply from %s, the request "
 				"went to %s", c->gidx, name,
 				conn_dst(w, c)->str);
@@ -1439,7 +1312,7 @@ static void setup(struct worker *w)
 			udp_open(w, &w->conns[next]);
 		return;
 	}
-	while ((next < w->n || w->connecting) && !stopped()) {
+	while ((next < w->n || w->connecting) && !stop_requested()) {
 		while (w->connecting < MAX_INFLIGHT && next < w->n)
 			conn_open(w, &w->conns[next++]);
 		poll_once(w, 10);
@@ -1564,14 +1437,8 @@ static void finish(struct worker *w)
 
 static void pin(const struct worker *w)
 {
-	cpu_set_t set;
-	int err;
+	int err = w->cpu < 0 ? 0 : pin_self(w->cpu);
 
-	if (w->cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(w->cpu, &set);
-	err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	if (err)
 		die("--cpu %d: %s", w->cpu, strerror(err));
 }
@@ -1587,7 +1454,7 @@ static void *worker_main(void *arg)
 	start(w);
 	for (;;) {
 		poll_once(w, tick_ms);
-		if (!w->stopping && stopped())
+		if (!w->stopping && stop_requested())
 			begin_stop(w);
 		if (w->stopping && stop_done(w))
 			break;
@@ -1703,17 +1570,21 @@ static void print_progress(const struct args *a, double t,
 		(unsigned long long)p->failed);
 }
 
-static void write_full(int fd, const void *p, size_t n)
+/* All @n bytes of a report through the pipe between a child process and
+ * the parent (@out: written, else read), or die. */
+static void report_io(int fd, void *p, size_t n, bool out)
 {
 	ssize_t r;
 
 	while (n) {
-		r = write(fd, p, n);
+		r = out ? write(fd, p, n) : read(fd, p, n);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
+		if (r <= 0 && out)
 			die("report pipe: %s", strerror(errno));
-		p = (const char *)p + r;
+		if (r <= 0)
+			die("a child process ended without its report");
+		p = (char *)p + r;
 		n -= r;
 	}
 }
@@ -1729,19 +1600,19 @@ static void wait_run(const struct args *a, struct local *l, uint64_t t0,
 
 	/* Progress comes a little after each sample, once it is answered. */
 	next += (a->interval * 0.5) * NS;
-	while (!stopped() && (now = now_ns()) < end) {
+	while (!stop_requested() && (now = now_ns()) < end) {
 		if (a->mode == M_HOLD && now >= next) {
 			live_progress(l, &p);
 			p.k = k++;
 			if (report_fd >= 0)
-				write_full(report_fd, &p, sizeof(p));
+				report_io(report_fd, &p, sizeof(p), true);
 			else
 				print_progress(a, (now - t0) / 1e9, &p);
 			next += a->interval * NS;
 		}
 		sleep_ns(end - now < 20000000 ? end - now : 20000000);
 	}
-	atomic_store_explicit(&stop, true, memory_order_relaxed);
+	request_stop();
 }
 
 static double cpu_seconds(void)
@@ -1757,15 +1628,12 @@ static void start_threads(const struct args *a, struct local *l,
 			  const struct dst *dsts, uint64_t first,
 			  unsigned count, unsigned cpu_off)
 {
-	sigset_t set, old;
 	uint64_t at = first;
 	unsigned i, n;
+	sigset_t old;
 	int err;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, &old);
+	stop_signals_block(&old);
 	for (i = 0; i < l->threads; i++) {
 		n = count / l->threads + (i < count % l->threads);
 		l->w[i].idx = i;
@@ -1778,7 +1646,7 @@ static void start_threads(const struct args *a, struct local *l,
 		if (err)
 			die("--threads %u: %s", l->threads, strerror(err));
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	stop_signals_restore(&old);
 }
 
 /* Runs connections [first, first + count) on this process's threads. */
@@ -1817,21 +1685,6 @@ struct child {
 	struct progress last;
 };
 
-static void read_full(int fd, void *p, size_t n)
-{
-	ssize_t r;
-
-	while (n) {
-		r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			die("a child process ended without its report");
-		p = (char *)p + r;
-		n -= r;
-	}
-}
-
 static void spawn(const struct args *a, const struct dst *dsts,
 		  struct child *ch, unsigned nproc, unsigned per)
 {
@@ -1855,8 +1708,8 @@ static void spawn(const struct args *a, const struct dst *dsts,
 			run_local(a, dsts, first,
 				  i + 1 < nproc ? per : a->conns - first,
 				  threads, i * threads, pfd[1], res);
-			write_full(pfd[1], &(uint32_t){2}, 4);
-			write_full(pfd[1], res, sizeof(*res));
+			report_io(pfd[1], &(uint32_t){2}, 4, true);
+			report_io(pfd[1], res, sizeof(*res), true);
 			_exit(0);
 		}
 		close(pfd[1]);
@@ -1873,15 +1726,15 @@ static void child_record(const struct args *a, struct child *ch,
 	uint32_t type;
 	unsigned j;
 
-	read_full(ch[i].fd, &type, 4);
+	report_io(ch[i].fd, &type, 4, false);
 	if (type == 2) {
-		read_full(ch[i].fd, &r, sizeof(r));
+		report_io(ch[i].fd, &r, sizeof(r), false);
 		add_result(res, &r);
 		ch[i].done = true;
 		return;
 	}
 	p.type = type;
-	read_full(ch[i].fd, (char *)&p + 4, sizeof(p) - 4);
+	report_io(ch[i].fd, (char *)&p + 4, sizeof(p) - 4, false);
 	ch[i].last = p;
 	ch[i].k = p.k + 1;
 	/* Print interval k once every child has reported it. */
@@ -1915,7 +1768,7 @@ static void run_children(const struct args *a, const struct dst *dsts,
 	spawn(a, dsts, ch, nproc, per);
 	memset(res, 0, sizeof(*res));
 	while (left) {
-		if (stopped() && !sent_stop) {
+		if (stop_requested() && !sent_stop) {
 			for (i = 0; i < nproc; i++)
 				kill(ch[i].pid, SIGINT);
 			sent_stop = true;
@@ -1986,7 +1839,7 @@ static void print_json(const struct args *a, const struct dst *d,
 	       "\"threads\": %u, \"seconds\": %.3f, \"ops\": %llu, "
 	       "\"bytes\": %llu, \"rate\": %.1f, \"unit\": \"%s\", "
 	       "\"goodput_bps\": %.0f",
-	       mode_names[a->mode], a->discard ? "true" : "false",
+	       name_of(modes, a->mode), a->discard ? "true" : "false",
 	       a->family == AF_INET6 ? 6 : 4, ip, a->addrs, a->port, a->conns,
 	       a->threads, r->seconds, (unsigned long long)r->t.ops,
 	       (unsigned long long)r->t.bytes, rate_of(a, r), unit(a->mode),
@@ -2028,7 +1881,7 @@ static void print_human(FILE *f, const struct args *a, const struct dst *d,
 			const struct result *r)
 {
 	fprintf(f, PROG " %s%s: %u conn%s to %s%s, %.2f s: ",
-		mode_names[a->mode], a->discard ? " --discard" : "", a->conns,
+		name_of(modes, a->mode), a->discard ? " --discard" : "", a->conns,
 		a->conns == 1 ? "" : "s", d->str,
 		a->addrs > 1 ? " and on" : "", r->seconds);
 	if (a->mode == M_BULK)
@@ -2060,15 +1913,8 @@ static void print_human(FILE *f, const struct args *a, const struct dst *d,
 
 /* ------------------------------------------------------------ main */
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	atomic_store_explicit(&stop, true, memory_order_relaxed);
-}
-
 int main(int argc, char **argv)
 {
-	struct sigaction sa = {.sa_handler = on_signal};
 	static struct args a;
 	static struct result res;
 	struct dst *dsts;
@@ -2078,8 +1924,7 @@ int main(int argc, char **argv)
 	stream_init(a.seed);
 	dsts = make_dsts(&a);
 	per = proc_conns();
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
 	if (a.mode == M_HOLD && a.conns > per)
 		run_children(&a, dsts, per, &res);

@@ -18,31 +18,27 @@
  * what the socket does not take waits in a buffer of its own, and reading
  * pauses until it is gone, so a slow reader costs one chunk of memory.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define PROG "l3x-kserve"
+#include "parse.h"
+#include "proto.h"
+#include "tool.h"
 
-#include "../common/tool.h"
+#define PROG "l3x-kserve"
 
 #define MAX_WORKERS  64
 #define MAX_PORTS    16
@@ -51,13 +47,10 @@
 #define BUF_SIZE     65536
 #define UDP_BATCH    32
 #define UDP_SLOT     65536
-#define HTTP_MAX     8192 /* bytes of one request's head */
 #define ACCEPT_BURST 64
 
-enum mode { M_ECHO, M_DISCARD, M_HTTP };
-
 struct args {
-	enum mode mode;
+	enum proto_mode mode;
 	bool have_mode;
 	unsigned ports[MAX_PORTS], nports;
 	unsigned workers, procs;
@@ -79,8 +72,7 @@ struct sconn {
 	uint64_t pos;	   /* bytes echoed, for --corrupt-every */
 	uint8_t *pend;	   /* written, not yet taken by the socket */
 	uint32_t pend_off, pend_len;
-	char *req;	   /* http: the start of a request not yet complete */
-	uint32_t req_len;
+	struct http_req http; /* http: the request */
 	bool eof, close_after;
 };
 
@@ -105,101 +97,27 @@ struct sworker {
 	unsigned err_port;
 };
 
-static atomic_bool stop;
-
-static const char usage_text[] =
-	"usage: " PROG " --mode echo|discard|http --port P [--port P]...\n"
-	"       [--workers N] [--cpu LIST] [--processes N] [--transparent]\n"
-	"       [--no-udp] [--corrupt-every N] [--quiet]\n"
-	"Listens on the wildcard address, IPv4 and IPv6; give the namespace a\n"
-	"local route (ip route add local PREFIX dev lo) to serve a prefix.\n";
+/* Bad arguments exit 2, so scripts tell them from a failed run (1). */
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " --mode echo|discard|http --port P [--port P]...\n"
+	    "       [--workers N] [--cpu LIST] [--processes N] [--transparent]\n"
+	    "       [--no-udp] [--corrupt-every N] [--quiet]\n"
+	    "Listens on the wildcard address, IPv4 and IPv6; give the namespace a\n"
+	    "local route (ip route add local PREFIX dev lo) to serve a prefix.\n",
+	    2);
 
 /* ------------------------------------------------------------ arguments */
-
-static void bad(const char *fmt, ...)
-	__attribute__((noreturn, format(printf, 1, 2)));
-static void bad(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
-
-static uint64_t parse_uint(const char *opt, const char *s, uint64_t min,
-			   uint64_t max)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !*s || *end || *s == '-' || *s == '+')
-		bad("%s '%s': not a whole number", opt, s);
-	if (v < min || v > max)
-		bad("%s '%s': must be between %llu and %llu", opt, s,
-		    (unsigned long long)min, (unsigned long long)max);
-	return v;
-}
-
-static void parse_cpus(struct args *a, const char *s)
-{
-	unsigned long lo, hi, c;
-	const char *p = s;
-	char *end;
-
-	while (*p) {
-		lo = strtoul(p, &end, 10);
-		hi = lo;
-		if (end == p)
-			bad("--cpu '%s': not a CPU list (like 0,2-3)", s);
-		if (*end == '-') {
-			p = end + 1;
-			hi = strtoul(p, &end, 10);
-			if (end == p || hi < lo)
-				bad("--cpu '%s': not a CPU list (like 0,2-3)",
-				    s);
-		}
-		if (hi >= CPU_SETSIZE || a->ncpus + hi - lo >= MAX_CPUS)
-			bad("--cpu '%s': too many or too high CPUs", s);
-		for (c = lo; c <= hi; c++)
-			a->cpus[a->ncpus++] = c;
-		if (*end == ',' && end[1])
-			end++;
-		else if (*end)
-			bad("--cpu '%s': not a CPU list (like 0,2-3)", s);
-		p = end;
-	}
-	if (!a->ncpus)
-		bad("--cpu '%s': empty", s);
-}
-
-static void parse_mode(struct args *a, const char *s)
-{
-	if (!strcmp(s, "echo"))
-		a->mode = M_ECHO;
-	else if (!strcmp(s, "discard"))
-		a->mode = M_DISCARD;
-	else if (!strcmp(s, "http"))
-		a->mode = M_HTTP;
-	else
-		bad("--mode '%s': must be echo, discard or http", s);
-	a->have_mode = true;
-}
 
 static void parse_opt(struct args *a, int c)
 {
 	switch (c) {
 	case 'm':
-		parse_mode(a, optarg);
+		a->mode = parse_name("--mode", optarg, proto_modes);
+		a->have_mode = true;
 		break;
 	case 'p':
 		if (a->nports == MAX_PORTS)
-			bad("--port: at most %d of them", MAX_PORTS);
+			die_arg("--port: at most %d of them", MAX_PORTS);
 		a->ports[a->nports++] = parse_uint("--port", optarg, 1, 65535);
 		break;
 	case 'w':
@@ -209,7 +127,7 @@ static void parse_opt(struct args *a, int c)
 		a->procs = parse_uint("--processes", optarg, 1, MAX_PROCS);
 		break;
 	case 'C':
-		parse_cpus(a, optarg);
+		a->ncpus = parse_cpu_list("--cpu", optarg, a->cpus, MAX_CPUS);
 		break;
 	case 'x':
 		a->corrupt_every = parse_uint("--corrupt-every", optarg, 1,
@@ -224,9 +142,6 @@ static void parse_opt(struct args *a, int c)
 	case 'q':
 		a->quiet = true;
 		break;
-	case 'h':
-		fputs(usage_text, stdout);
-		exit(0);
 	}
 }
 
@@ -242,30 +157,23 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"transparent", no_argument, NULL, 't'},
 		{"no-udp", no_argument, NULL, 'u'},
 		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		TOOL_OPTIONS_END,
 	};
 	int c;
 
 	a->workers = 1;
 	a->procs = 1;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == ':')
-			bad("%s: missing its value", argv[optind - 1]);
-		if (c == '?')
-			bad("'%s': unknown option (see --help)",
-			    argv[optind - 1]);
+	while ((c = tool_getopt(argc, argv, ":h", opts)) != -1)
 		parse_opt(a, c);
-	}
 	if (optind < argc)
-		bad("'%s': unexpected argument", argv[optind]);
+		die_arg("'%s': unexpected argument", argv[optind]);
 	if (!a->have_mode)
-		bad("--mode: missing (echo, discard or http)");
+		die_arg("--mode: missing (echo, discard or http)");
 	if (!a->nports)
-		bad("--port: missing (the port to serve; repeat for more)");
-	if (a->corrupt_every && a->mode != M_ECHO)
-		bad("--corrupt-every: only for --mode echo");
-	if (a->mode == M_HTTP)
+		die_arg("--port: missing (the port to serve; repeat for more)");
+	if (a->corrupt_every && a->mode != PROTO_ECHO)
+		die_arg("--corrupt-every: only for --mode echo");
+	if (a->mode == PROTO_HTTP)
 		a->no_udp = true;
 }
 
@@ -385,7 +293,7 @@ static void conn_close(struct sworker *w, struct sconn *c)
 	(void)w;
 	close(c->e.fd);
 	free(c->pend);
-	free(c->req);
+	http_req_free(&c->http);
 	free(c);
 }
 
@@ -451,165 +359,75 @@ static int send_or_keep(struct sworker *w, struct sconn *c, const void *p,
 	return 0;
 }
 
-/* Reads one chunk into the worker's buffer: the count, 0 at EOF, -errno. */
-static ssize_t conn_read(struct sworker *w, struct sconn *c)
+/* Reads up to @n bytes into @buf: the count, 0 at EOF (noted), -errno. */
+static ssize_t conn_read(struct sworker *w, struct sconn *c, void *buf,
+			 size_t n)
 {
-	ssize_t r = recv(c->e.fd, w->buf, BUF_SIZE, 0);
+	ssize_t r = recv(c->e.fd, buf, n, 0);
 
 	if (r < 0)
 		return -errno;
+	if (!r)
+		c->eof = true;
 	w->s.bytes_in += r;
 	return r;
 }
 
-/* Echo and discard. Returns 0, or -errno when the connection must go;
- * it is closed (with a FIN) after the client's EOF once all is echoed. */
-static int echo_event(struct sworker *w, struct sconn *c)
+/* Echo and discard: what one read brings goes back (or is dropped). */
+static int echo_some(struct sworker *w, struct sconn *c)
 {
-	ssize_t r;
-	int f;
+	ssize_t r = conn_read(w, c, w->buf, BUF_SIZE);
 
-	for (;;) {
-		f = flush(w, c);
-		if (f <= 0)
-			return f;
-		if (c->eof)
-			return -ESHUTDOWN;
-		r = conn_read(w, c);
-		if (r == -EAGAIN)
-			return 0;
-		if (r < 0)
-			return r;
-		if (!r) {
-			c->eof = true;
-			continue;
-		}
-		if (w->a->mode == M_DISCARD)
-			continue;
-		corrupt(w, &c->pos, w->buf, r);
-		f = send_or_keep(w, c, w->buf, r);
-		if (f)
-			return f;
-	}
+	if (r <= 0 || w->a->mode == PROTO_DISCARD)
+		return r < 0 ? r : 0;
+	corrupt(w, &c->pos, w->buf, r);
+	return send_or_keep(w, c, w->buf, r);
 }
 
-/* ------------------------------------------------------------ http */
-
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n,
-		      unsigned *port)
+/* Answers the request in c->http (see proto.h); the connection closes once
+ * the answer is out. getsockname() names the original destination, with a
+ * local route or tproxy. */
+static int http_answer(struct sworker *w, struct sconn *c)
 {
-	const struct sockaddr_in6 *s6 = (const void *)ss;
-	const struct sockaddr_in *s4 = (const void *)ss;
-
-	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, n);
-		*port = ntohs(s6->sin6_port);
-	} else if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &s6->sin6_addr, out, n);
-		*port = ntohs(s6->sin6_port);
-	} else {
-		inet_ntop(AF_INET, &s4->sin_addr, out, n);
-		*port = ntohs(s4->sin_port);
-	}
-}
-
-/* "client ADDR port P\ndestination ADDR port P\n": who asked, and the
- * address and port the connection was made to (getsockname: the
- * original destination, with a local route or tproxy). */
-static int http_body(int fd, char *out, size_t n)
-{
-	struct sockaddr_storage peer, local;
-	socklen_t pl = sizeof(peer), ll = sizeof(local);
-	char pa[INET6_ADDRSTRLEN], la[INET6_ADDRSTRLEN];
-	unsigned pp, lp;
-
-	if (getpeername(fd, (void *)&peer, &pl) ||
-	    getsockname(fd, (void *)&local, &ll))
-		return -errno;
-	addr_text(&peer, pa, sizeof(pa), &pp);
-	addr_text(&local, la, sizeof(la), &lp);
-	return snprintf(out, n, "client %s port %u\ndestination %s port %u\n",
-			pa, pp, la, lp);
-}
-
-static bool has_token(const char *head, size_t len, const char *name,
-		      const char *value)
-{
-	size_t nl = strlen(name), vl = strlen(value);
-	const char *p = head, *end = head + len, *eol;
-
-	while (p < end) {
-		eol = memmem(p, end - p, "\r\n", 2);
-		if (!eol)
-			eol = end;
-		if ((size_t)(eol - p) > nl && !strncasecmp(p, name, nl) &&
-		    p[nl] == ':' && memmem(p, eol - p, value, vl))
-			return true;
-		p = eol + 2;
-	}
-	return false;
-}
-
-/* Answers one request head of len bytes (ending in CRLF CRLF). */
-static int http_answer(struct sworker *w, struct sconn *c, const char *h,
-		       size_t len)
-{
-	char body[256], out[512];
-	bool v10 = memmem(h, len, " HTTP/1.0\r\n", 11) != NULL;
-	int n, b;
+	socklen_t cl, dl;
+	char out[HTTP_ANSWER_MAX];
+	struct http_ends e;
+	int n;
 
 	w->s.requests++;
-	if (len < 5 || memcmp(h, "GET ", 4)) {
-		c->close_after = true;
-		n = snprintf(out, sizeof(out),
-			     "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n"
-			     "Content-Length: 0\r\nConnection: close\r\n\r\n");
-		return send_or_keep(w, c, out, n);
-	}
-	if (v10 ? !has_token(h, len, "Connection", "keep-alive")
-		: has_token(h, len, "Connection", "close"))
-		c->close_after = true;
-	b = http_body(c->e.fd, body, sizeof(body));
-	if (b < 0)
-		return b;
-	n = snprintf(out, sizeof(out),
-		     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-		     "Content-Length: %d\r\nConnection: %s\r\n\r\n%s",
-		     b, c->close_after ? "close" : "keep-alive", body);
+	c->close_after = true;
+	cl = sizeof(e.client);
+	dl = sizeof(e.dst);
+	e.client_len = getpeername(c->e.fd, (void *)&e.client, &cl) ? -errno
+								    : (int)cl;
+	e.dst_len = getsockname(c->e.fd, (void *)&e.dst, &dl) ? -errno : (int)dl;
+	n = http_req_answer(&c->http, &e, out, sizeof(out));
 	return send_or_keep(w, c, out, n);
 }
 
-static const char too_large[] =
-	"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-	"Content-Length: 0\r\nConnection: close\r\n\r\n";
-
-/* Answers every complete request in c->req; keeps the rest. */
-static int http_parse(struct sworker *w, struct sconn *c)
+/* HTTP: one read into the request head, and the answer once it is whole. */
+static int http_some(struct sworker *w, struct sconn *c)
 {
-	char *end;
-	size_t len;
-	int err;
+	size_t room;
+	char *buf = http_req_room(&c->http, &room);
+	ssize_t r;
 
-	while (!c->close_after && c->req_len &&
-	       (end = memmem(c->req, c->req_len, "\r\n\r\n", 4))) {
-		len = end + 4 - c->req;
-		err = http_answer(w, c, c->req, len);
-		if (err)
-			return err;
-		memmove(c->req, c->req + len, c->req_len - len);
-		c->req_len -= len;
-	}
-	if (c->req_len >= HTTP_MAX) {
-		c->close_after = true;
-		return send_or_keep(w, c, too_large, sizeof(too_large) - 1);
-	}
-	return 0;
+	if (!buf)
+		return -ENOMEM;
+	r = conn_read(w, c, buf, room);
+	if (r <= 0)
+		return r < 0 ? r : 0;
+	if (http_req_add(&c->http, r) == HTTP_READING)
+		return 0;
+	return http_answer(w, c);
 }
 
-/* Like echo_event(), for http: answers, then closes when asked to. */
-static int http_event(struct sworker *w, struct sconn *c)
+/* Send what is owed, then read and answer until the socket is drained or
+ * full. Returns 0, or -errno when the connection must go: -ESHUTDOWN once
+ * it is done (the client's EOF with all echoed, or the http answer out),
+ * and it is closed with a FIN. */
+static int conn_serve(struct sworker *w, struct sconn *c)
 {
-	ssize_t r;
 	int f;
 
 	for (;;) {
@@ -618,19 +436,9 @@ static int http_event(struct sworker *w, struct sconn *c)
 			return f;
 		if (c->eof || c->close_after)
 			return -ESHUTDOWN;
-		r = recv(c->e.fd, c->req + c->req_len, HTTP_MAX - c->req_len,
-			 0);
-		if (r < 0)
-			return errno == EAGAIN ? 0 : -errno;
-		if (!r) {
-			c->eof = true;
-			continue;
-		}
-		w->s.bytes_in += r;
-		c->req_len += r;
-		f = http_parse(w, c);
+		f = w->a->mode == PROTO_HTTP ? http_some(w, c) : echo_some(w, c);
 		if (f)
-			return f;
+			return f == -EAGAIN ? 0 : f;
 	}
 }
 
@@ -656,17 +464,13 @@ static void accept_some(struct sworker *w, int lfd)
 			return;
 		}
 		c = calloc(1, sizeof(*c));
-		if (c && w->a->mode == M_HTTP)
-			c->req = malloc(HTTP_MAX);
-		if (!c || (w->a->mode == M_HTTP && !c->req)) {
+		if (!c) {
 			w->s.errors++;
-			if (c)
-				free(c);
 			close(fd);
 			continue;
 		}
 		/* Answers go out at once, as l3x-serve sends them. */
-		if (w->a->mode != M_DISCARD)
+		if (w->a->mode != PROTO_DISCARD)
 			sock_opt(fd, IPPROTO_TCP, TCP_NODELAY);
 		c->e.kind = K_CONN;
 		c->e.fd = fd;
@@ -692,36 +496,42 @@ struct udp_batch {
 	} ctl[UDP_BATCH], octl[UDP_BATCH];
 };
 
+/* @len bytes of @data as the one control message of @m, in @buf. */
+static void put_cmsg(struct msghdr *m, void *buf, int level, int type,
+		     const void *data, size_t len)
+{
+	struct cmsghdr *o = buf;
+
+	m->msg_control = buf;
+	m->msg_controllen = CMSG_SPACE(len);
+	o->cmsg_level = level;
+	o->cmsg_type = type;
+	o->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(o), data, len);
+}
+
 /* The reply's source: the address the datagram came to. */
 static bool reply_ctl(struct msghdr *in, struct msghdr *out, void *buf)
 {
-	struct cmsghdr *c, *o;
+	struct cmsghdr *c;
 	struct in_pktinfo p4 = {};
 	struct in6_pktinfo p6 = {};
 
 	for (c = CMSG_FIRSTHDR(in); c; c = CMSG_NXTHDR(in, c)) {
-		out->msg_control = buf;
-		o = buf;
 		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
 			memcpy(&p4, CMSG_DATA(c), sizeof(p4));
 			p4.ipi_spec_dst = p4.ipi_addr;
 			p4.ipi_ifindex = 0;
-			out->msg_controllen = CMSG_SPACE(sizeof(p4));
-			o->cmsg_level = IPPROTO_IP;
-			o->cmsg_type = IP_PKTINFO;
-			o->cmsg_len = CMSG_LEN(sizeof(p4));
-			memcpy(CMSG_DATA(o), &p4, sizeof(p4));
+			put_cmsg(out, buf, IPPROTO_IP, IP_PKTINFO, &p4,
+				 sizeof(p4));
 			return true;
 		}
 		if (c->cmsg_level == IPPROTO_IPV6 &&
 		    c->cmsg_type == IPV6_PKTINFO) {
 			memcpy(&p6, CMSG_DATA(c), sizeof(p6));
 			p6.ipi6_ifindex = 0;
-			out->msg_controllen = CMSG_SPACE(sizeof(p6));
-			o->cmsg_level = IPPROTO_IPV6;
-			o->cmsg_type = IPV6_PKTINFO;
-			o->cmsg_len = CMSG_LEN(sizeof(p6));
-			memcpy(CMSG_DATA(o), &p6, sizeof(p6));
+			put_cmsg(out, buf, IPPROTO_IPV6, IPV6_PKTINFO, &p6,
+				 sizeof(p6));
 			return true;
 		}
 	}
@@ -792,7 +602,7 @@ static void udp_event(struct sworker *w, int fd)
 		w->s.datagrams += n;
 		for (i = 0; i < n; i++)
 			w->s.bytes_in += b.in[i].msg_len;
-		if (w->a->mode == M_ECHO)
+		if (w->a->mode == PROTO_ECHO)
 			udp_echo(w, fd, &b, n);
 	}
 }
@@ -803,24 +613,13 @@ static void udp_event(struct sworker *w, int fd)
  * client's right, anything else is counted. */
 static void conn_event(struct sworker *w, struct sconn *c)
 {
-	int err = w->a->mode == M_HTTP ? http_event(w, c) : echo_event(w, c);
+	int err = conn_serve(w, c);
 
 	if (!err)
 		return;
 	if (err != -ESHUTDOWN && err != -ECONNRESET && err != -EPIPE)
 		w->s.errors++;
 	conn_close(w, c);
-}
-
-static void pin(const struct sworker *w)
-{
-	cpu_set_t set;
-
-	if (w->cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(w->cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
 static void *worker_main(void *arg)
@@ -830,8 +629,9 @@ static void *worker_main(void *arg)
 	struct ent *e;
 	int n, i;
 
-	pin(w);
-	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+	if (w->cpu >= 0)
+		pin_self(w->cpu);
+	while (!stop_requested()) {
 		n = epoll_wait(w->ep, ev, 256, 100);
 		for (i = 0; i < n; i++) {
 			e = ev[i].data.ptr;
@@ -878,18 +678,13 @@ static void add_stats(struct stats *to, const struct stats *s)
 	to->corrupted += s->corrupted;
 }
 
-static const char *mode_name(enum mode m)
-{
-	return m == M_ECHO ? "echo" : m == M_DISCARD ? "discard" : "http";
-}
-
 static void print_ready(const struct args *a, const char *who)
 {
 	unsigned i;
 
 	if (a->quiet)
 		return;
-	fprintf(stderr, PROG "%s: ready: %s on port", who, mode_name(a->mode));
+	fprintf(stderr, PROG "%s: ready: %s on port", who, name_of(proto_modes, a->mode));
 	for (i = 0; i < a->nports; i++)
 		fprintf(stderr, "%s %u", i ? "," : "", a->ports[i]);
 	fprintf(stderr, " (TCP%s, IPv4 and IPv6%s), %u worker%s%s\n",
@@ -925,7 +720,7 @@ static void serve(const struct args *a, unsigned cpu_off, const char *who,
 {
 	static struct sworker w[MAX_WORKERS];
 	struct stats s = {};
-	sigset_t set, old;
+	sigset_t old;
 	unsigned i;
 	int err;
 
@@ -938,29 +733,20 @@ static void serve(const struct args *a, unsigned cpu_off, const char *who,
 	} else {
 		print_ready(a, who);
 	}
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, &old);
+	stop_signals_block(&old);
 	for (i = 0; i < a->workers; i++) {
 		err = pthread_create(&w[i].tid, NULL, worker_main, &w[i]);
 		if (err)
 			die("--workers %u: %s", a->workers, strerror(err));
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	while (!atomic_load_explicit(&stop, memory_order_relaxed))
+	stop_signals_restore(&old);
+	while (!stop_requested())
 		pause();
 	for (i = 0; i < a->workers; i++) {
 		pthread_join(w[i].tid, NULL);
 		add_stats(&s, &w[i].s);
 	}
 	print_stats(a, who, &s);
-}
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	atomic_store_explicit(&stop, true, memory_order_relaxed);
 }
 
 /* --processes N: N copies share the ports (SO_REUSEPORT); "ready" once
@@ -993,7 +779,7 @@ static int serve_procs(const struct args *a)
 		print_ready(a, "");
 	/* Until a signal, or until one ends early: then all end. */
 	while (ready == a->procs &&
-	       !atomic_load_explicit(&stop, memory_order_relaxed) &&
+	       !stop_requested() &&
 	       waitpid(-1, &st, WNOHANG) <= 0)
 		usleep(50000);
 	for (i = 0; i < a->procs; i++)
@@ -1008,17 +794,11 @@ static int serve_procs(const struct args *a)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = {.sa_handler = on_signal};
 	static struct args a;
-	struct rlimit rl;
 
 	parse_args(&a, argc, argv);
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	raise_nofile();
+	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
 	if (a.procs > 1)
 		return serve_procs(&a);

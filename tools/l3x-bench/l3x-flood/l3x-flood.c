@@ -18,7 +18,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <linux/ethtool.h>
 #include <linux/if_packet.h>
 #include <linux/sockios.h>
@@ -29,8 +28,6 @@
 #include <netinet/udp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,9 +38,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROG	    "l3x-flood"
+#include "csum.h"
+#include "parse.h"
+#include "tool.h"
 
-#include "../common/tool.h"
+#define PROG	    "l3x-flood"
 #define BATCH	    64
 #define MAX_THREADS 64
 #define MAX_FRAME   9216 /* without FCS */
@@ -51,6 +50,12 @@
 #define SPORT_BASE  10000
 
 enum bypass { BYPASS_AUTO, BYPASS_ON, BYPASS_OFF };
+
+static const struct name_value bypass_names[] = {
+	{"on", BYPASS_ON},
+	{"off", BYPASS_OFF},
+	{NULL},
+};
 
 struct args {
 	const char *iface;
@@ -94,54 +99,20 @@ struct worker {
 	int err; /* errno of the error that stopped it */
 };
 
-/* Set by the signal handler, the timer or a failing worker; workers poll it
- * between batches. Nothing else is published through it, so relaxed. */
-static atomic_bool stop;
-
-static const char usage_text[] =
-	"usage: " PROG " --iface IF --dst-mac MAC --src IP --dst IP\n"
-	"       --dport PORT [--size BYTES] [--seconds S | --count N]\n"
-	"       [--threads T] [--flows F] [--rate PPS]\n"
-	"       [--qdisc-bypass on|off] [--json]\n"
-	"BYTES is the frame size on the wire, FCS included: 64 sends\n"
-	"60-byte frames, 1518 sends 1514-byte frames (1500-byte IP packets).\n";
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " --iface IF --dst-mac MAC --src IP --dst IP\n"
+	    "       --dport PORT [--size BYTES] [--seconds S | --count N]\n"
+	    "       [--threads T] [--flows F] [--rate PPS]\n"
+	    "       [--qdisc-bypass on|off] [--json]\n"
+	    "BYTES is the frame size on the wire, FCS included: 64 sends\n"
+	    "60-byte frames, 1518 sends 1514-byte frames (1500-byte IP packets).\n",
+	    1);
 
 /* ------------------------------------------------------------ arguments */
 
-static uint64_t parse_uint(const char *opt, const char *s, uint64_t min,
-			   uint64_t max)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !*s || *end || *s == '-' || *s == '+')
-		die("%s '%s': not a whole number", opt, s);
-	if (v < min || v > max)
-		die("%s '%s': must be between %llu and %llu", opt, s,
-		    (unsigned long long)min, (unsigned long long)max);
-	return v;
-}
-
 static double parse_pos(const char *opt, const char *s)
 {
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || !*s || *end || !(v > 0) || v > 1e9)
-		die("%s '%s': must be a number above 0 (at most 1e9)", opt, s);
-	return v;
+	return parse_positive(opt, s, 1e9, "a number above 0 (at most 1e9)");
 }
 
 static void parse_mac(struct args *a, const char *s)
@@ -152,10 +123,10 @@ static void parse_mac(struct args *a, const char *s)
 
 	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &m[0], &m[1], &m[2], &m[3], &m[4],
 		   &m[5], &tail) != ETH_ALEN)
-		die("--dst-mac '%s': not a MAC address (aa:bb:cc:dd:ee:ff)", s);
+		die_arg("--dst-mac '%s': not a MAC address (aa:bb:cc:dd:ee:ff)", s);
 	for (i = 0; i < ETH_ALEN; i++) {
 		if (m[i] > 0xff)
-			die("--dst-mac '%s': not a MAC address", s);
+			die_arg("--dst-mac '%s': not a MAC address", s);
 		a->dst_mac[i] = m[i];
 	}
 	a->have_mac = true;
@@ -167,39 +138,30 @@ static void parse_ip(struct args *a, const char *opt, const char *s, void *out)
 	int fam = strchr(s, ':') ? AF_INET6 : AF_INET;
 
 	if (inet_pton(fam, s, out) != 1)
-		die("%s '%s': not an IPv4 or IPv6 address", opt, s);
+		die_arg("%s '%s': not an IPv4 or IPv6 address", opt, s);
 	if (a->family && a->family != fam)
-		die("%s '%s': --src and --dst must both be IPv4 or both IPv6",
-		    opt, s);
+		die_arg("%s '%s': --src and --dst must both be IPv4 or both IPv6",
+			opt, s);
 	a->family = fam;
-}
-
-static enum bypass parse_bypass(const char *s)
-{
-	if (!strcmp(s, "on"))
-		return BYPASS_ON;
-	if (!strcmp(s, "off"))
-		return BYPASS_OFF;
-	die("--qdisc-bypass '%s': must be on or off", s);
 }
 
 static void check_args(const struct args *a)
 {
 	if (!a->iface)
-		die("--iface: missing (the interface to send on)");
+		die_arg("--iface: missing (the interface to send on)");
 	if (!a->have_mac)
-		die("--dst-mac: missing (the receiver's MAC address)");
+		die_arg("--dst-mac: missing (the receiver's MAC address)");
 	if (!a->have_src)
-		die("--src: missing (the source IP address)");
+		die_arg("--src: missing (the source IP address)");
 	if (!a->have_dst)
-		die("--dst: missing (the destination IP address)");
+		die_arg("--dst: missing (the destination IP address)");
 	if (!a->have_dport)
-		die("--dport: missing (the destination UDP port)");
+		die_arg("--dport: missing (the destination UDP port)");
 	if (a->seconds && a->count)
-		die("--seconds and --count: give one or the other");
+		die_arg("--seconds and --count: give one or the other");
 	if (a->count && a->count < a->threads)
-		die("--count %llu: fewer frames than --threads (%u)",
-		    (unsigned long long)a->count, a->threads);
+		die_arg("--count %llu: fewer frames than --threads (%u)",
+			(unsigned long long)a->count, a->threads);
 }
 
 static void parse_opt(struct args *a, int c)
@@ -242,17 +204,11 @@ static void parse_opt(struct args *a, int c)
 		a->rate = parse_pos("--rate", optarg);
 		break;
 	case 'b':
-		a->bypass = parse_bypass(optarg);
+		a->bypass = parse_name("--qdisc-bypass", optarg, bypass_names);
 		break;
 	case 'j':
 		a->json = true;
 		break;
-	case 'h':
-		fputs(usage_text, stdout);
-		exit(0);
-	default:
-		fputs(usage_text, stderr);
-		exit(1);
 	}
 }
 
@@ -272,8 +228,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"rate", required_argument, NULL, 'r'},
 		{"qdisc-bypass", required_argument, NULL, 'b'},
 		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		TOOL_OPTIONS_END,
 	};
 	int c;
 
@@ -281,16 +236,10 @@ static void parse_args(struct args *a, int argc, char **argv)
 	a->threads = 1;
 	a->flows = 64;
 	/* A leading ':' in the option string: our own messages. */
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (c == ':')
-			die("%s: missing its value", argv[optind - 1]);
-		if (c == '?')
-			die("'%s': unknown option (see --help)",
-			    argv[optind - 1]);
+	while ((c = tool_getopt(argc, argv, ":h", opts)) != -1)
 		parse_opt(a, c);
-	}
 	if (optind < argc)
-		die("'%s': unexpected argument", argv[optind]);
+		die_arg("'%s': unexpected argument", argv[optind]);
 	check_args(a);
 }
 
@@ -339,25 +288,6 @@ static bool want_bypass(const struct args *a, const struct iface *i)
 
 /* ------------------------------------------------------------ the frame */
 
-static uint32_t sum16(const void *p, size_t n, uint32_t sum)
-{
-	const uint8_t *b = p;
-	size_t i;
-
-	for (i = 0; i + 1 < n; i += 2)
-		sum += (uint32_t)b[i] << 8 | b[i + 1];
-	if (n & 1)
-		sum += (uint32_t)b[n - 1] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return sum;
-}
-
 /* Writes the IP header at p and returns its length; the UDP pseudo-header's
  * partial sum goes to *pseudo. */
 static unsigned put_ip(const struct args *a, uint8_t *p, unsigned l4len,
@@ -373,7 +303,7 @@ static unsigned put_ip(const struct args *a, uint8_t *p, unsigned l4len,
 		ip6->ip6_hlim = 64;
 		ip6->ip6_src = a->src.v6;
 		ip6->ip6_dst = a->dst.v6;
-		*pseudo = sum16(&ip6->ip6_src, 32, IPPROTO_UDP + l4len);
+		*pseudo = csum_partial(&ip6->ip6_src, 32, IPPROTO_UDP + l4len);
 		return sizeof(*ip6);
 	}
 	ip->version = 4;
@@ -384,8 +314,8 @@ static unsigned put_ip(const struct args *a, uint8_t *p, unsigned l4len,
 	ip->protocol = IPPROTO_UDP;
 	ip->saddr = a->src.v4.s_addr;
 	ip->daddr = a->dst.v4.s_addr;
-	ip->check = htons(~fold(sum16(ip, sizeof(*ip), 0)) & 0xffff);
-	*pseudo = sum16(&ip->saddr, 8, IPPROTO_UDP + l4len);
+	ip->check = htons(csum_fold(csum_partial(ip, sizeof(*ip), 0)));
+	*pseudo = csum_partial(&ip->saddr, 8, IPPROTO_UDP + l4len);
 	return sizeof(*ip);
 }
 
@@ -418,12 +348,12 @@ static void build_template(const struct args *a, const struct iface *ifc,
 		t->frame[i] = i;
 	t->sport_off = off;
 	t->csum_off = off + 6;
-	t->csum_base = sum16(udp, l4len, pseudo);
+	t->csum_base = csum_partial(udp, l4len, pseudo);
 }
 
 static void set_flow(const struct tmpl *t, uint8_t *f, uint16_t sport)
 {
-	uint16_t c = ~fold(t->csum_base + sport) & 0xffff;
+	uint16_t c = csum_fold(t->csum_base + sport);
 
 	if (!c)
 		c = 0xffff; /* 0 would mean "no checksum" */
@@ -540,7 +470,7 @@ static void *worker_main(void *arg)
 		goto out;
 	}
 	start = now_s();
-	while (!atomic_load_explicit(&stop, memory_order_relaxed) &&
+	while (!stop_requested() &&
 	       (!w->quota || w->sent < w->quota)) {
 		if (w->rate)
 			pace(w, start);
@@ -550,7 +480,7 @@ static void *worker_main(void *arg)
 	}
 out:
 	if (w->err)
-		atomic_store_explicit(&stop, true, memory_order_relaxed);
+		request_stop();
 	free(buf);
 	if (fd >= 0)
 		close(fd);
@@ -559,28 +489,19 @@ out:
 
 /* ------------------------------------------------------------ main */
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	atomic_store_explicit(&stop, true, memory_order_relaxed);
-}
-
 static void start_workers(const struct args *a, const struct iface *ifc,
 			  const struct tmpl *t, struct worker *w)
 {
 	int ifindex = if_nametoindex(a->iface);
 	bool bypass = want_bypass(a, ifc);
-	sigset_t set, old;
+	sigset_t old;
 	unsigned i;
 	int err;
 
 	if (!ifindex)
 		die("--iface %s: %s", a->iface, strerror(errno));
 	/* Workers never take the signals: the main thread does. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, &old);
+	stop_signals_block(&old);
 	for (i = 0; i < a->threads; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
 		w[i].idx = i;
@@ -597,7 +518,7 @@ static void start_workers(const struct args *a, const struct iface *ifc,
 		if (err)
 			die("--threads %u: %s", a->threads, strerror(err));
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	stop_signals_restore(&old);
 }
 
 /* With --seconds, sleeps until they are up or a signal comes. Otherwise the
@@ -609,7 +530,7 @@ static void wait_for_end(const struct args *a, double start)
 
 	if (!a->seconds)
 		return;
-	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+	while (!stop_requested()) {
 		left = start + a->seconds - now_s();
 		if (left <= 0)
 			break;
@@ -617,7 +538,7 @@ static void wait_for_end(const struct args *a, double start)
 			ts.tv_nsec = (long)(left * 1e9);
 		nanosleep(&ts, NULL);
 	}
-	atomic_store_explicit(&stop, true, memory_order_relaxed);
+	request_stop();
 }
 
 static void print_result(const struct args *a, const struct tmpl *t,
@@ -638,7 +559,6 @@ int main(int argc, char **argv)
 {
 	static struct tmpl t;
 	static struct worker w[MAX_THREADS];
-	struct sigaction sa = {.sa_handler = on_signal};
 	struct args a = {};
 	struct iface ifc = {};
 	uint64_t sent = 0;
@@ -649,8 +569,7 @@ int main(int argc, char **argv)
 	parse_args(&a, argc, argv);
 	iface_info(a.iface, &ifc);
 	build_template(&a, &ifc, &t);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	stop_on_signals(0);
 	start = now_s();
 	start_workers(&a, &ifc, &t, w);
 	wait_for_end(&a, start);

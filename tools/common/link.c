@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * link.c - the options of the tools on a link: see link.h.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "link.h"
+#include "parse.h"
+#include "tool.h"
+
+static const struct name_value xdp_modes[] = {
+	{"auto", L3X_XDP_AUTO},
+	{"native", L3X_XDP_NATIVE},
+	{"skb", L3X_XDP_SKB},
+	{NULL},
+};
+
+static const struct name_value bind_modes[] = {
+	{"auto", L3X_BIND_AUTO},
+	{"copy", L3X_BIND_COPY},
+	{"zerocopy", L3X_BIND_ZEROCOPY},
+	{NULL},
+};
+
+static bool verbose;
+
+void rule_parse(struct l3x_rule *r, const char *what, const char *text)
+{
+	char err[128];
+
+	if (l3x_rule__parse(r, text, err, sizeof(err)))
+		die_arg("%s '%s': %s", what, text, err);
+}
+
+void rule_list_add(struct rule_list *l, const char *text)
+{
+	if (l->n == MAX_RULES)
+		die_arg("--rule: at most %d rules", MAX_RULES);
+	rule_parse(&l->rules[l->n], "--rule", text);
+	snprintf(l->text[l->n], L3X_RULE_STRLEN, "%s", text);
+	l->n++;
+}
+
+bool link_opt(struct link_args *a, int c, const char *arg)
+{
+	/* One line an option, as in the tools. */
+	/* clang-format off */
+	switch (c) {
+	case 'i': a->iface = arg; break;
+	case 'q':
+		if (a->nqueues == MAX_QUEUES)
+			die_arg("--queue: at most %d queues", MAX_QUEUES);
+		a->queues[a->nqueues++] = parse_uint("--queue", arg, 0,
+						     UINT32_MAX);
+		break;
+	case 'r': rule_list_add(&a->rules, arg); break;
+	case 'p': a->pin_dir = arg; break;
+	case 'm': a->xdp_mode = parse_name("--xdp-mode", arg, xdp_modes); break;
+	case 'b': a->bind_mode = parse_name("--bind", arg, bind_modes); break;
+	case 'B': a->no_busy_poll = true; break;
+	case 'Q': a->quiet = true; break;
+	case 'v': a->verbose = true; break;
+	default: return false;
+	}
+	/* clang-format on */
+	return true;
+}
+
+static int print_fn(enum l3x_print_level level, const char *fmt, va_list ap)
+{
+	if (level != L3X_WARN && !verbose)
+		return 0;
+	fprintf(stderr, "%s: ", this_tool.prog);
+	return vfprintf(stderr, fmt, ap);
+}
+
+void link_print_init(bool verbose_)
+{
+	verbose = verbose_;
+	l3x_set_print(print_fn);
+}

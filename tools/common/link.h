@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * link.h - the options of the tools that steer traffic off a link with
+ * libl3x (l3x-capture, l3x-serve), with one meaning each: the interface and
+ * its queues, the rules, how the program attaches and the sockets bind, and
+ * the library's messages. A tool puts LINK_OPTIONS into its option table
+ * and hands every option to link_opt() first. Main thread, at start.
+ */
+#ifndef L3X_TOOL_LINK_H
+#define L3X_TOOL_LINK_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "l3x/l3x.h"
+
+#define MAX_RULES  256
+#define MAX_QUEUES 256
+
+/* Rules as given on the command line, parsed. */
+struct rule_list {
+	struct l3x_rule rules[MAX_RULES];
+	char text[MAX_RULES][L3X_RULE_STRLEN]; /* as given, for messages */
+	unsigned n;
+};
+
+struct link_args {
+	const char *iface;
+	const char *pin_dir;
+	uint32_t queues[MAX_QUEUES];
+	unsigned nqueues; /* 0: every queue */
+	struct rule_list rules;
+	enum l3x_xdp_mode xdp_mode;
+	enum l3x_bind_mode bind_mode;
+	bool no_busy_poll;
+	bool quiet;   /* no progress line */
+	bool verbose; /* the library's info and debug messages too */
+};
+
+/* The struct option entries of struct link_args, for a tool's table. */
+/* clang-format off */
+#define LINK_OPTIONS \
+	{ "iface", required_argument, NULL, 'i' }, \
+	{ "queue", required_argument, NULL, 'q' }, \
+	{ "rule", required_argument, NULL, 'r' }, \
+	{ "pin-dir", required_argument, NULL, 'p' }, \
+	{ "xdp-mode", required_argument, NULL, 'm' }, \
+	{ "bind", required_argument, NULL, 'b' }, \
+	{ "no-busy-poll", no_argument, NULL, 'B' }, \
+	{ "quiet", no_argument, NULL, 'Q' }, \
+	{ "verbose", no_argument, NULL, 'v' }
+/* clang-format on */
+
+/* Option @c (its value @arg) into @a when it is one of LINK_OPTIONS.
+ * Returns whether it was. */
+bool link_opt(struct link_args *a, int c, const char *arg);
+
+/* Parse @text into the next rule of @l, or refuse it naming --rule. */
+void rule_list_add(struct rule_list *l, const char *text);
+
+/* Parse @text into @r, or refuse it: "WHAT 'TEXT': why". */
+void rule_parse(struct l3x_rule *r, const char *what, const char *text);
+
+/* The library's warnings (and with @verbose everything else) on stderr,
+ * each after "PROG: ". */
+void link_print_init(bool verbose);
+
+#endif /* L3X_TOOL_LINK_H */
