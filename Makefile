@@ -176,11 +176,13 @@ $(B)/l3x.pc: lib/l3x.pc.in Makefile
 	$(Q)$(PC_SED) $< > $@
 
 # ------------------------------------------------------------ tools
-# Tools link the static library, so they run from build/ as they are.
+# Tools link the static library, so they run from build/ as they are. They
+# see the public header and tools/common only, never lib/'s internals.
+TOOL_CFLAGS := $(filter-out -Ilib,$(BASE_CFLAGS)) -Itools/common
 $(B)/obj/tools/%.o: tools/%.c
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
-	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) -Itools/common -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(TOOL_CFLAGS) -c $< -o $@
 
 # tools/common: what the tools share, one static library linked into each.
 TOOLS_COMMON := $(patsubst %.c,$(B)/obj/%.o,$(wildcard tools/common/*.c))
