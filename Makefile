@@ -233,6 +233,11 @@ lib-layers: all
 # ------------------------------------------------------------ install
 MAN3 := $(wildcard man/*.3)
 MAN8 := $(foreach t,$(TOOLS),tools/$(t)/$(t).8)
+# "FUNCTION PAGE" for every function with a SYNOPSIS line in man/*.3: each
+# gets an alias page (".so man3/PAGE") so that "man l3x_stack__open" works,
+# as liburing's and libbpf's functions do.
+MAN3_FUNCS = for p in $(MAN3); do b=$$(basename $$p); \
+	sed -n "/^\.SH SYNOPSIS/,/^\.SH /s/^\.BI \"[^\"]*[ *]\(l3x_[a-z0-9_]*\)(.*/\1 $$b/p" $$p; done
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/l3x \
@@ -246,6 +251,8 @@ install: all
 	install -m 644 $(BPF_OBJS) $(DESTDIR)$(BPFDIR)/
 	$(if $(TOOL_BINS),install -m 755 $(TOOL_BINS) $(DESTDIR)$(BINDIR)/)
 	$(if $(MAN3),install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/)
+	@$(MAN3_FUNCS) | while read f p; do [ -e man/$$f.3 ] || \
+		printf '.so man3/%s\n' $$p > $(DESTDIR)$(MANDIR)/man3/$$f.3 || exit 1; done
 	$(if $(MAN8),install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
 
 uninstall:
@@ -254,6 +261,8 @@ uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/l3x
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(TOOLS))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)))
+	@$(MAN3_FUNCS) | while read f p; do [ -e man/$$f.3 ] || \
+		rm -f $(DESTDIR)$(MANDIR)/man3/$$f.3; done
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 
 # ------------------------------------------------------------ upkeep
