@@ -64,11 +64,15 @@ TOOLS       := $(patsubst tools/%/,%,$(dir $(wildcard tools/*/l3x-*.c)))
 BENCH_TOOLS := $(patsubst tools/l3x-bench/%/,%,$(dir $(wildcard tools/l3x-bench/*/l3x-*.c)))
 TOOL_BINS   := $(addprefix $(B)/,$(TOOLS))
 BENCH_BINS  := $(addprefix $(B)/,$(BENCH_TOOLS))
-TEST_SRCS   := $(wildcard tests/unit/test_*.c)
-TEST_BINS   := $(patsubst tests/unit/%.c,$(B)/tests/%,$(TEST_SRCS))
-TEST_HELPER := $(wildcard tests/unit/helpers.c)
+# Tests: tests/unit/ runs without root, tests/netns/ needs it (namespaces,
+# TUN, veth, AF_XDP, BPF); build/tests/{unit,netns}/test_NAME.
+UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
+NETNS_SRCS  := $(wildcard tests/netns/test_*.c)
+UNIT_BINS   := $(patsubst tests/%.c,$(B)/tests/%,$(UNIT_SRCS))
+NETNS_BINS  := $(patsubst tests/%.c,$(B)/tests/%,$(NETNS_SRCS))
+TEST_BINS   := $(UNIT_BINS) $(NETNS_BINS)
 
-.PHONY: all deps deps-check test unit-test integration-test install uninstall clean \
+.PHONY: all deps deps-check test unit-test netns-test integration-test install uninstall clean \
 	distclean format format-check compile_commands.json lwip-tree lib-layers
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -200,14 +204,26 @@ $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t),tools)))
 $(foreach t,$(BENCH_TOOLS),$(eval $(call tool_rule,$(t),tools/l3x-bench)))
 
 # ------------------------------------------------------------ tests
-$(B)/obj/tests/%.o: tests/unit/%.c $(B)/.lwip-tree
+# Every test sees lib/'s internals, lwIP's headers, the rule table of
+# tests/unit and tools/common (the one Internet checksum, csum.c).
+$(B)/obj/tests/%.o: tests/%.c $(B)/.lwip-tree
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
-	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LWIP_INC) -Itests/unit \
+	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LWIP_INC) -I$(<D) -Itests/unit -Itools/common \
 		-DL3X_BPF_OBJ='"$(abspath $(B)/l3x.bpf.o)"' -DL3X_BUILD='"$(abspath $(B))"' \
 		-c $< -o $@
 
-$(B)/tests/%: $(B)/obj/tests/%.o $(patsubst tests/unit/%.c,$(B)/obj/tests/%.o,$(TEST_HELPER)) \
+TEST_CSUM   := $(B)/obj/tools/common/csum.o
+# tests/netns/helpers.c: the namespace, TUN, kernel-client and stack
+# harness that the netns tests share.
+NETNS_HELPERS := $(patsubst tests/%.c,$(B)/obj/tests/%.o,$(wildcard tests/netns/helpers.c))
+
+$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(TEST_CSUM) $(B)/libl3x-internal.a
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(B)/libl3x-internal.a -lcriterion $(LIBS)
+
+$(B)/tests/netns/%: $(B)/obj/tests/netns/%.o $(NETNS_HELPERS) $(TEST_CSUM) \
 		$(B)/libl3x-internal.a $(BPF_OBJS)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
@@ -220,11 +236,15 @@ test:
 	$(Q)$(MAKE) --no-print-directory tests-build
 	$(Q)tests/run-all $(B)
 
-unit-test: tests-build
+# Without root: needs only the library's objects (lib_layers.sh reads them)
+# and the unit binaries.
+unit-test: $(LIB_OBJS) $(UNIT_BINS)
 	$(Q)tests/run-all $(B) unit
 
-integration-test: tests-build
-	$(Q)tests/run-all $(B) integration
+netns-test: tests-build
+	$(Q)tests/run-all $(B) netns
+
+integration-test: netns-test	# the old name of netns-test
 
 # lib/ has no import circle (also run by unit-test).
 lib-layers: all

@@ -1022,8 +1022,9 @@ void l3x_ruleset_close(struct l3x_ruleset *rs)
 /*
  * The software matcher, for the sources the XDP program does not see (TUN,
  * callback). It parses as bpf/l3x.bpf.c does, step for step, so that a rule
- * means one thing on every source; tests/unit/test_rules_table.c drives one
- * table of frames through both and wants the same verdict from each:
+ * means one thing on every source; tests/netns/test_rules_table_xdp.c
+ * drives one table of frames through both and wants the same verdict from
+ * each:
  *   - Ethernet and up to two VLAN tags (802.1Q / 802.1ad), or a bare IP
  *     packet whose version says its family;
  *   - IPv4: IHL at least 5, header and total length within the buffer;

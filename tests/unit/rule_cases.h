@@ -3,7 +3,8 @@
  * each, for every matcher of l3x: the XDP program (bpf/l3x.bpf.c, run with
  * BPF_PROG_TEST_RUN) and the software matcher of the TUN and callback
  * sources (lib/rules.c l3x_ruleset_match), which must agree frame for
- * frame. tests/unit/test_rules_table.c runs it.
+ * frame. tests/unit/test_rules_table.c runs it through the software
+ * matcher, tests/netns/test_rules_table_xdp.c through both.
  *
  * A case is a rule set and frames sent in order to one fresh matcher, so
  * that state carries from frame to frame within a case (a first fragment,
