@@ -1,0 +1,826 @@
+/*
+ * helpers.c - the harness of the netns criterion tests: see helpers.h.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+#include <criterion/criterion.h>
+
+#include "lwip/memp.h"
+#include "lwip/priv/memp_priv.h"
+#include "lwip/priv/tcp_priv.h"
+
+#include "l3x/l3x.h"
+#include "helpers.h"
+
+#ifndef L3X_BPF_OBJ
+#error "build with -DL3X_BPF_OBJ=\"path/to/l3x.bpf.o\""
+#endif
+
+/* ------------------------------------------------------------ time, shell */
+
+uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+void sh(const char *cmd)
+{
+	cr_assert_eq(system(cmd), 0, "command failed: %s", cmd);
+}
+
+/* ------------------------------------------------------------ seeded data */
+
+static void gen_init(struct gen *g, uint64_t seed)
+{
+	g->s = (seed + 1) * 0x9e3779b97f4a7c15ull;
+	g->left = 0;
+}
+
+static uint8_t gen_byte(struct gen *g)
+{
+	uint8_t b;
+
+	if (!g->left) {
+		g->s ^= g->s >> 12;
+		g->s ^= g->s << 25;
+		g->s ^= g->s >> 27;
+		g->w = g->s * 0x2545f4914f6cdd1dull;
+		g->left = 8;
+	}
+	b = (uint8_t)g->w;
+	g->w >>= 8;
+	g->left--;
+	return b;
+}
+
+void src_init(struct src *x, uint64_t seed, size_t limit)
+{
+	gen_init(&x->g, seed);
+	x->len = x->off = x->made = 0;
+	x->limit = limit;
+}
+
+const uint8_t *src_peek(struct src *x, size_t *n)
+{
+	size_t i;
+
+	if (x->off == x->len && x->made < x->limit) {
+		x->len = x->limit - x->made < CHUNK ? x->limit - x->made : CHUNK;
+		for (i = 0; i < x->len; i++)
+			x->buf[i] = gen_byte(&x->g);
+		x->made += x->len;
+		x->off = 0;
+	}
+	*n = x->len - x->off;
+	return x->buf + x->off;
+}
+
+size_t src_taken(const struct src *x)
+{
+	return x->made - (x->len - x->off);
+}
+
+void sink_init(struct sink *k, uint64_t seed)
+{
+	gen_init(&k->g, seed);
+	k->got = 0;
+	k->bad = false;
+}
+
+void sink_put(struct sink *k, const uint8_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (gen_byte(&k->g) != p[i] && !k->bad) {
+			k->bad = true;
+			k->bad_at = k->got + i;
+		}
+	}
+	k->got += n;
+}
+
+/* ------------------------------------------------------------ addresses */
+
+socklen_t sa_make(const char *ip, uint16_t port,
+			 struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *a = (void *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		cr_assert_eq(inet_pton(AF_INET6, ip, &a->sin6_addr), 1);
+		return sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (void *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		cr_assert_eq(inet_pton(AF_INET, ip, &a->sin_addr), 1);
+		return sizeof(*a);
+	}
+}
+
+bool sa_eq(const struct sockaddr_storage *a,
+		  const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (void *)a, *y = (void *)b;
+
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	} else {
+		const struct sockaddr_in6 *x = (void *)a, *y = (void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+	}
+}
+
+const char *sa_str(const struct sockaddr_storage *a, char *buf,
+			  size_t n)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (void *)a;
+
+		inet_ntop(AF_INET, &x->sin_addr, ip, sizeof(ip));
+		snprintf(buf, n, "%s port %u", ip, ntohs(x->sin_port));
+	} else if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (void *)a;
+
+		inet_ntop(AF_INET6, &x->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, n, "[%s] port %u", ip, ntohs(x->sin6_port));
+	} else {
+		snprintf(buf, n, "family %u", a->ss_family);
+	}
+	return buf;
+}
+
+/* ------------------------------------------------------------ the stack */
+
+struct stack_fixture F = { .tun_fd = -1 };
+
+static void netns_up(void)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root for a network namespace and a TUN device");
+	if (unshare(CLONE_NEWNET))
+		cr_skip_test("cannot unshare a network namespace: %s",
+			     strerror(errno));
+	sh("ip link set lo up");
+}
+
+static int tun_create(const char *name)
+{
+	struct ifreq ifr = { 0 };
+	int fd;
+
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		cr_skip_test("no TUN: open /dev/net/tun: %s", strerror(errno));
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	cr_assert_eq(ioctl(fd, TUNSETIFF, &ifr), 0, "TUNSETIFF %s: %s", name,
+		     strerror(errno));
+	sh("ip link set " TUN " mtu 1500 up");
+	return fd;
+}
+
+/* Route both prefixes into the TUN, with addresses for the kernel to
+ * send from. */
+static void net_config(void)
+{
+	sh("ip addr add 10.99.0.1/24 dev " TUN);
+	sh("ip -6 addr add fd00:99::1/64 dev " TUN " nodad");
+	sh("ip route add " NET4 " dev " TUN);
+	sh("ip -6 route add " NET6 " dev " TUN);
+}
+
+static int cb_output(void *ctx, const void *pkt, size_t len)
+{
+	ssize_t r = write(*(int *)ctx, pkt, len);
+
+	if (r == (ssize_t)len)
+		return 0;
+	return r < 0 ? -errno : -EIO;
+}
+
+/* The engine thread of the callback source. */
+static void *pump_main(void *arg)
+{
+	static uint8_t buf[65536];
+	ssize_t r;
+	int work, i;
+
+	(void)arg;
+	while (atomic_load(&F.pump_run)) {
+		work = 0;
+		for (i = 0; i < 64; i++) {
+			r = read(F.tun_fd, buf, sizeof(buf));
+			if (r <= 0)
+				break;
+			l3x_stack__input(F.st, buf, (size_t)r);
+			work++;
+		}
+		work += l3x_stack__poll(F.st);
+		if (!work)
+			sched_yield();
+	}
+	return NULL;
+}
+
+void eng_start(void)
+{
+	if (F.src == L3X_SOURCE_CALLBACK) {
+		atomic_store(&F.pump_run, true);
+		cr_assert_eq(pthread_create(&F.pump, NULL, pump_main, NULL), 0);
+	} else {
+		cr_assert_eq(l3x_stack__start(F.st), 0);
+	}
+	F.running = true;
+}
+
+void eng_stop(void)
+{
+	if (!F.running)
+		return;
+	if (F.src == L3X_SOURCE_CALLBACK) {
+		atomic_store(&F.pump_run, false);
+		pthread_join(F.pump, NULL);
+	} else {
+		cr_assert_eq(l3x_stack__stop(F.st), 0);
+	}
+	F.running = false;
+}
+
+void add_rule_text(const char *text)
+{
+	struct l3x_rule r;
+
+	cr_assert_eq(l3x_rule__parse(&r, text, NULL, 0), 0, "rule %s", text);
+	cr_assert_eq(l3x_stack__add_rule(F.st, &r), 0, "add rule %s", text);
+}
+
+/* Open a stack on @src in a namespace of our own, route the prefixes to
+ * it, add rules for both when @rules, and start its engine. */
+void stack_up(enum l3x_source src, struct l3x_stack_opts *o, bool rules)
+{
+	netns_up();
+	F.src = src;
+	o->source = src;
+	o->cpu = L3X_CPU_NONE;	/* the engine thread is not pinned */
+	if (src == L3X_SOURCE_TUN) {
+		o->tun_name = TUN;
+	} else {
+		F.tun_fd = tun_create(TUN);
+		o->output = cb_output;
+		o->output_ctx = &F.tun_fd;
+	}
+	F.st = l3x_stack__open(o);
+	cr_assert_not_null(F.st, "l3x_stack__open: %s", strerror(errno));
+	cr_assert_eq(l3x_stack__mem(F.st, &F.mem0), 0);
+	net_config();
+	if (rules) {
+		add_rule_text("tcp " NET4);
+		add_rule_text("tcp " NET6);
+	}
+	eng_start();
+}
+
+/* l3x_stack__mem() wants the engine stopped: stop it for the look. */
+void mem_now(struct memsnap *ms)
+{
+	bool was = F.running;
+	struct tcp_pcb *p;
+
+	eng_stop();
+	if (!was)	/* nobody polls: lwIP's timers run only from here */
+		l3x_stack__poll(F.st);
+	cr_assert_eq(l3x_stack__mem(F.st, &ms->m), 0);
+	ms->tw = 0;
+	for (p = tcp_tw_pcbs; p; p = p->next)
+		ms->tw++;
+	if (was)
+		eng_start();
+}
+
+/* Heap bytes one element of lwIP pool @t costs (MEMP_MEM_MALLOC). */
+static uint64_t pool_cost(memp_t t)
+{
+	return MEMP_SIZE + MEMP_ALIGN_SIZE(memp_pools[t]->size);
+}
+
+/* Everything is back where it was right after open, but @n_tw PCBs in
+ * TIME_WAIT (and the TCP timer they keep running). Waits a little for
+ * LAST_ACK to finish and the TCP timer to notice it has nothing to do. */
+void expect_clean(unsigned n_tw)
+{
+	uint64_t heap = F.mem0.heap_bytes + n_tw * pool_cost(MEMP_TCP_PCB) +
+			(n_tw ? pool_cost(MEMP_SYS_TIMEOUT) : 0);
+	uint64_t end = now_ms() + 3000;
+	struct memsnap ms;
+
+	for (;;) {
+		mem_now(&ms);
+		if ((ms.m.streams == 0 && ms.m.tcp_pcbs == n_tw &&
+		     ms.tw == n_tw && ms.m.heap_bytes == heap &&
+		     ms.m.pbufs == F.mem0.pbufs && ms.m.tcp_segs == 0) ||
+		    now_ms() > end)
+			break;
+		usleep(20000);
+	}
+	cr_assert_eq(ms.m.streams, 0, "%u streams alive after every close",
+		     ms.m.streams);
+	cr_assert_eq(ms.m.tcp_pcbs, n_tw,
+		     "%u TCP PCBs left, want %u (in TIME_WAIT: %u)",
+		     ms.m.tcp_pcbs, n_tw, ms.tw);
+	cr_assert_eq(ms.tw, n_tw, "%u PCBs in TIME_WAIT, want %u", ms.tw, n_tw);
+	cr_assert_eq(ms.m.tcp_listen_pcbs, F.mem0.tcp_listen_pcbs);
+	cr_assert_eq(ms.m.tcp_segs, 0, "%u TCP segments still queued",
+		     ms.m.tcp_segs);
+	cr_assert_eq(ms.m.pbufs, F.mem0.pbufs, "pbufs %u, at open %u",
+		     ms.m.pbufs, F.mem0.pbufs);
+	cr_assert_eq(ms.m.reass, 0);
+	cr_assert_eq(ms.m.udp_pcbs, F.mem0.udp_pcbs);
+	cr_assert_eq(ms.m.heap_bytes, heap,
+		     "lwIP heap %llu bytes, want %llu (%llu at open, %u in "
+		     "TIME_WAIT)",
+		     (unsigned long long)ms.m.heap_bytes,
+		     (unsigned long long)heap,
+		     (unsigned long long)F.mem0.heap_bytes, n_tw);
+}
+
+void stack_down(void)
+{
+	eng_stop();
+	cr_assert_eq(l3x_stack__close(F.st), 0);
+	F.st = NULL;
+	if (F.tun_fd >= 0)
+		close(F.tun_fd);
+	F.tun_fd = -1;
+}
+
+struct l3x_stack_stats stats_now(void)
+{
+	struct l3x_stack_stats s;
+
+	cr_assert_eq(l3x_stack__stats(F.st, &s), 0);
+	return s;
+}
+
+struct l3x_stack_stats stats_wait(size_t off, uint64_t want, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+	struct l3x_stack_stats s;
+	uint64_t v;
+
+	for (;;) {
+		s = stats_now();
+		memcpy(&v, (char *)&s + off, sizeof(v));
+		if (v >= want || now_ms() >= end)
+			return s;
+		usleep(2000);
+	}
+}
+
+/* ------------------------------------------------------------ worker side */
+
+/* Events the worker reported, per stream, OR-ed (test thread only). */
+#define LOGN 32
+static struct {
+	struct l3x_stream *s;
+	uint32_t ev;
+} evlog[LOGN];
+
+static void log_ev(struct l3x_stream *s, uint32_t ev)
+{
+	int i, free_i = -1;
+
+	for (i = 0; i < LOGN; i++) {
+		if (evlog[i].s == s) {
+			evlog[i].ev |= ev;
+			return;
+		}
+		if (!evlog[i].s && free_i < 0)
+			free_i = i;
+	}
+	cr_assert_geq(free_i, 0, "event log full");
+	evlog[free_i].s = s;
+	evlog[free_i].ev = ev;
+}
+
+/* Take the bits of @mask reported for @s. */
+uint32_t log_take(struct l3x_stream *s, uint32_t mask)
+{
+	uint32_t got;
+	int i;
+
+	for (i = 0; i < LOGN; i++) {
+		if (evlog[i].s == s) {
+			got = evlog[i].ev & mask;
+			evlog[i].ev &= ~mask;
+			return got;
+		}
+	}
+	return 0;
+}
+
+void log_forget(struct l3x_stream *s)
+{
+	int i;
+
+	for (i = 0; i < LOGN; i++)
+		if (evlog[i].s == s)
+			evlog[i].s = NULL;
+}
+
+/* Wait up to @ms for news and log every event. */
+void worker_step(struct l3x_worker *w, int ms)
+{
+	struct l3x_event ev[16];
+	int r, n, i, got = 0;
+
+	r = l3x_worker__wait(w, ms);
+	while ((n = l3x_worker__poll(w, ev, 16)) > 0) {
+		for (i = 0; i < n; i++)
+			log_ev(ev[i].stream, ev[i].events);
+		got += n;
+	}
+	/* A stream nobody accepts keeps wait() ready: do not spin. */
+	if (r == 1 && !got)
+		usleep(1000);
+}
+
+bool wait_ev(struct l3x_worker *w, struct l3x_stream *s, uint32_t mask,
+		    int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+
+	while (!log_take(s, mask)) {
+		if (now_ms() > end)
+			return false;
+		worker_step(w, 20);
+	}
+	return true;
+}
+
+struct l3x_worker *worker_open(void)
+{
+	struct l3x_worker *w = l3x_worker__open(F.st);
+
+	cr_assert_not_null(w, "l3x_worker__open: %s", strerror(errno));
+	return w;
+}
+
+void expect_no_accept(struct l3x_worker *w)
+{
+	struct l3x_stream *s;
+	int e;
+
+	errno = 0;
+	s = l3x_worker__accept(w);
+	e = errno;
+	cr_assert_null(s, "a stream to accept");
+	cr_assert_eq(e, EAGAIN, "accept with none: errno %d, want EAGAIN", e);
+}
+
+struct l3x_stream *accept_wait(struct l3x_worker *w, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+	struct l3x_stream *s;
+
+	for (;;) {
+		s = l3x_worker__accept(w);
+		if (s || now_ms() > end)
+			return s;
+		worker_step(w, 20);
+	}
+}
+
+/* Read what is there, waiting up to @ms for something: bytes, 0 at EOF,
+ * -errno (-EAGAIN when nothing came). */
+long sread(struct l3x_worker *w, struct l3x_stream *s, void *buf,
+		  size_t len, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+	long r;
+
+	for (;;) {
+		r = l3x_stream__read(s, buf, len);
+		if (r != -EAGAIN || now_ms() > end)
+			return r;
+		worker_step(w, 20);
+	}
+}
+
+void stream_close(struct l3x_stream *s)
+{
+	log_forget(s);
+	l3x_stream__close(s);
+}
+
+void stream_abort(struct l3x_stream *s)
+{
+	log_forget(s);
+	l3x_stream__abort(s);
+}
+
+/* ------------------------------------------------------------ client side */
+
+/* Connect within @ms; kernel buffer sizes when non-zero. Returns a blocking
+ * fd with 3 s timeouts, or -1 with the error in *err. */
+int client_connect_ex(const char *ip, uint16_t port, int sndbuf,
+			     int rcvbuf, int ms, int *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sa_make(ip, port, &ss), el = sizeof(*err);
+	struct pollfd p;
+	int fd;
+
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	if (sndbuf)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	if (rcvbuf)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (connect(fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS) {
+		*err = errno;
+		goto err_close;
+	}
+	p = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	if (poll(&p, 1, ms) != 1) {
+		*err = ETIMEDOUT;
+		goto err_close;
+	}
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, err, &el);
+	if (*err)
+		goto err_close;
+	make_blocking(fd);
+	return fd;
+
+err_close:
+	close(fd);
+	return -1;
+}
+
+void make_blocking(int fd)
+{
+	struct timeval tv = { .tv_sec = 3 };
+
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+int client_connect(const char *ip, uint16_t port)
+{
+	int err = 0, fd = client_connect_ex(ip, port, 0, 0, 3000, &err);
+
+	cr_assert_geq(fd, 0, "connect to %s port %u: %s", ip, port,
+		      strerror(err));
+	return fd;
+}
+
+/* A connect that gets no answer: started, and still pending after @ms. */
+int client_connect_unanswered(const char *ip, uint16_t port, int ms)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sa_make(ip, port, &ss);
+	struct pollfd p;
+	int fd, r, err = 0;
+	socklen_t el = sizeof(err);
+
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	r = connect(fd, (struct sockaddr *)&ss, len);
+	cr_assert(r < 0 && errno == EINPROGRESS, "connect: %s", strerror(errno));
+	p = (struct pollfd){ .fd = fd, .events = POLLOUT };
+	r = poll(&p, 1, ms);
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+	cr_assert_eq(r, 0, "connect to %s port %u was answered (%s)", ip, port,
+		     err ? strerror(err) : "connected");
+	return fd;
+}
+
+/* The client's next recv ends in a reset (data before it is skipped). */
+void expect_reset(int fd, const char *what)
+{
+	char buf[CHUNK];
+	ssize_t r;
+
+	do
+		r = recv(fd, buf, sizeof(buf), 0);
+	while (r > 0);
+	cr_assert(r < 0 && errno == ECONNRESET,
+		  "%s: client recv gave %zd (%s), want ECONNRESET", what, r,
+		  r < 0 ? strerror(errno) : "EOF");
+}
+
+/* A connection that must be refused: the connect fails, or (as lwIP
+ * accepts after the handshake) the first recv sees the reset. */
+void expect_refused(const char *ip, uint16_t port)
+{
+	int err = 0, fd = client_connect_ex(ip, port, 0, 0, 3000, &err);
+
+	if (fd < 0) {
+		cr_assert(err == ECONNREFUSED || err == ECONNRESET,
+			  "connect to %s port %u: %s, want a refusal", ip, port,
+			  strerror(err));
+		return;
+	}
+	expect_reset(fd, "refused connection");
+	close(fd);
+}
+
+/* @n seeded bytes client -> stream, both ends on this thread. */
+void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		       uint64_t seed, size_t n)
+{
+	static uint8_t buf[CHUNK];
+	uint64_t end = now_ms() + 10000;
+	struct src x;
+	struct sink k;
+	const uint8_t *p;
+	size_t avail;
+	bool moved;
+	long r;
+
+	src_init(&x, seed, n);
+	sink_init(&k, seed);
+	while (k.got < n) {
+		moved = false;
+		p = src_peek(&x, &avail);
+		if (avail) {
+			r = send(fd, p, avail, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (r > 0) {
+				x.off += (size_t)r;
+				moved = true;
+			} else {
+				cr_assert(errno == EAGAIN, "client send: %s",
+					  strerror(errno));
+			}
+		}
+		r = l3x_stream__read(s, buf, sizeof(buf));
+		if (r > 0) {
+			sink_put(&k, buf, (size_t)r);
+			moved = true;
+		} else {
+			cr_assert_eq(r, -EAGAIN, "server read after %zu of %zu: %ld",
+				     k.got, n, r);
+		}
+		if (!moved) {
+			cr_assert_lt(now_ms(), end, "stuck after %zu of %zu bytes",
+				     k.got, n);
+			worker_step(w, 2);
+		}
+	}
+	cr_assert_eq(k.got, n);
+	cr_assert(!k.bad, "client -> server byte %zu differs", k.bad_at);
+}
+
+/* @n seeded bytes stream -> client; writes wait for L3X_EV_WRITABLE. */
+void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		       uint64_t seed, size_t n)
+{
+	static uint8_t buf[CHUNK];
+	uint64_t end = now_ms() + 10000;
+	bool moved, blocked = false;
+	struct src x;
+	struct sink k;
+	const uint8_t *p;
+	size_t avail;
+	long r;
+
+	src_init(&x, seed, n);
+	sink_init(&k, seed);
+	while (k.got < n) {
+		moved = false;
+		if (blocked && log_take(s, L3X_EV_WRITABLE))
+			blocked = false;
+		p = src_peek(&x, &avail);
+		if (avail && !blocked) {
+			r = l3x_stream__write(s, p, avail);
+			if (r > 0) {
+				x.off += (size_t)r;
+				moved = true;
+			} else {
+				cr_assert_eq(r, -EAGAIN, "server write: %ld", r);
+				blocked = true;
+			}
+		}
+		r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r > 0) {
+			sink_put(&k, buf, (size_t)r);
+			moved = true;
+		} else {
+			cr_assert(r < 0 && errno == EAGAIN,
+				  "client recv after %zu of %zu: %zd (%s)", k.got,
+				  n, r, r ? strerror(errno) : "EOF");
+		}
+		if (!moved) {
+			cr_assert_lt(now_ms(), end, "stuck after %zu of %zu bytes",
+				     k.got, n);
+			worker_step(w, 2);
+		}
+	}
+	cr_assert(!k.bad, "server -> client byte %zu differs", k.bad_at);
+}
+
+/* The orderly end, client first: FIN, the server reads EOF and closes,
+ * the client reads EOF. l3x goes through LAST_ACK, not TIME_WAIT. */
+void close_pair(struct l3x_worker *w, int fd, struct l3x_stream *s)
+{
+	char buf[64];
+	long r;
+
+	cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+	r = sread(w, s, buf, sizeof(buf), 3000);
+	cr_assert_eq(r, 0, "server read after the client's FIN: %ld", r);
+	stream_close(s);
+	r = recv(fd, buf, sizeof(buf), 0);
+	cr_assert_eq(r, 0, "client recv after the server's close: %ld (%s)", r,
+		     r < 0 ? strerror(errno) : "data");
+	close(fd);
+}
+
+/* One connection, accepted: the usual start of a test. */
+int connect_accept(struct l3x_worker *w, const char *ip, uint16_t port,
+			  struct l3x_stream **s)
+{
+	int fd = client_connect(ip, port);
+
+	*s = accept_wait(w, 2000);
+	cr_assert_not_null(*s, "no stream accepted for %s port %u", ip, port);
+	return fd;
+}
+
+/* ------------------------------------------------------------ XDP object */
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level != LIBBPF_WARN)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+int xdp_obj_map_fd(struct bpf_object *obj, const char *name)
+{
+	int fd = bpf_object__find_map_fd_by_name(obj, name);
+
+	cr_assert_geq(fd, 0, "map %s missing from %s", name, L3X_BPF_OBJ);
+	return fd;
+}
+
+struct bpf_program *xdp_obj_load(struct bpf_object **objp)
+{
+	struct bpf_program *prog;
+	struct bpf_object *obj;
+	struct bpf_map *map;
+	int err;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root (CAP_BPF, CAP_NET_ADMIN) to load XDP");
+	libbpf_set_print(quiet);
+	obj = bpf_object__open_file(L3X_BPF_OBJ, NULL);
+	cr_assert(obj, "cannot open %s: %s", L3X_BPF_OBJ, strerror(errno));
+	*objp = obj;
+	/* Tests must not pin, nor pick up maps pinned by a live l3x. */
+	bpf_object__for_each_map(map, obj)
+		cr_assert_eq(bpf_map__set_pin_path(map, NULL), 0);
+	err = bpf_object__load(obj);
+	if (err == -EPERM)
+		cr_skip_test("BPF not permitted here: %s", strerror(-err));
+	cr_assert_eq(err, 0, "loading %s: %s", L3X_BPF_OBJ, strerror(-err));
+	prog = bpf_object__find_program_by_name(obj, "l3x_xdp");
+	cr_assert(prog, "no program l3x_xdp");
+	return prog;
+}

@@ -1,0 +1,240 @@
+/*
+ * helpers.h - the harness of the netns criterion tests: a network namespace
+ * and TUN device of the test's own, seeded data, kernel socket clients, the
+ * stack brought up and down with its leak checks, and the loading of the
+ * XDP object. Test files (test_stack_*.c, test_bpf.c, ...) start with tests.
+ *
+ * The stack tests run the termination engine and its API in process, with
+ * the kernel's own TCP as the peer (TESTING.md: real parts, not mocks).
+ * Each test unshares a network namespace of its own (criterion forks every
+ * test, so the namespace, its TUN device and lwIP's globals die with the
+ * test process) and routes two documentation prefixes into a TUN device:
+ *   198.51.100.0/24, 2001:db8:100::/64  -> TUN "l3x0" -> the stack
+ * so kernel sockets connect to any address in them and l3x answers as that
+ * address. Two ways in:
+ *   L3X_SOURCE_TUN       the stack opens the TUN and runs its own engine
+ *                        thread (l3x_stack__start);
+ *   L3X_SOURCE_CALLBACK  the test opens the TUN; a pump thread of ours is
+ *                        the engine thread: it reads the TUN into
+ *                        l3x_stack__input(), calls l3x_stack__poll(), and
+ *                        opts.output writes back into the TUN.
+ * Clients and the worker share the test thread unless a test needs them
+ * concurrent (echo). Data is a seeded stream per direction, checked byte by
+ * byte as it arrives.
+ *
+ * Teardown of every test: with every stream and client closed, the stack's
+ * streams are 0, lwIP's PCBs are gone (or only the TIME_WAIT ones the test
+ * expects, whose memory is accounted for), heap and pbufs are back to what
+ * they were right after open, and l3x_stack__close() returns 0.
+ *
+ * Everything here runs on the test's thread (the pump thread aside) and
+ * fails the test with cr_assert when something goes wrong.
+ */
+#ifndef L3X_TEST_HELPERS_H
+#define L3X_TEST_HELPERS_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <bpf/libbpf.h>
+
+#include "l3x/l3x.h"
+
+#define TUN		"l3x0"
+#define NET4		"198.51.100.0/24"
+#define NET6		"2001:db8:100::/64"
+#define CHUNK		16384
+
+/* ------------------------------------------------------------ time, shell */
+
+/* Milliseconds on the monotonic clock. */
+uint64_t now_ms(void);
+
+/* Run @cmd with system(); fail the test unless it exits 0. */
+void sh(const char *cmd);
+
+/* ------------------------------------------------------------ seeded data */
+
+/* xorshift64*: the same seed gives the same byte stream on both ends. */
+struct gen {
+	uint64_t s, w;
+	unsigned left;
+};
+
+/* A sender's side of a stream: @limit bytes, made a chunk at a time and
+ * kept until taken, so nothing is skipped when a write is short. */
+struct src {
+	struct gen g;
+	uint8_t buf[CHUNK];
+	size_t len, off, made, limit;
+};
+
+void src_init(struct src *x, uint64_t seed, size_t limit);
+
+/* The bytes not yet taken (*n of them; 0 at the end); the sender takes
+ * some by adding to x->off. */
+const uint8_t *src_peek(struct src *x, size_t *n);
+
+/* How many bytes were taken so far. */
+size_t src_taken(const struct src *x);
+
+/* A receiver's side: checks every byte against the same seed. */
+struct sink {
+	struct gen g;
+	size_t got, bad_at;
+	bool bad;
+};
+
+void sink_init(struct sink *k, uint64_t seed);
+
+/* Check @n bytes at @p; the first one that differs is k->bad_at. */
+void sink_put(struct sink *k, const uint8_t *p, size_t n);
+
+/* ------------------------------------------------------------ addresses */
+
+/* @ip (IPv4 or IPv6 text) and @port in @ss; returns its length. */
+socklen_t sa_make(const char *ip, uint16_t port, struct sockaddr_storage *ss);
+
+/* Same family, address and port. */
+bool sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
+/* "ip port N" or "[ip6] port N" in @buf; returns @buf. */
+const char *sa_str(const struct sockaddr_storage *a, char *buf, size_t n);
+
+/* ------------------------------------------------------------ the stack */
+
+/* The stack under test, one per test process. */
+struct stack_fixture {
+	enum l3x_source src;
+	struct l3x_stack *st;
+	int tun_fd;			/* callback source: the test's TUN */
+	pthread_t pump;
+	atomic_bool pump_run;
+	bool running;
+	struct l3x_stack_mem mem0;	/* right after open */
+};
+extern struct stack_fixture F;
+
+/* Start and stop the engine thread: the stack's own (TUN) or our pump
+ * (callback). */
+void eng_start(void);
+void eng_stop(void);
+
+/* Parse @text and add it to the stack. */
+void add_rule_text(const char *text);
+
+/* Open a stack on @src in a namespace of our own, route the prefixes to
+ * it, add rules for both when @rules, and start its engine. */
+void stack_up(enum l3x_source src, struct l3x_stack_opts *o, bool rules);
+
+struct memsnap {
+	struct l3x_stack_mem m;
+	unsigned tw;		/* PCBs on lwIP's TIME_WAIT list */
+};
+
+/* l3x_stack__mem() wants the engine stopped: stop it for the look. */
+void mem_now(struct memsnap *ms);
+
+/* Everything is back where it was right after open, but @n_tw PCBs in
+ * TIME_WAIT (and the TCP timer they keep running). Waits a little for
+ * LAST_ACK to finish and the TCP timer to notice it has nothing to do. */
+void expect_clean(unsigned n_tw);
+
+/* Stop the engine and close the stack (and the test's TUN). */
+void stack_down(void);
+
+struct l3x_stack_stats stats_now(void);
+
+/* Wait until counter @field reaches @want (or @ms pass); the snapshot. */
+#define STATS_WAIT(field, want, ms)                                            \
+	stats_wait(offsetof(struct l3x_stack_stats, field), (want), (ms))
+struct l3x_stack_stats stats_wait(size_t off, uint64_t want, int ms);
+
+/* ------------------------------------------------------------ worker side */
+
+/* Take the bits of @mask reported for @s (events are logged per stream,
+ * OR-ed, by worker_step). */
+uint32_t log_take(struct l3x_stream *s, uint32_t mask);
+
+/* Drop @s from the event log (it is about to be freed). */
+void log_forget(struct l3x_stream *s);
+
+/* Wait up to @ms for news and log every event. */
+void worker_step(struct l3x_worker *w, int ms);
+
+/* Step the worker until an event of @mask for @s (true) or @ms pass. */
+bool wait_ev(struct l3x_worker *w, struct l3x_stream *s, uint32_t mask,
+	     int ms);
+
+struct l3x_worker *worker_open(void);
+
+/* Nothing to accept: NULL with EAGAIN. */
+void expect_no_accept(struct l3x_worker *w);
+
+/* The next stream to accept, within @ms, or NULL. */
+struct l3x_stream *accept_wait(struct l3x_worker *w, int ms);
+
+/* Read what is there, waiting up to @ms for something: bytes, 0 at EOF,
+ * -errno (-EAGAIN when nothing came). */
+long sread(struct l3x_worker *w, struct l3x_stream *s, void *buf, size_t len,
+	   int ms);
+
+/* Close or abort @s and forget its events. */
+void stream_close(struct l3x_stream *s);
+void stream_abort(struct l3x_stream *s);
+
+/* ------------------------------------------------------------ client side */
+
+/* Connect within @ms; kernel buffer sizes when non-zero. Returns a blocking
+ * fd with 3 s timeouts, or -1 with the error in *err. */
+int client_connect_ex(const char *ip, uint16_t port, int sndbuf, int rcvbuf,
+		      int ms, int *err);
+
+/* Blocking, with 3 s send and receive timeouts. */
+void make_blocking(int fd);
+
+/* client_connect_ex() that must succeed within 3 s. */
+int client_connect(const char *ip, uint16_t port);
+
+/* A connect that gets no answer: started, and still pending after @ms. */
+int client_connect_unanswered(const char *ip, uint16_t port, int ms);
+
+/* The client's next recv ends in a reset (data before it is skipped). */
+void expect_reset(int fd, const char *what);
+
+/* A connection that must be refused: the connect fails, or (as lwIP
+ * accepts after the handshake) the first recv sees the reset. */
+void expect_refused(const char *ip, uint16_t port);
+
+/* @n seeded bytes client -> stream, both ends on this thread. */
+void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		uint64_t seed, size_t n);
+
+/* @n seeded bytes stream -> client; writes wait for L3X_EV_WRITABLE. */
+void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		uint64_t seed, size_t n);
+
+/* The orderly end, client first: FIN, the server reads EOF and closes,
+ * the client reads EOF. l3x goes through LAST_ACK, not TIME_WAIT. */
+void close_pair(struct l3x_worker *w, int fd, struct l3x_stream *s);
+
+/* One connection, accepted: the usual start of a test. */
+int connect_accept(struct l3x_worker *w, const char *ip, uint16_t port,
+		   struct l3x_stream **s);
+
+/* ------------------------------------------------------------ XDP object */
+
+/* Open L3X_BPF_OBJ with nothing pinned (tests must not pin, nor pick up
+ * maps pinned by a live l3x) and load it; skips the test without root or
+ * where BPF is refused. Returns its program l3x_xdp, the object in *obj. */
+struct bpf_program *xdp_obj_load(struct bpf_object **obj);
+
+/* The fd of map @name of @obj. */
+int xdp_obj_map_fd(struct bpf_object *obj, const char *name);
+
+#endif /* L3X_TEST_HELPERS_H */
