@@ -26,6 +26,7 @@
 #include <criterion/criterion.h>
 
 #include "../../bpf/l3x_shared.h"
+#include "helpers.h"
 
 #ifndef L3X_BPF_OBJ
 #error "build with -DL3X_BPF_OBJ=\"path/to/l3x.bpf.o\""
@@ -54,47 +55,16 @@ static int ncpus;
 
 /* ------------------------------------------------------------ fixture */
 
-static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	if (level != LIBBPF_WARN)
-		return 0;
-	return vfprintf(stderr, fmt, ap);
-}
-
-static int map_fd(const char *name)
-{
-	int fd = bpf_object__find_map_fd_by_name(obj, name);
-
-	cr_assert_geq(fd, 0, "map %s missing from %s", name, L3X_BPF_OBJ);
-	return fd;
-}
-
 static void load(void)
 {
-	struct bpf_program *prog;
-	struct bpf_map *map;
-	int err;
+	struct bpf_program *prog = xdp_obj_load(&obj);
 
-	if (geteuid() != 0)
-		cr_skip_test("needs root (CAP_BPF, CAP_NET_ADMIN) to load XDP");
-	libbpf_set_print(quiet);
-	obj = bpf_object__open_file(L3X_BPF_OBJ, NULL);
-	cr_assert(obj, "cannot open %s: %s", L3X_BPF_OBJ, strerror(errno));
-	/* Tests must not pin, nor pick up maps pinned by a live l3x. */
-	bpf_object__for_each_map(map, obj)
-		cr_assert_eq(bpf_map__set_pin_path(map, NULL), 0);
-	err = bpf_object__load(obj);
-	if (err == -EPERM)
-		cr_skip_test("BPF not permitted here: %s", strerror(-err));
-	cr_assert_eq(err, 0, "loading %s: %s", L3X_BPF_OBJ, strerror(-err));
-	prog = bpf_object__find_program_by_name(obj, "l3x_xdp");
-	cr_assert(prog, "no program l3x_xdp");
 	cr_assert_eq(bpf_program__type(prog), BPF_PROG_TYPE_XDP);
 	prog_fd = bpf_program__fd(prog);
-	lpm4_fd = map_fd("l3x_lpm4");
-	lpm6_fd = map_fd("l3x_lpm6");
-	stats_fd = map_fd("l3x_stats");
-	frags_fd = map_fd("l3x_frags");
+	lpm4_fd = xdp_obj_map_fd(obj, "l3x_lpm4");
+	lpm6_fd = xdp_obj_map_fd(obj, "l3x_lpm6");
+	stats_fd = xdp_obj_map_fd(obj, "l3x_stats");
+	frags_fd = xdp_obj_map_fd(obj, "l3x_frags");
 	ncpus = libbpf_num_possible_cpus();
 	cr_assert_gt(ncpus, 0);
 }

@@ -28,17 +28,13 @@
 #include <xdp/libxdp.h>
 
 #include "l3x/l3x.h"
+#include "helpers.h"
 
 #define NOPIN "/nonexistent-l3x-test/pins"
 
 static int inject_fd = -1;
 static int inject_ifindex;
 static uint8_t dst_mac[6];
-
-static void sh(const char *cmd)
-{
-	cr_assert_eq(system(cmd), 0, "command failed: %s", cmd);
-}
 
 /* A namespace of our own with veth t0 <-> t1 (@queues each). */
 static void setup_veth(int queues)
