@@ -27,6 +27,7 @@
 #include <criterion/criterion.h>
 #include <xdp/libxdp.h>
 
+#include "csum.h"
 #include "l3x/l3x.h"
 #include "helpers.h"
 
@@ -63,20 +64,6 @@ static void setup_veth(int queues)
 	inject_ifindex = if_nametoindex("t0");
 }
 
-static uint16_t csum(const void *p, size_t len, uint32_t sum)
-{
-	const uint8_t *b = p;
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)b[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 /* Send one IPv4 UDP frame 192.0.2.1:4000 -> 192.0.2.2:@dport from t0. */
 static void inject_udp(uint16_t dport, uint32_t seq)
 {
@@ -99,7 +86,7 @@ static void inject_udp(uint16_t dport, uint32_t seq)
 	ip->tot_len = htons(20 + 8 + 4);
 	ip->saddr = htonl(0xc0000201);
 	ip->daddr = htonl(0xc0000202);
-	ip->check = htons(csum(ip, 20, 0));
+	ip->check = htons(csum_fold(csum_partial(ip, 20, 0)));
 	udp->source = htons(4000);
 	udp->dest = htons(dport);
 	udp->len = htons(12);

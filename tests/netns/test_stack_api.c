@@ -466,21 +466,6 @@ Test(stack, engine_calls_check_source_and_state, .timeout = 20)
 	stack_down();
 }
 
-/* RFC 1071 sum, folded, of @len bytes plus @sum. */
-static uint16_t csum(const void *p, size_t len, uint32_t sum)
-{
-	const uint8_t *b = p;
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)b[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 /* An IPv4 TCP segment 203.0.113.9:40000 -> 198.51.100.70:80 in @p (40
  * bytes), with correct checksums. */
 static void make_tcp4(uint8_t *p, uint8_t flags, uint32_t seq, uint32_t ack)
@@ -495,7 +480,7 @@ static void make_tcp4(uint8_t *p, uint8_t flags, uint32_t seq, uint32_t ack)
 	p[9] = 6;
 	memcpy(p + 12, (uint8_t[]){ 203, 0, 113, 9 }, 4);
 	memcpy(p + 16, (uint8_t[]){ 198, 51, 100, 70 }, 4);
-	c = csum(p, 20, 0);
+	c = csum_fold(csum_partial(p, 20, 0));
 	p[10] = (uint8_t)(c >> 8);
 	p[11] = (uint8_t)c;
 	p[20] = 40000 >> 8;
@@ -518,7 +503,7 @@ static void make_tcp4(uint8_t *p, uint8_t flags, uint32_t seq, uint32_t ack)
 	ph[9] = 6;
 	ph[10] = 0;
 	ph[11] = 20;
-	c = csum(p + 20, 20, (uint32_t)(0xffff & ~csum(ph, 12, 0)));
+	c = csum_fold(csum_partial(p + 20, 20, csum_partial(ph, 12, 0)));
 	p[36] = (uint8_t)(c >> 8);
 	p[37] = (uint8_t)c;
 }

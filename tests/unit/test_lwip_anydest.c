@@ -31,6 +31,8 @@
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/prot/tcp.h"
 
+#include "csum.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Documentation ranges: none of them is the netif's address. */
@@ -92,33 +94,15 @@ static mem_size_t mem_start;
 
 /* ------------------------------------------------------------ checksums */
 
-static uint32_t sum16(const void *p, size_t len, uint32_t sum)
-{
-	const uint8_t *b = p;
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)b[len - 1] << 8;
-	return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
+/* The unfolded sum of the pseudo-header (tools/common/csum.c sums). */
 static uint32_t pseudo(int v6, const uint8_t *src, const uint8_t *dst,
 		       uint8_t proto, size_t len)
 {
 	size_t alen = v6 ? 16 : 4;
 	uint32_t sum;
 
-	sum = sum16(src, alen, 0);
-	sum = sum16(dst, alen, sum);
+	sum = csum_partial(src, alen, 0);
+	sum = csum_partial(dst, alen, sum);
 	return sum + proto + (uint32_t)len;
 }
 
@@ -153,7 +137,7 @@ static void inject(const char *src, const char *dst, uint8_t proto,
 	pton(dst, d);
 	if (csum_off >= 0) {
 		l4[csum_off] = l4[csum_off + 1] = 0;
-		c = fold(sum16(l4, l4len, pseudo(v6, s, d, proto, l4len)));
+		c = csum_fold(csum_partial(l4, l4len, pseudo(v6, s, d, proto, l4len)));
 		l4[csum_off] = (uint8_t)(c >> 8);
 		l4[csum_off + 1] = (uint8_t)c;
 	}
@@ -174,7 +158,7 @@ static void inject(const char *src, const char *dst, uint8_t proto,
 		pkt[9] = proto;
 		memcpy(pkt + 12, s, 4);
 		memcpy(pkt + 16, d, 4);
-		c = fold(sum16(pkt, hlen, 0));
+		c = csum_fold(csum_partial(pkt, hlen, 0));
 		pkt[10] = (uint8_t)(c >> 8);
 		pkt[11] = (uint8_t)c;
 	}
@@ -311,7 +295,7 @@ static struct seg parsed(unsigned i)
 	} else {
 		cr_assert_eq(b[0], 0x45);
 		hlen = 20;
-		cr_assert_eq(fold(sum16(b, 20, 0)), 0, "IPv4 header checksum");
+		cr_assert_eq(csum_fold(csum_partial(b, 20, 0)), 0, "IPv4 header checksum");
 		l4len = get16(b + 2) - hlen;
 		s.proto = b[9];
 		memcpy(s.src, b + 12, 4);
@@ -320,9 +304,9 @@ static struct seg parsed(unsigned i)
 	cr_assert_eq(hlen + l4len, cap[i].len);
 	l4 = b + hlen;
 	if (s.proto == IP_PROTO_ICMP) {
-		cr_assert_eq(fold(sum16(l4, l4len, 0)), 0, "ICMP checksum");
+		cr_assert_eq(csum_fold(csum_partial(l4, l4len, 0)), 0, "ICMP checksum");
 	} else {
-		cr_assert_eq(fold(sum16(l4, l4len,
+		cr_assert_eq(csum_fold(csum_partial(l4, l4len,
 					pseudo(s.v6, s.src, s.dst, s.proto,
 					       l4len))),
 			     0, "checksum of protocol %u", s.proto);
