@@ -64,32 +64,37 @@ static void setup_veth(int queues)
 	inject_ifindex = if_nametoindex("t0");
 }
 
-/* Send one IPv4 UDP frame 192.0.2.1:4000 -> 192.0.2.2:@dport from t0. */
+/* Send one IPv4 UDP frame 192.0.2.1:4000 -> 192.0.2.2:@dport from t0.
+ * The headers are built apart and copied in: in the frame the IP header
+ * sits at offset 14, where a struct iphdr pointer would be misaligned. */
 static void inject_udp(uint16_t dport, uint32_t seq)
 {
 	uint8_t f[64] = {};
-	struct ether_header *eth = (void *)f;
-	struct iphdr *ip = (void *)(f + 14);
-	struct udphdr *udp = (void *)(f + 34);
+	struct ether_header eth = {};
+	struct iphdr ip = {};
+	struct udphdr udp = {};
 	struct sockaddr_ll sll = {
 		.sll_family = AF_PACKET,
 		.sll_ifindex = inject_ifindex,
 		.sll_halen = 6,
 	};
 
-	memcpy(eth->ether_dhost, dst_mac, 6);
-	eth->ether_type = htons(ETHERTYPE_IP);
-	ip->version = 4;
-	ip->ihl = 5;
-	ip->ttl = 64;
-	ip->protocol = IPPROTO_UDP;
-	ip->tot_len = htons(20 + 8 + 4);
-	ip->saddr = htonl(0xc0000201);
-	ip->daddr = htonl(0xc0000202);
-	ip->check = htons(csum_fold(csum_partial(ip, 20, 0)));
-	udp->source = htons(4000);
-	udp->dest = htons(dport);
-	udp->len = htons(12);
+	memcpy(eth.ether_dhost, dst_mac, 6);
+	eth.ether_type = htons(ETHERTYPE_IP);
+	ip.version = 4;
+	ip.ihl = 5;
+	ip.ttl = 64;
+	ip.protocol = IPPROTO_UDP;
+	ip.tot_len = htons(20 + 8 + 4);
+	ip.saddr = htonl(0xc0000201);
+	ip.daddr = htonl(0xc0000202);
+	ip.check = htons(csum_fold(csum_partial(&ip, 20, 0)));
+	udp.source = htons(4000);
+	udp.dest = htons(dport);
+	udp.len = htons(12);
+	memcpy(f, &eth, 14);
+	memcpy(f + 14, &ip, 20);
+	memcpy(f + 34, &udp, 8);
 	memcpy(f + 42, &seq, 4);
 	/* UDP checksum 0: none, which IPv4 allows. */
 	memcpy(sll.sll_addr, dst_mac, 6);
