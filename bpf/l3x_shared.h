@@ -36,7 +36,9 @@
 #define L3X_P_UDP	17
 
 /* Counters. Every frame the program sees adds one to exactly one of the
- * first four, so their sum is the number of frames seen. */
+ * first four, so their sum is the number of frames seen. (Not formatted:
+ * clang-format 14 would wrap the first entry to fit its comment.) */
+/* clang-format off */
 enum l3x_cnt {
 	L3X_CNT_PASSED = 0,	/* no rule matched (ARP, ND, other traffic): XDP_PASS */
 	L3X_CNT_REDIRECTED,	/* matched, handed to the queue's socket */
@@ -45,6 +47,7 @@ enum l3x_cnt {
 	L3X_CNT_FRAGS_TRACKED,	/* extra: first fragments recorded in l3x_frags */
 	L3X_CNT_MAX,
 };
+/* clang-format on */
 
 /* One rule as stored in l3x_rules (key). Addresses in network order, an
  * IPv4 address in addr[0..3] with the rest zero. Ports in host order;

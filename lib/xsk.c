@@ -262,7 +262,7 @@ void l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f, unsigned n)
 	unsigned i;
 
 	for (i = 0; i < n; i++) {
-		/* Back to the frame's start: aligned mode, power-of-two size. */
+		/* To the frame's start: aligned mode, power-of-two size. */
 		x->free[x->nfree++] = f[i].addr & ~((uint64_t)x->frame_size - 1);
 	}
 	x->app -= n;

@@ -30,11 +30,14 @@ extern "C" {
  * L3X_OPTS(TYPE, NAME, ...) declares "struct TYPE NAME", zero-filled, with
  * .sz set to the size this program was built with, and the given fields:
  *   L3X_OPTS(l3x_capture_opts, o, .ifname = "eth0", .pin_dir = "/run/l3x");
+ * (Not formatted: clang-format 14 splits the compound literal apart.)
  */
+/* clang-format off */
 #define L3X_OPTS(TYPE, NAME, ...)                                              \
 	struct TYPE NAME;                                                      \
 	__builtin_memset(&NAME, 0, sizeof(NAME));                              \
 	NAME = (struct TYPE){ .sz = sizeof(struct TYPE), __VA_ARGS__ }
+/* clang-format on */
 
 /* ---------------------------------------------------------------- logging */
 

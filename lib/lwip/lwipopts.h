@@ -11,6 +11,9 @@
 #ifndef L3X_LWIPOPTS_H
 #define L3X_LWIPOPTS_H
 
+/* One column of values through the whole file, as lwIP's own opt.h is
+ * read; the formatter would align each group apart. */
+/* clang-format off */
 /* ---- system */
 #define NO_SYS				1
 #define SYS_LIGHTWEIGHT_PROT		0
@@ -138,5 +141,6 @@
 
 #define LWIP_DEBUG			0
 #define LWIP_NOASSERT_ON_ERROR		1
+/* clang-format on */
 
 #endif /* L3X_LWIPOPTS_H */

@@ -326,6 +326,9 @@ static inline bool rc_has_l3_run(const struct frame_spec *s,
 
 /* ------------------------------------------------------------ the table */
 
+/* The table is laid out by hand, a case to a block and a frame to a line;
+ * the formatter would pack and reflow it. */
+/* clang-format off */
 /* Frames of the common shapes; more fields after the first three. */
 #define V4(d, p, port, ...)                                                    \
 	{ .ip = 4, .src = "203.0.113.1", .dst = (d), .proto = (p),           \
@@ -696,5 +699,6 @@ static const struct rule_case rule_cases[] = {
 };
 
 #define RULE_CASES (sizeof(rule_cases) / sizeof(rule_cases[0]))
+/* clang-format on */
 
 #endif /* L3X_RULE_CASES_H */

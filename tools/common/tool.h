@@ -31,6 +31,8 @@ struct tool {
 /* Defined by each tool with TOOL_DEFINE(). */
 extern const struct tool this_tool;
 
+/* A tool's this_tool. Tools keep their call out of clang-format
+ * ("clang-format off" around it), so that the usage reads as it prints. */
 #define TOOL_DEFINE(prog_, usage_, arg_status_)                                \
 	const struct tool this_tool = {                                        \
 		.prog = (prog_),                                               \

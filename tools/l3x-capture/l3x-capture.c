@@ -25,6 +25,7 @@
 #define BURST 64
 #define SPIN_ROUNDS 2000
 
+/* clang-format off */
 TOOL_DEFINE(PROG,
 	    "usage: " PROG " --iface IF --rule RULE [--rule RULE]... --write FILE|-\n"
 	    "       [--queue Q]... [--count N] [--seconds S] [--pin-dir DIR]\n"
@@ -32,6 +33,7 @@ TOOL_DEFINE(PROG,
 	    "       [--no-busy-poll] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'udp 192.0.2.0/24 9000'.\n",
 	    1);
+/* clang-format on */
 
 struct args {
 	struct link_args link;
@@ -66,11 +68,14 @@ static void parse_args(struct args *a, int argc, char **argv)
 	while ((c = tool_getopt(argc, argv, "i:q:r:w:c:s:p:h", opts)) != -1) {
 		if (link_opt(&a->link, c, optarg))
 			continue;
+		/* One line an option, as in the tools. */
+		/* clang-format off */
 		switch (c) {
 		case 'w': a->write = optarg; break;
 		case 'c': a->count = parse_uint("--count", optarg, 0, UINT64_MAX); break;
 		case 's': a->seconds = parse_uint("--seconds", optarg, 0, UINT64_MAX); break;
 		}
+		/* clang-format on */
 	}
 	if (optind < argc)
 		die("'%s': unexpected argument (rules go after --rule)", argv[optind]);

@@ -18,6 +18,7 @@
 #define PROG "l3x-ctl"
 #define MAX_LIST 4096
 
+/* clang-format off */
 TOOL_DEFINE(PROG,
 	    "usage: " PROG " [--pin-dir DIR] stats [--json]\n"
 	    "       " PROG " [--pin-dir DIR] watch\n"
@@ -26,9 +27,12 @@ TOOL_DEFINE(PROG,
 	    "       " PROG " [--pin-dir DIR] del RULE...\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', one argument each.\n",
 	    1);
+/* clang-format on */
 
 enum cmd { CMD_STATS, CMD_WATCH, CMD_RULES, CMD_ADD, CMD_DEL };
 
+/* A name to a line; the formatter would pack them in columns. */
+/* clang-format off */
 static const struct name_value cmds[] = {
 	{ "stats", CMD_STATS },
 	{ "watch", CMD_WATCH },
@@ -37,6 +41,7 @@ static const struct name_value cmds[] = {
 	{ "del", CMD_DEL },
 	{ NULL },
 };
+/* clang-format on */
 
 static int cmd_rules(struct l3x_ctl *ctl)
 {

@@ -137,6 +137,7 @@ struct server {
 	char fail[200];		/* first error a worker hit */
 };
 
+/* clang-format off */
 TOOL_DEFINE(PROG,
 	    "usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
 	    "       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
@@ -145,6 +146,7 @@ TOOL_DEFINE(PROG,
 	    "       [--abort-after BYTES] [--seconds S] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",
 	    1);
+/* clang-format on */
 
 /* ------------------------------------------------------------ arguments */
 
@@ -245,6 +247,8 @@ static void check_args(const struct args *a)
 /* The options that take a number. */
 static void parse_number(struct args *a, int c, const char *s)
 {
+	/* One line an option, as in the tools. */
+	/* clang-format off */
 	switch (c) {
 	case 'w':
 		a->workers = parse_uint("--workers", s, 0, MAX_WORKERS);
@@ -274,6 +278,7 @@ static void parse_number(struct args *a, int c, const char *s)
 		break;
 	case 's': a->seconds = parse_uint("--seconds", s, 0, 1u << 30); break;
 	}
+	/* clang-format on */
 }
 
 static void parse_args(struct args *a, int argc, char **argv)
@@ -299,12 +304,15 @@ static void parse_args(struct args *a, int argc, char **argv)
 	while ((c = tool_getopt(argc, argv, "i:q:r:w:s:p:h", opts)) != -1) {
 		if (link_opt(&a->link, c, optarg))
 			continue;
+		/* One line an option, as in the tools. */
+		/* clang-format off */
 		switch (c) {
 		case 't': a->tun = optarg; break;
 		case 'M': parse_mode(a, optarg); break;
 		case 'd': add_dns(a, optarg); break;
 		default: parse_number(a, c, optarg); break;
 		}
+		/* clang-format on */
 	}
 	if (optind < argc)
 		die("'%s': unexpected argument (rules go after --rule)", argv[optind]);

@@ -99,6 +99,7 @@ struct worker {
 	int err; /* errno of the error that stopped it */
 };
 
+/* clang-format off */
 TOOL_DEFINE(PROG,
 	    "usage: " PROG " --iface IF --dst-mac MAC --src IP --dst IP\n"
 	    "       --dport PORT [--size BYTES] [--seconds S | --count N]\n"
@@ -107,6 +108,7 @@ TOOL_DEFINE(PROG,
 	    "BYTES is the frame size on the wire, FCS included: 64 sends\n"
 	    "60-byte frames, 1518 sends 1514-byte frames (1500-byte IP packets).\n",
 	    1);
+/* clang-format on */
 
 /* ------------------------------------------------------------ arguments */
 

@@ -98,6 +98,7 @@ struct sworker {
 };
 
 /* Bad arguments exit 2, so scripts tell them from a failed run (1). */
+/* clang-format off */
 TOOL_DEFINE(PROG,
 	    "usage: " PROG " --mode echo|discard|http --port P [--port P]...\n"
 	    "       [--workers N] [--cpu LIST] [--processes N] [--transparent]\n"
@@ -105,6 +106,7 @@ TOOL_DEFINE(PROG,
 	    "Listens on the wildcard address, IPv4 and IPv6; give the namespace a\n"
 	    "local route (ip route add local PREFIX dev lo) to serve a prefix.\n",
 	    2);
+/* clang-format on */
 
 /* ------------------------------------------------------------ arguments */
 

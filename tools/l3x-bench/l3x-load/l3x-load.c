@@ -9,8 +9,9 @@
  * connection sends is a pseudo-random byte stream of its own seed, a pure
  * function of (seed, offset) read from a shared table, so what comes back
  * is checked as it arrives without a copy kept; rr, crr and hold requests
- * are slices of the same stream. Latencies go to a log-linear histogram per thread (32 steps per
- * power of two: under 3% error, fixed size), merged at the end.
+ * are slices of the same stream. Latencies go to a log-linear histogram
+ * per thread (32 steps per power of two: under 3% error, fixed size),
+ * merged at the end.
  *
  * Connections are opened before the clock starts (except crr, where the
  * opening is what is measured); a barrier starts every thread together.
@@ -65,6 +66,8 @@
 
 enum mode { M_BULK, M_CRR, M_RR, M_UDP_RR, M_HOLD };
 
+/* A name to a line; the formatter would pack them in columns. */
+/* clang-format off */
 static const struct name_value modes[] = {
 	{"bulk", M_BULK},
 	{"crr", M_CRR},
@@ -73,6 +76,7 @@ static const struct name_value modes[] = {
 	{"hold", M_HOLD},
 	{NULL},
 };
+/* clang-format on */
 
 struct dst {
 	union {
@@ -103,6 +107,7 @@ struct args {
 /* ------------------------------------------------------------ usage */
 
 /* Bad arguments exit 2, so scripts tell them from a failed run (1). */
+/* clang-format off */
 TOOL_DEFINE(PROG,
 	    "usage: " PROG " MODE --dst ADDR[/LEN] --port P [--addrs N] [--conns N]\n"
 	    "       [--seconds S] [--threads N] [--cpu LIST] [--seed N] [--json]\n"
@@ -116,6 +121,7 @@ TOOL_DEFINE(PROG,
 	    "          hold idle connections open, checking that a sample still\n"
 	    "          echoes (and, --check-all, every one of them at the end)\n",
 	    2);
+/* clang-format on */
 
 /* ------------------------------------------------------------ time */
 
@@ -336,6 +342,8 @@ static void parse_mode(struct args *a, const char *s)
 
 static void parse_opt(struct args *a, int c)
 {
+	/* One line an option, as in the tools. */
+	/* clang-format off */
 	switch (c) {
 	case 'd': parse_dst(a, optarg); break;
 	case 'A': a->addrs = parse_uint("--addrs", optarg, 1, MAX_ADDRS); break;
@@ -377,6 +385,7 @@ static void parse_opt(struct args *a, int c)
 	case 'j': a->json = true; break;
 	case 'q': a->quiet = true; break;
 	}
+	/* clang-format on */
 }
 
 /* The open-file limit decides how many connections one process holds. */
