@@ -24,16 +24,16 @@
 
 #include <linux/types.h>
 
-#define L3X_MAX_RULES		4096	/* l3x_rules entries */
-#define L3X_MAX_PREFIXES	4096	/* entries per LPM trie */
-#define L3X_MAX_RANGES		32	/* port ranges per prefix entry */
-#define L3X_MAX_QUEUES		256	/* l3x_xsks entries */
-#define L3X_MAX_FRAGS		8192	/* l3x_frags entries */
+#define L3X_MAX_RULES	 4096 /* l3x_rules entries */
+#define L3X_MAX_PREFIXES 4096 /* entries per LPM trie */
+#define L3X_MAX_RANGES	 32   /* port ranges per prefix entry */
+#define L3X_MAX_QUEUES	 256  /* l3x_xsks entries */
+#define L3X_MAX_FRAGS	 8192 /* l3x_frags entries */
 
 /* Protocol numbers as on the wire; L3X_P_ANY matches every protocol. */
-#define L3X_P_ANY	0
-#define L3X_P_TCP	6
-#define L3X_P_UDP	17
+#define L3X_P_ANY 0
+#define L3X_P_TCP 6
+#define L3X_P_UDP 17
 
 /* Counters. Every frame the program sees adds one to exactly one of the
  * first four, so their sum is the number of frames seen. (Not formatted:
@@ -53,8 +53,8 @@ enum l3x_cnt {
  * IPv4 address in addr[0..3] with the rest zero. Ports in host order;
  * "any port" is 0-65535. */
 struct l3x_rule_key {
-	__u8 family;		/* 4 or 6 */
-	__u8 proto;		/* L3X_P_* */
+	__u8 family; /* 4 or 6 */
+	__u8 proto;  /* L3X_P_* */
 	__u8 prefix_len;
 	__u8 pad;
 	__u16 port_lo;
@@ -74,28 +74,28 @@ struct l3x_lpm6_key {
 };
 
 struct l3x_range {
-	__u8 proto;		/* L3X_P_* */
+	__u8 proto; /* L3X_P_* */
 	__u8 pad;
-	__u16 lo;		/* host order, inclusive */
+	__u16 lo; /* host order, inclusive */
 	__u16 hi;
 	__u16 pad2;
 };
 
 /* Value of both tries. */
 struct l3x_lpm_val {
-	__u32 count;		/* used entries of r[] */
+	__u32 count; /* used entries of r[] */
 	__u32 pad;
 	struct l3x_range r[L3X_MAX_RANGES];
 };
 
 /* l3x_frags key: identifies the datagram a fragment belongs to. */
 struct l3x_frag_key {
-	__u8 family;		/* 4 or 6 */
-	__u8 proto;		/* IPv4 protocol; IPv6: the fragment header's
-				 * next header (the same in every fragment) */
+	__u8 family; /* 4 or 6 */
+	__u8 proto;  /* IPv4 protocol; IPv6: the fragment header's
+		      * next header (the same in every fragment) */
 	__u16 pad;
-	__u32 id;		/* host order: IPv4 id (zero-extended) or IPv6
-				 * fragment id */
+	__u32 id; /* host order: IPv4 id (zero-extended) or IPv6
+		   * fragment id */
 	__u8 src[16];
 	__u8 dst[16];
 };

@@ -26,10 +26,10 @@ struct l3x_capture {
 	int ifindex;
 	int nqueues;
 	struct l3x_steer *steer;
-	struct l3x_xsk_cfg xcfg;	/* template for handles */
+	struct l3x_xsk_cfg xcfg; /* template for handles */
 	unsigned nhandles;
 	uint8_t open_queues[L3X_MAX_QUEUES / 8];
-	struct l3x_ruleset *rules;	/* added by us: removed on close */
+	struct l3x_ruleset *rules; /* added by us: removed on close */
 };
 
 struct l3x_capture_handle {
@@ -56,7 +56,9 @@ static int ethtool_rx_queues(const char *ifname)
 		return 0;
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
 	ifr.ifr_data = (void *)&ch;
-	n = ioctl(fd, SIOCETHTOOL, &ifr) ? 0 : (int)(ch.rx_count + ch.combined_count);
+	n = ioctl(fd, SIOCETHTOOL, &ifr)
+		    ? 0
+		    : (int)(ch.rx_count + ch.combined_count);
 	close(fd);
 	return n;
 }

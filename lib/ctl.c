@@ -62,7 +62,7 @@ int l3x_ctl__rules(struct l3x_ctl *ctl, struct l3x_rule *out, uint32_t *refs,
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(ctl->maps.rules, &key, &ref))
-			continue;	/* removed meanwhile */
+			continue; /* removed meanwhile */
 		if (n < max) {
 			l3x_rule_from_key(&key, &out[n]);
 			if (refs)

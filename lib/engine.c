@@ -30,7 +30,7 @@
 
 #include "engine.h"
 
-static struct l3x_stack *the_stack;	/* one per process: lwIP's globals */
+static struct l3x_stack *the_stack; /* one per process: lwIP's globals */
 static pthread_mutex_t the_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool lwip_ready;
 
@@ -287,9 +287,8 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 		goto err_netif;
 	/* The XDP program matches in the steering maps; the other sources
 	 * match in software. */
-	st->rules = l3x_ruleset_open(st->steer ? l3x_steer_maps(st->steer)
-					       : NULL,
-				     &st->epoch);
+	st->rules = l3x_ruleset_open(
+		st->steer ? l3x_steer_maps(st->steer) : NULL, &st->epoch);
 	if (!st->rules) {
 		err = -ENOMEM;
 		goto err_link;
@@ -336,16 +335,17 @@ int l3x_stack__del_rule(struct l3x_stack *st, const struct l3x_rule *rule)
  * held for streams. */
 static void publish_counters(struct l3x_stack *st)
 {
-#define BAD(p) ((uint64_t)lwip_stats.p.chkerr + lwip_stats.p.lenerr + \
-		lwip_stats.p.proterr + lwip_stats.p.opterr)
-	uint64_t n = BAD(ip) + BAD(ip6) + BAD(tcp) + BAD(udp) +
-		     BAD(ip_frag) + BAD(ip6_frag);
+#define BAD(p)                                                                 \
+	((uint64_t)lwip_stats.p.chkerr + lwip_stats.p.lenerr +                 \
+	 lwip_stats.p.proterr + lwip_stats.p.opterr)
+	uint64_t n = BAD(ip) + BAD(ip6) + BAD(tcp) + BAD(udp) + BAD(ip_frag) +
+		     BAD(ip6_frag);
 #undef BAD
 
 	atomic_store_explicit(&st->stats.v[STAT(rx_bad)], n,
 			      memory_order_relaxed);
-	atomic_store_explicit(&st->stats.v[STAT(buffered_bytes)],
-			      st->buffered, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(buffered_bytes)], st->buffered,
+			      memory_order_relaxed);
 }
 
 /*
@@ -517,8 +517,8 @@ int l3x_stack__close(struct l3x_stack *st)
 		st->link->ops->flush(st->link);
 	l3x_ruleset_close(st->rules);
 	st->link->ops->close(st->link);
-	l3x_steer_close(st->steer);	/* after the link: its sockets are in
-					 * the program's XSKMAP */
+	l3x_steer_close(st->steer); /* after the link: its sockets are in
+				     * the program's XSKMAP */
 	pthread_mutex_lock(&the_lock);
 	netif_remove(&st->netif);
 	the_stack = NULL;

@@ -30,13 +30,13 @@
 #include "l3x_internal.h"
 #include "link.h"
 
-#define L3X_TCP_WND_MAX		(1024 * 1024)	/* lwipopts.h TCP_WND */
+#define L3X_TCP_WND_MAX (1024 * 1024) /* lwipopts.h TCP_WND */
 
 /* ------------------------------------------------------------ the stack */
 
 /* Bound UDP sockets: an immutable array replaced whole under wlock. */
 struct l3x_bound_set {
-	struct l3x_retired retired;	/* first: see epoch.h */
+	struct l3x_retired retired; /* first: see epoch.h */
 	size_t n;
 	struct l3x_stream *s[];
 };
@@ -61,17 +61,17 @@ struct l3x_stack {
 	 * workers, read by the engine slot by slot (acquire) */
 	pthread_mutex_t wlock;
 	struct l3x_worker *_Atomic workers[L3X_MAX_WORKERS];
-	unsigned rr;			/* engine: next worker for a flow */
+	unsigned rr; /* engine: next worker for a flow */
 	uint32_t ring_size;
-	const struct l3x_flow_ops *flow_ops[2];	/* by enum l3x_flow_kind */
+	const struct l3x_flow_ops *flow_ops[2]; /* by enum l3x_flow_kind */
 
 	/* engine thread */
 	pthread_t thread;
 	bool started;
 	_Atomic bool stop;
-	struct l3x_epoch epoch;		/* turns, and what waits for them */
-	uint32_t next_reap;		/* sys_now() ms: lingering, zombies */
-	uint64_t buffered;		/* engine's count of buffered bytes */
+	struct l3x_epoch epoch; /* turns, and what waits for them */
+	uint32_t next_reap;	/* sys_now() ms: lingering, zombies */
+	uint64_t buffered;	/* engine's count of buffered bytes */
 	uint64_t streams_alive;
 
 	/* what this stack added, and the software matcher for the TUN and
@@ -81,10 +81,10 @@ struct l3x_stack {
 	/* UDP */
 	struct udp_pcb *udp_pcb;
 	uint32_t udp_idle_ms, udp_queue;
-	struct l3x_stream **udp_tab;	/* flow table, chained */
+	struct l3x_stream **udp_tab; /* flow table, chained */
 	uint32_t udp_mask;
 	struct l3x_stream *lru_head, *lru_tail;
-	struct l3x_bound_set *_Atomic bound;	/* replaced under wlock */
+	struct l3x_bound_set *_Atomic bound; /* replaced under wlock */
 
 	/* XDP source */
 	struct l3x_steer *steer;
@@ -99,13 +99,14 @@ struct l3x_stack {
 static inline void stat_add(struct l3x_stack *st, size_t idx, uint64_t n)
 {
 	/* Relaxed: a counter; only the engine thread writes it. */
-	atomic_store_explicit(&st->stats.v[idx],
-			      atomic_load_explicit(&st->stats.v[idx],
-						   memory_order_relaxed) + n,
-			      memory_order_relaxed);
+	atomic_store_explicit(
+		&st->stats.v[idx],
+		atomic_load_explicit(&st->stats.v[idx], memory_order_relaxed) +
+			n,
+		memory_order_relaxed);
 }
 #define STAT_ADD(st, field, n) stat_add((st), STAT(field), (n))
-#define STAT_INC(st, field) stat_add((st), STAT(field), 1)
+#define STAT_INC(st, field)    stat_add((st), STAT(field), 1)
 
 /* A link's output: @len bytes sent (@err 0) or dropped. */
 static inline void l3x_count_tx(struct l3x_stack *st, int err, size_t len)

@@ -26,12 +26,12 @@
  * it is freed with free() on this member's address. */
 struct l3x_retired {
 	struct l3x_retired *next;
-	uint64_t epoch;			/* the counter when retired */
+	uint64_t epoch; /* the counter when retired */
 };
 
 struct l3x_epoch {
-	_Atomic uint64_t turn;		/* odd while the engine runs a turn */
-	pthread_mutex_t lock;		/* writers: the retired list */
+	_Atomic uint64_t turn; /* odd while the engine runs a turn */
+	pthread_mutex_t lock;  /* writers: the retired list */
 	struct l3x_retired *retired;
 };
 

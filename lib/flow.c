@@ -87,8 +87,9 @@ static void free_data(struct l3x_stack *st, struct l3x_stream *s)
 		p = pn;
 	}
 	s->rx_reclaim = s->rx_last = NULL;
-	c = s->tx_cur ? s->tx_cur : atomic_load_explicit(&s->tx_first,
-							 memory_order_acquire);
+	c = s->tx_cur
+		    ? s->tx_cur
+		    : atomic_load_explicit(&s->tx_first, memory_order_acquire);
 	while (c) {
 		cn = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
 		free(c);
@@ -118,7 +119,7 @@ static void forget(struct l3x_stack *st, struct l3x_stream *s)
 void l3x_flow_release(struct l3x_stream *s)
 {
 	if (s->eflags & EF_TODO) {
-		s->eflags |= EF_RELEASE;	/* reap_todo() finishes it */
+		s->eflags |= EF_RELEASE; /* reap_todo() finishes it */
 		return;
 	}
 	forget(s->w->st, s);
@@ -160,7 +161,7 @@ struct l3x_chunk *l3x_flow_tx_next(struct l3x_stream *s, uint32_t past)
 		next = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
 		if (!next)
 			return NULL;
-		free(c);	/* the app links only through the last */
+		free(c); /* the app links only through the last */
 		s->tx_cur = next;
 	}
 }
@@ -204,7 +205,7 @@ void l3x_flow_kick(struct l3x_stack *st)
 		if (atomic_exchange(&w->armed, 0)) {
 			atomic_store(&w->kicked, 1);
 			if (write(w->efd, &one, sizeof(one)) < 0)
-				continue;	/* counter full: already readable */
+				continue; /* counter full: already readable */
 		}
 	}
 }
@@ -219,7 +220,8 @@ struct l3x_worker *l3x_flow_pick_worker(struct l3x_stack *st)
 		struct l3x_worker *w = atomic_load_explicit(
 			&st->workers[slot], memory_order_acquire);
 
-		if (!w || atomic_load_explicit(&w->closing, memory_order_relaxed))
+		if (!w ||
+		    atomic_load_explicit(&w->closing, memory_order_relaxed))
 			continue;
 		if (w->offered - atomic_load_explicit(&w->accepted,
 						      memory_order_relaxed) >=

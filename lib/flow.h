@@ -31,32 +31,32 @@
 #include "l3x_internal.h"
 #include "ring.h"
 
-#define L3X_MAX_WORKERS		64
+#define L3X_MAX_WORKERS 64
 
 /* ------------------------------------------------------------ streams */
 
 /* A chunk of written data, app -> engine. */
 struct l3x_chunk {
-	struct l3x_chunk *next;		/* atomic: written by the app */
+	struct l3x_chunk *next; /* atomic: written by the app */
 	uint32_t len;
-	uint32_t off;			/* engine: bytes given to lwIP */
+	uint32_t off; /* engine: bytes given to lwIP */
 	uint8_t data[];
 };
 
 /* Stream state bits, engine -> app (s->state). */
-#define ST_EOF		0x1u	/* FIN received: after the data, read gives 0 */
-#define ST_ERROR	0x2u	/* reset or failed: s->err */
-#define ST_GONE		0x4u	/* the engine has let go of the pcb */
+#define ST_EOF	 0x1u /* FIN received: after the data, read gives 0 */
+#define ST_ERROR 0x2u /* reset or failed: s->err */
+#define ST_GONE	 0x4u /* the engine has let go of the pcb */
 
 /* Requests, app -> engine (s->req). */
-#define REQ_SHUTDOWN	0x1u
-#define REQ_CLOSE	0x2u
-#define REQ_ABORT	0x4u
-#define REQ_NODELAY	0x8u
-#define REQ_DELAY	0x10u
-#define REQ_RXBUF	0x20u
-#define REQ_DATA	0x40u	/* read or wrote: reclaim, reopen, push */
-#define REQ_QUEUED	0x80000000u /* in the worker's engine ring */
+#define REQ_SHUTDOWN 0x1u
+#define REQ_CLOSE    0x2u
+#define REQ_ABORT    0x4u
+#define REQ_NODELAY  0x8u
+#define REQ_DELAY    0x10u
+#define REQ_RXBUF    0x20u
+#define REQ_DATA     0x40u	 /* read or wrote: reclaim, reopen, push */
+#define REQ_QUEUED   0x80000000u /* in the worker's engine ring */
 
 struct l3x_stream {
 	/* ---- set at creation, then read-only */
@@ -64,115 +64,114 @@ struct l3x_stream {
 	uint8_t kind;			/* enum l3x_flow_kind */
 	bool bound;			/* UDP: a bound socket, no client */
 	uint8_t family;			/* 4 or 6 */
-	uint16_t client_port, dst_port;	/* host order */
+	uint16_t client_port, dst_port; /* host order */
 	uint8_t client_addr[16], dst_addr[16];
 
 	/* ---- shared */
-	struct pbuf *_Atomic rx_first;	/* engine: first chain, once */
+	struct pbuf *_Atomic rx_first;	    /* engine: first chain, once */
 	struct l3x_chunk *_Atomic tx_first; /* app: first chunk, once */
-	_Atomic uint32_t state;		/* ST_*, engine sets */
-	_Atomic int err;		/* -errno with ST_ERROR */
-	_Atomic uint64_t rx_read;	/* app: bytes read */
-	_Atomic uint64_t rx_done;	/* app: chains read to their end */
-	_Atomic uint64_t tx_acked;	/* engine: bytes the client acked */
-	_Atomic uint32_t req;		/* REQ_*, app sets, engine takes all;
-					 * REQ_QUEUED guards the ring push, so
-					 * a request and its push are one
-					 * atomic step and the app need not
-					 * touch the stream after it */
-	_Atomic uint32_t rx_buf_req;	/* with REQ_RXBUF */
-	_Atomic uint32_t want_write;	/* app saw -EAGAIN on write */
-	_Atomic uint8_t in_app_q;	/* in the worker's app ring */
+	_Atomic uint32_t state;		    /* ST_*, engine sets */
+	_Atomic int err;		    /* -errno with ST_ERROR */
+	_Atomic uint64_t rx_read;	    /* app: bytes read */
+	_Atomic uint64_t rx_done;	    /* app: chains read to their end */
+	_Atomic uint64_t tx_acked;	    /* engine: bytes the client acked */
+	_Atomic uint32_t req;	     /* REQ_*, app sets, engine takes all;
+				      * REQ_QUEUED guards the ring push, so
+				      * a request and its push are one
+				      * atomic step and the app need not
+				      * touch the stream after it */
+	_Atomic uint32_t rx_buf_req; /* with REQ_RXBUF */
+	_Atomic uint32_t want_write; /* app saw -EAGAIN on write */
+	_Atomic uint8_t in_app_q;    /* in the worker's app ring */
 
 	/* ---- engine thread only */
 	struct tcp_pcb *pcb;
-	struct pbuf *rx_last;		/* last chain appended */
-	struct pbuf *rx_reclaim;	/* oldest chain not freed */
-	uint64_t rx_reclaimed;		/* chains freed */
-	uint64_t rx_delivered;		/* bytes appended */
-	uint64_t rx_recved;		/* bytes the window reopened for */
-	uint32_t rx_wnd_owed;		/* window to open as memory allows */
+	struct pbuf *rx_last;	 /* last chain appended */
+	struct pbuf *rx_reclaim; /* oldest chain not freed */
+	uint64_t rx_reclaimed;	 /* chains freed */
+	uint64_t rx_delivered;	 /* bytes appended */
+	uint64_t rx_recved;	 /* bytes the window reopened for */
+	uint32_t rx_wnd_owed;	 /* window to open as memory allows */
 	uint32_t rx_buf;
-	struct l3x_chunk *tx_cur;	/* chunk being sent */
-	uint64_t tx_queued;		/* bytes handed to lwIP */
-	uint32_t eflags;		/* EF_* */
-	uint32_t linger_deadline;	/* sys_now() ms, with EF_LINGER */
-	struct l3x_stream *e_prev, *e_next;	/* the worker's streams */
-	struct l3x_stream *z_next;		/* zombie or linger list */
-	struct l3x_stream **z_pprev;		/* linger list only */
-	struct l3x_stream *t_next;		/* todo list */
+	struct l3x_chunk *tx_cur;	    /* chunk being sent */
+	uint64_t tx_queued;		    /* bytes handed to lwIP */
+	uint32_t eflags;		    /* EF_* */
+	uint32_t linger_deadline;	    /* sys_now() ms, with EF_LINGER */
+	struct l3x_stream *e_prev, *e_next; /* the worker's streams */
+	struct l3x_stream *z_next;	    /* zombie or linger list */
+	struct l3x_stream **z_pprev;	    /* linger list only */
+	struct l3x_stream *t_next;	    /* todo list */
 	/* UDP */
 	struct l3x_stream *h_next;		/* flow table chain */
-	struct l3x_stream *lru_prev, *lru_next;	/* idle order */
+	struct l3x_stream *lru_prev, *lru_next; /* idle order */
 	uint32_t last_active;			/* sys_now() ms */
 	uint64_t rx_dgrams;			/* datagrams delivered */
 	uint64_t tx_sent;			/* datagrams taken */
 
 	/* ---- owner (application) thread only */
-	struct pbuf *rx_chain;		/* chain being read */
-	struct pbuf *rx_p;		/* pbuf of it being read */
+	struct pbuf *rx_chain; /* chain being read */
+	struct pbuf *rx_p;     /* pbuf of it being read */
 	uint32_t rx_off;
 	uint64_t rx_nread, rx_ndone;
 	struct l3x_chunk *tx_last;
 	uint64_t tx_written;
 	uint32_t tx_buf;
-	uint32_t rx_buf_app;		/* L3X_STREAM_RX_BUF as last set */
-	uint32_t aflags;		/* AF_* */
+	uint32_t rx_buf_app; /* L3X_STREAM_RX_BUF as last set */
+	uint32_t aflags;     /* AF_* */
 	void *user;
-	struct l3x_stream *accept_next;	/* accept queue */
-	struct l3x_stream *r_prev, *r_next;	/* ready list */
-	struct l3x_stream *b_next;		/* worker's bound sockets */
+	struct l3x_stream *accept_next;	    /* accept queue */
+	struct l3x_stream *r_prev, *r_next; /* ready list */
+	struct l3x_stream *b_next;	    /* worker's bound sockets */
 };
 
 /* eflags */
-#define EF_APP_DONE	0x1u	/* the app closed or aborted it */
-#define EF_CLOSING	0x2u	/* close requested: flush, then FIN */
-#define EF_SHUT_PENDING	0x4u	/* shutdown requested: flush, then FIN */
+#define EF_APP_DONE	0x1u /* the app closed or aborted it */
+#define EF_CLOSING	0x2u /* close requested: flush, then FIN */
+#define EF_SHUT_PENDING 0x4u /* shutdown requested: flush, then FIN */
 #define EF_SHUT_DONE	0x8u
-#define EF_LINGER	0x10u	/* on the linger list */
-#define EF_ZOMBIE	0x20u	/* waiting for the app ring to let go */
-#define EF_TODO		0x40u	/* on the todo list */
-#define EF_RELEASE	0x80u	/* release when taken off the todo list */
-#define EF_HASHED	0x100u	/* UDP: in the flow table and idle list */
-#define EF_LINKED	0x200u	/* on the worker's stream list */
+#define EF_LINGER	0x10u  /* on the linger list */
+#define EF_ZOMBIE	0x20u  /* waiting for the app ring to let go */
+#define EF_TODO		0x40u  /* on the todo list */
+#define EF_RELEASE	0x80u  /* release when taken off the todo list */
+#define EF_HASHED	0x100u /* UDP: in the flow table and idle list */
+#define EF_LINKED	0x200u /* on the worker's stream list */
 
 /* aflags */
-#define AF_ACCEPTED	0x1u
-#define AF_SHUT		0x2u
-#define AF_CLOSED	0x4u
-#define AF_QUEUED	0x8u	/* on the accept queue */
-#define AF_READY	0x10u	/* on the ready list */
-#define AF_WANTW	0x20u	/* write said -EAGAIN: report WRITABLE */
-#define AF_NODELAY	0x40u
+#define AF_ACCEPTED 0x1u
+#define AF_SHUT	    0x2u
+#define AF_CLOSED   0x4u
+#define AF_QUEUED   0x8u  /* on the accept queue */
+#define AF_READY    0x10u /* on the ready list */
+#define AF_WANTW    0x20u /* write said -EAGAIN: report WRITABLE */
+#define AF_NODELAY  0x40u
 
 /* ------------------------------------------------------------ workers */
 
 struct l3x_worker {
 	struct l3x_stack *st;
-	struct l3x_ring *to_app;	/* streams with news, engine -> app */
-	struct l3x_ring *to_eng;	/* streams with requests, app -> engine */
-	int efd;			/* eventfd */
-	_Atomic uint32_t armed;		/* app is about to sleep: kick it */
-	_Atomic uint32_t kicked;	/* eventfd written, not yet drained */
-	_Atomic uint32_t closing;	/* app closed the handle */
-	_Atomic uint64_t accepted;	/* app: streams accepted */
+	struct l3x_ring *to_app;   /* streams with news, engine -> app */
+	struct l3x_ring *to_eng;   /* streams with requests, app -> engine */
+	int efd;		   /* eventfd */
+	_Atomic uint32_t armed;	   /* app is about to sleep: kick it */
+	_Atomic uint32_t kicked;   /* eventfd written, not yet drained */
+	_Atomic uint32_t closing;  /* app closed the handle */
+	_Atomic uint64_t accepted; /* app: streams accepted */
 
 	/* engine only */
-	uint64_t offered;		/* streams pushed as new */
-	struct l3x_stream *streams;	/* all streams of this worker */
-	struct l3x_stream *zombies;	/* released, still in to_app */
-	struct l3x_stream *lingering;	/* closing, data not yet in lwIP */
-	struct l3x_stream *todo;	/* to finish outside lwIP callbacks */
-	bool pushed;			/* pushed to to_app this turn */
+	uint64_t offered;	      /* streams pushed as new */
+	struct l3x_stream *streams;   /* all streams of this worker */
+	struct l3x_stream *zombies;   /* released, still in to_app */
+	struct l3x_stream *lingering; /* closing, data not yet in lwIP */
+	struct l3x_stream *todo;      /* to finish outside lwIP callbacks */
+	bool pushed;		      /* pushed to to_app this turn */
 	unsigned slot;
 
 	/* app only */
 	struct l3x_stream *acc_head, *acc_tail;
 	struct l3x_stream *ready_head, *ready_tail;
-	struct l3x_stream *udp_head, *udp_tail;	/* UDP accept queue */
+	struct l3x_stream *udp_head, *udp_tail; /* UDP accept queue */
 	struct l3x_stream *bound;		/* bound sockets */
 };
-
 
 /* ------------------------------------------------------------ flow ops */
 
@@ -250,8 +249,7 @@ L3X_HIDDEN struct pbuf *l3x_stream_rx_next(struct pbuf *p);
 /* TCP: bytes wait to be read. */
 L3X_HIDDEN bool l3x_stream_readable(struct l3x_stream *s);
 /* Link written chunk @c for the engine; the credit left under tx_buf. */
-L3X_HIDDEN void l3x_stream_tx_append(struct l3x_stream *s,
-				     struct l3x_chunk *c);
+L3X_HIDDEN void l3x_stream_tx_append(struct l3x_stream *s, struct l3x_chunk *c);
 L3X_HIDDEN uint64_t l3x_stream_tx_credit(struct l3x_stream *s);
 /* A sockaddr_in or sockaddr_in6 for @family, @a, @port into @sa of @sz
  * bytes; its length, or -ENOSPC. */

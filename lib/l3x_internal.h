@@ -32,16 +32,18 @@ L3X_HIDDEN void l3x_pr(enum l3x_print_level level, const char *fmt, ...)
 L3X_HIDDEN bool l3x_opts_valid(const void *opts, size_t our_sz);
 
 /* Does @opts (not NULL) have @field, by its sz? */
-#define L3X_OPT_HAS(opts, field)                                              \
-	((opts) && offsetof(__typeof__(*(opts)), field) +                     \
-			   sizeof((opts)->field) <= (opts)->sz)
+#define L3X_OPT_HAS(opts, field)                                               \
+	((opts) &&                                                             \
+	 offsetof(__typeof__(*(opts)), field) + sizeof((opts)->field) <=       \
+		 (opts)->sz)
 
 /* Field of @opts, or @def if @opts is NULL, too old to have it, or zero. */
-#define L3X_OPT(opts, field, def)                                             \
-	(((opts) && offsetof(__typeof__(*(opts)), field) +                    \
-			    sizeof((opts)->field) <= (opts)->sz &&            \
-	  (opts)->field)                                                      \
-		 ? (opts)->field                                              \
+#define L3X_OPT(opts, field, def)                                              \
+	(((opts) &&                                                            \
+	  offsetof(__typeof__(*(opts)), field) + sizeof((opts)->field) <=      \
+		  (opts)->sz &&                                                \
+	  (opts)->field)                                                       \
+		 ? (opts)->field                                               \
 		 : (def))
 
 /* --------------------------------------------------------------- rules.c */
@@ -73,12 +75,12 @@ L3X_HIDDEN int l3x_rules_build(const struct l3x_rule_key *rules, size_t n,
 
 /* fds of the steering maps. */
 struct l3x_maps {
-	int rules;	/* l3x_rules */
-	int lpm4;	/* l3x_lpm4 */
-	int lpm6;	/* l3x_lpm6 */
-	int xsks;	/* l3x_xsks */
-	int stats;	/* l3x_stats */
-	int frags;	/* l3x_frags */
+	int rules; /* l3x_rules */
+	int lpm4;  /* l3x_lpm4 */
+	int lpm6;  /* l3x_lpm6 */
+	int xsks;  /* l3x_xsks */
+	int stats; /* l3x_stats */
+	int frags; /* l3x_frags */
 };
 
 /*
@@ -121,12 +123,12 @@ L3X_HIDDEN int l3x_ruleset_del(struct l3x_ruleset *rs,
 L3X_HIDDEN void l3x_ruleset_close(struct l3x_ruleset *rs);
 
 enum l3x_verdict {
-	L3X_VERDICT_PASS,	/* no rule takes it */
-	L3X_VERDICT_MATCH,	/* a rule takes it */
-	L3X_VERDICT_MALFORMED,	/* cannot be parsed */
+	L3X_VERDICT_PASS,      /* no rule takes it */
+	L3X_VERDICT_MATCH,     /* a rule takes it */
+	L3X_VERDICT_MALFORMED, /* cannot be parsed */
 };
 
-#define L3X_MATCH_L2	0x1u	/* @pkt starts with an Ethernet header */
+#define L3X_MATCH_L2 0x1u /* @pkt starts with an Ethernet header */
 
 /*
  * l3x_ruleset_match() - the software rules' verdict on @pkt of @len bytes,
@@ -143,7 +145,7 @@ L3X_HIDDEN enum l3x_verdict l3x_ruleset_match(struct l3x_ruleset *rs,
 struct l3x_steer;
 
 struct l3x_steer_cfg {
-	const char *pin_dir;		/* NULL: default */
+	const char *pin_dir; /* NULL: default */
 	enum l3x_xdp_mode xdp_mode;
 };
 

@@ -16,8 +16,8 @@
 
 #include "l3x_internal.h"
 
-#define L3X_RX_BURST	64
-#define L3X_PKT_MAX	65535	/* largest IP packet */
+#define L3X_RX_BURST 64
+#define L3X_PKT_MAX  65535 /* largest IP packet */
 
 struct l3x_stack;
 struct l3x_link;
@@ -26,7 +26,7 @@ struct l3x_link;
  * packet; flush (optional) ends a burst of output; frames (optional)
  * counts UMEM frames; close frees the link. */
 struct l3x_link_ops {
-	int (*rx)(struct l3x_link *l);	/* packets handled, or 0 */
+	int (*rx)(struct l3x_link *l); /* packets handled, or 0 */
 	int (*output)(struct l3x_link *l, struct pbuf *p, const ip_addr_t *dst);
 	void (*flush)(struct l3x_link *l);
 	void (*frames)(struct l3x_link *l, struct l3x_frame_stats *fs);
@@ -42,8 +42,7 @@ struct l3x_link {
 };
 
 /* 0 if the XDP source's options are good for an MTU of @mtu, -EINVAL. */
-L3X_HIDDEN int l3x_link_xsk_check(const struct l3x_stack_opts *o,
-				  uint32_t mtu);
+L3X_HIDDEN int l3x_link_xsk_check(const struct l3x_stack_opts *o, uint32_t mtu);
 /* Sockets on the queues of @o, bound into the XSKMAP @xsks_fd of the
  * stack's steering program (in skb mode: @skb_mode). */
 L3X_HIDDEN struct l3x_link *l3x_link_xsk_open(struct l3x_stack *st,

@@ -14,13 +14,13 @@ struct link_cb {
 	struct l3x_link link;
 	l3x_output_fn_t fn;
 	void *ctx;
-	uint8_t buf[L3X_PKT_MAX];	/* a chained packet made whole */
+	uint8_t buf[L3X_PKT_MAX]; /* a chained packet made whole */
 };
 
 static int cb_rx(struct l3x_link *l)
 {
 	(void)l;
-	return 0;	/* packets arrive through l3x_stack__input() */
+	return 0; /* packets arrive through l3x_stack__input() */
 }
 
 static int cb_output(struct l3x_link *l, struct pbuf *p, const ip_addr_t *dst)

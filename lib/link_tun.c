@@ -21,7 +21,7 @@
 struct link_tun {
 	struct l3x_link link;
 	int fd;
-	uint8_t buf[L3X_PKT_MAX];	/* a packet read, or made whole */
+	uint8_t buf[L3X_PKT_MAX]; /* a packet read, or made whole */
 };
 
 static int tun_rx(struct l3x_link *l)

@@ -21,17 +21,17 @@
 #include "engine.h"
 #include "xsk.h"
 
-#define L2_MAX		22	/* Ethernet + two VLAN tags */
-#define ETH_P_IP_	0x0800
-#define ETH_P_IPV6_	0x86dd
-#define ETH_P_8021Q_	0x8100
-#define ETH_P_8021AD_	0x88a8
-#define XDP_PACKET_HEADROOM_ 256	/* the kernel's, before RX data */
+#define L2_MAX		     22 /* Ethernet + two VLAN tags */
+#define ETH_P_IP_	     0x0800
+#define ETH_P_IPV6_	     0x86dd
+#define ETH_P_8021Q_	     0x8100
+#define ETH_P_8021AD_	     0x88a8
+#define XDP_PACKET_HEADROOM_ 256 /* the kernel's, before RX data */
 
 struct l2_entry {
-	uint8_t family;		/* 0: empty */
+	uint8_t family; /* 0: empty */
 	uint8_t hlen;
-	uint16_t qi;		/* index into xsks */
+	uint16_t qi; /* index into xsks */
 	uint8_t addr[16];
 	uint8_t hdr[L2_MAX];
 };
@@ -42,12 +42,12 @@ struct link_xsk {
 	unsigned nxsk;
 	struct l2_entry *l2;
 	uint32_t l2_mask;
-	struct l2_entry last[2];	/* IPv4, IPv6 */
+	struct l2_entry last[2]; /* IPv4, IPv6 */
 };
 
 static uint32_t addr_hash(const uint8_t *a, unsigned n)
 {
-	uint32_t h = 2166136261u;	/* FNV-1a */
+	uint32_t h = 2166136261u; /* FNV-1a */
 	unsigned i;
 
 	for (i = 0; i < n; i++)
@@ -65,7 +65,8 @@ static unsigned l2_parse(const uint8_t *d, uint32_t len, uint8_t *family)
 		if (len < off + 2)
 			return 0;
 		type = (uint16_t)(d[off] << 8 | d[off + 1]);
-		if ((type == ETH_P_8021Q_ || type == ETH_P_8021AD_) && tags < 2) {
+		if ((type == ETH_P_8021Q_ || type == ETH_P_8021AD_) &&
+		    tags < 2) {
 			off += 4;
 			tags++;
 			continue;
@@ -94,7 +95,8 @@ static void l2_learn(struct link_xsk *lx, const uint8_t *d, unsigned hlen,
 	bool known = e->family == family && !memcmp(e->addr, src, alen);
 
 	if (known && e->hlen == hlen && !memcmp(e->hdr, d + 6, 6) &&
-	    !memcmp(e->hdr + 6, d, 6) && !memcmp(e->hdr + 12, d + 12, hlen - 12))
+	    !memcmp(e->hdr + 6, d, 6) &&
+	    !memcmp(e->hdr + 12, d + 12, hlen - 12))
 		return;
 	/* The queue is the first that brought the client, and stays: its
 	 * flows arrive spread over queues by RSS, and one flow's segments
@@ -106,12 +108,11 @@ static void l2_learn(struct link_xsk *lx, const uint8_t *d, unsigned hlen,
 	memcpy(e->addr, src, alen);
 	memcpy(e->hdr, d + 6, 6);		/* to the sender */
 	memcpy(e->hdr + 6, d, 6);		/* from us */
-	memcpy(e->hdr + 12, d + 12, hlen - 12);	/* same tags, type */
+	memcpy(e->hdr + 12, d + 12, hlen - 12); /* same tags, type */
 	*last = *e;
 }
 
-static const struct l2_entry *l2_find(struct link_xsk *lx,
-				      const ip_addr_t *dst)
+static const struct l2_entry *l2_find(struct link_xsk *lx, const ip_addr_t *dst)
 {
 	const uint8_t *a;
 	uint8_t family;
@@ -276,8 +277,7 @@ static int xsk_cfg(const struct l3x_stack_opts *o, uint32_t mtu,
 	};
 	if (mtu + L2_MAX > cfg->frame_size - XDP_PACKET_HEADROOM_ ||
 	    (cfg->frame_count & (cfg->frame_count - 1)) ||
-	    cfg->frame_count < 256 ||
-	    (cfg->ring_size & (cfg->ring_size - 1)) ||
+	    cfg->frame_count < 256 || (cfg->ring_size & (cfg->ring_size - 1)) ||
 	    cfg->bind_mode > L3X_BIND_ZEROCOPY)
 		return -EINVAL;
 	cfg->tx_frames = cfg->frame_count / 2;

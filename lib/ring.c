@@ -21,7 +21,7 @@ struct l3x_ring *l3x_ring_create(uint32_t count)
 	}
 	bytes = sizeof(*r) + (uint64_t)count * sizeof(r->slots[0]);
 	if (bytes > SIZE_MAX - L3X_RING_ALIGN) {
-		errno = ENOMEM;	/* only in a 32-bit address space */
+		errno = ENOMEM; /* only in a 32-bit address space */
 		return NULL;
 	}
 	/* aligned_alloc() wants a multiple of the alignment. */

@@ -25,24 +25,24 @@
 
 #include "l3x_internal.h"
 
-#define L3X_CACHE_LINE	64
+#define L3X_CACHE_LINE 64
 /* Each part of the ring owns an aligned pair of lines: Intel's adjacent
  * line prefetcher fetches lines in 128-byte pairs and would otherwise
  * drag the other side's line along (DPDK's RTE_CACHE_GUARD). */
-#define L3X_RING_ALIGN	(2 * L3X_CACHE_LINE)
+#define L3X_RING_ALIGN (2 * L3X_CACHE_LINE)
 
 struct l3x_ring {
 	/* read-only after l3x_ring_create() */
-	_Alignas(L3X_RING_ALIGN) uint32_t size;	/* entries it holds */
+	_Alignas(L3X_RING_ALIGN) uint32_t size; /* entries it holds */
 	uint32_t mask;				/* size - 1 */
 
 	/* written by the producer only */
-	_Alignas(L3X_RING_ALIGN) _Atomic uint32_t head;	/* next slot to fill */
-	uint32_t prod_tail;		/* tail as the producer last read it */
+	_Alignas(L3X_RING_ALIGN) _Atomic uint32_t head; /* next slot to fill */
+	uint32_t prod_tail; /* tail as the producer last read it */
 
 	/* written by the consumer only */
-	_Alignas(L3X_RING_ALIGN) _Atomic uint32_t tail;	/* next slot to take */
-	uint32_t cons_head;		/* head as the consumer last read it */
+	_Alignas(L3X_RING_ALIGN) _Atomic uint32_t tail; /* next slot to take */
+	uint32_t cons_head; /* head as the consumer last read it */
 
 	_Alignas(L3X_RING_ALIGN) uint64_t slots[];
 };
@@ -111,7 +111,7 @@ static inline unsigned l3x_ring_do_enqueue(struct l3x_ring *r,
 	if (n > room)
 		n = bulk ? 0 : room;
 	if (!n)
-		return 0;	/* no store: the consumer's copy stays valid */
+		return 0; /* no store: the consumer's copy stays valid */
 	for (i = 0; i < n; i++)
 		r->slots[(head + i) & r->mask] = objs[i];
 	/* Release: pairs with the acquire load of head in
@@ -145,9 +145,8 @@ static inline unsigned l3x_ring_do_dequeue(struct l3x_ring *r, uint64_t *objs,
  * l3x_ring_enqueue_burst_sp() - add as many of the @n entries @objs as
  * fit. Returns how many (0 when full). Producer thread only.
  */
-static inline unsigned l3x_ring_enqueue_burst_sp(struct l3x_ring *r,
-						 const uint64_t *objs,
-						 unsigned n)
+static inline unsigned
+l3x_ring_enqueue_burst_sp(struct l3x_ring *r, const uint64_t *objs, unsigned n)
 {
 	return l3x_ring_do_enqueue(r, objs, n, 0);
 }
@@ -156,9 +155,8 @@ static inline unsigned l3x_ring_enqueue_burst_sp(struct l3x_ring *r,
  * l3x_ring_enqueue_bulk_sp() - add all @n entries @objs, or none.
  * Returns @n or 0. Producer thread only.
  */
-static inline unsigned l3x_ring_enqueue_bulk_sp(struct l3x_ring *r,
-						const uint64_t *objs,
-						unsigned n)
+static inline unsigned
+l3x_ring_enqueue_bulk_sp(struct l3x_ring *r, const uint64_t *objs, unsigned n)
 {
 	return l3x_ring_do_enqueue(r, objs, n, 1);
 }

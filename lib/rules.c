@@ -44,12 +44,12 @@
 
 /* Passes of l3x_rules_sync() before it gives up on rules that keep
  * changing under it. */
-#define SYNC_PASSES	16
+#define SYNC_PASSES 16
 /* Keys read from one map walk before we call it a livelock: a concurrent
  * delete restarts the kernel's walk from the first key. */
-#define WALK_LIMIT	(1u << 20)
+#define WALK_LIMIT (1u << 20)
 /* Read-modify-write attempts on one reference count. */
-#define REF_TRIES	8
+#define REF_TRIES 8
 
 /* ------------------------------------------------------------ text */
 
@@ -70,8 +70,7 @@ static int fail(char *err, size_t err_sz, const char *fmt, ...)
 
 /* Split @text on blanks into at most @max tokens in @buf. Returns the
  * count, @max + 1 if there are more, or -1 if @text does not fit @buf. */
-static int tokenize(const char *text, char *buf, size_t sz, char **tok,
-		    int max)
+static int tokenize(const char *text, char *buf, size_t sz, char **tok, int max)
 {
 	size_t len = strlen(text);
 	char *p;
@@ -107,7 +106,7 @@ static int parse_num(const char *s, size_t len, unsigned long max,
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
 		v = v * 10 + (unsigned long)(s[i] - '0');
-		if (v > max)	/* also keeps v far from overflow */
+		if (v > max) /* also keeps v far from overflow */
 			return -1;
 	}
 	*out = v;
@@ -137,7 +136,7 @@ static bool clear_host_bits(uint8_t *addr, unsigned len, unsigned plen)
 	uint8_t mask;
 
 	for (i = 0; i < len; i++) {
-		keep = plen > 8 * i ? plen - 8 * i : 0;	/* bits kept here */
+		keep = plen > 8 * i ? plen - 8 * i : 0; /* bits kept here */
 		mask = (uint8_t)(0xff00 >> (keep < 8 ? keep : 8));
 		set |= (addr[i] & ~mask) != 0;
 		addr[i] &= mask;
@@ -177,9 +176,10 @@ static int parse_dst(struct l3x_rule *r, const char *s, char *err,
 	if (clear_host_bits(r->addr, max / 8, r->prefix_len)) {
 		inet_ntop(r->family == 4 ? AF_INET : AF_INET6, r->addr, canon,
 			  sizeof(canon));
-		return fail(err, err_sz,
-			    "destination '%s': host bits set past /%lu (did you mean %s/%lu?)",
-			    s, plen, canon, plen);
+		return fail(
+			err, err_sz,
+			"destination '%s': host bits set past /%lu (did you mean %s/%lu?)",
+			s, plen, canon, plen);
 	}
 	return 0;
 }
@@ -205,8 +205,8 @@ static int parse_ports(struct l3x_rule *r, const char *s, char *err,
 		return fail(err, err_sz, "port '%s': must be 0-65535",
 			    dash + 1);
 	if (lo > hi)
-		return fail(err, err_sz,
-			    "port range '%s': start is above end", s);
+		return fail(err, err_sz, "port range '%s': start is above end",
+			    s);
 	r->port_lo = (uint16_t)lo;
 	r->port_hi = (uint16_t)hi;
 	return 0;
@@ -625,7 +625,7 @@ static int read_trie(int fd, int family, struct l3x_prefix_entry **out,
 		/* An existing key's own entry is its longest match. */
 		err = bpf_map_lookup_elem(fd, &cur, &e[n].val);
 		if (err == -ENOENT)
-			continue;	/* deleted meanwhile */
+			continue; /* deleted meanwhile */
 		if (err)
 			goto out_free;
 		from_trie_key(family, &cur, &e[n++].key);
@@ -691,8 +691,8 @@ static int delete_stale(int fd, int family, const struct l3x_prefix_entry *e,
 	for (i = 0; i < nold; i++) {
 		if (find_entry(e, n, &old[i].key))
 			continue;
-		err = bpf_map_delete_elem(fd, to_trie_key(family, &old[i].key,
-							  &buf));
+		err = bpf_map_delete_elem(
+			fd, to_trie_key(family, &old[i].key, &buf));
 		if (err && err != -ENOENT && !ret)
 			ret = err;
 	}
@@ -884,17 +884,17 @@ int l3x_rules_del(const struct l3x_maps *m, const struct l3x_rule *r)
 
 /* The software rules: an immutable array replaced whole, retired by epoch. */
 struct rule_snap {
-	struct l3x_retired retired;	/* first: see epoch.h */
+	struct l3x_retired retired; /* first: see epoch.h */
 	size_t n;
 	struct l3x_rule r[];
 };
 
 struct l3x_ruleset {
-	const struct l3x_maps *maps;	/* steering maps; NULL: software */
-	struct l3x_epoch *ep;		/* software: retires old snapshots */
-	struct l3x_rule *own;		/* added here: removed on close */
+	const struct l3x_maps *maps; /* steering maps; NULL: software */
+	struct l3x_epoch *ep;	     /* software: retires old snapshots */
+	struct l3x_rule *own;	     /* added here: removed on close */
 	size_t nown, own_cap;
-	struct rule_snap *_Atomic snap;	/* software: what the matcher reads */
+	struct rule_snap *_Atomic snap; /* software: what the matcher reads */
 	struct l3x_frag_key *frags;	/* software: matched first fragments,
 					 * FRAG_SLOTS; the matcher's thread */
 };
@@ -916,8 +916,7 @@ struct l3x_ruleset *l3x_ruleset_open(const struct l3x_maps *maps,
 }
 
 /* Publish a copy of the snapshot with @r added or removed. */
-static int snap_swap(struct l3x_ruleset *rs, const struct l3x_rule *r,
-		     bool add)
+static int snap_swap(struct l3x_ruleset *rs, const struct l3x_rule *r, bool add)
 {
 	struct rule_snap *old = atomic_load(&rs->snap), *s;
 	size_t n = old ? old->n : 0, i;
@@ -1039,47 +1038,47 @@ void l3x_ruleset_close(struct l3x_ruleset *rs)
  *     a later fragment alone is taken only by an "ip" rule.
  */
 
-#define ETH_HDR_LEN	14
-#define ETH_P_IP_	0x0800
-#define ETH_P_IPV6_	0x86DD
-#define ETH_P_8021Q_	0x8100
-#define ETH_P_8021AD_	0x88A8
-#define IP_MF_		0x2000
-#define IP_OFFSET_	0x1FFF
-#define IP6_MF_		0x0001
-#define IP6_OFFSET_	0xFFF8
-#define MAX_VLAN_TAGS	2
-#define MAX_EXT_HDRS	6
-#define NH_HOPOPTS	0
-#define NH_TCP		6
-#define NH_UDP		17
-#define NH_ROUTING	43
-#define NH_FRAGMENT	44
-#define NH_AH		51
-#define NH_ICMPV6	58
-#define NH_DSTOPTS	60
-#define ICMP6_ND_FIRST	133	/* router solicitation */
-#define ICMP6_ND_LAST	137	/* redirect */
+#define ETH_HDR_LEN    14
+#define ETH_P_IP_      0x0800
+#define ETH_P_IPV6_    0x86DD
+#define ETH_P_8021Q_   0x8100
+#define ETH_P_8021AD_  0x88A8
+#define IP_MF_	       0x2000
+#define IP_OFFSET_     0x1FFF
+#define IP6_MF_	       0x0001
+#define IP6_OFFSET_    0xFFF8
+#define MAX_VLAN_TAGS  2
+#define MAX_EXT_HDRS   6
+#define NH_HOPOPTS     0
+#define NH_TCP	       6
+#define NH_UDP	       17
+#define NH_ROUTING     43
+#define NH_FRAGMENT    44
+#define NH_AH	       51
+#define NH_ICMPV6      58
+#define NH_DSTOPTS     60
+#define ICMP6_ND_FIRST 133 /* router solicitation */
+#define ICMP6_ND_LAST  137 /* redirect */
 /* First fragments remembered, as many as the program's l3x_frags holds. */
-#define FRAG_SLOTS	L3X_MAX_FRAGS
+#define FRAG_SLOTS L3X_MAX_FRAGS
 
 enum frag {
 	FRAG_NONE,
-	FRAG_FIRST,	/* offset 0, more to come: carries the L4 header */
-	FRAG_LATER,	/* offset != 0: no L4 header, so no ports */
+	FRAG_FIRST, /* offset 0, more to come: carries the L4 header */
+	FRAG_LATER, /* offset != 0: no L4 header, so no ports */
 };
 
 /* What parsing found: struct pkt of the program, with offsets. */
 struct pkt {
-	size_t l4;		/* offset of the upper-layer header */
-	uint32_t l4_room;	/* datagram bytes from l4 on */
-	uint8_t family;		/* 4 or 6 */
-	uint8_t proto;		/* upper-layer protocol */
-	uint8_t frag_proto;	/* the same in every fragment */
-	uint8_t frag;		/* enum frag */
-	uint32_t frag_id;	/* host order */
-	uint16_t dport;		/* host order, TCP/UDP only */
-	uint8_t src[16];	/* IPv4 in the first 4 bytes, rest zero */
+	size_t l4;	    /* offset of the upper-layer header */
+	uint32_t l4_room;   /* datagram bytes from l4 on */
+	uint8_t family;	    /* 4 or 6 */
+	uint8_t proto;	    /* upper-layer protocol */
+	uint8_t frag_proto; /* the same in every fragment */
+	uint8_t frag;	    /* enum frag */
+	uint32_t frag_id;   /* host order */
+	uint16_t dport;	    /* host order, TCP/UDP only */
+	uint8_t src[16];    /* IPv4 in the first 4 bytes, rest zero */
 	uint8_t dst[16];
 };
 
@@ -1104,7 +1103,7 @@ static int parse_eth(const uint8_t *d, size_t end, size_t *l3)
 			break;
 		if (off + 4 > end)
 			return -1;
-		proto = get16(d + off + 2);	/* TCI, then the inner type */
+		proto = get16(d + off + 2); /* TCI, then the inner type */
 		off += 4;
 	}
 	*l3 = off;
@@ -1197,7 +1196,7 @@ static int ipv6_walk(struct pkt *k, const uint8_t *d, uint8_t nh, size_t end)
 		k->l4_room -= len;
 	}
 	if (ipv6_is_ext(nh) && k->frag != FRAG_LATER)
-		return -1;	/* chain longer than we walk */
+		return -1; /* chain longer than we walk */
 	k->proto = nh;
 	return 0;
 }
@@ -1256,7 +1255,7 @@ static int parse_frame(struct pkt *k, const uint8_t *d, size_t len,
 	else if (len && d[0] >> 4 == 6)
 		proto = ETH_P_IPV6_;
 	else
-		return -1;	/* a bare packet must be IP */
+		return -1; /* a bare packet must be IP */
 	if (proto == ETH_P_IP_)
 		return parse_ipv4(k, d, l3, len);
 	if (proto == ETH_P_IPV6_)
@@ -1269,8 +1268,8 @@ static int parse_frame(struct pkt *k, const uint8_t *d, size_t len,
 static bool rule_takes(const struct l3x_rule *r, const struct pkt *k,
 		       bool ports_known)
 {
-	if (r->family != k->family ||
-	    !contains(r->addr, r->prefix_len, k->dst, k->family == 4 ? 32 : 128))
+	if (r->family != k->family || !contains(r->addr, r->prefix_len, k->dst,
+						k->family == 4 ? 32 : 128))
 		return false;
 	if (r->proto == L3X_PROTO_IP)
 		return true;
@@ -1297,7 +1296,7 @@ static bool match_rules(const struct l3x_ruleset *rs, const struct pkt *k,
 
 static void frag_key(struct l3x_frag_key *fk, const struct pkt *k)
 {
-	memset(fk, 0, sizeof(*fk));	/* padding is part of the key */
+	memset(fk, 0, sizeof(*fk)); /* padding is part of the key */
 	fk->family = k->family;
 	fk->proto = k->frag_proto;
 	fk->id = k->frag_id;
@@ -1309,13 +1308,13 @@ static struct l3x_frag_key *frag_slot(struct l3x_ruleset *rs,
 				      const struct l3x_frag_key *fk)
 {
 	const uint8_t *b = (const uint8_t *)fk;
-	uint32_t h = 2166136261u;	/* FNV-1a */
+	uint32_t h = 2166136261u; /* FNV-1a */
 	size_t i;
 
 	if (!rs->frags)
 		rs->frags = calloc(FRAG_SLOTS, sizeof(*rs->frags));
 	if (!rs->frags)
-		return NULL;	/* not remembered: later fragments pass */
+		return NULL; /* not remembered: later fragments pass */
 	for (i = 0; i < sizeof(*fk); i++)
 		h = (h ^ b[i]) * 16777619u;
 	return &rs->frags[h % FRAG_SLOTS];

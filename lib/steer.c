@@ -38,22 +38,23 @@
 #define L3X_PROG_NAME "l3x_xdp"
 
 static const char *const map_names[] = {
-	"l3x_rules", "l3x_lpm4", "l3x_lpm6", "l3x_xsks", "l3x_stats", "l3x_frags",
+	"l3x_rules", "l3x_lpm4",  "l3x_lpm6",
+	"l3x_xsks",  "l3x_stats", "l3x_frags",
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
 struct l3x_steer {
 	int ifindex;
-	bool reused;		/* attached by someone else: leave it */
+	bool reused; /* attached by someone else: leave it */
 	bool skb_mode;
-	bool pinned;		/* we pinned the maps: unpin on close */
-	bool shared;		/* attached by an l3x library: the last
-				 * user detaches and unpins (lock file) */
-	int lock_fd;		/* users: flock shared while open */
-	int mutex_fd;		/* flock exclusive around open and close */
+	bool pinned;  /* we pinned the maps: unpin on close */
+	bool shared;  /* attached by an l3x library: the last
+		       * user detaches and unpins (lock file) */
+	int lock_fd;  /* users: flock shared while open */
+	int mutex_fd; /* flock exclusive around open and close */
 	char pin_dir[PATH_MAX];
-	struct xdp_program *prog;	/* own only */
-	struct bpf_object *obj;		/* own only */
+	struct xdp_program *prog; /* own only */
+	struct bpf_object *obj;	  /* own only */
 	union {
 		struct l3x_maps maps;
 		int fds[N_MAPS];
@@ -137,8 +138,7 @@ static int pin_path(char *buf, size_t sz, const char *dir, const char *name)
 /* ------------------------------------------------------------ reuse */
 
 /* The attached l3x program on @ifindex, or NULL. Sets *@skb. */
-static struct xdp_multiprog *find_attached(int ifindex, int *prog_fd,
-					   bool *skb)
+static struct xdp_multiprog *find_attached(int ifindex, int *prog_fd, bool *skb)
 {
 	struct xdp_multiprog *mp;
 	struct xdp_program *p = NULL;
@@ -268,7 +268,8 @@ static int attach(struct l3x_steer *s, enum l3x_xdp_mode mode)
 	int err = -EINVAL;
 
 	if (mode != L3X_XDP_SKB) {
-		err = xdp_program__attach(s->prog, s->ifindex, XDP_MODE_NATIVE, 0);
+		err = xdp_program__attach(s->prog, s->ifindex, XDP_MODE_NATIVE,
+					  0);
 		if (!err || mode == L3X_XDP_NATIVE)
 			return err;
 		pr_info("native XDP refused on ifindex %d (%s), trying skb mode\n",
@@ -285,8 +286,8 @@ static int own_maps(struct l3x_steer *s)
 	size_t i;
 
 	for (i = 0; i < N_MAPS; i++) {
-		s->fds[i] = bpf_object__find_map_fd_by_name(s->obj,
-							    map_names[i]);
+		s->fds[i] =
+			bpf_object__find_map_fd_by_name(s->obj, map_names[i]);
 		if (s->fds[i] < 0)
 			return -ENOENT;
 		/* Ours to close, independent of the object. */
@@ -487,7 +488,8 @@ static void lock_mark(struct l3x_steer *s, bool on)
 {
 	if (s->lock_fd < 0)
 		return;
-	if (ftruncate(s->lock_fd, 0) || (on && pwrite(s->lock_fd, "l3x", 3, 0) != 3))
+	if (ftruncate(s->lock_fd, 0) ||
+	    (on && pwrite(s->lock_fd, "l3x", 3, 0) != 3))
 		pr_warn("lock file: %s\n", strerror(errno));
 }
 
@@ -503,9 +505,12 @@ static void detach_attached(struct l3x_steer *s)
 	if (!mp)
 		return;
 	if (xdp_multiprog__is_legacy(mp)) {
-		o.old_prog_fd = prog_fd;	/* only if it is still that one */
-		if (bpf_xdp_detach(s->ifindex, XDP_FLAGS_REPLACE |
-				   (skb ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE), &o))
+		o.old_prog_fd = prog_fd; /* only if it is still that one */
+		if (bpf_xdp_detach(s->ifindex,
+				   XDP_FLAGS_REPLACE |
+					   (skb ? XDP_FLAGS_SKB_MODE
+						: XDP_FLAGS_DRV_MODE),
+				   &o))
 			pr_warn("detach XDP program from ifindex %d: %s\n",
 				s->ifindex, strerror(errno));
 	} else {
@@ -515,8 +520,9 @@ static void detach_attached(struct l3x_steer *s)
 			if (!strcmp(xdp_program__name(p), L3X_PROG_NAME))
 				break;
 		if (p)
-			xdp_program__detach(p, s->ifindex,
-					    skb ? XDP_MODE_SKB : XDP_MODE_NATIVE, 0);
+			xdp_program__detach(
+				p, s->ifindex,
+				skb ? XDP_MODE_SKB : XDP_MODE_NATIVE, 0);
 	}
 	xdp_multiprog__close(mp);
 }
@@ -558,7 +564,7 @@ static struct l3x_steer *steer_open(int ifindex,
 		goto err_close;
 	lock_mark(s, true);
 out:
-	lock_done(s);	/* other users may come and go while we run */
+	lock_done(s); /* other users may come and go while we run */
 	return s;
 
 err_close:
@@ -683,7 +689,7 @@ void l3x_steer_close(struct l3x_steer *s)
 		flock(s->mutex_fd, LOCK_EX);
 	last = s->lock_fd < 0 || !flock(s->lock_fd, LOCK_EX | LOCK_NB);
 	if (!last) {
-		s->pinned = false;	/* others still use program and pins */
+		s->pinned = false; /* others still use program and pins */
 	} else if (s->reused && s->shared) {
 		detach_attached(s);
 		unpin_maps(s->pin_dir);
@@ -692,9 +698,9 @@ void l3x_steer_close(struct l3x_steer *s)
 		lock_mark(s, false);
 	}
 	if (s->prog && !s->reused && last) {
-		err = xdp_program__detach(s->prog, s->ifindex,
-					  s->skb_mode ? XDP_MODE_SKB :
-							XDP_MODE_NATIVE, 0);
+		err = xdp_program__detach(
+			s->prog, s->ifindex,
+			s->skb_mode ? XDP_MODE_SKB : XDP_MODE_NATIVE, 0);
 		if (err && err != -ENOENT)
 			pr_warn("detach XDP program from ifindex %d: %s\n",
 				s->ifindex, strerror(-err));
@@ -708,7 +714,7 @@ void l3x_steer_close(struct l3x_steer *s)
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
 	if (s->mutex_fd >= 0)
-		close(s->mutex_fd);	/* and its lock with it */
+		close(s->mutex_fd); /* and its lock with it */
 	prints_restore(p);
 	free(s);
 }

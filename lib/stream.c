@@ -249,7 +249,7 @@ void l3x_stream_done(struct l3x_stream *s, uint32_t req)
 	/* Publish what was read, so the engine can tell unread data. */
 	atomic_store_explicit(&s->rx_read, s->rx_nread, memory_order_release);
 	atomic_store_explicit(&s->rx_done, s->rx_ndone, memory_order_release);
-	l3x_stream_request(s, req);	/* the engine may free @s from here on */
+	l3x_stream_request(s, req); /* the engine may free @s from here on */
 }
 
 int l3x_stream__close(struct l3x_stream *s)
@@ -297,16 +297,17 @@ int l3x_stream__client_addr(const struct l3x_stream *s, struct sockaddr *addr,
 {
 	if (!s || !addr)
 		return -EINVAL;
-	return l3x_sockaddr_fill(s->family, s->client_addr, s->client_port, addr,
-			 addr_sz);
+	return l3x_sockaddr_fill(s->family, s->client_addr, s->client_port,
+				 addr, addr_sz);
 }
 
-int l3x_stream__orig_dst_addr(const struct l3x_stream *s,
-			      struct sockaddr *addr, size_t addr_sz)
+int l3x_stream__orig_dst_addr(const struct l3x_stream *s, struct sockaddr *addr,
+			      size_t addr_sz)
 {
 	if (!s || !addr)
 		return -EINVAL;
-	return l3x_sockaddr_fill(s->family, s->dst_addr, s->dst_port, addr, addr_sz);
+	return l3x_sockaddr_fill(s->family, s->dst_addr, s->dst_port, addr,
+				 addr_sz);
 }
 
 int l3x_stream__setopt(struct l3x_stream *s, enum l3x_stream_opt opt, long val)
@@ -317,7 +318,8 @@ int l3x_stream__setopt(struct l3x_stream *s, enum l3x_stream_opt opt, long val)
 	case L3X_STREAM_NODELAY:
 		if (val != 0 && val != 1)
 			return -EINVAL;
-		s->aflags = val ? s->aflags | AF_NODELAY : s->aflags & ~AF_NODELAY;
+		s->aflags =
+			val ? s->aflags | AF_NODELAY : s->aflags & ~AF_NODELAY;
 		l3x_stream_request(s, val ? REQ_NODELAY : REQ_DELAY);
 		return 0;
 	case L3X_STREAM_TX_BUF:

@@ -72,7 +72,8 @@ static void reopen_window(struct l3x_stack *st, struct l3x_stream *s)
 	while (s->rx_reclaimed < done) {
 		struct pbuf *p = s->rx_reclaim;
 
-		s->rx_reclaim = __atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
+		s->rx_reclaim =
+			__atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
 		pbuf_free(p);
 		s->rx_reclaimed++;
 	}
@@ -130,7 +131,7 @@ static bool tx_push(struct l3x_stream *s)
 			n = room;
 		if (tcp_write(s->pcb, c->data + c->off, (u16_t)n,
 			      TCP_WRITE_FLAG_COPY) != ERR_OK)
-			break;	/* segment queue full: after an ack */
+			break; /* segment queue full: after an ack */
 		c->off += n;
 		s->tx_queued += n;
 		s->w->st->buffered += n;
@@ -243,7 +244,8 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 	}
 	if (!p) {
 		/* Release: the data before the FIN is published first. */
-		atomic_fetch_or_explicit(&s->state, ST_EOF, memory_order_release);
+		atomic_fetch_or_explicit(&s->state, ST_EOF,
+					 memory_order_release);
 		l3x_flow_notify(s);
 		return ERR_OK;
 	}
@@ -264,7 +266,7 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 	s->rx_delivered += p->tot_len;
 	st->buffered += p->tot_len;
 	if (s->eflags & EF_APP_DONE)
-		l3x_flow_todo(s);	/* data after close: try_close() resets */
+		l3x_flow_todo(s); /* data after close: try_close() resets */
 	else
 		l3x_flow_notify(s);
 	return ERR_OK;
@@ -299,18 +301,18 @@ static void on_err(void *arg, err_t err)
 	if (!s)
 		return;
 	st = s->w->st;
-	s->pcb = NULL;		/* lwIP has freed it */
+	s->pcb = NULL; /* lwIP has freed it */
 	switch (err) {
 	case ERR_RST:
 		e = -ECONNRESET;
 		STAT_INC(st, tcp_reset_by_client);
 		break;
 	case ERR_CLSD:
-		e = 0;		/* closed in order after our shutdown */
+		e = 0; /* closed in order after our shutdown */
 		STAT_INC(st, tcp_closed);
 		break;
 	case ERR_ABRT:
-		e = -ETIMEDOUT;	/* lwIP gave up: retransmits, keepalive */
+		e = -ETIMEDOUT; /* lwIP gave up: retransmits, keepalive */
 		STAT_INC(st, tcp_aborted);
 		break;
 	default:
@@ -323,7 +325,7 @@ static void on_err(void *arg, err_t err)
 	atomic_fetch_or_explicit(&s->state, (e ? ST_ERROR : ST_EOF) | ST_GONE,
 				 memory_order_release);
 	if (s->eflags & EF_APP_DONE)
-		l3x_flow_todo(s);	/* released by flow.c, outside lwIP */
+		l3x_flow_todo(s); /* released by flow.c, outside lwIP */
 	else
 		l3x_flow_notify(s);
 }
@@ -347,7 +349,7 @@ static void set_addrs(struct l3x_stream *s, const struct tcp_pcb *pcb)
 
 static err_t refuse(struct tcp_pcb *pcb)
 {
-	tcp_abort(pcb);		/* RST to the client */
+	tcp_abort(pcb); /* RST to the client */
 	return ERR_ABRT;
 }
 
@@ -485,7 +487,7 @@ static void tcp_linger(struct l3x_worker *w, uint32_t now)
 
 		next = s->z_next;
 		if (!done && (int32_t)(now - s->linger_deadline) >= 0) {
-			stream_abort(st, s);	/* the client would not take it */
+			stream_abort(st, s); /* the client would not take it */
 			done = true;
 		} else if (!done && try_close(st, s)) {
 			done = true;

@@ -29,7 +29,7 @@
 struct from_hdr {
 	uint8_t family;
 	uint8_t pad;
-	uint16_t port;		/* host order */
+	uint16_t port; /* host order */
 	uint8_t addr[16];
 };
 
@@ -73,8 +73,8 @@ static uint32_t key_hash(uint8_t family, const uint8_t *ca, uint16_t cp,
 
 static uint32_t flow_hash(const struct l3x_stream *s)
 {
-	return key_hash(s->family, s->client_addr, s->client_port,
-			s->dst_addr, s->dst_port);
+	return key_hash(s->family, s->client_addr, s->client_port, s->dst_addr,
+			s->dst_port);
 }
 
 /* ------------------------------------------------------------ idle list */
@@ -138,8 +138,8 @@ static struct l3x_stream *find_bound(struct l3x_stack *st, uint8_t family,
 				     const uint8_t *da, uint16_t dp)
 {
 	/* Acquire: pairs with the release in l3x_udp_bound_swap(). */
-	struct l3x_bound_set *b = atomic_load_explicit(&st->bound,
-						       memory_order_acquire);
+	struct l3x_bound_set *b =
+		atomic_load_explicit(&st->bound, memory_order_acquire);
 	size_t i;
 
 	for (i = 0; b && i < b->n; i++) {
@@ -360,7 +360,8 @@ static void udp_serve(struct l3x_stream *s)
 	while (s->rx_reclaimed < done) {
 		struct pbuf *p = s->rx_reclaim;
 
-		s->rx_reclaim = __atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
+		s->rx_reclaim =
+			__atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
 		pbuf_free(p);
 		s->rx_reclaimed++;
 	}

@@ -14,8 +14,8 @@
 
 #include "engine.h"
 
-#define U(u) ((struct l3x_stream *)(u))
-#define FROM_HDR 20	/* udp.c struct from_hdr */
+#define U(u)	 ((struct l3x_stream *)(u))
+#define FROM_HDR 20 /* udp.c struct from_hdr */
 
 /* The next datagram, not yet taken: after the last one taken. */
 static struct pbuf *udp_peek(struct l3x_stream *s)
@@ -34,7 +34,7 @@ bool l3x_udp_readable(struct l3x_stream *s)
 static void udp_take(struct l3x_stream *s, struct pbuf *c)
 {
 	if (s->rx_chain)
-		s->rx_ndone++;	/* the one before: the engine may free it */
+		s->rx_ndone++; /* the one before: the engine may free it */
 	s->rx_chain = c;
 	s->rx_nread++;
 	/* Release: our reads of the datagrams are done (udp.c frees). */
@@ -59,9 +59,9 @@ long l3x_udp__recvfrom(struct l3x_udp *u, void *buf, size_t len,
 		state = atomic_load_explicit(&s->state, memory_order_acquire);
 		if (!(state & ST_EOF))
 			return -EAGAIN;
-		c = udp_peek(s);	/* published before the bit */
+		c = udp_peek(s); /* published before the bit */
 		if (!c)
-			return -ETIMEDOUT;	/* expired: 0 is an empty datagram */
+			return -ETIMEDOUT; /* expired: 0 is an empty datagram */
 	}
 	if (s->bound) {
 		uint8_t h[FROM_HDR];
@@ -78,8 +78,8 @@ long l3x_udp__recvfrom(struct l3x_udp *u, void *buf, size_t len,
 				return r;
 		}
 	} else if (from) {
-		int r = l3x_sockaddr_fill(s->family, s->client_addr, s->client_port,
-				  from, from_sz);
+		int r = l3x_sockaddr_fill(s->family, s->client_addr,
+					  s->client_port, from, from_sz);
 
 		if (r < 0)
 			return r;
@@ -122,7 +122,7 @@ static long udp_queue_send(struct l3x_stream *s, const void *hdr, size_t hlen,
 	c->next = NULL;
 	c->len = (uint32_t)(hlen + len);
 	c->off = 0;
-	if (hlen)	/* hdr may be NULL then, and memcpy wants a pointer */
+	if (hlen) /* hdr may be NULL then, and memcpy wants a pointer */
 		memcpy(c->data, hdr, hlen);
 	memcpy(c->data + hlen, buf, len);
 	l3x_stream_tx_append(s, c);
@@ -145,7 +145,8 @@ static int parse_addr(const struct sockaddr *sa, size_t sz, uint8_t *family,
 		      uint8_t *addr, uint16_t *port)
 {
 	memset(addr, 0, 16);
-	if (sa && sa->sa_family == AF_INET && sz >= sizeof(struct sockaddr_in)) {
+	if (sa && sa->sa_family == AF_INET &&
+	    sz >= sizeof(struct sockaddr_in)) {
 		const struct sockaddr_in *in = (const void *)sa;
 
 		*family = 4;
@@ -215,7 +216,8 @@ struct l3x_udp *l3x_udp__bind(struct l3x_worker *w, const struct sockaddr *addr,
 	}
 	s->b_next = w->bound;
 	w->bound = s;
-	l3x_stream_request(s, REQ_DATA);	/* the engine lists it under the worker */
+	l3x_stream_request(s,
+			   REQ_DATA); /* the engine lists it under the worker */
 	return (struct l3x_udp *)s;
 }
 
@@ -256,8 +258,8 @@ int l3x_udp__client_addr(const struct l3x_udp *u, struct sockaddr *addr,
 		return -EINVAL;
 	if (s->bound)
 		return -ENOTCONN;
-	return l3x_sockaddr_fill(s->family, s->client_addr, s->client_port, addr,
-			 addr_sz);
+	return l3x_sockaddr_fill(s->family, s->client_addr, s->client_port,
+				 addr, addr_sz);
 }
 
 int l3x_udp__orig_dst_addr(const struct l3x_udp *u, struct sockaddr *addr,
@@ -276,4 +278,3 @@ void *l3x_udp__user(const struct l3x_udp *u)
 {
 	return l3x_stream__user((const struct l3x_stream *)u);
 }
-

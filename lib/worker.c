@@ -103,7 +103,7 @@ static void worker_drain(struct l3x_worker *w)
 	if (atomic_load_explicit(&w->kicked, memory_order_relaxed) &&
 	    atomic_exchange(&w->kicked, 0)) {
 		if (read(w->efd, &junk, sizeof(junk)) < 0)
-			junk = 0;	/* EAGAIN: nothing to drain */
+			junk = 0; /* EAGAIN: nothing to drain */
 	}
 	while ((n = l3x_ring_dequeue_burst_sc(w->to_app, v, 64))) {
 		for (i = 0; i < n; i++) {
@@ -188,7 +188,7 @@ static uint32_t stream_events(struct l3x_stream *s)
 	uint32_t ev = 0;
 
 	if ((s->kind == L3X_FLOW_UDP ? l3x_udp_readable(s)
-				      : l3x_stream_readable(s)) ||
+				     : l3x_stream_readable(s)) ||
 	    (state & (ST_EOF | ST_ERROR)))
 		ev |= L3X_EV_READABLE;
 	if (state & ST_EOF)

@@ -43,13 +43,13 @@ struct l3x_xsk {
 	struct xsk_ring_cons rx;
 	struct xsk_ring_prod fill;
 	void *area;
-	uint64_t *free;		/* free stack of frame addresses */
+	uint64_t *free; /* free stack of frame addresses */
 	uint32_t nfree;
-	uint32_t outstanding;	/* posted to fill, not yet received */
-	uint32_t app;		/* received, not yet released */
-	uint32_t tx_frames;	/* kept back from the fill ring */
-	uint32_t tx_out;	/* on the TX ring or completion ring */
-	uint32_t tx_pending;	/* reserved on the TX ring, not submitted */
+	uint32_t outstanding; /* posted to fill, not yet received */
+	uint32_t app;	      /* received, not yet released */
+	uint32_t tx_frames;   /* kept back from the fill ring */
+	uint32_t tx_out;      /* on the TX ring or completion ring */
+	uint32_t tx_pending;  /* reserved on the TX ring, not submitted */
 	uint32_t queue;
 	bool busy_poll;
 	uint64_t frames;
@@ -74,12 +74,13 @@ static void set_busy_poll(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 	if (usec < 0)
 		return;
 	/* Each is optional: older kernels or drivers without NAPI refuse. */
-	if (setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) ||
+	if (setsockopt(fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one,
+		       sizeof(one)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &usec, sizeof(usec)) ||
 	    setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget,
 		       sizeof(budget))) {
-		pr_info("queue %u: busy polling not available (%s)\n",
-			x->queue, strerror(errno));
+		pr_info("queue %u: busy polling not available (%s)\n", x->queue,
+			strerror(errno));
 		return;
 	}
 	x->busy_poll = true;
@@ -111,7 +112,8 @@ static int create_umem(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 	if (!x->free)
 		return -ENOMEM;
 	for (i = 0; i < cfg->frame_count; i++)
-		x->free[i] = (uint64_t)(cfg->frame_count - 1 - i) * cfg->frame_size;
+		x->free[i] =
+			(uint64_t)(cfg->frame_count - 1 - i) * cfg->frame_size;
 	x->nfree = cfg->frame_count;
 	return xsk_umem__create(&x->umem, x->area, x->area_size, &x->fill,
 				&x->comp, &uc);
@@ -241,7 +243,8 @@ unsigned l3x_xsk_rx_burst(struct l3x_xsk *x, struct l3x_frame *f, unsigned n)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	for (i = 0; i < got; i++) {
-		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x->rx, idx + i);
+		const struct xdp_desc *d =
+			xsk_ring_cons__rx_desc(&x->rx, idx + i);
 
 		f[i].addr = d->addr;
 		f[i].data = xsk_umem__get_data(x->area, d->addr);
@@ -263,7 +266,8 @@ void l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f, unsigned n)
 
 	for (i = 0; i < n; i++) {
 		/* To the frame's start: aligned mode, power-of-two size. */
-		x->free[x->nfree++] = f[i].addr & ~((uint64_t)x->frame_size - 1);
+		x->free[x->nfree++] =
+			f[i].addr & ~((uint64_t)x->frame_size - 1);
 	}
 	x->app -= n;
 	l3x_xsk_refill(x);
@@ -313,7 +317,8 @@ static void reap_completions(struct l3x_xsk *x)
 
 	n = xsk_ring_cons__peek(&x->comp, 256, &idx);
 	for (i = 0; i < n; i++)
-		x->free[x->nfree++] = *xsk_ring_cons__comp_addr(&x->comp, idx + i);
+		x->free[x->nfree++] =
+			*xsk_ring_cons__comp_addr(&x->comp, idx + i);
 	if (n) {
 		xsk_ring_cons__release(&x->comp, n);
 		x->tx_out -= n;
@@ -360,7 +365,8 @@ void l3x_xsk_tx_flush(struct l3x_xsk *x)
 	/* Copy mode sends only from sendto(), a batch per call: kick while
 	 * the kernel has not taken every descriptor and says it needs it.
 	 * Acquire: pairs with the kernel's release of the consumer. */
-	if (*x->tx.producer != __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE) &&
+	if (*x->tx.producer !=
+		    __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE) &&
 	    xsk_ring_prod__needs_wakeup(&x->tx))
 		sendto(xsk_socket__fd(x->sock), NULL, 0, MSG_DONTWAIT, NULL, 0);
 	reap_completions(x);

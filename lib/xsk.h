@@ -12,15 +12,15 @@ struct l3x_xsk_cfg {
 	const char *ifname;
 	uint32_t queue;
 	uint32_t frame_count;
-	uint32_t frame_size;		/* power of two */
-	uint32_t ring_size;		/* power of two */
+	uint32_t frame_size; /* power of two */
+	uint32_t ring_size;  /* power of two */
 	enum l3x_bind_mode bind_mode;
-	bool skb_mode;			/* program in skb mode: copy only */
-	int busy_poll_usec;		/* < 0: off */
+	bool skb_mode;	    /* program in skb mode: copy only */
+	int busy_poll_usec; /* < 0: off */
 	uint32_t busy_poll_budget;
 	int xsks_map_fd;
-	uint32_t tx_frames;		/* frames kept out of the fill ring
-					 * for transmit; 0 for capture */
+	uint32_t tx_frames; /* frames kept out of the fill ring
+			     * for transmit; 0 for capture */
 };
 
 L3X_HIDDEN struct l3x_xsk *l3x_xsk_open(const struct l3x_xsk_cfg *cfg);

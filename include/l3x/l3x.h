@@ -61,7 +61,7 @@ L3X_API l3x_print_fn_t l3x_set_print(l3x_print_fn_t fn);
 /* ------------------------------------------------------------------ rules */
 
 enum l3x_proto {
-	L3X_PROTO_IP = 0,	/* any protocol; takes no ports */
+	L3X_PROTO_IP = 0, /* any protocol; takes no ports */
 	L3X_PROTO_TCP = 6,
 	L3X_PROTO_UDP = 17,
 };
@@ -73,13 +73,13 @@ enum l3x_proto {
  * A bare address is a /32 (IPv4) or /128 (IPv6). No port means every port.
  */
 struct l3x_rule {
-	uint8_t proto;		/* enum l3x_proto */
-	uint8_t family;		/* 4 or 6 */
+	uint8_t proto;	/* enum l3x_proto */
+	uint8_t family; /* 4 or 6 */
 	uint8_t prefix_len;
 	uint8_t pad;
-	uint16_t port_lo;	/* host order, inclusive; 0-65535 = any */
+	uint16_t port_lo; /* host order, inclusive; 0-65535 = any */
 	uint16_t port_hi;
-	uint8_t addr[16];	/* network order; IPv4 in addr[0..3] */
+	uint8_t addr[16]; /* network order; IPv4 in addr[0..3] */
 };
 
 /* Longest text l3x_rule__format() writes, with its NUL. */
@@ -92,8 +92,8 @@ struct l3x_rule {
  * Returns 0, or -EINVAL for a bad rule.
  * Any thread.
  */
-L3X_API int l3x_rule__parse(struct l3x_rule *rule, const char *text,
-			    char *err, size_t err_sz);
+L3X_API int l3x_rule__parse(struct l3x_rule *rule, const char *text, char *err,
+			    size_t err_sz);
 
 /*
  * l3x_rule__format() - write @rule in the syntax l3x_rule__parse() reads.
@@ -101,19 +101,18 @@ L3X_API int l3x_rule__parse(struct l3x_rule *rule, const char *text,
  * small (use L3X_RULE_STRLEN), -EINVAL if @rule is not valid.
  * Any thread.
  */
-L3X_API int l3x_rule__format(const struct l3x_rule *rule, char *buf,
-			     size_t sz);
+L3X_API int l3x_rule__format(const struct l3x_rule *rule, char *buf, size_t sz);
 
 /* ----------------------------------------------------------- steering */
 
 enum l3x_xdp_mode {
-	L3X_XDP_AUTO = 0,	/* native (driver) XDP, skb mode when refused */
+	L3X_XDP_AUTO = 0, /* native (driver) XDP, skb mode when refused */
 	L3X_XDP_NATIVE,
 	L3X_XDP_SKB,
 };
 
 enum l3x_bind_mode {
-	L3X_BIND_AUTO = 0,	/* zero-copy when the driver offers it */
+	L3X_BIND_AUTO = 0, /* zero-copy when the driver offers it */
 	L3X_BIND_COPY,
 	L3X_BIND_ZEROCOPY,
 };
@@ -121,11 +120,11 @@ enum l3x_bind_mode {
 /* Counters of the steering program, summed over CPUs. Every frame seen
  * on the interface adds to exactly one of the first four. */
 struct l3x_steer_stats {
-	uint64_t passed;		/* no rule matched: to the kernel */
-	uint64_t redirected;		/* matched: to an AF_XDP socket */
-	uint64_t redirect_failed;	/* matched, no socket on that queue */
-	uint64_t malformed;		/* unparseable: to the kernel */
-	uint64_t frags_tracked;		/* first fragments remembered */
+	uint64_t passed;	  /* no rule matched: to the kernel */
+	uint64_t redirected;	  /* matched: to an AF_XDP socket */
+	uint64_t redirect_failed; /* matched, no socket on that queue */
+	uint64_t malformed;	  /* unparseable: to the kernel */
+	uint64_t frags_tracked;	  /* first fragments remembered */
 };
 
 /* ------------------------------------------------------------ capture */
@@ -135,7 +134,7 @@ struct l3x_capture_handle;
 
 struct l3x_capture_opts {
 	size_t sz;
-	const char *ifname;	/* the interface to capture on; required */
+	const char *ifname; /* the interface to capture on; required */
 	/* bpffs directory of the pinned maps; default /sys/fs/bpf/l3x. If an
 	 * l3x program is attached there already (xdp-loader load -p), it is
 	 * used and left attached; otherwise ours is attached and detached on
@@ -143,37 +142,37 @@ struct l3x_capture_opts {
 	const char *pin_dir;
 	enum l3x_xdp_mode xdp_mode;
 	enum l3x_bind_mode bind_mode;
-	uint32_t frame_count;	/* UMEM frames per queue; default 4096 */
-	uint32_t frame_size;	/* 2048 or 4096 (default) */
-	uint32_t ring_size;	/* RX (and TX) ring entries; default 2048. The
-				 * fill ring holds every frame. */
-	int busy_poll_usec;	/* SO_BUSY_POLL; 0 = default 20, <0 = off */
+	uint32_t frame_count; /* UMEM frames per queue; default 4096 */
+	uint32_t frame_size;  /* 2048 or 4096 (default) */
+	uint32_t ring_size;   /* RX (and TX) ring entries; default 2048. The
+			       * fill ring holds every frame. */
+	int busy_poll_usec;   /* SO_BUSY_POLL; 0 = default 20, <0 = off */
 	uint32_t busy_poll_budget; /* 0 = default 64 */
-	size_t :0;
+	size_t : 0;
 };
 
 /* One received frame. Valid until given back with __release(). */
 struct l3x_frame {
-	const uint8_t *data;	/* starts at the Ethernet header */
+	const uint8_t *data; /* starts at the Ethernet header */
 	uint32_t len;
-	uint32_t queue;		/* RX queue it arrived on */
-	uint64_t ts_ns;		/* CLOCK_REALTIME when the burst was read */
-	uint64_t addr;		/* UMEM address: the library's, do not change */
+	uint32_t queue; /* RX queue it arrived on */
+	uint64_t ts_ns; /* CLOCK_REALTIME when the burst was read */
+	uint64_t addr;	/* UMEM address: the library's, do not change */
 };
 
 /* Where every UMEM frame of a handle is. total is the sum of the rest. */
 struct l3x_frame_stats {
 	uint32_t total;
-	uint32_t free;		/* in the library's free pool */
-	uint32_t fill;		/* posted to the fill ring, not yet taken */
-	uint32_t kernel;	/* taken by the kernel, not yet received */
-	uint32_t app;		/* received by the application, not released */
-	uint32_t tx;		/* on the TX ring or in the kernel */
-	uint32_t completion;	/* on the completion ring, not yet reaped */
+	uint32_t free;	     /* in the library's free pool */
+	uint32_t fill;	     /* posted to the fill ring, not yet taken */
+	uint32_t kernel;     /* taken by the kernel, not yet received */
+	uint32_t app;	     /* received by the application, not released */
+	uint32_t tx;	     /* on the TX ring or in the kernel */
+	uint32_t completion; /* on the completion ring, not yet reaped */
 };
 
 struct l3x_capture_handle_stats {
-	uint64_t frames;	/* frames received */
+	uint64_t frames; /* frames received */
 	uint64_t bytes;
 	/* from the socket (XDP_STATISTICS) */
 	uint64_t rx_dropped;
@@ -285,7 +284,6 @@ L3X_API int l3x_capture_handle__frames(struct l3x_capture_handle *h,
  */
 L3X_API int l3x_capture_handle__close(struct l3x_capture_handle *h);
 
-
 /* -------------------------------------------------------------- stack */
 
 /*
@@ -308,10 +306,10 @@ struct l3x_worker;
 struct l3x_stream;
 
 enum l3x_source {
-	L3X_SOURCE_XDP = 0,	/* AF_XDP on .ifname, steered by rules */
-	L3X_SOURCE_TUN,		/* a TUN device .tun_name, created if missing */
-	L3X_SOURCE_CALLBACK,	/* IP packets in by l3x_stack__input(), out
-				 * through .output */
+	L3X_SOURCE_XDP = 0,  /* AF_XDP on .ifname, steered by rules */
+	L3X_SOURCE_TUN,	     /* a TUN device .tun_name, created if missing */
+	L3X_SOURCE_CALLBACK, /* IP packets in by l3x_stack__input(), out
+			      * through .output */
 };
 
 /* l3x_stack_opts.cpu: do not pin the engine thread. */
@@ -328,14 +326,14 @@ struct l3x_stack_opts {
 
 	/* L3X_SOURCE_XDP */
 	const char *ifname;
-	const uint32_t *queues;	/* RX queues to serve; NULL: queue 0 */
+	const uint32_t *queues; /* RX queues to serve; NULL: queue 0 */
 	uint32_t queue_count;
-	const char *pin_dir;	/* as in struct l3x_capture_opts */
+	const char *pin_dir; /* as in struct l3x_capture_opts */
 	enum l3x_xdp_mode xdp_mode;
 	enum l3x_bind_mode bind_mode;
-	uint32_t frame_count;	/* UMEM frames per queue; default 8192 */
-	uint32_t ring_size;	/* RX and TX ring entries; default 2048 */
-	int busy_poll_usec;	/* SO_BUSY_POLL; 0 = default 20, <0 = off */
+	uint32_t frame_count; /* UMEM frames per queue; default 8192 */
+	uint32_t ring_size;   /* RX and TX ring entries; default 2048 */
+	int busy_poll_usec;   /* SO_BUSY_POLL; 0 = default 20, <0 = off */
 
 	/* L3X_SOURCE_TUN */
 	const char *tun_name;
@@ -345,87 +343,87 @@ struct l3x_stack_opts {
 	void *output_ctx;
 
 	/* the stack */
-	uint32_t mtu;		/* IP MTU; default 1500 */
-	uint32_t max_flows;	/* open flows at once; past it new connections
-				 * are refused with RST. Default 65536 */
-	uint64_t max_memory;	/* bytes buffered for all flows (received and
-				 * not read, written and not acked); past it
-				 * new connections are refused and windows
-				 * stop growing. Default 1 GiB */
-	uint32_t rx_buf;	/* per-stream receive window: bytes received
-				 * and not yet read; default 256 KiB, from
-				 * 64 KiB to 1 MiB */
-	uint32_t tx_buf;	/* per-stream bytes written and not yet
-				 * acknowledged; default 256 KiB */
-	uint32_t backlog;	/* per worker: streams waiting for accept;
-				 * past it new connections are refused with
-				 * RST. Default 1024 */
-	uint32_t linger_ms;	/* after close: how long unsent data and the
-				 * FIN may wait for the client before the
-				 * stream is aborted; default 30000 */
-	int cpu;		/* l3x_stack__start(): the core to pin the
-				 * engine thread to, 0 to CPU_SETSIZE - 1, or
-				 * L3X_CPU_NONE. 0 is core 0: zero-filled
-				 * opts pin to it */
-	uint32_t udp_idle_ms;	/* a UDP flow with no datagram either way
-				 * for this long expires; default 30000 */
-	uint32_t udp_queue;	/* per UDP flow and direction: datagrams
-				 * queued at most; past it received ones
-				 * are dropped (counted), send gives
-				 * -EAGAIN. Default 256 */
-	size_t :0;
+	uint32_t mtu;	      /* IP MTU; default 1500 */
+	uint32_t max_flows;   /* open flows at once; past it new connections
+			       * are refused with RST. Default 65536 */
+	uint64_t max_memory;  /* bytes buffered for all flows (received and
+			       * not read, written and not acked); past it
+			       * new connections are refused and windows
+			       * stop growing. Default 1 GiB */
+	uint32_t rx_buf;      /* per-stream receive window: bytes received
+			       * and not yet read; default 256 KiB, from
+			       * 64 KiB to 1 MiB */
+	uint32_t tx_buf;      /* per-stream bytes written and not yet
+			       * acknowledged; default 256 KiB */
+	uint32_t backlog;     /* per worker: streams waiting for accept;
+			       * past it new connections are refused with
+			       * RST. Default 1024 */
+	uint32_t linger_ms;   /* after close: how long unsent data and the
+			       * FIN may wait for the client before the
+			       * stream is aborted; default 30000 */
+	int cpu;	      /* l3x_stack__start(): the core to pin the
+			       * engine thread to, 0 to CPU_SETSIZE - 1, or
+			       * L3X_CPU_NONE. 0 is core 0: zero-filled
+			       * opts pin to it */
+	uint32_t udp_idle_ms; /* a UDP flow with no datagram either way
+			       * for this long expires; default 30000 */
+	uint32_t udp_queue;   /* per UDP flow and direction: datagrams
+			       * queued at most; past it received ones
+			       * are dropped (counted), send gives
+			       * -EAGAIN. Default 256 */
+	size_t : 0;
 };
 
 /* Counters of a stack. Wire-facing drops are counted where they happen. */
 struct l3x_stack_stats {
-	uint64_t rx_packets;		/* IP packets from the source */
+	uint64_t rx_packets; /* IP packets from the source */
 	uint64_t rx_bytes;
-	uint64_t tx_packets;		/* IP packets to the source */
+	uint64_t tx_packets; /* IP packets to the source */
 	uint64_t tx_bytes;
-	uint64_t rx_not_ip;		/* not IPv4/IPv6, truncated L2, or
-					 * malformed as the XDP program
-					 * judges it (TUN/callback) */
-	uint64_t rx_no_rule;		/* TUN/callback: no rule took it, as
-					 * the XDP program would pass it to
-					 * the kernel (neighbour discovery
-					 * always) */
-	uint64_t rx_no_memory;		/* no buffer for a received packet */
-	uint64_t rx_bad;		/* dropped by lwIP: bad checksum, bad
-					 * header, no flow (sum of its drops) */
-	uint64_t tx_dropped;		/* no frame, ring full, output error */
-	uint64_t tcp_accepted;		/* handshakes completed */
-	uint64_t tcp_refused_flows;	/* refused: max_flows reached */
-	uint64_t tcp_refused_memory;	/* refused: max_memory reached */
-	uint64_t tcp_refused_backlog;	/* refused: no worker or backlog full */
-	uint64_t tcp_reset_by_client;	/* streams the client reset */
-	uint64_t tcp_aborted;		/* streams we reset (abort, linger,
-					 * close with unread data) */
-	uint64_t tcp_closed;		/* streams closed in order */
-	uint64_t flows;			/* open now (TCP and UDP) */
-	uint64_t buffered_bytes;	/* now: as in max_memory */
-	uint64_t udp_flows;		/* UDP flows created */
-	uint64_t udp_expired;		/* UDP flows that went idle */
-	uint64_t udp_refused;		/* datagrams of new flows refused:
-					 * max_flows, no worker, backlog */
-	uint64_t udp_rx;		/* datagrams delivered */
-	uint64_t udp_rx_dropped;	/* dropped: the flow's queue full */
-	uint64_t udp_tx;		/* datagrams sent */
-	uint64_t udp_tx_failed;		/* send failed (no memory, route) */
+	uint64_t rx_not_ip;	      /* not IPv4/IPv6, truncated L2, or
+				       * malformed as the XDP program
+				       * judges it (TUN/callback) */
+	uint64_t rx_no_rule;	      /* TUN/callback: no rule took it, as
+				       * the XDP program would pass it to
+				       * the kernel (neighbour discovery
+				       * always) */
+	uint64_t rx_no_memory;	      /* no buffer for a received packet */
+	uint64_t rx_bad;	      /* dropped by lwIP: bad checksum, bad
+				       * header, no flow (sum of its drops) */
+	uint64_t tx_dropped;	      /* no frame, ring full, output error */
+	uint64_t tcp_accepted;	      /* handshakes completed */
+	uint64_t tcp_refused_flows;   /* refused: max_flows reached */
+	uint64_t tcp_refused_memory;  /* refused: max_memory reached */
+	uint64_t tcp_refused_backlog; /* refused: no worker or backlog full */
+	uint64_t tcp_reset_by_client; /* streams the client reset */
+	uint64_t tcp_aborted;	      /* streams we reset (abort, linger,
+				       * close with unread data) */
+	uint64_t tcp_closed;	      /* streams closed in order */
+	uint64_t flows;		      /* open now (TCP and UDP) */
+	uint64_t buffered_bytes;      /* now: as in max_memory */
+	uint64_t udp_flows;	      /* UDP flows created */
+	uint64_t udp_expired;	      /* UDP flows that went idle */
+	uint64_t udp_refused;	      /* datagrams of new flows refused:
+				       * max_flows, no worker, backlog */
+	uint64_t udp_rx;	      /* datagrams delivered */
+	uint64_t udp_rx_dropped;      /* dropped: the flow's queue full */
+	uint64_t udp_tx;	      /* datagrams sent */
+	uint64_t udp_tx_failed;	      /* send failed (no memory, route) */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that
  * these return to their starting values. */
 struct l3x_stack_mem {
-	uint64_t heap_bytes;		/* lwIP's heap: packet buffers and,
-					 * as pools come from it, PCBs */
-	uint32_t pbufs;			/* pool pbufs (PBUF_REF/ROM/POOL) */
-	uint32_t tcp_pcbs;		/* connection PCBs (any state) */
+	uint64_t heap_bytes; /* lwIP's heap: packet buffers and,
+			      * as pools come from it, PCBs */
+	uint32_t pbufs;	     /* pool pbufs (PBUF_REF/ROM/POOL) */
+	uint32_t tcp_pcbs;   /* connection PCBs (any state) */
 	uint32_t tcp_listen_pcbs;
-	uint32_t tcp_segs;		/* queued TCP segments */
+	uint32_t tcp_segs; /* queued TCP segments */
 	uint32_t udp_pcbs;
-	uint32_t reass;			/* datagrams being reassembled */
-	uint32_t streams;		/* l3x stream objects alive */
-	struct l3x_frame_stats frames;	/* summed over queues */
+	uint32_t reass;		       /* datagrams being reassembled */
+	uint32_t streams;	       /* l3x stream objects alive */
+	struct l3x_frame_stats frames; /* summed over queues */
 };
 
 /*
@@ -484,8 +482,7 @@ L3X_API int l3x_stack__poll(struct l3x_stack *st);
  * memory (counted in rx_no_memory). Malformed packets return 0 and are
  * counted. Engine thread only.
  */
-L3X_API int l3x_stack__input(struct l3x_stack *st, const void *pkt,
-			     size_t len);
+L3X_API int l3x_stack__input(struct l3x_stack *st, const void *pkt, size_t len);
 
 /*
  * l3x_stack__stats() - copy the counters. Any thread (a snapshot).
@@ -519,14 +516,14 @@ L3X_API int l3x_stack__close(struct l3x_stack *st);
 
 /* Readiness of a stream, edge-triggered: reported when it changes; read
  * (or write) until -EAGAIN before waiting again. */
-#define L3X_EV_READABLE	0x1u	/* data, EOF or an error to read */
-#define L3X_EV_WRITABLE	0x2u	/* room to write again after -EAGAIN */
-#define L3X_EV_EOF	0x4u	/* the client half-closed (FIN) */
-#define L3X_EV_ERROR	0x8u	/* reset by the client or failed */
+#define L3X_EV_READABLE 0x1u /* data, EOF or an error to read */
+#define L3X_EV_WRITABLE 0x2u /* room to write again after -EAGAIN */
+#define L3X_EV_EOF	0x4u /* the client half-closed (FIN) */
+#define L3X_EV_ERROR	0x8u /* reset by the client or failed */
 
 enum l3x_flow_kind {
-	L3X_FLOW_TCP = 0,	/* .stream */
-	L3X_FLOW_UDP = 1,	/* .udp */
+	L3X_FLOW_TCP = 0, /* .stream */
+	L3X_FLOW_UDP = 1, /* .udp */
 };
 
 struct l3x_udp;
@@ -536,9 +533,9 @@ struct l3x_event {
 		struct l3x_stream *stream;
 		struct l3x_udp *udp;
 	};
-	void *user;		/* l3x_stream__set_user(), l3x_udp__set_user() */
-	uint32_t events;	/* L3X_EV_* */
-	uint32_t kind;		/* enum l3x_flow_kind */
+	void *user;	 /* l3x_stream__set_user(), l3x_udp__set_user() */
+	uint32_t events; /* L3X_EV_* */
+	uint32_t kind;	 /* enum l3x_flow_kind */
 };
 
 /*
@@ -650,7 +647,7 @@ L3X_API int l3x_stream__orig_dst_addr(const struct l3x_stream *s,
 				      struct sockaddr *addr, size_t addr_sz);
 
 enum l3x_stream_opt {
-	L3X_STREAM_NODELAY = 1,	/* 1: send small writes at once (no Nagle) */
+	L3X_STREAM_NODELAY = 1, /* 1: send small writes at once (no Nagle) */
 	L3X_STREAM_TX_BUF,	/* bytes: this stream's send buffer */
 	L3X_STREAM_RX_BUF,	/* bytes: this stream's receive window (grows
 				 * only; at most 1 MiB) */
@@ -670,7 +667,6 @@ L3X_API long l3x_stream__getopt(const struct l3x_stream *s,
  * returned in its events. Owner thread only. */
 L3X_API void l3x_stream__set_user(struct l3x_stream *s, void *user);
 L3X_API void *l3x_stream__user(const struct l3x_stream *s);
-
 
 /* ---------------------------------------------------------------- udp */
 
@@ -730,8 +726,8 @@ L3X_API int l3x_udp__close(struct l3x_udp *u);
  * l3x_udp__client_addr() / __orig_dst_addr() - as for streams (a bound
  * socket has no client: -ENOTCONN). Any thread while open.
  */
-L3X_API int l3x_udp__client_addr(const struct l3x_udp *u,
-				 struct sockaddr *addr, size_t addr_sz);
+L3X_API int l3x_udp__client_addr(const struct l3x_udp *u, struct sockaddr *addr,
+				 size_t addr_sz);
 L3X_API int l3x_udp__orig_dst_addr(const struct l3x_udp *u,
 				   struct sockaddr *addr, size_t addr_sz);
 
@@ -751,8 +747,8 @@ struct l3x_ctl_opts {
 	/* the interface the pinned maps steer; optional: the pin directory
 	 * alone finds the maps today. If set, a valid interface name. */
 	const char *ifname;
-	const char *pin_dir;	/* bpffs directory; default /sys/fs/bpf/l3x */
-	size_t :0;
+	const char *pin_dir; /* bpffs directory; default /sys/fs/bpf/l3x */
+	size_t : 0;
 };
 
 /*

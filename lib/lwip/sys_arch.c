@@ -42,18 +42,30 @@ unsigned int l3x_lwip_rand(void)
 
 /* SipHash-2-4 of @in under @k (the reference algorithm, compact). */
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                              \
-	do {                                                                  \
-		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);     \
-		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                        \
-		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                        \
-		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);     \
+#define SIPROUND                                                               \
+	do {                                                                   \
+		v0 += v1;                                                      \
+		v1 = ROTL(v1, 13);                                             \
+		v1 ^= v0;                                                      \
+		v0 = ROTL(v0, 32);                                             \
+		v2 += v3;                                                      \
+		v3 = ROTL(v3, 16);                                             \
+		v3 ^= v2;                                                      \
+		v0 += v3;                                                      \
+		v3 = ROTL(v3, 21);                                             \
+		v3 ^= v0;                                                      \
+		v2 += v1;                                                      \
+		v1 = ROTL(v1, 17);                                             \
+		v1 ^= v2;                                                      \
+		v2 = ROTL(v2, 32);                                             \
 	} while (0)
 
 static uint64_t siphash(const uint64_t k[2], const uint8_t *in, size_t len)
 {
-	uint64_t v0 = 0x736f6d6570736575ull ^ k[0], v1 = 0x646f72616e646f6dull ^ k[1];
-	uint64_t v2 = 0x6c7967656e657261ull ^ k[0], v3 = 0x7465646279746573ull ^ k[1];
+	uint64_t v0 = 0x736f6d6570736575ull ^ k[0],
+		 v1 = 0x646f72616e646f6dull ^ k[1];
+	uint64_t v2 = 0x6c7967656e657261ull ^ k[0],
+		 v3 = 0x7465646279746573ull ^ k[1];
 	uint64_t b = (uint64_t)len << 56, m;
 	size_t i, left = len & 7;
 
@@ -98,5 +110,6 @@ u32_t l3x_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
 	memcpy(buf + 2 * sizeof(ip_addr_t) + 2, &remote_port, 2);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (u32_t)siphash(key, buf, sizeof(buf)) +
-	       (u32_t)((uint64_t)ts.tv_sec * 250000u + (uint64_t)ts.tv_nsec / 4000u);
+	       (u32_t)((uint64_t)ts.tv_sec * 250000u +
+		       (uint64_t)ts.tv_nsec / 4000u);
 }

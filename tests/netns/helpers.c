@@ -88,7 +88,8 @@ const uint8_t *src_peek(struct src *x, size_t *n)
 	size_t i;
 
 	if (x->off == x->len && x->made < x->limit) {
-		x->len = x->limit - x->made < CHUNK ? x->limit - x->made : CHUNK;
+		x->len =
+			x->limit - x->made < CHUNK ? x->limit - x->made : CHUNK;
 		for (i = 0; i < x->len; i++)
 			x->buf[i] = gen_byte(&x->g);
 		x->made += x->len;
@@ -125,8 +126,7 @@ void sink_put(struct sink *k, const uint8_t *p, size_t n)
 
 /* ------------------------------------------------------------ addresses */
 
-socklen_t sa_make(const char *ip, uint16_t port,
-			 struct sockaddr_storage *ss)
+socklen_t sa_make(const char *ip, uint16_t port, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (strchr(ip, ':')) {
@@ -146,8 +146,7 @@ socklen_t sa_make(const char *ip, uint16_t port,
 	}
 }
 
-bool sa_eq(const struct sockaddr_storage *a,
-		  const struct sockaddr_storage *b)
+bool sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return false;
@@ -164,8 +163,7 @@ bool sa_eq(const struct sockaddr_storage *a,
 	}
 }
 
-const char *sa_str(const struct sockaddr_storage *a, char *buf,
-			  size_t n)
+const char *sa_str(const struct sockaddr_storage *a, char *buf, size_t n)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
 
@@ -192,7 +190,8 @@ struct stack_fixture F = { .tun_fd = -1 };
 static void netns_up(void)
 {
 	if (geteuid() != 0)
-		cr_skip_test("needs root for a network namespace and a TUN device");
+		cr_skip_test(
+			"needs root for a network namespace and a TUN device");
 	if (unshare(CLONE_NEWNET))
 		cr_skip_test("cannot unshare a network namespace: %s",
 			     strerror(errno));
@@ -297,7 +296,7 @@ void stack_up(enum l3x_source src, struct l3x_stack_opts *o, bool rules)
 	netns_up();
 	F.src = src;
 	o->source = src;
-	o->cpu = L3X_CPU_NONE;	/* the engine thread is not pinned */
+	o->cpu = L3X_CPU_NONE; /* the engine thread is not pinned */
 	if (src == L3X_SOURCE_TUN) {
 		o->tun_name = TUN;
 	} else {
@@ -323,7 +322,7 @@ void mem_now(struct memsnap *ms)
 	struct tcp_pcb *p;
 
 	eng_stop();
-	if (!was)	/* nobody polls: lwIP's timers run only from here */
+	if (!was) /* nobody polls: lwIP's timers run only from here */
 		l3x_stack__poll(F.st);
 	cr_assert_eq(l3x_stack__mem(F.st, &ms->m), 0);
 	ms->tw = 0;
@@ -480,8 +479,7 @@ void worker_step(struct l3x_worker *w, int ms)
 		usleep(1000);
 }
 
-bool wait_ev(struct l3x_worker *w, struct l3x_stream *s, uint32_t mask,
-		    int ms)
+bool wait_ev(struct l3x_worker *w, struct l3x_stream *s, uint32_t mask, int ms)
 {
 	uint64_t end = now_ms() + (uint64_t)ms;
 
@@ -528,8 +526,8 @@ struct l3x_stream *accept_wait(struct l3x_worker *w, int ms)
 
 /* Read what is there, waiting up to @ms for something: bytes, 0 at EOF,
  * -errno (-EAGAIN when nothing came). */
-long sread(struct l3x_worker *w, struct l3x_stream *s, void *buf,
-		  size_t len, int ms)
+long sread(struct l3x_worker *w, struct l3x_stream *s, void *buf, size_t len,
+	   int ms)
 {
 	uint64_t end = now_ms() + (uint64_t)ms;
 	long r;
@@ -558,15 +556,16 @@ void stream_abort(struct l3x_stream *s)
 
 /* Connect within @ms; kernel buffer sizes when non-zero. Returns a blocking
  * fd with 3 s timeouts, or -1 with the error in *err. */
-int client_connect_ex(const char *ip, uint16_t port, int sndbuf,
-			     int rcvbuf, int ms, int *err)
+int client_connect_ex(const char *ip, uint16_t port, int sndbuf, int rcvbuf,
+		      int ms, int *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sa_make(ip, port, &ss), el = sizeof(*err);
 	struct pollfd p;
 	int fd;
 
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
 	cr_assert_geq(fd, 0);
 	if (sndbuf)
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
@@ -619,10 +618,12 @@ int client_connect_unanswered(const char *ip, uint16_t port, int ms)
 	int fd, r, err = 0;
 	socklen_t el = sizeof(err);
 
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
 	cr_assert_geq(fd, 0);
 	r = connect(fd, (struct sockaddr *)&ss, len);
-	cr_assert(r < 0 && errno == EINPROGRESS, "connect: %s", strerror(errno));
+	cr_assert(r < 0 && errno == EINPROGRESS, "connect: %s",
+		  strerror(errno));
 	p = (struct pollfd){ .fd = fd, .events = POLLOUT };
 	r = poll(&p, 1, ms);
 	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
@@ -663,7 +664,7 @@ void expect_refused(const char *ip, uint16_t port)
 
 /* @n seeded bytes client -> stream, both ends on this thread. */
 void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
-		       uint64_t seed, size_t n)
+		uint64_t seed, size_t n)
 {
 	static uint8_t buf[CHUNK];
 	uint64_t end = now_ms() + 10000;
@@ -694,12 +695,13 @@ void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
 			sink_put(&k, buf, (size_t)r);
 			moved = true;
 		} else {
-			cr_assert_eq(r, -EAGAIN, "server read after %zu of %zu: %ld",
-				     k.got, n, r);
+			cr_assert_eq(r, -EAGAIN,
+				     "server read after %zu of %zu: %ld", k.got,
+				     n, r);
 		}
 		if (!moved) {
-			cr_assert_lt(now_ms(), end, "stuck after %zu of %zu bytes",
-				     k.got, n);
+			cr_assert_lt(now_ms(), end,
+				     "stuck after %zu of %zu bytes", k.got, n);
 			worker_step(w, 2);
 		}
 	}
@@ -709,7 +711,7 @@ void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
 
 /* @n seeded bytes stream -> client; writes wait for L3X_EV_WRITABLE. */
 void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
-		       uint64_t seed, size_t n)
+		uint64_t seed, size_t n)
 {
 	static uint8_t buf[CHUNK];
 	uint64_t end = now_ms() + 10000;
@@ -733,7 +735,8 @@ void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
 				x.off += (size_t)r;
 				moved = true;
 			} else {
-				cr_assert_eq(r, -EAGAIN, "server write: %ld", r);
+				cr_assert_eq(r, -EAGAIN, "server write: %ld",
+					     r);
 				blocked = true;
 			}
 		}
@@ -743,12 +746,12 @@ void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
 			moved = true;
 		} else {
 			cr_assert(r < 0 && errno == EAGAIN,
-				  "client recv after %zu of %zu: %zd (%s)", k.got,
-				  n, r, r ? strerror(errno) : "EOF");
+				  "client recv after %zu of %zu: %zd (%s)",
+				  k.got, n, r, r ? strerror(errno) : "EOF");
 		}
 		if (!moved) {
-			cr_assert_lt(now_ms(), end, "stuck after %zu of %zu bytes",
-				     k.got, n);
+			cr_assert_lt(now_ms(), end,
+				     "stuck after %zu of %zu bytes", k.got, n);
 			worker_step(w, 2);
 		}
 	}
@@ -774,7 +777,7 @@ void close_pair(struct l3x_worker *w, int fd, struct l3x_stream *s)
 
 /* One connection, accepted: the usual start of a test. */
 int connect_accept(struct l3x_worker *w, const char *ip, uint16_t port,
-			  struct l3x_stream **s)
+		   struct l3x_stream **s)
 {
 	int fd = client_connect(ip, port);
 

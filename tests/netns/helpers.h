@@ -45,10 +45,10 @@
 
 #include "l3x/l3x.h"
 
-#define TUN		"l3x0"
-#define NET4		"198.51.100.0/24"
-#define NET6		"2001:db8:100::/64"
-#define CHUNK		16384
+#define TUN   "l3x0"
+#define NET4  "198.51.100.0/24"
+#define NET6  "2001:db8:100::/64"
+#define CHUNK 16384
 
 /* ------------------------------------------------------------ time, shell */
 
@@ -112,11 +112,11 @@ const char *sa_str(const struct sockaddr_storage *a, char *buf, size_t n);
 struct stack_fixture {
 	enum l3x_source src;
 	struct l3x_stack *st;
-	int tun_fd;			/* callback source: the test's TUN */
+	int tun_fd; /* callback source: the test's TUN */
 	pthread_t pump;
 	atomic_bool pump_run;
 	bool running;
-	struct l3x_stack_mem mem0;	/* right after open */
+	struct l3x_stack_mem mem0; /* right after open */
 };
 extern struct stack_fixture F;
 
@@ -134,7 +134,7 @@ void stack_up(enum l3x_source src, struct l3x_stack_opts *o, bool rules);
 
 struct memsnap {
 	struct l3x_stack_mem m;
-	unsigned tw;		/* PCBs on lwIP's TIME_WAIT list */
+	unsigned tw; /* PCBs on lwIP's TIME_WAIT list */
 };
 
 /* l3x_stack__mem() wants the engine stopped: stop it for the look. */
@@ -168,8 +168,7 @@ void log_forget(struct l3x_stream *s);
 void worker_step(struct l3x_worker *w, int ms);
 
 /* Step the worker until an event of @mask for @s (true) or @ms pass. */
-bool wait_ev(struct l3x_worker *w, struct l3x_stream *s, uint32_t mask,
-	     int ms);
+bool wait_ev(struct l3x_worker *w, struct l3x_stream *s, uint32_t mask, int ms);
 
 struct l3x_worker *worker_open(void);
 

@@ -79,23 +79,24 @@ TestSuite(bpf, .init = load, .fini = unload);
 
 /* ------------------------------------------------------------ tries */
 
-#define RANGE(p, l, h) ((struct l3x_range){.proto = (p), .lo = (l), .hi = (h)})
-#define ANY	       RANGE(L3X_P_ANY, 0, 65535)
+#define RANGE(p, l, h)                                                         \
+	((struct l3x_range){ .proto = (p), .lo = (l), .hi = (h) })
+#define ANY RANGE(L3X_P_ANY, 0, 65535)
 #define N_RANGES(...)                                                          \
-	(sizeof((struct l3x_range[]){__VA_ARGS__}) / sizeof(struct l3x_range))
+	(sizeof((struct l3x_range[]){ __VA_ARGS__ }) / sizeof(struct l3x_range))
 #define LPM4(addr, plen, ...)                                                  \
-	lpm_add(4, addr, plen, (struct l3x_range[]){__VA_ARGS__},              \
+	lpm_add(4, addr, plen, (struct l3x_range[]){ __VA_ARGS__ },            \
 		N_RANGES(__VA_ARGS__))
 #define LPM6(addr, plen, ...)                                                  \
-	lpm_add(6, addr, plen, (struct l3x_range[]){__VA_ARGS__},              \
+	lpm_add(6, addr, plen, (struct l3x_range[]){ __VA_ARGS__ },            \
 		N_RANGES(__VA_ARGS__))
 
 static void lpm_add(int family, const char *addr, __u32 plen,
 		    const struct l3x_range *r, size_t n)
 {
-	struct l3x_lpm6_key k6 = {.prefixlen = plen};
-	struct l3x_lpm4_key k4 = {.prefixlen = plen};
-	struct l3x_lpm_val v = {.count = n};
+	struct l3x_lpm6_key k6 = { .prefixlen = plen };
+	struct l3x_lpm4_key k4 = { .prefixlen = plen };
+	struct l3x_lpm_val v = { .count = n };
 	int err;
 
 	cr_assert_leq(n, L3X_MAX_RANGES);
@@ -269,7 +270,7 @@ static void done(struct frame *f)
 /* Whole frames for the common cases. */
 static struct frame v4(const char *dst, uint8_t proto, uint16_t dport)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	eth(&f, ETH_IP);
 	ipv4(&f, "203.0.113.1", dst, 1, 0);
@@ -285,7 +286,7 @@ static struct frame v4(const char *dst, uint8_t proto, uint16_t dport)
 
 static struct frame v6(const char *dst, uint8_t proto, uint16_t dport)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	eth(&f, ETH_IP6);
 	ipv6(&f, "2001:db8:ffff::1", dst);
@@ -488,8 +489,8 @@ Test(bpf, longer_prefix_keeps_the_shorter_prefix_rules)
 
 Test(bpf, ranges_past_count_are_ignored)
 {
-	struct l3x_lpm4_key k = {.prefixlen = 24, .addr = {192, 0, 2, 0}};
-	struct l3x_lpm_val v = {.count = 1};
+	struct l3x_lpm4_key k = { .prefixlen = 24, .addr = { 192, 0, 2, 0 } };
+	struct l3x_lpm_val v = { .count = 1 };
 
 	/* A stale range beyond count must not match. */
 	v.r[0] = RANGE(L3X_P_TCP, 80, 80);
@@ -501,8 +502,8 @@ Test(bpf, ranges_past_count_are_ignored)
 
 Test(bpf, last_of_a_full_range_list_matches)
 {
-	struct l3x_lpm4_key k = {.prefixlen = 24, .addr = {192, 0, 2, 0}};
-	struct l3x_lpm_val v = {.count = L3X_MAX_RANGES};
+	struct l3x_lpm4_key k = { .prefixlen = 24, .addr = { 192, 0, 2, 0 } };
+	struct l3x_lpm_val v = { .count = L3X_MAX_RANGES };
 	int i;
 
 	for (i = 0; i < L3X_MAX_RANGES; i++)
@@ -516,7 +517,7 @@ Test(bpf, last_of_a_full_range_list_matches)
 
 static struct frame tagged_v4(uint16_t outer, uint16_t inner, uint16_t dport)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	eth(&f, outer);
 	if (inner)
@@ -539,7 +540,7 @@ Test(bpf, one_vlan_tag_is_parsed)
 
 Test(bpf, two_vlan_tags_are_parsed_in_either_order)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	LPM4("192.0.2.0", 24, RANGE(L3X_P_UDP, 53, 53));
 	LPM6("2001:db8::", 32, RANGE(L3X_P_TCP, 80, 80));
@@ -560,7 +561,7 @@ Test(bpf, two_vlan_tags_are_parsed_in_either_order)
 
 Test(bpf, third_vlan_tag_goes_to_the_kernel)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	LPM4("0.0.0.0", 0, ANY);
 	eth(&f, ETH_QINQ);
@@ -575,7 +576,7 @@ Test(bpf, third_vlan_tag_goes_to_the_kernel)
 
 Test(bpf, arp_passes_despite_an_ip_rule)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 	uint8_t *p;
 
 	LPM4("0.0.0.0", 0, ANY);
@@ -593,7 +594,7 @@ Test(bpf, arp_passes_despite_an_ip_rule)
 
 Test(bpf, non_ip_ethertype_passes)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	LPM4("0.0.0.0", 0, ANY);
 	LPM6("::", 0, ANY);
@@ -604,7 +605,7 @@ Test(bpf, non_ip_ethertype_passes)
 
 static struct frame icmp6_to(const char *dst, uint8_t type)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	eth(&f, ETH_IP6);
 	ipv6(&f, "fe80::1", dst);
@@ -637,7 +638,7 @@ Test(bpf, neighbour_discovery_passes_despite_an_ip_rule)
 
 Test(bpf, ipv6_extension_headers_are_walked)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	LPM6("2001:db8::", 32, RANGE(L3X_P_UDP, 53, 53));
 
@@ -649,7 +650,7 @@ Test(bpf, ipv6_extension_headers_are_walked)
 	done(&f);
 	run(&f, MATCHED, "hop-by-hop + dest opts + UDP 53");
 
-	f = (struct frame){0};
+	f = (struct frame){ 0 };
 	eth(&f, ETH_IP6);
 	ipv6(&f, "2001:db8::1", "2001:db8::2");
 	ext6(&f, P_HOP, 8);
@@ -658,7 +659,7 @@ Test(bpf, ipv6_extension_headers_are_walked)
 	done(&f);
 	run(&f, PASSED, "hop-by-hop + dest opts + UDP 54");
 
-	f = (struct frame){0};
+	f = (struct frame){ 0 };
 	eth(&f, ETH_IP6);
 	ipv6(&f, "2001:db8::1", "2001:db8::2");
 	ext6(&f, P_ROUTING, 16);
@@ -670,7 +671,7 @@ Test(bpf, ipv6_extension_headers_are_walked)
 
 static struct frame dstopts_chain(int n)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 	int i;
 
 	eth(&f, ETH_IP6);
@@ -692,7 +693,7 @@ Test(bpf, ipv6_chain_of_six_is_walked_seven_is_malformed)
 
 Test(bpf, ipv6_extension_header_past_the_payload_is_malformed)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	LPM6("2001:db8::", 32, ANY);
 	eth(&f, ETH_IP6);
@@ -705,7 +706,7 @@ Test(bpf, ipv6_extension_header_past_the_payload_is_malformed)
 
 	/* Longer than the payload but not the frame: what follows the
 	 * payload (padding here) is not the next header. */
-	f = (struct frame){0};
+	f = (struct frame){ 0 };
 	eth(&f, ETH_IP6);
 	ipv6(&f, "2001:db8::1", "2001:db8::2");
 	ext6(&f, P_DSTOPTS, 8);
@@ -715,7 +716,7 @@ Test(bpf, ipv6_extension_header_past_the_payload_is_malformed)
 	memset(put(&f, 16), 0xAB, 16);
 	run(&f, MALFORMED, "dest opts past the payload");
 
-	f = (struct frame){0};
+	f = (struct frame){ 0 };
 	eth(&f, ETH_IP6);
 	ipv6(&f, "2001:db8::1", "2001:db8::2");
 	ext6(&f, P_HOP, 8);
@@ -756,7 +757,7 @@ Test(bpf, frame_cut_in_the_ip_header_is_malformed)
 
 Test(bpf, frame_cut_in_the_ports_is_malformed)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	LPM4("0.0.0.0", 0, ANY);
 	LPM6("::", 0, ANY);
@@ -768,14 +769,14 @@ Test(bpf, frame_cut_in_the_ports_is_malformed)
 	done(&f);
 	run(&f, MALFORMED, "IPv4 UDP, 2 bytes");
 
-	f = (struct frame){0};
+	f = (struct frame){ 0 };
 	eth(&f, ETH_IP);
 	ipv4(&f, "203.0.113.1", "192.0.2.1", 1, 0);
 	next(&f, P_TCP, 3);
 	done(&f);
 	run(&f, MALFORMED, "IPv4 TCP, 3 bytes");
 
-	f = (struct frame){0};
+	f = (struct frame){ 0 };
 	eth(&f, ETH_IP6);
 	ipv6(&f, "2001:db8::1", "2001:db8::2");
 	next(&f, P_UDP, 3);
@@ -783,7 +784,7 @@ Test(bpf, frame_cut_in_the_ports_is_malformed)
 	run(&f, MALFORMED, "IPv6 UDP, 3 bytes");
 
 	/* Four bytes are enough: only the ports are read. */
-	f = (struct frame){0};
+	f = (struct frame){ 0 };
 	eth(&f, ETH_IP);
 	ipv4(&f, "203.0.113.1", "192.0.2.1", 1, 0);
 	next(&f, P_UDP, 4);
@@ -793,7 +794,7 @@ Test(bpf, frame_cut_in_the_ports_is_malformed)
 
 Test(bpf, ports_in_ethernet_padding_are_malformed)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	LPM4("192.0.2.0", 24, RANGE(L3X_P_UDP, 0, 0));
 	/* An IPv4 header alone, padded to the Ethernet minimum: the zeros
@@ -825,7 +826,7 @@ Test(bpf, ipv4_ihl_below_five_is_malformed)
 
 Test(bpf, ipv4_options_are_skipped)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 	uint8_t *p;
 
 	LPM4("192.0.2.0", 24, RANGE(L3X_P_UDP, 53, 53));
@@ -889,7 +890,7 @@ Test(bpf, ipv6_payload_length_past_the_frame_is_malformed)
 static struct frame frag4(const char *src, uint16_t id, uint16_t frag_off,
 			  uint16_t dport)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	eth(&f, ETH_IP);
 	ipv4(&f, src, "192.0.2.1", id, frag_off);
@@ -934,7 +935,7 @@ Test(bpf, ipv4_later_fragment_matches_an_ip_rule)
 
 Test(bpf, ipv4_first_fragment_too_short_for_ports_is_malformed)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	LPM4("0.0.0.0", 0, ANY);
 	eth(&f, ETH_IP);
@@ -950,7 +951,7 @@ Test(bpf, ipv4_first_fragment_too_short_for_ports_is_malformed)
 static struct frame frag6_to(const char *src, uint32_t id, uint16_t off,
 			     bool more, bool opts, uint16_t dport)
 {
-	struct frame f = {0};
+	struct frame f = { 0 };
 
 	eth(&f, ETH_IP6);
 	ipv6(&f, src, "2001:db8::2");

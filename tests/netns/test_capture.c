@@ -45,14 +45,16 @@ static void setup_veth(int queues)
 	int s;
 
 	if (geteuid() != 0)
-		cr_skip_test("needs root for a network namespace, veth and XDP");
+		cr_skip_test(
+			"needs root for a network namespace, veth and XDP");
 	if (unshare(CLONE_NEWNET))
 		cr_skip_test("cannot unshare a network namespace: %s",
 			     strerror(errno));
-	snprintf(cmd, sizeof(cmd),
-		 "ip link add t0 numtxqueues %d numrxqueues %d type veth peer name t1 "
-		 "numtxqueues %d numrxqueues %d && ip link set t0 up && ip link set t1 up",
-		 queues, queues, queues, queues);
+	snprintf(
+		cmd, sizeof(cmd),
+		"ip link add t0 numtxqueues %d numrxqueues %d type veth peer name t1 "
+		"numtxqueues %d numrxqueues %d && ip link set t0 up && ip link set t1 up",
+		queues, queues, queues, queues);
 	sh(cmd);
 	s = socket(AF_INET, SOCK_DGRAM, 0);
 	strcpy(ifr.ifr_name, "t1");
@@ -98,7 +100,8 @@ static void inject_udp(uint16_t dport, uint32_t seq)
 	memcpy(f + 42, &seq, 4);
 	/* UDP checksum 0: none, which IPv4 allows. */
 	memcpy(sll.sll_addr, dst_mac, 6);
-	cr_assert_eq(sendto(inject_fd, f, 60, 0, (void *)&sll, sizeof(sll)), 60);
+	cr_assert_eq(sendto(inject_fd, f, 60, 0, (void *)&sll, sizeof(sll)),
+		     60);
 }
 
 static void assert_accounted(struct l3x_capture_handle *h, uint32_t app)
@@ -162,10 +165,11 @@ static void drain(struct l3x_capture_handle *h)
 
 static bool xdp_attached(void)
 {
-	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(
-		if_nametoindex("t1"));
-	bool on = mp && !libxdp_get_error(mp) &&
-		  (xdp_multiprog__main_prog(mp) || xdp_multiprog__is_legacy(mp));
+	struct xdp_multiprog *mp =
+		xdp_multiprog__get_from_ifindex(if_nametoindex("t1"));
+	bool on =
+		mp && !libxdp_get_error(mp) &&
+		(xdp_multiprog__main_prog(mp) || xdp_multiprog__is_legacy(mp));
 
 	if (mp && !libxdp_get_error(mp))
 		xdp_multiprog__close(mp);

@@ -5,7 +5,7 @@
  * trie build are tests/unit/test_rules.c.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE	/* RTLD_NEXT */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #endif
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -36,7 +36,7 @@ static struct l3x_maps maps = { -1, -1, -1, -1, -1, -1 };
 static int (*real_update)(int, const void *, const void *, __u64);
 static int (*real_delete)(int, const void *);
 static void (*before_update)(int fd);
-static char trie_log[64];	/* 'W'rite, 'D'elete on the IPv4 trie */
+static char trie_log[64]; /* 'W'rite, 'D'elete on the IPv4 trie */
 static size_t trie_log_n;
 
 static void log_op(int fd, char op)
@@ -45,15 +45,14 @@ static void log_op(int fd, char op)
 		trie_log[trie_log_n++] = op;
 }
 
-int bpf_map_update_elem(int fd, const void *key, const void *value,
-			__u64 flags)
+int bpf_map_update_elem(int fd, const void *key, const void *value, __u64 flags)
 {
 	void (*hook)(int) = before_update;
 
 	if (!real_update)
-		real_update = (int (*)(int, const void *, const void *,
-				       __u64))dlsym(RTLD_NEXT,
-						    "bpf_map_update_elem");
+		real_update =
+			(int (*)(int, const void *, const void *, __u64))dlsym(
+				RTLD_NEXT, "bpf_map_update_elem");
 	if (hook)
 		hook(fd);
 	log_op(fd, 'W');
@@ -93,9 +92,9 @@ static int new_map(enum bpf_map_type type, const char *name, __u32 key_sz,
 
 static void make_maps_with(__u32 max_rules, __u32 max_prefixes)
 {
-	maps.rules = new_map(BPF_MAP_TYPE_HASH, "t_rules",
-			     sizeof(struct l3x_rule_key), sizeof(__u32),
-			     max_rules);
+	maps.rules =
+		new_map(BPF_MAP_TYPE_HASH, "t_rules",
+			sizeof(struct l3x_rule_key), sizeof(__u32), max_rules);
 	maps.lpm4 = new_map(BPF_MAP_TYPE_LPM_TRIE, "t_lpm4",
 			    sizeof(struct l3x_lpm4_key),
 			    sizeof(struct l3x_lpm_val), max_prefixes);
@@ -129,7 +128,7 @@ static int lookup(const char *addr, struct l3x_lpm_val *v)
 
 static int map_size(int fd)
 {
-	struct l3x_rule_key cur, next;	/* big enough for every key here */
+	struct l3x_rule_key cur, next; /* big enough for every key here */
 	void *prev = NULL;
 	int n = 0;
 
@@ -552,12 +551,16 @@ static void *churn(void *arg)
 Test(rules_maps, changes_from_two_threads_at_once_converge)
 {
 	static const char *const a[] = {
-		"tcp 10.0.0.0/8 80", "udp 10.1.0.0/16 53", "ip 2001:db8::/32",
+		"tcp 10.0.0.0/8 80",
+		"udp 10.1.0.0/16 53",
+		"ip 2001:db8::/32",
 		NULL,
 	};
 	static const char *const b[] = {
-		"tcp 10.1.2.0/24 443", "udp 0.0.0.0/0 123",
-		"tcp 2001:db8:1::/48 22", NULL,
+		"tcp 10.1.2.0/24 443",
+		"udp 0.0.0.0/0 123",
+		"tcp 2001:db8:1::/48 22",
+		NULL,
 	};
 	pthread_t ta, tb;
 	void *ra, *rb;

@@ -52,7 +52,7 @@ static void load(void)
 
 static void unload(void)
 {
-	bpf_object__close(obj);	/* closes the program and map fds */
+	bpf_object__close(obj); /* closes the program and map fds */
 	obj = NULL;
 }
 
@@ -121,8 +121,8 @@ static enum rc_verdict bpf_verdict(const struct rc_frame *f, const char *what)
 	return v;
 }
 
-Test(rules_table, program_gives_every_frame_the_software_verdict,
-     .init = load, .fini = unload)
+Test(rules_table, program_gives_every_frame_the_software_verdict, .init = load,
+     .fini = unload)
 {
 	unsigned n = 0, bad = 0;
 	char what[160];
@@ -149,7 +149,8 @@ Test(rules_table, program_gives_every_frame_the_software_verdict,
 			bad++;
 			cr_log_error("%s: program %s, software %s, want %s",
 				     what, rc_verdict_name[hw],
-				     rc_verdict_name[sw], rc_verdict_name[want]);
+				     rc_verdict_name[sw],
+				     rc_verdict_name[want]);
 		}
 		l3x_ruleset_close(rs);
 	}

@@ -92,7 +92,7 @@ Test(stack, backlog_full_refuses_until_accepted, .timeout = 20)
 	w = worker_open();
 	fd1 = client_connect("198.51.100.44", 4002);
 	cr_assert_eq(STATS_WAIT(tcp_accepted, 1, 2000).tcp_accepted, 1);
-	expect_refused("198.51.100.45", 4002);	/* nobody accepted fd1 */
+	expect_refused("198.51.100.45", 4002); /* nobody accepted fd1 */
 	ss = stats_now();
 	cr_assert_eq(ss.tcp_refused_backlog, 1);
 	cr_assert_eq(ss.tcp_accepted, 1);
@@ -145,11 +145,13 @@ Test(stack, flows_go_round_robin_over_workers, .timeout = 20)
 	w[0] = worker_open();
 	w[1] = worker_open();
 	for (i = 0; i < 4; i++) {
-		fd[i] = client_connect(i & 1 ? "2001:db8:100::50" : "198.51.100.50",
+		fd[i] = client_connect(i & 1 ? "2001:db8:100::50"
+					     : "198.51.100.50",
 				       (uint16_t)(5000 + i));
 		s[i] = accept_wait(w[i & 1], 2000);
-		cr_assert_not_null(s[i], "connection %d not offered to worker %d",
-				   i, i & 1);
+		cr_assert_not_null(s[i],
+				   "connection %d not offered to worker %d", i,
+				   i & 1);
 		cr_assert_null(l3x_worker__accept(w[!(i & 1)]),
 			       "connection %d offered to both workers", i);
 	}
@@ -192,10 +194,11 @@ Test(stack, packet_outside_the_rules_is_counted_and_unanswered, .timeout = 20)
 	after = stats_now();
 	close(ufd);
 	close(fd);
-	cr_assert_eq(after.rx_no_rule - before.rx_no_rule, 2,
-		     "rx_no_rule went up by %llu for one SYN to port 81 and one "
-		     "UDP datagram",
-		     (unsigned long long)(after.rx_no_rule - before.rx_no_rule));
+	cr_assert_eq(
+		after.rx_no_rule - before.rx_no_rule, 2,
+		"rx_no_rule went up by %llu for one SYN to port 81 and one "
+		"UDP datagram",
+		(unsigned long long)(after.rx_no_rule - before.rx_no_rule));
 	cr_assert_eq(after.tx_packets, before.tx_packets, "the stack answered");
 	cr_assert_eq(after.tcp_accepted, 0);
 	cr_assert_eq(after.rx_bad, before.rx_bad);
@@ -222,7 +225,8 @@ Test(stack, rules_change_live, .timeout = 20)
 	L3X_OPTS(l3x_stack_opts, o);
 	stack_up(L3X_SOURCE_CALLBACK, &o, false);
 	w = worker_open();
-	cr_assert_eq(l3x_rule__parse(&r80, "tcp 198.51.100.0/24 80", NULL, 0), 0);
+	cr_assert_eq(l3x_rule__parse(&r80, "tcp 198.51.100.0/24 80", NULL, 0),
+		     0);
 
 	/* Added on the running stack: connections come in. */
 	cr_assert_eq(l3x_stack__add_rule(F.st, &r80), 0);
@@ -283,20 +287,21 @@ Test(stack, rules_change_back_to_back_on_a_running_stack, .timeout = 20)
 	L3X_OPTS(l3x_stack_opts, o);
 	stack_up(L3X_SOURCE_TUN, &o, false);
 	for (i = 0; i < 64; i++) {
-		snprintf(text, sizeof(text), "tcp 198.51.100.%d %d", i, 1000 + i);
+		snprintf(text, sizeof(text), "tcp 198.51.100.%d %d", i,
+			 1000 + i);
 		cr_assert_eq(l3x_rule__parse(&r[i], text, NULL, 0), 0);
 	}
 	/* A control thread adding rules in a row must not see an error the
 	 * API does not document (the engine is mid-turn most of the time). */
 	for (i = 0; i < 64; i++) {
 		err = l3x_stack__add_rule(F.st, &r[i]);
-		cr_assert_eq(err, 0, "add rule %d of 64 on a running stack: %s", i,
-			     strerror(-err));
+		cr_assert_eq(err, 0, "add rule %d of 64 on a running stack: %s",
+			     i, strerror(-err));
 	}
 	for (i = 0; i < 64; i++) {
 		err = l3x_stack__del_rule(F.st, &r[i]);
-		cr_assert_eq(err, 0, "del rule %d of 64 on a running stack: %s", i,
-			     strerror(-err));
+		cr_assert_eq(err, 0, "del rule %d of 64 on a running stack: %s",
+			     i, strerror(-err));
 	}
 	expect_clean(0);
 	stack_down();
@@ -367,7 +372,7 @@ Test(stack, open_rejects_bad_options)
 	}
 #define BAD_OPT(field, val)                                                    \
 	do {                                                                   \
-		L3X_OPTS(l3x_stack_opts, o, .source = L3X_SOURCE_CALLBACK,    \
+		L3X_OPTS(l3x_stack_opts, o, .source = L3X_SOURCE_CALLBACK,     \
 			 .output = null_output, .field = (val));               \
 		expect_open_fails(&o, EINVAL, #field " = " #val);              \
 	} while (0)
@@ -376,7 +381,7 @@ Test(stack, open_rejects_bad_options)
 	BAD_OPT(rx_buf, 2u << 20);
 	BAD_OPT(rx_buf, 1000);
 	BAD_OPT(tx_buf, 100);
-	BAD_OPT(cpu, -2);	/* L3X_CPU_NONE (-1) is valid */
+	BAD_OPT(cpu, -2); /* L3X_CPU_NONE (-1) is valid */
 	BAD_OPT(cpu, CPU_SETSIZE);
 #undef BAD_OPT
 
@@ -428,8 +433,9 @@ Test(stack, one_stack_per_process_and_close_needs_workers_closed)
 	cr_assert_eq(l3x_worker__poll(w, NULL, 0), 0);
 	cr_assert_eq(l3x_worker__wait(w, 0), 0);
 	cr_assert_eq(l3x_stack__close(F.st), -EBUSY);
-	cr_assert_eq(l3x_stack__stats(F.st, &ss), 0, "stack unusable after "
-						    "-EBUSY");
+	cr_assert_eq(l3x_stack__stats(F.st, &ss), 0,
+		     "stack unusable after "
+		     "-EBUSY");
 	cr_assert_eq(l3x_stack__poll(F.st), 0, "engine unusable after -EBUSY");
 	l3x_worker__close(w);
 	expect_clean(0);
@@ -440,7 +446,8 @@ Test(stack, one_stack_per_process_and_close_needs_workers_closed)
 	{
 		L3X_OPTS(l3x_stack_opts, o);
 		st2 = open_cb(&o);
-		cr_assert_not_null(st2, "reopen after close: %s", strerror(errno));
+		cr_assert_not_null(st2, "reopen after close: %s",
+				   strerror(errno));
 		cr_assert_eq(l3x_stack__close(st2), 0);
 	}
 }
@@ -570,8 +577,9 @@ Test(stack, input_checks_its_arguments_and_counts_what_it_drops)
 	l3x_stack__poll(F.st);
 	cr_assert_eq(cap_n, 1, "no SYN-ACK");
 	cr_assert_geq(cap_len, 40);
-	cr_assert_eq(memcmp(cap_pkt + 12, pkt + 16, 4), 0, "SYN-ACK not from "
-							   "198.51.100.70");
+	cr_assert_eq(memcmp(cap_pkt + 12, pkt + 16, 4), 0,
+		     "SYN-ACK not from "
+		     "198.51.100.70");
 	cr_assert_eq(cap_pkt[33] & 0x12, 0x12, "not a SYN-ACK: flags %#x",
 		     cap_pkt[33]);
 

@@ -29,8 +29,8 @@
 
 /* ------------------------------------------------------------ echo */
 
-#define ECHO_CONNS	6
-#define ECHO_BYTES	(3u << 20)
+#define ECHO_CONNS 6
+#define ECHO_BYTES (3u << 20)
 
 struct echo_cli {
 	const char *ip;
@@ -104,7 +104,8 @@ static void *echo_client(void *arg)
 			c->rcvd = k.got;
 			if (k.bad) {
 				snprintf(c->err, sizeof(c->err),
-					 "byte %zu came back different", k.bad_at);
+					 "byte %zu came back different",
+					 k.bad_at);
 				break;
 			}
 			continue;
@@ -138,9 +139,9 @@ struct echo_conn {
 struct echo_srv {
 	struct l3x_stack *st;
 	int expect;
-	atomic_int ready;	/* 1 worker open, -1 failed */
-	atomic_bool finished;	/* every stream closed (or gave up) */
-	atomic_bool release;	/* main has checked memory: close the worker */
+	atomic_int ready;     /* 1 worker open, -1 failed */
+	atomic_bool finished; /* every stream closed (or gave up) */
+	atomic_bool release;  /* main has checked memory: close the worker */
 	int done;
 	char err[200];
 	struct {
@@ -217,10 +218,12 @@ static void *echo_server(void *arg)
 			c->s = s;
 			conns[nconn] = c;
 			l3x_stream__set_user(s, (void *)(uintptr_t)(nconn + 1));
-			l3x_stream__client_addr(s, (struct sockaddr *)&sv->seen[nconn].client,
-						sizeof(sv->seen[0].client));
-			l3x_stream__orig_dst_addr(s, (struct sockaddr *)&sv->seen[nconn].dst,
-						  sizeof(sv->seen[0].dst));
+			l3x_stream__client_addr(
+				s, (struct sockaddr *)&sv->seen[nconn].client,
+				sizeof(sv->seen[0].client));
+			l3x_stream__orig_dst_addr(
+				s, (struct sockaddr *)&sv->seen[nconn].dst,
+				sizeof(sv->seen[0].dst));
 			sv->nseen = ++nconn;
 			if (echo_serve(sv, c)) {
 				free(c);
@@ -260,9 +263,12 @@ static void *echo_server(void *arg)
 static void echo_test(enum l3x_source src)
 {
 	static struct echo_cli cl[ECHO_CONNS] = {
-		{ .ip = "198.51.100.10", .port = 80 },	{ .ip = "198.51.100.11", .port = 443 },
-		{ .ip = "198.51.100.200", .port = 5001 },	{ .ip = "2001:db8:100::1", .port = 80 },
-		{ .ip = "2001:db8:100::abcd", .port = 8443 },	{ .ip = "2001:db8:100::ffff:1", .port = 7 },
+		{ .ip = "198.51.100.10", .port = 80 },
+		{ .ip = "198.51.100.11", .port = 443 },
+		{ .ip = "198.51.100.200", .port = 5001 },
+		{ .ip = "2001:db8:100::1", .port = 80 },
+		{ .ip = "2001:db8:100::abcd", .port = 8443 },
+		{ .ip = "2001:db8:100::ffff:1", .port = 7 },
 	};
 	static struct echo_srv sv;
 	pthread_t ct[ECHO_CONNS], stid;
@@ -283,7 +289,8 @@ static void echo_test(enum l3x_source src)
 	cr_assert_eq(atomic_load(&sv.ready), 1, "worker did not open");
 	for (i = 0; i < ECHO_CONNS; i++) {
 		cl[i].seed = 1000 + (uint64_t)i;
-		cr_assert_eq(pthread_create(&ct[i], NULL, echo_client, &cl[i]), 0);
+		cr_assert_eq(pthread_create(&ct[i], NULL, echo_client, &cl[i]),
+			     0);
 	}
 	for (i = 0; i < ECHO_CONNS; i++)
 		pthread_join(ct[i], NULL);
@@ -371,7 +378,8 @@ Test(stack, half_close_lets_each_side_finish_its_direction, .timeout = 20)
 	r = sread(w, s, buf, sizeof(buf), 3000);
 	cr_assert_eq(r, 0, "read after the client's FIN: %zd", r);
 	cr_assert(wait_ev(w, s, L3X_EV_EOF, 1000), "no L3X_EV_EOF reported");
-	cr_assert_eq(l3x_stream__read(s, buf, sizeof(buf)), 0, "EOF not sticky");
+	cr_assert_eq(l3x_stream__read(s, buf, sizeof(buf)), 0,
+		     "EOF not sticky");
 
 	/* The server still writes; the client still reads. */
 	srv_to_cli(w, s, fd, 8, 300000);
@@ -432,8 +440,9 @@ Test(stack, client_reset_reads_as_econnreset, .timeout = 20)
 	fd = connect_accept(w, "2001:db8:100::21", 2002, &s);
 	cli_to_srv(w, s, fd, 10, 5000);
 	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-	close(fd);	/* RST */
-	cr_assert(wait_ev(w, s, L3X_EV_ERROR, 2000), "no L3X_EV_ERROR after RST");
+	close(fd); /* RST */
+	cr_assert(wait_ev(w, s, L3X_EV_ERROR, 2000),
+		  "no L3X_EV_ERROR after RST");
 	cr_assert_eq(l3x_stream__read(s, buf, sizeof(buf)), -ECONNRESET);
 	cr_assert_eq(l3x_stream__write(s, "x", 1), -ECONNRESET);
 	cr_assert_eq(stats_now().tcp_reset_by_client, 1);
@@ -457,7 +466,7 @@ Test(stack, close_with_unread_data_resets, .timeout = 20)
 	fd = connect_accept(w, "198.51.100.22", 2003, &s);
 	cr_assert_eq(send(fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
 	cr_assert(wait_ev(w, s, L3X_EV_READABLE, 2000), "data never readable");
-	stream_close(s);	/* 1000 bytes unread */
+	stream_close(s); /* 1000 bytes unread */
 	expect_reset(fd, "close with unread data");
 	close(fd);
 	cr_assert_eq(STATS_WAIT(tcp_aborted, 1, 1000).tcp_aborted, 1);
@@ -488,7 +497,7 @@ Test(stack, server_close_first_sends_data_then_fin_and_leaves_time_wait,
 	cr_assert_eq(memcmp(buf, "last words", 10), 0);
 	r = recv(fd, buf, sizeof(buf), 0);
 	cr_assert_eq(r, 0, "client recv after the server's close: %zd", r);
-	close(fd);	/* l3x closed first: it keeps TIME_WAIT */
+	close(fd); /* l3x closed first: it keeps TIME_WAIT */
 	cr_assert_eq(STATS_WAIT(tcp_closed, 1, 1000).tcp_closed, 1);
 	expect_clean(1);
 	l3x_worker__close(w);
@@ -510,7 +519,8 @@ static size_t send_until_stall(int fd, struct src *x)
 	for (;;) {
 		cr_assert_lt(now_ms(), end, "client never stalled");
 		p = src_peek(x, &avail);
-		cr_assert_gt(avail, 0, "client sent everything: no back-pressure");
+		cr_assert_gt(avail, 0,
+			     "client sent everything: no back-pressure");
 		r = send(fd, p, avail, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r > 0) {
 			x->off += (size_t)r;
@@ -572,8 +582,8 @@ Test(stack, slow_reader_holds_the_client_to_rx_buf_then_resumes_in_order,
 	while (k.got < total) {
 		bool moved = false;
 
-		cr_assert_lt(now_ms(), end, "stuck after %zu of %zu bytes", k.got,
-			     total);
+		cr_assert_lt(now_ms(), end, "stuck after %zu of %zu bytes",
+			     k.got, total);
 		p = src_peek(&x, &avail);
 		if (avail) {
 			r = send(fd, p, avail, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -673,9 +683,10 @@ Test(stack, write_stops_at_tx_buf_and_writable_resumes_it, .timeout = 30)
 	while (k.got < total) {
 		bool moved = false;
 
-		cr_assert_lt(now_ms(), end,
-			     "stuck after %zu of %zu bytes (%d WRITABLE events)",
-			     k.got, total, writable);
+		cr_assert_lt(
+			now_ms(), end,
+			"stuck after %zu of %zu bytes (%d WRITABLE events)",
+			k.got, total, writable);
 		if (blocked && log_take(s, L3X_EV_WRITABLE)) {
 			blocked = false;
 			writable++;
@@ -727,7 +738,7 @@ Test(stack, close_gives_up_after_linger_ms_when_the_client_never_reads,
 	cr_assert_not_null(s);
 	src_init(&x, 23, 64u << 20);
 	written = write_until_stall(w, s, &x, &first);
-	stream_close(s);	/* data unsent, a zero window: linger */
+	stream_close(s); /* data unsent, a zero window: linger */
 
 	ss = STATS_WAIT(tcp_aborted, 1, 2500);
 	mem_now(&ms);
@@ -775,10 +786,13 @@ Test(stack, stream_options_reject_bad_values_and_read_back, .timeout = 20)
 	cr_assert_eq(l3x_stream__setopt(s, L3X_STREAM_NODELAY, 2), -EINVAL);
 	cr_assert_eq(l3x_stream__setopt(s, L3X_STREAM_NODELAY, -1), -EINVAL);
 	cr_assert_eq(l3x_stream__setopt(s, L3X_STREAM_TX_BUF, 100), -EINVAL);
-	cr_assert_eq(l3x_stream__setopt(s, L3X_STREAM_TX_BUF, 1l << 31), -EINVAL);
+	cr_assert_eq(l3x_stream__setopt(s, L3X_STREAM_TX_BUF, 1l << 31),
+		     -EINVAL);
 	cr_assert_eq(l3x_stream__setopt(s, L3X_STREAM_RX_BUF, 1000), -EINVAL);
-	cr_assert_eq(l3x_stream__setopt(s, L3X_STREAM_RX_BUF, 2l << 20), -EINVAL);
-	cr_assert_eq(l3x_stream__setopt(s, (enum l3x_stream_opt)99, 1), -EINVAL);
+	cr_assert_eq(l3x_stream__setopt(s, L3X_STREAM_RX_BUF, 2l << 20),
+		     -EINVAL);
+	cr_assert_eq(l3x_stream__setopt(s, (enum l3x_stream_opt)99, 1),
+		     -EINVAL);
 	cr_assert_eq(l3x_stream__getopt(s, (enum l3x_stream_opt)99), -EINVAL);
 	cr_assert_eq(l3x_stream__getopt(s, L3X_STREAM_TX_BUF), 256 * 1024,
 		     "a rejected value changed the option");
@@ -805,12 +819,15 @@ Test(stack, stream_options_reject_bad_values_and_read_back, .timeout = 20)
 	 * before the client stalls (256 KiB would stall well before). */
 	src_init(&x, 60, 8u << 20);
 	sent = send_until_stall(fd, &x);
-	cr_assert_geq(sent, 512 * 1024, "client stalled after %zu bytes with "
-					"RX_BUF 512 KiB", sent);
+	cr_assert_geq(sent, 512 * 1024,
+		      "client stalled after %zu bytes with "
+		      "RX_BUF 512 KiB",
+		      sent);
 	sink_init(&k, 60);
 	while (k.got < sent) {
 		r = sread(w, s, buf, sizeof(buf), 2000);
-		cr_assert_gt(r, 0, "read after %zu of %zu: %ld", k.got, sent, r);
+		cr_assert_gt(r, 0, "read after %zu of %zu: %ld", k.got, sent,
+			     r);
 		sink_put(&k, (uint8_t *)buf, (size_t)r);
 	}
 	cr_assert(!k.bad, "byte %zu differs", k.bad_at);
@@ -854,8 +871,9 @@ Test(stack, worker_fd_in_epoll_wakes_for_connection_and_data, .timeout = 20)
 	 * Nothing has been called on the worker yet. */
 	fd = client_connect("198.51.100.90", 7000);
 	n = epoll_wait(ep, got, 4, 2000);
-	cr_expect_eq(n, 1, "worker fd did not fire for a new connection on a "
-			   "fresh worker");
+	cr_expect_eq(n, 1,
+		     "worker fd did not fire for a new connection on a "
+		     "fresh worker");
 	s = l3x_worker__accept(w);
 	cr_assert_not_null(s, "accept after the wake-up: %s", strerror(errno));
 	cr_assert_null(l3x_worker__accept(w));
@@ -873,7 +891,8 @@ Test(stack, worker_fd_in_epoll_wakes_for_connection_and_data, .timeout = 20)
 	cr_assert_null(l3x_worker__accept(w));
 	while ((n = l3x_worker__poll(w, ev, 8)) > 0)
 		for (i = 0; i < n; i++)
-			if (ev[i].stream == s && (ev[i].events & L3X_EV_READABLE))
+			if (ev[i].stream == s &&
+			    (ev[i].events & L3X_EV_READABLE))
 				readable = true;
 	cr_assert(readable, "no READABLE event after the wake-up");
 	cr_assert_eq(l3x_stream__read(s, buf, sizeof(buf)), 5);

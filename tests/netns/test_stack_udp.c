@@ -29,7 +29,7 @@
 
 /* ------------------------------------------------------------ udp */
 
-#define UDP_DESTS	6
+#define UDP_DESTS 6
 
 static const struct {
 	const char *ip;
@@ -37,7 +37,7 @@ static const struct {
 } udp_dests[UDP_DESTS] = {
 	{ "198.51.100.1", 53 },		{ "198.51.100.77", 9000 },
 	{ "198.51.100.254", 40000 },	{ "2001:db8:100::1", 53 },
-	{ "2001:db8:100::abcd", 5353 },	{ "2001:db8:100::ffff:7", 7 },
+	{ "2001:db8:100::abcd", 5353 }, { "2001:db8:100::ffff:7", 7 },
 };
 
 /* A client datagram socket that has sent @len bytes of @msg to @dst. */
@@ -73,8 +73,8 @@ static void udp_client_expect(int fd, const struct sockaddr_storage *from,
 
 /* Accept flows and echo what they hold until @n flows have been seen and
  * each has echoed @per datagrams, or @ms pass. */
-static int udp_echo_flows(struct l3x_worker *w, struct l3x_udp **flows,
-			  int n, int per, int ms)
+static int udp_echo_flows(struct l3x_worker *w, struct l3x_udp **flows, int n,
+			  int per, int ms)
 {
 	static int echoed[64];
 	uint64_t end = now_ms() + (uint64_t)ms;
@@ -89,9 +89,11 @@ static int udp_echo_flows(struct l3x_worker *w, struct l3x_udp **flows,
 		while (have < n && (u = l3x_worker__accept_udp(w)))
 			flows[have++] = u;
 		for (i = 0, done = 0; i < have; i++) {
-			while ((r = l3x_udp__recv(flows[i], buf, sizeof(buf))) > 0) {
-				cr_assert_eq(l3x_udp__send(flows[i], buf,
-							   (size_t)r), r);
+			while ((r = l3x_udp__recv(flows[i], buf, sizeof(buf))) >
+			       0) {
+				cr_assert_eq(
+					l3x_udp__send(flows[i], buf, (size_t)r),
+					r);
 				echoed[i]++;
 			}
 			cr_assert(r == -EAGAIN, "recv: %ld", r);
@@ -137,18 +139,22 @@ static void udp_echo_test(enum l3x_source src)
 	for (i = 0; i < UDP_DESTS; i++) {
 		cr_assert_gt(l3x_udp__orig_dst_addr(flows[i],
 						    (struct sockaddr *)&got,
-						    sizeof(got)), 0);
+						    sizeof(got)),
+			     0);
 		for (j = 0; j < UDP_DESTS; j++)
 			if (sa_eq(&got, &dst[j]))
 				break;
-		cr_assert_lt(j, UDP_DESTS, "flow %d: orig_dst %s sent to by "
-			     "nobody", i, sa_str(&got, a, sizeof(a)));
+		cr_assert_lt(j, UDP_DESTS,
+			     "flow %d: orig_dst %s sent to by "
+			     "nobody",
+			     i, sa_str(&got, a, sizeof(a)));
 		cl = sizeof(cli);
 		cr_assert_eq(getsockname(fd[j], (struct sockaddr *)&cli, &cl),
 			     0);
 		cr_assert_gt(l3x_udp__client_addr(flows[i],
 						  (struct sockaddr *)&got,
-						  sizeof(got)), 0);
+						  sizeof(got)),
+			     0);
 		cr_assert_eq(((struct sockaddr_in *)&got)->sin_port,
 			     ((struct sockaddr_in *)&cli)->sin_port,
 			     "flow to %s: client %s, socket bound to %s",
@@ -159,7 +165,8 @@ static void udp_echo_test(enum l3x_source src)
 	/* A second datagram of each client goes to the same flow. */
 	for (i = 0; i < UDP_DESTS; i++)
 		cr_assert_eq(sendto(fd[i], msg[i], 5, 0,
-				    (struct sockaddr *)&dst[i], dl[i]), 5);
+				    (struct sockaddr *)&dst[i], dl[i]),
+			     5);
 	end = now_ms() + 2000;
 	for (i = 0; i < UDP_DESTS; i++) {
 		char buf[64];
@@ -198,8 +205,10 @@ static void udp_echo_test(enum l3x_source src)
 			       -EAGAIN &&
 		       now_ms() < end)
 			worker_step(w, 10);
-		cr_assert_eq(r, -ETIMEDOUT, "expired flow %d: recv %ld, want "
-					    "-ETIMEDOUT", i, r);
+		cr_assert_eq(r, -ETIMEDOUT,
+			     "expired flow %d: recv %ld, want "
+			     "-ETIMEDOUT",
+			     i, r);
 		cr_assert_eq(l3x_udp__send(flows[i], buf, 1), -EPIPE);
 		l3x_udp__close(flows[i]);
 		close(fd[i]);
@@ -219,8 +228,7 @@ Test(stack, udp_echo_to_many_addresses_then_idle_expiry_tun, .timeout = 30)
 	udp_echo_test(L3X_SOURCE_TUN);
 }
 
-Test(stack, udp_echo_to_many_addresses_then_idle_expiry_callback,
-     .timeout = 30)
+Test(stack, udp_echo_to_many_addresses_then_idle_expiry_callback, .timeout = 30)
 {
 	udp_echo_test(L3X_SOURCE_CALLBACK);
 }
@@ -320,8 +328,9 @@ Test(stack, udp_queue_bound_drops_and_counts, .timeout = 20)
 			     2);
 	}
 	ss = STATS_WAIT(udp_rx_dropped, 6, 3000);
-	cr_assert_eq(ss.udp_rx_dropped, 6, "dropped %llu of 10 with a queue "
-					   "of 4",
+	cr_assert_eq(ss.udp_rx_dropped, 6,
+		     "dropped %llu of 10 with a queue "
+		     "of 4",
 		     (unsigned long long)ss.udp_rx_dropped);
 	end = now_ms() + 2000;
 	while (!(u = l3x_worker__accept_udp(w)) && now_ms() < end)
@@ -333,8 +342,10 @@ Test(stack, udp_queue_bound_drops_and_counts, .timeout = 20)
 		r = l3x_udp__recv(u, buf, sizeof(buf));
 		snprintf(want, sizeof(want), "d%d", i);
 		cr_assert_eq(r, 2, "datagram %d: %ld", i, r);
-		cr_assert_eq(memcmp(buf, want, 2), 0, "datagram %d out of "
-						      "order", i);
+		cr_assert_eq(memcmp(buf, want, 2), 0,
+			     "datagram %d out of "
+			     "order",
+			     i);
 	}
 	cr_assert_eq(l3x_udp__recv(u, buf, sizeof(buf)), -EAGAIN);
 	l3x_udp__close(u);

@@ -28,35 +28,38 @@
 #include <stdint.h>
 #include <string.h>
 
-#define RC_ETH_IP	0x0800
-#define RC_ETH_ARP	0x0806
-#define RC_ETH_IP6	0x86DD
-#define RC_ETH_VLAN	0x8100
-#define RC_ETH_QINQ	0x88A8
-#define RC_ETH_LLDP	0x88CC
-#define RC_ICMP		1
-#define RC_TCP		6
-#define RC_UDP		17
-#define RC_HOP		0
-#define RC_ROUTING	43
-#define RC_FRAG		44
-#define RC_AH		51
-#define RC_ICMP6	58
-#define RC_DSTOPTS	60
-#define RC_IP4_MF	0x2000
-#define RC_VID		100	/* the VLAN ID of every tag */
-#define RC_L4_NONE	(-1)	/* .l4_len: no upper-layer bytes at all */
-#define RC_FRAME_MAX	512
+#define RC_ETH_IP    0x0800
+#define RC_ETH_ARP   0x0806
+#define RC_ETH_IP6   0x86DD
+#define RC_ETH_VLAN  0x8100
+#define RC_ETH_QINQ  0x88A8
+#define RC_ETH_LLDP  0x88CC
+#define RC_ICMP	     1
+#define RC_TCP	     6
+#define RC_UDP	     17
+#define RC_HOP	     0
+#define RC_ROUTING   43
+#define RC_FRAG	     44
+#define RC_AH	     51
+#define RC_ICMP6     58
+#define RC_DSTOPTS   60
+#define RC_IP4_MF    0x2000
+#define RC_VID	     100  /* the VLAN ID of every tag */
+#define RC_L4_NONE   (-1) /* .l4_len: no upper-layer bytes at all */
+#define RC_FRAME_MAX 512
 
 enum rc_verdict {
-	RC_END = 0,		/* ends a case's list of steps */
-	RC_PASS,		/* no rule takes it: to the kernel */
-	RC_MATCH,		/* a rule takes it */
-	RC_MALFORMED,		/* cannot be parsed: to the kernel, counted */
+	RC_END = 0,   /* ends a case's list of steps */
+	RC_PASS,      /* no rule takes it: to the kernel */
+	RC_MATCH,     /* a rule takes it */
+	RC_MALFORMED, /* cannot be parsed: to the kernel, counted */
 };
 
 static const char *const rc_verdict_name[] = {
-	"end", "pass", "match", "malformed",
+	"end",
+	"pass",
+	"match",
+	"malformed",
 };
 
 /* One IPv6 extension header: hop-by-hop, routing, destination options
@@ -69,36 +72,36 @@ struct rc_ext {
 
 struct frame_spec {
 	/* layer 2 */
-	uint16_t tags[3];	/* VLAN TPIDs, outer first; 0 ends */
-	uint16_t ethertype;	/* 0: from .ip */
-	const uint8_t *raw;	/* not IP: these bytes follow the L2 header */
+	uint16_t tags[3];   /* VLAN TPIDs, outer first; 0 ends */
+	uint16_t ethertype; /* 0: from .ip */
+	const uint8_t *raw; /* not IP: these bytes follow the L2 header */
 	size_t raw_len;
 	/* layer 3 */
-	uint8_t ip;		/* 4 or 6 (0 with .raw) */
+	uint8_t ip; /* 4 or 6 (0 with .raw) */
 	const char *src, *dst;
-	uint8_t v4_opts;	/* bytes of IPv4 options (multiple of 4) */
-	uint16_t v4_frag;	/* IPv4 flags and fragment offset field */
+	uint8_t v4_opts;  /* bytes of IPv4 options (multiple of 4) */
+	uint16_t v4_frag; /* IPv4 flags and fragment offset field */
 	uint16_t v4_id;
-	struct rc_ext ext[8];	/* IPv6 extension headers in order */
-	uint32_t frag_id;	/* IPv6 fragment header */
-	uint16_t frag_off;	/* in 8-byte units */
+	struct rc_ext ext[8]; /* IPv6 extension headers in order */
+	uint32_t frag_id;     /* IPv6 fragment header */
+	uint16_t frag_off;    /* in 8-byte units */
 	bool frag_more;
 	/* layer 4: a header of .proto (or, in a later fragment, data) */
 	uint8_t proto;
 	uint16_t dport;
 	uint8_t icmp_type;
-	int l4_len;		/* bytes of it; 0: the whole header; RC_L4_NONE */
+	int l4_len; /* bytes of it; 0: the whole header; RC_L4_NONE */
 	/* damage, applied in this order after the lengths are set */
-	int ip_len_delta;	/* added to the IPv4 total / IPv6 payload length */
+	int ip_len_delta; /* added to the IPv4 total / IPv6 payload length */
 	struct {
-		uint16_t at;	/* offset from the IP header */
+		uint16_t at; /* offset from the IP header */
 		uint8_t val;
 	} poke[2];
 	uint8_t npoke;
-	size_t pad;		/* zero bytes appended (Ethernet padding) */
-	size_t cut;		/* bytes taken off the end */
-	size_t keep;		/* if set: only the first .keep bytes */
-	bool l2_only;		/* the bare-IP run would read other bytes */
+	size_t pad;   /* zero bytes appended (Ethernet padding) */
+	size_t cut;   /* bytes taken off the end */
+	size_t keep;  /* if set: only the first .keep bytes */
+	bool l2_only; /* the bare-IP run would read other bytes */
 };
 
 struct rc_step {
@@ -108,7 +111,7 @@ struct rc_step {
 
 struct rule_case {
 	const char *name;
-	const char *rules[4];	/* rule texts; NULL ends */
+	const char *rules[4]; /* rule texts; NULL ends */
 	struct rc_step steps[10];
 };
 
@@ -117,8 +120,8 @@ struct rule_case {
 struct rc_frame {
 	uint8_t b[RC_FRAME_MAX];
 	size_t len;
-	size_t l3;		/* where the IP header starts */
-	size_t nh;		/* the next-header byte the next header sets */
+	size_t l3; /* where the IP header starts */
+	size_t nh; /* the next-header byte the next header sets */
 };
 
 static inline uint8_t *rc_put(struct rc_frame *f, size_t n)
@@ -165,7 +168,7 @@ static inline int rc_ipv4(struct rc_frame *f, const struct frame_spec *s)
 		return -1;
 	p[0] = (uint8_t)(0x40 | (5 + s->v4_opts / 4));
 	if (s->v4_opts)
-		p[20] = 0x01;	/* NOP, then end of options */
+		p[20] = 0x01; /* NOP, then end of options */
 	p[8] = 64;
 	rc_put16(p + 4, s->v4_id);
 	rc_put16(p + 6, s->v4_frag);
@@ -245,13 +248,13 @@ static inline int rc_l4(struct rc_frame *f, const struct frame_spec *s)
 		rc_put16(h, 40000);
 		rc_put16(h + 2, s->dport);
 		h[12] = 5 << 4;
-		h[13] = 0x02;	/* SYN */
+		h[13] = 0x02; /* SYN */
 		whole = 20;
 	} else if (s->proto == RC_UDP) {
 		rc_put16(h, 40000);
 		rc_put16(h + 2, s->dport);
 		rc_put16(h + 4, 8 + 4);
-		whole = 12;	/* and 4 bytes of data */
+		whole = 12; /* and 4 bytes of data */
 	} else {
 		h[0] = s->icmp_type;
 		whole = 8;

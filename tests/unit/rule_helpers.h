@@ -39,7 +39,8 @@ static inline struct l3x_rule_key key_of(const char *text)
 	return k;
 }
 
-static inline bool has_range(const struct l3x_lpm_val *v, int proto, int lo, int hi)
+static inline bool has_range(const struct l3x_lpm_val *v, int proto, int lo,
+			     int hi)
 {
 	__u32 i;
 
@@ -90,11 +91,11 @@ static inline struct l3x_ruleset *sw_open(const struct rule_case *c)
 
 /* The software verdict on frame @f: whole, or its bare IP packet. */
 static inline enum rc_verdict sw_verdict(struct l3x_ruleset *rs,
-				  const struct rc_frame *f, bool l2)
+					 const struct rc_frame *f, bool l2)
 {
 	if (l2)
-		return from_sw(l3x_ruleset_match(rs, f->b, f->len,
-						 L3X_MATCH_L2));
+		return from_sw(
+			l3x_ruleset_match(rs, f->b, f->len, L3X_MATCH_L2));
 	return from_sw(l3x_ruleset_match(rs, f->b + f->l3, f->len - f->l3, 0));
 }
 

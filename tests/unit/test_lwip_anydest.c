@@ -36,10 +36,10 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Documentation ranges: none of them is the netif's address. */
-#define PEER4 "203.0.113.5"
-#define DST4 "198.51.100.77"
-#define PEER6 "2001:db8:1::2"
-#define DST6 "2001:db8:5::9"
+#define PEER4	 "203.0.113.5"
+#define DST4	 "198.51.100.77"
+#define PEER6	 "2001:db8:1::2"
+#define DST6	 "2001:db8:5::9"
 #define PEER_ISN 1000u
 
 /* A peer sending to an address and port that are not the netif's. */
@@ -123,8 +123,8 @@ static void pton(const char *s, uint8_t *out)
  * Wrap l4 (its checksum field at csum_off, or none for csum_off < 0) in an
  * IP header from src to dst and hand it to lwIP as the netif's driver would.
  */
-static void inject(const char *src, const char *dst, uint8_t proto,
-		   uint8_t *l4, size_t l4len, int csum_off)
+static void inject(const char *src, const char *dst, uint8_t proto, uint8_t *l4,
+		   size_t l4len, int csum_off)
 {
 	uint8_t pkt[2048], s[16], d[16];
 	int v6 = is_v6(src);
@@ -137,7 +137,8 @@ static void inject(const char *src, const char *dst, uint8_t proto,
 	pton(dst, d);
 	if (csum_off >= 0) {
 		l4[csum_off] = l4[csum_off + 1] = 0;
-		c = csum_fold(csum_partial(l4, l4len, pseudo(v6, s, d, proto, l4len)));
+		c = csum_fold(csum_partial(l4, l4len,
+					   pseudo(v6, s, d, proto, l4len)));
 		l4[csum_off] = (uint8_t)(c >> 8);
 		l4[csum_off + 1] = (uint8_t)c;
 	}
@@ -295,7 +296,8 @@ static struct seg parsed(unsigned i)
 	} else {
 		cr_assert_eq(b[0], 0x45);
 		hlen = 20;
-		cr_assert_eq(csum_fold(csum_partial(b, 20, 0)), 0, "IPv4 header checksum");
+		cr_assert_eq(csum_fold(csum_partial(b, 20, 0)), 0,
+			     "IPv4 header checksum");
 		l4len = get16(b + 2) - hlen;
 		s.proto = b[9];
 		memcpy(s.src, b + 12, 4);
@@ -304,11 +306,12 @@ static struct seg parsed(unsigned i)
 	cr_assert_eq(hlen + l4len, cap[i].len);
 	l4 = b + hlen;
 	if (s.proto == IP_PROTO_ICMP) {
-		cr_assert_eq(csum_fold(csum_partial(l4, l4len, 0)), 0, "ICMP checksum");
+		cr_assert_eq(csum_fold(csum_partial(l4, l4len, 0)), 0,
+			     "ICMP checksum");
 	} else {
 		cr_assert_eq(csum_fold(csum_partial(l4, l4len,
-					pseudo(s.v6, s.src, s.dst, s.proto,
-					       l4len))),
+						    pseudo(s.v6, s.src, s.dst,
+							   s.proto, l4len))),
 			     0, "checksum of protocol %u", s.proto);
 	}
 	if (s.proto == IP_PROTO_TCP) {
@@ -406,9 +409,9 @@ static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
 	q = pbuf_alloc(PBUF_TRANSPORT, 4, PBUF_RAM);
 	cr_assert_not_null(q);
 	pbuf_take(q, "pong", 4);
-	u->reply_err = udp_sendto_from(pcb, q, addr, port,
-				       ip_current_dest_addr(),
-				       udp_current_dest_port());
+	u->reply_err =
+		udp_sendto_from(pcb, q, addr, port, ip_current_dest_addr(),
+				udp_current_dest_port());
 	pbuf_free(q);
 }
 
@@ -437,8 +440,8 @@ static void setup(void)
 		pool_start[i] = lwip_stats.memp[i]->used;
 	mem_start = lwip_stats.mem.used;
 	/* No address at all: the flag alone makes it terminate and route. */
-	cr_assert_not_null(netif_add(&nif, NULL, NULL, NULL, NULL, nif_init,
-				     ip_input));
+	cr_assert_not_null(
+		netif_add(&nif, NULL, NULL, NULL, NULL, nif_init, ip_input));
 	netif_set_default(&nif);
 	netif_set_up(&nif);
 	netif_set_link_up(&nif);

@@ -166,7 +166,8 @@ Test(opts, ctl_open_checks_its_opts)
 	L3X_OPTS(l3x_ctl_opts, empty, .ifname = "", .pin_dir = "/nonexistent");
 	cr_assert_null(l3x_ctl__open(&empty));
 	cr_assert_eq(errno, EINVAL);
-	L3X_OPTS(l3x_ctl_opts, longname, .ifname = "a-name-longer-than-ifnamsiz",
+	L3X_OPTS(l3x_ctl_opts, longname,
+		 .ifname = "a-name-longer-than-ifnamsiz",
 		 .pin_dir = "/nonexistent");
 	cr_assert_null(l3x_ctl__open(&longname));
 	cr_assert_eq(errno, EINVAL);

@@ -213,13 +213,13 @@ Test(ring, counters_wrap_around_2_pow_32)
 
 /* ------------------------------------------------------------ threads */
 
-#define STRESS_N	10000000ull
-#define STRESS_SIZE	1024u
+#define STRESS_N    10000000ull
+#define STRESS_SIZE 1024u
 
 struct stress {
 	struct l3x_ring *r;
-	atomic_bool done;	/* consumer finished: observer stops */
-	uint64_t bad_counts;	/* written by the observer only */
+	atomic_bool done;    /* consumer finished: observer stops */
+	uint64_t bad_counts; /* written by the observer only */
 };
 
 /* Random batch of 1..32, and every fourth call a bulk one. */
@@ -244,8 +244,8 @@ static void *producer(void *arg)
 			b = (unsigned)(STRESS_N - next);
 		for (i = 0; i < b; i++)
 			buf[i] = next + i;
-		next += bulk ? l3x_ring_enqueue_bulk_sp(s->r, buf, b) :
-			       l3x_ring_enqueue_burst_sp(s->r, buf, b);
+		next += bulk ? l3x_ring_enqueue_bulk_sp(s->r, buf, b)
+			     : l3x_ring_enqueue_burst_sp(s->r, buf, b);
 	}
 	return NULL;
 }
@@ -279,8 +279,8 @@ Test(ring, two_threads_pass_ten_million_in_order_without_loss, .timeout = 120)
 	cr_assert_eq(pthread_create(&obs, NULL, observer, &s), 0);
 	while (expect < STRESS_N) {
 		b = batch(&seed, &bulk);
-		n = bulk ? l3x_ring_dequeue_bulk_sc(s.r, buf, b) :
-			   l3x_ring_dequeue_burst_sc(s.r, buf, b);
+		n = bulk ? l3x_ring_dequeue_bulk_sc(s.r, buf, b)
+			 : l3x_ring_dequeue_burst_sc(s.r, buf, b);
 		cr_assert(!bulk || n == 0 || n == b);
 		for (i = 0; i < n; i++)
 			bad += buf[i] != expect + i;

@@ -51,7 +51,8 @@ Test(rules, parse_accepts_the_documented_examples)
 	cr_assert_eq(r.proto, L3X_PROTO_UDP);
 	cr_assert_eq(r.family, 6);
 	cr_assert_eq(r.prefix_len, 32);
-	cr_assert_eq(memcmp(r.addr, (uint8_t[16]){ 0x20, 1, 0x0d, 0xb8 }, 16), 0);
+	cr_assert_eq(memcmp(r.addr, (uint8_t[16]){ 0x20, 1, 0x0d, 0xb8 }, 16),
+		     0);
 
 	r = parse_ok("tcp 0.0.0.0/0 1-1024");
 	cr_assert_eq(r.prefix_len, 0);
@@ -102,13 +103,15 @@ Test(rules, parse_refuses_each_bad_part_naming_it)
 	parse_bad("tcp example.com 80", "not an IPv4 or IPv6 address");
 	parse_bad("tcp /24 80", "destination '/24': not an IPv4 or IPv6");
 	parse_bad("tcp 192.0.2.0/33 80", "prefix '/33': must be 0-32 for IPv4");
-	parse_bad("tcp 2001:db8::/129", "prefix '/129': must be 0-128 for IPv6");
+	parse_bad("tcp 2001:db8::/129",
+		  "prefix '/129': must be 0-128 for IPv6");
 	parse_bad("tcp 192.0.2.0/ 80", "prefix '/': must be 0-32");
 	parse_bad("tcp 192.0.2.0/-1 80", "prefix '/-1'");
 	parse_bad("tcp 192.0.2.0/+24 80", "prefix '/+24'");
 	parse_bad("tcp 192.0.2.0/0x18 80", "prefix '/0x18'");
-	parse_bad("tcp 198.51.100.7/24 80",
-		  "destination '198.51.100.7/24': host bits set past /24 (did you mean 198.51.100.0/24?)");
+	parse_bad(
+		"tcp 198.51.100.7/24 80",
+		"destination '198.51.100.7/24': host bits set past /24 (did you mean 198.51.100.0/24?)");
 	parse_bad("udp 2001:db8::1/32", "did you mean 2001:db8::/32?");
 	parse_bad("tcp 192.0.2.1 70000", "port '70000': must be 0-65535");
 	parse_bad("tcp 192.0.2.1 99999999999999999999", "must be 0-65535");
@@ -118,8 +121,10 @@ Test(rules, parse_refuses_each_bad_part_naming_it)
 	parse_bad("tcp 192.0.2.1 80-70000", "port '70000': must be 0-65535");
 	parse_bad("tcp 192.0.2.1 -80", "port range '-80': missing start");
 	parse_bad("tcp 192.0.2.1 80-", "port range '80-': missing end");
-	parse_bad("tcp 192.0.2.1 90-80", "port range '90-80': start is above end");
-	parse_bad("ip 192.0.2.1 80", "ports: only tcp and udp rules take ports");
+	parse_bad("tcp 192.0.2.1 90-80",
+		  "port range '90-80': start is above end");
+	parse_bad("ip 192.0.2.1 80",
+		  "ports: only tcp and udp rules take ports");
 	parse_bad("tcp 192.0.2.1 80 extra",
 		  "'extra': unexpected text after the port");
 }
@@ -167,11 +172,16 @@ Test(rules, parse_never_writes_past_the_error_buffer)
 Test(rules, format_writes_the_canonical_text)
 {
 	static const char *const same[] = {
-		"tcp 198.51.100.0/24 80", "udp 2001:db8::/32 53",
-		"tcp 0.0.0.0/0 1-1024",	  "ip 192.0.2.7",
-		"ip ::/0",		  "udp 2001:db8::7 0",
-		"tcp 10.0.0.0/8 0-65534", "udp 192.0.2.128/25 9000-9001",
-		"tcp 192.0.2.1",	  "udp ::ffff:192.0.2.1 53",
+		"tcp 198.51.100.0/24 80",
+		"udp 2001:db8::/32 53",
+		"tcp 0.0.0.0/0 1-1024",
+		"ip 192.0.2.7",
+		"ip ::/0",
+		"udp 2001:db8::7 0",
+		"tcp 10.0.0.0/8 0-65534",
+		"udp 192.0.2.128/25 9000-9001",
+		"tcp 192.0.2.1",
+		"udp ::ffff:192.0.2.1 53",
 	};
 	static const char *const canon[][2] = {
 		{ "TCP 192.0.2.1/32 80", "tcp 192.0.2.1 80" },
@@ -214,8 +224,8 @@ Test(rules, format_refuses_small_buffers_and_bad_rules)
 
 Test(rules, format_of_the_longest_rule_fits_l3x_rule_strlen)
 {
-	struct l3x_rule r =
-		parse_ok("udp ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 65534-65535");
+	struct l3x_rule r = parse_ok(
+		"udp ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 65534-65535");
 	char buf[L3X_RULE_STRLEN];
 
 	cr_assert_gt(l3x_rule__format(&r, buf, sizeof(buf)), 0);
@@ -243,8 +253,10 @@ static struct l3x_rule random_rule(uint32_t *s)
 		/* some zero runs, so IPv6 text uses "::" */
 		r.addr[i] = rnd(s) % 3 ? (uint8_t)rnd(s) : 0;
 		if (8 * (i + 1) > r.prefix_len)
-			r.addr[i] &= r.prefix_len > 8 * i ?
-				(uint8_t)(0xff00 >> (r.prefix_len - 8 * i)) : 0;
+			r.addr[i] &= r.prefix_len > 8 * i
+					     ? (uint8_t)(0xff00 >>
+							 (r.prefix_len - 8 * i))
+					     : 0;
 	}
 	r.proto = (uint8_t[]){ L3X_PROTO_IP, L3X_PROTO_TCP,
 			       L3X_PROTO_UDP }[rnd(s) % 3];
@@ -312,7 +324,7 @@ Test(rules, key_has_the_same_fields_and_zero_elsewhere)
 	struct l3x_rule_key k, want;
 
 	memset(&k, 0xa5, sizeof(k));
-	r.addr[9] = 0x77;	/* junk past IPv4: not carried */
+	r.addr[9] = 0x77; /* junk past IPv4: not carried */
 	l3x_rule_to_key(&r, &k);
 	memset(&want, 0, sizeof(want));
 	want.family = 4;
@@ -396,11 +408,11 @@ Test(rules, build_stores_each_range_once_and_ip_as_any_protocol_any_port)
 {
 	struct l3x_rule_key k[] = {
 		key_of("tcp 192.0.2.7 80"),
-		key_of("tcp 192.0.2.0/24 80"),	/* same range, wider prefix */
-		key_of("tcp 192.0.2.7 80"),	/* the same rule twice */
+		key_of("tcp 192.0.2.0/24 80"), /* same range, wider prefix */
+		key_of("tcp 192.0.2.7 80"),    /* the same rule twice */
 		key_of("ip 192.0.2.0/24"),
-		key_of("ip 192.0.2.0/25"),	/* same ANY range again */
-		key_of("udp 192.0.2.7 80"),	/* other protocol: distinct */
+		key_of("ip 192.0.2.0/25"),  /* same ANY range again */
+		key_of("udp 192.0.2.7 80"), /* other protocol: distinct */
 	};
 	const struct l3x_prefix_entry *p;
 	struct l3x_prefix_entry *e;
@@ -420,11 +432,9 @@ Test(rules, build_stores_each_range_once_and_ip_as_any_protocol_any_port)
 Test(rules, build_puts_a_default_route_rule_in_every_entry)
 {
 	struct l3x_rule_key k[] = {
-		key_of("tcp 192.0.2.7 80"),
-		key_of("udp 198.51.100.0/24 53"),
-		key_of("ip 0.0.0.0/0"),
-		key_of("tcp 10.0.0.0/8 22"),
-		key_of("ip ::/0"),	/* the IPv6 one stays in its trie */
+		key_of("tcp 192.0.2.7 80"), key_of("udp 198.51.100.0/24 53"),
+		key_of("ip 0.0.0.0/0"),	    key_of("tcp 10.0.0.0/8 22"),
+		key_of("ip ::/0"), /* the IPv6 one stays in its trie */
 	};
 	struct l3x_prefix_entry *e;
 	size_t n, i;
@@ -486,8 +496,10 @@ Test(rules, build_of_no_rules_is_empty)
 Test(rules, build_gives_the_same_entries_for_any_rule_order)
 {
 	struct l3x_rule_key k[] = {
-		key_of("udp 10.1.0.0/16 53"),  key_of("tcp 10.0.0.0/8 80"),
-		key_of("tcp 10.1.2.0/24 1-9"), key_of("ip 10.1.2.3"),
+		key_of("udp 10.1.0.0/16 53"),
+		key_of("tcp 10.0.0.0/8 80"),
+		key_of("tcp 10.1.2.0/24 1-9"),
+		key_of("ip 10.1.2.3"),
 	};
 	struct l3x_rule_key rev[ARRAY_SIZE(k)];
 	struct l3x_prefix_entry *a, *b;
@@ -515,7 +527,7 @@ Test(rules, build_refuses_more_than_l3x_max_ranges_on_one_prefix)
 		snprintf(text, sizeof(text), "udp 192.0.2.0/24 %d", 1000 + i);
 		k[i] = key_of(text);
 	}
-	k[L3X_MAX_RANGES] = k[0];	/* a duplicate does not count */
+	k[L3X_MAX_RANGES] = k[0]; /* a duplicate does not count */
 	cr_assert_eq(l3x_rules_build(k, L3X_MAX_RANGES + 1, 4, &e, &n), 0);
 	cr_assert_eq(e[0].val.count, L3X_MAX_RANGES);
 	free(e);

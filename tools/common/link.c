@@ -10,17 +10,17 @@
 #include "tool.h"
 
 static const struct name_value xdp_modes[] = {
-	{"auto", L3X_XDP_AUTO},
-	{"native", L3X_XDP_NATIVE},
-	{"skb", L3X_XDP_SKB},
-	{NULL},
+	{ "auto", L3X_XDP_AUTO },
+	{ "native", L3X_XDP_NATIVE },
+	{ "skb", L3X_XDP_SKB },
+	{ NULL },
 };
 
 static const struct name_value bind_modes[] = {
-	{"auto", L3X_BIND_AUTO},
-	{"copy", L3X_BIND_COPY},
-	{"zerocopy", L3X_BIND_ZEROCOPY},
-	{NULL},
+	{ "auto", L3X_BIND_AUTO },
+	{ "copy", L3X_BIND_COPY },
+	{ "zerocopy", L3X_BIND_ZEROCOPY },
+	{ NULL },
 };
 
 static bool verbose;

@@ -19,10 +19,10 @@
 #define HTTP_SERVER "l3x-serve"
 
 const struct name_value proto_modes[] = {
-	{"echo", PROTO_ECHO},
-	{"discard", PROTO_DISCARD},
-	{"http", PROTO_HTTP},
-	{NULL},
+	{ "echo", PROTO_ECHO },
+	{ "discard", PROTO_DISCARD },
+	{ "http", PROTO_HTTP },
+	{ NULL },
 };
 
 char *http_req_room(struct http_req *r, size_t *room)

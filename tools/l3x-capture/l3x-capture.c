@@ -21,8 +21,8 @@
 #include "parse.h"
 #include "tool.h"
 
-#define PROG "l3x-capture"
-#define BURST 64
+#define PROG	    "l3x-capture"
+#define BURST	    64
 #define SPIN_ROUNDS 2000
 
 /* clang-format off */
@@ -38,8 +38,8 @@ TOOL_DEFINE(PROG,
 struct args {
 	struct link_args link;
 	const char *write;
-	uint64_t count;		/* 0: no limit */
-	double seconds;		/* 0: no limit */
+	uint64_t count; /* 0: no limit */
+	double seconds; /* 0: no limit */
 };
 
 struct run {
@@ -78,7 +78,8 @@ static void parse_args(struct args *a, int argc, char **argv)
 		/* clang-format on */
 	}
 	if (optind < argc)
-		die("'%s': unexpected argument (rules go after --rule)", argv[optind]);
+		die("'%s': unexpected argument (rules go after --rule)",
+		    argv[optind]);
 	if (!a->link.iface)
 		die("--iface: missing (the interface to capture on)");
 	if (!a->link.rules.n)
@@ -196,7 +197,8 @@ static void open_handles(struct run *r, const struct args *a)
 		q = l->nqueues ? l->queues[i] : i;
 		r->h[r->nh] = l3x_capture_handle__open(r->cap, q);
 		if (!r->h[r->nh])
-			die("--queue %u on %s: %s", q, l->iface, strerror(errno));
+			die("--queue %u on %s: %s", q, l->iface,
+			    strerror(errno));
 		r->nh++;
 	}
 }
@@ -224,13 +226,14 @@ static void report(struct run *r)
 	}
 	l3x_capture__steer_stats(r->cap, &ss);
 	fprintf(stderr,
-		PROG ": written %llu frames %llu bytes; received %llu; "
+		PROG
+		": written %llu frames %llu bytes; received %llu; "
 		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
 		"xsk rx_dropped %llu rx_ring_full %llu fill_ring_empty %llu invalid %llu; "
 		"umem total %u free %u fill %u kernel %u app %u\n",
 		(unsigned long long)r->frames, (unsigned long long)r->bytes,
-		(unsigned long long)sum.frames,
-		(unsigned long long)ss.passed, (unsigned long long)ss.redirected,
+		(unsigned long long)sum.frames, (unsigned long long)ss.passed,
+		(unsigned long long)ss.redirected,
 		(unsigned long long)ss.redirect_failed,
 		(unsigned long long)ss.malformed,
 		(unsigned long long)sum.rx_dropped,
@@ -260,8 +263,8 @@ int main(int argc, char **argv)
 
 	parse_args(&a, argc, argv);
 	L3X_OPTS(l3x_capture_opts, o, .ifname = a.link.iface,
-		 .pin_dir = a.link.pin_dir,
-		 .xdp_mode = a.link.xdp_mode, .bind_mode = a.link.bind_mode,
+		 .pin_dir = a.link.pin_dir, .xdp_mode = a.link.xdp_mode,
+		 .bind_mode = a.link.bind_mode,
 		 .busy_poll_usec = a.link.no_busy_poll ? -1 : 0);
 	stop_on_signals(SA_RESTART);
 	signal(SIGPIPE, SIG_IGN);
@@ -273,7 +276,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < a.link.rules.n; i++) {
 		err = l3x_capture__add_rule(r.cap, &a.link.rules.rules[i]);
 		if (err)
-			die("--rule '%s': %s", a.link.rules.text[i], strerror(-err));
+			die("--rule '%s': %s", a.link.rules.text[i],
+			    strerror(-err));
 	}
 	open_handles(&r, &a);
 	r.out = open_pcap(a.write);

@@ -15,7 +15,7 @@
 #include "parse.h"
 #include "tool.h"
 
-#define PROG "l3x-ctl"
+#define PROG	 "l3x-ctl"
 #define MAX_LIST 4096
 
 /* clang-format off */
@@ -75,14 +75,16 @@ static int cmd_change(struct l3x_ctl *ctl, bool add, char **rules, int n)
 		rule_parse(&r, "rule", rules[i]);
 	for (i = 0; i < n; i++) {
 		rule_parse(&r, "rule", rules[i]);
-		err = add ? l3x_ctl__add_rule(ctl, &r) : l3x_ctl__del_rule(ctl, &r);
+		err = add ? l3x_ctl__add_rule(ctl, &r)
+			  : l3x_ctl__del_rule(ctl, &r);
 		if (err == -ENOENT)
 			die("del '%s': no such rule", rules[i]);
 		if (err == -ENOSPC)
 			die("add '%s': no room (at most 4096 rules, 32 port ranges per prefix)",
 			    rules[i]);
 		if (err)
-			die("%s '%s': %s", add ? "add" : "del", rules[i], strerror(-err));
+			die("%s '%s': %s", add ? "add" : "del", rules[i],
+			    strerror(-err));
 	}
 	return 0;
 }
@@ -92,13 +94,15 @@ static void print_stats(const struct l3x_steer_stats *s, bool json)
 	if (json)
 		printf("{\"passed\": %llu, \"redirected\": %llu, \"redirect_failed\": %llu, "
 		       "\"malformed\": %llu, \"frags_tracked\": %llu}\n",
-		       (unsigned long long)s->passed, (unsigned long long)s->redirected,
+		       (unsigned long long)s->passed,
+		       (unsigned long long)s->redirected,
 		       (unsigned long long)s->redirect_failed,
 		       (unsigned long long)s->malformed,
 		       (unsigned long long)s->frags_tracked);
 	else
 		printf("passed %llu redirected %llu redirect_failed %llu malformed %llu frags_tracked %llu\n",
-		       (unsigned long long)s->passed, (unsigned long long)s->redirected,
+		       (unsigned long long)s->passed,
+		       (unsigned long long)s->redirected,
 		       (unsigned long long)s->redirect_failed,
 		       (unsigned long long)s->malformed,
 		       (unsigned long long)s->frags_tracked);
@@ -117,11 +121,13 @@ static int cmd_watch(struct l3x_ctl *ctl)
 	while (!stop_requested()) {
 		sleep(1);
 		if ((err = l3x_ctl__stats(ctl, &b)))
-			die("stats: %s (did the program go away?)", strerror(-err));
+			die("stats: %s (did the program go away?)",
+			    strerror(-err));
 		printf("%12llu %12llu %12llu %12llu\n",
 		       (unsigned long long)(b.passed - a.passed),
 		       (unsigned long long)(b.redirected - a.redirected),
-		       (unsigned long long)(b.redirect_failed - a.redirect_failed),
+		       (unsigned long long)(b.redirect_failed -
+					    a.redirect_failed),
 		       (unsigned long long)(b.malformed - a.malformed));
 		fflush(stdout);
 		a = b;
@@ -140,10 +146,18 @@ static void run(struct l3x_ctl *ctl, int cmd, char **args, int n, bool json)
 			die("stats: %s", strerror(-err));
 		print_stats(&st, json);
 		break;
-	case CMD_WATCH: cmd_watch(ctl); break;
-	case CMD_RULES: cmd_rules(ctl); break;
-	case CMD_ADD: cmd_change(ctl, true, args, n); break;
-	case CMD_DEL: cmd_change(ctl, false, args, n); break;
+	case CMD_WATCH:
+		cmd_watch(ctl);
+		break;
+	case CMD_RULES:
+		cmd_rules(ctl);
+		break;
+	case CMD_ADD:
+		cmd_change(ctl, true, args, n);
+		break;
+	case CMD_DEL:
+		cmd_change(ctl, false, args, n);
+		break;
 	}
 }
 
@@ -178,7 +192,8 @@ int main(int argc, char **argv)
 		die("--pin-dir %s: %s (is an l3x program running with its maps pinned there?)",
 		    pin_dir ? pin_dir : "/sys/fs/bpf/l3x", strerror(errno));
 	if (!find_name(cmds, name, &cmd))
-		die("'%s': unknown command (stats, watch, rules, add, del)", name);
+		die("'%s': unknown command (stats, watch, rules, add, del)",
+		    name);
 	run(ctl, cmd, argv + optind, argc - optind, json);
 	l3x_ctl__close(ctl);
 	return 0;

@@ -51,18 +51,18 @@
 
 #define PROG "l3x-serve"
 
-#define MAX_DNS 16
+#define MAX_DNS	    16
 #define MAX_WORKERS 64		/* the library's limit of workers per stack */
-#define BATCH 64		/* events taken per l3x_worker__poll */
-#define SCRATCH (64 * 1024)	/* one read's worth; more than any datagram */
-#define MAX_CPU 4095
-#define DRAIN_MS 2000		/* at exit: how long open flows may take to end */
-#define UDP_QUEUE 256		/* datagrams per flow and direction (opts) */
-#define DNS_MAX 512		/* a DNS message over UDP without EDNS */
+#define BATCH	    64		/* events taken per l3x_worker__poll */
+#define SCRATCH	    (64 * 1024) /* one read's worth; more than any datagram */
+#define MAX_CPU	    4095
+#define DRAIN_MS    2000 /* at exit: how long open flows may take to end */
+#define UDP_QUEUE   256	 /* datagrams per flow and direction (opts) */
+#define DNS_MAX	    512	 /* a DNS message over UDP without EDNS */
 
 struct dns_addr {
 	struct sockaddr_storage ss;
-	char text[80];		/* as given, for messages */
+	char text[80]; /* as given, for messages */
 };
 
 struct args {
@@ -73,12 +73,12 @@ struct args {
 	enum proto_mode mode;
 	bool mode_set;
 	unsigned workers;
-	int cpu;		/* engine core, -1: not pinned */
-	uint32_t mtu;		/* 0: the library's default */
-	uint32_t max_flows;	/* 0: the library's default */
-	uint32_t udp_idle_ms;	/* 0: the library's default */
-	uint64_t abort_after;	/* 0: never */
-	uint64_t seconds;	/* 0: until a signal */
+	int cpu;	      /* engine core, -1: not pinned */
+	uint32_t mtu;	      /* 0: the library's default */
+	uint32_t max_flows;   /* 0: the library's default */
+	uint32_t udp_idle_ms; /* 0: the library's default */
+	uint64_t abort_after; /* 0: never */
+	uint64_t seconds;     /* 0: until a signal */
 };
 
 enum conn_kind { C_TCP, C_UDP, C_DNS };
@@ -88,16 +88,16 @@ enum conn_kind { C_TCP, C_UDP, C_DNS };
  * never points at freed memory. */
 struct conn {
 	enum conn_kind kind;
-	struct l3x_stream *s;		/* C_TCP */
-	struct l3x_udp *u;		/* C_UDP, C_DNS */
-	struct conn *next, **pprev;	/* the worker's open conns */
-	char *pend;			/* bytes (TCP) or a datagram owed */
+	struct l3x_stream *s;	    /* C_TCP */
+	struct l3x_udp *u;	    /* C_UDP, C_DNS */
+	struct conn *next, **pprev; /* the worker's open conns */
+	char *pend;		    /* bytes (TCP) or a datagram owed */
 	size_t pend_off, pend_len;
-	size_t pend_cap;		/* UDP: bytes pend can hold */
-	bool pending;			/* UDP: pend holds a datagram */
-	struct http_req http;		/* http: the request */
-	uint64_t in;			/* bytes read from this stream */
-	bool eof;			/* the client half-closed */
+	size_t pend_cap;      /* UDP: bytes pend can hold */
+	bool pending;	      /* UDP: pend holds a datagram */
+	struct http_req http; /* http: the request */
+	uint64_t in;	      /* bytes read from this stream */
+	bool eof;	      /* the client half-closed */
 	bool closed;
 };
 
@@ -114,12 +114,12 @@ struct wstats {
 struct worker {
 	pthread_t thread;
 	bool started;
-	bool quitting;		/* step 1 done: serving nothing more */
+	bool quitting; /* step 1 done: serving nothing more */
 	struct server *srv;
 	struct l3x_worker *l3x;
-	int stop_fd;		/* eventfd: main wakes us to stop */
-	struct conn *conns;	/* open streams, flows and DNS sockets */
-	struct conn *dead;	/* closed in this batch, freed after it */
+	int stop_fd;	    /* eventfd: main wakes us to stop */
+	struct conn *conns; /* open streams, flows and DNS sockets */
+	struct conn *dead;  /* closed in this batch, freed after it */
 	struct wstats n;
 	char scratch[SCRATCH];
 };
@@ -129,12 +129,12 @@ struct server {
 	struct l3x_stack *stack;
 	struct worker *w;
 	unsigned nw;
-	bool started;		/* the engine thread runs */
-	int step;		/* of stopping: 1 reset, 2 leave (see top) */
-	pthread_mutex_t lock;	/* guards opened, fail */
+	bool started;	      /* the engine thread runs */
+	int step;	      /* of stopping: 1 reset, 2 leave (see top) */
+	pthread_mutex_t lock; /* guards opened, fail */
 	pthread_cond_t cond;
-	unsigned opened;	/* workers done with their start */
-	char fail[200];		/* first error a worker hit */
+	unsigned opened; /* workers done with their start */
+	char fail[200];	 /* first error a worker hit */
 };
 
 /* clang-format off */
@@ -169,7 +169,8 @@ static bool parse_sockaddr(const char *text, struct sockaddr_storage *ss)
 		text++;
 	} else {
 		colon = strchr(text, ':');
-		len = colon && !strchr(colon + 1, ':') ? (size_t)(colon - text) : strlen(text);
+		len = colon && !strchr(colon + 1, ':') ? (size_t)(colon - text)
+						       : strlen(text);
 		port = colon && !strchr(colon + 1, ':') ? colon + 1 : NULL;
 	}
 	if (len >= sizeof(host))
@@ -315,7 +316,8 @@ static void parse_args(struct args *a, int argc, char **argv)
 		/* clang-format on */
 	}
 	if (optind < argc)
-		die("'%s': unexpected argument (rules go after --rule)", argv[optind]);
+		die("'%s': unexpected argument (rules go after --rule)",
+		    argv[optind]);
 	check_args(a);
 }
 
@@ -633,7 +635,7 @@ static void serve_udp(struct worker *w, struct conn *c)
 		n = l3x_udp__recv(c->u, w->scratch, sizeof(w->scratch));
 		if (n == -EAGAIN)
 			return;
-		if (n < 0)	/* -ETIMEDOUT: the flow expired */
+		if (n < 0) /* -ETIMEDOUT: the flow expired */
 			break;
 		count(&w->n.dgrams_in, 1);
 		count(&w->n.bytes_in, n);
@@ -660,21 +662,21 @@ static size_t dns_reply(const uint8_t *q, size_t n, uint8_t *out)
 	opcode = (q[2] >> 3) & 0xf;
 	rcode = opcode ? 4 : 3;
 	if (q[4] || q[5] != 1)
-		off = 0;		/* QDCOUNT must be 1 */
+		off = 0; /* QDCOUNT must be 1 */
 	while (off && off < n && q[off]) {
 		if (q[off] > 63 || off - 12 > 255)
-			off = 0;	/* a compression pointer or too long */
+			off = 0; /* a compression pointer or too long */
 		else
 			off += q[off] + 1;
 	}
 	if (off && off + 5 <= n && off - 12 <= 255)
-		off += 5;		/* the root label, QTYPE, QCLASS */
+		off += 5; /* the root label, QTYPE, QCLASS */
 	else
 		off = 0;
 	if (!off)
 		rcode = 1;
 	memcpy(out, q, 4);
-	out[2] = 0x80 | (q[2] & 0x79);	/* QR, the opcode, RD */
+	out[2] = 0x80 | (q[2] & 0x79); /* QR, the opcode, RD */
 	out[3] = rcode;
 	memset(out + 4, 0, 8);
 	out[5] = off ? 1 : 0;
@@ -696,9 +698,11 @@ static void serve_dns(struct worker *w, struct conn *c)
 	while ((n = l3x_udp__recvfrom(c->u, w->scratch, sizeof(w->scratch),
 				      (void *)&from, sizeof(from))) >= 0) {
 		count(&w->n.dns_queries, 1);
-		if (n > DNS_MAX || !(len = dns_reply((void *)w->scratch, n, reply)))
+		if (n > DNS_MAX ||
+		    !(len = dns_reply((void *)w->scratch, n, reply)))
 			continue;
-		if (l3x_udp__sendto(c->u, reply, len, (void *)&from, sizeof(from)) < 0)
+		if (l3x_udp__sendto(c->u, reply, len, (void *)&from,
+				    sizeof(from)) < 0)
 			count(&w->n.dgrams_dropped, 1);
 		else
 			count(&w->n.dns_answered, 1);
@@ -716,9 +720,15 @@ static void serve(struct worker *w, struct conn *c)
 		return;
 	}
 	switch (w->srv->a->mode) {
-	case PROTO_ECHO: serve_echo(w, c); break;
-	case PROTO_DISCARD: serve_discard(w, c); break;
-	case PROTO_HTTP: serve_http(w, c); break;
+	case PROTO_ECHO:
+		serve_echo(w, c);
+		break;
+	case PROTO_DISCARD:
+		serve_discard(w, c);
+		break;
+	case PROTO_HTTP:
+		serve_http(w, c);
+		break;
 	}
 }
 
@@ -756,7 +766,7 @@ static int accept_all(struct worker *w)
 		if (!c)
 			l3x_stream__abort(s);
 		else
-			serve(w, c);	/* data may be waiting already */
+			serve(w, c); /* data may be waiting already */
 	}
 	while ((u = l3x_worker__accept_udp(w->l3x))) {
 		work++;
@@ -927,9 +937,11 @@ static void start_workers(struct server *srv)
 		srv->w[i].stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (srv->w[i].stop_fd < 0)
 			die("eventfd: %s", strerror(errno));
-		err = pthread_create(&srv->w[i].thread, NULL, worker_main, &srv->w[i]);
+		err = pthread_create(&srv->w[i].thread, NULL, worker_main,
+				     &srv->w[i]);
 		if (err)
-			die("--workers %u: cannot start a thread: %s", srv->nw, strerror(err));
+			die("--workers %u: cannot start a thread: %s", srv->nw,
+			    strerror(err));
 		srv->w[i].started = true;
 	}
 	pthread_mutex_lock(&srv->lock);
@@ -951,7 +963,8 @@ static void stop_step(struct server *srv, int step)
 	for (i = 0; i < srv->nw; i++)
 		if (srv->w[i].started &&
 		    write(srv->w[i].stop_fd, &one, sizeof(one)) != sizeof(one))
-			fprintf(stderr, PROG ": eventfd: %s\n", strerror(errno));
+			fprintf(stderr, PROG ": eventfd: %s\n",
+				strerror(errno));
 }
 
 static void stop_workers(struct server *srv)
@@ -982,11 +995,11 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 	L3X_OPTS(l3x_stack_opts, o,
 		 .source = a->tun ? L3X_SOURCE_TUN : L3X_SOURCE_XDP,
 		 .ifname = a->link.iface, .tun_name = a->tun,
-		 .queues = a->tun ? NULL : queues, .queue_count = a->tun ? 0 : nq,
-		 .pin_dir = a->link.pin_dir, .xdp_mode = a->link.xdp_mode,
-		 .bind_mode = a->link.bind_mode,
-		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0,
-		 .mtu = a->mtu, .max_flows = a->max_flows, .cpu = a->cpu,
+		 .queues = a->tun ? NULL : queues,
+		 .queue_count = a->tun ? 0 : nq, .pin_dir = a->link.pin_dir,
+		 .xdp_mode = a->link.xdp_mode, .bind_mode = a->link.bind_mode,
+		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0, .mtu = a->mtu,
+		 .max_flows = a->max_flows, .cpu = a->cpu,
 		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE);
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
@@ -1005,7 +1018,8 @@ static void add_rules(struct server *srv)
 	for (i = 0; i < a->link.rules.n; i++) {
 		err = l3x_stack__add_rule(srv->stack, &a->link.rules.rules[i]);
 		if (err)
-			die("--rule '%s': %s", a->link.rules.text[i], strerror(-err));
+			die("--rule '%s': %s", a->link.rules.text[i],
+			    strerror(-err));
 	}
 }
 
@@ -1052,9 +1066,11 @@ static void progress(const struct server *srv, uint64_t *last, double dt)
 	fprintf(stderr,
 		"\r" PROG ": %llu open, %llu tcp accepted, %llu udp flows, "
 		"%.1f MB in, %.1f MB out, %.0f Mbit/s   ",
-		(unsigned long long)st.flows, (unsigned long long)st.tcp_accepted,
+		(unsigned long long)st.flows,
+		(unsigned long long)st.tcp_accepted,
 		(unsigned long long)st.udp_flows, n.bytes_in / 1e6,
-		n.bytes_out / 1e6, (n.bytes_in + n.bytes_out - *last) * 8 / dt / 1e6);
+		n.bytes_out / 1e6,
+		(n.bytes_in + n.bytes_out - *last) * 8 / dt / 1e6);
 	*last = n.bytes_in + n.bytes_out;
 }
 
@@ -1106,7 +1122,8 @@ static void report(const struct server *srv)
 	l3x_stack__steer_stats(srv->stack, &ss);
 	sum_workers(srv, &n);
 	fprintf(stderr,
-		PROG ": %s: streams %llu read %llu bytes written %llu bytes; "
+		PROG
+		": %s: streams %llu read %llu bytes written %llu bytes; "
 		"tcp accepted %llu closed %llu reset_by_client %llu aborted %llu "
 		"refused_flows %llu refused_memory %llu refused_backlog %llu; "
 		"udp flows_served %llu datagrams_in %llu datagrams_out %llu "
@@ -1118,9 +1135,9 @@ static void report(const struct server *srv)
 		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
 		"mem pbufs %u tcp_pcbs %u tcp_segs %u udp_pcbs %u stream_objects %u; "
 		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u\n",
-		name_of(proto_modes, srv->a->mode), U(n.accepted), U(n.bytes_in),
-		U(n.bytes_out), U(st.tcp_accepted), U(st.tcp_closed),
-		U(st.tcp_reset_by_client), U(st.tcp_aborted),
+		name_of(proto_modes, srv->a->mode), U(n.accepted),
+		U(n.bytes_in), U(n.bytes_out), U(st.tcp_accepted),
+		U(st.tcp_closed), U(st.tcp_reset_by_client), U(st.tcp_aborted),
 		U(st.tcp_refused_flows), U(st.tcp_refused_memory),
 		U(st.tcp_refused_backlog), U(n.udp_flows), U(n.dgrams_in),
 		U(n.dgrams_out), U(n.dgrams_dropped), U(st.udp_flows),
@@ -1132,9 +1149,9 @@ static void report(const struct server *srv)
 		U(st.rx_no_rule), U(st.rx_no_memory), U(st.rx_bad),
 		U(st.tx_dropped), U(ss.passed), U(ss.redirected),
 		U(ss.redirect_failed), U(ss.malformed), m.pbufs, m.tcp_pcbs,
-		m.tcp_segs, m.udp_pcbs, m.streams, m.frames.total, m.frames.free,
-		m.frames.fill, m.frames.kernel, m.frames.app, m.frames.tx,
-		m.frames.completion);
+		m.tcp_segs, m.udp_pcbs, m.streams, m.frames.total,
+		m.frames.free, m.frames.fill, m.frames.kernel, m.frames.app,
+		m.frames.tx, m.frames.completion);
 }
 
 /* Runs on every exit, die() included: workers closed first (the stack
@@ -1147,7 +1164,8 @@ static void close_server(void *arg)
 	stop_workers(srv);
 	err = l3x_stack__close(srv->stack);
 	if (err)
-		fprintf(stderr, PROG ": closing the stack: %s\n", strerror(-err));
+		fprintf(stderr, PROG ": closing the stack: %s\n",
+			strerror(-err));
 }
 
 /* The orderly end: streams reset, flows given time to end, workers
@@ -1164,7 +1182,8 @@ static void finish(struct server *srv)
 	if (srv->started) {
 		err = l3x_stack__stop(srv->stack);
 		if (err)
-			fprintf(stderr, PROG ": l3x_stack__stop: %s\n", strerror(-err));
+			fprintf(stderr, PROG ": l3x_stack__stop: %s\n",
+				strerror(-err));
 		srv->started = false;
 	}
 	report(srv);

@@ -52,9 +52,9 @@
 enum bypass { BYPASS_AUTO, BYPASS_ON, BYPASS_OFF };
 
 static const struct name_value bypass_names[] = {
-	{"on", BYPASS_ON},
-	{"off", BYPASS_OFF},
-	{NULL},
+	{ "on", BYPASS_ON },
+	{ "off", BYPASS_OFF },
+	{ NULL },
 };
 
 struct args {
@@ -125,7 +125,8 @@ static void parse_mac(struct args *a, const char *s)
 
 	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &m[0], &m[1], &m[2], &m[3], &m[4],
 		   &m[5], &tail) != ETH_ALEN)
-		die_arg("--dst-mac '%s': not a MAC address (aa:bb:cc:dd:ee:ff)", s);
+		die_arg("--dst-mac '%s': not a MAC address (aa:bb:cc:dd:ee:ff)",
+			s);
 	for (i = 0; i < ETH_ALEN; i++) {
 		if (m[i] > 0xff)
 			die_arg("--dst-mac '%s': not a MAC address", s);
@@ -217,19 +218,19 @@ static void parse_opt(struct args *a, int c)
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"iface", required_argument, NULL, 'i'},
-		{"dst-mac", required_argument, NULL, 'm'},
-		{"src", required_argument, NULL, 's'},
-		{"dst", required_argument, NULL, 'd'},
-		{"dport", required_argument, NULL, 'p'},
-		{"size", required_argument, NULL, 'z'},
-		{"seconds", required_argument, NULL, 'S'},
-		{"count", required_argument, NULL, 'c'},
-		{"threads", required_argument, NULL, 't'},
-		{"flows", required_argument, NULL, 'f'},
-		{"rate", required_argument, NULL, 'r'},
-		{"qdisc-bypass", required_argument, NULL, 'b'},
-		{"json", no_argument, NULL, 'j'},
+		{ "iface", required_argument, NULL, 'i' },
+		{ "dst-mac", required_argument, NULL, 'm' },
+		{ "src", required_argument, NULL, 's' },
+		{ "dst", required_argument, NULL, 'd' },
+		{ "dport", required_argument, NULL, 'p' },
+		{ "size", required_argument, NULL, 'z' },
+		{ "seconds", required_argument, NULL, 'S' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "flows", required_argument, NULL, 'f' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "qdisc-bypass", required_argument, NULL, 'b' },
+		{ "json", no_argument, NULL, 'j' },
 		TOOL_OPTIONS_END,
 	};
 	int c;
@@ -256,8 +257,8 @@ struct iface {
 
 static void iface_info(const char *name, struct iface *i)
 {
-	struct ethtool_drvinfo drv = {.cmd = ETHTOOL_GDRVINFO};
-	struct ethtool_channels ch = {.cmd = ETHTOOL_GCHANNELS};
+	struct ethtool_drvinfo drv = { .cmd = ETHTOOL_GDRVINFO };
+	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
 	struct ifreq ifr = {};
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 
@@ -472,8 +473,7 @@ static void *worker_main(void *arg)
 		goto out;
 	}
 	start = now_s();
-	while (!stop_requested() &&
-	       (!w->quota || w->sent < w->quota)) {
+	while (!stop_requested() && (!w->quota || w->sent < w->quota)) {
 		if (w->rate)
 			pace(w, start);
 		w->err = -send_batch(w, fd, buf, msg, &flow);
@@ -527,7 +527,7 @@ static void start_workers(const struct args *a, const struct iface *ifc,
  * workers end by themselves (--count) or on a signal. */
 static void wait_for_end(const struct args *a, double start)
 {
-	struct timespec ts = {0, 20 * 1000 * 1000};
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
 	double left;
 
 	if (!a->seconds)

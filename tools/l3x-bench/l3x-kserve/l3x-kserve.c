@@ -69,8 +69,8 @@ struct ent {
 
 struct sconn {
 	struct ent e;
-	uint64_t pos;	   /* bytes echoed, for --corrupt-every */
-	uint8_t *pend;	   /* written, not yet taken by the socket */
+	uint64_t pos;  /* bytes echoed, for --corrupt-every */
+	uint8_t *pend; /* written, not yet taken by the socket */
 	uint32_t pend_off, pend_len;
 	struct http_req http; /* http: the request */
 	bool eof, close_after;
@@ -132,8 +132,8 @@ static void parse_opt(struct args *a, int c)
 		a->ncpus = parse_cpu_list("--cpu", optarg, a->cpus, MAX_CPUS);
 		break;
 	case 'x':
-		a->corrupt_every = parse_uint("--corrupt-every", optarg, 1,
-					      UINT64_MAX);
+		a->corrupt_every =
+			parse_uint("--corrupt-every", optarg, 1, UINT64_MAX);
 		break;
 	case 't':
 		a->transparent = true;
@@ -150,15 +150,15 @@ static void parse_opt(struct args *a, int c)
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"mode", required_argument, NULL, 'm'},
-		{"port", required_argument, NULL, 'p'},
-		{"workers", required_argument, NULL, 'w'},
-		{"processes", required_argument, NULL, 'P'},
-		{"cpu", required_argument, NULL, 'C'},
-		{"corrupt-every", required_argument, NULL, 'x'},
-		{"transparent", no_argument, NULL, 't'},
-		{"no-udp", no_argument, NULL, 'u'},
-		{"quiet", no_argument, NULL, 'q'},
+		{ "mode", required_argument, NULL, 'm' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "processes", required_argument, NULL, 'P' },
+		{ "cpu", required_argument, NULL, 'C' },
+		{ "corrupt-every", required_argument, NULL, 'x' },
+		{ "transparent", no_argument, NULL, 't' },
+		{ "no-udp", no_argument, NULL, 'u' },
+		{ "quiet", no_argument, NULL, 'q' },
 		TOOL_OPTIONS_END,
 	};
 	int c;
@@ -190,14 +190,14 @@ static int sock_opt(int fd, int level, int name)
 
 /* A wildcard socket on port of family and type, non-blocking. Returns the
  * fd, or -1 with errno and *what naming the step that failed. */
-static int open_sock(const struct args *a, int family, int type,
-		     unsigned port, const char **what)
+static int open_sock(const struct args *a, int family, int type, unsigned port,
+		     const char **what)
 {
-	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
-				  .sin6_port = htons(port),
-				  .sin6_addr = IN6ADDR_ANY_INIT};
-	struct sockaddr_in s4 = {.sin_family = AF_INET,
-				 .sin_port = htons(port)};
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6,
+				   .sin6_port = htons(port),
+				   .sin6_addr = IN6ADDR_ANY_INIT };
+	struct sockaddr_in s4 = { .sin_family = AF_INET,
+				  .sin_port = htons(port) };
 	bool v6 = family == AF_INET6, udp = type == SOCK_DGRAM;
 	int fd, err;
 
@@ -213,16 +213,15 @@ static int open_sock(const struct args *a, int family, int type,
 	if (v6 && sock_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY))
 		goto close_fd;
 	*what = "IP_TRANSPARENT (needs CAP_NET_ADMIN)";
-	if (a->transparent &&
-	    (v6 ? sock_opt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT)
-		: sock_opt(fd, IPPROTO_IP, IP_TRANSPARENT)))
+	if (a->transparent && (v6 ? sock_opt(fd, IPPROTO_IPV6, IPV6_TRANSPARENT)
+				  : sock_opt(fd, IPPROTO_IP, IP_TRANSPARENT)))
 		goto close_fd;
 	/* Replies leave from the address each datagram came to; IPv6 may
 	 * only name one that no interface holds (a local route's) when
 	 * the socket may bind freely. */
 	*what = "IP_PKTINFO";
 	if (udp && (v6 ? sock_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO) ||
-				 sock_opt(fd, IPPROTO_IPV6, IPV6_FREEBIND)
+				    sock_opt(fd, IPPROTO_IPV6, IPV6_FREEBIND)
 		       : sock_opt(fd, IPPROTO_IP, IP_PKTINFO)))
 		goto close_fd;
 	*what = "bind";
@@ -243,7 +242,7 @@ close_fd:
 static int add_sock(struct sworker *w, int family, int type, unsigned port)
 {
 	struct ent *e = &w->socks[w->nsocks];
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = e};
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = e };
 	const char *what;
 	int fd;
 
@@ -271,7 +270,7 @@ static int add_sock(struct sworker *w, int family, int type, unsigned port)
 
 static int open_socks(struct sworker *w)
 {
-	static const int fams[] = {AF_INET, AF_INET6};
+	static const int fams[] = { AF_INET, AF_INET6 };
 	unsigned p, f;
 	int err;
 
@@ -400,9 +399,10 @@ static int http_answer(struct sworker *w, struct sconn *c)
 	c->close_after = true;
 	cl = sizeof(e.client);
 	dl = sizeof(e.dst);
-	e.client_len = getpeername(c->e.fd, (void *)&e.client, &cl) ? -errno
-								    : (int)cl;
-	e.dst_len = getsockname(c->e.fd, (void *)&e.dst, &dl) ? -errno : (int)dl;
+	e.client_len =
+		getpeername(c->e.fd, (void *)&e.client, &cl) ? -errno : (int)cl;
+	e.dst_len =
+		getsockname(c->e.fd, (void *)&e.dst, &dl) ? -errno : (int)dl;
 	n = http_req_answer(&c->http, &e, out, sizeof(out));
 	return send_or_keep(w, c, out, n);
 }
@@ -438,7 +438,8 @@ static int conn_serve(struct sworker *w, struct sconn *c)
 			return f;
 		if (c->eof || c->close_after)
 			return -ESHUTDOWN;
-		f = w->a->mode == PROTO_HTTP ? http_some(w, c) : echo_some(w, c);
+		f = w->a->mode == PROTO_HTTP ? http_some(w, c)
+					     : echo_some(w, c);
 		if (f)
 			return f == -EAGAIN ? 0 : f;
 	}
@@ -448,8 +449,8 @@ static int conn_serve(struct sworker *w, struct sconn *c)
 
 static void accept_some(struct sworker *w, int lfd)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP |
-					   EPOLLET};
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP |
+					    EPOLLET };
 	struct sconn *c;
 	unsigned i;
 	int fd;
@@ -460,7 +461,7 @@ static void accept_some(struct sworker *w, int lfd)
 			if (errno == EMFILE || errno == ENFILE) {
 				w->s.errors++;
 				/* Leave it queued; try again shortly. */
-				nanosleep(&(struct timespec){0, 1000000},
+				nanosleep(&(struct timespec){ 0, 1000000 },
 					  NULL);
 			}
 			return;
@@ -686,14 +687,14 @@ static void print_ready(const struct args *a, const char *who)
 
 	if (a->quiet)
 		return;
-	fprintf(stderr, PROG "%s: ready: %s on port", who, name_of(proto_modes, a->mode));
+	fprintf(stderr, PROG "%s: ready: %s on port", who,
+		name_of(proto_modes, a->mode));
 	for (i = 0; i < a->nports; i++)
 		fprintf(stderr, "%s %u", i ? "," : "", a->ports[i]);
 	fprintf(stderr, " (TCP%s, IPv4 and IPv6%s), %u worker%s%s\n",
 		a->no_udp ? "" : " and UDP",
 		a->transparent ? ", transparent" : "", a->workers,
-		a->workers == 1 ? "" : "s",
-		a->procs > 1 ? " per process" : "");
+		a->workers == 1 ? "" : "s", a->procs > 1 ? " per process" : "");
 }
 
 static void print_stats(const struct args *a, const char *who,
@@ -708,8 +709,7 @@ static void print_stats(const struct args *a, const char *who,
 		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,
 		(unsigned long long)s->datagrams,
-		(unsigned long long)s->requests,
-		(unsigned long long)s->errors);
+		(unsigned long long)s->requests, (unsigned long long)s->errors);
 	if (a->corrupt_every)
 		fprintf(stderr, ", %llu bytes corrupted on purpose",
 			(unsigned long long)s->corrupted);
@@ -780,8 +780,7 @@ static int serve_procs(const struct args *a)
 	if (ready == a->procs)
 		print_ready(a, "");
 	/* Until a signal, or until one ends early: then all end. */
-	while (ready == a->procs &&
-	       !stop_requested() &&
+	while (ready == a->procs && !stop_requested() &&
 	       waitpid(-1, &st, WNOHANG) <= 0)
 		usleep(50000);
 	for (i = 0; i < a->procs; i++)

@@ -50,19 +50,19 @@
 
 #define PROG "l3x-load"
 
-#define MAX_THREADS	 64
-#define MAX_CPUS	 256
-#define MAX_ADDRS	 65536
-#define MAX_CONNS	 1000000
-#define PROC_CONNS	 15000	/* connections per process, below the fd cap */
-#define BUF_SIZE	 65536	/* per thread, for reads and for writes */
-#define MAX_INFLIGHT	 64	/* connects in progress per thread at setup */
-#define CONNECT_TIMEOUT	 10.0	/* seconds */
-#define DRAIN_TIMEOUT	 10.0	/* bulk: seconds for the echo to finish */
-#define RETRY_DELAY	 0.01	/* crr: seconds before a failed loop retries */
-#define CHECK_INFLIGHT	 256	/* hold --check-all: requests out per thread */
-#define MAX_MESSAGES	 10	/* problems described on stderr */
-#define NS		 1000000000ull
+#define MAX_THREADS	64
+#define MAX_CPUS	256
+#define MAX_ADDRS	65536
+#define MAX_CONNS	1000000
+#define PROC_CONNS	15000 /* connections per process, below the fd cap */
+#define BUF_SIZE	65536 /* per thread, for reads and for writes */
+#define MAX_INFLIGHT	64    /* connects in progress per thread at setup */
+#define CONNECT_TIMEOUT 10.0  /* seconds */
+#define DRAIN_TIMEOUT	10.0  /* bulk: seconds for the echo to finish */
+#define RETRY_DELAY	0.01  /* crr: seconds before a failed loop retries */
+#define CHECK_INFLIGHT	256   /* hold --check-all: requests out per thread */
+#define MAX_MESSAGES	10    /* problems described on stderr */
+#define NS		1000000000ull
 
 enum mode { M_BULK, M_CRR, M_RR, M_UDP_RR, M_HOLD };
 
@@ -127,7 +127,7 @@ TOOL_DEFINE(PROG,
 
 static void sleep_ns(uint64_t ns)
 {
-	struct timespec ts = {ns / NS, ns % NS};
+	struct timespec ts = { ns / NS, ns % NS };
 
 	nanosleep(&ts, NULL);
 }
@@ -180,8 +180,8 @@ static void stream_init(uint64_t seed)
 /* Where byte pos of the stream of seed is in the table. */
 static inline const uint8_t *stream_at(uint64_t seed, uint64_t pos)
 {
-	return stream_table + (mix64(seed) % STREAM_P + pos % STREAM_P) %
-				      STREAM_P;
+	return stream_table +
+	       (mix64(seed) % STREAM_P + pos % STREAM_P) % STREAM_P;
 }
 
 /* The key as it lies over the 8 bytes from pos on, in memory order. */
@@ -325,8 +325,8 @@ static void parse_dst(struct args *a, const char *s)
 	if (a->family == AF_INET &&
 	    inet_pton(AF_INET, buf, &a->base.u.in.sin_addr) != 1)
 		die_arg("--dst '%s': not an IPv4 or IPv6 address", s);
-	a->prefix = slash ? parse_uint("--dst prefix length", slash, 0, max)
-			  : max;
+	a->prefix =
+		slash ? parse_uint("--dst prefix length", slash, 0, max) : max;
 	a->have_dst = true;
 }
 
@@ -335,7 +335,8 @@ static void parse_mode(struct args *a, const char *s)
 	int m;
 
 	if (!find_name(modes, s, &m))
-		die_arg("'%s': unknown mode (bulk, crr, rr, udp-rr or hold)", s);
+		die_arg("'%s': unknown mode (bulk, crr, rr, udp-rr or hold)",
+			s);
 	a->mode = m;
 	a->have_mode = true;
 }
@@ -410,7 +411,8 @@ static void check_cpus(const struct args *a)
 	for (i = 0; i < a->ncpus; i++)
 		if (!CPU_ISSET(a->cpus[i], &set))
 			die_arg("--cpu %u: not a CPU this process may run on (%d "
-				"online)", a->cpus[i], CPU_COUNT(&set));
+				"online)",
+				a->cpus[i], CPU_COUNT(&set));
 }
 
 static void only_for(const struct args *a, bool given, const char *opt,
@@ -433,7 +435,8 @@ static void check_mode_opts(const struct args *a)
 		die_arg("--size: not for mode bulk (it streams)");
 	if (a->mode == M_UDP_RR && a->size < 8)
 		die_arg("--size %u: udp-rr needs 8 bytes at least (a sequence "
-			"number)", a->size);
+			"number)",
+			a->size);
 	if (a->mode == M_UDP_RR && a->size > 65507)
 		die_arg("--size %u: above the largest UDP datagram", a->size);
 }
@@ -456,8 +459,8 @@ static void check_args(struct args *a)
 			a->prefix, 1ull << host);
 	if (a->mode != M_HOLD && a->conns > limit)
 		die_arg("--conns %u: at most %u for %s (open-file limit); only "
-			"hold spreads over processes", a->conns, limit,
-			name_of(modes, a->mode));
+			"hold spreads over processes",
+			a->conns, limit, name_of(modes, a->mode));
 	if (a->threads > a->conns)
 		die_arg("--threads %u: more than --conns (%u)", a->threads,
 			a->conns);
@@ -484,24 +487,24 @@ static void set_defaults(struct args *a)
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"dst", required_argument, NULL, 'd'},
-		{"addrs", required_argument, NULL, 'A'},
-		{"port", required_argument, NULL, 'p'},
-		{"conns", required_argument, NULL, 'c'},
-		{"seconds", required_argument, NULL, 's'},
-		{"threads", required_argument, NULL, 't'},
-		{"cpu", required_argument, NULL, 'C'},
-		{"seed", required_argument, NULL, 'S'},
-		{"size", required_argument, NULL, 'z'},
-		{"window", required_argument, NULL, 'w'},
-		{"discard", no_argument, NULL, 'D'},
-		{"rst", no_argument, NULL, 'R'},
-		{"interval", required_argument, NULL, 'i'},
-		{"sample", required_argument, NULL, 'n'},
-		{"timeout", required_argument, NULL, 'T'},
-		{"check-all", no_argument, NULL, 'a'},
-		{"json", no_argument, NULL, 'j'},
-		{"quiet", no_argument, NULL, 'q'},
+		{ "dst", required_argument, NULL, 'd' },
+		{ "addrs", required_argument, NULL, 'A' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "conns", required_argument, NULL, 'c' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "cpu", required_argument, NULL, 'C' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "size", required_argument, NULL, 'z' },
+		{ "window", required_argument, NULL, 'w' },
+		{ "discard", no_argument, NULL, 'D' },
+		{ "rst", no_argument, NULL, 'R' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "sample", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "check-all", no_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
 		TOOL_OPTIONS_END,
 	};
 	int c;
@@ -536,8 +539,9 @@ static void make_dst(const struct args *a, unsigned k, struct dst *d)
 		v4 = ntohl(a->base.u.in.sin_addr.s_addr);
 		if (((v4 + k) & mask) != (v4 & mask) || v4 + k < v4)
 			die_arg("--addrs %u: from %s on, the /%u ends after %u "
-				"addresses", a->addrs,
-				inet_ntoa(a->base.u.in.sin_addr), a->prefix, k);
+				"addresses",
+				a->addrs, inet_ntoa(a->base.u.in.sin_addr),
+				a->prefix, k);
 		d->u.in.sin_family = AF_INET;
 		d->u.in.sin_addr.s_addr = htonl(v4 + k);
 		d->u.in.sin_port = htons(a->port);
@@ -588,15 +592,15 @@ static bool same_addr(const struct dst *d, const struct sockaddr_storage *ss)
 /* ------------------------------------------------------------ state */
 
 enum cstate {
-	C_IDLE,	      /* not open (or waiting for the start) */
+	C_IDLE, /* not open (or waiting for the start) */
 	C_CONNECTING,
-	C_READY,      /* open, waiting for the start */
-	C_RUN,	      /* bulk: streaming */
-	C_DRAIN,      /* bulk: half-closed, reading what is left */
-	C_SEND,	      /* writing the request */
-	C_RECV,	      /* reading the response */
-	C_HELD,	      /* hold: open and idle */
-	C_RETRY,      /* crr: failed, opens again at t0 */
+	C_READY, /* open, waiting for the start */
+	C_RUN,	 /* bulk: streaming */
+	C_DRAIN, /* bulk: half-closed, reading what is left */
+	C_SEND,	 /* writing the request */
+	C_RECV,	 /* reading the response */
+	C_HELD,	 /* hold: open and idle */
+	C_RETRY, /* crr: failed, opens again at t0 */
 	C_DONE,
 };
 
@@ -631,7 +635,7 @@ struct result {
 struct worker {
 	pthread_t tid;
 	unsigned idx;
-	int cpu; /* -1: not pinned */
+	int cpu;		    /* -1: not pinned */
 	pthread_barrier_t *barrier; /* all threads start together */
 	const struct args *a;
 	const struct dst *dsts;
@@ -662,12 +666,11 @@ struct local {
 static atomic_uint messages;
 
 /* Up to MAX_MESSAGES problems described on stderr, then silence. */
-static void problem(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+static void problem(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void problem(const char *fmt, ...)
 {
-	unsigned n = atomic_fetch_add_explicit(&messages, 1,
-					       memory_order_relaxed);
+	unsigned n =
+		atomic_fetch_add_explicit(&messages, 1, memory_order_relaxed);
 	va_list ap;
 
 	if (n > MAX_MESSAGES)
@@ -683,8 +686,7 @@ static void problem(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static const struct dst *conn_dst(const struct worker *w,
-				  const struct conn *c)
+static const struct dst *conn_dst(const struct worker *w, const struct conn *c)
 {
 	/* crr: each round goes to the next address. */
 	return &w->dsts[(c->gidx + c->iter * w->a->conns) % w->a->addrs];
@@ -744,7 +746,7 @@ static int conn_connect(struct worker *w, struct conn *c)
 		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 		.data.ptr = c,
 	};
-	struct linger lg = {1, 0};
+	struct linger lg = { 1, 0 };
 	int one = 1, fd, err;
 
 	fd = socket(d->u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -810,8 +812,8 @@ static void mismatch(struct worker *w, struct conn *c, uint64_t bad,
 {
 	w->t.verify_failures += bad;
 	problem("connection %u to %s: %llu wrong byte%s echoed, the first at "
-		"offset %llu: 0x%02x, sent 0x%02x", c->gidx,
-		conn_dst(w, c)->str, (unsigned long long)bad,
+		"offset %llu: 0x%02x, sent 0x%02x",
+		c->gidx, conn_dst(w, c)->str, (unsigned long long)bad,
 		bad == 1 ? "" : "s", (unsigned long long)(pos + first),
 		p[first], stream_byte(c->seed, pos + first));
 }
@@ -847,8 +849,9 @@ static void bulk_eof(struct worker *w, struct conn *c)
 	if (!w->a->discard && c->recvd != c->sent) {
 		w->t.errors++;
 		problem("connection %u to %s: %llu bytes echoed of %llu sent "
-			"before the server closed", c->gidx,
-			conn_dst(w, c)->str, (unsigned long long)c->recvd,
+			"before the server closed",
+			c->gidx, conn_dst(w, c)->str,
+			(unsigned long long)c->recvd,
 			(unsigned long long)c->sent);
 	}
 	conn_close(w, c, C_DONE);
@@ -874,11 +877,13 @@ static bool bulk_read(struct worker *w, struct conn *c)
 			c->late = true; /* said once per connection */
 			w->t.errors++;
 			problem("connection %u to %s: a discard server sent "
-				"%zd bytes", c->gidx, conn_dst(w, c)->str, r);
+				"%zd bytes",
+				c->gidx, conn_dst(w, c)->str, r);
 		} else if (c->recvd > c->sent) {
 			w->t.errors++;
 			problem("connection %u to %s: more bytes echoed than "
-				"sent", c->gidx, conn_dst(w, c)->str);
+				"sent",
+				c->gidx, conn_dst(w, c)->str);
 		}
 		if (!w->stopping && !w->a->discard)
 			w->t.bytes += r;
@@ -970,7 +975,8 @@ static void hold_read(struct worker *w, struct conn *c)
 	if (r > 0) {
 		w->t.verify_failures += r;
 		problem("connection %u to %s: %zd bytes from the server "
-			"unasked", c->gidx, conn_dst(w, c)->str, r);
+			"unasked",
+			c->gidx, conn_dst(w, c)->str, r);
 		return;
 	}
 	conn_fail(w, c, "while held", r ? -r : 0);
@@ -1091,9 +1097,10 @@ static bool udp_reply(struct worker *w, struct conn *c, size_t len)
 	if (len != w->a->size || seq != c->iter) {
 		w->t.verify_failures++;
 		problem("udp socket %u to %s: a reply of %zu bytes for request "
-			"%llu, waiting for %llu (%u bytes)", c->gidx,
-			conn_dst(w, c)->str, len, (unsigned long long)seq,
-			(unsigned long long)c->iter, w->a->size);
+			"%llu, waiting for %llu (%u bytes)",
+			c->gidx, conn_dst(w, c)->str, len,
+			(unsigned long long)seq, (unsigned long long)c->iter,
+			w->a->size);
 	} else {
 		bad = stream_check(c->seed, c->iter * w->a->size + 8,
 				   w->rbuf + 8, len - 8, &first);
@@ -1130,8 +1137,8 @@ static void udp_event(struct worker *w, struct conn *c)
 			w->t.errors++;
 			format_addr((void *)&from, fl, name, sizeof(name));
 			problem("udp socket %u: a reply from %s, the request "
-				"went to %s", c->gidx, name,
-				conn_dst(w, c)->str);
+				"went to %s",
+				c->gidx, name, conn_dst(w, c)->str);
 			continue;
 		}
 		/* After a reply the next request is out: its answer
@@ -1143,7 +1150,7 @@ static void udp_event(struct worker *w, struct conn *c)
 
 static void udp_open(struct worker *w, struct conn *c)
 {
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = c};
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.ptr = c };
 
 	c->seed = conn_seed(w, c);
 	c->fd = socket(w->a->family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
@@ -1218,8 +1225,8 @@ static void check_timeouts(struct worker *w)
 		w->finflight--;
 		w->t.errors++;
 		problem("connection %u to %s: no echo of the final check "
-			"within %.3f s", c->gidx, conn_dst(w, c)->str,
-			w->a->timeout);
+			"within %.3f s",
+			c->gidx, conn_dst(w, c)->str, w->a->timeout);
 	}
 }
 
@@ -1647,8 +1654,8 @@ static void start_threads(const struct args *a, struct local *l,
 		n = count / l->threads + (i < count % l->threads);
 		l->w[i].idx = i;
 		l->w[i].barrier = &l->barrier;
-		l->w[i].cpu = a->ncpus ? (int)a->cpus[(cpu_off + i) % a->ncpus]
-				       : -1;
+		l->w[i].cpu =
+			a->ncpus ? (int)a->cpus[(cpu_off + i) % a->ncpus] : -1;
 		worker_init(&l->w[i], a, dsts, at, n);
 		at += n;
 		err = pthread_create(&l->w[i].tid, NULL, worker_main, &l->w[i]);
@@ -1679,7 +1686,7 @@ static void run_local(const struct args *a, const struct dst *dsts,
 	for (i = 0; i < threads; i++) {
 		pthread_join(l.w[i].tid, NULL);
 		add_totals(&res->t, &l.w[i].t);
-		add_result(res, &(struct result){.h = l.w[i].h});
+		add_result(res, &(struct result){ .h = l.w[i].h });
 	}
 	res->cpu_s = cpu_seconds();
 }
@@ -1717,7 +1724,7 @@ static void spawn(const struct args *a, const struct dst *dsts,
 			run_local(a, dsts, first,
 				  i + 1 < nproc ? per : a->conns - first,
 				  threads, i * threads, pfd[1], res);
-			report_io(pfd[1], &(uint32_t){2}, 4, true);
+			report_io(pfd[1], &(uint32_t){ 2 }, 4, true);
 			report_io(pfd[1], res, sizeof(*res), true);
 			_exit(0);
 		}
@@ -1726,9 +1733,8 @@ static void spawn(const struct args *a, const struct dst *dsts,
 	}
 }
 
-static void child_record(const struct args *a, struct child *ch,
-			 unsigned nproc, unsigned i, struct result *res,
-			 uint64_t t0)
+static void child_record(const struct args *a, struct child *ch, unsigned nproc,
+			 unsigned i, struct result *res, uint64_t t0)
 {
 	struct progress p, sum = {};
 	struct result r;
@@ -1772,8 +1778,10 @@ static void run_children(const struct args *a, const struct dst *dsts,
 	if (!ch || !pf)
 		die("out of memory");
 	if (!a->quiet)
-		fprintf(stderr, PROG ": %u connections over %u processes of "
-			"at most %u\n", a->conns, nproc, per);
+		fprintf(stderr,
+			PROG ": %u connections over %u processes of "
+			     "at most %u\n",
+			a->conns, nproc, per);
 	spawn(a, dsts, ch, nproc, per);
 	memset(res, 0, sizeof(*res));
 	while (left) {
@@ -1808,10 +1816,14 @@ static void run_children(const struct args *a, const struct dst *dsts,
 static const char *unit(enum mode m)
 {
 	switch (m) {
-	case M_CRR: return "connections/s";
-	case M_HOLD: return "connections opened/s";
-	case M_BULK: return "bytes/s";
-	default: return "transactions/s";
+	case M_CRR:
+		return "connections/s";
+	case M_HOLD:
+		return "connections opened/s";
+	case M_BULK:
+		return "bytes/s";
+	default:
+		return "transactions/s";
 	}
 }
 
@@ -1839,9 +1851,9 @@ static void print_json(const struct args *a, const struct dst *d,
 	bool lat = a->mode != M_BULK && a->mode != M_HOLD && r->t.ops;
 	char ip[INET6_ADDRSTRLEN];
 
-	inet_ntop(a->family, a->family == AF_INET6
-				     ? (const void *)&d->u.in6.sin6_addr
-				     : (const void *)&d->u.in.sin_addr,
+	inet_ntop(a->family,
+		  a->family == AF_INET6 ? (const void *)&d->u.in6.sin6_addr
+					: (const void *)&d->u.in.sin_addr,
 		  ip, sizeof(ip));
 	printf("{\"mode\": \"%s\", \"discard\": %s, \"family\": %d, "
 	       "\"dst\": \"%s\", \"addrs\": %u, \"port\": %u, \"conns\": %u, "
@@ -1890,16 +1902,17 @@ static void print_human(FILE *f, const struct args *a, const struct dst *d,
 			const struct result *r)
 {
 	fprintf(f, PROG " %s%s: %u conn%s to %s%s, %.2f s: ",
-		name_of(modes, a->mode), a->discard ? " --discard" : "", a->conns,
-		a->conns == 1 ? "" : "s", d->str,
+		name_of(modes, a->mode), a->discard ? " --discard" : "",
+		a->conns, a->conns == 1 ? "" : "s", d->str,
 		a->addrs > 1 ? " and on" : "", r->seconds);
 	if (a->mode == M_BULK)
 		fprintf(f, "%.3f Gbit/s goodput, %.1f MB %s",
 			r->t.bytes * 8.0 / r->seconds / 1e9, r->t.bytes / 1e6,
 			a->discard ? "acknowledged" : "echoed and verified");
 	else if (a->mode == M_HOLD)
-		fprintf(f, "%llu open, %llu of %llu samples echoed, opened at "
-			   "%.0f/s",
+		fprintf(f,
+			"%llu open, %llu of %llu samples echoed, opened at "
+			"%.0f/s",
 			(unsigned long long)r->t.open,
 			(unsigned long long)r->t.echoed,
 			(unsigned long long)r->t.sampled, rate_of(a, r));
@@ -1944,5 +1957,5 @@ int main(int argc, char **argv)
 	print_human(a.json ? stderr : stdout, &a, &dsts[0], &res);
 	free(dsts);
 	return res.t.errors || res.t.verify_failures || res.t.check_failed ? 1
-									    : 0;
+									   : 0;
 }

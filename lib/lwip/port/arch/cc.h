@@ -10,13 +10,15 @@
 #include <sys/time.h>
 
 #define LWIP_TIMEVAL_PRIVATE 0
-#define LWIP_ERRNO_INCLUDE <errno.h>
+#define LWIP_ERRNO_INCLUDE   <errno.h>
 
 /* <endian.h> (through stdlib.h) already defines BYTE_ORDER. */
 #include <endian.h>
 
 /* lwIP's own checks; never print from the library's fast path. */
-#define LWIP_PLATFORM_DIAG(x) do { } while (0)
+#define LWIP_PLATFORM_DIAG(x)                                                  \
+	do {                                                                   \
+	} while (0)
 void l3x_lwip_assert(const char *msg, const char *file, int line);
 #define LWIP_PLATFORM_ASSERT(x) l3x_lwip_assert((x), __FILE__, __LINE__)
 
