@@ -50,6 +50,7 @@ struct l3x_stack {
 	struct l3x_link *link;
 	struct netif netif;
 	struct tcp_pcb *listener;
+	uint32_t tcp_bucket_max; /* PCBs in a chain of lwIP's hash */
 
 	/* limits */
 	uint32_t max_flows;

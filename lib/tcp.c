@@ -24,6 +24,7 @@
 #include "lwip/timeouts.h"
 
 #include "engine.h"
+#include "l3x_hooks.h"
 
 static void pbuf_set_qnext(struct pbuf *p, struct pbuf *next)
 {
@@ -404,6 +405,59 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	return ERR_OK;
 }
 
+/* ------------------------------------------------------------ admission */
+
+/*
+ * Every chain of lwIP's connection hash (patch 0005) holds at most
+ * st->tcp_bucket_max PCBs, so that a segment's lookup compares at most that
+ * many tuples. The hash is keyed (SipHash, a random key per process), so a
+ * chain grows only by chance: at a load of one PCB per bucket, a chain of
+ * 16 comes once in ~5 * 10^13 buckets. The bound is 16 per started unit of
+ * load that max_tcp_flows allows (counting as many in TIME_WAIT), as the
+ * table has TCP_PCB_HASH_SIZE buckets whatever the options. Only segments
+ * to the listener make PCBs (a SYN; with SYN cookies the ACK that ends
+ * one), so refusing those whose bucket is full keeps the bound.
+ */
+#define TCP_BUCKET_PER_LOAD 16
+
+static uint32_t bucket_max(uint32_t max_tcp_flows)
+{
+	uint64_t pcbs = 2ull * max_tcp_flows;
+
+	return TCP_BUCKET_PER_LOAD *
+	       (uint32_t)((pcbs + TCP_PCB_HASH_SIZE - 1) / TCP_PCB_HASH_SIZE);
+}
+
+/* A segment to the listener: it may make a PCB. */
+static err_t listen_admit(struct l3x_stack *st, const struct tcp_hdr *hdr)
+{
+	if (TCPH_FLAGS(hdr) & TCP_RST)
+		return ERR_OK;
+	if (tcp_l3x_bucket_len(ip_current_dest_addr(), hdr->dest,
+			       ip_current_src_addr(),
+			       hdr->src) < st->tcp_bucket_max)
+		return ERR_OK;
+	STAT_INC(st, tcp_refused_hash);
+	return ERR_MEM;
+}
+
+err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
+		       u16_t opt1len, u8_t *opt2, struct pbuf *p)
+{
+	(void)optlen;
+	(void)opt1len;
+	(void)opt2;
+	(void)p;
+	/* Only ours: lwIP's own tests run PCBs of other owners. */
+	if (pcb->state == LISTEN) {
+		struct tcp_pcb_listen *lpcb = (struct tcp_pcb_listen *)pcb;
+
+		if (lpcb->accept == on_accept && pcb->callback_arg)
+			return listen_admit(pcb->callback_arg, hdr);
+	}
+	return ERR_OK;
+}
+
 int l3x_tcp_listen(struct l3x_stack *st)
 {
 	struct tcp_pcb *pcb, *lpcb;
@@ -424,6 +478,7 @@ int l3x_tcp_listen(struct l3x_stack *st)
 	tcp_arg(lpcb, st);
 	tcp_accept(lpcb, on_accept);
 	st->listener = lpcb;
+	st->tcp_bucket_max = bucket_max(st->max_flows);
 	return 0;
 }
 

@@ -409,6 +409,10 @@ struct l3x_stack_stats {
 	uint64_t udp_rx_dropped;      /* dropped: the flow's queue full */
 	uint64_t udp_tx;	      /* datagrams sent */
 	uint64_t udp_tx_failed;	      /* send failed (no memory, route) */
+
+	/* memory, flow budgets, hash tables */
+	uint64_t tcp_refused_hash; /* SYNs dropped: their bucket of the
+				    * connection hash is full */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

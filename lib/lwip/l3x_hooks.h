@@ -5,12 +5,30 @@
 #ifndef L3X_HOOKS_H
 #define L3X_HOOKS_H
 
+#include "lwip/err.h"
 #include "lwip/ip_addr.h"
+
+struct pbuf;
+struct tcp_hdr;
+struct tcp_pcb;
 
 /* RFC 6528 initial sequence numbers: a keyed hash of the 4-tuple plus a
  * clock of 4 us ticks, so a connection's ISN cannot be guessed from
  * another's (stock lwIP counts up from 6510). */
 u32_t l3x_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
 		  const ip_addr_t *remote_ip, u16_t remote_port);
+
+/* Patch 0005: the bucket of a 4-tuple in lwIP's PCB hash, SipHash under a
+ * random key of this process's (lib/hash.c), so a peer cannot choose
+ * tuples that collide. */
+u32_t l3x_tcp_pcb_hash(const ip_addr_t *local_ip, u16_t local_port,
+		       const ip_addr_t *remote_ip, u16_t remote_port);
+
+/* LWIP_HOOK_TCP_INPACKET_PCB: every segment that found a PCB (listening,
+ * active or TIME-WAIT), its header parsed (host order), @p its payload,
+ * before lwIP acts on it. ERR_OK lets it in; anything else drops it.
+ * lib/tcp.c: the PCB hash's bucket bound, and what memory admits. */
+err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
+		       u16_t opt1len, u8_t *opt2, struct pbuf *p);
 
 #endif

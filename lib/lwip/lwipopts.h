@@ -138,6 +138,10 @@
 #define TCP_PCB_HASH_SIZE		262144
 #define LWIP_HOOK_FILENAME		"l3x_hooks.h"
 #define LWIP_HOOK_TCP_ISN		l3x_tcp_isn
+/* The PCB hash's buckets: SipHash under a random per-process key. */
+#define LWIP_HOOK_TCP_PCB_HASH		l3x_tcp_pcb_hash
+/* Segments meet the engine's bounds before lwIP keeps them (lib/tcp.c). */
+#define LWIP_HOOK_TCP_INPACKET_PCB	l3x_tcp_inpacket
 
 #define LWIP_DEBUG			0
 #define LWIP_NOASSERT_ON_ERROR		1

@@ -1,6 +1,7 @@
 /*
  * sys_arch.c - what lwIP (NO_SYS=1) asks of the platform: a millisecond
- * clock for its timeouts, and where its assertions go.
+ * clock for its timeouts, where its assertions go, random numbers, and the
+ * keyed hashes of its hooks (l3x_hooks.h; SipHash and its keys: hash.c).
  */
 #include <stdint.h>
 #include <string.h>
@@ -10,8 +11,12 @@
 #include "lwip/opt.h"
 #include "lwip/sys.h"
 
+#include "hash.h"
 #include "l3x_internal.h"
 #include "l3x_hooks.h"
+
+/* Family byte, two IPv6 addresses, two ports. */
+#define L3X_TUPLE_MAX (1 + 2 * 16 + 4)
 
 u32_t sys_now(void)
 {
@@ -40,76 +45,48 @@ unsigned int l3x_lwip_rand(void)
 	return v;
 }
 
-/* SipHash-2-4 of @in under @k (the reference algorithm, compact). */
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                               \
-	do {                                                                   \
-		v0 += v1;                                                      \
-		v1 = ROTL(v1, 13);                                             \
-		v1 ^= v0;                                                      \
-		v0 = ROTL(v0, 32);                                             \
-		v2 += v3;                                                      \
-		v3 = ROTL(v3, 16);                                             \
-		v3 ^= v2;                                                      \
-		v0 += v3;                                                      \
-		v3 = ROTL(v3, 21);                                             \
-		v3 ^= v0;                                                      \
-		v2 += v1;                                                      \
-		v1 = ROTL(v1, 17);                                             \
-		v1 ^= v2;                                                      \
-		v2 = ROTL(v2, 32);                                             \
-	} while (0)
-
-static uint64_t siphash(const uint64_t k[2], const uint8_t *in, size_t len)
+/* The 4-tuple as bytes, the same for the same tuple whatever is in the
+ * unused part of an ip_addr_t: family, addresses, ports. */
+static size_t tuple_bytes(uint8_t *buf, const ip_addr_t *local_ip,
+			  u16_t local_port, const ip_addr_t *remote_ip,
+			  u16_t remote_port)
 {
-	uint64_t v0 = 0x736f6d6570736575ull ^ k[0],
-		 v1 = 0x646f72616e646f6dull ^ k[1];
-	uint64_t v2 = 0x6c7967656e657261ull ^ k[0],
-		 v3 = 0x7465646279746573ull ^ k[1];
-	uint64_t b = (uint64_t)len << 56, m;
-	size_t i, left = len & 7;
+	size_t n = 1, alen = IP_IS_V6(local_ip) ? 16 : 4;
 
-	for (i = 0; i + 8 <= len; i += 8) {
-		memcpy(&m, in + i, 8);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
+	buf[0] = IP_IS_V6(local_ip) ? 6 : 4;
+	if (alen == 16) {
+		memcpy(buf + n, ip_2_ip6(local_ip)->addr, 16);
+		memcpy(buf + n + 16, ip_2_ip6(remote_ip)->addr, 16);
+	} else {
+		memcpy(buf + n, &ip_2_ip4(local_ip)->addr, 4);
+		memcpy(buf + n + 4, &ip_2_ip4(remote_ip)->addr, 4);
 	}
-	m = 0;
-	memcpy(&m, in + i, left);
-	b |= m;
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
+	n += 2 * alen;
+	memcpy(buf + n, &local_port, 2);
+	memcpy(buf + n + 2, &remote_port, 2);
+	return n + 4;
 }
 
 u32_t l3x_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
 		  const ip_addr_t *remote_ip, u16_t remote_port)
 {
-	static uint64_t key[2];
-	static int keyed;
+	uint8_t buf[L3X_TUPLE_MAX];
+	size_t n =
+		tuple_bytes(buf, local_ip, local_port, remote_ip, remote_port);
 	struct timespec ts;
-	uint8_t buf[2 * sizeof(ip_addr_t) + 4];
 
-	if (!keyed) {
-		if (getrandom(key, sizeof(key), 0) != sizeof(key))
-			key[0] = (uint64_t)random() << 32 | (uint64_t)random();
-		keyed = 1;
-	}
-	memcpy(buf, local_ip, sizeof(ip_addr_t));
-	memcpy(buf + sizeof(ip_addr_t), remote_ip, sizeof(ip_addr_t));
-	memcpy(buf + 2 * sizeof(ip_addr_t), &local_port, 2);
-	memcpy(buf + 2 * sizeof(ip_addr_t) + 2, &remote_port, 2);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u32_t)siphash(key, buf, sizeof(buf)) +
+	return (u32_t)l3x_hash(L3X_HASH_TCP_ISN, buf, n) +
 	       (u32_t)((uint64_t)ts.tv_sec * 250000u +
 		       (uint64_t)ts.tv_nsec / 4000u);
+}
+
+u32_t l3x_tcp_pcb_hash(const ip_addr_t *local_ip, u16_t local_port,
+		       const ip_addr_t *remote_ip, u16_t remote_port)
+{
+	uint8_t buf[L3X_TUPLE_MAX];
+	size_t n =
+		tuple_bytes(buf, local_ip, local_port, remote_ip, remote_port);
+
+	return (u32_t)l3x_hash(L3X_HASH_TCP_PCB, buf, n);
 }
