@@ -157,6 +157,31 @@ static int check_source(const struct l3x_stack_opts *o)
 	return -EINVAL;
 }
 
+/* The flow budgets, the per-source caps, and the rings they size. */
+static int check_budgets(struct l3x_stack *st, const struct l3x_stack_opts *o)
+{
+	uint32_t udp_def = st->max_flows / 4 ? st->max_flows / 4 : 1;
+	uint64_t ring_need;
+
+	st->max_kind[L3X_FLOW_TCP] = L3X_OPT(o, max_tcp_flows, st->max_flows);
+	st->max_kind[L3X_FLOW_UDP] = L3X_OPT(o, max_udp_flows, udp_def);
+	st->per_source = L3X_OPT(o, max_flows_per_source, 0);
+	st->per_source64 = L3X_OPT(o, max_flows_per_source64, 0);
+	if (st->max_kind[L3X_FLOW_TCP] > (1u << 24) ||
+	    st->max_kind[L3X_FLOW_UDP] > (1u << 24) ||
+	    st->per_source > (1u << 24) || st->per_source64 > (1u << 24))
+		return -EINVAL;
+	/* A stream is in a worker's ring at most once: the rings hold every
+	 * flow both budgets allow, the UDP flows evicted and not yet closed
+	 * (udp.c), and bound sockets (within the 64 spare). */
+	ring_need = (uint64_t)st->max_kind[L3X_FLOW_TCP] +
+		    st->max_kind[L3X_FLOW_UDP] + L3X_UDP_EVICTED_MAX + 64;
+	st->ring_size = 2;
+	while (st->ring_size < ring_need)
+		st->ring_size <<= 1;
+	return 0;
+}
+
 static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 {
 	int err;
@@ -188,13 +213,21 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 		return -EINVAL;
 	if (st->cpu < L3X_CPU_NONE || st->cpu >= CPU_SETSIZE)
 		return -EINVAL;
-	st->ring_size = 2;
-	while (st->ring_size < st->max_flows + 64)
-		st->ring_size <<= 1;
-	return 0;
+	return check_budgets(st, o);
 }
 
 /* ------------------------------------------------------------ open */
+
+/* The per-source counts, when a cap asks for them. */
+static int open_sources(struct l3x_stack *st)
+{
+	if (!st->per_source && !st->per_source64)
+		return 0;
+	st->sources = l3x_sources_open(st->max_kind[L3X_FLOW_TCP] +
+					       st->max_kind[L3X_FLOW_UDP],
+				       st->per_source, st->per_source64);
+	return st->sources ? 0 : -ENOMEM;
+}
 
 /* The steering program, attached or reused, then the link that serves its
  * queues. The stack owns the steering: it closes it after the link. */
@@ -282,6 +315,9 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 		err = l3x_udp_listen(st);
 	if (err)
 		goto err_netif;
+	err = open_sources(st);
+	if (err)
+		goto err_netif;
 	err = open_source(st, opts);
 	if (err)
 		goto err_netif;
@@ -303,6 +339,7 @@ err_netif:
 	if (st->listener)
 		tcp_close(st->listener);
 	l3x_udp_close_all(st);
+	l3x_sources_close(st->sources);
 	netif_remove(&st->netif);
 	the_stack = NULL;
 	l3x_epoch_fini(&st->epoch);
@@ -345,6 +382,12 @@ static void publish_counters(struct l3x_stack *st)
 	atomic_store_explicit(&st->stats.v[STAT(rx_bad)], n,
 			      memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(buffered_bytes)], st->buffered,
+			      memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_flows_open)],
+			      st->flows_open[L3X_FLOW_TCP],
+			      memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(udp_flows_open)],
+			      st->flows_open[L3X_FLOW_UDP],
 			      memory_order_relaxed);
 }
 
@@ -513,6 +556,7 @@ int l3x_stack__close(struct l3x_stack *st)
 	l3x_flow_serve(st);
 	l3x_tcp_close_all(st);
 	l3x_udp_close_all(st);
+	l3x_sources_close(st->sources);
 	if (st->link->ops->flush)
 		st->link->ops->flush(st->link);
 	l3x_ruleset_close(st->rules);

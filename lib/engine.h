@@ -29,8 +29,13 @@
 #include "flow.h"
 #include "l3x_internal.h"
 #include "link.h"
+#include "sources.h"
 
 #define L3X_TCP_WND_MAX (1024 * 1024) /* lwipopts.h TCP_WND */
+
+/* UDP flows evicted (gone for the wire) that the application has not yet
+ * closed, at most: they are outside max_udp_flows but still in the rings. */
+#define L3X_UDP_EVICTED_MAX 256
 
 /* ------------------------------------------------------------ the stack */
 
@@ -54,6 +59,8 @@ struct l3x_stack {
 
 	/* limits */
 	uint32_t max_flows;
+	uint32_t max_kind[2]; /* budgets: max_tcp_flows, max_udp_flows */
+	uint32_t per_source, per_source64; /* caps; 0: none */
 	uint64_t max_memory;
 	uint32_t rx_buf, tx_buf, backlog, linger_ms, mtu;
 	int cpu;
@@ -74,6 +81,11 @@ struct l3x_stack {
 	uint32_t next_reap;	/* sys_now() ms: lingering, zombies */
 	uint64_t buffered;	/* engine's count of buffered bytes */
 	uint64_t streams_alive;
+	/* flow budgets (flow.c), by enum l3x_flow_kind: flows counted in
+	 * max_kind, and flows still alive but let out of it early (UDP
+	 * flows evicted, until the application closes them) */
+	uint32_t flows_open[2], flows_outside[2];
+	struct l3x_sources *sources; /* per-source caps; NULL: none */
 
 	/* what this stack added, and the software matcher for the TUN and
 	 * callback sources (lib/rules.c) */
@@ -84,7 +96,11 @@ struct l3x_stack {
 	uint32_t udp_idle_ms, udp_queue;
 	struct l3x_stream **udp_tab; /* flow table, chained */
 	uint32_t udp_mask;
-	struct l3x_stream *lru_head, *lru_tail;
+	uint32_t udp_bucket_max; /* flows in a chain of udp_tab */
+	/* flows in activity order: never answered, answered (udp.c) */
+	struct {
+		struct l3x_stream *head, *tail;
+	} udp_idle[2];
 	struct l3x_bound_set *_Atomic bound; /* replaced under wlock */
 
 	/* XDP source */
@@ -132,6 +148,10 @@ L3X_HIDDEN int l3x_udp_listen(struct l3x_stack *st);
 /* Once a turn: expire the flows idle for udp_idle_ms. */
 L3X_HIDDEN void l3x_udp_reap(struct l3x_stack *st);
 L3X_HIDDEN void l3x_udp_close_all(struct l3x_stack *st);
+/* The flow table's hash of a key (for tests: keys differ by process). */
+L3X_HIDDEN uint32_t l3x_udp_flow_hash(uint8_t family, const uint8_t *ca,
+				      uint16_t cp, const uint8_t *da,
+				      uint16_t dp);
 /* Replace the bound set (caller holds wlock); the old one is retired.
  * Application threads. */
 L3X_HIDDEN int l3x_udp_bound_swap(struct l3x_stack *st, struct l3x_stream *add,

@@ -13,6 +13,7 @@
  * unless its pointer still waits in the worker's app ring: it becomes a
  * zombie until the application has dequeued it.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -50,6 +51,49 @@ void l3x_flow_link(struct l3x_stream *s)
 	w->streams = s;
 }
 
+/* ------------------------------------------------------------ budgets */
+
+int l3x_flow_admit(struct l3x_stack *st, uint8_t kind, uint8_t family,
+		   const uint8_t *addr)
+{
+	if (st->flows_open[kind] >= st->max_kind[kind])
+		return -ENOSPC;
+	return st->sources ? l3x_sources_check(st->sources, family, addr) : 0;
+}
+
+/* Count @s in its budget and its source's flows. */
+static void budget_take(struct l3x_stack *st, struct l3x_stream *s)
+{
+	st->flows_open[s->kind]++;
+	s->eflags |= EF_BUDGET;
+	if (st->sources &&
+	    l3x_sources_add(st->sources, s->family, s->client_addr))
+		s->eflags |= EF_SOURCED;
+}
+
+/* Count @s out of its budget and its source's flows. */
+static void budget_give(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (s->eflags & EF_SOURCED)
+		l3x_sources_del(st->sources, s->family, s->client_addr);
+	if (s->eflags & EF_BUDGET)
+		st->flows_open[s->kind]--;
+	if (s->eflags & EF_OUTSIDE)
+		st->flows_outside[s->kind]--;
+	s->eflags &= ~(EF_BUDGET | EF_SOURCED | EF_OUTSIDE);
+}
+
+void l3x_flow_unbudget(struct l3x_stream *s)
+{
+	struct l3x_stack *st = s->w->st;
+
+	if (!(s->eflags & EF_BUDGET))
+		return;
+	budget_give(st, s);
+	s->eflags |= EF_OUTSIDE;
+	st->flows_outside[s->kind]++;
+}
+
 void l3x_flow_offer(struct l3x_stream *s)
 {
 	struct l3x_stack *st = s->w->st;
@@ -57,6 +101,7 @@ void l3x_flow_offer(struct l3x_stream *s)
 	l3x_flow_link(s);
 	s->w->offered++;
 	st->streams_alive++;
+	budget_take(st, s);
 	STAT_INC(st, flows);
 }
 
@@ -111,6 +156,7 @@ static void forget(struct l3x_stack *st, struct l3x_stream *s)
 	free_data(st, s);
 	unlink_stream(s);
 	if (!s->bound) {
+		budget_give(st, s);
 		st->streams_alive--;
 		STAT_ADD(st, flows, (uint64_t)-1);
 	}

@@ -129,12 +129,16 @@ struct l3x_stream {
 #define EF_CLOSING	0x2u /* close requested: flush, then FIN */
 #define EF_SHUT_PENDING 0x4u /* shutdown requested: flush, then FIN */
 #define EF_SHUT_DONE	0x8u
-#define EF_LINGER	0x10u  /* on the linger list */
-#define EF_ZOMBIE	0x20u  /* waiting for the app ring to let go */
-#define EF_TODO		0x40u  /* on the todo list */
-#define EF_RELEASE	0x80u  /* release when taken off the todo list */
-#define EF_HASHED	0x100u /* UDP: in the flow table and idle list */
-#define EF_LINKED	0x200u /* on the worker's stream list */
+#define EF_LINGER	0x10u	/* on the linger list */
+#define EF_ZOMBIE	0x20u	/* waiting for the app ring to let go */
+#define EF_TODO		0x40u	/* on the todo list */
+#define EF_RELEASE	0x80u	/* release when taken off the todo list */
+#define EF_HASHED	0x100u	/* UDP: in the flow table and idle list */
+#define EF_LINKED	0x200u	/* on the worker's stream list */
+#define EF_BUDGET	0x400u	/* counted in its kind's flow budget */
+#define EF_SOURCED	0x800u	/* counted in its source's flows */
+#define EF_ANSWERED	0x1000u /* UDP: sent a datagram (its idle list) */
+#define EF_OUTSIDE	0x2000u /* let out of its budget, still alive */
 
 /* aflags */
 #define AF_ACCEPTED 0x1u
@@ -202,6 +206,16 @@ struct l3x_flow_ops {
  * as new: the application will accept it. Engine thread. */
 L3X_HIDDEN struct l3x_stream *l3x_flow_new(struct l3x_worker *w, uint8_t kind);
 L3X_HIDDEN void l3x_flow_offer(struct l3x_stream *s);
+/* May a new flow of @kind come from client @addr (@family 4 or 6)? 0, or
+ * -ENOSPC its kind's budget (max_tcp_flows, max_udp_flows) is full,
+ * -EDQUOT a per-source cap is reached, -EBUSY the per-source table's
+ * bucket is full. Nothing is taken: l3x_flow_offer() counts the flow. */
+L3X_HIDDEN int l3x_flow_admit(struct l3x_stack *st, uint8_t kind,
+			      uint8_t family, const uint8_t *addr);
+/* Let @s out of its budget and its source's count before it is released
+ * (a UDP flow evicted: gone for the wire, still the application's until
+ * it closes it); counted in flows_outside meanwhile. */
+L3X_HIDDEN void l3x_flow_unbudget(struct l3x_stream *s);
 /* On its worker's list of streams (bound sockets join it this way). */
 L3X_HIDDEN void l3x_flow_link(struct l3x_stream *s);
 /* The chunk the app wrote that is to be sent from next: the current one

@@ -354,6 +354,30 @@ static err_t refuse(struct tcp_pcb *pcb)
 	return ERR_ABRT;
 }
 
+/* Room for one more stream from @pcb's client: else counted, false. */
+static bool admit(struct l3x_stack *st, const struct tcp_pcb *pcb)
+{
+	uint8_t a[16] = { 0 }, family = IP_IS_V6(&pcb->remote_ip) ? 6 : 4;
+
+	if (family == 6)
+		memcpy(a, ip_2_ip6(&pcb->remote_ip)->addr, 16);
+	else
+		memcpy(a, &ip_2_ip4(&pcb->remote_ip)->addr, 4);
+	switch (l3x_flow_admit(st, L3X_FLOW_TCP, family, a)) {
+	case 0:
+		return true;
+	case -ENOSPC:
+		STAT_INC(st, tcp_refused_flows);
+		return false;
+	case -EDQUOT:
+		STAT_INC(st, tcp_refused_source);
+		return false;
+	default: /* the per-source table's bucket is full */
+		STAT_INC(st, tcp_refused_hash);
+		return false;
+	}
+}
+
 static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 {
 	struct l3x_stack *st = arg;
@@ -362,10 +386,8 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 
 	if (err != ERR_OK || !pcb)
 		return ERR_VAL;
-	if (st->streams_alive >= st->max_flows) {
-		STAT_INC(st, tcp_refused_flows);
+	if (!admit(st, pcb))
 		return refuse(pcb);
-	}
 	if (st->buffered >= st->max_memory) {
 		STAT_INC(st, tcp_refused_memory);
 		return refuse(pcb);
@@ -478,7 +500,7 @@ int l3x_tcp_listen(struct l3x_stack *st)
 	tcp_arg(lpcb, st);
 	tcp_accept(lpcb, on_accept);
 	st->listener = lpcb;
-	st->tcp_bucket_max = bucket_max(st->max_flows);
+	st->tcp_bucket_max = bucket_max(st->max_kind[L3X_FLOW_TCP]);
 	return 0;
 }
 

@@ -5,15 +5,19 @@
  *   1. to a bound socket when one covers the destination (address, port):
  *      an immutable array the application threads replace under the
  *      stack's wlock, the old one freed by epoch (lib/epoch.c);
- *   2. else to the flow of (client, destination): a chained hash table,
- *      O(1) per datagram whatever the number of flows; a new key makes a
- *      new flow, handed to a worker like a TCP stream.
+ *   2. else to the flow of (client, destination): a chained hash table
+ *      under a secret key, at most UDP_BUCKET_MAX flows per chain, so
+ *      O(1) per datagram whatever the number of flows or who chose them;
+ *      a new key makes a new flow, handed to a worker like a TCP stream,
+ *      within the UDP flow budget (max_udp_flows): when it is full, the
+ *      oldest flow never answered is evicted to make room.
  * A protocol leaf: it calls lib/flow.c (l3x_udp_ops is how flow.c calls
  * it back), lib/epoch.c and lwIP, nothing else.
  * Datagrams queue on the same intrusive pbuf lists as TCP data, one chain
  * per datagram; a bound socket's carry a small header naming the client.
- * Idle flows expire from the head of a list kept in activity order, so
- * the timer costs O(expired), not O(flows).
+ * Idle flows expire from the heads of two lists kept in activity order
+ * (never answered, answered), so the timer costs O(expired), not
+ * O(flows).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,6 +28,7 @@
 #include "lwip/udp.h"
 
 #include "engine.h"
+#include "hash.h"
 
 /* The client of a datagram a bound socket receives, ahead of the data. */
 struct from_hdr {
@@ -56,19 +61,35 @@ static void bytes_addr(uint8_t family, const uint8_t *in, ip_addr_t *a)
 	}
 }
 
+/*
+ * The flow table's hash: SipHash under a random key per process (hash.c),
+ * so that no client can choose flows that share a bucket. A chain holds at
+ * most udp_bucket_max flows (a new flow whose bucket is full is refused,
+ * counted): the table has a bucket per flow max_udp_flows allows, so at
+ * full load a chain of 16 comes once in ~5 * 10^13 buckets, and a lookup
+ * compares at most 16 keys.
+ */
+#define UDP_BUCKET_MAX 16
+
 static uint32_t key_hash(uint8_t family, const uint8_t *ca, uint16_t cp,
 			 const uint8_t *da, uint16_t dp)
 {
-	unsigned n = family == 4 ? 4 : 16, i;
-	uint32_t h = 2166136261u ^ family;
+	uint8_t k[38];
+	unsigned n = family == 4 ? 4 : 16;
 
-	for (i = 0; i < n; i++)
-		h = (h ^ ca[i]) * 16777619u;
-	for (i = 0; i < n; i++)
-		h = (h ^ da[i]) * 16777619u;
-	h = (h ^ cp) * 16777619u;
-	h = (h ^ dp) * 16777619u;
-	return h ^ (h >> 15);
+	memset(k, 0, sizeof(k));
+	k[0] = family;
+	memcpy(k + 2, &cp, 2);
+	memcpy(k + 4, &dp, 2);
+	memcpy(k + 6, ca, n);
+	memcpy(k + 22, da, n);
+	return (uint32_t)l3x_hash(L3X_HASH_UDP_FLOW, k, sizeof(k));
+}
+
+uint32_t l3x_udp_flow_hash(uint8_t family, const uint8_t *ca, uint16_t cp,
+			   const uint8_t *da, uint16_t dp)
+{
+	return key_hash(family, ca, cp, da, dp);
 }
 
 static uint32_t flow_hash(const struct l3x_stream *s)
@@ -77,40 +98,66 @@ static uint32_t flow_hash(const struct l3x_stream *s)
 			s->dst_port);
 }
 
-/* ------------------------------------------------------------ idle list */
+/* ------------------------------------------------------------ idle lists */
+
+/* The flows in activity order, in two lists: those never answered (what a
+ * spoofed flood makes, evicted first), and those answered. */
+#define QUIET	 0
+#define ANSWERED 1
+
+static unsigned list_of(const struct l3x_stream *s)
+{
+	return s->eflags & EF_ANSWERED ? ANSWERED : QUIET;
+}
 
 static void lru_del(struct l3x_stack *st, struct l3x_stream *s)
 {
+	unsigned l = list_of(s);
+
 	if (s->lru_prev)
 		s->lru_prev->lru_next = s->lru_next;
 	else
-		st->lru_head = s->lru_next;
+		st->udp_idle[l].head = s->lru_next;
 	if (s->lru_next)
 		s->lru_next->lru_prev = s->lru_prev;
 	else
-		st->lru_tail = s->lru_prev;
+		st->udp_idle[l].tail = s->lru_prev;
 	s->lru_prev = s->lru_next = NULL;
 }
 
 static void lru_add(struct l3x_stack *st, struct l3x_stream *s)
 {
+	unsigned l = list_of(s);
+
 	s->last_active = sys_now();
 	s->lru_next = NULL;
-	s->lru_prev = st->lru_tail;
-	if (st->lru_tail)
-		st->lru_tail->lru_next = s;
+	s->lru_prev = st->udp_idle[l].tail;
+	if (st->udp_idle[l].tail)
+		st->udp_idle[l].tail->lru_next = s;
 	else
-		st->lru_head = s;
-	st->lru_tail = s;
+		st->udp_idle[l].head = s;
+	st->udp_idle[l].tail = s;
 }
 
 static void touch(struct l3x_stack *st, struct l3x_stream *s)
 {
-	if (!(s->eflags & EF_HASHED) || st->lru_tail == s) {
+	if (!(s->eflags & EF_HASHED) || st->udp_idle[list_of(s)].tail == s) {
 		s->last_active = sys_now();
 		return;
 	}
 	lru_del(st, s);
+	lru_add(st, s);
+}
+
+/* We sent on @s: active now, and answered from now on. */
+static void touch_answered(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (!(s->eflags & EF_HASHED) || (s->eflags & EF_ANSWERED)) {
+		touch(st, s);
+		return;
+	}
+	lru_del(st, s);
+	s->eflags |= EF_ANSWERED;
 	lru_add(st, s);
 }
 
@@ -152,31 +199,76 @@ static struct l3x_stream *find_bound(struct l3x_stack *st, uint8_t family,
 	return NULL;
 }
 
+/* The flow of a key, or NULL; *@chain: flows in its bucket. */
 static struct l3x_stream *find_flow(struct l3x_stack *st, uint8_t family,
 				    const uint8_t *ca, uint16_t cp,
-				    const uint8_t *da, uint16_t dp)
+				    const uint8_t *da, uint16_t dp,
+				    uint32_t *chain)
 {
 	struct l3x_stream *s;
 	unsigned n = family == 4 ? 4 : 16;
 
+	*chain = 0;
 	s = st->udp_tab[key_hash(family, ca, cp, da, dp) & st->udp_mask];
 	for (; s; s = s->h_next) {
 		if (s->family == family && s->client_port == cp &&
 		    s->dst_port == dp && !memcmp(s->client_addr, ca, n) &&
 		    !memcmp(s->dst_addr, da, n))
 			return s;
+		(*chain)++;
 	}
 	return NULL;
 }
 
+/* The flow budget is full: the oldest flow never answered goes, as if it
+ * had expired, to make room. False when there is none, or when too many
+ * evicted flows still wait for the application to close them. */
+static bool evict_quiet(struct l3x_stack *st)
+{
+	struct l3x_stream *s = st->udp_idle[QUIET].head;
+
+	if (!s || st->flows_outside[L3X_FLOW_UDP] >= L3X_UDP_EVICTED_MAX)
+		return false;
+	forget(st, s);
+	l3x_flow_unbudget(s);
+	/* Release: before the app sees the bits. */
+	atomic_fetch_or_explicit(&s->state, ST_EOF | ST_GONE,
+				 memory_order_release);
+	STAT_INC(st, udp_evicted);
+	l3x_flow_notify(s);
+	return true;
+}
+
+/* Room for a new flow from @ca whose bucket holds @chain flows; else
+ * counted, false. */
+static bool admit(struct l3x_stack *st, uint8_t family, const uint8_t *ca,
+		  uint32_t chain)
+{
+	int err;
+
+	if (chain >= st->udp_bucket_max) {
+		STAT_INC(st, udp_refused_hash);
+		return false;
+	}
+	err = l3x_flow_admit(st, L3X_FLOW_UDP, family, ca);
+	if (err == -ENOSPC && evict_quiet(st))
+		err = l3x_flow_admit(st, L3X_FLOW_UDP, family, ca);
+	if (err == -EDQUOT)
+		STAT_INC(st, udp_refused_source);
+	else if (err == -EBUSY)
+		STAT_INC(st, udp_refused_hash);
+	return !err;
+}
+
 static struct l3x_stream *new_flow(struct l3x_stack *st, uint8_t family,
 				   const uint8_t *ca, uint16_t cp,
-				   const uint8_t *da, uint16_t dp)
+				   const uint8_t *da, uint16_t dp,
+				   uint32_t chain)
 {
 	struct l3x_stream *s, **head;
 	struct l3x_worker *w;
 
-	if (st->streams_alive >= st->max_flows)
+	if (!admit(st, family, ca, chain))
 		return NULL;
 	w = l3x_flow_pick_worker(st);
 	if (!w)
@@ -231,6 +323,7 @@ static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
 	uint8_t ca[16], da[16], family, f2;
 	uint16_t dp = udp_current_dest_port();
 	struct l3x_stream *s;
+	uint32_t chain;
 
 	(void)pcb;
 	addr_bytes(addr, ca, &family);
@@ -252,9 +345,9 @@ static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
 		deliver(st, s, p);
 		return;
 	}
-	s = find_flow(st, family, ca, port, da, dp);
+	s = find_flow(st, family, ca, port, da, dp, &chain);
 	if (!s) {
-		s = new_flow(st, family, ca, port, da, dp);
+		s = new_flow(st, family, ca, port, da, dp, chain);
 		if (!s) {
 			STAT_INC(st, udp_refused);
 			pbuf_free(p);
@@ -270,12 +363,14 @@ int l3x_udp_listen(struct l3x_stack *st)
 {
 	uint32_t size = 1024;
 
-	while (size < st->max_flows && size < (1u << 24))
+	/* A bucket per flow the budget allows: the chain bound above. */
+	while (size < st->max_kind[L3X_FLOW_UDP] && size < (1u << 24))
 		size <<= 1;
 	st->udp_tab = calloc(size, sizeof(*st->udp_tab));
 	if (!st->udp_tab)
 		return -ENOMEM;
 	st->udp_mask = size - 1;
+	st->udp_bucket_max = UDP_BUCKET_MAX;
 	st->udp_pcb = udp_new_ip_type(IPADDR_TYPE_ANY);
 	if (!st->udp_pcb)
 		return -ENOMEM;
@@ -323,7 +418,7 @@ static void send_one(struct l3x_stack *st, struct l3x_stream *s,
 		return;
 	}
 	STAT_INC(st, udp_tx);
-	touch(st, s);
+	touch_answered(st, s);
 }
 
 /* Send every datagram the app queued. */
@@ -379,15 +474,19 @@ void l3x_udp_reap(struct l3x_stack *st)
 {
 	uint32_t now = sys_now();
 	struct l3x_stream *s;
+	unsigned l;
 
-	while ((s = st->lru_head) &&
-	       (int32_t)(now - s->last_active) >= (int32_t)st->udp_idle_ms) {
-		forget(st, s);
-		/* Release: before the app sees the bits. */
-		atomic_fetch_or_explicit(&s->state, ST_EOF | ST_GONE,
-					 memory_order_release);
-		STAT_INC(st, udp_expired);
-		l3x_flow_notify(s);
+	for (l = QUIET; l <= ANSWERED; l++) {
+		while ((s = st->udp_idle[l].head) &&
+		       (int32_t)(now - s->last_active) >=
+			       (int32_t)st->udp_idle_ms) {
+			forget(st, s);
+			/* Release: before the app sees the bits. */
+			atomic_fetch_or_explicit(&s->state, ST_EOF | ST_GONE,
+						 memory_order_release);
+			STAT_INC(st, udp_expired);
+			l3x_flow_notify(s);
+		}
 	}
 }
 

@@ -344,8 +344,9 @@ struct l3x_stack_opts {
 
 	/* the stack */
 	uint32_t mtu;	      /* IP MTU; default 1500 */
-	uint32_t max_flows;   /* open flows at once; past it new connections
-			       * are refused with RST. Default 65536 */
+	uint32_t max_flows;   /* sizes the flow budgets: the default of
+			       * max_tcp_flows, and four times that of
+			       * max_udp_flows. Default 65536 */
 	uint64_t max_memory;  /* bytes buffered for all flows (received and
 			       * not read, written and not acked); past it
 			       * new connections are refused and windows
@@ -371,6 +372,20 @@ struct l3x_stack_opts {
 			       * queued at most; past it received ones
 			       * are dropped (counted), send gives
 			       * -EAGAIN. Default 256 */
+
+	/* memory, flow budgets, hash tables */
+	uint32_t max_tcp_flows;	       /* TCP streams open at once, a budget of
+					* their own: UDP never takes its room.
+					* Default max_flows */
+	uint32_t max_udp_flows;	       /* UDP flows open at once, a budget of
+					* their own; when full, the oldest flow
+					* never answered is evicted for a new one.
+					* Default max_flows / 4 (at least 1) */
+	uint32_t max_flows_per_source; /* flows open at once from one
+					* client address; 0 (default):
+					* no cap */
+	uint32_t max_flows_per_source64; /* from one client IPv6 /64;
+					  * 0 (default): no cap */
 	size_t : 0;
 };
 
@@ -392,7 +407,7 @@ struct l3x_stack_stats {
 				       * header, no flow (sum of its drops) */
 	uint64_t tx_dropped;	      /* no frame, ring full, output error */
 	uint64_t tcp_accepted;	      /* handshakes completed */
-	uint64_t tcp_refused_flows;   /* refused: max_flows reached */
+	uint64_t tcp_refused_flows;   /* refused: max_tcp_flows reached */
 	uint64_t tcp_refused_memory;  /* refused: max_memory reached */
 	uint64_t tcp_refused_backlog; /* refused: no worker or backlog full */
 	uint64_t tcp_reset_by_client; /* streams the client reset */
@@ -403,16 +418,27 @@ struct l3x_stack_stats {
 	uint64_t buffered_bytes;      /* now: as in max_memory */
 	uint64_t udp_flows;	      /* UDP flows created */
 	uint64_t udp_expired;	      /* UDP flows that went idle */
-	uint64_t udp_refused;	      /* datagrams of new flows refused:
-				       * max_flows, no worker, backlog */
+	uint64_t udp_refused;	      /* datagrams of new flows refused,
+				       * whatever the reason (budget, caps,
+				       * hash, memory, no worker, backlog) */
 	uint64_t udp_rx;	      /* datagrams delivered */
 	uint64_t udp_rx_dropped;      /* dropped: the flow's queue full */
 	uint64_t udp_tx;	      /* datagrams sent */
 	uint64_t udp_tx_failed;	      /* send failed (no memory, route) */
 
 	/* memory, flow budgets, hash tables */
-	uint64_t tcp_refused_hash; /* SYNs dropped: their bucket of the
-				    * connection hash is full */
+	uint64_t tcp_refused_hash;   /* SYNs dropped: their bucket of the
+				      * connection hash is full */
+	uint64_t tcp_flows_open;     /* now: TCP streams in max_tcp_flows */
+	uint64_t udp_flows_open;     /* now: UDP flows in max_udp_flows */
+	uint64_t tcp_refused_source; /* refused: a per-source cap */
+	uint64_t udp_refused_source; /* datagrams of new flows dropped: a
+				      * per-source cap */
+	uint64_t udp_refused_hash;   /* datagrams of new flows dropped:
+				      * their bucket of the flow table (or
+				      * the per-source table) is full */
+	uint64_t udp_evicted;	     /* UDP flows never answered, evicted
+				      * for a new one (max_udp_flows) */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

@@ -571,6 +571,13 @@ int client_connect_ex(const char *ip, uint16_t port, int sndbuf, int rcvbuf,
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	if (rcvbuf)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (F.client_src) {
+		struct sockaddr_storage src;
+		socklen_t sl = sa_make(F.client_src, 0, &src);
+
+		cr_assert_eq(bind(fd, (struct sockaddr *)&src, sl), 0,
+			     "bind to %s: %s", F.client_src, strerror(errno));
+	}
 	if (connect(fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS) {
 		*err = errno;
 		goto err_close;

@@ -117,6 +117,7 @@ struct stack_fixture {
 	atomic_bool pump_run;
 	bool running;
 	struct l3x_stack_mem mem0; /* right after open */
+	const char *client_src;	   /* TCP clients bind to it; NULL: any */
 };
 extern struct stack_fixture F;
 
@@ -189,8 +190,9 @@ void stream_abort(struct l3x_stream *s);
 
 /* ------------------------------------------------------------ client side */
 
-/* Connect within @ms; kernel buffer sizes when non-zero. Returns a blocking
- * fd with 3 s timeouts, or -1 with the error in *err. */
+/* Connect within @ms, from F.client_src if set; kernel buffer sizes when
+ * non-zero. Returns a blocking fd with 3 s timeouts, or -1 with the error
+ * in *err. */
 int client_connect_ex(const char *ip, uint16_t port, int sndbuf, int rcvbuf,
 		      int ms, int *err);
 

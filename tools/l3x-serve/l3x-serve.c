@@ -1134,7 +1134,10 @@ static void report(const struct server *srv)
 		"not_ip %llu no_rule %llu no_memory %llu bad %llu tx_dropped %llu; "
 		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
 		"mem pbufs %u tcp_pcbs %u tcp_segs %u udp_pcbs %u stream_objects %u; "
-		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u\n",
+		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u; "
+		"limits tcp_flows_open %llu udp_flows_open %llu "
+		"tcp_refused_source %llu udp_refused_source %llu "
+		"tcp_refused_hash %llu udp_refused_hash %llu udp_evicted %llu\n",
 		name_of(proto_modes, srv->a->mode), U(n.accepted),
 		U(n.bytes_in), U(n.bytes_out), U(st.tcp_accepted),
 		U(st.tcp_closed), U(st.tcp_reset_by_client), U(st.tcp_aborted),
@@ -1151,7 +1154,10 @@ static void report(const struct server *srv)
 		U(ss.redirect_failed), U(ss.malformed), m.pbufs, m.tcp_pcbs,
 		m.tcp_segs, m.udp_pcbs, m.streams, m.frames.total,
 		m.frames.free, m.frames.fill, m.frames.kernel, m.frames.app,
-		m.frames.tx, m.frames.completion);
+		m.frames.tx, m.frames.completion, U(st.tcp_flows_open),
+		U(st.udp_flows_open), U(st.tcp_refused_source),
+		U(st.udp_refused_source), U(st.tcp_refused_hash),
+		U(st.udp_refused_hash), U(st.udp_evicted));
 }
 
 /* Runs on every exit, die() included: workers closed first (the stack
