@@ -26,9 +26,11 @@
 #include "lwip/memp.h"
 #include "lwip/stats.h"
 #include "lwip/timeouts.h"
+#include "lwip/udp.h"
 #include "lwip/priv/tcp_priv.h"
 
 #include "engine.h"
+#include "l3x_hooks.h"
 
 static struct l3x_stack *the_stack; /* one per process: lwIP's globals */
 static pthread_mutex_t the_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -380,6 +382,12 @@ static void publish_counters(struct l3x_stack *st)
 #undef BAD
 
 	atomic_store_explicit(&st->stats.v[STAT(rx_bad)], n,
+			      memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(udp_bad_length)],
+			      l3x_udp_bad[UDP_L3X_BAD_LENGTH],
+			      memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(udp6_zero_checksum)],
+			      l3x_udp_bad[UDP_L3X_BAD_CHECKSUM6],
 			      memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(buffered_bytes)], st->buffered,
 			      memory_order_relaxed);

@@ -25,7 +25,7 @@ enum src_kind {
 };
 
 struct src_key {
-	uint8_t kind; /* enum src_kind */
+	uint8_t kind;	  /* enum src_kind */
 	uint8_t addr[16]; /* zero past the address or prefix */
 };
 
@@ -79,8 +79,7 @@ void l3x_sources_close(struct l3x_sources *t)
 	free(t);
 }
 
-static void key_make(struct src_key *k, enum src_kind kind,
-		     const uint8_t *addr)
+static void key_make(struct src_key *k, enum src_kind kind, const uint8_t *addr)
 {
 	memset(k, 0, sizeof(*k));
 	k->kind = (uint8_t)kind;

@@ -25,9 +25,8 @@ struct l3x_sources;
  * @per_addr flows per source address and @per_64 per IPv6 /64 (0: no cap).
  * NULL with errno ENOMEM.
  */
-L3X_HIDDEN struct l3x_sources *l3x_sources_open(uint32_t max_flows,
-						uint32_t per_addr,
-						uint32_t per_64);
+L3X_HIDDEN struct l3x_sources *
+l3x_sources_open(uint32_t max_flows, uint32_t per_addr, uint32_t per_64);
 L3X_HIDDEN void l3x_sources_close(struct l3x_sources *t);
 
 /*

@@ -439,6 +439,10 @@ struct l3x_stack_stats {
 				      * the per-source table) is full */
 	uint64_t udp_evicted;	     /* UDP flows never answered, evicted
 				      * for a new one (max_udp_flows) */
+	uint64_t udp_bad_length;     /* datagrams dropped: the UDP length
+				      * field is not the IP payload's */
+	uint64_t udp6_zero_checksum; /* IPv6 datagrams dropped: checksum 0
+				      * (RFC 8200) */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

@@ -31,4 +31,10 @@ u32_t l3x_tcp_pcb_hash(const ip_addr_t *local_ip, u16_t local_port,
 err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
 		       u16_t opt1len, u8_t *opt2, struct pbuf *p);
 
+/* LWIP_HOOK_UDP_INPUT_BAD (patch 0021): udp_input() dropped a malformed
+ * datagram, @why UDP_L3X_BAD_LENGTH or UDP_L3X_BAD_CHECKSUM6; counted here
+ * by why, for the engine to publish. lwIP's thread. */
+void l3x_udp_input_bad(u8_t why);
+extern uint64_t l3x_udp_bad[3];
+
 #endif

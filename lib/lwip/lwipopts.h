@@ -142,6 +142,8 @@
 #define LWIP_HOOK_TCP_PCB_HASH		l3x_tcp_pcb_hash
 /* Segments meet the engine's bounds before lwIP keeps them (lib/tcp.c). */
 #define LWIP_HOOK_TCP_INPACKET_PCB	l3x_tcp_inpacket
+/* Malformed UDP dropped by patch 0021, counted apart (sys_arch.c). */
+#define LWIP_HOOK_UDP_INPUT_BAD(p, why)	l3x_udp_input_bad(why)
 
 #define LWIP_DEBUG			0
 #define LWIP_NOASSERT_ON_ERROR		1

@@ -90,3 +90,11 @@ u32_t l3x_tcp_pcb_hash(const ip_addr_t *local_ip, u16_t local_port,
 
 	return (u32_t)l3x_hash(L3X_HASH_TCP_PCB, buf, n);
 }
+
+uint64_t l3x_udp_bad[3];
+
+void l3x_udp_input_bad(u8_t why)
+{
+	if (why < sizeof(l3x_udp_bad) / sizeof(l3x_udp_bad[0]))
+		l3x_udp_bad[why]++;
+}

@@ -2,8 +2,8 @@
  * test_stack_udp.c - UDP flows through the stack in process, the kernel's
  * UDP as the peer over a TUN in a namespace of the test's own (helpers.h
  * says how): echo to many addresses with idle expiry on both sources, a
- * bound socket answering every client, the receive queue bound, and
- * fragmented datagrams.
+ * bound socket answering every client, the receive queue bound,
+ * fragmented datagrams, and malformed ones dropped and counted.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +25,7 @@
 #include <criterion/criterion.h>
 
 #include "l3x/l3x.h"
+#include "csum.h"
 #include "helpers.h"
 
 /* ------------------------------------------------------------ udp */
@@ -398,4 +399,157 @@ Test(stack, udp_fragmented_datagrams_are_reassembled, .timeout = 20)
 	expect_clean(0);
 	l3x_worker__close(w);
 	stack_down();
+}
+
+/* ------------------------------------------------------------ malformed */
+
+static int discard_output(void *ctx, const void *pkt, size_t len)
+{
+	(void)ctx;
+	(void)pkt;
+	(void)len;
+	return 0;
+}
+
+/* An IPv4 datagram 203.0.113.9:5000 -> 198.51.100.90:53 in @p: @n bytes of
+ * payload, the UDP length field @ulen, a correct checksum, or none (0,
+ * which IPv4 allows) when !@sum. Returns the packet's length. */
+static size_t make_udp4(uint8_t *p, const char *data, size_t n, uint16_t ulen,
+			bool sum)
+{
+	size_t len = 28 + n;
+	uint8_t ph[12];
+	uint16_t c;
+
+	memset(p, 0, 28);
+	p[0] = 0x45;
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+	p[8] = 64;
+	p[9] = 17;
+	memcpy(p + 12, (uint8_t[]){ 203, 0, 113, 9 }, 4);
+	memcpy(p + 16, (uint8_t[]){ 198, 51, 100, 90 }, 4);
+	c = csum_fold(csum_partial(p, 20, 0));
+	p[10] = (uint8_t)(c >> 8);
+	p[11] = (uint8_t)c;
+	p[20] = 5000 >> 8;
+	p[21] = 5000 & 0xff;
+	p[23] = 53;
+	p[24] = (uint8_t)(ulen >> 8);
+	p[25] = (uint8_t)ulen;
+	memcpy(p + 28, data, n);
+	if (!sum)
+		return len;
+	/* Over what is there, so that only the length field is wrong. */
+	memcpy(ph, p + 12, 8);
+	ph[8] = 0;
+	ph[9] = 17;
+	ph[10] = (uint8_t)((len - 20) >> 8);
+	ph[11] = (uint8_t)(len - 20);
+	c = csum_fold(csum_partial(p + 20, len - 20, csum_partial(ph, 12, 0)));
+	p[26] = (uint8_t)(c >> 8);
+	p[27] = (uint8_t)c;
+	return len;
+}
+
+/* An IPv6 datagram 2001:db8:99::9:5000 -> 2001:db8:100::90:53: @n bytes of
+ * payload, a correct checksum or 0 when !@sum. */
+static size_t make_udp6(uint8_t *p, const char *data, size_t n, bool sum)
+{
+	static const uint8_t src[16] = { 0x20, 0x01, 0x0d,    0xb8,
+					 0,    0x99, [15] = 9 };
+	static const uint8_t dst[16] = { 0x20, 0x01, 0x0d,	 0xb8,
+					 0x01, 0,    [15] = 0x90 };
+	size_t ulen = 8 + n;
+	uint8_t ph[8] = { 0 };
+	uint16_t c;
+
+	memset(p, 0, 48);
+	p[0] = 0x60;
+	p[4] = (uint8_t)(ulen >> 8);
+	p[5] = (uint8_t)ulen;
+	p[6] = 17;
+	p[7] = 64;
+	memcpy(p + 8, src, 16);
+	memcpy(p + 24, dst, 16);
+	p[40] = 5000 >> 8;
+	p[41] = 5000 & 0xff;
+	p[43] = 53;
+	p[44] = (uint8_t)(ulen >> 8);
+	p[45] = (uint8_t)ulen;
+	memcpy(p + 48, data, n);
+	if (!sum)
+		return 40 + ulen;
+	ph[2] = (uint8_t)(ulen >> 8);
+	ph[3] = (uint8_t)ulen;
+	ph[7] = 17;
+	c = csum_fold(csum_partial(
+		p + 40, ulen, csum_partial(ph, 8, csum_partial(p + 8, 32, 0))));
+	p[46] = (uint8_t)(c >> 8);
+	p[47] = (uint8_t)c;
+	return 40 + ulen;
+}
+
+/* Hand @len bytes of @p in, and run a turn. */
+static void input(const uint8_t *p, size_t len)
+{
+	cr_assert_eq(l3x_stack__input(F.st, p, len), 0);
+	l3x_stack__poll(F.st);
+}
+
+/* A UDP length field that says more, or less, than the IP payload holds,
+ * and IPv6 UDP with checksum 0, are dropped and counted; IPv4's checksum 0
+ * (none) and good IPv6 datagrams are delivered. */
+Test(stack, udp_bad_length_and_ipv6_zero_checksum_are_dropped_and_counted)
+{
+	struct l3x_stack_stats ss;
+	struct l3x_worker *w;
+	struct l3x_udp *u;
+	uint8_t p[128];
+	char buf[32];
+
+	l3x_set_print(NULL);
+	{
+		L3X_OPTS(l3x_stack_opts, o, .source = L3X_SOURCE_CALLBACK,
+			 .output = discard_output);
+		F.src = L3X_SOURCE_CALLBACK;
+		F.st = l3x_stack__open(&o);
+		cr_assert_not_null(F.st, "open: %s", strerror(errno));
+		cr_assert_eq(l3x_stack__mem(F.st, &F.mem0), 0);
+	}
+	add_rule_text("udp " NET4);
+	add_rule_text("udp " NET6);
+	w = worker_open();
+
+	input(p, make_udp4(p, "hello", 5, 8 + 5 + 3, true)); /* says more */
+	input(p, make_udp4(p, "hello", 5, 8 + 2, true));     /* says less */
+	input(p, make_udp6(p, "hello", 5, false));	     /* no checksum */
+	ss = stats_now();
+	cr_assert_eq(ss.udp_bad_length, 2, "udp_bad_length %llu",
+		     (unsigned long long)ss.udp_bad_length);
+	cr_assert_eq(ss.udp6_zero_checksum, 1, "udp6_zero_checksum %llu",
+		     (unsigned long long)ss.udp6_zero_checksum);
+	cr_assert_eq(ss.rx_bad, 3, "lwIP's own drop counters: %llu",
+		     (unsigned long long)ss.rx_bad);
+	cr_assert_eq(ss.udp_flows, 0, "a malformed datagram made a flow");
+	cr_assert_eq(ss.udp_rx, 0);
+
+	/* The same, well formed: delivered. */
+	input(p, make_udp4(p, "v4", 2, 8 + 2, false));
+	input(p, make_udp6(p, "v6", 2, true));
+	ss = stats_now();
+	cr_assert_eq(ss.udp_rx, 2, "good datagrams delivered: %llu",
+		     (unsigned long long)ss.udp_rx);
+	cr_assert_eq(ss.udp_bad_length, 2);
+	cr_assert_eq(ss.udp6_zero_checksum, 1);
+	while ((u = l3x_worker__accept_udp(w))) {
+		cr_assert_eq(l3x_udp__recv(u, buf, sizeof(buf)), 2);
+		cr_assert(!memcmp(buf, "v4", 2) || !memcmp(buf, "v6", 2));
+		l3x_udp__close(u);
+	}
+	l3x_stack__poll(F.st);
+	expect_clean(0);
+	l3x_worker__close(w);
+	l3x_stack__poll(F.st);
+	cr_assert_eq(l3x_stack__close(F.st), 0);
 }

@@ -63,15 +63,15 @@ static void buckets(struct buckets *b)
 	for (i = 0; i < N; i++) {
 		b->tcp[i] = l3x_tcp_pcb_hash(&l, 80, &r, (u16_t)(40000 + i)) &
 			    (TCP_PCB_HASH_SIZE - 1);
-		b->udp[i] = l3x_udp_flow_hash(4, ca, (uint16_t)(40000 + i), da,
-					      53);
+		b->udp[i] =
+			l3x_udp_flow_hash(4, ca, (uint16_t)(40000 + i), da, 53);
 		cr_assert_eq(b->tcp[i],
 			     l3x_tcp_pcb_hash(&l, 80, &r, (u16_t)(40000 + i)) &
 				     (TCP_PCB_HASH_SIZE - 1),
 			     "a tuple moved to another bucket");
 		cr_assert_eq(b->udp[i],
-			     l3x_udp_flow_hash(4, ca, (uint16_t)(40000 + i),
-					       da, 53));
+			     l3x_udp_flow_hash(4, ca, (uint16_t)(40000 + i), da,
+					       53));
 	}
 }
 

@@ -1137,7 +1137,8 @@ static void report(const struct server *srv)
 		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u; "
 		"limits tcp_flows_open %llu udp_flows_open %llu "
 		"tcp_refused_source %llu udp_refused_source %llu "
-		"tcp_refused_hash %llu udp_refused_hash %llu udp_evicted %llu\n",
+		"tcp_refused_hash %llu udp_refused_hash %llu udp_evicted %llu "
+		"udp_bad_length %llu udp6_zero_checksum %llu\n",
 		name_of(proto_modes, srv->a->mode), U(n.accepted),
 		U(n.bytes_in), U(n.bytes_out), U(st.tcp_accepted),
 		U(st.tcp_closed), U(st.tcp_reset_by_client), U(st.tcp_aborted),
@@ -1157,7 +1158,8 @@ static void report(const struct server *srv)
 		m.frames.tx, m.frames.completion, U(st.tcp_flows_open),
 		U(st.udp_flows_open), U(st.tcp_refused_source),
 		U(st.udp_refused_source), U(st.tcp_refused_hash),
-		U(st.udp_refused_hash), U(st.udp_evicted));
+		U(st.udp_refused_hash), U(st.udp_evicted), U(st.udp_bad_length),
+		U(st.udp6_zero_checksum));
 }
 
 /* Runs on every exit, die() included: workers closed first (the stack
