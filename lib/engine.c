@@ -30,6 +30,7 @@
 #include "lwip/priv/tcp_priv.h"
 
 #include "engine.h"
+#include "mem.h"
 #include "l3x_hooks.h"
 
 static struct l3x_stack *the_stack; /* one per process: lwIP's globals */
@@ -523,7 +524,7 @@ int l3x_stack__mem(const struct l3x_stack *st, struct l3x_stack_mem *m)
 	if (!st || !m)
 		return -EINVAL;
 	memset(m, 0, sizeof(*m));
-	m->heap_bytes = lwip_stats.mem.used;
+	m->heap_bytes = l3x_mem_used(L3X_MEM_LWIP);
 	m->pbufs = pool_used(MEMP_PBUF) + pool_used(MEMP_PBUF_POOL);
 	m->tcp_pcbs = pool_used(MEMP_TCP_PCB);
 	m->tcp_listen_pcbs = pool_used(MEMP_TCP_PCB_LISTEN);

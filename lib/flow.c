@@ -20,6 +20,7 @@
 #include "lwip/sys.h"
 
 #include "engine.h"
+#include "mem.h"
 
 /* How often lingering streams and zombies are looked at. */
 #define REAP_MS 100
@@ -28,7 +29,7 @@
 
 struct l3x_stream *l3x_flow_new(struct l3x_worker *w, uint8_t kind)
 {
-	struct l3x_stream *s = calloc(1, sizeof(*s));
+	struct l3x_stream *s = l3x_mem_calloc(L3X_MEM_FLOW, 1, sizeof(*s));
 
 	if (!s)
 		return NULL;
@@ -137,7 +138,7 @@ static void free_data(struct l3x_stack *st, struct l3x_stream *s)
 		    : atomic_load_explicit(&s->tx_first, memory_order_acquire);
 	while (c) {
 		cn = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
-		free(c);
+		l3x_mem_free(L3X_MEM_FLOW, c);
 		c = cn;
 	}
 	s->tx_cur = NULL;
@@ -177,7 +178,7 @@ void l3x_flow_release(struct l3x_stream *s)
 		s->w->zombies = s;
 		return;
 	}
-	free(s);
+	l3x_mem_free(L3X_MEM_FLOW, s);
 }
 
 void l3x_flow_todo(struct l3x_stream *s)
@@ -207,7 +208,8 @@ struct l3x_chunk *l3x_flow_tx_next(struct l3x_stream *s, uint32_t past)
 		next = __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
 		if (!next)
 			return NULL;
-		free(c); /* the app links only through the last */
+		l3x_mem_free(L3X_MEM_FLOW,
+			     c); /* the app links only through the last */
 		s->tx_cur = next;
 	}
 }
@@ -308,12 +310,12 @@ static void worker_gone(struct l3x_stack *st, struct l3x_worker *w)
 
 	while ((s = w->zombies)) {
 		w->zombies = s->z_next;
-		free(s);
+		l3x_mem_free(L3X_MEM_FLOW, s);
 	}
 	while ((s = w->streams)) {
 		st->flow_ops[s->kind]->gone(s);
 		forget(st, s);
-		free(s);
+		l3x_mem_free(L3X_MEM_FLOW, s);
 	}
 	w->todo = w->lingering = NULL;
 }
@@ -387,7 +389,7 @@ static void reap_zombies(struct l3x_worker *w)
 			continue;
 		}
 		*pp = s->z_next;
-		free(s);
+		l3x_mem_free(L3X_MEM_FLOW, s);
 	}
 }
 

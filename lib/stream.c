@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 
 #include "engine.h"
+#include "mem.h"
 
 #define MAX_CHUNK (256 * 1024)
 
@@ -215,7 +216,7 @@ long l3x_stream__write(struct l3x_stream *s, const void *buf, size_t len)
 		len = credit;
 	if (len > MAX_CHUNK)
 		len = MAX_CHUNK;
-	c = malloc(sizeof(*c) + len);
+	c = l3x_mem_alloc(L3X_MEM_FLOW, sizeof(*c) + len);
 	if (!c)
 		return -ENOMEM;
 	c->next = NULL;

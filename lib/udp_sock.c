@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include "engine.h"
+#include "mem.h"
 
 #define U(u)	 ((struct l3x_stream *)(u))
 #define FROM_HDR 20 /* udp.c struct from_hdr */
@@ -116,7 +117,7 @@ static long udp_queue_send(struct l3x_stream *s, const void *hdr, size_t hlen,
 			return -EAGAIN;
 		}
 	}
-	c = malloc(sizeof(*c) + hlen + len);
+	c = l3x_mem_alloc(L3X_MEM_FLOW, sizeof(*c) + hlen + len);
 	if (!c)
 		return -ENOMEM;
 	c->next = NULL;
@@ -192,12 +193,12 @@ struct l3x_udp *l3x_udp__bind(struct l3x_worker *w, const struct sockaddr *addr,
 		errno = EINVAL;
 		return NULL;
 	}
-	s = calloc(1, sizeof(*s));
+	s = l3x_mem_calloc(L3X_MEM_FLOW, 1, sizeof(*s));
 	if (!s)
 		return NULL;
 	if (parse_addr(addr, addr_sz, &s->family, s->dst_addr, &s->dst_port) ||
 	    !s->dst_port) {
-		free(s);
+		l3x_mem_free(L3X_MEM_FLOW, s);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -210,7 +211,7 @@ struct l3x_udp *l3x_udp__bind(struct l3x_worker *w, const struct sockaddr *addr,
 	err = l3x_udp_bound_swap(w->st, s, NULL);
 	pthread_mutex_unlock(&w->st->wlock);
 	if (err) {
-		free(s);
+		l3x_mem_free(L3X_MEM_FLOW, s);
 		errno = -err;
 		return NULL;
 	}

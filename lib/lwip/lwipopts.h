@@ -5,8 +5,9 @@
  *
  * Memory: pools come from malloc (MEMP_MEM_MALLOC) so that their sizes are
  * run-time options enforced by the engine, not compile-time arrays, and an
- * idle flow costs only its PCB. Checksums are verified in software: AF_XDP
- * gives no "verified" flag, and this is a wire-facing stack.
+ * idle flow costs only its PCB; every block is counted (lib/mem.c). Checksums
+ * are verified in software: AF_XDP gives no "verified" flag, and this is a
+ * wire-facing stack.
  */
 #ifndef L3X_LWIPOPTS_H
 #define L3X_LWIPOPTS_H
@@ -25,8 +26,14 @@
 /* lwIP's htons() etc. would clash with the C library's in our files. */
 #define LWIP_DONT_PROVIDE_BYTEORDER_FUNCTIONS 1
 
-/* ---- memory: heap and pools from the C allocator */
-#define MEM_LIBC_MALLOC			1
+/* ---- memory: heap and pools from the C allocator, counted block by block
+ * (lib/mem.c), so that max_memory holds what is really allocated. lwIP's
+ * own heap statistic would put a size word in front of every block: off,
+ * the counter says more. */
+#define MEM_CUSTOM_ALLOCATOR		1
+#define MEM_CUSTOM_MALLOC		l3x_lwip_malloc
+#define MEM_CUSTOM_CALLOC		l3x_lwip_calloc
+#define MEM_CUSTOM_FREE			l3x_lwip_free
 #define MEMP_MEM_MALLOC			1
 #define MEM_ALIGNMENT			8
 #define MEM_SIZE			(1024 * 1024)
@@ -113,7 +120,7 @@
 #define LWIP_STATS			1
 #define LWIP_STATS_DISPLAY		0
 #define MEMP_STATS			1
-#define MEM_STATS			1
+#define MEM_STATS			0
 #define TCP_STATS			1
 #define UDP_STATS			1
 #define IP_STATS			1

@@ -31,6 +31,7 @@
 
 #include "l3x/l3x.h"
 #include "helpers.h"
+#include "mem.h"
 
 #ifndef L3X_BPF_OBJ
 #error "build with -DL3X_BPF_OBJ=\"path/to/l3x.bpf.o\""
@@ -332,10 +333,11 @@ void mem_now(struct memsnap *ms)
 		eng_start();
 }
 
-/* Heap bytes one element of lwIP pool @t costs (MEMP_MEM_MALLOC). */
+/* Heap bytes one element of lwIP pool @t costs (MEMP_MEM_MALLOC), as the
+ * counting allocator counts it. */
 static uint64_t pool_cost(memp_t t)
 {
-	return MEMP_SIZE + MEMP_ALIGN_SIZE(memp_pools[t]->size);
+	return l3x_mem_cost(MEMP_SIZE + MEMP_ALIGN_SIZE(memp_pools[t]->size));
 }
 
 /* Everything is back where it was right after open, but @n_tw PCBs in

@@ -27,4 +27,9 @@ void l3x_lwip_assert(const char *msg, const char *file, int line);
 unsigned int l3x_lwip_rand(void);
 #define LWIP_RAND() ((u32_t)l3x_lwip_rand())
 
+/* lwIP's heap, counted (lib/mem.c; lwipopts.h MEM_CUSTOM_ALLOCATOR). */
+void *l3x_lwip_malloc(size_t n);
+void *l3x_lwip_calloc(size_t n, size_t sz);
+void l3x_lwip_free(void *p);
+
 #endif
