@@ -89,6 +89,31 @@ static void netif_start(struct l3x_stack *st)
 
 /* ------------------------------------------------------------ input */
 
+/* A TCP segment without data and without SYN (an ACK, a FIN, a RST),
+ * unfragmented: what lets memory go, never what takes more. */
+static bool frees_memory(const uint8_t *pkt, size_t len)
+{
+	size_t ip_hl, tcp_hl, tot;
+
+	if (len >= 20 && pkt[0] >> 4 == 4) {
+		ip_hl = (size_t)(pkt[0] & 0xf) * 4;
+		tot = (size_t)pkt[2] << 8 | pkt[3];
+		if (pkt[9] != 6 || (pkt[6] & 0x3f) || pkt[7])
+			return false; /* not TCP, or a fragment */
+	} else if (len >= 40 && pkt[0] >> 4 == 6) {
+		ip_hl = 40;
+		tot = 40 + ((size_t)pkt[4] << 8 | pkt[5]);
+		if (pkt[6] != 6)
+			return false; /* not TCP, or extension headers */
+	} else {
+		return false;
+	}
+	if (tot > len || ip_hl + 20 > tot)
+		return false;
+	tcp_hl = (size_t)(pkt[ip_hl + 12] >> 4) * 4;
+	return ip_hl + tcp_hl == tot && !(pkt[ip_hl + 13] & 0x02);
+}
+
 /* Feed one IP packet (copied) to lwIP; matched against the software rules
  * when @filter. Returns 0 or -ENOBUFS. */
 static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
@@ -107,6 +132,15 @@ static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 		return 0;
 	case L3X_VERDICT_MATCH:
 		break;
+	}
+	/* Its buffer would take memory past max_memory: only what lets
+	 * memory go comes in (what is kept stays below mem_adm, so this
+	 * takes a flood that lwIP holds on to: reassembly, or an
+	 * application writing past max_memory). */
+	if (l3x_mem_total() + len + 2 * sizeof(struct pbuf) > st->max_memory &&
+	    !frees_memory(pkt, len)) {
+		STAT_INC(st, rx_no_memory);
+		return -ENOBUFS;
 	}
 	p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
 	if (!p) {
@@ -160,6 +194,20 @@ static int check_source(const struct l3x_stack_opts *o)
 	return -EINVAL;
 }
 
+/*
+ * What is kept from the wire stays below max_memory less this headroom
+ * (mem_adm), so that what is on its way in (a packet being looked at, a
+ * staging buffer, lwIP's reassembly) still fits under max_memory.
+ */
+static uint64_t mem_headroom(uint64_t max_memory)
+{
+	uint64_t h = max_memory / 16;
+
+	if (h < 256 * 1024)
+		h = 256 * 1024;
+	return h > (64u << 20) ? 64u << 20 : h;
+}
+
 /* The flow budgets, the per-source caps, and the rings they size. */
 static int check_budgets(struct l3x_stack *st, const struct l3x_stack_opts *o)
 {
@@ -198,6 +246,14 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	st->mtu = L3X_OPT(o, mtu, 1500);
 	st->max_flows = L3X_OPT(o, max_flows, 65536);
 	st->max_memory = L3X_OPT(o, max_memory, 1ull << 30);
+	if (st->max_memory < (1u << 20))
+		return -EINVAL;
+	st->mem_adm = st->max_memory - mem_headroom(st->max_memory);
+	st->ooo_max_bytes = L3X_OPT(o, ooo_max_bytes, 256 * 1024);
+	st->ooo_max_segs = L3X_OPT(o, ooo_max_segs, 64);
+	if (st->ooo_max_bytes < 4096 || st->ooo_max_bytes > (4u << 20) ||
+	    st->ooo_max_segs > 1024)
+		return -EINVAL;
 	st->rx_buf = L3X_OPT(o, rx_buf, 256 * 1024);
 	st->tx_buf = L3X_OPT(o, tx_buf, 256 * 1024);
 	st->backlog = L3X_OPT(o, backlog, 1024);
@@ -333,6 +389,7 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 		goto err_link;
 	}
 	pthread_mutex_unlock(&the_lock);
+	l3x_mem_peak_reset();
 	return st;
 
 err_link:
@@ -392,6 +449,10 @@ static void publish_counters(struct l3x_stack *st)
 			      memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(buffered_bytes)], st->buffered,
 			      memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(mem_bytes)], l3x_mem_total(),
+			      memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(mem_peak)], l3x_mem_peak(),
+			      memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(tcp_flows_open)],
 			      st->flows_open[L3X_FLOW_TCP],
 			      memory_order_relaxed);
@@ -426,6 +487,7 @@ int l3x_stack__poll(struct l3x_stack *st)
 	work += tcp_l3x_timer_slice(TCP_TMR_BUDGET);
 	l3x_flow_reap(st);
 	l3x_udp_reap(st);
+	l3x_tcp_turn_end(st);
 	if (st->link->ops->flush)
 		st->link->ops->flush(st->link);
 	l3x_flow_kick(st);

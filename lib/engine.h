@@ -62,6 +62,10 @@ struct l3x_stack {
 	uint32_t max_kind[2]; /* budgets: max_tcp_flows, max_udp_flows */
 	uint32_t per_source, per_source64; /* caps; 0: none */
 	uint64_t max_memory;
+	uint64_t mem_adm; /* max_memory less headroom: kept below it */
+	bool mem_pressed; /* under memory pressure (flow.c) */
+	uint32_t ooo_max_bytes, ooo_max_segs; /* per stream */
+	size_t seg_cost; /* what one lwIP TCP segment costs */
 	uint32_t rx_buf, tx_buf, backlog, linger_ms, mtu;
 	int cpu;
 
@@ -86,6 +90,11 @@ struct l3x_stack {
 	 * flows evicted, until the application closes them) */
 	uint32_t flows_open[2], flows_outside[2];
 	struct l3x_sources *sources; /* per-source caps; NULL: none */
+	/* TCP receive memory (tcp.c): streams with a staging buffer to look
+	 * at by the end of the turn; streams whose window memory holds
+	 * back, looked at every WND_PASS_MS */
+	struct l3x_stream *staged, *clamped;
+	uint32_t next_wnd_pass; /* sys_now() ms */
 
 	/* what this stack added, and the software matcher for the TUN and
 	 * callback sources (lib/rules.c) */
@@ -141,6 +150,9 @@ L3X_HIDDEN extern const struct l3x_flow_ops l3x_tcp_ops;
 L3X_HIDDEN int l3x_tcp_listen(struct l3x_stack *st);
 /* Stack close: every pcb lwIP still has goes, the listener too. */
 L3X_HIDDEN void l3x_tcp_close_all(struct l3x_stack *st);
+/* End of a turn: publish the staging buffers of the readers that wait;
+ * now and then, reopen the windows memory held back. */
+L3X_HIDDEN void l3x_tcp_turn_end(struct l3x_stack *st);
 
 /* udp.c */
 L3X_HIDDEN extern const struct l3x_flow_ops l3x_udp_ops;

@@ -84,6 +84,45 @@ static void budget_give(struct l3x_stack *st, struct l3x_stream *s)
 	s->eflags &= ~(EF_BUDGET | EF_SOURCED | EF_OUTSIDE);
 }
 
+/* ------------------------------------------------------------ memory */
+
+bool l3x_flow_mem_full(const struct l3x_stack *st)
+{
+	return l3x_mem_total() > st->mem_adm;
+}
+
+bool l3x_flow_mem_pressure(struct l3x_stack *st)
+{
+	uint64_t m = l3x_mem_total();
+
+	/* On at half of max_memory, off below three eighths: windows that
+	 * open again in a rush do not bring pressure straight back. */
+	if (st->mem_pressed)
+		st->mem_pressed = m >= st->max_memory / 8 * 3;
+	else
+		st->mem_pressed = m >= st->max_memory / 2;
+	return st->mem_pressed;
+}
+
+uint64_t l3x_flow_mem_share(const struct l3x_stack *st, uint8_t kind)
+{
+	uint64_t n = st->flows_open[kind] ? st->flows_open[kind] : 1;
+	uint64_t share = st->max_memory / (4 * n);
+
+	return share > L3X_MEM_FLOOR ? share : L3X_MEM_FLOOR;
+}
+
+size_t l3x_flow_pbuf_cost(const struct pbuf *p)
+{
+	size_t c = 0;
+
+	/* PBUF_RAM and pool pbufs: the header starts the block (no size
+	 * word in front: lwipopts.h MEM_STATS 0, MEMP_SIZE 0). */
+	for (; p; p = p->next)
+		c += l3x_mem_size(p);
+	return c;
+}
+
 void l3x_flow_unbudget(struct l3x_stream *s)
 {
 	struct l3x_stack *st = s->w->st;
@@ -154,6 +193,8 @@ static void free_data(struct l3x_stack *st, struct l3x_stream *s)
 /* Its data freed, off its worker, no longer counted. */
 static void forget(struct l3x_stack *st, struct l3x_stream *s)
 {
+	if (st->flow_ops[s->kind]->release)
+		st->flow_ops[s->kind]->release(s);
 	free_data(st, s);
 	unlink_stream(s);
 	if (!s->bound) {

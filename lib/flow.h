@@ -107,6 +107,15 @@ struct l3x_stream {
 	uint32_t last_active;			/* sys_now() ms */
 	uint64_t rx_dgrams;			/* datagrams delivered */
 	uint64_t tx_sent;			/* datagrams taken */
+	/* memory: what is allocated for what this flow received and the
+	 * application has not yet let go (chains, the staging buffer) */
+	uint64_t rx_charge;
+	/* TCP: small segments copied here, published at the end of the
+	 * turn once the reader has caught up, or when full (tcp.c) */
+	struct pbuf *rx_stage;
+	uint32_t rx_stage_fill;
+	struct l3x_stream *sg_next, **sg_pprev; /* stack's staged list */
+	struct l3x_stream *cl_next, **cl_pprev; /* stack's clamped list */
 
 	/* ---- owner (application) thread only */
 	struct pbuf *rx_chain; /* chain being read */
@@ -129,16 +138,19 @@ struct l3x_stream {
 #define EF_CLOSING	0x2u /* close requested: flush, then FIN */
 #define EF_SHUT_PENDING 0x4u /* shutdown requested: flush, then FIN */
 #define EF_SHUT_DONE	0x8u
-#define EF_LINGER	0x10u	/* on the linger list */
-#define EF_ZOMBIE	0x20u	/* waiting for the app ring to let go */
-#define EF_TODO		0x40u	/* on the todo list */
-#define EF_RELEASE	0x80u	/* release when taken off the todo list */
-#define EF_HASHED	0x100u	/* UDP: in the flow table and idle list */
-#define EF_LINKED	0x200u	/* on the worker's stream list */
-#define EF_BUDGET	0x400u	/* counted in its kind's flow budget */
-#define EF_SOURCED	0x800u	/* counted in its source's flows */
-#define EF_ANSWERED	0x1000u /* UDP: sent a datagram (its idle list) */
-#define EF_OUTSIDE	0x2000u /* let out of its budget, still alive */
+#define EF_LINGER	0x10u	 /* on the linger list */
+#define EF_ZOMBIE	0x20u	 /* waiting for the app ring to let go */
+#define EF_TODO		0x40u	 /* on the todo list */
+#define EF_RELEASE	0x80u	 /* release when taken off the todo list */
+#define EF_HASHED	0x100u	 /* UDP: in the flow table and idle list */
+#define EF_LINKED	0x200u	 /* on the worker's stream list */
+#define EF_BUDGET	0x400u	 /* counted in its kind's flow budget */
+#define EF_SOURCED	0x800u	 /* counted in its source's flows */
+#define EF_ANSWERED	0x1000u	 /* UDP: sent a datagram (its idle list) */
+#define EF_OUTSIDE	0x2000u	 /* let out of its budget, still alive */
+#define EF_STAGED	0x4000u	 /* TCP: on the stack's staged list */
+#define EF_CLAMPED	0x8000u	 /* TCP: window held back for memory */
+#define EF_STAGE_BIG	0x10000u /* TCP: next staging buffer the big one */
 
 /* aflags */
 #define AF_ACCEPTED 0x1u
@@ -197,6 +209,9 @@ struct l3x_flow_ops {
 	/* @s's worker was closed: let go of whatever the protocol holds
 	 * (a closing stream goes to lwIP alone, the rest is reset) */
 	void (*gone)(struct l3x_stream *s);
+	/* optional: @s is about to be freed; free what the protocol keeps
+	 * for it beyond the data lists */
+	void (*release)(struct l3x_stream *s);
 };
 
 /* ------------------------------------------------------------ flow.c */
@@ -216,6 +231,19 @@ L3X_HIDDEN int l3x_flow_admit(struct l3x_stack *st, uint8_t kind,
  * (a UDP flow evicted: gone for the wire, still the application's until
  * it closes it); counted in flows_outside meanwhile. */
 L3X_HIDDEN void l3x_flow_unbudget(struct l3x_stream *s);
+/* Memory (lib/mem.c) against max_memory. Past mem_adm (max_memory less
+ * a headroom for what is on its way) nothing more is kept: full. From
+ * half of max_memory on (until it falls below three eighths of it),
+ * pressure: each flow of @kind is held to a share
+ * of max_memory, max_memory / (4 * flows of its kind), at least
+ * L3X_MEM_FLOOR. */
+#define L3X_MEM_FLOOR (8 * 1024)
+L3X_HIDDEN bool l3x_flow_mem_full(const struct l3x_stack *st);
+L3X_HIDDEN bool l3x_flow_mem_pressure(struct l3x_stack *st);
+L3X_HIDDEN uint64_t l3x_flow_mem_share(const struct l3x_stack *st,
+				       uint8_t kind);
+/* What the pbufs of chain @p cost, as allocated. */
+L3X_HIDDEN size_t l3x_flow_pbuf_cost(const struct pbuf *p);
 /* On its worker's list of streams (bound sockets join it this way). */
 L3X_HIDDEN void l3x_flow_link(struct l3x_stream *s);
 /* The chunk the app wrote that is to be sent from next: the current one

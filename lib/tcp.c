@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lwip/memp.h"
+#include "lwip/priv/memp_priv.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 #include "lwip/sys.h"
@@ -25,6 +27,7 @@
 
 #include "engine.h"
 #include "l3x_hooks.h"
+#include "mem.h"
 
 static void pbuf_set_qnext(struct pbuf *p, struct pbuf *next)
 {
@@ -62,51 +65,337 @@ static void stream_abort(struct l3x_stack *st, struct l3x_stream *s)
 
 /* ------------------------------------------------------------ rx */
 
+/*
+ * Received data costs what is allocated for it (mem.h), charged to its
+ * stream (rx_charge) from the moment lwIP hands it over until the reader
+ * is done with it. A segment arrives in a buffer of its own, headers and
+ * pbuf included: for a full segment a few percent more than its bytes, for
+ * a 1-byte segment a hundred times more. So a chain that costs more than
+ * a quarter over its bytes is copied into the stream's staging buffer and
+ * freed. A staging buffer is one block of STAGE_SMALL bytes, or once one
+ * has filled up, of STAGE_BIG (its bytes at a few percent over).
+ *
+ * The staging buffer is the engine's until it is published: then, like
+ * any chain, it is linked for the reader (engine.h) and never changes. It
+ * is published when full, before a chain that comes after it, with a FIN
+ * or an error, and at the end of a turn once the reader has read all that
+ * was published before (l3x_tcp_turn_end): so a reader that keeps up gets
+ * every byte within the turn, and one that does not gets full buffers.
+ * Either way a stream holds at most two partial buffers: the one being
+ * filled, and one published to a reader that had caught up.
+ */
+#define STAGE_SMALL 256
+#define STAGE_BIG   2048
+#define STAGE_CAP(block)                                                       \
+	((block) - sizeof(size_t) - LWIP_MEM_ALIGN_SIZE(sizeof(struct pbuf)))
+
+/* Worth copying: the chain costs more than a quarter over its bytes. */
+static bool rx_costly(const struct pbuf *p, size_t cost)
+{
+	return cost > (size_t)p->tot_len + p->tot_len / 4;
+}
+
+/* Link chain @p (charged already) for the reader: from here on it is the
+ * reader's to read and nothing in it changes. */
+static void rx_link(struct l3x_stream *s, struct pbuf *p)
+{
+	p->l3x_qnext = NULL;
+	if (!s->rx_last) {
+		s->rx_reclaim = p;
+		/* Release: pairs with the acquire in stream.c rx_seek(). */
+		atomic_store_explicit(&s->rx_first, p, memory_order_release);
+	} else {
+		pbuf_set_qnext(s->rx_last, p);
+	}
+	s->rx_last = p;
+	if (s->eflags & EF_APP_DONE)
+		l3x_flow_todo(s); /* data after close: try_close() resets */
+	else
+		l3x_flow_notify(s);
+}
+
+static void staged_del(struct l3x_stream *s)
+{
+	if (!(s->eflags & EF_STAGED))
+		return;
+	*s->sg_pprev = s->sg_next;
+	if (s->sg_next)
+		s->sg_next->sg_pprev = s->sg_pprev;
+	s->eflags &= ~EF_STAGED;
+}
+
+static void staged_add(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (s->eflags & EF_STAGED)
+		return;
+	s->eflags |= EF_STAGED;
+	s->sg_next = st->staged;
+	if (s->sg_next)
+		s->sg_next->sg_pprev = &s->sg_next;
+	s->sg_pprev = &st->staged;
+	st->staged = s;
+}
+
+/* The staging buffer, as full as it is, to the reader. */
+static void stage_publish(struct l3x_stream *s)
+{
+	struct pbuf *p = s->rx_stage;
+
+	if (!p)
+		return;
+	if (s->rx_stage_fill < p->len)
+		s->eflags &= ~EF_STAGE_BIG; /* a reader that keeps up */
+	s->rx_stage = NULL;
+	pbuf_realloc(p, (u16_t)s->rx_stage_fill); /* same block, shorter */
+	s->rx_stage_fill = 0;
+	rx_link(s, p);
+}
+
+/* The reader has read every byte published: it waits for more. */
+static bool reader_waits(struct l3x_stream *s)
+{
+	/* Acquire: pairs with the app's release of rx_read after it copied
+	 * the bytes out (stream.c l3x_stream__read). */
+	uint64_t read = atomic_load_explicit(&s->rx_read, memory_order_acquire);
+
+	return read >= s->rx_delivered - s->rx_stage_fill;
+}
+
+/* A staging buffer, small unless the last one filled up; charged. */
+static struct pbuf *stage_alloc(struct l3x_stream *s)
+{
+	size_t cap =
+		STAGE_CAP(s->eflags & EF_STAGE_BIG ? STAGE_BIG : STAGE_SMALL);
+	struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)cap, PBUF_RAM);
+
+	if (p)
+		s->rx_charge += l3x_mem_size(p);
+	return p;
+}
+
+/* Copy chain @p into @s's staging buffer, publishing each that fills, and
+ * free it. Without memory for a buffer, what is left of @p is returned to
+ * be linked as it is; else NULL. */
+static struct pbuf *stage_copy(struct l3x_stack *st, struct l3x_stream *s,
+			       struct pbuf *p)
+{
+	u16_t off = 0, n;
+
+	while (off < p->tot_len) {
+		if (!s->rx_stage) {
+			s->rx_stage = stage_alloc(s);
+			if (!s->rx_stage)
+				return pbuf_free_header(p, off);
+		}
+		n = (u16_t)(p->tot_len - off);
+		if (n > s->rx_stage->len - s->rx_stage_fill)
+			n = (u16_t)(s->rx_stage->len - s->rx_stage_fill);
+		pbuf_copy_partial(
+			p, (uint8_t *)s->rx_stage->payload + s->rx_stage_fill,
+			n, off);
+		s->rx_stage_fill += n;
+		off = (u16_t)(off + n);
+		if (s->rx_stage_fill == s->rx_stage->len) {
+			s->eflags |= EF_STAGE_BIG; /* bytes keep coming */
+			stage_publish(s);
+		}
+	}
+	pbuf_free(p);
+	if (s->rx_stage)
+		staged_add(st, s);
+	return NULL;
+}
+
+/* ---- the receive window and memory */
+
+/*
+ * The window lwIP offers for @s is what rx_buf leaves after the bytes
+ * that wait unread. Under memory pressure (flow.h) it is also held to the
+ * stream's share less what the stream holds: a stream whose reader keeps
+ * up gets a window of at least its share, one that does not read gets
+ * none. Held back, a window is shrunk at once (the right edge moves back,
+ * as Linux does under pressure: data the client already sent past it is
+ * dropped and sent again later), and the stream goes on the clamped list,
+ * whose windows open again as memory allows (every WND_PASS_MS).
+ */
+#define WND_PASS_MS 100
+
+static void clamped_del(struct l3x_stream *s)
+{
+	if (!(s->eflags & EF_CLAMPED))
+		return;
+	*s->cl_pprev = s->cl_next;
+	if (s->cl_next)
+		s->cl_next->cl_pprev = s->cl_pprev;
+	s->eflags &= ~EF_CLAMPED;
+}
+
+static void clamped_add(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (s->eflags & EF_CLAMPED)
+		return;
+	s->eflags |= EF_CLAMPED;
+	s->cl_next = st->clamped;
+	if (s->cl_next)
+		s->cl_next->cl_pprev = &s->cl_next;
+	s->cl_pprev = &st->clamped;
+	st->clamped = s;
+}
+
+/* The window rx_buf leaves after the bytes waiting unread. */
+static uint32_t wnd_room(const struct l3x_stream *s)
+{
+	uint64_t unread = s->rx_delivered - s->rx_recved;
+
+	return s->rx_buf > unread ? (uint32_t)(s->rx_buf - unread) : 0;
+}
+
+static void wnd_open(struct tcp_pcb *pcb, uint32_t add)
+{
+	bool was_shut = pcb->rcv_ann_wnd < pcb->mss;
+
+	while (add) {
+		u16_t step = add > 0xffff ? 0xffff : (u16_t)add;
+
+		tcp_recved(pcb, step);
+		add -= step;
+	}
+	/* lwIP announces a reopened window only past a threshold: a client
+	 * that saw (nearly) none must hear at once, not by its probes. */
+	if (was_shut && pcb->rcv_wnd >= pcb->mss) {
+		tcp_ack_now(pcb);
+		tcp_output(pcb); /* inside tcp_input(): sent after it */
+	}
+}
+
+/* Take the window back to @to: the right edge too, and what lwIP queued
+ * out of order past it. */
+static void wnd_shrink(struct l3x_stack *st, struct tcp_pcb *pcb, uint32_t to)
+{
+	u32_t edge = pcb->rcv_nxt + to;
+	struct tcp_seg *seg;
+
+	pcb->rcv_wnd = (tcpwnd_size_t)to;
+	if (TCP_SEQ_GT(pcb->rcv_ann_right_edge, edge))
+		pcb->rcv_ann_right_edge = edge;
+	pcb->rcv_ann_wnd = TCP_SEQ_GT(pcb->rcv_ann_right_edge, pcb->rcv_nxt)
+				   ? (tcpwnd_size_t)(pcb->rcv_ann_right_edge -
+						     pcb->rcv_nxt)
+				   : 0;
+	/* lwIP takes an out-of-order segment in only within the window it
+	 * will have: none may lie past the new edge. */
+	for (seg = pcb->ooseq; seg; seg = seg->next) {
+		if (TCP_SEQ_GT(seg->tcphdr->seqno + TCP_TCPLEN(seg), edge)) {
+			tcp_free_ooseq(pcb);
+			break;
+		}
+	}
+	tcp_ack_now(pcb);
+	STAT_INC(st, tcp_window_shrunk);
+}
+
+/* The window @s may have now. */
+static uint32_t wnd_target(struct l3x_stack *st, struct l3x_stream *s,
+			   bool pressure)
+{
+	uint32_t room = wnd_room(s);
+	uint64_t share;
+
+	if (!pressure)
+		return room;
+	share = l3x_flow_mem_share(st, L3X_FLOW_TCP);
+	if (share <= s->rx_charge)
+		return 0;
+	return share - s->rx_charge < room ? (uint32_t)(share - s->rx_charge)
+					   : room;
+}
+
+/* How far past its target a window may stay under pressure: a stream
+ * that reads along sees its window shrink a little with each segment (a
+ * segment costs more than its bytes); taking that back every time would
+ * make its client resend what it sent in good faith. Half a share: so
+ * every stream holds less than one and a half. */
+static uint32_t wnd_slack(struct l3x_stack *st)
+{
+	return (uint32_t)(l3x_flow_mem_share(st, L3X_FLOW_TCP) / 2);
+}
+
+/* Give @s the window it may have now: open it, or under pressure shrink
+ * it; on the clamped list while that is less than rx_buf allows. */
+static void wnd_sync(struct l3x_stack *st, struct l3x_stream *s)
+{
+	bool pressure = l3x_flow_mem_pressure(st);
+	uint32_t target, cur;
+
+	if (!s->pcb) {
+		clamped_del(s);
+		return;
+	}
+	target = wnd_target(st, s, pressure);
+	cur = (uint32_t)s->pcb->rcv_wnd;
+	if (target > cur)
+		wnd_open(s->pcb, target - cur);
+	else if (pressure && cur - target > wnd_slack(st))
+		wnd_shrink(st, s->pcb, target);
+	if (target < wnd_room(s))
+		clamped_add(st, s);
+	else
+		clamped_del(s);
+}
+
 static void reopen_window(struct l3x_stack *st, struct l3x_stream *s)
 {
 	/* Acquire: pairs with the app's release of rx_read and rx_done after
 	 * it copied the bytes out (stream.c l3x_stream__read). */
 	uint64_t read = atomic_load_explicit(&s->rx_read, memory_order_acquire);
 	uint64_t done = atomic_load_explicit(&s->rx_done, memory_order_acquire);
-	uint64_t n;
 
 	while (s->rx_reclaimed < done) {
 		struct pbuf *p = s->rx_reclaim;
 
 		s->rx_reclaim =
 			__atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
+		s->rx_charge -= l3x_flow_pbuf_cost(p);
 		pbuf_free(p);
 		s->rx_reclaimed++;
 	}
+	if (s->rx_stage && reader_waits(s))
+		stage_publish(s);
 	if (read <= s->rx_recved)
 		return;
-	n = read - s->rx_recved;
+	st->buffered -= read - s->rx_recved;
 	s->rx_recved = read;
-	st->buffered -= n;
-	while (s->pcb && n) {
-		u16_t step = n > 0xffff ? 0xffff : (u16_t)n;
-
-		tcp_recved(s->pcb, step);
-		n -= step;
-	}
+	wnd_sync(st, s);
 }
 
 static void grow_window(struct l3x_stack *st, struct l3x_stream *s,
 			uint32_t want)
 {
-	uint32_t add;
-
-	if (!s->pcb || want <= s->rx_buf || st->buffered >= st->max_memory)
+	if (!s->pcb || want <= s->rx_buf)
 		return;
-	if (want > L3X_TCP_WND_MAX)
-		want = L3X_TCP_WND_MAX;
-	add = want - s->rx_buf;
-	s->rx_buf = want;
-	while (add) {
-		u16_t step = add > 0xffff ? 0xffff : (u16_t)add;
+	s->rx_buf = want > L3X_TCP_WND_MAX ? L3X_TCP_WND_MAX : want;
+	wnd_sync(st, s);
+}
 
-		tcp_recved(s->pcb, step);
-		add -= step;
+void l3x_tcp_turn_end(struct l3x_stack *st)
+{
+	struct l3x_stream *s, *next;
+	uint32_t now;
+
+	while ((s = st->staged)) {
+		staged_del(s);
+		if (reader_waits(s))
+			stage_publish(s);
+	}
+	if (!st->clamped)
+		return;
+	now = sys_now();
+	if ((int32_t)(now - st->next_wnd_pass) < 0)
+		return;
+	st->next_wnd_pass = now + WND_PASS_MS;
+	for (s = st->clamped; s; s = next) {
+		next = s->cl_next;
+		wnd_sync(st, s);
 	}
 }
 
@@ -235,6 +524,7 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 {
 	struct l3x_stream *s = arg;
 	struct l3x_stack *st;
+	size_t cost;
 
 	if (!s) {
 		if (p) {
@@ -244,6 +534,7 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 		return ERR_OK;
 	}
 	if (!p) {
+		stage_publish(s);
 		/* Release: the data before the FIN is published first. */
 		atomic_fetch_or_explicit(&s->state, ST_EOF,
 					 memory_order_release);
@@ -255,21 +546,19 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 		return ERR_OK;
 	}
 	st = s->w->st;
-	p->l3x_qnext = NULL;
-	if (!s->rx_last) {
-		s->rx_reclaim = p;
-		/* Release: pairs with the acquire in stream.c rx_seek(). */
-		atomic_store_explicit(&s->rx_first, p, memory_order_release);
-	} else {
-		pbuf_set_qnext(s->rx_last, p);
-	}
-	s->rx_last = p;
 	s->rx_delivered += p->tot_len;
 	st->buffered += p->tot_len;
-	if (s->eflags & EF_APP_DONE)
-		l3x_flow_todo(s); /* data after close: try_close() resets */
-	else
-		l3x_flow_notify(s);
+	cost = l3x_flow_pbuf_cost(p);
+	if (rx_costly(p, cost)) {
+		STAT_INC(st, tcp_rx_merged);
+		p = stage_copy(st, s, p);
+		if (!p)
+			return ERR_OK;
+		cost = l3x_flow_pbuf_cost(p);
+	}
+	stage_publish(s); /* what came before goes first */
+	s->rx_charge += cost;
+	rx_link(s, p);
 	return ERR_OK;
 }
 
@@ -302,7 +591,9 @@ static void on_err(void *arg, err_t err)
 	if (!s)
 		return;
 	st = s->w->st;
-	s->pcb = NULL; /* lwIP has freed it */
+	s->pcb = NULL;	  /* lwIP has freed it */
+	stage_publish(s); /* readable before the error */
+	clamped_del(s);
 	switch (err) {
 	case ERR_RST:
 		e = -ECONNRESET;
@@ -388,7 +679,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 		return ERR_VAL;
 	if (!admit(st, pcb))
 		return refuse(pcb);
-	if (st->buffered >= st->max_memory) {
+	if (l3x_flow_mem_full(st)) {
 		STAT_INC(st, tcp_refused_memory);
 		return refuse(pcb);
 	}
@@ -420,8 +711,9 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	tcp_recv(pcb, on_recv);
 	tcp_sent(pcb, on_sent);
 	tcp_err(pcb, on_err);
-	grow_window(st, s, st->rx_buf);
 	l3x_flow_offer(s);
+	/* rx_buf, or under memory pressure the stream's share. */
+	wnd_sync(st, s);
 	STAT_INC(st, tcp_accepted);
 	l3x_flow_notify(s);
 	return ERR_OK;
@@ -455,6 +747,10 @@ static err_t listen_admit(struct l3x_stack *st, const struct tcp_hdr *hdr)
 {
 	if (TCPH_FLAGS(hdr) & TCP_RST)
 		return ERR_OK;
+	if (l3x_flow_mem_full(st)) {
+		STAT_INC(st, rx_dropped_memory);
+		return ERR_MEM;
+	}
 	if (tcp_l3x_bucket_len(ip_current_dest_addr(), hdr->dest,
 			       ip_current_src_addr(),
 			       hdr->src) < st->tcp_bucket_max)
@@ -463,21 +759,94 @@ static err_t listen_admit(struct l3x_stack *st, const struct tcp_hdr *hdr)
 	return ERR_MEM;
 }
 
+/* Would @p, out of order, keep @pcb's queue within the stream's caps? */
+static bool ooo_fits(struct l3x_stack *st, const struct tcp_pcb *pcb,
+		     const struct pbuf *p)
+{
+	size_t bytes = l3x_flow_pbuf_cost(p) + st->seg_cost;
+	uint32_t segs = 1;
+	const struct tcp_seg *seg;
+
+	/* At most ooo_max_segs long, as this keeps it. */
+	for (seg = pcb->ooseq; seg; seg = seg->next) {
+		bytes += l3x_flow_pbuf_cost(seg->p) + st->seg_cost;
+		segs++;
+	}
+	return segs <= st->ooo_max_segs && bytes <= st->ooo_max_bytes;
+}
+
+/*
+ * Data for stream @s: kept only while memory is below mem_adm, out of
+ * order only within the stream's caps, and under pressure only within
+ * the window the stream may have now (wnd_sync shrinks it first, and lwIP
+ * then drops what lies past it, answering with the new window). Segments
+ * without data, and data lwIP already has, always pass: they free memory.
+ */
+static err_t data_admit(struct l3x_stack *st, struct l3x_stream *s,
+			const struct tcp_hdr *hdr, const struct pbuf *p)
+{
+	struct tcp_pcb *pcb = s->pcb;
+	u32_t seq = hdr->seqno;
+
+	if (!p->tot_len || !TCP_SEQ_GT(seq + p->tot_len, pcb->rcv_nxt))
+		return ERR_OK;
+	if (l3x_flow_mem_full(st)) {
+		STAT_INC(st, rx_dropped_memory);
+		return ERR_MEM;
+	}
+	if (TCP_SEQ_GT(seq, pcb->rcv_nxt) && !ooo_fits(st, pcb, p)) {
+		STAT_INC(st, tcp_ooo_dropped);
+		return ERR_MEM;
+	}
+	if (l3x_flow_mem_pressure(st) || (s->eflags & EF_CLAMPED))
+		wnd_sync(st, s);
+	return ERR_OK;
+}
+
+/*
+ * An out-of-order segment that runs past the window. lwIP queues the first
+ * out-of-order segment (and one put before the first) without trimming it
+ * to the window, and when the gap before it fills, takes its length off
+ * the window: past the window, that asserts (or, without assertions,
+ * wraps the window round). A client can do that to any connection, and
+ * one whose window we shrank does it by itself. Dropped: the client sends
+ * it again within the window.
+ */
+static bool ooo_overruns(const struct tcp_pcb *pcb, const struct tcp_hdr *hdr,
+			 const struct pbuf *p)
+{
+	u32_t len =
+		p->tot_len + (TCPH_FLAGS(hdr) & (TCP_FIN | TCP_SYN) ? 1 : 0);
+
+	return len && TCP_SEQ_GT(hdr->seqno, pcb->rcv_nxt) &&
+	       TCP_SEQ_GT(hdr->seqno + len, pcb->rcv_nxt + pcb->rcv_wnd);
+}
+
 err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
 		       u16_t opt1len, u8_t *opt2, struct pbuf *p)
 {
+	struct l3x_stream *s = NULL;
+
 	(void)optlen;
 	(void)opt1len;
 	(void)opt2;
-	(void)p;
 	/* Only ours: lwIP's own tests run PCBs of other owners. */
 	if (pcb->state == LISTEN) {
 		struct tcp_pcb_listen *lpcb = (struct tcp_pcb_listen *)pcb;
 
 		if (lpcb->accept == on_accept && pcb->callback_arg)
 			return listen_admit(pcb->callback_arg, hdr);
+		return ERR_OK;
 	}
-	return ERR_OK;
+	if (pcb->recv == on_recv && pcb->callback_arg)
+		s = pcb->callback_arg;
+	if (pcb->state >= ESTABLISHED && pcb->state != TIME_WAIT &&
+	    ooo_overruns(pcb, hdr, p)) {
+		if (s)
+			STAT_INC(s->w->st, tcp_ooo_dropped);
+		return ERR_VAL;
+	}
+	return s ? data_admit(s->w->st, s, hdr, p) : ERR_OK;
 }
 
 int l3x_tcp_listen(struct l3x_stack *st)
@@ -500,6 +869,8 @@ int l3x_tcp_listen(struct l3x_stack *st)
 	tcp_arg(lpcb, st);
 	tcp_accept(lpcb, on_accept);
 	st->listener = lpcb;
+	st->seg_cost = l3x_mem_cost(
+		MEMP_SIZE + MEMP_ALIGN_SIZE(memp_pools[MEMP_TCP_SEG]->size));
 	st->tcp_bucket_max = bucket_max(st->max_kind[L3X_FLOW_TCP]);
 	return 0;
 }
@@ -604,6 +975,18 @@ static void hand_over(struct l3x_stack *st, struct l3x_stream *s)
 	s->pcb = NULL;
 }
 
+/* @s is about to be freed: its staging buffer goes, and it leaves the
+ * stack's lists. */
+static void tcp_release(struct l3x_stream *s)
+{
+	staged_del(s);
+	clamped_del(s);
+	if (s->rx_stage)
+		pbuf_free(s->rx_stage);
+	s->rx_stage = NULL;
+	s->rx_stage_fill = 0;
+}
+
 /* The app closed the worker of @s: what it still held is reset. */
 static void tcp_gone(struct l3x_stream *s)
 {
@@ -632,4 +1015,5 @@ const struct l3x_flow_ops l3x_tcp_ops = {
 	.todo = tcp_todo,
 	.linger = tcp_linger,
 	.gone = tcp_gone,
+	.release = tcp_release,
 };

@@ -250,6 +250,10 @@ static bool admit(struct l3x_stack *st, uint8_t family, const uint8_t *ca,
 		STAT_INC(st, udp_refused_hash);
 		return false;
 	}
+	if (l3x_flow_mem_full(st)) {
+		STAT_INC(st, rx_dropped_memory);
+		return false;
+	}
 	err = l3x_flow_admit(st, L3X_FLOW_UDP, family, ca);
 	if (err == -ENOSPC && evict_quiet(st))
 		err = l3x_flow_admit(st, L3X_FLOW_UDP, family, ca);
@@ -292,15 +296,34 @@ static struct l3x_stream *new_flow(struct l3x_stack *st, uint8_t family,
 	return s;
 }
 
+/* Memory for one more datagram of @cost on @s: below mem_adm, and under
+ * pressure within a flow's share (a bound socket serves many clients:
+ * only the first bound applies to it). Else counted, false. */
+static bool mem_admits(struct l3x_stack *st, struct l3x_stream *s, size_t cost)
+{
+	if (!l3x_flow_mem_full(st) &&
+	    (s->bound || !l3x_flow_mem_pressure(st) ||
+	     s->rx_charge + cost <= l3x_flow_mem_share(st, L3X_FLOW_UDP)))
+		return true;
+	STAT_INC(st, rx_dropped_memory);
+	return false;
+}
+
 static void deliver(struct l3x_stack *st, struct l3x_stream *s, struct pbuf *p)
 {
 	uint64_t read = atomic_load_explicit(&s->rx_read, memory_order_acquire);
+	size_t cost = l3x_flow_pbuf_cost(p);
 
 	if (s->rx_dgrams - read >= st->udp_queue) {
 		STAT_INC(st, udp_rx_dropped);
 		pbuf_free(p);
 		return;
 	}
+	if (!mem_admits(st, s, cost)) {
+		pbuf_free(p);
+		return;
+	}
+	s->rx_charge += cost;
 	p->l3x_qnext = NULL;
 	if (!s->rx_last) {
 		s->rx_reclaim = p;
@@ -457,6 +480,7 @@ static void udp_serve(struct l3x_stream *s)
 
 		s->rx_reclaim =
 			__atomic_load_n(&p->l3x_qnext, __ATOMIC_ACQUIRE);
+		s->rx_charge -= l3x_flow_pbuf_cost(p);
 		pbuf_free(p);
 		s->rx_reclaimed++;
 	}

@@ -347,10 +347,12 @@ struct l3x_stack_opts {
 	uint32_t max_flows;   /* sizes the flow budgets: the default of
 			       * max_tcp_flows, and four times that of
 			       * max_udp_flows. Default 65536 */
-	uint64_t max_memory;  /* bytes buffered for all flows (received and
-			       * not read, written and not acked); past it
-			       * new connections are refused and windows
-			       * stop growing. Default 1 GiB */
+	uint64_t max_memory;  /* bytes allocated for flows and packets
+			       * (mem_bytes); from half of it each stream
+			       * is held to a share (windows shrink), past
+			       * it less a headroom segments, datagrams
+			       * and new flows are dropped. At least
+			       * 1 MiB; default 1 GiB */
 	uint32_t rx_buf;      /* per-stream receive window: bytes received
 			       * and not yet read; default 256 KiB, from
 			       * 64 KiB to 1 MiB */
@@ -386,6 +388,11 @@ struct l3x_stack_opts {
 					* no cap */
 	uint32_t max_flows_per_source64; /* from one client IPv6 /64;
 					  * 0 (default): no cap */
+	uint32_t ooo_max_bytes; /* per stream: out-of-order data held, as
+				 * allocated; past it segments are dropped
+				 * (tcp_ooo_dropped). Default 262144 */
+	uint32_t ooo_max_segs;	/* per stream: out-of-order segments held;
+				 * default 64 */
 	size_t : 0;
 };
 
@@ -415,7 +422,8 @@ struct l3x_stack_stats {
 				       * close with unread data) */
 	uint64_t tcp_closed;	      /* streams closed in order */
 	uint64_t flows;		      /* open now (TCP and UDP) */
-	uint64_t buffered_bytes;      /* now: as in max_memory */
+	uint64_t buffered_bytes;      /* now: payload received and not read,
+				       * written and not acked */
 	uint64_t udp_flows;	      /* UDP flows created */
 	uint64_t udp_expired;	      /* UDP flows that went idle */
 	uint64_t udp_refused;	      /* datagrams of new flows refused,
@@ -443,13 +451,24 @@ struct l3x_stack_stats {
 				      * field is not the IP payload's */
 	uint64_t udp6_zero_checksum; /* IPv6 datagrams dropped: checksum 0
 				      * (RFC 8200) */
+	uint64_t mem_bytes;	     /* now: bytes allocated for flows and
+				      * packets, as max_memory counts them */
+	uint64_t mem_peak;	     /* the most mem_bytes was since open */
+	uint64_t rx_dropped_memory;  /* TCP segments, SYNs and datagrams
+				      * dropped: max_memory reached */
+	uint64_t tcp_window_shrunk;  /* receive windows shrunk for memory */
+	uint64_t tcp_ooo_dropped;    /* out-of-order segments dropped: the
+				      * stream's ooo_max_bytes/_segs */
+	uint64_t tcp_rx_merged;	     /* small segments copied into shared
+				      * buffers */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that
  * these return to their starting values. */
 struct l3x_stack_mem {
 	uint64_t heap_bytes; /* lwIP's heap: packet buffers and,
-			      * as pools come from it, PCBs */
+			      * as pools come from it, PCBs; each
+			      * block as allocated */
 	uint32_t pbufs;	     /* pool pbufs (PBUF_REF/ROM/POOL) */
 	uint32_t tcp_pcbs;   /* connection PCBs (any state) */
 	uint32_t tcp_listen_pcbs;

@@ -103,8 +103,11 @@
 #define LWIP_TCP_MAX_SACK_NUM		4
 #define LWIP_TCP_TIMESTAMPS		1
 #define TCP_QUEUE_OOSEQ			1
-#define TCP_OOSEQ_MAX_BYTES		(256 * 1024)
-#define TCP_OOSEQ_MAX_PBUFS		64
+/* Out-of-order data per connection: the stack's ooo_max_bytes and
+ * ooo_max_segs, charged as allocated, are the caps (lib/tcp.c, counted);
+ * lwIP's own, in payload bytes and pbufs, only stand behind them. */
+#define TCP_OOSEQ_MAX_BYTES		TCP_WND
+#define TCP_OOSEQ_MAX_PBUFS		4096
 #define TCP_LISTEN_BACKLOG		1
 #define TCP_DEFAULT_LISTEN_BACKLOG	0xff
 #define LWIP_TCP_KEEPALIVE		1

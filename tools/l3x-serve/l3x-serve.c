@@ -1138,7 +1138,9 @@ static void report(const struct server *srv)
 		"limits tcp_flows_open %llu udp_flows_open %llu "
 		"tcp_refused_source %llu udp_refused_source %llu "
 		"tcp_refused_hash %llu udp_refused_hash %llu udp_evicted %llu "
-		"udp_bad_length %llu udp6_zero_checksum %llu\n",
+		"udp_bad_length %llu udp6_zero_checksum %llu mem_bytes %llu "
+		"mem_peak %llu rx_dropped_memory %llu tcp_window_shrunk %llu "
+		"tcp_ooo_dropped %llu tcp_rx_merged %llu\n",
 		name_of(proto_modes, srv->a->mode), U(n.accepted),
 		U(n.bytes_in), U(n.bytes_out), U(st.tcp_accepted),
 		U(st.tcp_closed), U(st.tcp_reset_by_client), U(st.tcp_aborted),
@@ -1159,7 +1161,9 @@ static void report(const struct server *srv)
 		U(st.udp_flows_open), U(st.tcp_refused_source),
 		U(st.udp_refused_source), U(st.tcp_refused_hash),
 		U(st.udp_refused_hash), U(st.udp_evicted), U(st.udp_bad_length),
-		U(st.udp6_zero_checksum));
+		U(st.udp6_zero_checksum), U(st.mem_bytes), U(st.mem_peak),
+		U(st.rx_dropped_memory), U(st.tcp_window_shrunk),
+		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged));
 }
 
 /* Runs on every exit, die() included: workers closed first (the stack
