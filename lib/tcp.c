@@ -818,7 +818,11 @@ static bool ooo_overruns(const struct tcp_pcb *pcb, const struct tcp_hdr *hdr,
 	u32_t len =
 		p->tot_len + (TCPH_FLAGS(hdr) & (TCP_FIN | TCP_SYN) ? 1 : 0);
 
-	return len && TCP_SEQ_GT(hdr->seqno, pcb->rcv_nxt) &&
+	if (!len || !TCP_SEQ_GT(hdr->seqno, pcb->rcv_nxt))
+		return false;
+	/* In SYN_RCVD the window is lwIP's whole TCP_WND until on_accept()
+	 * sets the stream's: any out-of-order data may lie past that. */
+	return pcb->state == SYN_RCVD ||
 	       TCP_SEQ_GT(hdr->seqno + len, pcb->rcv_nxt + pcb->rcv_wnd);
 }
 
@@ -840,7 +844,7 @@ err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
 	}
 	if (pcb->recv == on_recv && pcb->callback_arg)
 		s = pcb->callback_arg;
-	if (pcb->state >= ESTABLISHED && pcb->state != TIME_WAIT &&
+	if (pcb->state >= SYN_RCVD && pcb->state != TIME_WAIT &&
 	    ooo_overruns(pcb, hdr, p)) {
 		if (s)
 			STAT_INC(s->w->st, tcp_ooo_dropped);

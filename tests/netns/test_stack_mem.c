@@ -189,8 +189,8 @@ static void *small_send(void *arg)
 			if (ioctl(sm->fd[i], SIOCOUTQNSD, &unsent) || unsent)
 				continue;
 			b = small_byte(i, sm->sent[i]);
-			if (send(sm->fd[i], &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) ==
-			    1)
+			if (send(sm->fd[i], &b, 1,
+				 MSG_DONTWAIT | MSG_NOSIGNAL) == 1)
 				sm->sent[i]++;
 		}
 	}
@@ -251,7 +251,8 @@ Test(mem, one_byte_segments_cost_a_byte_and_memory_stays_bounded,
 	alone = bulk_run(w, "198.51.100.20", 1, 64 * MiB, NULL, NULL);
 
 	for (i = 0; i < SMALL_CONNS; i++) {
-		sm.fd[i] = client_connect("198.51.100.21", (uint16_t)(6000 + i));
+		sm.fd[i] =
+			client_connect("198.51.100.21", (uint16_t)(6000 + i));
 		set_nodelay(sm.fd[i]);
 		s[i] = accept_step(w);
 		cr_assert_not_null(s[i], "connection %u not accepted", i);
@@ -262,8 +263,8 @@ Test(mem, one_byte_segments_cost_a_byte_and_memory_stays_bounded,
 	beside = bulk_run(w, "198.51.100.22", 2, 64 * MiB, small_start, &sm);
 	pthread_join(sm.t, NULL);
 	for (i = 0; i < SMALL_CONNS; i++)
-		cr_assert_eq(sm.sent[i], SMALL_ROUNDS, "sender %u: %u bytes",
-			     i, sm.sent[i]);
+		cr_assert_eq(sm.sent[i], SMALL_ROUNDS, "sender %u: %u bytes", i,
+			     sm.sent[i]);
 	bytes = (uint64_t)SMALL_CONNS * SMALL_ROUNDS;
 	end = now_ms() + 10000;
 	do {
@@ -299,10 +300,10 @@ Test(mem, one_byte_segments_cost_a_byte_and_memory_stays_bounded,
 	/* The senders made small segments (else this tests nothing), each
 	 * costs about its byte: a partial staging buffer per stream at
 	 * most, not a packet buffer per byte. */
-	cr_assert_geq(ss.tcp_rx_merged - ss0.tcp_rx_merged, bytes / 4,
-		      "only %llu small segments",
-		      (unsigned long long)(ss.tcp_rx_merged -
-					   ss0.tcp_rx_merged));
+	cr_assert_geq(
+		ss.tcp_rx_merged - ss0.tcp_rx_merged, bytes / 4,
+		"only %llu small segments",
+		(unsigned long long)(ss.tcp_rx_merged - ss0.tcp_rx_merged));
 	cr_assert_leq(grown, bytes * 5 / 4 + SMALL_CONNS * 2048 + MiB,
 		      "1-byte segments grew memory by %llu for %llu bytes",
 		      (unsigned long long)grown, (unsigned long long)bytes);
@@ -315,8 +316,8 @@ Test(mem, one_byte_segments_cost_a_byte_and_memory_stays_bounded,
 	 * figure beside them is reported); their bytes, held, must not take
 	 * its goodput. Noisy: a wide margin. */
 	cr_assert_geq(holding, alone / 3,
-		      "bulk beside unread bytes: %.0f MB/s, alone %.0f", holding,
-		      alone);
+		      "bulk beside unread bytes: %.0f MB/s, alone %.0f",
+		      holding, alone);
 
 	/* Nothing was lost: every stream has its bytes in order. */
 	for (i = 0; i < SMALL_CONNS; i++) {
@@ -415,8 +416,7 @@ Test(mem, pressure_shrinks_windows_never_aborts_and_loses_nothing,
 		"segments dropped %llu\n",
 		(unsigned long long)ss.buffered_bytes, HOLDERS * per,
 		(unsigned long long)ss.mem_bytes,
-		(unsigned long long)ss.mem_peak,
-		(unsigned long long)max_memory,
+		(unsigned long long)ss.mem_peak, (unsigned long long)max_memory,
 		(unsigned long long)ss.tcp_window_shrunk,
 		(unsigned long long)ss.rx_dropped_memory);
 	cr_assert_gt(ss.tcp_window_shrunk, 0, "no window shrunk");
