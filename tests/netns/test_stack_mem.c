@@ -514,7 +514,8 @@ static void seg(uint8_t flags, uint32_t seq, uint32_t ack, const uint8_t *data,
 	p[33] = flags;
 	p[34] = 0xff;
 	p[35] = 0xff;
-	memcpy(p + 40, data, n);
+	if (n) /* data may be NULL then */
+		memcpy(p + 40, data, n);
 	memcpy(ph, p + 12, 8);
 	ph[8] = 0;
 	ph[9] = 6;
