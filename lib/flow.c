@@ -12,6 +12,12 @@
  * failed; the UDP flow forgotten). Then l3x_flow_release() frees it,
  * unless its pointer still waits in the worker's app ring: it becomes a
  * zombie until the application has dequeued it.
+ *
+ * The bounds both protocols share are decided here too: the flow budgets
+ * (a budget per kind and the per-source caps, taken at the offer and
+ * given back at the release), and the memory policy against max_memory
+ * (full, pressure, a flow's share), which tcp.c and udp.c apply to what
+ * they receive.
  */
 #include <errno.h>
 #include <stdlib.h>

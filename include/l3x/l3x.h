@@ -436,7 +436,8 @@ struct l3x_stack_stats {
 
 	/* memory, flow budgets, hash tables */
 	uint64_t tcp_refused_hash;   /* SYNs dropped: their bucket of the
-				      * connection hash is full */
+				      * connection hash is full (or
+				      * refused: the per-source table's) */
 	uint64_t tcp_flows_open;     /* now: TCP streams in max_tcp_flows */
 	uint64_t udp_flows_open;     /* now: UDP flows in max_udp_flows */
 	uint64_t tcp_refused_source; /* refused: a per-source cap */
