@@ -113,9 +113,11 @@ bool l3x_flow_mem_pressure(struct l3x_stack *st)
 uint64_t l3x_flow_mem_share(const struct l3x_stack *st, uint8_t kind)
 {
 	uint64_t n = st->flows_open[kind] ? st->flows_open[kind] : 1;
-	uint64_t share = st->max_memory / (4 * n);
 
-	return share > L3X_MEM_FLOOR ? share : L3X_MEM_FLOOR;
+	/* With pressure from half of max_memory, the TCP shares, the half
+	 * share a window may stay over (tcp.c), and the UDP shares come to
+	 * at most the other half. */
+	return st->max_memory / (kind == L3X_FLOW_TCP ? 4 : 8) / n;
 }
 
 size_t l3x_flow_pbuf_cost(const struct pbuf *p)

@@ -234,10 +234,10 @@ L3X_HIDDEN void l3x_flow_unbudget(struct l3x_stream *s);
 /* Memory (lib/mem.c) against max_memory. Past mem_adm (max_memory less
  * a headroom for what is on its way) nothing more is kept: full. From
  * half of max_memory on (until it falls below three eighths of it),
- * pressure: each flow of @kind is held to a share
- * of max_memory, max_memory / (4 * flows of its kind), at least
- * L3X_MEM_FLOOR. */
-#define L3X_MEM_FLOOR (8 * 1024)
+ * pressure: each flow is held to a share, a quarter of max_memory divided
+ * among the TCP streams, an eighth among the UDP flows. No floor: the
+ * shares together must fit, however many flows there are, or the flows
+ * that hold nothing would be starved by those that hold their floor. */
 L3X_HIDDEN bool l3x_flow_mem_full(const struct l3x_stack *st);
 L3X_HIDDEN bool l3x_flow_mem_pressure(struct l3x_stack *st);
 L3X_HIDDEN uint64_t l3x_flow_mem_share(const struct l3x_stack *st,

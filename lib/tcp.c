@@ -260,9 +260,13 @@ static void wnd_open(struct tcp_pcb *pcb, uint32_t add)
 		tcp_recved(pcb, step);
 		add -= step;
 	}
-	/* lwIP announces a reopened window only past a threshold: a client
-	 * that saw (nearly) none must hear at once, not by its probes. */
-	if (was_shut && pcb->rcv_wnd >= pcb->mss) {
+	/* lwIP announces a window that grew by less than a segment only
+	 * later, and an ACK for it only past a threshold: a client that saw
+	 * less than a segment (a window memory pressure made small) must
+	 * hear of all of it at once, not by its probes. */
+	if (was_shut && pcb->rcv_wnd > pcb->rcv_ann_wnd) {
+		pcb->rcv_ann_wnd = pcb->rcv_wnd;
+		pcb->rcv_ann_right_edge = pcb->rcv_nxt + pcb->rcv_wnd;
 		tcp_ack_now(pcb);
 		tcp_output(pcb); /* inside tcp_input(): sent after it */
 	}
@@ -520,6 +524,16 @@ static void progress(struct l3x_stack *st, struct l3x_stream *s)
 
 /* ------------------------------------------------------------ callbacks */
 
+/* Data came in: with a window under two segments left (memory pressure
+ * made it small), say so at once. lwIP would hold the ACK for up to its
+ * 250 ms timer, waiting for a second segment the window does not let
+ * come, and the stream would crawl. */
+static void ack_small_window(struct tcp_pcb *pcb)
+{
+	if (pcb->rcv_wnd < 2u * pcb->mss)
+		tcp_ack_now(pcb);
+}
+
 static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 {
 	struct l3x_stream *s = arg;
@@ -548,6 +562,7 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 	st = s->w->st;
 	s->rx_delivered += p->tot_len;
 	st->buffered += p->tot_len;
+	ack_small_window(pcb);
 	cost = l3x_flow_pbuf_cost(p);
 	if (rx_costly(p, cost)) {
 		STAT_INC(st, tcp_rx_merged);
@@ -760,19 +775,24 @@ static err_t listen_admit(struct l3x_stack *st, const struct tcp_hdr *hdr)
 }
 
 /* Would @p, out of order, keep @pcb's queue within the stream's caps? */
-static bool ooo_fits(struct l3x_stack *st, const struct tcp_pcb *pcb,
-		     const struct pbuf *p)
+static bool ooo_fits(struct l3x_stack *st, const struct l3x_stream *s,
+		     const struct pbuf *p, bool pressure)
 {
 	size_t bytes = l3x_flow_pbuf_cost(p) + st->seg_cost;
 	uint32_t segs = 1;
 	const struct tcp_seg *seg;
 
 	/* At most ooo_max_segs long, as this keeps it. */
-	for (seg = pcb->ooseq; seg; seg = seg->next) {
+	for (seg = s->pcb->ooseq; seg; seg = seg->next) {
 		bytes += l3x_flow_pbuf_cost(seg->p) + st->seg_cost;
 		segs++;
 	}
-	return segs <= st->ooo_max_segs && bytes <= st->ooo_max_bytes;
+	if (segs > st->ooo_max_segs || bytes > st->ooo_max_bytes)
+		return false;
+	/* Under pressure it counts in the stream's share with the rest. */
+	return !pressure ||
+	       s->rx_charge + bytes <=
+		       l3x_flow_mem_share(st, L3X_FLOW_TCP) + wnd_slack(st);
 }
 
 /*
@@ -787,6 +807,7 @@ static err_t data_admit(struct l3x_stack *st, struct l3x_stream *s,
 {
 	struct tcp_pcb *pcb = s->pcb;
 	u32_t seq = hdr->seqno;
+	bool pressure;
 
 	if (!p->tot_len || !TCP_SEQ_GT(seq + p->tot_len, pcb->rcv_nxt))
 		return ERR_OK;
@@ -794,11 +815,12 @@ static err_t data_admit(struct l3x_stack *st, struct l3x_stream *s,
 		STAT_INC(st, rx_dropped_memory);
 		return ERR_MEM;
 	}
-	if (TCP_SEQ_GT(seq, pcb->rcv_nxt) && !ooo_fits(st, pcb, p)) {
+	pressure = l3x_flow_mem_pressure(st);
+	if (TCP_SEQ_GT(seq, pcb->rcv_nxt) && !ooo_fits(st, s, p, pressure)) {
 		STAT_INC(st, tcp_ooo_dropped);
 		return ERR_MEM;
 	}
-	if (l3x_flow_mem_pressure(st) || (s->eflags & EF_CLAMPED))
+	if (pressure || (s->eflags & EF_CLAMPED))
 		wnd_sync(st, s);
 	return ERR_OK;
 }
