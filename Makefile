@@ -229,7 +229,14 @@ $(B)/tests/netns/%: $(B)/obj/tests/netns/%.o $(NETNS_HELPERS) $(TEST_CSUM) \
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter-out %.bpf.o,$(filter %.o,$^)) $(B)/libl3x-internal.a -lcriterion $(LIBS)
 
-tests-build: all $(TEST_BINS)
+# The fault test's wire and client (tests/fault): test-only, not installed.
+FAULT_BINS  := $(B)/tests/fault-middle $(B)/tests/fault-client
+$(FAULT_BINS): $(B)/tests/%: tests/fault/%.c tests/fault/fault.h
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $< -lcrypto
+
+tests-build: all $(TEST_BINS) $(FAULT_BINS)
 
 test:
 	$(Q)LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check >/dev/null || $(MAKE) --no-print-directory deps
