@@ -59,6 +59,7 @@
 #define DRAIN_MS    2000 /* at exit: how long open flows may take to end */
 #define UDP_QUEUE   256	 /* datagrams per flow and direction (opts) */
 #define DNS_MAX	    512	 /* a DNS message over UDP without EDNS */
+#define CHECK_MEM_MS 20000 /* --check-mem: how long closing PCBs may take */
 
 struct dns_addr {
 	struct sockaddr_storage ss;
@@ -79,6 +80,7 @@ struct args {
 	uint32_t udp_idle_ms; /* 0: the library's default */
 	uint64_t abort_after; /* 0: never */
 	uint64_t seconds;     /* 0: until a signal */
+	bool check_mem;	      /* at exit, memory must be back where it was */
 };
 
 enum conn_kind { C_TCP, C_UDP, C_DNS };
@@ -135,6 +137,8 @@ struct server {
 	pthread_cond_t cond;
 	unsigned opened; /* workers done with their start */
 	char fail[200];	 /* first error a worker hit */
+	struct l3x_stack_mem mem0; /* --check-mem: before the engine ran */
+	bool mem_bad;
 };
 
 /* clang-format off */
@@ -143,7 +147,7 @@ TOOL_DEFINE(PROG,
 	    "       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
 	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
 	    "       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
-	    "       [--abort-after BYTES] [--seconds S] [--quiet] [--verbose]\n"
+	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",
 	    1);
 /* clang-format on */
@@ -296,6 +300,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "udp-idle", required_argument, NULL, 'I' },
 		{ "abort-after", required_argument, NULL, 'a' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "check-mem", no_argument, NULL, 'K' },
 		TOOL_OPTIONS_END,
 	};
 	int c;
@@ -311,6 +316,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case 't': a->tun = optarg; break;
 		case 'M': parse_mode(a, optarg); break;
 		case 'd': add_dns(a, optarg); break;
+		case 'K': a->check_mem = true; break;
 		default: parse_number(a, c, optarg); break;
 		}
 		/* clang-format on */
@@ -1031,6 +1037,8 @@ static void start(struct server *srv)
 	/* The threads started here leave SIGINT and SIGTERM to main. */
 	stop_signals_block(&old);
 	start_workers(srv);
+	/* Read while no engine runs: exact, and what the end must match. */
+	l3x_stack__mem(srv->stack, &srv->mem0);
 	err = l3x_stack__start(srv->stack);
 	if (err)
 		die("l3x_stack__start: %s", strerror(-err));
@@ -1154,6 +1162,63 @@ static void report(const struct server *srv)
 		m.frames.tx, m.frames.completion);
 }
 
+/* --check-mem: whether lwIP holds nothing more than at the start. Read
+ * while the engine runs, it is a racy snapshot: good enough to wait on. */
+static bool mem_back(const struct server *srv)
+{
+	const struct l3x_stack_mem *m0 = &srv->mem0;
+	struct l3x_stack_mem m;
+
+	l3x_stack__mem(srv->stack, &m);
+	return m.tcp_pcbs <= m0->tcp_pcbs && m.tcp_segs <= m0->tcp_segs &&
+	       m.pbufs <= m0->pbufs && m.reass <= m0->reass && !m.streams &&
+	       m.heap_bytes <= m0->heap_bytes;
+}
+
+/* --check-mem: streams that closed in order may still be finishing their
+ * FIN exchange (LAST_ACK, retransmitted on a lossy wire) for a while, and
+ * lwIP's TCP timer frees its timeout (heap) one tick after the last PCB. */
+static void wait_mem(const struct server *srv)
+{
+	int i;
+
+	for (i = 0; i < CHECK_MEM_MS / 10 && !mem_back(srv); i++)
+		poll(NULL, 0, 10);
+}
+
+/* --check-mem, the engine stopped: lwIP's pools, segments, PCBs and heap
+ * back at (the heap and UDP PCBs at most at: closed DNS sockets free
+ * theirs) their values before the engine first ran, every UMEM frame
+ * accounted for and none held by the application. One line either way. */
+static void check_mem(struct server *srv)
+{
+	const struct l3x_stack_mem *o = &srv->mem0;
+	const struct l3x_frame_stats *f;
+	struct l3x_stack_mem m;
+	uint64_t parts;
+
+	l3x_stack__mem(srv->stack, &m);
+	f = &m.frames;
+	parts = (uint64_t)f->free + f->fill + f->kernel + f->app + f->tx +
+		f->completion;
+	srv->mem_bad = m.heap_bytes > o->heap_bytes || m.pbufs != o->pbufs ||
+		       m.tcp_pcbs != o->tcp_pcbs ||
+		       m.tcp_listen_pcbs != o->tcp_listen_pcbs ||
+		       m.tcp_segs != o->tcp_segs || m.udp_pcbs > o->udp_pcbs ||
+		       m.reass != o->reass || m.streams || f->app ||
+		       parts != f->total || f->total != o->frames.total;
+	fprintf(stderr,
+		PROG ": check-mem %s: now (at start) heap %llu (%llu) pbufs "
+		     "%u (%u) tcp_pcbs %u (%u) listen_pcbs %u (%u) tcp_segs %u "
+		     "(%u) udp_pcbs %u (%u) reass %u (%u) streams %u; frames "
+		     "total %u (%u) parts %llu app %u\n",
+		srv->mem_bad ? "FAILED" : "ok", U(m.heap_bytes),
+		U(o->heap_bytes), m.pbufs, o->pbufs, m.tcp_pcbs, o->tcp_pcbs,
+		m.tcp_listen_pcbs, o->tcp_listen_pcbs, m.tcp_segs, o->tcp_segs,
+		m.udp_pcbs, o->udp_pcbs, m.reass, o->reass, m.streams,
+		f->total, o->frames.total, U(parts), f->app);
+}
+
 /* Runs on every exit, die() included: workers closed first (the stack
  * refuses to close under them), then the stack, which detaches. */
 static void close_server(void *arg)
@@ -1179,6 +1244,8 @@ static void finish(struct server *srv)
 	drain_flows(srv);
 	stop_workers(srv);
 	drain_flows(srv);
+	if (srv->a->check_mem && srv->started)
+		wait_mem(srv);
 	if (srv->started) {
 		err = l3x_stack__stop(srv->stack);
 		if (err)
@@ -1186,10 +1253,14 @@ static void finish(struct server *srv)
 				strerror(-err));
 		srv->started = false;
 	}
+	if (srv->a->check_mem)
+		check_mem(srv);
 	report(srv);
 	cleanup_now();
 	if (srv->fail[0])
 		die("%s", srv->fail);
+	if (srv->mem_bad)
+		exit(1);
 }
 
 int main(int argc, char **argv)
