@@ -40,18 +40,18 @@
 
 #include "fault.h"
 
-#define BUF		65536
-#define MAX_FLOWS	20000
-#define MAX_CONNECTING	64	/* connects in progress at once */
-#define UDP_TRIES	40	/* sends of one datagram before it fails */
-#define MAX_MESSAGES	10
-#define DGRAM_MAX	1400	/* fits an IPv6 1500-byte MTU */
+#define BUF	       65536
+#define MAX_FLOWS      20000
+#define MAX_CONNECTING 64 /* connects in progress at once */
+#define UDP_TRIES      40 /* sends of one datagram before it fails */
+#define MAX_MESSAGES   10
+#define DGRAM_MAX      1400 /* fits an IPv6 1500-byte MTU */
 
 struct args {
 	struct sockaddr_storage dst[2]; /* IPv4, IPv6 (port set) */
 	bool have[2];
-	unsigned addrs;			/* spread over this many from dst */
-	unsigned tcp[2], udp[2];	/* flows per family */
+	unsigned addrs;		 /* spread over this many from dst */
+	unsigned tcp[2], udp[2]; /* flows per family */
 	uint64_t bytes, window, dgrams, seed;
 	double stall, deadline, udp_timeout;
 };
@@ -64,12 +64,12 @@ struct flow {
 	int fd;
 	enum state state;
 	uint64_t seed;
-	uint64_t sent, recvd;	  /* TCP: stream offsets */
-	uint64_t seq, tries;	  /* UDP: datagram out, times sent */
-	uint64_t retries;	  /* UDP: resends */
-	uint64_t last;		  /* ns: last progress */
-	uint64_t resend_at;	  /* UDP: ns */
-	EVP_MD_CTX *hs, *hr;	  /* SHA-256 of sent, of received */
+	uint64_t sent, recvd; /* TCP: stream offsets */
+	uint64_t seq, tries;  /* UDP: datagram out, times sent */
+	uint64_t retries;     /* UDP: resends */
+	uint64_t last;	      /* ns: last progress */
+	uint64_t resend_at;   /* UDP: ns */
+	EVP_MD_CTX *hs, *hr;  /* SHA-256 of sent, of received */
 	struct sockaddr_storage to;
 };
 
@@ -278,8 +278,10 @@ static bool tcp_read(struct flow *f, uint64_t now)
 		bad = stream_check(f->seed, f->recvd, rbuf, r, &first);
 		if (bad) {
 			t.wrong_bytes += bad;
-			problem(f, "%llu wrong bytes echoed, the first at offset "
-				"%llu", (unsigned long long)bad,
+			problem(f,
+				"%llu wrong bytes echoed, the first at offset "
+				"%llu",
+				(unsigned long long)bad,
 				(unsigned long long)(f->recvd + first));
 		}
 		EVP_DigestUpdate(f->hr, rbuf, r);
@@ -423,9 +425,10 @@ static void udp_reply(struct flow *f, size_t r, uint64_t now)
 	len = dgram_make(f, f->seq, wbuf);
 	if (r != len || memcmp(rbuf, wbuf, len)) {
 		t.wrong_bytes += r;
-		problem(f, "datagram %llu: the echo (%zu bytes) is not what "
-			"was sent (%zu bytes)", (unsigned long long)f->seq, r,
-			len);
+		problem(f,
+			"datagram %llu: the echo (%zu bytes) is not what "
+			"was sent (%zu bytes)",
+			(unsigned long long)f->seq, r, len);
 		return;
 	}
 	EVP_DigestUpdate(f->hs, wbuf, len);
@@ -484,8 +487,8 @@ static void make_flows(void)
 				flows[k].udp = udp;
 				flows[k].v6 = v6;
 				flows[k].fd = -1;
-				flows[k].seed = mix64(a.seed * 0x9e3779b97f4a7c15ull +
-						      k);
+				flows[k].seed = mix64(
+					a.seed * 0x9e3779b97f4a7c15ull + k);
 				target(&flows[k], k % a.addrs);
 			}
 	active = nflows;
@@ -523,8 +526,10 @@ static void timers(uint64_t now)
 		}
 		if (f->udp && now >= f->resend_at) {
 			if (f->tries >= UDP_TRIES)
-				fail(f, "no echo of a datagram sent "
-				     "UDP_TRIES times", 0);
+				fail(f,
+				     "no echo of a datagram sent "
+				     "UDP_TRIES times",
+				     0);
 			else
 				udp_send(f, now);
 		}
@@ -667,23 +672,56 @@ static void parse_args(int argc, char **argv)
 	a.udp_timeout = 0.05;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': parse_dst(optarg); break;
-		case 'p': port = parse_u64("--port", optarg, 1, 65535); break;
-		case 'A': a.addrs = parse_u64("--addrs", optarg, 1, 65536); break;
-		case '4': a.tcp[0] = parse_u64("--tcp4", optarg, 0, MAX_FLOWS); break;
-		case '6': a.tcp[1] = parse_u64("--tcp6", optarg, 0, MAX_FLOWS); break;
-		case 'u': a.udp[0] = parse_u64("--udp4", optarg, 0, MAX_FLOWS); break;
-		case 'U': a.udp[1] = parse_u64("--udp6", optarg, 0, MAX_FLOWS); break;
-		case 'b': a.bytes = parse_u64("--bytes", optarg, 1, 1ull << 40); break;
-		case 'w': a.window = parse_u64("--window", optarg, 1, 1ull << 32); break;
-		case 'g': a.dgrams = parse_u64("--dgrams", optarg, 1, 1ull << 32); break;
-		case 'T': a.udp_timeout = parse_secs("--udp-timeout", optarg); break;
-		case 's': a.seed = parse_u64("--seed", optarg, 0, UINT64_MAX); break;
-		case 'S': a.stall = parse_secs("--stall", optarg); break;
-		case 'D': a.deadline = parse_secs("--deadline", optarg); break;
-		case 'h': usage(stdout); exit(0);
-		case ':': bad("%s: missing its value", argv[optind - 1]);
-		default: bad("'%s': unknown option (see --help)", argv[optind - 1]);
+		case 'd':
+			parse_dst(optarg);
+			break;
+		case 'p':
+			port = parse_u64("--port", optarg, 1, 65535);
+			break;
+		case 'A':
+			a.addrs = parse_u64("--addrs", optarg, 1, 65536);
+			break;
+		case '4':
+			a.tcp[0] = parse_u64("--tcp4", optarg, 0, MAX_FLOWS);
+			break;
+		case '6':
+			a.tcp[1] = parse_u64("--tcp6", optarg, 0, MAX_FLOWS);
+			break;
+		case 'u':
+			a.udp[0] = parse_u64("--udp4", optarg, 0, MAX_FLOWS);
+			break;
+		case 'U':
+			a.udp[1] = parse_u64("--udp6", optarg, 0, MAX_FLOWS);
+			break;
+		case 'b':
+			a.bytes = parse_u64("--bytes", optarg, 1, 1ull << 40);
+			break;
+		case 'w':
+			a.window = parse_u64("--window", optarg, 1, 1ull << 32);
+			break;
+		case 'g':
+			a.dgrams = parse_u64("--dgrams", optarg, 1, 1ull << 32);
+			break;
+		case 'T':
+			a.udp_timeout = parse_secs("--udp-timeout", optarg);
+			break;
+		case 's':
+			a.seed = parse_u64("--seed", optarg, 0, UINT64_MAX);
+			break;
+		case 'S':
+			a.stall = parse_secs("--stall", optarg);
+			break;
+		case 'D':
+			a.deadline = parse_secs("--deadline", optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			bad("%s: missing its value", argv[optind - 1]);
+		default:
+			bad("'%s': unknown option (see --help)",
+			    argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -719,7 +757,8 @@ int main(int argc, char **argv)
 	t0 = now_ns();
 	run();
 	secs = (now_ns() - t0) / 1e9;
-	printf(PROG ": seed %llu seconds %.1f tcp_bytes %llu tcp4_ok %u/%u "
+	printf(PROG
+	       ": seed %llu seconds %.1f tcp_bytes %llu tcp4_ok %u/%u "
 	       "tcp6_ok %u/%u udp4_ok %u/%u udp6_ok %u/%u udp_dgrams %llu "
 	       "udp_bytes %llu udp_retries %llu udp_late %llu wrong_bytes %llu "
 	       "sha_mismatch %u stuck %u failed %u\n",

@@ -39,13 +39,13 @@
 
 #include "fault.h"
 
-#define BATCH	  64	   /* frames a recvmmsg */
-#define FRAME_MAX 16384	   /* longer (a GSO packet) is dropped, counted */
-#define HOLD_MAX  64	   /* frames held back at once, per direction */
+#define BATCH	  64	/* frames a recvmmsg */
+#define FRAME_MAX 16384 /* longer (a GSO packet) is dropped, counted */
+#define HOLD_MAX  64	/* frames held back at once, per direction */
 #define TX_MAX	  (2 * BATCH + HOLD_MAX)
 #define SOCK_BUF  (8 << 20)
 #define PPM	  1000000u
-#define F_OPT	  256	   /* getopt values of the rate options */
+#define F_OPT	  256 /* getopt values of the rate options */
 
 enum fault { F_DROP, F_CORRUPT, F_TRUNCATE, F_DUP, F_REORDER, F_KINDS };
 
@@ -67,11 +67,11 @@ struct args {
 };
 
 struct counts {
-	uint64_t frames, bytes;	 /* read */
-	uint64_t out;		 /* written */
+	uint64_t frames, bytes; /* read */
+	uint64_t out;		/* written */
 	uint64_t fault[F_KINDS];
-	uint64_t oversize;	 /* longer than FRAME_MAX: dropped */
-	uint64_t tx_failed;	 /* the kernel refused to send: lost */
+	uint64_t oversize;  /* longer than FRAME_MAX: dropped */
+	uint64_t tx_failed; /* the kernel refused to send: lost */
 };
 
 struct held {
@@ -85,7 +85,7 @@ struct dir {
 	char name[2 * IF_NAMESIZE + 2];
 	int in, out;
 	uint64_t rng;
-	uint8_t *rbuf;	/* BATCH frames */
+	uint8_t *rbuf; /* BATCH frames */
 	struct mmsghdr rmsg[BATCH];
 	struct iovec riov[BATCH];
 	struct mmsghdr tmsg[TX_MAX]; /* what goes out at the next flush */
@@ -145,20 +145,35 @@ static void parse_args(struct args *a, int argc, char **argv)
 			continue;
 		}
 		switch (c) {
-		case 'a': a->ifname[0] = optarg; break;
-		case 'b': a->ifname[1] = optarg; break;
-		case 's': a->seed = parse_u64("--seed", optarg, 0, UINT64_MAX); break;
+		case 'a':
+			a->ifname[0] = optarg;
+			break;
+		case 'b':
+			a->ifname[1] = optarg;
+			break;
+		case 's':
+			a->seed = parse_u64("--seed", optarg, 0, UINT64_MAX);
+			break;
 		case 'n':
-			a->depth = parse_u64("--reorder-depth", optarg, 1, 1000);
+			a->depth =
+				parse_u64("--reorder-depth", optarg, 1, 1000);
 			break;
 		case 'H':
-			a->hold_ns = parse_u64("--hold-us", optarg, 1, 1000000) *
-				     1000;
+			a->hold_ns =
+				parse_u64("--hold-us", optarg, 1, 1000000) *
+				1000;
 			break;
-		case 'S': a->seconds = parse_secs("--seconds", optarg); break;
-		case 'h': usage(stdout); exit(0);
-		case ':': bad("%s: missing its value", argv[optind - 1]);
-		default: bad("'%s': unknown option (see --help)", argv[optind - 1]);
+		case 'S':
+			a->seconds = parse_secs("--seconds", optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			bad("%s: missing its value", argv[optind - 1]);
+		default:
+			bad("'%s': unknown option (see --help)",
+			    argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -360,8 +375,8 @@ static void pump(struct dir *d, const struct args *a)
 				d->c.oversize++;
 				continue;
 			}
-			one_frame(d, a, d->riov[i].iov_base,
-				  d->rmsg[i].msg_len, now);
+			one_frame(d, a, d->riov[i].iov_base, d->rmsg[i].msg_len,
+				  now);
 		}
 		flush(d);
 		if (n < BATCH)
@@ -403,7 +418,8 @@ static void report(const struct args *a, const struct dir *dirs, double secs)
 
 		printf("; %s frames %llu bytes %llu out %llu", dirs[k].name,
 		       (unsigned long long)c->frames,
-		       (unsigned long long)c->bytes, (unsigned long long)c->out);
+		       (unsigned long long)c->bytes,
+		       (unsigned long long)c->out);
 		for (f = 0; f < F_KINDS; f++) {
 			printf(" %s %llu", fault_names[f],
 			       (unsigned long long)c->fault[f]);

@@ -51,9 +51,8 @@ static void bad(const char *fmt, ...)
 	exit(2);
 }
 
-static __attribute__((unused)) uint64_t parse_u64(const char *opt,
-						  const char *s, uint64_t min,
-						  uint64_t max)
+static __attribute__((unused)) uint64_t
+parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max)
 {
 	unsigned long long v;
 	char *end;
@@ -68,8 +67,7 @@ static __attribute__((unused)) uint64_t parse_u64(const char *opt,
 	return v;
 }
 
-static __attribute__((unused)) double parse_secs(const char *opt,
-						 const char *s)
+static __attribute__((unused)) double parse_secs(const char *opt, const char *s)
 {
 	char *end;
 	double v;
