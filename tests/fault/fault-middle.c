@@ -18,6 +18,14 @@
  * in opposite directions cancel out, so more would test the checksum, not
  * the stack behind it. A held frame whose direction goes quiet leaves
  * after --hold-us, so reordering never turns into loss.
+ *
+ * With many flows this program is the bottleneck of the testbed (the
+ * receivers' softirq work runs in its sendmmsg), and a full socket queue
+ * drops frames on top of the faults. Every flow keeps a segment or two in
+ * flight whatever its window, so a queue that cannot hold that for all of
+ * them overflows for good and turns 1% loss into long bursts: --queue
+ * (default 64 MiB of the kernel's accounting, a few tenths of a second)
+ * holds it, and what overflows anyway is counted.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,7 +51,6 @@
 #define FRAME_MAX 16384 /* longer (a GSO packet) is dropped, counted */
 #define HOLD_MAX  64	/* frames held back at once, per direction */
 #define TX_MAX	  (2 * BATCH + HOLD_MAX)
-#define SOCK_BUF  (8 << 20)
 #define PPM	  1000000u
 #define F_OPT	  256 /* getopt values of the rate options */
 
@@ -64,6 +71,7 @@ struct args {
 	unsigned depth;	  /* a held frame leaves after this many more */
 	uint64_t hold_ns; /* ... or after this long */
 	double seconds;	  /* 0: until a signal */
+	int queue;	  /* bytes a socket may queue (kernel accounting) */
 };
 
 struct counts {
@@ -72,6 +80,7 @@ struct counts {
 	uint64_t fault[F_KINDS];
 	uint64_t oversize;  /* longer than FRAME_MAX: dropped */
 	uint64_t tx_failed; /* the kernel refused to send: lost */
+	uint64_t overflow;  /* the socket's queue was full: lost unseen */
 };
 
 struct held {
@@ -108,7 +117,7 @@ static void usage(FILE *f)
 	      "[--corrupt PPM]\n"
 	      "       [--truncate PPM] [--dup PPM] [--reorder PPM] "
 	      "[--reorder-depth N]\n"
-	      "       [--hold-us US] [--seconds S]\n"
+	      "       [--hold-us US] [--queue BYTES] [--seconds S]\n"
 	      "Forwards every frame between IF a and IF b with faults, each "
 	      "at a rate in\n"
 	      "parts per million; one summary line at SIGINT, SIGTERM or "
@@ -130,6 +139,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{"reorder-depth", required_argument, NULL, 'n'},
 		{"hold-us", required_argument, NULL, 'H'},
 		{"seconds", required_argument, NULL, 'S'},
+		{"queue", required_argument, NULL, 'Q'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -138,6 +148,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 	a->depth = 3;
 	a->hold_ns = 2000000;
 	a->seed = 1;
+	a->queue = 64 << 20;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (c >= F_OPT && c < F_OPT + F_KINDS) {
 			a->ppm[c - F_OPT] = parse_u64(fault_opts[c - F_OPT],
@@ -166,6 +177,10 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case 'S':
 			a->seconds = parse_secs("--seconds", optarg);
 			break;
+		case 'Q':
+			a->queue =
+				parse_u64("--queue", optarg, 1 << 16, 1 << 30);
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -187,13 +202,13 @@ static void parse_args(struct args *a, int argc, char **argv)
 /* A raw socket on ifname that sees only what arrives there. Made with
  * protocol 0 and bound with ETH_P_ALL, so that it never sees a frame of
  * another interface between socket() and bind(). */
-static int packet_socket(const char *ifname)
+static int packet_socket(const char *ifname, int buf)
 {
 	struct sockaddr_ll sll = {
 		.sll_family = AF_PACKET,
 		.sll_protocol = htons(ETH_P_ALL),
 	};
-	int one = 1, buf = SOCK_BUF, fd;
+	int one = 1, fd;
 
 	sll.sll_ifindex = if_nametoindex(ifname);
 	if (!sll.sll_ifindex)
@@ -406,6 +421,17 @@ static int poll_timeout(const struct dir *dirs, uint64_t now)
 
 /* ------------------------------------------------------------ report */
 
+/* Frames the kernel dropped because our receive queue was full: losses
+ * on top of the faults, when this program is the bottleneck. */
+static void read_overflow(struct dir *d)
+{
+	struct tpacket_stats st = {};
+	socklen_t len = sizeof(st);
+
+	if (!getsockopt(d->in, SOL_PACKET, PACKET_STATISTICS, &st, &len))
+		d->c.overflow += st.tp_drops;
+}
+
 static void report(const struct args *a, const struct dir *dirs, double secs)
 {
 	struct counts t = {};
@@ -425,19 +451,22 @@ static void report(const struct args *a, const struct dir *dirs, double secs)
 			       (unsigned long long)c->fault[f]);
 			t.fault[f] += c->fault[f];
 		}
-		printf(" oversize %llu tx_failed %llu",
+		printf(" oversize %llu tx_failed %llu overflow %llu",
 		       (unsigned long long)c->oversize,
-		       (unsigned long long)c->tx_failed);
+		       (unsigned long long)c->tx_failed,
+		       (unsigned long long)c->overflow);
 		t.frames += c->frames;
 		t.bytes += c->bytes;
 		t.tx_failed += c->tx_failed;
+		t.overflow += c->overflow;
 	}
 	printf("; total frames %llu bytes %llu", (unsigned long long)t.frames,
 	       (unsigned long long)t.bytes);
 	for (f = 0; f < F_KINDS; f++)
 		printf(" %s %llu", fault_names[f],
 		       (unsigned long long)t.fault[f]);
-	printf(" tx_failed %llu\n", (unsigned long long)t.tx_failed);
+	printf(" tx_failed %llu overflow %llu\n",
+	       (unsigned long long)t.tx_failed, (unsigned long long)t.overflow);
 	fflush(stdout);
 }
 
@@ -461,7 +490,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	for (k = 0; k < 2; k++)
-		fd[k] = packet_socket(a.ifname[k]);
+		fd[k] = packet_socket(a.ifname[k], a.queue);
 	for (k = 0; k < 2; k++) {
 		dir_init(&dirs[k], &a, fd[k], fd[!k], k);
 		pf[k] = (struct pollfd){.fd = fd[k], .events = POLLIN};
@@ -479,6 +508,8 @@ int main(int argc, char **argv)
 		for (k = 0; k < 2; k++)
 			pump(&dirs[k], &a);
 	}
+	for (k = 0; k < 2; k++)
+		read_overflow(&dirs[k]);
 	report(&a, dirs, (now_ns() - t0) / 1e9);
 	return 0;
 }

@@ -262,12 +262,12 @@ phase() {
 		extra="$extra no_memory $(key "$sline" no_memory) aborted $(key "$sline" aborted)"
 		;;
 	esac
-	printf 'fault %s %s: %s bytes echoed, tcp v4 %s/%s v6 %s/%s, udp %s/%s flows (%s datagrams, %s resent), %.1f s; wire %s frames: dropped %s reordered %s duplicated %s corrupted %s truncated %s; client retransmits %s csum_errors %s, %s; seed %s\n' \
+	printf 'fault %s %s: %s bytes echoed, tcp v4 %s/%s v6 %s/%s, udp %s/%s flows (%s datagrams, %s resent), %.1f s; wire %s frames: dropped %s reordered %s duplicated %s corrupted %s truncated %s overflow %s; client retransmits %s csum_errors %s, %s; seed %s\n' \
 		"$WHAT" "$kind" "$(key "$line" tcp_bytes)" "$(key "$line" tcp4_ok)" "$TCP" \
 		"$(key "$line" tcp6_ok)" "$TCP" "$(($(key "$line" udp4_ok) + $(key "$line" udp6_ok)))" \
 		"$((2 * UDP))" "$(key "$line" udp_dgrams)" "$(key "$line" udp_retries)" \
 		"$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$(total frames)" "$(total dropped)" "$(total reordered)" \
-		"$(total duplicated)" "$(total corrupted)" "$(total truncated)" \
+		"$(total duplicated)" "$(total corrupted)" "$(total truncated)" "$(total overflow)" \
 		"$((rt1 - rt0))" "$((cs1 - cs0))" "$extra" "$SEED"
 }
 
