@@ -20,6 +20,8 @@
 #   FAULT_SEED=N     rerun with the seed a failure printed (default: random)
 #   FAULT_SOAK=1     4 GiB over 1,000 TCP flows (and 64 UDP); on demand only
 #   FAULT_ONLY=kernel|l3x   one server only
+#   FAULT_QUEUE=BYTES  fault-middle's socket queue (default 64 MiB); a small
+#                    one adds tail-drop bursts on top of the faults
 #   FAULT_KEEP=DIR   keep the logs
 . "$(dirname "$0")/testbed.bash"
 require_root_netns
@@ -37,6 +39,7 @@ DST6=2001:db8:100::16
 PORT=7
 SEED=${FAULT_SEED:-$((RANDOM * 32768 + RANDOM))}
 FAULTS=(--drop 10000 --reorder 10000 --dup 1000 --corrupt 1000 --truncate 500)
+[ -n "${FAULT_QUEUE:-}" ] && FAULTS+=(--queue "$FAULT_QUEUE")
 if [ "${FAULT_SOAK:-0}" = 1 ]; then
 	TCP=500 UDP=32 BYTES=4400000 DGRAMS=400 WHAT=soak
 else
