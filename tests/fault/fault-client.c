@@ -69,6 +69,7 @@ struct flow {
 	uint64_t retries;     /* UDP: resends */
 	uint64_t last;	      /* ns: last progress */
 	uint64_t resend_at;   /* UDP: ns */
+	uint64_t shut_at;     /* TCP: ns, when it half-closed */
 	EVP_MD_CTX *hs, *hr;  /* SHA-256 of sent, of received */
 	struct sockaddr_storage to;
 };
@@ -184,16 +185,18 @@ static void flow_end(struct flow *f, bool ok)
 		t.failed++;
 }
 
+/* A failed flow: what, how far it got, and (after its half-close) how
+ * long since, which tells a server's timeout from a wire's stall. */
 static void fail(struct flow *f, const char *what, int err)
 {
-	if (err)
-		problem(f, "%s: %s (sent %llu, echoed %llu)", what,
-			strerror(err), (unsigned long long)f->sent,
-			(unsigned long long)f->recvd);
-	else
-		problem(f, "%s (sent %llu, echoed %llu)", what,
-			(unsigned long long)f->sent,
-			(unsigned long long)f->recvd);
+	char since[48] = "";
+
+	if (f->state == S_DRAIN)
+		snprintf(since, sizeof(since), ", half-closed %.1f s before",
+			 (now_ns() - f->shut_at) / 1e9);
+	problem(f, "%s%s%s (sent %llu, echoed %llu%s)", what, err ? ": " : "",
+		err ? strerror(err) : "", (unsigned long long)f->sent,
+		(unsigned long long)f->recvd, since);
 	flow_end(f, false);
 }
 
@@ -319,6 +322,7 @@ static bool tcp_write(struct flow *f, uint64_t now)
 	if (f->state == S_RUN && f->sent == a.bytes) {
 		shutdown(f->fd, SHUT_WR);
 		f->state = S_DRAIN;
+		f->shut_at = now;
 	}
 	return true;
 }

@@ -142,7 +142,7 @@ server_start() {
 	SPID=$!
 	on_exit "kill -9 $SPID 2>/dev/null"
 	for _ in $(seq 150); do
-		grep -q ': ready' "$log" && return 0
+		grep -qs ': ready' "$log" && return 0
 		kill -0 "$SPID" 2>/dev/null || break
 		sleep 0.1
 	done
