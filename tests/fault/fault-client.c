@@ -646,22 +646,22 @@ static void check_args(void)
 static void parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"dst", required_argument, NULL, 'd'},
-		{"port", required_argument, NULL, 'p'},
-		{"addrs", required_argument, NULL, 'A'},
-		{"tcp4", required_argument, NULL, '4'},
-		{"tcp6", required_argument, NULL, '6'},
-		{"udp4", required_argument, NULL, 'u'},
-		{"udp6", required_argument, NULL, 'U'},
-		{"bytes", required_argument, NULL, 'b'},
-		{"window", required_argument, NULL, 'w'},
-		{"dgrams", required_argument, NULL, 'g'},
-		{"udp-timeout", required_argument, NULL, 'T'},
-		{"seed", required_argument, NULL, 's'},
-		{"stall", required_argument, NULL, 'S'},
-		{"deadline", required_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{ "dst", required_argument, NULL, 'd' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "addrs", required_argument, NULL, 'A' },
+		{ "tcp4", required_argument, NULL, '4' },
+		{ "tcp6", required_argument, NULL, '6' },
+		{ "udp4", required_argument, NULL, 'u' },
+		{ "udp6", required_argument, NULL, 'U' },
+		{ "bytes", required_argument, NULL, 'b' },
+		{ "window", required_argument, NULL, 'w' },
+		{ "dgrams", required_argument, NULL, 'g' },
+		{ "udp-timeout", required_argument, NULL, 'T' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "stall", required_argument, NULL, 'S' },
+		{ "deadline", required_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
 	unsigned port = 0;
 	int c;
@@ -744,7 +744,7 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = {.sa_handler = on_signal};
+	struct sigaction sa = { .sa_handler = on_signal };
 	struct rlimit rl;
 	uint64_t t0;
 	double secs;

@@ -128,20 +128,20 @@ static void usage(FILE *f)
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"a", required_argument, NULL, 'a'},
-		{"b", required_argument, NULL, 'b'},
-		{"seed", required_argument, NULL, 's'},
-		{"drop", required_argument, NULL, F_OPT + F_DROP},
-		{"corrupt", required_argument, NULL, F_OPT + F_CORRUPT},
-		{"truncate", required_argument, NULL, F_OPT + F_TRUNCATE},
-		{"dup", required_argument, NULL, F_OPT + F_DUP},
-		{"reorder", required_argument, NULL, F_OPT + F_REORDER},
-		{"reorder-depth", required_argument, NULL, 'n'},
-		{"hold-us", required_argument, NULL, 'H'},
-		{"seconds", required_argument, NULL, 'S'},
-		{"queue", required_argument, NULL, 'Q'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{ "a", required_argument, NULL, 'a' },
+		{ "b", required_argument, NULL, 'b' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "drop", required_argument, NULL, F_OPT + F_DROP },
+		{ "corrupt", required_argument, NULL, F_OPT + F_CORRUPT },
+		{ "truncate", required_argument, NULL, F_OPT + F_TRUNCATE },
+		{ "dup", required_argument, NULL, F_OPT + F_DUP },
+		{ "reorder", required_argument, NULL, F_OPT + F_REORDER },
+		{ "reorder-depth", required_argument, NULL, 'n' },
+		{ "hold-us", required_argument, NULL, 'H' },
+		{ "seconds", required_argument, NULL, 'S' },
+		{ "queue", required_argument, NULL, 'Q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
 	int c;
 
@@ -299,7 +299,7 @@ static bool hold_frame(struct dir *d, const struct args *a, uint8_t *p,
 		if (d->hold_busy[i])
 			continue;
 		memcpy(d->hbuf + (size_t)i * FRAME_MAX, p, len);
-		d->hold[i] = (struct held){len, a->depth, now + a->hold_ns};
+		d->hold[i] = (struct held){ len, a->depth, now + a->hold_ns };
 		d->hold_busy[i] = true;
 		d->nheld++;
 		return true;
@@ -478,7 +478,7 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa = {.sa_handler = on_signal};
+	struct sigaction sa = { .sa_handler = on_signal };
 	static struct dir dirs[2];
 	static struct args a;
 	struct pollfd pf[2];
@@ -493,7 +493,7 @@ int main(int argc, char **argv)
 		fd[k] = packet_socket(a.ifname[k], a.queue);
 	for (k = 0; k < 2; k++) {
 		dir_init(&dirs[k], &a, fd[k], fd[!k], k);
-		pf[k] = (struct pollfd){.fd = fd[k], .events = POLLIN};
+		pf[k] = (struct pollfd){ .fd = fd[k], .events = POLLIN };
 	}
 	t0 = now_ns();
 	end = a.seconds ? t0 + (uint64_t)(a.seconds * NS) : UINT64_MAX;

@@ -56,10 +56,10 @@
 #define BATCH	    64		/* events taken per l3x_worker__poll */
 #define SCRATCH	    (64 * 1024) /* one read's worth; more than any datagram */
 #define MAX_CPU	    4095
-#define DRAIN_MS    2000 /* at exit: how long open flows may take to end */
-#define UDP_QUEUE   256	 /* datagrams per flow and direction (opts) */
-#define DNS_MAX	    512	 /* a DNS message over UDP without EDNS */
-#define CHECK_MEM_MS 20000 /* --check-mem: how long closing PCBs may take */
+#define DRAIN_MS    2000  /* at exit: how long open flows may take to end */
+#define UDP_QUEUE   256	  /* datagrams per flow and direction (opts) */
+#define DNS_MAX	    512	  /* a DNS message over UDP without EDNS */
+#define MEM_WAIT_MS 20000 /* --check-mem: how long closing PCBs may take */
 
 struct dns_addr {
 	struct sockaddr_storage ss;
@@ -135,8 +135,8 @@ struct server {
 	int step;	      /* of stopping: 1 reset, 2 leave (see top) */
 	pthread_mutex_t lock; /* guards opened, fail */
 	pthread_cond_t cond;
-	unsigned opened; /* workers done with their start */
-	char fail[200];	 /* first error a worker hit */
+	unsigned opened;	   /* workers done with their start */
+	char fail[200];		   /* first error a worker hit */
 	struct l3x_stack_mem mem0; /* --check-mem: before the engine ran */
 	bool mem_bad;
 };
@@ -1182,7 +1182,7 @@ static void wait_mem(const struct server *srv)
 {
 	int i;
 
-	for (i = 0; i < CHECK_MEM_MS / 10 && !mem_back(srv); i++)
+	for (i = 0; i < MEM_WAIT_MS / 10 && !mem_back(srv); i++)
 		poll(NULL, 0, 10);
 }
 
@@ -1215,8 +1215,8 @@ static void check_mem(struct server *srv)
 		srv->mem_bad ? "FAILED" : "ok", U(m.heap_bytes),
 		U(o->heap_bytes), m.pbufs, o->pbufs, m.tcp_pcbs, o->tcp_pcbs,
 		m.tcp_listen_pcbs, o->tcp_listen_pcbs, m.tcp_segs, o->tcp_segs,
-		m.udp_pcbs, o->udp_pcbs, m.reass, o->reass, m.streams,
-		f->total, o->frames.total, U(parts), f->app);
+		m.udp_pcbs, o->udp_pcbs, m.reass, o->reass, m.streams, f->total,
+		o->frames.total, U(parts), f->app);
 }
 
 /* Runs on every exit, die() included: workers closed first (the stack
