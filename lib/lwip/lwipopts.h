@@ -109,8 +109,11 @@
 #define LWIP_UDP			1
 #define LWIP_UDPLITE			0
 
-/* ---- statistics: the engine reads pool usage to account for leaks */
+/* ---- statistics: the engine reads pool usage to account for leaks,
+ * and the per-protocol counters to tell what became of each packet
+ * (lib/engine.c); 32-bit counters, so one turn never sees them wrap */
 #define LWIP_STATS			1
+#define LWIP_STATS_LARGE		1
 #define LWIP_STATS_DISPLAY		0
 #define MEMP_STATS			1
 #define MEM_STATS			1
@@ -120,8 +123,8 @@
 #define IP6_STATS			1
 #define IPFRAG_STATS			1
 #define LINK_STATS			0
-#define ICMP_STATS			0
-#define ICMP6_STATS			0
+#define ICMP_STATS			1
+#define ICMP6_STATS			1
 #define ND6_STATS			0
 #define MLD6_STATS			0
 #define ETHARP_STATS			0
@@ -138,6 +141,10 @@
 #define TCP_PCB_HASH_SIZE		262144
 #define LWIP_HOOK_FILENAME		"l3x_hooks.h"
 #define LWIP_HOOK_TCP_ISN		l3x_tcp_isn
+/* Which PCB a received segment went to (l3x_hooks.h): the engine counts
+ * it as the listener's, TIME_WAIT's or a connection's. */
+#define LWIP_HOOK_TCP_INPACKET_PCB(pcb, hdr, optlen, opt1len, opt2, p) \
+	l3x_tcp_inpacket(pcb)
 
 #define LWIP_DEBUG			0
 #define LWIP_NOASSERT_ON_ERROR		1
