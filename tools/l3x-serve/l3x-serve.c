@@ -1029,13 +1029,28 @@ static void add_rules(struct server *srv)
 	}
 }
 
+static volatile sig_atomic_t counters_asked; /* SIGUSR1 */
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	counters_asked = 1;
+}
+
 static void start(struct server *srv)
 {
-	sigset_t old;
+	struct sigaction sa = { .sa_handler = on_sigusr1,
+				.sa_flags = SA_RESTART };
+	sigset_t old, usr1;
 	int err;
 
-	/* The threads started here leave SIGINT and SIGTERM to main. */
+	/* The threads started here leave SIGINT, SIGTERM and SIGUSR1 (a
+	 * line of counters) to main. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigaction(SIGUSR1, &sa, NULL);
 	stop_signals_block(&old);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	start_workers(srv);
 	/* Read while no engine runs: exact, and what the end must match. */
 	l3x_stack__mem(srv->stack, &srv->mem0);
@@ -1062,6 +1077,71 @@ static void sum_workers(const struct server *srv, struct wstats *sum)
 		for (k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
 			s[k] += counted(&c[k]);
 	}
+}
+
+#define U(x) ((unsigned long long)(x))
+
+/* The counters of @srv, without a newline: every key appears once, so
+ * scripts can pick any. Any thread. */
+static void print_counters(const struct server *srv, const char *label)
+{
+	struct l3x_stack_stats st = {};
+	struct l3x_steer_stats ss = {};
+	struct wstats n;
+
+	l3x_stack__stats(srv->stack, &st);
+	l3x_stack__steer_stats(srv->stack, &ss);
+	sum_workers(srv, &n);
+	fprintf(stderr,
+		PROG
+		": %s: streams %llu read %llu bytes written %llu bytes; "
+		"tcp accepted %llu closed %llu reset_by_client %llu aborted %llu "
+		"refused_flows %llu refused_memory %llu refused_backlog %llu; "
+		"udp flows_served %llu datagrams_in %llu datagrams_out %llu "
+		"datagrams_dropped %llu created %llu expired %llu refused %llu "
+		"delivered %llu queue_dropped %llu sent %llu send_failed %llu; "
+		"dns queries %llu answered %llu; flows %llu buffered %llu; "
+		"ip rx_packets %llu rx_bytes %llu tx_packets %llu tx_bytes %llu "
+		"not_ip %llu no_rule %llu no_memory %llu bad %llu tx_dropped %llu; "
+		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
+		"fate rx_ip_bad %llu rx_frag_held %llu rx_frag_bad %llu "
+		"rx_tcp_flow %llu rx_tcp_listen %llu rx_tcp_timewait %llu "
+		"rx_tcp_bad %llu rx_udp %llu rx_udp_bad %llu rx_icmp %llu "
+		"rx_icmp_bad %llu rx_ring_dropped %llu",
+		label, U(n.accepted), U(n.bytes_in), U(n.bytes_out),
+		U(st.tcp_accepted), U(st.tcp_closed), U(st.tcp_reset_by_client),
+		U(st.tcp_aborted), U(st.tcp_refused_flows),
+		U(st.tcp_refused_memory), U(st.tcp_refused_backlog),
+		U(n.udp_flows), U(n.dgrams_in), U(n.dgrams_out),
+		U(n.dgrams_dropped), U(st.udp_flows), U(st.udp_expired),
+		U(st.udp_refused), U(st.udp_rx), U(st.udp_rx_dropped),
+		U(st.udp_tx), U(st.udp_tx_failed), U(n.dns_queries),
+		U(n.dns_answered), U(st.flows), U(st.buffered_bytes),
+		U(st.rx_packets), U(st.rx_bytes), U(st.tx_packets),
+		U(st.tx_bytes), U(st.rx_not_ip), U(st.rx_no_rule),
+		U(st.rx_no_memory), U(st.rx_bad), U(st.tx_dropped),
+		U(ss.passed), U(ss.redirected), U(ss.redirect_failed),
+		U(ss.malformed), U(st.rx_ip_bad), U(st.rx_frag_held),
+		U(st.rx_frag_bad), U(st.rx_tcp_flow), U(st.rx_tcp_listen),
+		U(st.rx_tcp_timewait), U(st.rx_tcp_bad), U(st.rx_udp),
+		U(st.rx_udp_bad), U(st.rx_icmp), U(st.rx_icmp_bad),
+		U(st.rx_ring_dropped));
+}
+
+/* The closing line: the counters, then memory still in use (read with
+ * the engine stopped). */
+static void report(const struct server *srv)
+{
+	struct l3x_stack_mem m = {};
+
+	l3x_stack__mem(srv->stack, &m);
+	print_counters(srv, name_of(proto_modes, srv->a->mode));
+	fprintf(stderr,
+		"; mem pbufs %u tcp_pcbs %u tcp_segs %u udp_pcbs %u stream_objects %u; "
+		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u\n",
+		m.pbufs, m.tcp_pcbs, m.tcp_segs, m.udp_pcbs, m.streams,
+		m.frames.total, m.frames.free, m.frames.fill, m.frames.kernel,
+		m.frames.app, m.frames.tx, m.frames.completion);
 }
 
 static void progress(const struct server *srv, uint64_t *last, double dt)
@@ -1092,6 +1172,13 @@ static void run(struct server *srv)
 	run_clock_start(&rc, a->seconds, a->link.quiet);
 	while (!stop_requested()) {
 		poll(NULL, 0, 100);
+		if (counters_asked) {
+			/* Cleared first: a signal during the print asks
+			 * for the next line. */
+			counters_asked = 0;
+			print_counters(srv, "counters");
+			fputc('\n', stderr);
+		}
 		dt = run_clock_turn(&rc);
 		if (dt < 0)
 			break;
@@ -1113,53 +1200,6 @@ static void drain_flows(struct server *srv)
 			return;
 		poll(NULL, 0, 10);
 	}
-}
-
-#define U(x) ((unsigned long long)(x))
-
-/* One line of counters; every key appears once, so scripts can pick any. */
-static void report(const struct server *srv)
-{
-	struct l3x_stack_stats st = {};
-	struct l3x_stack_mem m = {};
-	struct l3x_steer_stats ss = {};
-	struct wstats n;
-
-	l3x_stack__stats(srv->stack, &st);
-	l3x_stack__mem(srv->stack, &m);
-	l3x_stack__steer_stats(srv->stack, &ss);
-	sum_workers(srv, &n);
-	fprintf(stderr,
-		PROG
-		": %s: streams %llu read %llu bytes written %llu bytes; "
-		"tcp accepted %llu closed %llu reset_by_client %llu aborted %llu "
-		"refused_flows %llu refused_memory %llu refused_backlog %llu; "
-		"udp flows_served %llu datagrams_in %llu datagrams_out %llu "
-		"datagrams_dropped %llu created %llu expired %llu refused %llu "
-		"delivered %llu queue_dropped %llu sent %llu send_failed %llu; "
-		"dns queries %llu answered %llu; flows %llu buffered %llu; "
-		"ip rx_packets %llu rx_bytes %llu tx_packets %llu tx_bytes %llu "
-		"not_ip %llu no_rule %llu no_memory %llu bad %llu tx_dropped %llu; "
-		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
-		"mem pbufs %u tcp_pcbs %u tcp_segs %u udp_pcbs %u stream_objects %u; "
-		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u\n",
-		name_of(proto_modes, srv->a->mode), U(n.accepted),
-		U(n.bytes_in), U(n.bytes_out), U(st.tcp_accepted),
-		U(st.tcp_closed), U(st.tcp_reset_by_client), U(st.tcp_aborted),
-		U(st.tcp_refused_flows), U(st.tcp_refused_memory),
-		U(st.tcp_refused_backlog), U(n.udp_flows), U(n.dgrams_in),
-		U(n.dgrams_out), U(n.dgrams_dropped), U(st.udp_flows),
-		U(st.udp_expired), U(st.udp_refused), U(st.udp_rx),
-		U(st.udp_rx_dropped), U(st.udp_tx), U(st.udp_tx_failed),
-		U(n.dns_queries), U(n.dns_answered), U(st.flows),
-		U(st.buffered_bytes), U(st.rx_packets), U(st.rx_bytes),
-		U(st.tx_packets), U(st.tx_bytes), U(st.rx_not_ip),
-		U(st.rx_no_rule), U(st.rx_no_memory), U(st.rx_bad),
-		U(st.tx_dropped), U(ss.passed), U(ss.redirected),
-		U(ss.redirect_failed), U(ss.malformed), m.pbufs, m.tcp_pcbs,
-		m.tcp_segs, m.udp_pcbs, m.streams, m.frames.total,
-		m.frames.free, m.frames.fill, m.frames.kernel, m.frames.app,
-		m.frames.tx, m.frames.completion);
 }
 
 /* --check-mem: whether lwIP holds nothing more than at the start. Read
