@@ -420,7 +420,7 @@ def _(c):
     return ip6(s, d, DSTOPTS, body), "rx_ip_bad"
 
 
-@cls("ip6-hbh-bad-option", "IPv6 hop-by-hop options that say discard, or end at the header's last byte")
+@cls("ip6-hbh-bad-option", "IPv6 hop-by-hop options that say discard, or whose length byte is past the header")
 def _(c):
     s, d = c.s6(), c.d6()
     if c.rng.random() < 0.5:
@@ -428,9 +428,10 @@ def _(c):
         h = bytes([ICMP6, 0, t, 4]) + bytes(4)
         return ip6(s, d, HOPOPT, h + icmp6(s, d, 128, 0, c.data(4, 8))), "rx_ip_bad"
     # An option type in the header's last byte, its length byte beyond it:
-    # the packet ends there (no next header).
-    h = bytes([NONXT, 0, 1, 3, 0, 0, 0, c.rng.choice([5, 0xC2, 0x05])])
-    return ip6(s, d, HOPOPT, h), "rx_ip_bad"
+    # the packet ends there (no next header). Stock lwIP read that byte
+    # past the buffer (patch 0031).
+    h = bytes([NONXT, 0, 1, 3, 0, 0, 0, c.rng.choice([5, 0xC2, 0x05, 0x1E])])
+    return ip6(s, d, c.rng.choice([HOPOPT, DSTOPTS]), h), "rx_ip_bad"
 
 
 # ---- fragments
