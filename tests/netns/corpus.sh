@@ -187,8 +187,8 @@ EOF
 		not_ok "corpus $kind: new connections within 1 s after the corpus: failed to ${bad[*]}" \
 			"(tcp_accepted $(key accepted "$WORK/$kind.newconn")," \
 			"refused_backlog $(key refused_backlog "$WORK/$kind.newconn")," \
-			"rx_tcp_listen $(key rx_tcp_listen "$WORK/$kind.newconn")," \
-			"tcp_pcbs: see the closing line)"
+			"rx_tcp_listen $(key rx_tcp_listen "$WORK/$kind.newconn");" \
+			"PCBs left: the closing line's memory, below)"
 	fi
 }
 
@@ -298,6 +298,7 @@ stop_server() {
 	expect_eq "corpus $kind: l3x-serve ends with status 0 on SIGINT" "$rc" 0
 	local last
 	last=$(tail -n 1 "$SLOG")
+	echo "corpus $kind: closing line: ${last##*; mem }"
 	expect_eq "corpus $kind: the closing line shows flows 0" \
 		"$(sed -n 's/.* flows \([0-9]*\) .*/\1/p' <<<"$last")" 0
 	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer' "$SLOG"; then
