@@ -80,6 +80,7 @@ NEW_TARGETS=(198.51.100.9:80 '[2001:db8:100::9]:80')
 server_start() {
 	local kind=$1 i
 	SLOG=$2
+	: >"$SLOG"
 	case $kind in
 	xdp)
 		ip netns exec "$NS_S" "$SERVE" --iface "$IF_S" --rule "ip $PFX4" --rule "ip $PFX6" \
@@ -146,6 +147,22 @@ quiet_snapshot() {
 	echo "$b" >"$out.dev"
 }
 
+# wait_quiet KIND: until nothing has reached l3x for 1.5 s (at most 8 s).
+wait_quiet() {
+	local last=-1 now same=0 i
+	for i in $(seq 16); do
+		now=$(dev_count "$1")
+		if [ "$now" = "$last" ]; then
+			same=$((same + 1))
+			[ $same -ge 3 ] && return 0
+		else
+			same=0
+		fi
+		last=$now
+		sleep 0.5
+	done
+}
+
 # What reached l3x's side of the link: the veth's received frames (every
 # one passes the steering program), or what the TUN device handed to its
 # reader (its tx_packets).
@@ -204,7 +221,7 @@ run_source() {
 		fi
 		nss ip link set "$TUN" txqueuelen 10000
 	fi
-	sleep 0.5	# the kernels' first ND and MLD on a new device
+	wait_quiet "$kind"	# the kernel's first MLD reports on a new device
 	quiet_snapshot "$kind" "$WORK/$kind.c0"
 
 	# a simple command, so that LPID is the client itself
@@ -314,7 +331,10 @@ for src in ${SOURCES//,/ }; do
 	tun)
 		nss sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 		nss ip tuntap add dev "$TUN" mode tun
-		nss sysctl -qw "net.ipv6.conf.$TUN.router_solicitations=0"
+		# no link-local address, no router solicitation: nothing of the
+		# kernel's own goes into the device but the first MLD reports
+		nss sysctl -qw "net.ipv6.conf.$TUN.router_solicitations=0" \
+			"net.ipv6.conf.$TUN.addr_gen_mode=1"
 		run_source tun
 		;;
 	esac
