@@ -181,7 +181,6 @@ new_connections() {
 		nsc $PY - "$t" <<'EOF' || bad+=("$t")
 import socket, sys, time
 t = sys.argv[1]
-fam = socket.AF_INET6 if t.startswith("[") else socket.AF_INET
 host, _, port = t.strip("[").rpartition(":")
 host = host.rstrip("]")
 start = time.monotonic()
@@ -210,7 +209,7 @@ EOF
 }
 
 run_source() {
-	local kind=$1 iface mac=() t0 rc line
+	local kind=$1 iface ns mac=() t0 rc line
 	SLOG=$WORK/$kind-serve.log
 	t0=$(date +%s%N)
 	server_start "$kind" "$SLOG" || return
