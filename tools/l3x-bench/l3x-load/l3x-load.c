@@ -1161,21 +1161,30 @@ static void udp_open(struct worker *w, struct conn *c)
 
 /* ------------------------------------------------------------ timers */
 
+/* The next held, idle connection from the cursor on, or NULL. */
+static struct conn *next_idle(struct worker *w)
+{
+	struct conn *c;
+	unsigned tries;
+
+	for (tries = 0; tries < w->n; tries++) {
+		c = &w->conns[w->cursor++ % w->n];
+		if (c->state == C_HELD && !c->late)
+			return c;
+	}
+	return NULL;
+}
+
 static void hold_sample(struct worker *w)
 {
 	struct conn *c;
-	unsigned i, tries;
+	unsigned i;
 
 	for (i = 0; i < w->nsamp; i++) {
-		w->samp[i] = NULL;
-		for (tries = 0; tries < w->n; tries++) {
-			c = &w->conns[w->cursor++ % w->n];
-			if (c->state == C_HELD && !c->late)
-				break;
-		}
-		if (tries == w->n)
-			return;
+		c = next_idle(w);
 		w->samp[i] = c;
+		if (!c)
+			return;
 		c->deadline = w->now + w->a->timeout * NS;
 		atomic_fetch_add_explicit(&w->live_sampled, 1,
 					  memory_order_relaxed);
