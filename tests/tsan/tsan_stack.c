@@ -874,6 +874,12 @@ static int run_child(enum l3x_source src, const char *name)
 		       name, status);
 		return 1;
 	}
+	/* 1: the run said why. Else TSan's exit code (66) after a report
+	 * (halt_on_error), or an exit from deeper down. */
+	if (WEXITSTATUS(status) > 1)
+		printf("not ok tsan stack %s: exited %d (a sanitizer report "
+		       "ends it with 66)\n",
+		       name, WEXITSTATUS(status));
 	return WEXITSTATUS(status) != 0;
 }
 
