@@ -339,8 +339,9 @@ uninstall:
 clean:
 	rm -rf $(B)
 
+# Also the sanitized and TSan builds' default directories.
 distclean: clean
-	rm -rf deps
+	rm -rf deps build-san $(TSAN_B)
 
 FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
