@@ -12,6 +12,8 @@
 #   make tsan           the ThreadSanitizer drivers (tests/tsan/: the ring,
 #                       the engine -> worker handoff), built and run in
 #                       build-tsan/ (TSAN_B=DIR: another directory)
+#   tests/run-all DIR SUITE NAME...   some tests again, as the suite runs
+#                       them: tests/run-all build-san netns serve.sh
 #
 # A build directory keeps the SANITIZE it was built with ($(B)/.sanitize):
 # later makes in it (make B=build-san install) use it unless SANITIZE= is
