@@ -6,6 +6,18 @@
 #   make install        DESTDIR= PREFIX= (default /usr/local): the library and
 #                       the tools in tools/NAME/, not the harness in tools/l3x-bench/
 #   make SANITIZE=address,undefined test
+#                       the same suite under ASan+UBSan, built in build-san/
+#                       (B=DIR: another directory); a sanitizer report in any
+#                       test or tool it starts fails the run (tests/run-all)
+#   make tsan           the ThreadSanitizer drivers (tests/tsan/: the ring,
+#                       the engine -> worker handoff), built and run in
+#                       build-tsan/ (TSAN_B=DIR: another directory)
+#   tests/run-all DIR SUITE NAME...   some tests again, as the suite runs
+#                       them: tests/run-all build-san netns serve.sh
+#
+# A build directory keeps the SANITIZE it was built with ($(B)/.sanitize):
+# later makes in it (make B=build-san install) use it unless SANITIZE= is
+# given, and objects are rebuilt when it changes.
 #
 # lwIP comes from LWIP_SRC (default deps/lwip-2.2.1, fetched by make deps);
 # it is copied into build/lwip-src and our patches (lib/lwip/patches/series)
@@ -21,7 +33,14 @@ MANDIR      ?= $(PREFIX)/share/man
 BPFDIR      ?= $(PREFIX)/lib/bpf
 DESTDIR     ?=
 
-B           := build
+# B: the build directory; the sanitized build has its own, so that the
+# plain and sanitized builds do not clobber each other.
+ifeq ($(origin B),undefined)
+B           := $(if $(SANITIZE),build-san,build)
+endif
+ifeq ($(origin SANITIZE),undefined)
+SANITIZE    := $(shell cat $(B)/.sanitize 2>/dev/null)
+endif
 LWIP_SRC    ?= deps/lwip-2.2.1
 LWIP_TREE   := $(B)/lwip-src
 
@@ -37,7 +56,10 @@ Q := @
 msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
-SAN_FLAGS   := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer)
+# Any report stops the program (-fno-sanitize-recover): a run that goes on
+# after one could pass.
+SAN_FLAGS   := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+		 -fno-sanitize-recover=all)
 PKG_LIBS    := $(shell pkg-config --libs libxdp libbpf 2>/dev/null || echo -lxdp -lbpf) -lelf -lz
 WARN        := -Wall -Wextra -Werror
 CFLAGS      ?= -O2 -g
@@ -72,13 +94,14 @@ UNIT_BINS   := $(patsubst tests/%.c,$(B)/tests/%,$(UNIT_SRCS))
 NETNS_BINS  := $(patsubst tests/%.c,$(B)/tests/%,$(NETNS_SRCS))
 TEST_BINS   := $(UNIT_BINS) $(NETNS_BINS)
 
-.PHONY: all deps deps-check test unit-test netns-test integration-test install uninstall clean \
-	distclean format format-check compile_commands.json lwip-tree lib-layers
+.PHONY: all deps deps-check test unit-test netns-test integration-test tsan tsan-build \
+	install uninstall clean distclean format format-check compile_commands.json lwip-tree \
+	lib-layers
 .DEFAULT_GOAL := all
 .SECONDARY:
 
 # Plain make never installs: stop with one line naming what is missing.
-NEEDS_DEPS := $(filter-out deps deps-check test clean distclean format format-check uninstall,\
+NEEDS_DEPS := $(filter-out deps deps-check test tsan clean distclean format format-check uninstall,\
 		$(or $(MAKECMDGOALS),all))
 ifneq ($(NEEDS_DEPS),)
 DEPS_MISSING := $(shell LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check)
@@ -94,6 +117,15 @@ deps:
 
 deps-check:
 	$(Q)LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check
+
+# $(B)/.sanitize: the sanitizers of this build directory. Rewritten only
+# when they change, so that every object depending on it is rebuilt then
+# and only then.
+SAN_STAMP := $(B)/.sanitize
+.PHONY: FORCE
+$(SAN_STAMP): FORCE
+	@mkdir -p $(@D)
+	$(Q)[ -e $@ ] && [ "$$(cat $@)" = "$(SANITIZE)" ] || echo "$(SANITIZE)" > $@
 
 # ------------------------------------------------------------ lwIP tree
 # A stamp holds the tree: copy the fetched source, apply our patches.
@@ -111,8 +143,8 @@ lwip-tree: $(B)/.lwip-tree
 # make caches directory listings, so $(wildcard) here would see nothing:
 # the objects are built by a sub-make that reads the new tree, and the
 # archive lists them with the shell.
-$(B)/liblwip.a: $(B)/.lwip-tree lib/lwip/lwipopts.h
-	$(Q)$(MAKE) -s --no-print-directory lwip-objs
+$(B)/liblwip.a: $(B)/.lwip-tree lib/lwip/lwipopts.h $(SAN_STAMP)
+	$(Q)$(MAKE) -s --no-print-directory B=$(B) SANITIZE=$(SANITIZE) lwip-objs
 	$(Q)rm -f $@ && ar rcs $@ $$(cd $(LWIP_TREE) && for d in $(LWIP_DIRS); do \
 		for c in $$d/*.c; do echo $(B)/obj/lwip/$${c%.c}.o; done; done)
 	$(Q)test $$(ar t $@ | wc -l) -gt 20 || { echo "liblwip.a: too few objects" >&2; exit 1; }
@@ -120,7 +152,7 @@ $(B)/liblwip.a: $(B)/.lwip-tree lib/lwip/lwipopts.h
 .PHONY: lwip-objs
 lwip-objs: $(LWIP_OBJS)
 
-$(B)/obj/lwip/%.o: $(LWIP_TREE)/%.c lib/lwip/lwipopts.h
+$(B)/obj/lwip/%.o: $(LWIP_TREE)/%.c lib/lwip/lwipopts.h $(SAN_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(LWIP_CFLAGS) -c $< -o $@
@@ -139,12 +171,12 @@ $(B)/obj/lib/bpf_obj.o: lib/bpf_obj.S $(B)/l3x.bpf.o
 	$(Q)$(CC) -c $< -o $@ -DL3X_BPF_OBJ_PATH='"$(B)/l3x.bpf.o"'
 
 # ------------------------------------------------------------ library
-$(B)/obj/lib/lwip/%.o: lib/lwip/%.c $(B)/.lwip-tree
+$(B)/obj/lib/lwip/%.o: lib/lwip/%.c $(B)/.lwip-tree $(SAN_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LWIP_INC) -c $< -o $@
 
-$(B)/obj/lib/%.o: lib/%.c $(B)/.lwip-tree
+$(B)/obj/lib/%.o: lib/%.c $(B)/.lwip-tree $(SAN_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LWIP_INC) -c $< -o $@
@@ -183,7 +215,7 @@ $(B)/l3x.pc: lib/l3x.pc.in Makefile
 # Tools link the static library, so they run from build/ as they are. They
 # see the public header and tools/common only, never lib/'s internals.
 TOOL_CFLAGS := $(filter-out -Ilib,$(BASE_CFLAGS)) -Itools/common
-$(B)/obj/tools/%.o: tools/%.c
+$(B)/obj/tools/%.o: tools/%.c $(SAN_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(TOOL_CFLAGS) -c $< -o $@
@@ -206,7 +238,7 @@ $(foreach t,$(BENCH_TOOLS),$(eval $(call tool_rule,$(t),tools/l3x-bench)))
 # ------------------------------------------------------------ tests
 # Every test sees lib/'s internals, lwIP's headers, the rule table of
 # tests/unit and tools/common (the one Internet checksum, csum.c).
-$(B)/obj/tests/%.o: tests/%.c $(B)/.lwip-tree
+$(B)/obj/tests/%.o: tests/%.c $(B)/.lwip-tree $(SAN_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
 	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LWIP_INC) -I$(<D) -Itests/unit -Itools/common \
@@ -229,7 +261,14 @@ $(B)/tests/netns/%: $(B)/obj/tests/netns/%.o $(NETNS_HELPERS) $(TEST_CSUM) \
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter-out %.bpf.o,$(filter %.o,$^)) $(B)/libl3x-internal.a -lcriterion $(LIBS)
 
-tests-build: all $(TEST_BINS)
+# The fault test's wire and client (tests/fault): test-only, not installed.
+FAULT_BINS  := $(B)/tests/fault-middle $(B)/tests/fault-client
+$(FAULT_BINS): $(B)/tests/%: tests/fault/%.c tests/fault/fault.h
+	@mkdir -p $(@D)
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(BASE_CFLAGS) $(LDFLAGS) -o $@ $< -lcrypto
+
+tests-build: all $(TEST_BINS) $(FAULT_BINS)
 
 test:
 	$(Q)LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check >/dev/null || $(MAKE) --no-print-directory deps
@@ -245,6 +284,26 @@ netns-test: tests-build
 	$(Q)tests/run-all $(B) netns
 
 integration-test: netns-test	# the old name of netns-test
+
+# ThreadSanitizer: criterion cannot start under TSan, so tests/tsan/*.c are
+# plain programs printing ok / not ok lines (the ring with two threads, the
+# engine -> worker handoff), built with the library and lwIP under
+# -fsanitize=thread in a directory of their own and run by tests/run-all.
+TSAN_B      ?= build-tsan
+TSAN_SRCS   := $(wildcard tests/tsan/*.c)
+TSAN_BINS   := $(patsubst tests/%.c,$(B)/tests/%,$(TSAN_SRCS))
+
+$(B)/tests/tsan/%: $(B)/obj/tests/tsan/%.o $(TEST_CSUM) $(B)/libl3x-internal.a
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(B)/libl3x-internal.a $(LIBS)
+
+tsan-build: $(TSAN_BINS)
+
+tsan:
+	$(Q)LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check >/dev/null || $(MAKE) --no-print-directory deps
+	$(Q)$(MAKE) --no-print-directory B=$(TSAN_B) SANITIZE=thread tsan-build
+	$(Q)tests/run-all $(TSAN_B) tsan
 
 # lib/ has no import circle (also run by unit-test).
 lib-layers: all
@@ -289,8 +348,9 @@ uninstall:
 clean:
 	rm -rf $(B)
 
+# Also the sanitized and TSan builds' default directories.
 distclean: clean
-	rm -rf deps
+	rm -rf deps build-san $(TSAN_B)
 
 FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

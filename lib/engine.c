@@ -87,6 +87,79 @@ static void netif_start(struct l3x_stack *st)
 	netif_set_link_up(&st->netif);
 }
 
+/* ------------------------------------------------------------ fates */
+
+/*
+ * What became of a packet handed to lwIP, counted once in one rx_* fate
+ * (l3x_stack_stats). lwIP counts per protocol, some drops under several
+ * names (lenerr and drop) and some not at all (an IPv6 packet for no
+ * address of ours or with no next header, a RST for no connection), so
+ * the engine reads lwIP's counters before and after the packet and
+ * decides from what moved; the TCP hook says which PCB took a segment
+ * (l3x_tcp_in_state, kept in lib/lwip/sys_arch.c beside the hooks).
+ */
+struct lwip_marks {
+	uint32_t ip_drop, frag_recv, frag_drop, tcp_recv, tcp_drop, udp_recv,
+		udp_drop, icmp_recv, icmp_bad;
+};
+
+#define ICMP_BAD(p)                                                            \
+	(lwip_stats.p.drop + lwip_stats.p.lenerr + lwip_stats.p.chkerr +       \
+	 lwip_stats.p.err + lwip_stats.p.memerr)
+
+static void lwip_marks(struct lwip_marks *m)
+{
+	m->ip_drop = lwip_stats.ip.drop + lwip_stats.ip6.drop;
+	m->frag_recv = lwip_stats.ip_frag.recv + lwip_stats.ip6_frag.recv;
+	m->frag_drop = lwip_stats.ip_frag.drop + lwip_stats.ip6_frag.drop;
+	m->tcp_recv = lwip_stats.tcp.recv;
+	m->tcp_drop = lwip_stats.tcp.drop;
+	m->udp_recv = lwip_stats.udp.recv;
+	m->udp_drop = lwip_stats.udp.drop;
+	/* ICMP counts some drops (length, checksum) without .drop */
+	m->icmp_recv = lwip_stats.icmp.recv + lwip_stats.icmp6.recv;
+	m->icmp_bad = ICMP_BAD(icmp) + ICMP_BAD(icmp6);
+}
+
+/* TCP took the segment: which PCB, or a drop. */
+static size_t tcp_fate(const struct lwip_marks *a, const struct lwip_marks *b)
+{
+	/* No PCB and not counted: a RST for no connection, ignored. */
+	if (b->tcp_drop != a->tcp_drop || !l3x_tcp_in_state)
+		return STAT(rx_tcp_bad);
+	switch (l3x_tcp_in_state - 1) {
+	case LISTEN:
+		return STAT(rx_tcp_listen);
+	case TIME_WAIT:
+		return STAT(rx_tcp_timewait);
+	default:
+		return STAT(rx_tcp_flow);
+	}
+}
+
+/* The counter of what became of the packet, from lwIP's counters @a
+ * before it and @b after. The deepest layer that saw it decides: a
+ * fragment that completes its datagram gets the datagram's fate. */
+static size_t fate(const struct lwip_marks *a, const struct lwip_marks *b)
+{
+	if (b->frag_drop != a->frag_drop)
+		return STAT(rx_frag_bad);
+	if (b->ip_drop != a->ip_drop)
+		return STAT(rx_ip_bad);
+	if (b->tcp_recv != a->tcp_recv)
+		return tcp_fate(a, b);
+	if (b->udp_recv != a->udp_recv)
+		return b->udp_drop != a->udp_drop ? STAT(rx_udp_bad)
+						  : STAT(rx_udp);
+	if (b->icmp_recv != a->icmp_recv)
+		return b->icmp_bad != a->icmp_bad ? STAT(rx_icmp_bad)
+						  : STAT(rx_icmp);
+	if (b->frag_recv != a->frag_recv)
+		return STAT(rx_frag_held);
+	/* IPv6 freed uncounted: no next header, or not for us (multicast) */
+	return STAT(rx_ip_bad);
+}
+
 /* ------------------------------------------------------------ input */
 
 /* A TCP segment without data and without SYN (an ACK, a FIN, a RST),
@@ -119,6 +192,7 @@ static bool frees_memory(const uint8_t *pkt, size_t len)
 static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 			bool filter)
 {
+	struct lwip_marks before, after;
 	struct pbuf *p;
 
 	STAT_INC(st, rx_packets);
@@ -148,8 +222,17 @@ static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 		return -ENOBUFS;
 	}
 	memcpy(p->payload, pkt, len);
-	if (st->netif.input(p, &st->netif) != ERR_OK)
+	lwip_marks(&before);
+	l3x_tcp_in_state = 0;
+	if (st->netif.input(p, &st->netif) != ERR_OK) {
+		/* ip_input() returns ERR_OK always; should it not, the
+		 * packet is ours to free, and it went nowhere */
 		pbuf_free(p);
+		STAT_INC(st, rx_ip_bad);
+		return 0;
+	}
+	lwip_marks(&after);
+	stat_add(st, fate(&before, &after), 1);
 	return 0;
 }
 
@@ -427,20 +510,9 @@ int l3x_stack__del_rule(struct l3x_stack *st, const struct l3x_rule *rule)
 /* ------------------------------------------------------------ running */
 
 /* Counters the engine keeps in plain variables, published once a turn:
- * rx_bad mirrors lwIP's own drop counters, so what lwIP throws away from
- * the wire shows in the stack's statistics; buffered_bytes the bytes
- * held for streams. */
+ * buffered_bytes the bytes held for streams. */
 static void publish_counters(struct l3x_stack *st)
 {
-#define BAD(p)                                                                 \
-	((uint64_t)lwip_stats.p.chkerr + lwip_stats.p.lenerr +                 \
-	 lwip_stats.p.proterr + lwip_stats.p.opterr)
-	uint64_t n = BAD(ip) + BAD(ip6) + BAD(tcp) + BAD(udp) + BAD(ip_frag) +
-		     BAD(ip6_frag);
-#undef BAD
-
-	atomic_store_explicit(&st->stats.v[STAT(rx_bad)], n,
-			      memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(udp_bad_length)],
 			      l3x_udp_bad[UDP_L3X_BAD_LENGTH],
 			      memory_order_relaxed);
@@ -573,6 +645,11 @@ int l3x_stack__stats(const struct l3x_stack *st, struct l3x_stack_stats *out)
 		v[i] = atomic_load_explicit(
 			&((struct l3x_stack *)st)->stats.v[i],
 			memory_order_relaxed);
+	/* Sums, so that they always agree with their parts. */
+	out->rx_bad = out->rx_ip_bad + out->rx_frag_bad + out->rx_tcp_bad +
+		      out->rx_udp_bad + out->rx_icmp_bad;
+	if (st->link->ops->rx_dropped)
+		out->rx_ring_dropped = st->link->ops->rx_dropped(st->link);
 	return 0;
 }
 

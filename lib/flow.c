@@ -451,8 +451,10 @@ void l3x_flow_reap(struct l3x_stack *st)
 	if (check)
 		st->next_reap = now + REAP_MS;
 	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		/* Acquire: pairs with the release in l3x_worker__open(); the
+		 * worker's fields are read below. */
 		struct l3x_worker *w = atomic_load_explicit(
-			&st->workers[i], memory_order_relaxed);
+			&st->workers[i], memory_order_acquire);
 
 		if (!w)
 			continue;

@@ -24,12 +24,14 @@ struct l3x_link;
 
 /* rx feeds each packet it reads to link->input; output sends one lwIP
  * packet; flush (optional) ends a burst of output; frames (optional)
- * counts UMEM frames; close frees the link. */
+ * counts UMEM frames; rx_dropped (optional, any thread) counts packets
+ * the source lost before rx could read them; close frees the link. */
 struct l3x_link_ops {
 	int (*rx)(struct l3x_link *l); /* packets handled, or 0 */
 	int (*output)(struct l3x_link *l, struct pbuf *p, const ip_addr_t *dst);
 	void (*flush)(struct l3x_link *l);
 	void (*frames)(struct l3x_link *l, struct l3x_frame_stats *fs);
+	uint64_t (*rx_dropped)(struct l3x_link *l);
 	void (*close)(struct l3x_link *l);
 };
 

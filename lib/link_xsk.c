@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <linux/if_xdp.h>
 
 #include "engine.h"
 #include "xsk.h"
@@ -222,6 +224,27 @@ static void xsk_frames(struct l3x_link *l, struct l3x_frame_stats *fs)
 	}
 }
 
+/* What the sockets dropped of what the program steered to them: no free
+ * frame in the fill ring, or the RX ring full (XDP_STATISTICS). */
+static uint64_t xsk_rx_dropped(struct l3x_link *l)
+{
+	struct link_xsk *lx = (struct link_xsk *)l;
+	struct xdp_statistics xs;
+	socklen_t len;
+	uint64_t n = 0;
+	unsigned qi;
+
+	/* The kernel's counters only: the socket's own are the engine's. */
+	for (qi = 0; qi < lx->nxsk; qi++) {
+		memset(&xs, 0, sizeof(xs));
+		len = sizeof(xs);
+		if (!getsockopt(l3x_xsk_fd(lx->xsks[qi]), SOL_XDP,
+				XDP_STATISTICS, &xs, &len))
+			n += xs.rx_dropped + xs.rx_ring_full;
+	}
+	return n;
+}
+
 static void xsk_close(struct l3x_link *l)
 {
 	struct link_xsk *lx = (struct link_xsk *)l;
@@ -238,6 +261,7 @@ static const struct l3x_link_ops xsk_ops = {
 	.output = xsk_output,
 	.flush = xsk_flush,
 	.frames = xsk_frames,
+	.rx_dropped = xsk_rx_dropped,
 	.close = xsk_close,
 };
 

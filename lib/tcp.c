@@ -856,6 +856,8 @@ err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
 	(void)optlen;
 	(void)opt1len;
 	(void)opt2;
+	/* Which PCB took it, for the engine's fates (engine.c). */
+	l3x_tcp_in_state = (u8_t)(pcb->state + 1);
 	/* Only ours: lwIP's own tests run PCBs of other owners. */
 	if (pcb->state == LISTEN) {
 		struct tcp_pcb_listen *lpcb = (struct tcp_pcb_listen *)pcb;

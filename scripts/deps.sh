@@ -9,13 +9,17 @@ cd "$(dirname "$0")/.."
 
 # Build needs these; tests and tools need the rest.
 BUILD_PKGS="gcc make pkg-config clang llvm libxdp-dev libbpf-dev libelf-dev zlib1g-dev dpkg-dev"
-TEST_PKGS="groff-base man-db iputils-ping python3 libcriterion-dev bpftool xdp-tools iproute2 ethtool tcpdump tshark python3-scapy socat iperf3 curl bind9-dnsutils"
+TEST_PKGS="groff-base man-db iputils-ping python3 libcriterion-dev libssl-dev bpftool xdp-tools iproute2 ethtool tcpdump tshark python3-scapy socat iperf3 curl bind9-dnsutils"
 LWIP_VERSION=2.2.1
 LWIP_DIR=deps/lwip-$LWIP_VERSION
+# CI (.ci/run) needs these too: make format-check. The sanitizer runtimes
+# (libasan8, libubsan1, liblsan0, libtsan2) come with gcc (libgcc-12-dev
+# depends on them).
+CI_PKGS="clang-format"
 
 missing_pkgs() {
 	local p st
-	for p in $BUILD_PKGS $TEST_PKGS; do
+	for p in $BUILD_PKGS $TEST_PKGS $CI_PKGS; do
 		st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 		[ "$st" = "install ok installed" ] || echo "$p"
 	done

@@ -411,7 +411,8 @@ struct l3x_stack_stats {
 				       * always) */
 	uint64_t rx_no_memory;	      /* no buffer for a received packet */
 	uint64_t rx_bad;	      /* dropped by lwIP: bad checksum, bad
-				       * header, no flow (sum of its drops) */
+				       * header, no flow (the sum of the
+				       * rx_*_bad below) */
 	uint64_t tx_dropped;	      /* no frame, ring full, output error */
 	uint64_t tcp_accepted;	      /* handshakes completed */
 	uint64_t tcp_refused_flows;   /* refused: max_tcp_flows reached */
@@ -433,6 +434,35 @@ struct l3x_stack_stats {
 	uint64_t udp_rx_dropped;      /* dropped: the flow's queue full */
 	uint64_t udp_tx;	      /* datagrams sent */
 	uint64_t udp_tx_failed;	      /* send failed (no memory, route) */
+	/* What became of each packet the engine handed to lwIP: exactly one
+	 * of these per packet, so rx_packets is the sum of rx_not_ip,
+	 * rx_no_rule, rx_no_memory and these eleven (rx_bad is the sum of
+	 * the five *_bad). */
+	uint64_t rx_ip_bad;	  /* IPv4/IPv6 input dropped it: header,
+				   * length, checksum, protocol, options,
+				   * extension headers */
+	uint64_t rx_frag_held;	  /* a fragment kept until its datagram is
+				   * whole (or times out) */
+	uint64_t rx_frag_bad;	  /* a fragment reassembly dropped:
+				   * overlap, too many, bad offsets */
+	uint64_t rx_tcp_flow;	  /* TCP: to a connection */
+	uint64_t rx_tcp_listen;	  /* TCP: to the listener (SYN answered
+				   * or refused, ACK answered by RST,
+				   * the rest ignored) */
+	uint64_t rx_tcp_timewait; /* TCP: to a connection in TIME_WAIT */
+	uint64_t rx_tcp_bad;	  /* TCP dropped it: checksum, header, no
+				   * connection (answered by RST), a RST
+				   * for no connection */
+	uint64_t rx_udp;	  /* UDP took it: see udp_rx, udp_refused,
+				   * udp_rx_dropped */
+	uint64_t rx_udp_bad;	  /* UDP dropped it: checksum, length */
+	uint64_t rx_icmp;	  /* ICMP/ICMPv6 took it: echo answered,
+				   * the rest read and ignored */
+	uint64_t rx_icmp_bad;	  /* ICMP/ICMPv6 dropped it */
+	/* Not part of rx_packets: */
+	uint64_t rx_ring_dropped; /* XDP: frames the program steered that
+				   * the sockets dropped (RX ring full, no
+				   * free frame) */
 
 	/* memory, flow budgets, hash tables */
 	uint64_t tcp_refused_hash;   /* SYNs dropped: their bucket of the

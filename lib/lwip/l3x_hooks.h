@@ -24,10 +24,16 @@ u32_t l3x_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
 u32_t l3x_tcp_pcb_hash(const ip_addr_t *local_ip, u16_t local_port,
 		       const ip_addr_t *remote_ip, u16_t remote_port);
 
+/* The state of the PCB lwIP handed the segment being received to, plus
+ * one; 0 when it found none. engine_input() clears it before each packet
+ * and reads it after; l3x_tcp_inpacket() sets it. Engine thread. */
+extern u8_t l3x_tcp_in_state;
+
 /* LWIP_HOOK_TCP_INPACKET_PCB: every segment that found a PCB (listening,
  * active or TIME-WAIT), its header parsed (host order), @p its payload,
  * before lwIP acts on it. ERR_OK lets it in; anything else drops it.
- * lib/tcp.c: the PCB hash's bucket bound, and what memory admits. */
+ * lib/tcp.c: it notes the PCB's state (l3x_tcp_in_state), and applies the
+ * PCB hash's bucket bound and what memory admits. */
 err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
 		       u16_t opt1len, u8_t *opt2, struct pbuf *p);
 

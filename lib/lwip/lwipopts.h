@@ -119,8 +119,11 @@
 #define LWIP_UDP			1
 #define LWIP_UDPLITE			0
 
-/* ---- statistics: the engine reads pool usage to account for leaks */
+/* ---- statistics: the engine reads pool usage to account for leaks,
+ * and the per-protocol counters to tell what became of each packet
+ * (lib/engine.c); 32-bit counters, so one turn never sees them wrap */
 #define LWIP_STATS			1
+#define LWIP_STATS_LARGE		1
 #define LWIP_STATS_DISPLAY		0
 #define MEMP_STATS			1
 #define MEM_STATS			0
@@ -130,8 +133,8 @@
 #define IP6_STATS			1
 #define IPFRAG_STATS			1
 #define LINK_STATS			0
-#define ICMP_STATS			0
-#define ICMP6_STATS			0
+#define ICMP_STATS			1
+#define ICMP6_STATS			1
 #define ND6_STATS			0
 #define MLD6_STATS			0
 #define ETHARP_STATS			0
@@ -150,7 +153,8 @@
 #define LWIP_HOOK_TCP_ISN		l3x_tcp_isn
 /* The PCB hash's buckets: SipHash under a random per-process key. */
 #define LWIP_HOOK_TCP_PCB_HASH		l3x_tcp_pcb_hash
-/* Segments meet the engine's bounds before lwIP keeps them (lib/tcp.c). */
+/* Segments meet the engine's bounds before lwIP keeps them, and the
+ * engine learns which PCB took each, for its fates (lib/tcp.c). */
 #define LWIP_HOOK_TCP_INPACKET_PCB	l3x_tcp_inpacket
 /* Malformed UDP dropped by patch 0021, counted apart (sys_arch.c). */
 #define LWIP_HOOK_UDP_INPUT_BAD(p, why)	l3x_udp_input_bad(why)

@@ -91,6 +91,8 @@ u32_t l3x_tcp_pcb_hash(const ip_addr_t *local_ip, u16_t local_port,
 	return (u32_t)l3x_hash(L3X_HASH_TCP_PCB, buf, n);
 }
 
+u8_t l3x_tcp_in_state;
+
 uint64_t l3x_udp_bad[3];
 
 void l3x_udp_input_bad(u8_t why)

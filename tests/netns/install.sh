@@ -11,6 +11,10 @@ FAILS=0
 ok() { echo "ok $*"; }
 not_ok() { echo "not ok $*"; FAILS=$((FAILS + 1)); }
 cd "$(dirname "$0")/../.."
+# A sanitized build (make SANITIZE=...) needs its runtime in every program
+# that links it: the consumer is built with the same -fsanitize flags.
+SAN=$(cat "$B/.sanitize" 2>/dev/null)
+SAN_CFLAGS=${SAN:+-fsanitize=$SAN -fno-sanitize-recover=all}
 
 bad=$(nm -D --defined-only "$B/libl3x.so" | awk '{print $3}' | grep -v '^l3x_' | grep -v '^L3X_' | head -5)
 [ -z "$bad" ] && ok "libl3x.so exports only l3x_* symbols" ||
@@ -58,13 +62,13 @@ int main(void)
 }
 C
 export PKG_CONFIG_SYSROOT_DIR="$WORK/root" PKG_CONFIG_LIBDIR="$WORK/root/usr/lib/pkgconfig:/usr/lib/x86_64-linux-gnu/pkgconfig:/usr/share/pkgconfig"
-if gcc -o "$WORK/app" "$WORK/app.c" $(pkg-config --cflags --libs l3x) 2>"$WORK/cc.log" &&
+if gcc $SAN_CFLAGS -o "$WORK/app" "$WORK/app.c" $(pkg-config --cflags --libs l3x) 2>"$WORK/cc.log" &&
 	[ "$(LD_LIBRARY_PATH=$WORK/root/usr/lib "$WORK/app")" = "tcp 198.51.100.0/24 80" ]; then
 	ok "a program builds against the installed tree (pkg-config, shared) and runs"
 else
 	not_ok "shared build against the install failed: $(head -c 300 "$WORK/cc.log")"
 fi
-if gcc -static-libgcc -o "$WORK/app-static" "$WORK/app.c" $(pkg-config --cflags l3x) \
+if gcc $SAN_CFLAGS -static-libgcc -o "$WORK/app-static" "$WORK/app.c" $(pkg-config --cflags l3x) \
 	"$WORK/root/usr/lib/libl3x.a" $(pkg-config --libs --static libxdp libbpf) -lelf -lz -lpthread 2>"$WORK/cc2.log" &&
 	[ "$("$WORK/app-static")" = "tcp 198.51.100.0/24 80" ]; then
 	ok "a program links the static library and runs"

@@ -590,6 +590,19 @@ Test(stack, input_checks_its_arguments_and_counts_what_it_drops)
 	ss = stats_now();
 	cr_assert_eq(ss.tcp_accepted, 0);
 	cr_assert_eq(ss.tx_packets, 1);
+	/* Each packet in exactly one counter: the bad checksum dropped by
+	 * TCP, the SYN and the RST taken by the listener and the flow. */
+	cr_expect_eq(ss.rx_tcp_bad, 1);
+	cr_expect_eq(ss.rx_tcp_listen, 1);
+	cr_expect_eq(ss.rx_tcp_flow, 1);
+	cr_expect_eq(ss.rx_packets,
+		     ss.rx_not_ip + ss.rx_no_rule + ss.rx_no_memory +
+			     ss.rx_ip_bad + ss.rx_frag_held + ss.rx_frag_bad +
+			     ss.rx_tcp_flow + ss.rx_tcp_listen +
+			     ss.rx_tcp_timewait + ss.rx_tcp_bad + ss.rx_udp +
+			     ss.rx_udp_bad + ss.rx_icmp + ss.rx_icmp_bad,
+		     "rx_packets %llu is not the sum of the fates",
+		     (unsigned long long)ss.rx_packets);
 	expect_clean(0);
 	cr_assert_eq(l3x_stack__close(F.st), 0);
 }

@@ -1308,3 +1308,24 @@ Test(anydest, tcp_timer_round_survives_list_changes_between_and_in_slices)
 	abort_all_many(N + 1, l);
 }
 #endif /* TCP_TMR_SLICED */
+
+/* Patch 0031: an option type in the last byte of a hop-by-hop or
+ * destination options header has its length byte past the header (and,
+ * when the header ends the packet, past the buffer): dropped, counted as
+ * a length error, not read. */
+Test(anydest, ipv6_option_length_past_its_header_is_dropped)
+{
+	/* next header: none; Pad1 x5 ... then a router alert type in the
+	 * last byte, or a PadN whose length byte is the last one */
+	uint8_t hbh[8] = { 59, 0, 0, 0, 0, 0, 0, 0x05 };
+	uint8_t dst[8] = { 59, 0, 0, 0, 0, 0, 0, 0x01 };
+	STAT_COUNTER lenerr = lwip_stats.ip6.lenerr, drop = lwip_stats.ip6.drop;
+
+	inject(PEER6, DST6, 0, hbh, sizeof(hbh), -1);
+	inject(PEER6, DST6, 60, dst, sizeof(dst), -1);
+	cr_assert_eq(lwip_stats.ip6.lenerr - lenerr, 2,
+		     "length errors: %u, want 2",
+		     (unsigned)(lwip_stats.ip6.lenerr - lenerr));
+	cr_assert_eq(lwip_stats.ip6.drop - drop, 2);
+	cr_assert_eq(ncap, 0, "answered a malformed option header");
+}

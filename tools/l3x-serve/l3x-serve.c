@@ -56,9 +56,10 @@
 #define BATCH	    64		/* events taken per l3x_worker__poll */
 #define SCRATCH	    (64 * 1024) /* one read's worth; more than any datagram */
 #define MAX_CPU	    4095
-#define DRAIN_MS    2000 /* at exit: how long open flows may take to end */
-#define UDP_QUEUE   256	 /* datagrams per flow and direction (opts) */
-#define DNS_MAX	    512	 /* a DNS message over UDP without EDNS */
+#define DRAIN_MS    2000  /* at exit: how long open flows may take to end */
+#define UDP_QUEUE   256	  /* datagrams per flow and direction (opts) */
+#define DNS_MAX	    512	  /* a DNS message over UDP without EDNS */
+#define MEM_WAIT_MS 20000 /* --check-mem: how long closing PCBs may take */
 
 struct dns_addr {
 	struct sockaddr_storage ss;
@@ -79,6 +80,7 @@ struct args {
 	uint32_t udp_idle_ms; /* 0: the library's default */
 	uint64_t abort_after; /* 0: never */
 	uint64_t seconds;     /* 0: until a signal */
+	bool check_mem;	      /* at exit, memory must be back where it was */
 };
 
 enum conn_kind { C_TCP, C_UDP, C_DNS };
@@ -133,8 +135,10 @@ struct server {
 	int step;	      /* of stopping: 1 reset, 2 leave (see top) */
 	pthread_mutex_t lock; /* guards opened, fail */
 	pthread_cond_t cond;
-	unsigned opened; /* workers done with their start */
-	char fail[200];	 /* first error a worker hit */
+	unsigned opened;	   /* workers done with their start */
+	char fail[200];		   /* first error a worker hit */
+	struct l3x_stack_mem mem0; /* --check-mem: before the engine ran */
+	bool mem_bad;
 };
 
 /* clang-format off */
@@ -143,7 +147,7 @@ TOOL_DEFINE(PROG,
 	    "       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
 	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
 	    "       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
-	    "       [--abort-after BYTES] [--seconds S] [--quiet] [--verbose]\n"
+	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",
 	    1);
 /* clang-format on */
@@ -296,6 +300,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "udp-idle", required_argument, NULL, 'I' },
 		{ "abort-after", required_argument, NULL, 'a' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "check-mem", no_argument, NULL, 'K' },
 		TOOL_OPTIONS_END,
 	};
 	int c;
@@ -311,6 +316,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case 't': a->tun = optarg; break;
 		case 'M': parse_mode(a, optarg); break;
 		case 'd': add_dns(a, optarg); break;
+		case 'K': a->check_mem = true; break;
 		default: parse_number(a, c, optarg); break;
 		}
 		/* clang-format on */
@@ -1023,14 +1029,31 @@ static void add_rules(struct server *srv)
 	}
 }
 
+static volatile sig_atomic_t counters_asked; /* SIGUSR1 */
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	counters_asked = 1;
+}
+
 static void start(struct server *srv)
 {
-	sigset_t old;
+	struct sigaction sa = { .sa_handler = on_sigusr1,
+				.sa_flags = SA_RESTART };
+	sigset_t old, usr1;
 	int err;
 
-	/* The threads started here leave SIGINT and SIGTERM to main. */
+	/* The threads started here leave SIGINT, SIGTERM and SIGUSR1 (a
+	 * line of counters) to main. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigaction(SIGUSR1, &sa, NULL);
 	stop_signals_block(&old);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	start_workers(srv);
+	/* Read while no engine runs: exact, and what the end must match. */
+	l3x_stack__mem(srv->stack, &srv->mem0);
 	err = l3x_stack__start(srv->stack);
 	if (err)
 		die("l3x_stack__start: %s", strerror(-err));
@@ -1054,6 +1077,85 @@ static void sum_workers(const struct server *srv, struct wstats *sum)
 		for (k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
 			s[k] += counted(&c[k]);
 	}
+}
+
+#define U(x) ((unsigned long long)(x))
+
+/* The counters of @srv, without a newline: every key appears once, so
+ * scripts can pick any. Any thread. */
+static void print_counters(const struct server *srv, const char *label)
+{
+	struct l3x_stack_stats st = {};
+	struct l3x_steer_stats ss = {};
+	struct wstats n;
+
+	l3x_stack__stats(srv->stack, &st);
+	l3x_stack__steer_stats(srv->stack, &ss);
+	sum_workers(srv, &n);
+	fprintf(stderr,
+		PROG
+		": %s: streams %llu read %llu bytes written %llu bytes; "
+		"tcp accepted %llu closed %llu reset_by_client %llu aborted %llu "
+		"refused_flows %llu refused_memory %llu refused_backlog %llu; "
+		"udp flows_served %llu datagrams_in %llu datagrams_out %llu "
+		"datagrams_dropped %llu created %llu expired %llu refused %llu "
+		"delivered %llu queue_dropped %llu sent %llu send_failed %llu; "
+		"dns queries %llu answered %llu; flows %llu buffered %llu; "
+		"ip rx_packets %llu rx_bytes %llu tx_packets %llu tx_bytes %llu "
+		"not_ip %llu no_rule %llu no_memory %llu bad %llu tx_dropped %llu; "
+		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
+		"fate rx_ip_bad %llu rx_frag_held %llu rx_frag_bad %llu "
+		"rx_tcp_flow %llu rx_tcp_listen %llu rx_tcp_timewait %llu "
+		"rx_tcp_bad %llu rx_udp %llu rx_udp_bad %llu rx_icmp %llu "
+		"rx_icmp_bad %llu rx_ring_dropped %llu",
+		label, U(n.accepted), U(n.bytes_in), U(n.bytes_out),
+		U(st.tcp_accepted), U(st.tcp_closed), U(st.tcp_reset_by_client),
+		U(st.tcp_aborted), U(st.tcp_refused_flows),
+		U(st.tcp_refused_memory), U(st.tcp_refused_backlog),
+		U(n.udp_flows), U(n.dgrams_in), U(n.dgrams_out),
+		U(n.dgrams_dropped), U(st.udp_flows), U(st.udp_expired),
+		U(st.udp_refused), U(st.udp_rx), U(st.udp_rx_dropped),
+		U(st.udp_tx), U(st.udp_tx_failed), U(n.dns_queries),
+		U(n.dns_answered), U(st.flows), U(st.buffered_bytes),
+		U(st.rx_packets), U(st.rx_bytes), U(st.tx_packets),
+		U(st.tx_bytes), U(st.rx_not_ip), U(st.rx_no_rule),
+		U(st.rx_no_memory), U(st.rx_bad), U(st.tx_dropped),
+		U(ss.passed), U(ss.redirected), U(ss.redirect_failed),
+		U(ss.malformed), U(st.rx_ip_bad), U(st.rx_frag_held),
+		U(st.rx_frag_bad), U(st.rx_tcp_flow), U(st.rx_tcp_listen),
+		U(st.rx_tcp_timewait), U(st.rx_tcp_bad), U(st.rx_udp),
+		U(st.rx_udp_bad), U(st.rx_icmp), U(st.rx_icmp_bad),
+		U(st.rx_ring_dropped));
+	fprintf(stderr,
+		"; limits tcp_flows_open %llu udp_flows_open %llu "
+		"tcp_refused_source %llu udp_refused_source %llu "
+		"tcp_refused_hash %llu udp_refused_hash %llu udp_evicted %llu "
+		"udp_bad_length %llu udp6_zero_checksum %llu mem_bytes %llu "
+		"mem_peak %llu rx_dropped_memory %llu tcp_window_shrunk %llu "
+		"tcp_ooo_dropped %llu tcp_rx_merged %llu",
+		U(st.tcp_flows_open), U(st.udp_flows_open),
+		U(st.tcp_refused_source), U(st.udp_refused_source),
+		U(st.tcp_refused_hash), U(st.udp_refused_hash),
+		U(st.udp_evicted), U(st.udp_bad_length),
+		U(st.udp6_zero_checksum), U(st.mem_bytes), U(st.mem_peak),
+		U(st.rx_dropped_memory), U(st.tcp_window_shrunk),
+		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged));
+}
+
+/* The closing line: the counters, then memory still in use (read with
+ * the engine stopped). */
+static void report(const struct server *srv)
+{
+	struct l3x_stack_mem m = {};
+
+	l3x_stack__mem(srv->stack, &m);
+	print_counters(srv, name_of(proto_modes, srv->a->mode));
+	fprintf(stderr,
+		"; mem pbufs %u tcp_pcbs %u tcp_segs %u udp_pcbs %u stream_objects %u; "
+		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u\n",
+		m.pbufs, m.tcp_pcbs, m.tcp_segs, m.udp_pcbs, m.streams,
+		m.frames.total, m.frames.free, m.frames.fill, m.frames.kernel,
+		m.frames.app, m.frames.tx, m.frames.completion);
 }
 
 static void progress(const struct server *srv, uint64_t *last, double dt)
@@ -1084,6 +1186,13 @@ static void run(struct server *srv)
 	run_clock_start(&rc, a->seconds, a->link.quiet);
 	while (!stop_requested()) {
 		poll(NULL, 0, 100);
+		if (counters_asked) {
+			/* Cleared first: a signal during the print asks
+			 * for the next line. */
+			counters_asked = 0;
+			print_counters(srv, "counters");
+			fputc('\n', stderr);
+		}
 		dt = run_clock_turn(&rc);
 		if (dt < 0)
 			break;
@@ -1107,63 +1216,61 @@ static void drain_flows(struct server *srv)
 	}
 }
 
-#define U(x) ((unsigned long long)(x))
-
-/* One line of counters; every key appears once, so scripts can pick any. */
-static void report(const struct server *srv)
+/* --check-mem: whether lwIP holds nothing more than at the start. Read
+ * while the engine runs, it is a racy snapshot: good enough to wait on. */
+static bool mem_back(const struct server *srv)
 {
-	struct l3x_stack_stats st = {};
-	struct l3x_stack_mem m = {};
-	struct l3x_steer_stats ss = {};
-	struct wstats n;
+	const struct l3x_stack_mem *m0 = &srv->mem0;
+	struct l3x_stack_mem m;
 
-	l3x_stack__stats(srv->stack, &st);
 	l3x_stack__mem(srv->stack, &m);
-	l3x_stack__steer_stats(srv->stack, &ss);
-	sum_workers(srv, &n);
+	return m.tcp_pcbs <= m0->tcp_pcbs && m.tcp_segs <= m0->tcp_segs &&
+	       m.pbufs <= m0->pbufs && m.reass <= m0->reass && !m.streams &&
+	       m.heap_bytes <= m0->heap_bytes;
+}
+
+/* --check-mem: streams that closed in order may still be finishing their
+ * FIN exchange (LAST_ACK, retransmitted on a lossy wire) for a while, and
+ * lwIP's TCP timer frees its timeout (heap) one tick after the last PCB. */
+static void wait_mem(const struct server *srv)
+{
+	int i;
+
+	for (i = 0; i < MEM_WAIT_MS / 10 && !mem_back(srv); i++)
+		poll(NULL, 0, 10);
+}
+
+/* --check-mem, the engine stopped: lwIP's pools, segments, PCBs and heap
+ * back at (the heap and UDP PCBs at most at: closed DNS sockets free
+ * theirs) their values before the engine first ran, every UMEM frame
+ * accounted for and none held by the application. One line either way. */
+static void check_mem(struct server *srv)
+{
+	const struct l3x_stack_mem *o = &srv->mem0;
+	const struct l3x_frame_stats *f;
+	struct l3x_stack_mem m;
+	uint64_t parts;
+
+	l3x_stack__mem(srv->stack, &m);
+	f = &m.frames;
+	parts = (uint64_t)f->free + f->fill + f->kernel + f->app + f->tx +
+		f->completion;
+	srv->mem_bad = m.heap_bytes > o->heap_bytes || m.pbufs != o->pbufs ||
+		       m.tcp_pcbs != o->tcp_pcbs ||
+		       m.tcp_listen_pcbs != o->tcp_listen_pcbs ||
+		       m.tcp_segs != o->tcp_segs || m.udp_pcbs > o->udp_pcbs ||
+		       m.reass != o->reass || m.streams || f->app ||
+		       parts != f->total || f->total != o->frames.total;
 	fprintf(stderr,
-		PROG
-		": %s: streams %llu read %llu bytes written %llu bytes; "
-		"tcp accepted %llu closed %llu reset_by_client %llu aborted %llu "
-		"refused_flows %llu refused_memory %llu refused_backlog %llu; "
-		"udp flows_served %llu datagrams_in %llu datagrams_out %llu "
-		"datagrams_dropped %llu created %llu expired %llu refused %llu "
-		"delivered %llu queue_dropped %llu sent %llu send_failed %llu; "
-		"dns queries %llu answered %llu; flows %llu buffered %llu; "
-		"ip rx_packets %llu rx_bytes %llu tx_packets %llu tx_bytes %llu "
-		"not_ip %llu no_rule %llu no_memory %llu bad %llu tx_dropped %llu; "
-		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
-		"mem pbufs %u tcp_pcbs %u tcp_segs %u udp_pcbs %u stream_objects %u; "
-		"umem total %u free %u fill %u kernel %u app %u tx %u completion %u; "
-		"limits tcp_flows_open %llu udp_flows_open %llu "
-		"tcp_refused_source %llu udp_refused_source %llu "
-		"tcp_refused_hash %llu udp_refused_hash %llu udp_evicted %llu "
-		"udp_bad_length %llu udp6_zero_checksum %llu mem_bytes %llu "
-		"mem_peak %llu rx_dropped_memory %llu tcp_window_shrunk %llu "
-		"tcp_ooo_dropped %llu tcp_rx_merged %llu\n",
-		name_of(proto_modes, srv->a->mode), U(n.accepted),
-		U(n.bytes_in), U(n.bytes_out), U(st.tcp_accepted),
-		U(st.tcp_closed), U(st.tcp_reset_by_client), U(st.tcp_aborted),
-		U(st.tcp_refused_flows), U(st.tcp_refused_memory),
-		U(st.tcp_refused_backlog), U(n.udp_flows), U(n.dgrams_in),
-		U(n.dgrams_out), U(n.dgrams_dropped), U(st.udp_flows),
-		U(st.udp_expired), U(st.udp_refused), U(st.udp_rx),
-		U(st.udp_rx_dropped), U(st.udp_tx), U(st.udp_tx_failed),
-		U(n.dns_queries), U(n.dns_answered), U(st.flows),
-		U(st.buffered_bytes), U(st.rx_packets), U(st.rx_bytes),
-		U(st.tx_packets), U(st.tx_bytes), U(st.rx_not_ip),
-		U(st.rx_no_rule), U(st.rx_no_memory), U(st.rx_bad),
-		U(st.tx_dropped), U(ss.passed), U(ss.redirected),
-		U(ss.redirect_failed), U(ss.malformed), m.pbufs, m.tcp_pcbs,
-		m.tcp_segs, m.udp_pcbs, m.streams, m.frames.total,
-		m.frames.free, m.frames.fill, m.frames.kernel, m.frames.app,
-		m.frames.tx, m.frames.completion, U(st.tcp_flows_open),
-		U(st.udp_flows_open), U(st.tcp_refused_source),
-		U(st.udp_refused_source), U(st.tcp_refused_hash),
-		U(st.udp_refused_hash), U(st.udp_evicted), U(st.udp_bad_length),
-		U(st.udp6_zero_checksum), U(st.mem_bytes), U(st.mem_peak),
-		U(st.rx_dropped_memory), U(st.tcp_window_shrunk),
-		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged));
+		PROG ": check-mem %s: now (at start) heap %llu (%llu) pbufs "
+		     "%u (%u) tcp_pcbs %u (%u) listen_pcbs %u (%u) tcp_segs %u "
+		     "(%u) udp_pcbs %u (%u) reass %u (%u) streams %u; frames "
+		     "total %u (%u) parts %llu app %u\n",
+		srv->mem_bad ? "FAILED" : "ok", U(m.heap_bytes),
+		U(o->heap_bytes), m.pbufs, o->pbufs, m.tcp_pcbs, o->tcp_pcbs,
+		m.tcp_listen_pcbs, o->tcp_listen_pcbs, m.tcp_segs, o->tcp_segs,
+		m.udp_pcbs, o->udp_pcbs, m.reass, o->reass, m.streams, f->total,
+		o->frames.total, U(parts), f->app);
 }
 
 /* Runs on every exit, die() included: workers closed first (the stack
@@ -1191,6 +1298,8 @@ static void finish(struct server *srv)
 	drain_flows(srv);
 	stop_workers(srv);
 	drain_flows(srv);
+	if (srv->a->check_mem && srv->started)
+		wait_mem(srv);
 	if (srv->started) {
 		err = l3x_stack__stop(srv->stack);
 		if (err)
@@ -1198,10 +1307,14 @@ static void finish(struct server *srv)
 				strerror(-err));
 		srv->started = false;
 	}
+	if (srv->a->check_mem)
+		check_mem(srv);
 	report(srv);
 	cleanup_now();
 	if (srv->fail[0])
 		die("%s", srv->fail);
+	if (srv->mem_bad)
+		exit(1);
 }
 
 int main(int argc, char **argv)

@@ -58,7 +58,9 @@
 #define BUF_SIZE	65536 /* per thread, for reads and for writes */
 #define MAX_INFLIGHT	64    /* connects in progress per thread at setup */
 #define CONNECT_TIMEOUT 10.0  /* seconds */
-#define DRAIN_TIMEOUT	10.0  /* bulk: seconds for the echo to finish */
+#define DRAIN_TIMEOUT	10.0  /* bulk: the echo's end, at least (seconds) */
+#define DRAIN_MAX	600.0 /* ... and at most, unless --drain-timeout */
+#define DRAIN_MIN_RATE	1e6   /* bytes/s assumed when the run saw less */
 #define RETRY_DELAY	0.01  /* crr: seconds before a failed loop retries */
 #define CHECK_INFLIGHT	256   /* hold --check-all: requests out per thread */
 #define MAX_MESSAGES	10    /* problems described on stderr */
@@ -97,6 +99,7 @@ struct args {
 	unsigned conns, threads;
 	unsigned cpus[MAX_CPUS], ncpus;
 	double seconds, interval, timeout;
+	double drain_timeout; /* bulk: 0, the deadline scales (drain_seconds) */
 	unsigned size, sample;
 	uint64_t seed, window;
 	bool discard, rst, json, quiet, check_all;
@@ -112,8 +115,9 @@ TOOL_DEFINE(PROG,
 	    "usage: " PROG " MODE --dst ADDR[/LEN] --port P [--addrs N] [--conns N]\n"
 	    "       [--seconds S] [--threads N] [--cpu LIST] [--seed N] [--json]\n"
 	    "MODE is one of:\n"
-	    "  bulk    [--discard] [--window BYTES]   stream to an echo server and\n"
-	    "          verify every byte (or, --discard, to a discard server)\n"
+	    "  bulk    [--discard] [--window BYTES] [--drain-timeout S]   stream to\n"
+	    "          an echo server and verify every byte (or, --discard, to a\n"
+	    "          discard server)\n"
 	    "  crr     [--size B] [--rst]   connect, request, response, close\n"
 	    "  rr      [--size B]           request/response on open connections\n"
 	    "  udp-rr  [--size B] [--timeout S]   the same over UDP\n"
@@ -383,6 +387,7 @@ static void parse_opt(struct args *a, int c)
 		a->have_timeout = true;
 		break;
 	case 'a': a->check_all = true; break;
+	case 'X': a->drain_timeout = parse_secs("--drain-timeout", optarg); break;
 	case 'j': a->json = true; break;
 	case 'q': a->quiet = true; break;
 	}
@@ -426,6 +431,7 @@ static void check_mode_opts(const struct args *a)
 {
 	only_for(a, a->discard, "--discard", M_BULK, M_BULK);
 	only_for(a, a->have_window, "--window", M_BULK, M_BULK);
+	only_for(a, a->drain_timeout > 0, "--drain-timeout", M_BULK, M_BULK);
 	only_for(a, a->rst, "--rst", M_CRR, M_CRR);
 	only_for(a, a->have_interval, "--interval", M_HOLD, M_HOLD);
 	only_for(a, a->have_sample, "--sample", M_HOLD, M_HOLD);
@@ -497,6 +503,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "size", required_argument, NULL, 'z' },
 		{ "window", required_argument, NULL, 'w' },
+		{ "drain-timeout", required_argument, NULL, 'X' },
 		{ "discard", no_argument, NULL, 'D' },
 		{ "rst", no_argument, NULL, 'R' },
 		{ "interval", required_argument, NULL, 'i' },
@@ -646,6 +653,9 @@ struct worker {
 	bool started, stopping;
 	unsigned connecting, active;
 	uint64_t now, drain_deadline, next_tick, next_sample;
+	uint64_t started_ns; /* when the clock started */
+	uint64_t inflight;   /* bulk: sent and not echoed (acked) at the stop */
+	double drain_s;	     /* bulk: what the drain was allowed */
 	unsigned cursor, nsamp;
 	struct conn **samp;
 	bool checking;		   /* hold --check-all, after the stop */
@@ -920,8 +930,12 @@ static void bulk_stop(struct worker *w, struct conn *c)
 
 	if (c->state != C_RUN)
 		return;
-	if (w->a->discard && !ioctl(c->fd, SIOCOUTQ, &outq))
+	if (w->a->discard && !ioctl(c->fd, SIOCOUTQ, &outq)) {
 		w->window_bytes += c->sent - outq;
+		w->inflight += outq;
+	} else if (!w->a->discard) {
+		w->inflight += c->sent - c->recvd;
+	}
 	shutdown(c->fd, SHUT_WR);
 	c->state = C_DRAIN;
 	bulk_pump(w, c);
@@ -1161,21 +1175,30 @@ static void udp_open(struct worker *w, struct conn *c)
 
 /* ------------------------------------------------------------ timers */
 
+/* The next held, idle connection from the cursor on, or NULL. */
+static struct conn *next_idle(struct worker *w)
+{
+	struct conn *c;
+	unsigned tries;
+
+	for (tries = 0; tries < w->n; tries++) {
+		c = &w->conns[w->cursor++ % w->n];
+		if (c->state == C_HELD && !c->late)
+			return c;
+	}
+	return NULL;
+}
+
 static void hold_sample(struct worker *w)
 {
 	struct conn *c;
-	unsigned i, tries;
+	unsigned i;
 
 	for (i = 0; i < w->nsamp; i++) {
-		w->samp[i] = NULL;
-		for (tries = 0; tries < w->n; tries++) {
-			c = &w->conns[w->cursor++ % w->n];
-			if (c->state == C_HELD && !c->late)
-				break;
-		}
-		if (tries == w->n)
-			return;
+		c = next_idle(w);
 		w->samp[i] = c;
+		if (!c)
+			return;
 		c->deadline = w->now + w->a->timeout * NS;
 		atomic_fetch_add_explicit(&w->live_sampled, 1,
 					  memory_order_relaxed);
@@ -1342,6 +1365,7 @@ static void start(struct worker *w)
 
 	w->now = now_ns();
 	w->next_sample = w->now;
+	w->started_ns = w->now;
 	w->started = true;
 	for (i = 0; i < w->n; i++) {
 		c = &w->conns[i];
@@ -1361,6 +1385,26 @@ static void start(struct worker *w)
 
 static void check_begin(struct worker *w);
 
+/*
+ * bulk: how long the echo may take to end after the half-close: a fixed
+ * --drain-timeout, or DRAIN_TIMEOUT plus twice the time that the bytes
+ * still in flight take at the rate this worker saw during the run. Many
+ * connections through a lossy wire have much in flight and drain slowly;
+ * a fixed 10 s failed most of them there, on the kernel as on l3x.
+ */
+static double drain_seconds(const struct worker *w)
+{
+	double run = (w->now - w->started_ns) / 1e9, rate, s;
+
+	if (w->a->drain_timeout > 0)
+		return w->a->drain_timeout;
+	rate = run > 0 ? w->window_bytes / run : 0;
+	if (rate < DRAIN_MIN_RATE)
+		rate = DRAIN_MIN_RATE;
+	s = DRAIN_TIMEOUT + 2 * w->inflight / rate;
+	return s < DRAIN_MAX ? s : DRAIN_MAX;
+}
+
 /* The clock ran out: bulk half-closes and drains; hold --check-all
  * checks every connection; the others stop here and finish() closes
  * what they have open. */
@@ -1370,9 +1414,10 @@ static void begin_stop(struct worker *w)
 
 	w->stopping = true;
 	w->window_bytes += w->t.bytes;
-	w->drain_deadline = w->now + DRAIN_TIMEOUT * NS;
 	for (i = 0; i < w->n && w->a->mode == M_BULK; i++)
 		bulk_stop(w, &w->conns[i]);
+	w->drain_s = drain_seconds(w);
+	w->drain_deadline = w->now + w->drain_s * NS;
 	if (w->a->mode == M_HOLD && w->a->check_all)
 		check_begin(w);
 }
@@ -1436,8 +1481,8 @@ static void finish(struct worker *w)
 		if (c->state == C_DRAIN) {
 			w->t.errors++;
 			problem("connection %u to %s: no end of the echo within "
-				"%.0f s of the half-close (%llu of %llu bytes)",
-				c->gidx, conn_dst(w, c)->str, DRAIN_TIMEOUT,
+				"%.1f s of the half-close (%llu of %llu bytes)",
+				c->gidx, conn_dst(w, c)->str, w->drain_s,
 				(unsigned long long)c->recvd,
 				(unsigned long long)c->sent);
 		}
