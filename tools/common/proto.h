@@ -13,11 +13,15 @@
  * head incrementally into a buffer of its own: the server reads straight
  * into http_req_room() and reports how much came with http_req_add(),
  * which finds where the head ends; http_req_answer() then produces the
- * response bytes. The answer for now always says "Connection: close", and
- * the server closes after it, as l3x-serve always did. The parser keeps
- * where the head ended (end) so that keep-alive and pipelining can later
- * answer it and go on with the bytes after it, and the state has room for
- * a malformed head.
+ * response bytes, and http_req_next() moves on to the bytes after the
+ * head: HTTP/1.1 keep-alive and pipelining. A request that is not GET or
+ * HEAD carries no body we would skip, so its answer (405) closes; so does
+ * a malformed head (400).
+ *
+ * Connection: an HTTP/1.1 request keeps the connection open unless it says
+ * "Connection: close"; an HTTP/1.0 one closes it unless it says
+ * "Connection: keep-alive" (ab -k), which the answer then repeats. The
+ * answer says "Connection: close" whenever the server closes after it.
  *
  * Threads: an http_req belongs to its connection's thread; the rest keeps
  * no state.
@@ -44,6 +48,14 @@ enum http_state {
 	HTTP_TOO_LONG, /* HTTP_HEAD_MAX bytes and no end: answer (400) */
 };
 
+/* After an answer: the connection stays open (HTTP/1.1, or HTTP/1.0 with
+ * keep-alive) or is closed in order once the answer is out. */
+enum http_conn {
+	HTTP_KEEP = 0, /* HTTP/1.1: nothing to say */
+	HTTP_KEEP_10,  /* HTTP/1.0 asked: "Connection: keep-alive" */
+	HTTP_CLOSE,    /* "Connection: close", then close */
+};
+
 /* One connection's request; zeroed is ready. */
 struct http_req {
 	char *buf;  /* HTTP_HEAD_MAX bytes, taken at the first read */
@@ -51,6 +63,8 @@ struct http_req {
 	size_t end; /* HTTP_COMPLETE: the head's length, CRLF CRLF
 		     * (or LF LF) included */
 	enum http_state state;
+	enum http_conn conn; /* after http_req_answer(): what comes next */
+	bool bad; /* after http_req_answer(): a malformed head (400) */
 };
 
 /* Both ends of the connection, for the body. A length is what the address
@@ -72,11 +86,18 @@ enum http_state http_req_add(struct http_req *r, size_t n);
  * The answer to the request in @r (HTTP_COMPLETE or HTTP_TOO_LONG) into
  * @out (HTTP_ANSWER_MAX bytes will do): 200 with a plain-text body
  * "client ADDR:PORT\ndestination ADDR:PORT\n" for GET and HEAD (no body for
- * HEAD), 405 for another method, 400 for a head past HTTP_HEAD_MAX; always
- * "Connection: close". Returns its length.
+ * HEAD), 405 for another method, 400 for a head past HTTP_HEAD_MAX or one
+ * whose request line is not "METHOD TARGET HTTP/1.x". Sets r->conn (close
+ * after the answer or not, see the top) and r->bad (a 400). Returns its
+ * length.
  */
-int http_req_answer(const struct http_req *r, const struct http_ends *e,
-		    char *out, size_t n);
+int http_req_answer(struct http_req *r, const struct http_ends *e, char *out,
+		    size_t n);
+
+/* Done with the answered head: the bytes after it (pipelined requests)
+ * become the start of the next one. Returns its state: HTTP_COMPLETE when
+ * a whole head came already. */
+enum http_state http_req_next(struct http_req *r);
 
 /* Free what @r holds; zeroed again, it is ready for another request. */
 void http_req_free(struct http_req *r);

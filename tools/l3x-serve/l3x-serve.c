@@ -111,6 +111,7 @@ struct wstats {
 	uint64_t accepted, bytes_in, bytes_out;
 	uint64_t udp_flows, dgrams_in, dgrams_out, dgrams_dropped;
 	uint64_t dns_queries, dns_answered;
+	uint64_t http_requests, http_bad;
 };
 
 struct worker {
@@ -556,31 +557,55 @@ static int http_read(struct worker *w, struct conn *c)
 	}
 }
 
-/* One answer (see proto.h), then the stream is closed in order. */
-static void serve_http(struct worker *w, struct conn *c)
+/* Answer the head in c->http (see proto.h) and owe the answer. */
+static int http_answer(struct worker *w, struct conn *c)
 {
 	char out[HTTP_ANSWER_MAX];
 	struct http_ends e;
-	int r, len;
+	int len;
 
-	if (c->http.state == HTTP_READING) {
-		r = http_read(w, c);
-		if (r <= 0) {
-			if (r < 0)
-				conn_end(w, c, false);
-			return;
-		}
-		e.client_len = l3x_stream__client_addr(c->s, (void *)&e.client,
-						       sizeof(e.client));
-		e.dst_len = l3x_stream__orig_dst_addr(c->s, (void *)&e.dst,
-						      sizeof(e.dst));
-		len = http_req_answer(&c->http, &e, out, sizeof(out));
-		r = owe(w, c, out, len);
-	} else {
+	e.client_len = l3x_stream__client_addr(c->s, (void *)&e.client,
+					       sizeof(e.client));
+	e.dst_len =
+		l3x_stream__orig_dst_addr(c->s, (void *)&e.dst, sizeof(e.dst));
+	len = http_req_answer(&c->http, &e, out, sizeof(out));
+	count(&w->n.http_requests, 1);
+	if (c->http.bad)
+		count(&w->n.http_bad, 1);
+	c->eof = c->http.conn == HTTP_CLOSE; /* close once it is out */
+	return owe(w, c, out, len);
+}
+
+/*
+ * Keep-alive and pipelining: answer each whole head in turn, one answer
+ * owed at a time (a client that does not read its answers is not read
+ * from either), then read more. The stream is closed in order after an
+ * answer that says "Connection: close", or at the client's FIN.
+ */
+static void serve_http(struct worker *w, struct conn *c)
+{
+	int r;
+
+	for (;;) {
 		r = flush(w, c);
+		if (r == 0)
+			return;
+		if (r < 0 || c->eof)
+			break;
+		if (c->http.state != HTTP_READING) {
+			r = http_answer(w, c);
+			http_req_next(&c->http);
+			if (r == -ENOMEM)
+				break;
+			continue;
+		}
+		r = http_read(w, c);
+		if (r == 0)
+			return;
+		if (r < 0)
+			break;
 	}
-	if (r != 0)
-		conn_end(w, c, r == -ENOMEM);
+	conn_end(w, c, r == -ENOMEM);
 }
 
 /* ------------------------------------------------------------------ udp */
@@ -1100,7 +1125,7 @@ static void print_counters(const struct server *srv, const char *label)
 		"udp flows_served %llu datagrams_in %llu datagrams_out %llu "
 		"datagrams_dropped %llu created %llu expired %llu refused %llu "
 		"delivered %llu queue_dropped %llu sent %llu send_failed %llu; "
-		"dns queries %llu answered %llu; flows %llu buffered %llu; "
+		"dns queries %llu answered %llu; http requests %llu bad %llu; flows %llu buffered %llu; "
 		"ip rx_packets %llu rx_bytes %llu tx_packets %llu tx_bytes %llu "
 		"not_ip %llu no_rule %llu no_memory %llu bad %llu tx_dropped %llu; "
 		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
@@ -1116,16 +1141,16 @@ static void print_counters(const struct server *srv, const char *label)
 		U(n.dgrams_dropped), U(st.udp_flows), U(st.udp_expired),
 		U(st.udp_refused), U(st.udp_rx), U(st.udp_rx_dropped),
 		U(st.udp_tx), U(st.udp_tx_failed), U(n.dns_queries),
-		U(n.dns_answered), U(st.flows), U(st.buffered_bytes),
-		U(st.rx_packets), U(st.rx_bytes), U(st.tx_packets),
-		U(st.tx_bytes), U(st.rx_not_ip), U(st.rx_no_rule),
-		U(st.rx_no_memory), U(st.rx_bad), U(st.tx_dropped),
-		U(ss.passed), U(ss.redirected), U(ss.redirect_failed),
-		U(ss.malformed), U(st.rx_ip_bad), U(st.rx_frag_held),
-		U(st.rx_frag_bad), U(st.rx_tcp_flow), U(st.rx_tcp_listen),
-		U(st.rx_tcp_timewait), U(st.rx_tcp_bad), U(st.rx_udp),
-		U(st.rx_udp_bad), U(st.rx_icmp), U(st.rx_icmp_bad),
-		U(st.rx_ring_dropped));
+		U(n.dns_answered), U(n.http_requests), U(n.http_bad),
+		U(st.flows), U(st.buffered_bytes), U(st.rx_packets),
+		U(st.rx_bytes), U(st.tx_packets), U(st.tx_bytes),
+		U(st.rx_not_ip), U(st.rx_no_rule), U(st.rx_no_memory),
+		U(st.rx_bad), U(st.tx_dropped), U(ss.passed), U(ss.redirected),
+		U(ss.redirect_failed), U(ss.malformed), U(st.rx_ip_bad),
+		U(st.rx_frag_held), U(st.rx_frag_bad), U(st.rx_tcp_flow),
+		U(st.rx_tcp_listen), U(st.rx_tcp_timewait), U(st.rx_tcp_bad),
+		U(st.rx_udp), U(st.rx_udp_bad), U(st.rx_icmp),
+		U(st.rx_icmp_bad), U(st.rx_ring_dropped));
 	fprintf(stderr,
 		"; limits tcp_flows_open %llu udp_flows_open %llu "
 		"tcp_refused_source %llu udp_refused_source %llu "

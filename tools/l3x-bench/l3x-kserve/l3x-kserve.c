@@ -79,7 +79,7 @@ struct sconn {
 
 struct stats {
 	uint64_t accepted, bytes_in, bytes_out, datagrams, requests, errors;
-	uint64_t corrupted;
+	uint64_t corrupted, bad_requests;
 };
 
 struct sworker {
@@ -393,8 +393,8 @@ static int echo_some(struct sworker *w, struct sconn *c)
 }
 
 /* Answers the request in c->http (see proto.h); the connection closes once
- * the answer is out. getsockname() names the original destination, with a
- * local route or tproxy. */
+ * the answer is out when it says so. getsockname() names the original
+ * destination, with a local route or tproxy. */
 static int http_answer(struct sworker *w, struct sconn *c)
 {
 	socklen_t cl, dl;
@@ -403,7 +403,6 @@ static int http_answer(struct sworker *w, struct sconn *c)
 	int n;
 
 	w->s.requests++;
-	c->close_after = true;
 	cl = sizeof(e.client);
 	dl = sizeof(e.dst);
 	e.client_len =
@@ -411,16 +410,23 @@ static int http_answer(struct sworker *w, struct sconn *c)
 	e.dst_len =
 		getsockname(c->e.fd, (void *)&e.dst, &dl) ? -errno : (int)dl;
 	n = http_req_answer(&c->http, &e, out, sizeof(out));
+	w->s.bad_requests += c->http.bad;
+	c->close_after = c->http.conn == HTTP_CLOSE;
+	http_req_next(&c->http);
 	return send_or_keep(w, c, out, n);
 }
 
-/* HTTP: one read into the request head, and the answer once it is whole. */
+/* HTTP, as l3x-serve: answer a whole head waiting from pipelining, or read
+ * once into the head and answer it once it is whole. */
 static int http_some(struct sworker *w, struct sconn *c)
 {
 	size_t room;
-	char *buf = http_req_room(&c->http, &room);
+	char *buf;
 	ssize_t r;
 
+	if (c->http.state != HTTP_READING)
+		return http_answer(w, c);
+	buf = http_req_room(&c->http, &room);
 	if (!buf)
 		return -ENOMEM;
 	r = conn_read(w, c, buf, room);
@@ -694,6 +700,7 @@ static void add_stats(struct stats *to, const struct stats *s)
 	to->requests += s->requests;
 	to->errors += s->errors;
 	to->corrupted += s->corrupted;
+	to->bad_requests += s->bad_requests;
 }
 
 static void print_ready(const struct args *a, const char *who)
@@ -718,13 +725,16 @@ static void print_stats(const struct args *a, const char *who,
 	if (a->quiet)
 		return;
 	fprintf(stderr,
-		PROG "%s: %llu connections, %llu bytes in, %llu bytes out, "
-		     "%llu datagrams, %llu http requests, %llu errors",
+		PROG
+		"%s: %llu connections, %llu bytes in, %llu bytes out, "
+		"%llu datagrams, %llu http requests (%llu bad), %llu errors",
 		who, (unsigned long long)s->accepted,
 		(unsigned long long)s->bytes_in,
 		(unsigned long long)s->bytes_out,
 		(unsigned long long)s->datagrams,
-		(unsigned long long)s->requests, (unsigned long long)s->errors);
+		(unsigned long long)s->requests,
+		(unsigned long long)s->bad_requests,
+		(unsigned long long)s->errors);
 	if (a->corrupt_every)
 		fprintf(stderr, ", %llu bytes corrupted on purpose",
 			(unsigned long long)s->corrupted);
