@@ -7,6 +7,7 @@
 #define L3X_TOOL_ADDR_H
 
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -19,5 +20,13 @@
  * neither gives "unknown (REASON)". Returns @buf.
  */
 char *format_addr(const struct sockaddr *sa, int len, char *buf, size_t n);
+
+/*
+ * ADDR, ADDR:PORT, [ADDR6] or [ADDR6]:PORT (numeric only) into @ss, with
+ * port @port_none when none is given. Returns false when @text is none of
+ * these or the port is 0 or past 65535.
+ */
+bool parse_sockaddr(const char *text, unsigned port_none,
+		    struct sockaddr_storage *ss);
 
 #endif /* L3X_TOOL_ADDR_H */

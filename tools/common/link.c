@@ -2,8 +2,16 @@
 /*
  * link.c - the options of the tools on a link: see link.h.
  */
+#include <dirent.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "link.h"
 #include "parse.h"
@@ -79,4 +87,38 @@ void link_print_init(bool verbose_)
 {
 	verbose = verbose_;
 	l3x_set_print(print_fn);
+}
+
+/* RX queues of @ifname: ETHTOOL_GCHANNELS answers for our own network
+ * namespace; sysfs when the driver has no channels. The stack serves only
+ * queue 0 unless told, and a flow hashed to another queue would find no
+ * socket there. */
+unsigned link_rx_queues(const char *ifname)
+{
+	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+	struct ifreq ifr = {};
+	char path[128];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+	int fd;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+		ifr.ifr_data = (void *)&ch;
+		if (!ioctl(fd, SIOCETHTOOL, &ifr))
+			n = ch.rx_count + ch.combined_count;
+		close(fd);
+	}
+	if (n)
+		return n;
+	snprintf(path, sizeof(path), "/sys/class/net/%s/queues", ifname);
+	d = opendir(path);
+	if (!d)
+		return 1;
+	while ((de = readdir(d)))
+		n += !strncmp(de->d_name, "rx-", 3);
+	closedir(d);
+	return n ? n : 1;
 }

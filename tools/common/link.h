@@ -66,4 +66,9 @@ void rule_parse(struct l3x_rule *r, const char *what, const char *text);
  * each after "PROG: ". */
 void link_print_init(bool verbose);
 
+/* How many RX queues @ifname has in our network namespace (at least 1):
+ * a stack serves only queue 0 unless told, and a flow hashed to another
+ * queue would find no socket there. */
+unsigned link_rx_queues(const char *ifname);
+
 #endif /* L3X_TOOL_LINK_H */

@@ -22,10 +22,7 @@
  * the workers close their l3x_worker (which resets whatever is left).
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -39,11 +36,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "addr.h"
 #include "link.h"
 #include "parse.h"
 #include "proto.h"
@@ -155,53 +152,6 @@ TOOL_DEFINE(PROG,
 
 /* ------------------------------------------------------------ arguments */
 
-/* ADDR, ADDR:PORT, [ADDR6] or [ADDR6]:PORT into @ss; port 53 when none. */
-static bool parse_sockaddr(const char *text, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in6 *s6 = (void *)ss;
-	struct sockaddr_in *s4 = (void *)ss;
-	char host[INET6_ADDRSTRLEN + 2], *end;
-	const char *port = NULL, *colon;
-	unsigned long p = 53;
-	size_t len;
-
-	if (text[0] == '[') {
-		end = strchr(text, ']');
-		if (!end || (end[1] && end[1] != ':'))
-			return false;
-		len = end - text - 1;
-		port = end[1] ? end + 2 : NULL;
-		text++;
-	} else {
-		colon = strchr(text, ':');
-		len = colon && !strchr(colon + 1, ':') ? (size_t)(colon - text)
-						       : strlen(text);
-		port = colon && !strchr(colon + 1, ':') ? colon + 1 : NULL;
-	}
-	if (len >= sizeof(host))
-		return false;
-	memcpy(host, text, len);
-	host[len] = 0;
-	if (port) {
-		errno = 0;
-		p = strtoul(port, &end, 10);
-		if (errno || !*port || *end || !p || p > 65535)
-			return false;
-	}
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(p);
-		return true;
-	}
-	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(p);
-		return true;
-	}
-	return false;
-}
-
 /* --dns ADDR[:PORT]: a socket there, and the rule that steers it. */
 static void add_dns(struct args *a, const char *text)
 {
@@ -212,7 +162,7 @@ static void add_dns(struct args *a, const char *text)
 
 	if (a->ndns == MAX_DNS)
 		die("--dns: at most %d addresses", MAX_DNS);
-	if (!parse_sockaddr(text, &d->ss))
+	if (!parse_sockaddr(text, 53, &d->ss))
 		die("--dns '%s': not ADDR, ADDR:PORT or [ADDR6]:PORT", text);
 	snprintf(d->text, sizeof(d->text), "%s", text);
 	if (d->ss.ss_family == AF_INET) {
@@ -326,40 +276,6 @@ static void parse_args(struct args *a, int argc, char **argv)
 		die("'%s': unexpected argument (rules go after --rule)",
 		    argv[optind]);
 	check_args(a);
-}
-
-/* RX queues of @ifname: ETHTOOL_GCHANNELS answers for our own network
- * namespace; sysfs when the driver has no channels. The stack serves only
- * queue 0 unless told, and a flow hashed to another queue would find no
- * socket there. */
-static unsigned rx_queues(const char *ifname)
-{
-	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
-	struct ifreq ifr = {};
-	char path[128];
-	struct dirent *de;
-	unsigned n = 0;
-	DIR *d;
-	int fd;
-
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0) {
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-		ifr.ifr_data = (void *)&ch;
-		if (!ioctl(fd, SIOCETHTOOL, &ifr))
-			n = ch.rx_count + ch.combined_count;
-		close(fd);
-	}
-	if (n)
-		return n;
-	snprintf(path, sizeof(path), "/sys/class/net/%s/queues", ifname);
-	d = opendir(path);
-	if (!d)
-		return 1;
-	while ((de = readdir(d)))
-		n += !strncmp(de->d_name, "rx-", 3);
-	closedir(d);
-	return n ? n : 1;
 }
 
 /* ----------------------------------------------------------------- conns */
@@ -1354,7 +1270,8 @@ int main(int argc, char **argv)
 
 	parse_args(&a, argc, argv);
 	if (a.link.iface) {
-		nq = a.link.nqueues ? a.link.nqueues : rx_queues(a.link.iface);
+		nq = a.link.nqueues ? a.link.nqueues
+				    : link_rx_queues(a.link.iface);
 		for (i = 0; i < nq && i < MAX_QUEUES; i++)
 			queues[i] = a.link.nqueues ? a.link.queues[i] : i;
 	}
