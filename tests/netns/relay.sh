@@ -1,0 +1,406 @@
+#!/usr/bin/env bash
+# relay.sh - l3x-relay on three namespaces: clients -> l3x relaying ->
+# origin servers on kernel sockets.
+#
+#   client ns $NS_C  192.0.2.1       routes the prefixes to the relay
+#   relay ns  $NS_S  192.0.2.2       l3x-relay on AF_XDP (rules: the prefixes)
+#             $IF_R  203.0.113.1     routes the prefixes on to the origin
+#   origin ns $NS_O  203.0.113.2     the prefixes on a local route (lo), so
+#                                    kernel servers answer every address
+#
+# For each upstream, direct and socks5:// (dante-server on the relay's
+# loopback), with real clients and the kernel as every peer:
+#   1. curl downloads 4 MiB over HTTP (IPv4 and IPv6), sha256 exact;
+#      socat uploads 4 MiB, sha256 exact at the origin;
+#   2. 16 seeded echo streams of 1 MiB per family at once, bit-exact both
+#      ways and ended by EOF;
+#   3. half-close both ways: the client's FIN reaches the origin, which
+#      still echoes everything; the origin's FIN reaches the client, which
+#      then still sends and the origin receives it all;
+#   4. RST both ways: a client reset reaches the origin; an origin reset
+#      reaches the client as ECONNRESET (through a proxy: the connection
+#      ends, reset or FIN as the proxy chooses);
+#   5. a refused upstream port gives the client a reset (the relay counts
+#      it as refused); a silent upstream gives the client a reset after
+#      --connect-timeout (counted as timed out; see l3x-relay(8): no
+#      deferred accept yet);
+#   6. UDP echo to both families, every datagram back exact from the
+#      address it was sent to; the flows expire after --udp-idle.
+# Then: bad options give one line and exit 1.
+. "$(dirname "$0")/testbed.bash"
+require_root_netns
+HERE=$(cd "$(dirname "$0")" && pwd)
+CLIENT="$PY $HERE/stream_client.py"
+RELAY=$B/l3x-relay
+for t in curl socat; do
+	if ! command -v $t >/dev/null; then
+		skip "$(basename "$0"): $t not installed (scripts/deps.sh --install)"
+		exit 0
+	fi
+done
+NS_O=${TAG}o
+IF_R=${TAG}r0
+IF_O=${TAG}o0
+PFX4=198.51.100.0/24
+PFX6=2001:db8:100::/64
+SILENT4=198.51.100.250		# the origin drops everything to it
+RPID=
+RLOG=
+NRUN=0
+
+nso() { ip netns exec "$NS_O" "$@"; }
+
+origin() {
+	ip netns add "$NS_O" || return 1
+	on_exit "ip netns del $NS_O"
+	ip link add "$IF_R" netns "$NS_S" type veth peer name "$IF_O" netns "$NS_O" || return 1
+	nso ip link set lo up
+	nss ip addr add 203.0.113.1/24 dev "$IF_R"
+	nso ip addr add 203.0.113.2/24 dev "$IF_O"
+	nss ip -6 addr add 2001:db8:2::1/64 dev "$IF_R" nodad
+	nso ip -6 addr add 2001:db8:2::2/64 dev "$IF_O" nodad
+	nss ip link set "$IF_R" up
+	nso ip link set "$IF_O" up
+	nss ip route add "$PFX4" via 203.0.113.2
+	nss ip -6 route add "$PFX6" via 2001:db8:2::2
+	nso ip route add local "$PFX4" dev lo
+	nso ip -6 route add local "$PFX6" dev lo
+	nso ip route add blackhole "$SILENT4/32"
+	nsc ip route add "$PFX4" via "$ADDR4_S"
+	nsc ip -6 route add "$PFX6" via "$ADDR6_S"
+}
+
+# The origin's servers: stream_client.py's kernel echo (TCP and UDP) on 7
+# and 8080, one that resets after 64 KiB on 9000, an HTTP file server on
+# 80, a socat upload sink on 9, and the half-close peer on 5000.
+origin_servers() {
+	local i
+	head -c 4M /dev/urandom >"$WORK/www/blob"
+	# Started as simple commands (not through a function), so that $! is
+	# the server itself and the cleanup ends it.
+	ip netns exec "$NS_O" $CLIENT kernel-server --mode echo --ports 7,8080 \
+		2>"$WORK/echo.log" &
+	on_exit "kill $!"
+	ip netns exec "$NS_O" $CLIENT kernel-server --mode echo --ports 9000 \
+		--abort-after 65536 2>"$WORK/abort.log" &
+	on_exit "kill $!"
+	ip netns exec "$NS_O" $PY -m http.server 80 --bind :: --directory "$WORK/www" \
+		>/dev/null 2>&1 &
+	on_exit "kill $!"
+	ip netns exec "$NS_O" $PY "$WORK/peer.py" server 5000 "$WORK/hc" 2>"$WORK/hc.log" &
+	on_exit "kill $!"
+	ip netns exec "$NS_O" $PY "$WORK/peer.py" rstserver 5001 "$WORK/rst" \
+		2>"$WORK/rst.log" &
+	on_exit "kill $!"
+	for i in $(seq 50); do
+		grep -q ready "$WORK/echo.log" && grep -q ready "$WORK/abort.log" &&
+			grep -q ready "$WORK/hc.log" && grep -q ready "$WORK/rst.log" &&
+			nso bash -c '</dev/tcp/127.0.0.1/80' 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# The half-close peer. server: says a line and shuts its write side
+# (FIN) first, then reads until the client's FIN and writes the sha256 of
+# what came after its own FIN to DIR/PORT-CLIENTPORT. client: reads the
+# line and the EOF, then sends N seeded bytes and shuts down; prints their
+# sha256.
+cat >"$WORK/peer.py" <<'PY'
+import hashlib, os, random, socket, struct, sys, threading, time
+def serve(port, d):
+    ls = socket.socket(socket.AF_INET6)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    ls.bind(("::", port)); ls.listen(64)
+    print("ready", file=sys.stderr, flush=True)
+    while True:
+        c, a = ls.accept()
+        threading.Thread(target=one, args=(c, a, d), daemon=True).start()
+def one(c, a, d):
+    c.sendall(b"origin closes its side first\n")
+    c.shutdown(socket.SHUT_WR)
+    h = hashlib.sha256(); n = 0
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        h.update(b); n += len(b)
+    c.close()
+    with open(f"{d}/{a[1]}", "w") as f: f.write(f"{n} {h.hexdigest()}\n")
+def rstserve(port, d):
+    ls = socket.socket(socket.AF_INET6)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    ls.bind(("::", port)); ls.listen(64)
+    print("ready", file=sys.stderr, flush=True)
+    while True:
+        c, a = ls.accept()
+        threading.Thread(target=rstone, args=(c, a, d), daemon=True).start()
+def rstone(c, a, d):
+    n, how = 0, "eof"
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b: break
+            n += len(b)
+    except ConnectionResetError:
+        how = "reset"
+    with open(f"{d}/{a[1]}", "w") as f: f.write(f"{how} {n}\n")
+def rstclient(host, port):
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(b"x" * 65536)
+    time.sleep(0.3)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+def client(host, port, n):
+    s = socket.create_connection((host, int(port)), timeout=10)
+    got = b""
+    while True:
+        b = s.recv(65536)
+        if not b: break
+        got += b
+    if got != b"origin closes its side first\n":
+        print(f"bad line {got!r}"); sys.exit(1)
+    data = random.Random(7).randbytes(int(n))
+    s.sendall(data)
+    port = s.getsockname()[1]
+    s.shutdown(socket.SHUT_WR)
+    s.settimeout(10)
+    if s.recv(1):
+        print("data after EOF"); sys.exit(1)
+    print(f"{port} {len(data)} {hashlib.sha256(data).hexdigest()}")
+if sys.argv[1] == "server": serve(int(sys.argv[2]), sys.argv[3])
+elif sys.argv[1] == "rstserver": rstserve(int(sys.argv[2]), sys.argv[3])
+elif sys.argv[1] == "rstclient": rstclient(*sys.argv[2:])
+else: client(*sys.argv[2:])
+PY
+
+# relay_start UPSTREAM [ARGS...]: l3x-relay in the relay namespace.
+relay_start() {
+	local i
+	NRUN=$((NRUN + 1))
+	RLOG=$WORK/relay-$NRUN.log
+	ip netns exec "$NS_S" "$RELAY" --iface "$IF_S" --rule "tcp $PFX4" --rule "tcp $PFX6" \
+		--rule "udp $PFX4" --rule "udp $PFX6" --upstream "$1" --workers 2 \
+		--connect-timeout 1500 --udp-idle 3000 --pin-dir "$PIN/relay" "${@:2}" 2>"$RLOG" &
+	RPID=$!
+	on_exit "kill -9 $RPID"
+	for i in $(seq 100); do
+		grep -qs ': ready$' "$RLOG" && return 0
+		kill -0 $RPID 2>/dev/null || break
+		sleep 0.1
+	done
+	not_ok "relay $1: not ready: $(head -c 300 "$RLOG" | tr '\n' ' ')"
+	return 1
+}
+
+relay_stop() {
+	local i
+	kill -INT $RPID
+	for i in $(seq 100); do
+		kill -0 $RPID 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 $RPID 2>/dev/null
+	wait $RPID
+	expect_eq "$1: SIGINT ends the relay with status 0" $? 0
+	RLINE=$(tail -n 1 "$RLOG")
+	check "$1: no XDP program left on the link" \
+		bash -c "! ip netns exec $NS_S ip -d link show $IF_S | grep -q xdp"
+}
+
+# rcounter KEY: the number after " KEY " in the relay's closing line.
+rcounter() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$RLINE"; }
+
+bulk_checks() {
+	local up=$1 want got a url n rc
+	want=$(sha256sum <"$WORK/www/blob" | cut -c1-64)
+	for a in 198.51.100.80 '[2001:db8:100::80]'; do
+		url="http://$a:80/blob"
+		got=$(nsc curl -sS -g --max-time 20 "$url" | sha256sum | cut -c1-64)
+		expect_eq "$up: curl $url: 4 MiB, sha256 exact" "$got" "$want"
+	done
+	rm -f "$WORK/up.bin"
+	nso socat -u TCP6-LISTEN:9,ipv6only=0,reuseaddr "OPEN:$WORK/up.bin,creat,trunc" &
+	n=$!
+	sleep 0.3
+	nsc socat -u "OPEN:$WORK/www/blob" TCP:198.51.100.9:9
+	rc=$?
+	wait_pid $n 10
+	got=$(sha256sum <"$WORK/up.bin" 2>/dev/null | cut -c1-64)
+	expect_eq "$up: socat uploads 4 MiB to the origin, sha256 exact (socat $rc)" "$got" "$want"
+	check "$up: 16 echo streams x 1 MiB, IPv4, bit-exact both ways, EOF" \
+		nsc $CLIENT echo --conns 16 --bytes 1M 198.51.100.7:7 198.51.100.8:8080
+	check "$up: 16 echo streams x 1 MiB, IPv6, bit-exact both ways, EOF" \
+		nsc $CLIENT echo --conns 16 --bytes 1M '[2001:db8:100::7]:7' '[2001:db8:100::8]:8080'
+}
+
+# wait_pid PID SECONDS
+wait_pid() {
+	local i
+	for i in $(seq $(($2 * 10))); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+ends_checks() {
+	local up=$1 out port n sum rec got
+	check "$up: client half-close: the whole echo after the client's FIN, then the origin's FIN" \
+		nsc $CLIENT halfclose --bytes 1M 198.51.100.11:7
+	out=$(nsc $PY "$WORK/peer.py" client 198.51.100.12 5000 1000000 2>&1)
+	read -r port n sum <<<"$out"
+	sleep 0.3
+	rec=$(cat "$WORK/hc/"* 2>/dev/null | grep " $sum\$" | head -n 1)
+	if [ -n "$sum" ] && [ "$rec" = "$n $sum" ]; then
+		ok "$up: origin half-close: the client got the origin's FIN, then sent 1 MB it all received"
+	else
+		not_ok "$up: origin half-close: client '$out', origin '$(cat "$WORK/hc/"* 2>/dev/null | tr '\n' ' ')'"
+	fi
+	rm -f "$WORK/hc/"*
+	if [ "$up" = direct ]; then
+		check "$up: an origin reset reaches the client as ECONNRESET" \
+			nsc $CLIENT reset-by-server 198.51.100.13:9000
+	else
+		# Whether an origin reset reaches the relay as a reset is the
+		# proxy's choice: dante sometimes passes it on as a FIN.
+		out=$(nsc $CLIENT reset-by-server 198.51.100.13:9000)
+		case $out in
+		*ECONNRESET* | *"EOF, not a reset"*)
+			ok "$up: an origin reset ends the client's connection (${out#reset-by-server: })" ;;
+		*) not_ok "$up: origin reset: $out" ;;
+		esac
+	fi
+	check "$up: a client reset after an echo" \
+		nsc $CLIENT reset-by-client --bytes 64K 198.51.100.14:8080
+	nsc $PY "$WORK/peer.py" rstclient 198.51.100.16 5001
+	for n in $(seq 30); do
+		[ -n "$(ls "$WORK/rst")" ] && break
+		sleep 0.1
+	done
+	# The relay resets its upstream socket; through a proxy, whether the
+	# origin then sees a reset is the proxy's choice (dante sends a FIN).
+	got=$(cat "$WORK/rst/"* 2>/dev/null)
+	case $up in
+	direct) expect_eq "$up: a client reset reaches the origin as a reset, after all 64 KiB" \
+		"$got" "reset 65536" ;;
+	*) case $got in
+		"reset 65536" | "eof 65536") ok "$up: a client reset ends the origin's connection ($got)" ;;
+		*) not_ok "$up: client reset: the origin saw '$got'" ;;
+		esac ;;
+	esac
+	rm -f "$WORK/rst/"*
+}
+
+refuse_checks() {
+	local up=$1 out rc
+	out=$(nsc curl -sS --max-time 5 http://198.51.100.15:81/ 2>&1)
+	rc=$?
+	case $rc in
+	7 | 56) ok "$up: a refused upstream port: the client's connection is reset (curl $rc)" ;;
+	*) not_ok "$up: refused upstream: curl $rc: $out" ;;
+	esac
+	out=$(nsc curl -sS --max-time 8 "http://$SILENT4:80/" 2>&1)
+	rc=$?
+	case $rc in
+	7 | 52 | 56) ok "$up: a silent upstream: the client's connection is reset after --connect-timeout (curl $rc)" ;;
+	*) not_ok "$up: silent upstream: curl $rc: $out" ;;
+	esac
+}
+
+udp_checks() {
+	local up=$1
+	check "$up: UDP echo through the relay, IPv4" \
+		nsc $CLIENT udp-echo --count 20 --size-max 1400 198.51.100.20:7 198.51.100.21:8080
+	check "$up: UDP echo through the relay, IPv6" \
+		nsc $CLIENT udp-echo --count 20 --size-max 1400 '[2001:db8:100::20]:7' '[2001:db8:100::21]:8080'
+}
+
+# One upstream, every check, then the relay's own counters.
+suite() {
+	local up=$1
+	relay_start "$up" || return
+	bulk_checks "$up"
+	ends_checks "$up"
+	refuse_checks "$up"
+	udp_checks "$up"
+	sleep 3.5	# past --udp-idle: every UDP flow expires
+	relay_stop "$up"
+	[ "$(rcounter udp_expired)" -ge 4 ] 2>/dev/null &&
+		ok "$up: idle UDP flows expired ($(rcounter udp_expired) of $(rcounter udp))" ||
+		not_ok "$up: UDP flows not expired: $RLINE"
+	[ "$(rcounter refused)" -ge 1 ] 2>/dev/null &&
+		ok "$up: refused upstreams counted ($(rcounter refused))" ||
+		not_ok "$up: refused not counted: $RLINE"
+	[ "$(rcounter timed_out)" -ge 1 ] 2>/dev/null &&
+		ok "$up: timed-out upstreams counted ($(rcounter timed_out))" ||
+		not_ok "$up: timed_out not counted: $RLINE"
+	[ "$(rcounter client_reset)" -ge 1 ] 2>/dev/null &&
+		ok "$up: the client reset counted ($(rcounter client_reset))" ||
+		not_ok "$up: client_reset not counted: $RLINE"
+	[ "$up" != direct ] || { [ "$(rcounter reset)" -ge 1 ] 2>/dev/null &&
+		ok "$up: the origin reset counted ($(rcounter reset))" ||
+		not_ok "$up: upstream reset not counted: $RLINE"; }
+}
+
+# dante-server on the relay's loopback, going out of $IF_R.
+socks_start() {
+	local i
+	cat >"$WORK/danted.conf" <<EOF
+logoutput: stderr
+internal: 127.0.0.1 port = 1080
+external: $IF_R
+clientmethod: none
+socksmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }
+socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect udpassociate udpreply }
+socks pass { from: 0.0.0.0/0 to: ::/0 command: connect udpassociate udpreply }
+socks pass { from: ::/0 to: 0.0.0.0/0 command: udpreply }
+socks pass { from: ::/0 to: ::/0 command: udpreply }
+EOF
+	ip netns exec "$NS_S" /usr/sbin/danted -f "$WORK/danted.conf" -p "$WORK/danted.pid" 2>"$WORK/danted.log" &
+	# Its children first: one still carrying a session outlives it.
+	on_exit "kill $!"
+	on_exit "pkill -P $!"
+	for i in $(seq 50); do
+		nss bash -c '</dev/tcp/127.0.0.1/1080' 2>/dev/null && return 0
+		sleep 0.1
+	done
+	not_ok "socks5: dante-server did not start: $(tail -n 3 "$WORK/danted.log" | tr '\n' ' ')"
+	return 1
+}
+
+bad_options() {
+	local args out rc
+	for args in "--upstream socks5://example.com:1080" "--upstream socks5://192.0.2.9" \
+		"--upstream http://192.0.2.9:3128" "--connect-timeout 0" "--buffer 12"; do
+		# shellcheck disable=SC2086
+		out=$(nss "$RELAY" --iface "$IF_S" --rule "tcp $PFX4" $args 2>&1)
+		rc=$?
+		if [ $rc = 1 ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q '^l3x-relay: ' <<<"$out"; then
+			ok "bad option '$args': one line, exit 1"
+		else
+			not_ok "bad option '$args': exit $rc: $out"
+		fi
+	done
+	check "bad options: no XDP program left on the link" \
+		bash -c "! ip netns exec $NS_S ip -d link show $IF_S | grep -q xdp"
+}
+
+testbed 2 || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
+pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
+mkdir -p "$WORK/www" "$WORK/hc" "$WORK/rst"
+origin || { not_ok "testbed: cannot build the origin namespace"; exit 1; }
+origin_servers || { not_ok "origin: servers did not start"; exit 1; }
+suite direct
+if [ -x /usr/sbin/danted ]; then
+	socks_start && suite socks5://127.0.0.1:1080
+else
+	skip "socks5: dante-server not installed (scripts/deps.sh --install)"
+fi
+bad_options
+[ $FAILS = 0 ]
