@@ -20,6 +20,9 @@
 #   4. RST both ways: a client reset reaches the origin; an origin reset
 #      reaches the client as ECONNRESET (through a proxy: the connection
 #      ends, reset or FIN as the proxy chooses);
+#   4b. slow readers: an origin that never reads and a client that never
+#      reads (8 streams each, 3 s): the senders stall, the relay's RSS
+#      does not follow;
 #   5. a refused upstream port gives the client a reset (the relay counts
 #      it as refused); a silent upstream gives the client a reset after
 #      --connect-timeout (counted as timed out; see l3x-relay(8): no
@@ -92,9 +95,14 @@ origin_servers() {
 	ip netns exec "$NS_O" $PY "$WORK/peer.py" rstserver 5001 "$WORK/rst" \
 		2>"$WORK/rst.log" &
 	on_exit "kill $!"
+	ip netns exec "$NS_O" $PY "$WORK/peer.py" sink 5002 2>"$WORK/sink.log" &
+	on_exit "kill $!"
+	ip netns exec "$NS_O" $PY "$WORK/peer.py" source 5003 2>"$WORK/source.log" &
+	on_exit "kill $!"
 	for i in $(seq 50); do
 		grep -q ready "$WORK/echo.log" && grep -q ready "$WORK/abort.log" &&
 			grep -q ready "$WORK/hc.log" && grep -q ready "$WORK/rst.log" &&
+			grep -q ready "$WORK/sink.log" && grep -q ready "$WORK/source.log" &&
 			nso bash -c '</dev/tcp/127.0.0.1/80' 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -152,6 +160,38 @@ def rstclient(host, port):
     time.sleep(0.3)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
+def slowserve(port, what):
+    ls = socket.socket(socket.AF_INET6)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    ls.bind(("::", port)); ls.listen(64)
+    print("ready", file=sys.stderr, flush=True)
+    conns = []
+    while True:
+        c, a = ls.accept()
+        conns.append(c)  # a sink never reads
+        if what == "source":
+            threading.Thread(target=pour, args=(c,), daemon=True).start()
+def pour(c):
+    b = b"y" * 65536
+    try:
+        while True: c.sendall(b)
+    except OSError:
+        pass
+def push(host, port, secs):
+    # Send for SECS seconds to a peer that never reads: how much was taken.
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.setblocking(False)
+    b, n, end = b"z" * 65536, 0, time.monotonic() + float(secs)
+    while time.monotonic() < end:
+        try: n += s.send(b)
+        except BlockingIOError: time.sleep(0.01)
+    print(n)
+def idle(host, port, secs):
+    # Connect to a peer that sends without end and read nothing for SECS.
+    s = socket.create_connection((host, int(port)), timeout=10)
+    time.sleep(float(secs))
+    print("done")
 def client(host, port, n):
     s = socket.create_connection((host, int(port)), timeout=10)
     got = b""
@@ -172,6 +212,9 @@ def client(host, port, n):
 if sys.argv[1] == "server": serve(int(sys.argv[2]), sys.argv[3])
 elif sys.argv[1] == "rstserver": rstserve(int(sys.argv[2]), sys.argv[3])
 elif sys.argv[1] == "rstclient": rstclient(*sys.argv[2:])
+elif sys.argv[1] in ("sink", "source"): slowserve(int(sys.argv[2]), sys.argv[1])
+elif sys.argv[1] == "push": push(*sys.argv[2:])
+elif sys.argv[1] == "idle": idle(*sys.argv[2:])
 else: client(*sys.argv[2:])
 PY
 
@@ -221,9 +264,10 @@ bulk_checks() {
 		expect_eq "$up: curl $url: 4 MiB, sha256 exact" "$got" "$want"
 	done
 	rm -f "$WORK/up.bin"
-	nso socat -u TCP6-LISTEN:9,ipv6only=0,reuseaddr "OPEN:$WORK/up.bin,creat,trunc" &
+	ip netns exec "$NS_O" socat -u TCP6-LISTEN:9,ipv6only=0,reuseaddr \
+		"OPEN:$WORK/up.bin,creat,trunc" &
 	n=$!
-	sleep 0.3
+	wait_for nso bash -c 'ss -Hltn "sport = :9" | grep -q .'
 	nsc socat -u "OPEN:$WORK/www/blob" TCP:198.51.100.9:9
 	rc=$?
 	wait_pid $n 10
@@ -294,6 +338,37 @@ ends_checks() {
 	rm -f "$WORK/rst/"*
 }
 
+# rss_kb PID
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# A side that does not read: the relay's memory must not follow what the
+# other side would send. 8 streams each way for 3 s.
+slow_checks() {
+	local up=$1 r0 r1 i sent total=0 pids=()
+	r0=$(rss_kb $RPID)
+	for i in $(seq 8); do
+		nsc $PY "$WORK/peer.py" push 198.51.100.$((30 + i)) 5002 3 >"$WORK/push.$i" &
+		pids+=($!)
+		nsc $PY "$WORK/peer.py" idle 198.51.100.$((40 + i)) 5003 3 >/dev/null &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for i in $(seq 8); do
+		sent=$(cat "$WORK/push.$i")
+		total=$((total + ${sent:-0}))
+	done
+	r1=$(rss_kb $RPID)
+	echo "# $up: origin never reads: 8 clients got $((total / 1024)) KiB taken in 3 s; relay RSS $r0 -> $r1 KiB"
+	# What the senders got rid of sits in socket buffers (the client's, the
+	# proxy's, the origin's: several MiB each), not in the relay.
+	if [ "$total" -gt 0 ] && [ "$total" -lt $((8 * 32 * 1024 * 1024)) ] &&
+		[ $((r1 - r0)) -lt 16384 ]; then
+		ok "$up: slow readers both ways: senders stalled ($((total / 1024)) KiB taken), relay RSS grew $((r1 - r0)) KiB"
+	else
+		not_ok "$up: slow readers: $total bytes taken in 3 s, relay RSS $r0 -> $r1 KiB"
+	fi
+}
+
 refuse_checks() {
 	local up=$1 out rc
 	out=$(nsc curl -sS --max-time 5 http://198.51.100.15:81/ 2>&1)
@@ -324,6 +399,7 @@ suite() {
 	relay_start "$up" || return
 	bulk_checks "$up"
 	ends_checks "$up"
+	slow_checks "$up"
 	refuse_checks "$up"
 	udp_checks "$up"
 	sleep 3.5	# past --udp-idle: every UDP flow expires
