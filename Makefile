@@ -246,11 +246,13 @@ $(B)/obj/tests/%.o: tests/%.c $(B)/.lwip-tree $(SAN_STAMP)
 		-c $< -o $@
 
 TEST_CSUM   := $(B)/obj/tools/common/csum.o
+# tests/unit/test_proto.c: the tools' HTTP answers (proto.c, with addr.c).
+TEST_PROTO  := $(B)/obj/tools/common/proto.o $(B)/obj/tools/common/addr.o
 # tests/netns/helpers.c: the namespace, TUN, kernel-client and stack
 # harness that the netns tests share.
 NETNS_HELPERS := $(patsubst tests/%.c,$(B)/obj/tests/%.o,$(wildcard tests/netns/helpers.c))
 
-$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(TEST_CSUM) $(B)/libl3x-internal.a
+$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(TEST_CSUM) $(TEST_PROTO) $(B)/libl3x-internal.a
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(B)/libl3x-internal.a -lcriterion $(LIBS)

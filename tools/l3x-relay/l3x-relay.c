@@ -65,9 +65,9 @@
 struct args {
 	struct link_args link;
 	const char *tun;
-	bool socks;			 /* else direct */
-	struct sockaddr_storage proxy;	 /* --upstream socks5://HOST:PORT */
-	char proxy_text[ADDR_STRLEN];	 /* for messages */
+	bool socks;		       /* else direct */
+	struct sockaddr_storage proxy; /* --upstream socks5://HOST:PORT */
+	char proxy_text[ADDR_STRLEN];  /* for messages */
 	unsigned workers;
 	int cpu;
 	uint32_t mtu, max_flows, udp_idle_ms;
@@ -86,14 +86,7 @@ enum rstate {
 };
 
 /* Why an upstream failed, for the counters. */
-enum fail {
-	F_REFUSED,
-	F_TIMEOUT,
-	F_UNREACHABLE,
-	F_RESET,
-	F_OTHER,
-	F_NR
-};
+enum fail { F_REFUSED, F_TIMEOUT, F_UNREACHABLE, F_RESET, F_OTHER, F_NR };
 
 static const char *const fail_names[F_NR] = {
 	"refused", "timed_out", "unreachable", "reset", "failed",
@@ -118,10 +111,10 @@ struct rconn {
 	struct dbuf cu, uc;	     /* client to upstream, and back */
 	uint8_t hs[32];		     /* the SOCKS5 reply being read */
 	uint32_t hs_len;
-	bool c_eof, u_eof;	       /* FIN read from client, upstream */
-	bool c_shut, u_shut;	       /* FIN passed to upstream, client */
+	bool c_eof, u_eof;   /* FIN read from client, upstream */
+	bool c_shut, u_shut; /* FIN passed to upstream, client */
 	bool closed;
-	struct rconn *next, **pprev;   /* the worker's open conns */
+	struct rconn *next, **pprev; /* the worker's open conns */
 };
 
 /* Written by their worker only, read by main: relaxed. */
@@ -467,9 +460,9 @@ static int socks_request(struct rconn *c)
 	struct sockaddr_storage any = { .ss_family = AF_INET };
 	uint8_t req[3 + 19] = { 5, c->kind == R_TCP ? 1 : 3, 0 };
 
-	return socks_send(c->fd, req,
-			  3 + socks_addr(c->kind == R_TCP ? &c->dst : &any,
-					 req + 3));
+	return socks_send(
+		c->fd, req,
+		3 + socks_addr(c->kind == R_TCP ? &c->dst : &any, req + 3));
 }
 
 /* The REP of a failed reply as an errno. */
@@ -740,8 +733,7 @@ static bool udp_up(struct worker *w, struct rconn *c)
 	size_t len;
 	long n;
 
-	while ((n = l3x_udp__recv(c->u, w->dgram + SOCKS_HDR, UDP_MAX)) >=
-	       0) {
+	while ((n = l3x_udp__recv(c->u, w->dgram + SOCKS_HDR, UDP_MAX)) >= 0) {
 		len = n;
 		p = socks ? socks_wrap(w, c, &len) : w->dgram + SOCKS_HDR;
 		if (send(c->ufd, p, len, 0) < 0)
