@@ -126,10 +126,8 @@ Test(proto, a_head_split_at_its_end_is_found)
 Test(proto, a_malformed_request_line_gets_400_and_closes)
 {
 	static const char *const bad[] = {
-		"GARBAGE\r\n\r\n",
-		"GET /\r\n\r\n",
-		"GET HTTP/1.1\r\n\r\n",
-		"GET / HTTP/2.0\r\n\r\n",
+		"GARBAGE\r\n\r\n",	"GET /\r\n\r\n",
+		"GET HTTP/1.1\r\n\r\n", "GET / HTTP/2.0\r\n\r\n",
 		" / HTTP/1.1\r\n\r\n",
 	};
 	char out[HTTP_ANSWER_MAX];
