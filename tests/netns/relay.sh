@@ -8,11 +8,13 @@
 #   origin ns $NS_O  203.0.113.2     the prefixes on a local route (lo), so
 #                                    kernel servers answer every address
 #
-# For each upstream, direct and socks5:// (dante-server on the relay's
-# loopback), with real clients and the kernel as every peer:
+# For each upstream, direct and socks5:// dante-server on the relay's
+# loopback, with real clients and the kernel as every peer (microsocks
+# too, for what it carries: see microsocks_suite):
 #   1. curl downloads 4 MiB over HTTP (IPv4 and IPv6), sha256 exact;
 #      socat uploads 4 MiB, sha256 exact at the origin;
-#   2. 16 seeded echo streams of 1 MiB per family at once, bit-exact both
+#   2. ab: 1000 short connections, 16 at a time, none failed;
+#      16 seeded echo streams of 1 MiB per family at once, bit-exact both
 #      ways and ended by EOF;
 #   3. half-close both ways: the client's FIN reaches the origin, which
 #      still echoes everything; the origin's FIN reaches the client, which
@@ -95,6 +97,9 @@ origin_servers() {
 	ip netns exec "$NS_O" $PY "$WORK/peer.py" rstserver 5001 "$WORK/rst" \
 		2>"$WORK/rst.log" &
 	on_exit "kill $!"
+	ip netns exec "$NS_O" $CLIENT kernel-server --mode http --ports 8081 \
+		2>"$WORK/http.log" &
+	on_exit "kill $!"
 	ip netns exec "$NS_O" $PY "$WORK/peer.py" sink 5002 2>"$WORK/sink.log" &
 	on_exit "kill $!"
 	ip netns exec "$NS_O" $PY "$WORK/peer.py" source 5003 2>"$WORK/source.log" &
@@ -103,6 +108,7 @@ origin_servers() {
 		grep -q ready "$WORK/echo.log" && grep -q ready "$WORK/abort.log" &&
 			grep -q ready "$WORK/hc.log" && grep -q ready "$WORK/rst.log" &&
 			grep -q ready "$WORK/sink.log" && grep -q ready "$WORK/source.log" &&
+			grep -q ready "$WORK/http.log" &&
 			nso bash -c '</dev/tcp/127.0.0.1/80' 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -256,7 +262,7 @@ relay_stop() {
 rcounter() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$RLINE"; }
 
 bulk_checks() {
-	local up=$1 want got a url n rc
+	local up=$1 want got a url n rc out req fail
 	want=$(sha256sum <"$WORK/www/blob" | cut -c1-64)
 	for a in 198.51.100.80 '[2001:db8:100::80]'; do
 		url="http://$a:80/blob"
@@ -273,6 +279,13 @@ bulk_checks() {
 	wait_pid $n 10
 	got=$(sha256sum <"$WORK/up.bin" 2>/dev/null | cut -c1-64)
 	expect_eq "$up: socat uploads 4 MiB to the origin, sha256 exact (socat $rc)" "$got" "$want"
+	if command -v ab >/dev/null; then
+		out=$(nsc timeout 60 ab -n 1000 -c 16 "http://198.51.100.81:8081/" 2>&1)
+		req=$(sed -n 's/^Complete requests: *\([0-9]*\)/\1/p' <<<"$out")
+		fail=$(sed -n 's/^Failed requests: *\([0-9]*\)/\1/p' <<<"$out")
+		expect_eq "$up: ab -n 1000 -c 16: 1000 connections relayed, none failed" \
+			"$req:$fail" "1000:0"
+	fi
 	check "$up: 16 echo streams x 1 MiB, IPv4, bit-exact both ways, EOF" \
 		nsc $CLIENT echo --conns 16 --bytes 1M 198.51.100.7:7 198.51.100.8:8080
 	check "$up: 16 echo streams x 1 MiB, IPv6, bit-exact both ways, EOF" \
@@ -421,6 +434,26 @@ suite() {
 		not_ok "$up: upstream reset not counted: $RLINE"; }
 }
 
+# microsocks: no UDP ASSOCIATE, and it closes both directions at the first
+# EOF (no half-close), so only what a proxy like it can carry: downloads,
+# uploads, many short connections, refused and silent upstreams.
+microsocks_suite() {
+	local up=$1 want got out req fail
+	relay_start "$up" || return
+	want=$(sha256sum <"$WORK/www/blob" | cut -c1-64)
+	got=$(nsc curl -sS -g --max-time 20 "http://[2001:db8:100::80]:80/blob" | sha256sum | cut -c1-64)
+	expect_eq "$up: curl IPv6: 4 MiB, sha256 exact" "$got" "$want"
+	out=$(nsc timeout 60 ab -n 1000 -c 16 "http://198.51.100.81:8081/" 2>&1)
+	req=$(sed -n 's/^Complete requests: *\([0-9]*\)/\1/p' <<<"$out")
+	fail=$(sed -n 's/^Failed requests: *\([0-9]*\)/\1/p' <<<"$out")
+	expect_eq "$up: ab -n 1000 -c 16: 1000 connections relayed, none failed" "$req:$fail" "1000:0"
+	refuse_checks "$up"
+	relay_stop "$up"
+	[ "$(rcounter refused)" -ge 1 ] 2>/dev/null &&
+		ok "$up: refused upstreams counted ($(rcounter refused))" ||
+		not_ok "$up: refused not counted: $RLINE"
+}
+
 # dante-server on the relay's loopback, going out of $IF_R.
 socks_start() {
 	local i
@@ -477,6 +510,18 @@ if [ -x /usr/sbin/danted ]; then
 	socks_start && suite socks5://127.0.0.1:1080
 else
 	skip "socks5: dante-server not installed (scripts/deps.sh --install)"
+fi
+# microsocks has no UDP ASSOCIATE: TCP through it.
+if command -v microsocks >/dev/null; then
+	ip netns exec "$NS_S" microsocks -i 127.0.0.1 -p 1081 >/dev/null 2>&1 &
+	on_exit "kill $!"
+	if wait_for nss bash -c '</dev/tcp/127.0.0.1/1081'; then
+		microsocks_suite socks5://127.0.0.1:1081
+	else
+		not_ok "socks5: microsocks did not start"
+	fi
+else
+	skip "socks5: microsocks not installed (scripts/deps.sh --install)"
 fi
 bad_options
 [ $FAILS = 0 ]
