@@ -447,6 +447,7 @@ microsocks_suite() {
 	req=$(sed -n 's/^Complete requests: *\([0-9]*\)/\1/p' <<<"$out")
 	fail=$(sed -n 's/^Failed requests: *\([0-9]*\)/\1/p' <<<"$out")
 	expect_eq "$up: ab -n 1000 -c 16: 1000 connections relayed, none failed" "$req:$fail" "1000:0"
+	[ "$req:$fail" = 1000:0 ] || echo "# ab: $(grep -iE 'error|reset|timed|refused' <<<"$out" | head -n 3 | tr '\n' ' ')"
 	refuse_checks "$up"
 	relay_stop "$up"
 	[ "$(rcounter refused)" -ge 1 ] 2>/dev/null &&

@@ -135,6 +135,7 @@ struct worker {
 	int stop_fd, ep;
 	int tag_l3x, tag_stop; /* their addresses mark epoll events */
 	struct rconn *conns, *dead;
+	uint64_t last_expire; /* now_ns() of the last expire() scan */
 	struct wstats n;
 	uint8_t dgram[SOCKS_HDR + UDP_MAX];
 };
@@ -882,12 +883,16 @@ static void start_upstream(struct worker *w, struct rconn *c)
 	serve(w, c);
 }
 
-/* Upstreams that did not answer in --connect-timeout. */
+/* Upstreams that did not answer in --connect-timeout; a scan of every
+ * open flow, so at most once a tick however busy the worker is. */
 static void expire(struct worker *w)
 {
 	uint64_t now = now_ns();
 	struct rconn *c, *next;
 
+	if (now - w->last_expire < (uint64_t)TICK_MS * 1000000)
+		return;
+	w->last_expire = now;
 	for (c = w->conns; c; c = next) {
 		next = c->next;
 		if (c->state != S_RELAY && now >= c->deadline)
@@ -931,6 +936,8 @@ static int accept_all(struct worker *w)
 		}
 		c->s = s;
 		l3x_stream__set_user(s, c);
+		/* Bytes go on as they come, both ways (TCP_NODELAY upstream). */
+		l3x_stream__setopt(s, L3X_STREAM_NODELAY, 1);
 		l3x_stream__orig_dst_addr(s, (void *)&c->dst, sizeof(c->dst));
 		start_upstream(w, c);
 	}
