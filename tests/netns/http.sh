@@ -73,6 +73,12 @@ server_stop() {
 	kill -9 $SPID 2>/dev/null
 	wait $SPID
 	expect_eq "$kind: SIGINT ends the server with status 0" $? 0
+	if [ "$kind" = l3x ]; then
+		check "l3x: no XDP program left on the link" \
+			bash -c "! ip netns exec $NS_S ip -d link show $IF_S | grep -q xdp"
+		expect_eq "l3x: the closing line shows flows 0" \
+			"$(tail -n 1 "$SLOG" | sed -n 's/.* flows \([0-9]*\) buffered.*/\1/p')" 0
+	fi
 	if [ "$kind" = kernel ]; then
 		nss ip route del local "$PFX4" dev lo
 		nss ip -6 route del local "$PFX6" dev lo
