@@ -936,8 +936,7 @@ static int accept_all(struct worker *w)
 		}
 		c->s = s;
 		l3x_stream__set_user(s, c);
-		/* Bytes go on as they come, both ways (TCP_NODELAY upstream).
-		 */
+		/* Passed on as they come, as upstream (TCP_NODELAY). */
 		l3x_stream__setopt(s, L3X_STREAM_NODELAY, 1);
 		l3x_stream__orig_dst_addr(s, (void *)&c->dst, sizeof(c->dst));
 		start_upstream(w, c);
