@@ -13,7 +13,7 @@
 #   2. cookies end to end (AF_XDP, --syncookies always): every SYN gets a
 #      cookie; with the client's timestamps on, window scale, SACK and
 #      timestamps survive the cookie (the client's TCP_INFO shows them) and a
-#      4 MiB echo per connection is bit-exact; with timestamps off, the
+#      4 MiB echo per connection (IPv4 and IPv6) is bit-exact; with timestamps off, the
 #      connection goes without them, scale and SACK, and echoes as well.
 #   3. --syncookies never with --max-half-open 64: past 64 half-open SYNs
 #      are dropped, counted in half_open_dropped, and no cookie is sent.
@@ -26,6 +26,7 @@ SERVE=$B/l3x-serve
 FLOOD=$B/l3x-flood
 CLIENT="$PY $HERE/stream_client.py"
 PFX4=198.51.100.0/24
+PFX6=2001:db8:100::/64
 SPOOF4=10.77.0.0/16
 RATE=${FLOOD_RATE:-2000}
 SECS=${FLOOD_SECONDS:-8}
@@ -36,10 +37,12 @@ SLOG=
 testbed 2 || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
 pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
 nsc ip route add "$PFX4" via "$ADDR4_S"
+nsc ip -6 route add "$PFX6" via "$ADDR6_S"
 # TUN: the l3x namespace forwards the prefix into the device; the answers
 # to spoofed sources end in a blackhole there (and on the veth, in a
 # namespace that has no such address).
-nss sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+nss sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+	net.ipv4.conf.all.rp_filter=0 \
 	"net.ipv4.conf.$IF_S.rp_filter=0"
 nss ip route add blackhole "$SPOOF4"
 if [ -n "${SYN_FLOOD_KEEP:-}" ]; then
@@ -59,11 +62,11 @@ server_start() {
 	case $kind in
 	xdp)
 		ip netns exec "$NS_S" "$SERVE" --iface "$IF_S" --rule "tcp $PFX4" \
-			--mode echo --workers 2 --pin-dir "$PIN/syn" --quiet "$@" 2>"$SLOG" &
+			--rule "tcp $PFX6" --mode echo --workers 2 --pin-dir "$PIN/syn" --quiet "$@" 2>"$SLOG" &
 		;;
 	tun)
 		ip netns exec "$NS_S" "$SERVE" --tun "$TUN" --rule "tcp $PFX4" \
-			--mode echo --workers 2 --quiet "$@" 2>"$SLOG" &
+			--rule "tcp $PFX6" --mode echo --workers 2 --quiet "$@" 2>"$SLOG" &
 		;;
 	esac
 	SPID=$!
@@ -77,8 +80,9 @@ server_start() {
 		not_ok "$kind: server not ready: $(head -c 300 "$SLOG" | tr '\n' ' ')"
 		return 1
 	fi
-	if [ "$kind" = tun ] && ! nss ip route add "$PFX4" dev "$TUN"; then
-		not_ok "tun: cannot route $PFX4 into $TUN"
+	if [ "$kind" = tun ] && ! { nss ip route add "$PFX4" dev "$TUN" &&
+		nss ip -6 route add "$PFX6" dev "$TUN"; }; then
+		not_ok "tun: cannot route $PFX4 and $PFX6 into $TUN"
 		return 1
 	fi
 }
@@ -216,8 +220,9 @@ EOF
 			"$info" "no-ts no-sack no-wscale"
 	fi
 	if nsc $CLIENT echo --conns 8 --bytes 4M --timeout 30 198.51.100.77:7 198.51.100.78:7 \
+		"[2001:db8:100::77]:7" \
 		>"$WORK/echo-$ts.out" 2>&1; then
-		ok "$name: 8 x 4 MiB echo bit-exact over cookie connections"
+		ok "$name: 8 x 4 MiB echo bit-exact over cookie connections (IPv4 and IPv6)"
 	else
 		not_ok "$name: echo: $(tail -n 2 "$WORK/echo-$ts.out" | tr '\n' ' ')"
 	fi
