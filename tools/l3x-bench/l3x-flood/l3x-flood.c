@@ -87,6 +87,9 @@ struct args {
 /* The frame every thread copies. csum_base is the UDP checksum's partial
  * sum over the pseudo-header and the datagram with source port 0. */
 struct tmpl {
+	/* Puts the IP header, after the 14-byte Ethernet header, on a 4-byte
+	 * boundary, as struct iphdr needs (UBSan: misaligned access). */
+	uint8_t ip_align[2];
 	uint8_t frame[MAX_FRAME];
 	unsigned len; /* without FCS */
 	unsigned sport_off, csum_off;
