@@ -337,6 +337,11 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	if (st->ooo_max_bytes < 4096 || st->ooo_max_bytes > (4u << 20) ||
 	    st->ooo_max_segs > 1024)
 		return -EINVAL;
+	st->max_half_open = L3X_OPT(o, max_half_open, 4096);
+	st->syncookies = L3X_OPT(o, syncookies, L3X_SYNCOOKIES_WHEN_FULL);
+	if (st->max_half_open > (1u << 20) ||
+	    (unsigned)st->syncookies > L3X_SYNCOOKIES_ALWAYS)
+		return -EINVAL;
 	st->rx_buf = L3X_OPT(o, rx_buf, 256 * 1024);
 	st->tx_buf = L3X_OPT(o, tx_buf, 256 * 1024);
 	st->backlog = L3X_OPT(o, backlog, 1024);
@@ -531,6 +536,8 @@ static void publish_counters(struct l3x_stack *st)
 	atomic_store_explicit(&st->stats.v[STAT(udp_flows_open)],
 			      st->flows_open[L3X_FLOW_UDP],
 			      memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_half_open)],
+			      l3x_tcp_half_open(st), memory_order_relaxed);
 }
 
 /*

@@ -30,6 +30,7 @@
 #include "l3x_internal.h"
 #include "link.h"
 #include "sources.h"
+#include "syncookie.h"
 
 #define L3X_TCP_WND_MAX (1024 * 1024) /* lwipopts.h TCP_WND */
 
@@ -65,7 +66,13 @@ struct l3x_stack {
 	uint64_t mem_adm; /* max_memory less headroom: kept below it */
 	bool mem_pressed; /* under memory pressure (flow.c) */
 	uint32_t ooo_max_bytes, ooo_max_segs; /* per stream */
-	size_t seg_cost; /* what one lwIP TCP segment costs */
+	/* SYN flood defence (tcp.c) */
+	uint32_t max_half_open;
+	enum l3x_syncookies syncookies;
+	struct l3x_cookie_keys cookie_keys;
+	uint32_t cookie_sent_ms; /* sys_now() of the last cookie sent */
+	bool cookie_sent;	 /* one was ever sent */
+	size_t seg_cost;	 /* what one lwIP TCP segment costs */
 	uint32_t rx_buf, tx_buf, backlog, linger_ms, mtu;
 	int cpu;
 
@@ -153,6 +160,8 @@ L3X_HIDDEN void l3x_tcp_close_all(struct l3x_stack *st);
 /* End of a turn: publish the staging buffers of the readers that wait;
  * now and then, reopen the windows memory held back. */
 L3X_HIDDEN void l3x_tcp_turn_end(struct l3x_stack *st);
+/* Connections in SYN_RCVD now (max_half_open counts them). */
+L3X_HIDDEN uint32_t l3x_tcp_half_open(const struct l3x_stack *st);
 
 /* udp.c */
 L3X_HIDDEN extern const struct l3x_flow_ops l3x_udp_ops;

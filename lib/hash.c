@@ -31,24 +31,33 @@ static void keys_weak(uint8_t *p, size_t from, size_t to)
 	pr_warn("getrandom failed: hash keys are not secret\n");
 }
 
-static void keys_make(void)
+static void random_fill(uint8_t *p, size_t len)
 {
-	uint8_t *p = (uint8_t *)keys;
 	size_t got = 0;
 	ssize_t r;
 
 	/* Never blocks once the kernel's pool is ready (it is after boot);
 	 * a signal is the only short read to retry. */
-	while (got < sizeof(keys)) {
-		r = getrandom(p + got, sizeof(keys) - got, 0);
+	while (got < len) {
+		r = getrandom(p + got, len - got, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			keys_weak(p, got, sizeof(keys));
+			keys_weak(p, got, len);
 			return;
 		}
 		got += (size_t)r;
 	}
+}
+
+static void keys_make(void)
+{
+	random_fill((uint8_t *)keys, sizeof(keys));
+}
+
+void l3x_hash_new_key(uint64_t key[2])
+{
+	random_fill((uint8_t *)key, 2 * sizeof(uint64_t));
 }
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))

@@ -32,6 +32,10 @@ enum l3x_hash_use {
  */
 L3X_HIDDEN uint64_t l3x_hash(enum l3x_hash_use use, const void *in, size_t len);
 
+/* A new random key (getrandom; a weak one, warned about, without it), for
+ * keys that rotate (SYN cookies, syncookie.h). Any thread. */
+L3X_HIDDEN void l3x_hash_new_key(uint64_t key[2]);
+
 /* The reference function under an explicit key, for the test vectors. */
 L3X_HIDDEN uint64_t l3x_siphash(const uint64_t key[2], const void *in,
 				size_t len);

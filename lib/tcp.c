@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lwip/inet_chksum.h"
+#include "lwip/ip.h"
 #include "lwip/memp.h"
 #include "lwip/priv/memp_priv.h"
 #include "lwip/priv/tcp_priv.h"
@@ -26,6 +28,7 @@
 #include "lwip/timeouts.h"
 
 #include "engine.h"
+#include "hash.h"
 #include "l3x_hooks.h"
 #include "mem.h"
 
@@ -875,6 +878,227 @@ err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
 		return ERR_VAL;
 	}
 	return s ? data_admit(s->w->st, s, hdr, p) : ERR_OK;
+}
+
+/* ------------------------------------------------------------ SYNs */
+
+/*
+ * The SYN flood defence (RFC 4987). A SYN makes a half-open PCB (lwIP's
+ * SYN_RCVD, counted on the listener in accepts_pending, which patch 0012
+ * widens and which the accept backlog no longer bounds: on_accept() runs
+ * when the handshake completes and has budgets of its own) while fewer
+ * than max_half_open are half-open. Past that it gets a SYN cookie
+ * (syncookie.h) and nothing is kept, or with syncookies NEVER it is
+ * dropped and counted; with ALWAYS every SYN gets a cookie. The ACK that
+ * brings a good cookie back makes the PCB, and lwIP takes it through its
+ * own handshake to on_accept() like any other.
+ */
+
+/* Ours, not a listener of lwIP's own tests: its stack, else NULL. */
+static struct l3x_stack *listener_stack(const struct tcp_pcb_listen *lpcb)
+{
+	return lpcb->accept == on_accept ? lpcb->callback_arg : NULL;
+}
+
+uint32_t l3x_tcp_half_open(const struct l3x_stack *st)
+{
+	const struct tcp_pcb_listen *lpcb =
+		(const struct tcp_pcb_listen *)st->listener;
+
+	return lpcb ? lpcb->accepts_pending : 0;
+}
+
+u8_t l3x_tcp_syn_verdict(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
+			 u16_t optlen, u16_t opt1len, u8_t *opt2)
+{
+	struct l3x_stack *st = listener_stack(lpcb);
+
+	(void)hdr;
+	(void)optlen;
+	(void)opt1len;
+	(void)opt2;
+	if (!st)
+		return lpcb->accepts_pending >= lpcb->backlog
+			       ? TCP_L3X_SYN_DROP
+			       : TCP_L3X_SYN_ACCEPT;
+	STAT_INC(st, tcp_syn_received);
+	if (st->syncookies == L3X_SYNCOOKIES_ALWAYS)
+		return TCP_L3X_SYN_COOKIE;
+	if (lpcb->accepts_pending < st->max_half_open)
+		return TCP_L3X_SYN_ACCEPT;
+	if (st->syncookies == L3X_SYNCOOKIES_WHEN_FULL)
+		return TCP_L3X_SYN_COOKIE;
+	STAT_INC(st, tcp_half_open_dropped);
+	return TCP_L3X_SYN_DROP;
+}
+
+/* The segment being received, as a cookie binds it. */
+static void cookie_tuple(const struct tcp_hdr *hdr, struct l3x_syn_tuple *t)
+{
+	const ip_addr_t *c = ip_current_src_addr(), *l = ip_current_dest_addr();
+
+	memset(t, 0, sizeof(*t));
+	t->family = IP_IS_V6(c) ? 6 : 4;
+	if (t->family == 6) {
+		memcpy(t->client, ip_2_ip6(c)->addr, 16);
+		memcpy(t->local, ip_2_ip6(l)->addr, 16);
+	} else {
+		memcpy(t->client, &ip_2_ip4(c)->addr, 4);
+		memcpy(t->local, &ip_2_ip4(l)->addr, 4);
+	}
+	t->client_port = hdr->src;
+	t->local_port = hdr->dest;
+}
+
+static uint8_t *put_be32(uint8_t *o, uint32_t v)
+{
+	o[0] = (uint8_t)(v >> 24);
+	o[1] = (uint8_t)(v >> 16);
+	o[2] = (uint8_t)(v >> 8);
+	o[3] = (uint8_t)v;
+	return o + 4;
+}
+
+/* Our options for a cookie SYN-ACK: MSS; with timestamps, SACK permitted
+ * (or two NOPs) and the timestamp, then the window scale. Returns their
+ * length. */
+static u16_t cookie_opts(uint8_t *o, const struct l3x_syn_opts *syn, u16_t mss,
+			 uint32_t now)
+{
+	uint8_t *p = o;
+
+	*p++ = 2;
+	*p++ = 4;
+	*p++ = (uint8_t)(mss >> 8);
+	*p++ = (uint8_t)mss;
+	if (!syn->ts)
+		return (u16_t)(p - o); /* nowhere to keep scale and SACK */
+	*p++ = syn->sack ? 4 : 1;
+	*p++ = syn->sack ? 2 : 1;
+	*p++ = 8;
+	*p++ = 10;
+	p = put_be32(p, l3x_cookie_tsval(now, syn->wscale, syn->sack));
+	p = put_be32(p, syn->tsval);
+	if (syn->wscale != 0xff) {
+		*p++ = 1;
+		*p++ = 3;
+		*p++ = 3;
+		*p++ = TCP_RCV_SCALE;
+	}
+	return (u16_t)(p - o);
+}
+
+/* The SYN-ACK with our ISN @iss, from where the SYN went, as lwIP's own
+ * would be but for its options. */
+static bool cookie_send(const struct tcp_hdr *syn, const struct l3x_syn_opts *o,
+			u32_t iss, uint32_t now)
+{
+	const ip_addr_t *src = ip_current_dest_addr(),
+			*dst = ip_current_src_addr();
+	uint8_t opts[20];
+	u16_t optlen =
+		cookie_opts(opts, o, tcp_eff_send_mss(TCP_MSS, src, dst), now);
+	struct pbuf *p = pbuf_alloc(PBUF_IP, TCP_HLEN + optlen, PBUF_RAM);
+	struct tcp_hdr *h;
+	err_t err;
+
+	if (!p)
+		return false;
+	h = p->payload;
+	h->src = lwip_htons(syn->dest);
+	h->dest = lwip_htons(syn->src);
+	h->seqno = lwip_htonl(iss);
+	h->ackno = lwip_htonl(syn->seqno + 1);
+	TCPH_HDRLEN_FLAGS_SET(h, (TCP_HLEN + optlen) / 4, TCP_SYN | TCP_ACK);
+	h->wnd = lwip_htons(TCPWND_MIN16(TCP_WND));
+	h->chksum = 0;
+	h->urgp = 0;
+	memcpy(h + 1, opts, optlen);
+	h->chksum = ip_chksum_pseudo(p, IP_PROTO_TCP, p->tot_len, src, dst);
+	err = ip_output_if(p, src, dst, TCP_TTL, 0, IP_PROTO_TCP,
+			   ip_current_input_netif());
+	pbuf_free(p);
+	return err == ERR_OK;
+}
+
+void l3x_tcp_syn_cookie(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
+			u16_t optlen, u16_t opt1len, u8_t *opt2)
+{
+	struct l3x_stack *st = listener_stack(lpcb);
+	struct l3x_syn_opts o;
+	struct l3x_syn_tuple t;
+	uint32_t now = sys_now();
+	u32_t iss;
+
+	if (!st)
+		return;
+	l3x_tcp_opts_parse(hdr, optlen, opt1len, opt2, &o);
+	cookie_tuple(hdr, &t);
+	l3x_cookie_rotate(&st->cookie_keys, now, l3x_hash_new_key);
+	iss = l3x_cookie_make(&st->cookie_keys, &t, hdr->seqno, o.mss, now);
+	if (!cookie_send(hdr, &o, iss, now)) {
+		STAT_INC(st, tcp_half_open_dropped);
+		return;
+	}
+	STAT_INC(st, tcp_syn_cookies_sent);
+	st->cookie_sent_ms = now;
+	st->cookie_sent = true;
+}
+
+/* Cookies went out lately: an ACK to the listener may be one. */
+static bool cookies_out(const struct l3x_stack *st, uint32_t now)
+{
+	return st->cookie_sent &&
+	       now - st->cookie_sent_ms <= 2 * L3X_COOKIE_PERIOD_MS;
+}
+
+/* What the ACK's timestamp option brings back of the SYN's; false when it
+ * cannot be ours. */
+static bool cookie_ts(const struct l3x_syn_opts *o, uint32_t now,
+		      struct tcp_l3x_cookie *c)
+{
+	bool sack = false;
+
+	c->snd_scale = 0xff;
+	c->sack = 0;
+	c->ts = 0;
+	if (!o->ts)
+		return true; /* no timestamps: neither scale nor SACK */
+	if (!l3x_cookie_ts_decode(o->tsecr, now, &c->snd_scale, &sack))
+		return false;
+	c->sack = sack;
+	c->ts = 1;
+	c->ts_recent = o->tsval;
+	return true;
+}
+
+int l3x_tcp_cookie_ack(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
+		       u16_t optlen, u16_t opt1len, u8_t *opt2,
+		       struct tcp_l3x_cookie *c)
+{
+	struct l3x_stack *st = listener_stack(lpcb);
+	struct l3x_syn_opts o;
+	struct l3x_syn_tuple t;
+	uint32_t now = sys_now();
+	uint16_t mss;
+
+	if (!st || !cookies_out(st, now))
+		return 0;
+	cookie_tuple(hdr, &t);
+	l3x_cookie_rotate(&st->cookie_keys, now, l3x_hash_new_key);
+	mss = l3x_cookie_check(&st->cookie_keys, &t, hdr->seqno - 1,
+			       hdr->ackno - 1, now);
+	l3x_tcp_opts_parse(hdr, optlen, opt1len, opt2, &o);
+	if (!mss || !cookie_ts(&o, now, c)) {
+		STAT_INC(st, tcp_syn_cookies_bad);
+		return 0;
+	}
+	/* The floor of patch 0004 for IPv6, as the SYN would have had it. */
+	if (t.family == 6 && mss < TCP_MSS_MIN_IPV6)
+		mss = TCP_MSS_MIN_IPV6;
+	c->mss = mss > TCP_MSS ? TCP_MSS : mss;
+	STAT_INC(st, tcp_syn_cookies_ok);
+	return 1;
 }
 
 int l3x_tcp_listen(struct l3x_stack *st)

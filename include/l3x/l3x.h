@@ -117,6 +117,14 @@ enum l3x_bind_mode {
 	L3X_BIND_ZEROCOPY,
 };
 
+/* When a SYN gets a SYN cookie (RFC 4987) instead of a half-open
+ * connection (struct l3x_stack_opts.syncookies). */
+enum l3x_syncookies {
+	L3X_SYNCOOKIES_WHEN_FULL = 0, /* once max_half_open are half-open */
+	L3X_SYNCOOKIES_NEVER,	      /* past max_half_open SYNs are dropped */
+	L3X_SYNCOOKIES_ALWAYS,	      /* every SYN: no half-open state */
+};
+
 /* Counters of the steering program, summed over CPUs. Every frame seen
  * on the interface adds to exactly one of the first four. */
 struct l3x_steer_stats {
@@ -393,6 +401,14 @@ struct l3x_stack_opts {
 				 * (tcp_ooo_dropped). Default 262144 */
 	uint32_t ooo_max_segs;	/* per stream: out-of-order segments held;
 				 * default 64 */
+
+	/* SYN flood defence */
+	uint32_t max_half_open; /* connections in SYN_RCVD (handshake not
+				 * completed) at once, apart from
+				 * max_tcp_flows; past it SYNs get a SYN
+				 * cookie or are dropped (syncookies).
+				 * Default 4096, at most 1048576 */
+	enum l3x_syncookies syncookies; /* default L3X_SYNCOOKIES_WHEN_FULL */
 	size_t : 0;
 };
 
@@ -492,6 +508,22 @@ struct l3x_stack_stats {
 				      * stream's ooo_max_bytes/_segs */
 	uint64_t tcp_rx_merged;	     /* small segments copied into shared
 				      * buffers */
+
+	/* SYN flood defence */
+	uint64_t tcp_syn_received;	/* SYNs to the listener (the bucket
+					 * and memory checks passed) */
+	uint64_t tcp_half_open;		/* now: connections in SYN_RCVD, in
+					 * max_half_open */
+	uint64_t tcp_half_open_dropped; /* SYNs dropped: max_half_open
+					 * reached and syncookies NEVER, or
+					 * no memory for the cookie */
+	uint64_t tcp_syn_cookies_sent;	/* SYN-ACKs carrying a cookie */
+	uint64_t tcp_syn_cookies_ok;	/* ACKs with a good cookie: a
+					 * connection made from it */
+	uint64_t tcp_syn_cookies_bad;	/* ACKs to the listener while
+					 * cookies are out (the last 128 s)
+					 * that carry none of ours: answered
+					 * by RST */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

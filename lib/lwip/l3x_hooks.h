@@ -11,6 +11,8 @@
 struct pbuf;
 struct tcp_hdr;
 struct tcp_pcb;
+struct tcp_pcb_listen;
+struct tcp_l3x_cookie;
 
 /* RFC 6528 initial sequence numbers: a keyed hash of the 4-tuple plus a
  * clock of 4 us ticks, so a connection's ISN cannot be guessed from
@@ -36,6 +38,25 @@ extern u8_t l3x_tcp_in_state;
  * PCB hash's bucket bound and what memory admits. */
 err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
 		       u16_t opt1len, u8_t *opt2, struct pbuf *p);
+
+/* Patch 0012, LWIP_HOOK_TCP_SYN_VERDICT: what a SYN to @lpcb gets,
+ * TCP_L3X_SYN_ACCEPT (a half-open PCB), _COOKIE or _DROP; the one place
+ * that decides (lib/tcp.c: max_half_open and syncookies). The header is
+ * parsed (host order), its options as for LWIP_HOOK_TCP_INPACKET_PCB. */
+u8_t l3x_tcp_syn_verdict(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
+			 u16_t optlen, u16_t opt1len, u8_t *opt2);
+
+/* LWIP_HOOK_TCP_SYN_COOKIE: answer the SYN with a SYN cookie, keeping
+ * nothing (lib/tcp.c). */
+void l3x_tcp_syn_cookie(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
+			u16_t optlen, u16_t opt1len, u8_t *opt2);
+
+/* LWIP_HOOK_TCP_COOKIE_ACK: an ACK to @lpcb: nonzero when it carries a
+ * good cookie, with what the cookie kept of the SYN in @c; lwIP then makes
+ * the connection. 0: not a cookie of ours (lwIP answers with RST). */
+int l3x_tcp_cookie_ack(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
+		       u16_t optlen, u16_t opt1len, u8_t *opt2,
+		       struct tcp_l3x_cookie *c);
 
 /* LWIP_HOOK_UDP_INPUT_BAD (patch 0021): udp_input() dropped a malformed
  * datagram, @why UDP_L3X_BAD_LENGTH or UDP_L3X_BAD_CHECKSUM6; counted here

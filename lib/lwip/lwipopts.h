@@ -156,6 +156,11 @@
 /* Segments meet the engine's bounds before lwIP keeps them, and the
  * engine learns which PCB took each, for its fates (lib/tcp.c). */
 #define LWIP_HOOK_TCP_INPACKET_PCB	l3x_tcp_inpacket
+/* SYNs: a half-open PCB, a SYN cookie or a drop; the ACK of a cookie
+ * (patch 0012, lib/tcp.c). */
+#define LWIP_HOOK_TCP_SYN_VERDICT	l3x_tcp_syn_verdict
+#define LWIP_HOOK_TCP_SYN_COOKIE	l3x_tcp_syn_cookie
+#define LWIP_HOOK_TCP_COOKIE_ACK	l3x_tcp_cookie_ack
 /* Malformed UDP dropped by patch 0021, counted apart (sys_arch.c). */
 #define LWIP_HOOK_UDP_INPUT_BAD(p, why)	l3x_udp_input_bad(why)
 

@@ -71,13 +71,15 @@ struct args {
 	enum proto_mode mode;
 	bool mode_set;
 	unsigned workers;
-	int cpu;	      /* engine core, -1: not pinned */
-	uint32_t mtu;	      /* 0: the library's default */
-	uint32_t max_flows;   /* 0: the library's default */
-	uint32_t udp_idle_ms; /* 0: the library's default */
-	uint64_t abort_after; /* 0: never */
-	uint64_t seconds;     /* 0: until a signal */
-	bool check_mem;	      /* at exit, memory must be back where it was */
+	int cpu;			/* engine core, -1: not pinned */
+	uint32_t mtu;			/* 0: the library's default */
+	uint32_t max_flows;		/* 0: the library's default */
+	uint32_t udp_idle_ms;		/* 0: the library's default */
+	uint32_t max_half_open;		/* 0: the library's default */
+	enum l3x_syncookies syncookies; /* default: when full */
+	uint64_t abort_after;		/* 0: never */
+	uint64_t seconds;		/* 0: until a signal */
+	bool check_mem; /* at exit, memory must be back where it was */
 };
 
 enum conn_kind { C_TCP, C_UDP, C_DNS };
@@ -178,6 +180,13 @@ static void add_dns(struct args *a, const char *text)
 	a->ndns++;
 }
 
+static const struct name_value syncookie_modes[] = {
+	{ "when-full", L3X_SYNCOOKIES_WHEN_FULL },
+	{ "never", L3X_SYNCOOKIES_NEVER },
+	{ "always", L3X_SYNCOOKIES_ALWAYS },
+	{ NULL },
+};
+
 static void parse_mode(struct args *a, const char *s)
 {
 	a->mode = parse_name("--mode", s, proto_modes);
@@ -233,6 +242,11 @@ static void parse_number(struct args *a, int c, const char *s)
 			die("--abort-after '%s': at least 1", s);
 		break;
 	case 's': a->seconds = parse_uint("--seconds", s, 0, 1u << 30); break;
+	case 'H':
+		a->max_half_open = parse_uint("--max-half-open", s, 0, 1u << 20);
+		if (!a->max_half_open)
+			die("--max-half-open '%s': at least 1", s);
+		break;
 	}
 	/* clang-format on */
 }
@@ -252,6 +266,8 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "abort-after", required_argument, NULL, 'a' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "check-mem", no_argument, NULL, 'K' },
+		{ "max-half-open", required_argument, NULL, 'H' },
+		{ "syncookies", required_argument, NULL, 'C' },
 		TOOL_OPTIONS_END,
 	};
 	int c;
@@ -268,6 +284,10 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case 'M': parse_mode(a, optarg); break;
 		case 'd': add_dns(a, optarg); break;
 		case 'K': a->check_mem = true; break;
+		case 'C':
+			a->syncookies = parse_name("--syncookies", optarg,
+						   syncookie_modes);
+			break;
 		default: parse_number(a, c, optarg); break;
 		}
 		/* clang-format on */
@@ -947,7 +967,9 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 		 .xdp_mode = a->link.xdp_mode, .bind_mode = a->link.bind_mode,
 		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0, .mtu = a->mtu,
 		 .max_flows = a->max_flows, .cpu = a->cpu,
-		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE);
+		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE,
+		 .max_half_open = a->max_half_open,
+		 .syncookies = a->syncookies);
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
 		die("--tun %s: %s", a->tun, strerror(errno));
@@ -1073,14 +1095,19 @@ static void print_counters(const struct server *srv, const char *label)
 		"tcp_refused_hash %llu udp_refused_hash %llu udp_evicted %llu "
 		"udp_bad_length %llu udp6_zero_checksum %llu mem_bytes %llu "
 		"mem_peak %llu rx_dropped_memory %llu tcp_window_shrunk %llu "
-		"tcp_ooo_dropped %llu tcp_rx_merged %llu",
+		"tcp_ooo_dropped %llu tcp_rx_merged %llu; syn received %llu "
+		"half_open %llu half_open_dropped %llu cookies_sent %llu "
+		"cookies_ok %llu cookies_bad %llu",
 		U(st.tcp_flows_open), U(st.udp_flows_open),
 		U(st.tcp_refused_source), U(st.udp_refused_source),
 		U(st.tcp_refused_hash), U(st.udp_refused_hash),
 		U(st.udp_evicted), U(st.udp_bad_length),
 		U(st.udp6_zero_checksum), U(st.mem_bytes), U(st.mem_peak),
 		U(st.rx_dropped_memory), U(st.tcp_window_shrunk),
-		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged));
+		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged),
+		U(st.tcp_syn_received), U(st.tcp_half_open),
+		U(st.tcp_half_open_dropped), U(st.tcp_syn_cookies_sent),
+		U(st.tcp_syn_cookies_ok), U(st.tcp_syn_cookies_bad));
 }
 
 /* The closing line: the counters, then memory still in use (read with

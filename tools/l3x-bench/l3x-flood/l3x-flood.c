@@ -10,6 +10,11 @@
  * changes, over --flows values so that the receiver's queues share the
  * load, and the UDP checksum follows from a precomputed partial sum.
  *
+ * --syn sends TCP SYNs instead, as a spoofed SYN flood does: each from a
+ * random address of the --src prefix and a random port, to a random
+ * address of the --dst prefix, with a random sequence number and an MSS
+ * option; both checksums are computed per frame (58 bytes, cheap).
+ *
  * PACKET_QDISC_BYPASS makes the kernel pick the TX queue by the sending CPU,
  * not by flow. That is harmless on a NIC (the receiver hashes the frame), but
  * a veth hands each frame to the peer's RX queue of the same number, so on a
@@ -74,12 +79,17 @@ struct args {
 	double rate; /* frames/s over all threads; 0: no limit */
 	enum bypass bypass;
 	bool json;
+	bool syn;		     /* TCP SYNs from random sources */
+	unsigned src_plen, dst_plen; /* --syn: prefix lengths */
 	bool have_mac, have_src, have_dst, have_dport;
 };
 
 /* The frame every thread copies. csum_base is the UDP checksum's partial
  * sum over the pseudo-header and the datagram with source port 0. */
 struct tmpl {
+	/* Puts the IP header, after the 14-byte Ethernet header, on a 4-byte
+	 * boundary, as struct iphdr needs (UBSan: misaligned access). */
+	uint8_t ip_align[2];
 	uint8_t frame[MAX_FRAME];
 	unsigned len; /* without FCS */
 	unsigned sport_off, csum_off;
@@ -96,7 +106,8 @@ struct worker {
 	uint64_t quota; /* 0: no limit */
 	double rate;	/* this thread's share; 0: no limit */
 	uint64_t sent;
-	int err; /* errno of the error that stopped it */
+	uint64_t rng; /* --syn: xorshift64 state */
+	int err;      /* errno of the error that stopped it */
 };
 
 /* clang-format off */
@@ -105,8 +116,11 @@ TOOL_DEFINE(PROG,
 	    "       --dport PORT [--size BYTES] [--seconds S | --count N]\n"
 	    "       [--threads T] [--flows F] [--rate PPS]\n"
 	    "       [--qdisc-bypass on|off] [--json]\n"
+	    "       " PROG " --syn ... --src IP[/LEN] --dst IP[/LEN] ...\n"
 	    "BYTES is the frame size on the wire, FCS included: 64 sends\n"
-	    "60-byte frames, 1518 sends 1514-byte frames (1500-byte IP packets).\n",
+	    "60-byte frames, 1518 sends 1514-byte frames (1500-byte IP packets).\n"
+	    "--syn: TCP SYNs from random addresses of the --src prefix and\n"
+	    "random ports to random addresses of the --dst prefix.\n",
 	    1);
 /* clang-format on */
 
@@ -135,13 +149,25 @@ static void parse_mac(struct args *a, const char *s)
 	a->have_mac = true;
 }
 
-/* The first address sets the family; the second must agree. */
-static void parse_ip(struct args *a, const char *opt, const char *s, void *out)
+/* The first address sets the family; the second must agree. ADDR/LEN sets
+ * *plen (checked against --syn later); else it is the address's bits. */
+static void parse_ip(struct args *a, const char *opt, const char *s, void *out,
+		     unsigned *plen)
 {
 	int fam = strchr(s, ':') ? AF_INET6 : AF_INET;
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
 
-	if (inet_pton(fam, s, out) != 1)
+	if (n >= sizeof(addr))
 		die_arg("%s '%s': not an IPv4 or IPv6 address", opt, s);
+	memcpy(addr, s, n);
+	addr[n] = 0;
+	if (inet_pton(fam, addr, out) != 1)
+		die_arg("%s '%s': not an IPv4 or IPv6 address", opt, s);
+	*plen = fam == AF_INET6 ? 128 : 32;
+	if (slash)
+		*plen = parse_uint(opt, slash + 1, 0, *plen);
 	if (a->family && a->family != fam)
 		die_arg("%s '%s': --src and --dst must both be IPv4 or both IPv6",
 			opt, s);
@@ -159,7 +185,10 @@ static void check_args(const struct args *a)
 	if (!a->have_dst)
 		die_arg("--dst: missing (the destination IP address)");
 	if (!a->have_dport)
-		die_arg("--dport: missing (the destination UDP port)");
+		die_arg("--dport: missing (the destination port)");
+	if (!a->syn && (a->src_plen != (a->family == AF_INET6 ? 128u : 32u) ||
+			a->dst_plen != (a->family == AF_INET6 ? 128u : 32u)))
+		die_arg("--src, --dst: a prefix (/LEN) only with --syn");
 	if (a->seconds && a->count)
 		die_arg("--seconds and --count: give one or the other");
 	if (a->count && a->count < a->threads)
@@ -177,11 +206,11 @@ static void parse_opt(struct args *a, int c)
 		parse_mac(a, optarg);
 		break;
 	case 's':
-		parse_ip(a, "--src", optarg, &a->src);
+		parse_ip(a, "--src", optarg, &a->src, &a->src_plen);
 		a->have_src = true;
 		break;
 	case 'd':
-		parse_ip(a, "--dst", optarg, &a->dst);
+		parse_ip(a, "--dst", optarg, &a->dst, &a->dst_plen);
 		a->have_dst = true;
 		break;
 	case 'p':
@@ -212,6 +241,9 @@ static void parse_opt(struct args *a, int c)
 	case 'j':
 		a->json = true;
 		break;
+	case 'y':
+		a->syn = true;
+		break;
 	}
 }
 
@@ -231,6 +263,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "qdisc-bypass", required_argument, NULL, 'b' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "syn", no_argument, NULL, 'y' },
 		TOOL_OPTIONS_END,
 	};
 	int c;
@@ -296,17 +329,19 @@ static bool want_bypass(const struct args *a, const struct iface *i)
 static unsigned put_ip(const struct args *a, uint8_t *p, unsigned l4len,
 		       uint32_t *pseudo)
 {
+	uint8_t proto = a->syn ? IPPROTO_TCP : IPPROTO_UDP;
+
 	struct ip6_hdr *ip6 = (struct ip6_hdr *)p;
 	struct iphdr *ip = (struct iphdr *)p;
 
 	if (a->family == AF_INET6) {
 		ip6->ip6_flow = htonl(6u << 28);
 		ip6->ip6_plen = htons(l4len);
-		ip6->ip6_nxt = IPPROTO_UDP;
+		ip6->ip6_nxt = proto;
 		ip6->ip6_hlim = 64;
 		ip6->ip6_src = a->src.v6;
 		ip6->ip6_dst = a->dst.v6;
-		*pseudo = csum_partial(&ip6->ip6_src, 32, IPPROTO_UDP + l4len);
+		*pseudo = csum_partial(&ip6->ip6_src, 32, proto + l4len);
 		return sizeof(*ip6);
 	}
 	ip->version = 4;
@@ -314,12 +349,44 @@ static unsigned put_ip(const struct args *a, uint8_t *p, unsigned l4len,
 	ip->tot_len = htons(sizeof(*ip) + l4len);
 	ip->frag_off = htons(IP_DF);
 	ip->ttl = 64;
-	ip->protocol = IPPROTO_UDP;
+	ip->protocol = proto;
 	ip->saddr = a->src.v4.s_addr;
 	ip->daddr = a->dst.v4.s_addr;
 	ip->check = htons(csum_fold(csum_partial(ip, sizeof(*ip), 0)));
-	*pseudo = csum_partial(&ip->saddr, 8, IPPROTO_UDP + l4len);
+	*pseudo = csum_partial(&ip->saddr, 8, proto + l4len);
 	return sizeof(*ip);
+}
+
+/* --syn: a SYN with an MSS option; the fields that vary are set per frame
+ * (set_syn). */
+#define SYN_L4LEN 24
+
+static void build_syn(const struct args *a, const struct iface *ifc,
+		      struct tmpl *t)
+{
+	struct ether_header *eth = (struct ether_header *)t->frame;
+	uint8_t *tcp;
+	uint32_t pseudo;
+	unsigned off;
+
+	memcpy(eth->ether_dhost, a->dst_mac, ETH_ALEN);
+	memcpy(eth->ether_shost, ifc->mac, ETH_ALEN);
+	eth->ether_type = htons(a->family == AF_INET6 ? ETH_P_IPV6 : ETH_P_IP);
+	off = ETH_HLEN + put_ip(a, t->frame + ETH_HLEN, SYN_L4LEN, &pseudo);
+	tcp = t->frame + off;
+	tcp[2] = a->dport >> 8;
+	tcp[3] = a->dport;
+	tcp[12] = (SYN_L4LEN / 4) << 4;
+	tcp[13] = 0x02; /* SYN */
+	tcp[14] = 0xfa; /* window 64240, as Linux */
+	tcp[15] = 0xf0;
+	tcp[20] = 2; /* MSS 1460 */
+	tcp[21] = 4;
+	tcp[22] = 0x05;
+	tcp[23] = 0xb4;
+	t->len = off + SYN_L4LEN < 60 ? 60 : off + SYN_L4LEN;
+	t->sport_off = off;
+	t->csum_off = off + 16;
 }
 
 static void build_template(const struct args *a, const struct iface *ifc,
@@ -332,6 +399,10 @@ static void build_template(const struct args *a, const struct iface *ifc,
 	struct udphdr *udp;
 	uint32_t pseudo;
 
+	if (a->syn) {
+		build_syn(a, ifc, t);
+		return;
+	}
 	if (a->size < min)
 		die("--size %u: an %s UDP frame needs at least %u bytes",
 		    a->size, a->family == AF_INET6 ? "IPv6" : "IPv4", min);
@@ -364,6 +435,66 @@ static void set_flow(const struct tmpl *t, uint8_t *f, uint16_t sport)
 	f[t->sport_off + 1] = sport;
 	f[t->csum_off] = c >> 8;
 	f[t->csum_off + 1] = c;
+}
+
+static uint64_t rng_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* The bits of @addr (@len bytes) past the first @plen: random. */
+static void rand_suffix(uint8_t *addr, unsigned len, unsigned plen,
+			uint64_t *rng)
+{
+	unsigned i;
+
+	for (i = plen / 8; i < len; i++) {
+		uint8_t keep =
+			i == plen / 8 ? (uint8_t)(0xff00 >> (plen % 8)) : 0;
+
+		addr[i] = (addr[i] & keep) | ((uint8_t)rng_next(rng) & ~keep);
+	}
+}
+
+/* A SYN from a new random source to a new random destination. */
+static void set_syn(const struct worker *w, uint8_t *f, uint64_t *rng)
+{
+	const struct args *a = w->a;
+	unsigned off = w->t->sport_off, alen, iphlen;
+	uint8_t *ip = f + ETH_HLEN, *tcp = f + off, *src, *dst;
+	uint64_t r = rng_next(rng);
+	uint16_t sport = (uint16_t)(1024 + r % 64512); /* 1024-65535 */
+	uint32_t pseudo;
+
+	if (a->family == AF_INET6) {
+		alen = 16;
+		iphlen = 40;
+		src = ip + 8;
+	} else {
+		alen = 4;
+		iphlen = 20;
+		src = ip + 12;
+	}
+	dst = src + alen;
+	rand_suffix(src, alen, a->src_plen, rng);
+	rand_suffix(dst, alen, a->dst_plen, rng);
+	tcp[0] = sport >> 8;
+	tcp[1] = (uint8_t)sport;
+	memcpy(tcp + 4, (uint8_t *)&r + 2, 4); /* sequence number */
+	tcp[16] = tcp[17] = 0;
+	pseudo = csum_partial(src, 2 * alen, IPPROTO_TCP + (unsigned)SYN_L4LEN);
+	pseudo = csum_fold(csum_partial(tcp, SYN_L4LEN, pseudo));
+	tcp[16] = pseudo >> 8;
+	tcp[17] = pseudo;
+	if (iphlen == 20) {
+		ip[10] = ip[11] = 0;
+		pseudo = csum_fold(csum_partial(ip, 20, 0));
+		ip[10] = pseudo >> 8;
+		ip[11] = pseudo;
+	}
 }
 
 /* ------------------------------------------------------------ sending */
@@ -422,6 +553,10 @@ static int send_batch(struct worker *w, int fd, uint8_t *buf,
 	int r;
 
 	for (i = 0; i < n; i++) {
+		if (w->a->syn) {
+			set_syn(w, buf + (size_t)i * w->t->len, &w->rng);
+			continue;
+		}
 		set_flow(w->t, buf + (size_t)i * w->t->len, SPORT_BASE + *flow);
 		if (++*flow == w->a->flows)
 			*flow = 0;
@@ -511,6 +646,10 @@ static void start_workers(const struct args *a, const struct iface *ifc,
 		w[i].t = t;
 		w[i].ifindex = ifindex;
 		w[i].bypass = bypass;
+		/* Odd: xorshift never leaves 0. */
+		w[i].rng = (0x9e3779b97f4a7c15ull * (i + 1) ^
+			    (uint64_t)(now_s() * 1e9)) |
+			   1;
 		if (a->count)
 			w[i].quota = a->count / a->threads +
 				     (i < a->count % a->threads);
