@@ -225,36 +225,13 @@ static void net_config(void)
 	sh("ip -6 route add " NET6 " dev " TUN);
 }
 
-static int cb_output(void *ctx, const void *pkt, size_t len)
-{
-	ssize_t r = write(*(int *)ctx, pkt, len);
-
-	if (r == (ssize_t)len)
-		return 0;
-	return r < 0 ? -errno : -EIO;
-}
-
 /* The engine thread of the callback source. */
 static void *pump_main(void *arg)
 {
-	static uint8_t buf[65536];
-	ssize_t r;
-	int work, i;
-
 	(void)arg;
-	while (atomic_load(&F.pump_run)) {
-		work = 0;
-		for (i = 0; i < 64; i++) {
-			r = read(F.tun_fd, buf, sizeof(buf));
-			if (r <= 0)
-				break;
-			l3x_stack__input(F.st, buf, (size_t)r);
-			work++;
-		}
-		work += l3x_stack__poll(F.st);
-		if (!work)
+	while (atomic_load(&F.pump_run))
+		if (!tun_pump_once(F.st, F.tun_fd))
 			sched_yield();
-	}
 	return NULL;
 }
 
@@ -302,7 +279,7 @@ void stack_up(enum l3x_source src, struct l3x_stack_opts *o, bool rules)
 		o->tun_name = TUN;
 	} else {
 		F.tun_fd = tun_create(TUN);
-		o->output = cb_output;
+		o->output = tun_output;
 		o->output_ctx = &F.tun_fd;
 	}
 	F.st = l3x_stack__open(o);

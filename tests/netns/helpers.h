@@ -44,6 +44,7 @@
 #include <bpf/libbpf.h>
 
 #include "l3x/l3x.h"
+#include "harness.h"
 
 #define TUN   "l3x0"
 #define NET4  "198.51.100.0/24"

@@ -154,39 +154,22 @@ struct echo_srv {
  * says -EAGAIN waits for L3X_EV_WRITABLE. Returns true once closed. */
 static bool echo_serve(struct echo_srv *sv, struct echo_conn *c)
 {
+	unsigned long long n = 0;
+	bool in_write;
 	long r;
 
-	for (;;) {
-		if (c->off < c->len) {
-			r = l3x_stream__write(c->s, c->buf + c->off,
-					      c->len - c->off);
-			if (r == -EAGAIN)
-				return false;
-			if (r < 0) {
-				snprintf(sv->err, sizeof(sv->err), "write: %s",
-					 strerror((int)-r));
-				l3x_stream__abort(c->s);
-				return true;
-			}
-			c->off += (size_t)r;
-			continue;
-		}
-		r = l3x_stream__read(c->s, c->buf, sizeof(c->buf));
-		if (r == -EAGAIN)
-			return false;
-		if (r == 0) {
-			l3x_stream__close(c->s);
-			return true;
-		}
-		if (r < 0) {
-			snprintf(sv->err, sizeof(sv->err), "read: %s",
-				 strerror((int)-r));
-			l3x_stream__abort(c->s);
-			return true;
-		}
-		c->len = (size_t)r;
-		c->off = 0;
+	r = echo_run(c->s, c->buf, sizeof(c->buf), &c->off, &c->len, &n,
+		     &in_write);
+	if (r == -EAGAIN)
+		return false;
+	if (r == 0) {
+		l3x_stream__close(c->s);
+		return true;
 	}
+	snprintf(sv->err, sizeof(sv->err), "%s: %s",
+		 in_write ? "write" : "read", strerror((int)-r));
+	l3x_stream__abort(c->s);
+	return true;
 }
 
 static void *echo_server(void *arg)

@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "../netns/harness.h"
 
 #define TUN	    "l3x0"
 #define NET4	    "198.51.100.0/24"
@@ -175,36 +176,13 @@ static int tun_create(void)
 	return fd;
 }
 
-static int cb_output(void *ctx, const void *pkt, size_t len)
-{
-	ssize_t r = write(*(int *)ctx, pkt, len);
-
-	if (r == (ssize_t)len)
-		return 0;
-	return r < 0 ? -errno : -EIO;
-}
-
 /* The engine thread of the callback source. */
 static void *pump_main(void *arg)
 {
-	static uint8_t buf[65536];
-	ssize_t r;
-	int work, i;
-
 	(void)arg;
-	while (atomic_load(&R.pump_run)) {
-		work = 0;
-		for (i = 0; i < 64; i++) {
-			r = read(R.tun_fd, buf, sizeof(buf));
-			if (r <= 0)
-				break;
-			l3x_stack__input(R.st, buf, (size_t)r);
-			work++;
-		}
-		work += l3x_stack__poll(R.st);
-		if (!work)
+	while (atomic_load(&R.pump_run))
+		if (!tun_pump_once(R.st, R.tun_fd))
 			sched_yield();
-	}
 	return NULL;
 }
 
@@ -251,7 +229,7 @@ static int stack_up(void)
 		R.tun_fd = tun_create();
 		if (R.tun_fd < 0)
 			return -1;
-		o.output = cb_output;
+		o.output = tun_output;
 		o.output_ctx = &R.tun_fd;
 	}
 	R.st = l3x_stack__open(&o);
@@ -310,33 +288,19 @@ static void conn_free(struct worker *wk, struct conn *c)
 /* Echo until -EAGAIN; true once the stream is closed. */
 static bool serve_echo(struct conn *c)
 {
+	unsigned long long n = 0;
+	bool in_write;
 	long r;
 
-	for (;;) {
-		if (c->off < c->len) {
-			r = l3x_stream__write(c->s, c->buf + c->off,
-					      c->len - c->off);
-			if (r == -EAGAIN)
-				return false;
-			if (r < 0)
-				break;
-			c->off += (size_t)r;
-			atomic_fetch_add(&R.bytes_echoed,
-					 (unsigned long long)r);
-			continue;
-		}
-		r = l3x_stream__read(c->s, c->buf, sizeof(c->buf));
-		if (r == -EAGAIN)
-			return false;
-		if (r == 0) {
-			l3x_stream__close(c->s);
-			atomic_fetch_add(&R.echo_closed, 1);
-			return true;
-		}
-		if (r < 0)
-			break;
-		c->len = (size_t)r;
-		c->off = 0;
+	r = echo_run(c->s, c->buf, sizeof(c->buf), &c->off, &c->len, &n,
+		     &in_write);
+	atomic_fetch_add(&R.bytes_echoed, n);
+	if (r == -EAGAIN)
+		return false;
+	if (r == 0) {
+		l3x_stream__close(c->s);
+		atomic_fetch_add(&R.echo_closed, 1);
+		return true;
 	}
 	/* A reset by the client: what the reset flows do. */
 	if (r == -ECONNRESET)
