@@ -648,34 +648,65 @@ void expect_refused(const char *ip, uint16_t port)
 	close(fd);
 }
 
-/* @n seeded bytes client -> stream, both ends on this thread. */
-void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
-		uint64_t seed, size_t n)
+/* One send of what @x still holds from @fd; true if it moved. */
+static bool cli_send_step(int fd, struct src *x)
 {
-	static uint8_t buf[CHUNK];
-	uint64_t end = now_ms() + 10000;
-	struct src x;
-	struct sink k;
 	const uint8_t *p;
 	size_t avail;
+	long r;
+
+	p = src_peek(x, &avail);
+	if (!avail)
+		return false;
+	r = send(fd, p, avail, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (r > 0) {
+		x->off += (size_t)r;
+		return true;
+	}
+	cr_assert(errno == EAGAIN, "client send: %s", strerror(errno));
+	return false;
+}
+
+/* One write of what @x still holds to @s unless *@blocked, which a write's
+ * -EAGAIN sets and L3X_EV_WRITABLE clears (counted in *@writable); true
+ * if it moved. */
+static bool srv_write_step(struct l3x_stream *s, struct src *x, bool *blocked,
+			   int *writable)
+{
+	const uint8_t *p;
+	size_t avail;
+	long r;
+
+	if (*blocked && log_take(s, L3X_EV_WRITABLE)) {
+		*blocked = false;
+		(*writable)++;
+	}
+	p = src_peek(x, &avail);
+	if (!avail || *blocked)
+		return false;
+	r = l3x_stream__write(s, p, avail);
+	if (r > 0) {
+		x->off += (size_t)r;
+		return true;
+	}
+	cr_assert_eq(r, -EAGAIN, "server write: %ld", r);
+	*blocked = true;
+	return false;
+}
+
+void cli_to_srv_from(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		     struct src *x, uint64_t seed, int ms)
+{
+	static uint8_t buf[CHUNK];
+	uint64_t end = now_ms() + ms;
+	size_t n = x->limit;
+	struct sink k;
 	bool moved;
 	long r;
 
-	src_init(&x, seed, n);
 	sink_init(&k, seed);
 	while (k.got < n) {
-		moved = false;
-		p = src_peek(&x, &avail);
-		if (avail) {
-			r = send(fd, p, avail, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (r > 0) {
-				x.off += (size_t)r;
-				moved = true;
-			} else {
-				cr_assert(errno == EAGAIN, "client send: %s",
-					  strerror(errno));
-			}
-		}
+		moved = cli_send_step(fd, x);
 		r = l3x_stream__read(s, buf, sizeof(buf));
 		if (r > 0) {
 			sink_put(&k, buf, (size_t)r);
@@ -695,37 +726,29 @@ void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
 	cr_assert(!k.bad, "client -> server byte %zu differs", k.bad_at);
 }
 
-/* @n seeded bytes stream -> client; writes wait for L3X_EV_WRITABLE. */
-void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
+void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
 		uint64_t seed, size_t n)
 {
-	static uint8_t buf[CHUNK];
-	uint64_t end = now_ms() + 10000;
-	bool moved, blocked = false;
 	struct src x;
-	struct sink k;
-	const uint8_t *p;
-	size_t avail;
-	long r;
 
 	src_init(&x, seed, n);
+	cli_to_srv_from(w, s, fd, &x, seed, 10000);
+}
+
+int srv_to_cli_from(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		    struct src *x, uint64_t seed, bool blocked, int ms)
+{
+	static uint8_t buf[CHUNK];
+	uint64_t end = now_ms() + ms;
+	size_t n = x->limit;
+	int writable = 0;
+	struct sink k;
+	bool moved;
+	long r;
+
 	sink_init(&k, seed);
 	while (k.got < n) {
-		moved = false;
-		if (blocked && log_take(s, L3X_EV_WRITABLE))
-			blocked = false;
-		p = src_peek(&x, &avail);
-		if (avail && !blocked) {
-			r = l3x_stream__write(s, p, avail);
-			if (r > 0) {
-				x.off += (size_t)r;
-				moved = true;
-			} else {
-				cr_assert_eq(r, -EAGAIN, "server write: %ld",
-					     r);
-				blocked = true;
-			}
-		}
+		moved = srv_write_step(s, x, &blocked, &writable);
 		r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (r > 0) {
 			sink_put(&k, buf, (size_t)r);
@@ -737,11 +760,23 @@ void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
 		}
 		if (!moved) {
 			cr_assert_lt(now_ms(), end,
-				     "stuck after %zu of %zu bytes", k.got, n);
+				     "stuck after %zu of %zu bytes (%d "
+				     "WRITABLE events)",
+				     k.got, n, writable);
 			worker_step(w, 2);
 		}
 	}
 	cr_assert(!k.bad, "server -> client byte %zu differs", k.bad_at);
+	return writable;
+}
+
+void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		uint64_t seed, size_t n)
+{
+	struct src x;
+
+	src_init(&x, seed, n);
+	srv_to_cli_from(w, s, fd, &x, seed, false, 10000);
 }
 
 /* The orderly end, client first: FIN, the server reads EOF and closes,
@@ -770,6 +805,33 @@ int connect_accept(struct l3x_worker *w, const char *ip, uint16_t port,
 	*s = accept_wait(w, 2000);
 	cr_assert_not_null(*s, "no stream accepted for %s port %u", ip, port);
 	return fd;
+}
+
+int connect_accept_ex(struct l3x_worker *w, const char *ip, uint16_t port,
+		      int sndbuf, int rcvbuf, struct l3x_stream **s)
+{
+	int fd, err = 0;
+
+	fd = client_connect_ex(ip, port, sndbuf, rcvbuf, 3000, &err);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(err));
+	*s = accept_wait(w, 2000);
+	cr_assert_not_null(*s);
+	return fd;
+}
+
+struct l3x_worker *stack_worker_up(enum l3x_source src)
+{
+	L3X_OPTS(l3x_stack_opts, o);
+
+	stack_up(src, &o, true);
+	return worker_open();
+}
+
+void stack_worker_down(struct l3x_worker *w, unsigned n_tw)
+{
+	expect_clean(n_tw);
+	l3x_worker__close(w);
+	stack_down();
 }
 
 /* ------------------------------------------------------------ XDP object */

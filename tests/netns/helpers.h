@@ -221,6 +221,15 @@ void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
 void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
 		uint64_t seed, size_t n);
 
+/* The same from @x (seeded @seed), which may have sent part of its stream
+ * already: the rest goes, and the receiving end checks the whole of it,
+ * within @ms. srv_to_cli_from() starts with the writes waiting for
+ * L3X_EV_WRITABLE when @blocked, and returns how many came. */
+void cli_to_srv_from(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		     struct src *x, uint64_t seed, int ms);
+int srv_to_cli_from(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		    struct src *x, uint64_t seed, bool blocked, int ms);
+
 /* The orderly end, client first: FIN, the server reads EOF and closes,
  * the client reads EOF. l3x goes through LAST_ACK, not TIME_WAIT. */
 void close_pair(struct l3x_worker *w, int fd, struct l3x_stream *s);
@@ -228,6 +237,17 @@ void close_pair(struct l3x_worker *w, int fd, struct l3x_stream *s);
 /* One connection, accepted: the usual start of a test. */
 int connect_accept(struct l3x_worker *w, const char *ip, uint16_t port,
 		   struct l3x_stream **s);
+
+/* The same with the client's kernel buffer sizes (client_connect_ex()). */
+int connect_accept_ex(struct l3x_worker *w, const char *ip, uint16_t port,
+		      int sndbuf, int rcvbuf, struct l3x_stream **s);
+
+/* A stack on @src with the default options and both rules, and a worker. */
+struct l3x_worker *stack_worker_up(enum l3x_source src);
+
+/* The usual end of a test: expect_clean(@n_tw), the worker closed and
+ * the stack down. */
+void stack_worker_down(struct l3x_worker *w, unsigned n_tw);
 
 /* ------------------------------------------------------------ XDP object */
 

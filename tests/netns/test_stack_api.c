@@ -60,9 +60,7 @@ Test(stack, max_flows_refuses_the_next_connection, .timeout = 20)
 	cr_assert_eq(ss.tcp_refused_flows, 1);
 	close_pair(w, fd2, s2);
 	close_pair(w, fd3, s3);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, no_worker_refuses_with_backlog_counter, .timeout = 20)
@@ -105,9 +103,7 @@ Test(stack, backlog_full_refuses_until_accepted, .timeout = 20)
 	cr_assert_eq(stats_now().tcp_refused_backlog, 1);
 	close_pair(w, fd1, s1);
 	close_pair(w, fd3, s3);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, worker_close_resets_accepted_and_waiting_streams, .timeout = 20)
@@ -116,9 +112,7 @@ Test(stack, worker_close_resets_accepted_and_waiting_streams, .timeout = 20)
 	struct l3x_worker *w;
 	int fd1, fd2;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	stack_up(L3X_SOURCE_TUN, &o, true);
-	w = worker_open();
+	w = stack_worker_up(L3X_SOURCE_TUN);
 	fd1 = connect_accept(w, "198.51.100.47", 4003, &s1);
 	fd2 = client_connect("198.51.100.48", 4003);
 	cr_assert_eq(STATS_WAIT(tcp_accepted, 2, 2000).tcp_accepted, 2);
@@ -207,9 +201,7 @@ Test(stack, packet_outside_the_rules_is_counted_and_unanswered, .timeout = 20)
 	fd = connect_accept(w, "198.51.100.60", 80, &s);
 	cli_to_srv(w, s, fd, 50, 1000);
 	close_pair(w, fd, s);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, rules_change_live, .timeout = 20)
@@ -273,9 +265,7 @@ Test(stack, rules_change_live, .timeout = 20)
 	cr_assert_eq(l3x_stack__add_rule(F.st, &bad), -EINVAL);
 	cr_assert_eq(l3x_stack__add_rule(F.st, NULL), -EINVAL);
 	cr_assert_eq(l3x_stack__add_rule(NULL, &r80), -EINVAL);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, rules_change_back_to_back_on_a_running_stack, .timeout = 20)

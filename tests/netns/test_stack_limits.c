@@ -139,9 +139,7 @@ Test(limits, udp_flood_never_takes_tcp_room, .timeout = 30)
 	close_pair(w, fd1, s1);
 	close_pair(w, fd2, s2);
 	wait_flows(0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* A flow that was answered is never evicted; with every flow answered, a
@@ -202,9 +200,7 @@ Test(limits, answered_udp_flows_are_not_evicted, .timeout = 30)
 	close(fc);
 	close(fd);
 	wait_flows(0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ caps */
@@ -278,7 +274,5 @@ Test(limits, per_source_caps_refuse_and_count, .timeout = 30)
 	close_pair(w, fd[3], s[3]);
 	close_pair(w, fd[4], s[4]);
 	wait_flows(0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }

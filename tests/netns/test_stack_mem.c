@@ -349,9 +349,7 @@ Test(mem, one_byte_segments_cost_a_byte_and_memory_stays_bounded,
 	end = now_ms() + 15000;
 	while (stats_now().flows && now_ms() < end)
 		usleep(5000);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ pressure */
@@ -469,9 +467,7 @@ Test(mem, pressure_shrinks_windows_never_aborts_and_loses_nothing,
 		make_blocking(fd[i]);
 		close_pair(w, fd[i], s[i]);
 	}
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ out of order */

@@ -219,9 +219,7 @@ static void udp_echo_test(enum l3x_source src)
 	     ss.flows && now_ms() < end; ss = stats_now())
 		usleep(1000);
 	cr_assert_eq(ss.flows, 0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, udp_echo_to_many_addresses_then_idle_expiry_tun, .timeout = 30)
@@ -298,9 +296,7 @@ Test(stack, udp_bound_socket_answers_every_client, .timeout = 20)
 	cr_assert_eq(ss.udp_tx, 3);
 	cr_assert_eq(ss.udp_flows, 0);
 	l3x_udp__close(u);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* An application that stops reading loses the newest datagrams past
@@ -351,9 +347,7 @@ Test(stack, udp_queue_bound_drops_and_counts, .timeout = 20)
 	cr_assert_eq(l3x_udp__recv(u, buf, sizeof(buf)), -EAGAIN);
 	l3x_udp__close(u);
 	close(fd);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* A datagram larger than the MTU arrives in fragments and is delivered
@@ -396,9 +390,7 @@ Test(stack, udp_fragmented_datagrams_are_reassembled, .timeout = 20)
 	}
 	ss = stats_now();
 	cr_assert_eq(ss.udp_rx, 2);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ malformed */
