@@ -167,8 +167,10 @@ static void check_args(const struct args *a)
 			(unsigned long long)a->count, a->threads);
 }
 
-static void parse_opt(struct args *a, int c)
+static void parse_opt(void *ctx, int c)
 {
+	struct args *a = ctx;
+
 	switch (c) {
 	case 'i':
 		a->iface = optarg;
@@ -218,31 +220,21 @@ static void parse_opt(struct args *a, int c)
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "iface", required_argument, NULL, 'i' },
-		{ "dst-mac", required_argument, NULL, 'm' },
-		{ "src", required_argument, NULL, 's' },
-		{ "dst", required_argument, NULL, 'd' },
-		{ "dport", required_argument, NULL, 'p' },
-		{ "size", required_argument, NULL, 'z' },
-		{ "seconds", required_argument, NULL, 'S' },
-		{ "count", required_argument, NULL, 'c' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "flows", required_argument, NULL, 'f' },
-		{ "rate", required_argument, NULL, 'r' },
-		{ "qdisc-bypass", required_argument, NULL, 'b' },
-		{ "json", no_argument, NULL, 'j' },
-		TOOL_OPTIONS_END,
+		TOOL_OPT_ARG("iface", 'i'),   TOOL_OPT_ARG("dst-mac", 'm'),
+		TOOL_OPT_ARG("src", 's'),     TOOL_OPT_ARG("dst", 'd'),
+		TOOL_OPT_ARG("dport", 'p'),   TOOL_OPT_ARG("size", 'z'),
+		TOOL_OPT_ARG("seconds", 'S'), TOOL_OPT_ARG("count", 'c'),
+		TOOL_OPT_ARG("threads", 't'), TOOL_OPT_ARG("flows", 'f'),
+		TOOL_OPT_ARG("rate", 'r'),    TOOL_OPT_ARG("qdisc-bypass", 'b'),
+		TOOL_OPT_FLAG("json", 'j'),   TOOL_OPTIONS_END,
 	};
-	int c;
+	int i;
 
 	a->size = 64;
 	a->threads = 1;
 	a->flows = 64;
-	/* A leading ':' in the option string: our own messages. */
-	while ((c = tool_getopt(argc, argv, ":h", opts)) != -1)
-		parse_opt(a, c);
-	if (optind < argc)
-		die_arg("'%s': unexpected argument", argv[optind]);
+	i = tool_options(argc, argv, opts, parse_opt, a);
+	tool_no_more_args(argc, argv, i);
 	check_args(a);
 }
 
