@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "mix64.h"
 #include "parse.h"
 #include "tool.h"
 
@@ -155,16 +156,6 @@ static void sleep_ns(uint64_t ns)
 /* P bytes, then its first BUF_SIZE + 8 again: any slice up to BUF_SIZE
  * is contiguous. Written once before any thread starts. */
 static uint8_t *stream_table;
-
-/* splitmix64's finaliser. */
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
 
 static void stream_init(uint64_t seed)
 {
