@@ -30,6 +30,7 @@
 #include "lwip/priv/tcp_priv.h"
 
 #include "l3x/l3x.h"
+#include "csum.h"
 #include "helpers.h"
 #include "mem.h"
 
@@ -182,6 +183,71 @@ const char *sa_str(const struct sockaddr_storage *a, char *buf, size_t n)
 		snprintf(buf, n, "family %u", a->ss_family);
 	}
 	return buf;
+}
+
+/* ------------------------------------------------------------ segments */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+void make_ip4(uint8_t *p, uint8_t proto, const uint8_t dst[4], size_t len)
+{
+	uint16_t c;
+
+	memset(p, 0, 20);
+	p[0] = 0x45;
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+	p[8] = 64;
+	p[9] = proto;
+	memcpy(p + 12, (uint8_t[]){ 203, 0, 113, 9 }, 4);
+	memcpy(p + 16, dst, 4);
+	c = csum_fold(csum_partial(p, 20, 0));
+	p[10] = (uint8_t)(c >> 8);
+	p[11] = (uint8_t)c;
+}
+
+uint16_t ip4_l4_csum(const uint8_t *p, size_t len)
+{
+	uint8_t ph[12];
+
+	memcpy(ph, p + 12, 8);
+	ph[8] = 0;
+	ph[9] = p[9];
+	ph[10] = (uint8_t)((len - 20) >> 8);
+	ph[11] = (uint8_t)(len - 20);
+	return csum_fold(
+		csum_partial(p + 20, len - 20, csum_partial(ph, 12, 0)));
+}
+
+size_t make_tcp4(uint8_t *p, uint16_t sport, uint8_t flags, uint32_t seq,
+		 uint32_t ack, const uint8_t *data, size_t n)
+{
+	size_t len = 40 + n;
+	uint16_t c;
+
+	memset(p, 0, 40);
+	make_ip4(p, 6, (uint8_t[]){ 198, 51, 100, 70 }, len);
+	p[20] = (uint8_t)(sport >> 8);
+	p[21] = (uint8_t)sport;
+	p[23] = 80;
+	put32(p + 24, seq);
+	put32(p + 28, ack);
+	p[32] = 5 << 4;
+	p[33] = flags;
+	p[34] = 0xff;
+	p[35] = 0xff;
+	if (n) /* data may be NULL then */
+		memcpy(p + 40, data, n);
+	c = ip4_l4_csum(p, len);
+	p[36] = (uint8_t)(c >> 8);
+	p[37] = (uint8_t)c;
+	return len;
 }
 
 /* ------------------------------------------------------------ the stack */
@@ -365,6 +431,16 @@ void stack_down(void)
 	if (F.tun_fd >= 0)
 		close(F.tun_fd);
 	F.tun_fd = -1;
+}
+
+void stack_open_callback(struct l3x_stack_opts *o)
+{
+	l3x_set_print(NULL);
+	o->source = L3X_SOURCE_CALLBACK;
+	F.src = L3X_SOURCE_CALLBACK;
+	F.st = l3x_stack__open(o);
+	cr_assert_not_null(F.st, "open: %s", strerror(errno));
+	cr_assert_eq(l3x_stack__mem(F.st, &F.mem0), 0);
 }
 
 struct l3x_stack_stats stats_now(void)

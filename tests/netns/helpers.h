@@ -107,6 +107,23 @@ bool sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* "ip port N" or "[ip6] port N" in @buf; returns @buf. */
 const char *sa_str(const struct sockaddr_storage *a, char *buf, size_t n);
 
+/* ------------------------------------------------------------ segments */
+
+/* The IPv4 header of a packet of @len bytes from 203.0.113.9 to @dst
+ * carrying @proto, no options, its checksum set, in @p. */
+void make_ip4(uint8_t *p, uint8_t proto, const uint8_t dst[4], size_t len);
+
+/* The checksum of the transport header and data of @p (an IPv4 packet of
+ * @len bytes, no options) over its pseudo header, as it goes in the
+ * header (computed with the checksum field 0). */
+uint16_t ip4_l4_csum(const uint8_t *p, size_t len);
+
+/* An IPv4 TCP segment 203.0.113.9:@sport -> 198.51.100.70:80 in @p (40 +
+ * @n bytes, @data may be NULL when @n is 0) with correct checksums, a
+ * 65535 window and no options. Returns its length. */
+size_t make_tcp4(uint8_t *p, uint16_t sport, uint8_t flags, uint32_t seq,
+		 uint32_t ack, const uint8_t *data, size_t n);
+
 /* ------------------------------------------------------------ the stack */
 
 /* The stack under test, one per test process. */
@@ -133,6 +150,11 @@ void add_rule_text(const char *text);
 /* Open a stack on @src in a namespace of our own, route the prefixes to
  * it, add rules for both when @rules, and start its engine. */
 void stack_up(enum l3x_source src, struct l3x_stack_opts *o, bool rules);
+
+/* A stack on the callback source with @o (its output among them) in this
+ * namespace, quiet: no TUN, no routes, no engine; the test hands packets
+ * in with l3x_stack__input() and polls. stack_down() ends it. */
+void stack_open_callback(struct l3x_stack_opts *o);
 
 struct memsnap {
 	struct l3x_stack_mem m;

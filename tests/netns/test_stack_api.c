@@ -463,48 +463,6 @@ Test(stack, engine_calls_check_source_and_state, .timeout = 20)
 	stack_down();
 }
 
-/* An IPv4 TCP segment 203.0.113.9:40000 -> 198.51.100.70:80 in @p (40
- * bytes), with correct checksums. */
-static void make_tcp4(uint8_t *p, uint8_t flags, uint32_t seq, uint32_t ack)
-{
-	uint8_t ph[12];
-	uint16_t c;
-
-	memset(p, 0, 40);
-	p[0] = 0x45;
-	p[3] = 40;
-	p[8] = 64;
-	p[9] = 6;
-	memcpy(p + 12, (uint8_t[]){ 203, 0, 113, 9 }, 4);
-	memcpy(p + 16, (uint8_t[]){ 198, 51, 100, 70 }, 4);
-	c = csum_fold(csum_partial(p, 20, 0));
-	p[10] = (uint8_t)(c >> 8);
-	p[11] = (uint8_t)c;
-	p[20] = 40000 >> 8;
-	p[21] = 40000 & 0xff;
-	p[23] = 80;
-	p[24] = (uint8_t)(seq >> 24);
-	p[25] = (uint8_t)(seq >> 16);
-	p[26] = (uint8_t)(seq >> 8);
-	p[27] = (uint8_t)seq;
-	p[28] = (uint8_t)(ack >> 24);
-	p[29] = (uint8_t)(ack >> 16);
-	p[30] = (uint8_t)(ack >> 8);
-	p[31] = (uint8_t)ack;
-	p[32] = 5 << 4;
-	p[33] = flags;
-	p[34] = 0xff;
-	p[35] = 0xff;
-	memcpy(ph, p + 12, 8);
-	ph[8] = 0;
-	ph[9] = 6;
-	ph[10] = 0;
-	ph[11] = 20;
-	c = csum_fold(csum_partial(p + 20, 20, csum_partial(ph, 12, 0)));
-	p[36] = (uint8_t)(c >> 8);
-	p[37] = (uint8_t)c;
-}
-
 static uint8_t cap_pkt[2048];
 static size_t cap_len;
 static int cap_n;
@@ -523,16 +481,9 @@ Test(stack, input_checks_its_arguments_and_counts_what_it_drops)
 	struct l3x_stack_stats ss;
 	uint8_t pkt[40], junk[40] = { 0 };
 
-	l3x_set_print(NULL);
-	{
-		L3X_OPTS(l3x_stack_opts, o, .source = L3X_SOURCE_CALLBACK,
-			 .output = cap_output);
-		F.src = L3X_SOURCE_CALLBACK;
-		F.st = l3x_stack__open(&o);
-		cr_assert_not_null(F.st, "open: %s", strerror(errno));
-		cr_assert_eq(l3x_stack__mem(F.st, &F.mem0), 0);
-	}
-	make_tcp4(pkt, 0x02, 1000, 0);
+	L3X_OPTS(l3x_stack_opts, o, .output = cap_output);
+	stack_open_callback(&o);
+	make_tcp4(pkt, 40000, 0x02, 1000, 0, NULL, 0);
 	cr_assert_eq(l3x_stack__input(F.st, NULL, 40), -EINVAL);
 	cr_assert_eq(l3x_stack__input(F.st, pkt, 0), -EINVAL);
 	cr_assert_eq(l3x_stack__input(F.st, pkt, 65536), -EINVAL);
@@ -574,7 +525,7 @@ Test(stack, input_checks_its_arguments_and_counts_what_it_drops)
 		     cap_pkt[33]);
 
 	/* The client's RST at the exact sequence ends it. */
-	make_tcp4(pkt, 0x04, 1001, 0);
+	make_tcp4(pkt, 40000, 0x04, 1001, 0, NULL, 0);
 	cr_assert_eq(l3x_stack__input(F.st, pkt, 40), 0);
 	l3x_stack__poll(F.st);
 	ss = stats_now();
