@@ -247,16 +247,22 @@ def cls(name, doc, l2=False, sources=("xdp", "tun"), special=None):
 
 # ---- IPv4 header lies
 
+def echo4_with(c, **fields):
+    """An ICMP echo request between c's IPv4 pair, its IPv4 header made
+    again with each of fields: a function of the request, called once the
+    request is made (so the seed draws in the same order)."""
+    p = echo_req(4, c.s4(), c.d4(), c.rng)
+    return ip4(p[12:16], p[16:20], ICMP, p[20:], **{k: f(p) for k, f in fields.items()})
+
+
 @cls("ip4-totlen-past-frame", "IPv4 total length past the end of the frame")
 def _(c):
-    p = echo_req(4, c.s4(), c.d4(), c.rng)
-    return ip4(p[12:16], p[16:20], ICMP, p[20:], tot=len(p) + c.rng.randrange(1, 1400)), "malformed"
+    return echo4_with(c, tot=lambda p: len(p) + c.rng.randrange(1, 1400)), "malformed"
 
 
 @cls("ip4-totlen-short-of-header", "IPv4 total length below its own header")
 def _(c):
-    p = echo_req(4, c.s4(), c.d4(), c.rng)
-    return ip4(p[12:16], p[16:20], ICMP, p[20:], tot=c.rng.randrange(0, 20)), "malformed"
+    return echo4_with(c, tot=lambda p: c.rng.randrange(0, 20)), "malformed"
 
 
 @cls("ip4-totlen-cuts-tcp", "IPv4 total length ends inside the TCP header")
@@ -269,8 +275,7 @@ def _(c):
 
 @cls("ip4-ihl-below-5", "IPv4 IHL 0 to 4")
 def _(c):
-    p = echo_req(4, c.s4(), c.d4(), c.rng)
-    return ip4(p[12:16], p[16:20], ICMP, p[20:], ihl=c.rng.randrange(0, 5)), "malformed"
+    return echo4_with(c, ihl=lambda p: c.rng.randrange(0, 5)), "malformed"
 
 
 @cls("ip4-ihl-past-frame", "IPv4 IHL longer than the frame")

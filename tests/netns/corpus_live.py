@@ -26,15 +26,9 @@ import socket
 import sys
 import time
 
+from stream_client import parse_target  # beside this file
+
 CHUNK = 16 * 1024
-
-
-def parse_target(t):
-    if t.startswith("["):
-        host, _, port = t[1:].partition("]:")
-        return socket.AF_INET6, (host, int(port))
-    host, _, port = t.rpartition(":")
-    return socket.AF_INET, (host, int(port))
 
 
 class Bytes:

@@ -3,20 +3,36 @@
  * the TSan driver (tests/tsan/tsan_stack.c), which cannot link helpers.c
  * (criterion does not start under TSan): header-only, no criterion.
  *   - the callback source fed from a TUN device of the test's own: the
- *     output callback that writes into it, and one turn of the pump
- *     thread that reads it into l3x_stack__input() and polls the stack;
+ *     device itself, the output callback that writes into it, and one
+ *     turn of the pump thread that reads it into l3x_stack__input() and
+ *     polls the stack;
  *   - a worker's echo loop.
  */
 #ifndef L3X_TESTS_HARNESS_H
 #define L3X_TESTS_HARNESS_H
 
 #include <errno.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+
+/* Make @fd (an open /dev/net/tun) the TUN device @name, no packet info.
+ * Returns 0 or -errno. */
+static inline int tun_attach(int fd, const char *name)
+{
+	struct ifreq ifr = { 0 };
+
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	return ioctl(fd, TUNSETIFF, &ifr) ? -errno : 0;
+}
 
 /* opts.output: @ctx points at the TUN's fd. */
 static inline int tun_output(void *ctx, const void *pkt, size_t len)

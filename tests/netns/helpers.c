@@ -267,16 +267,13 @@ static void netns_up(void)
 
 static int tun_create(const char *name)
 {
-	struct ifreq ifr = { 0 };
-	int fd;
+	int fd, err;
 
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		cr_skip_test("no TUN: open /dev/net/tun: %s", strerror(errno));
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
-	cr_assert_eq(ioctl(fd, TUNSETIFF, &ifr), 0, "TUNSETIFF %s: %s", name,
-		     strerror(errno));
+	err = tun_attach(fd, name);
+	cr_assert_eq(err, 0, "TUNSETIFF %s: %s", name, strerror(-err));
 	sh("ip link set " TUN " mtu 1500 up");
 	return fd;
 }

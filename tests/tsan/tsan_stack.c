@@ -160,16 +160,14 @@ static int sh(const char *cmd)
 
 static int tun_create(void)
 {
-	struct ifreq ifr = { 0 };
-	int fd;
+	int fd, err;
 
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", TUN);
-	if (ioctl(fd, TUNSETIFF, &ifr)) {
-		fail("TUNSETIFF: %s", strerror(errno));
+	err = tun_attach(fd, TUN);
+	if (err) {
+		fail("TUNSETIFF: %s", strerror(-err));
 		close(fd);
 		return -1;
 	}
