@@ -187,7 +187,13 @@ const char *sa_str(const struct sockaddr_storage *a, char *buf, size_t n)
 
 /* ------------------------------------------------------------ segments */
 
-static void put32(uint8_t *p, uint32_t v)
+void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+void put32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
 	p[1] = (uint8_t)(v >> 16);
@@ -201,15 +207,13 @@ void make_ip4(uint8_t *p, uint8_t proto, const uint8_t dst[4], size_t len)
 
 	memset(p, 0, 20);
 	p[0] = 0x45;
-	p[2] = (uint8_t)(len >> 8);
-	p[3] = (uint8_t)len;
+	put16(p + 2, len);
 	p[8] = 64;
 	p[9] = proto;
 	memcpy(p + 12, (uint8_t[]){ 203, 0, 113, 9 }, 4);
 	memcpy(p + 16, dst, 4);
 	c = csum_fold(csum_partial(p, 20, 0));
-	p[10] = (uint8_t)(c >> 8);
-	p[11] = (uint8_t)c;
+	put16(p + 10, c);
 }
 
 uint16_t ip4_l4_csum(const uint8_t *p, size_t len)
@@ -219,8 +223,7 @@ uint16_t ip4_l4_csum(const uint8_t *p, size_t len)
 	memcpy(ph, p + 12, 8);
 	ph[8] = 0;
 	ph[9] = p[9];
-	ph[10] = (uint8_t)((len - 20) >> 8);
-	ph[11] = (uint8_t)(len - 20);
+	put16(ph + 10, len - 20);
 	return csum_fold(
 		csum_partial(p + 20, len - 20, csum_partial(ph, 12, 0)));
 }
@@ -233,20 +236,17 @@ size_t make_tcp4(uint8_t *p, uint16_t sport, uint8_t flags, uint32_t seq,
 
 	memset(p, 0, 40);
 	make_ip4(p, 6, (uint8_t[]){ 198, 51, 100, 70 }, len);
-	p[20] = (uint8_t)(sport >> 8);
-	p[21] = (uint8_t)sport;
-	p[23] = 80;
+	put16(p + 20, sport);
+	put16(p + 22, 80);
 	put32(p + 24, seq);
 	put32(p + 28, ack);
 	p[32] = 5 << 4;
 	p[33] = flags;
-	p[34] = 0xff;
-	p[35] = 0xff;
+	put16(p + 34, 0xffff);
 	if (n) /* data may be NULL then */
 		memcpy(p + 40, data, n);
 	c = ip4_l4_csum(p, len);
-	p[36] = (uint8_t)(c >> 8);
-	p[37] = (uint8_t)c;
+	put16(p + 36, c);
 	return len;
 }
 

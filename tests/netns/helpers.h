@@ -109,6 +109,10 @@ const char *sa_str(const struct sockaddr_storage *a, char *buf, size_t n);
 
 /* ------------------------------------------------------------ segments */
 
+/* @v at @p in network order. */
+void put16(uint8_t *p, uint16_t v);
+void put32(uint8_t *p, uint32_t v);
+
 /* The IPv4 header of a packet of @len bytes from 203.0.113.9 to @dst
  * carrying @proto, no options, its checksum set, in @p. */
 void make_ip4(uint8_t *p, uint8_t proto, const uint8_t dst[4], size_t len);

@@ -131,12 +131,6 @@ static uint8_t *put(struct frame *f, size_t n)
 	return p;
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
-
 /* Ethernet header; @type may be a VLAN TPID, then vlan() follows. */
 static void eth(struct frame *f, uint16_t type)
 {

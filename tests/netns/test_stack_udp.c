@@ -410,22 +410,17 @@ static size_t make_udp4(uint8_t *p, const char *data, size_t n, uint16_t ulen,
 			bool sum)
 {
 	size_t len = 28 + n;
-	uint16_t c;
 
 	memset(p, 0, 28);
 	make_ip4(p, 17, (uint8_t[]){ 198, 51, 100, 90 }, len);
-	p[20] = 5000 >> 8;
-	p[21] = 5000 & 0xff;
-	p[23] = 53;
-	p[24] = (uint8_t)(ulen >> 8);
-	p[25] = (uint8_t)ulen;
+	put16(p + 20, 5000);
+	put16(p + 22, 53);
+	put16(p + 24, ulen);
 	memcpy(p + 28, data, n);
 	if (!sum)
 		return len;
 	/* Over what is there, so that only the length field is wrong. */
-	c = ip4_l4_csum(p, len);
-	p[26] = (uint8_t)(c >> 8);
-	p[27] = (uint8_t)c;
+	put16(p + 26, ip4_l4_csum(p, len));
 	return len;
 }
 
@@ -443,27 +438,22 @@ static size_t make_udp6(uint8_t *p, const char *data, size_t n, bool sum)
 
 	memset(p, 0, 48);
 	p[0] = 0x60;
-	p[4] = (uint8_t)(ulen >> 8);
-	p[5] = (uint8_t)ulen;
+	put16(p + 4, ulen);
 	p[6] = 17;
 	p[7] = 64;
 	memcpy(p + 8, src, 16);
 	memcpy(p + 24, dst, 16);
-	p[40] = 5000 >> 8;
-	p[41] = 5000 & 0xff;
-	p[43] = 53;
-	p[44] = (uint8_t)(ulen >> 8);
-	p[45] = (uint8_t)ulen;
+	put16(p + 40, 5000);
+	put16(p + 42, 53);
+	put16(p + 44, ulen);
 	memcpy(p + 48, data, n);
 	if (!sum)
 		return 40 + ulen;
-	ph[2] = (uint8_t)(ulen >> 8);
-	ph[3] = (uint8_t)ulen;
+	put16(ph + 2, ulen);
 	ph[7] = 17;
 	c = csum_fold(csum_partial(
 		p + 40, ulen, csum_partial(ph, 8, csum_partial(p + 8, 32, 0))));
-	p[46] = (uint8_t)(c >> 8);
-	p[47] = (uint8_t)c;
+	put16(p + 46, c);
 	return 40 + ulen;
 }
 
