@@ -254,14 +254,18 @@ size_t make_tcp4(uint8_t *p, uint16_t sport, uint8_t flags, uint32_t seq,
 
 struct stack_fixture F = { .tun_fd = -1 };
 
-static void netns_up(void)
+void netns_own(const char *needs)
 {
 	if (geteuid() != 0)
-		cr_skip_test(
-			"needs root for a network namespace and a TUN device");
+		cr_skip_test("needs root for %s", needs);
 	if (unshare(CLONE_NEWNET))
 		cr_skip_test("cannot unshare a network namespace: %s",
 			     strerror(errno));
+}
+
+static void netns_up(void)
+{
+	netns_own("a network namespace and a TUN device");
 	sh("ip link set lo up");
 }
 

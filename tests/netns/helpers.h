@@ -130,6 +130,10 @@ size_t make_tcp4(uint8_t *p, uint16_t sport, uint8_t flags, uint32_t seq,
 
 /* ------------------------------------------------------------ the stack */
 
+/* This process in a network namespace of its own, or the test skipped:
+ * "needs root for @needs", or the unshare's error. */
+void netns_own(const char *needs);
+
 /* The stack under test, one per test process. */
 struct stack_fixture {
 	enum l3x_source src;
