@@ -654,6 +654,17 @@ err_close:
 	return -1;
 }
 
+int client_connect_or_say(const char *ip, uint16_t port, char *err,
+			  size_t errsz)
+{
+	int fd, e = 0;
+
+	fd = client_connect_ex(ip, port, 0, 0, 3000, &e);
+	if (fd < 0)
+		snprintf(err, errsz, "connect: %s", strerror(e));
+	return fd;
+}
+
 void make_blocking(int fd)
 {
 	struct timeval tv = { .tv_sec = 3 };

@@ -227,6 +227,11 @@ void stream_abort(struct l3x_stream *s);
 int client_connect_ex(const char *ip, uint16_t port, int sndbuf, int rcvbuf,
 		      int ms, int *err);
 
+/* For a client thread, which must not assert: client_connect_ex() with
+ * the kernel's buffers and 3 s, or -1 with "connect: why" in @err. */
+int client_connect_or_say(const char *ip, uint16_t port, char *err,
+			  size_t errsz);
+
 /* Blocking, with 3 s send and receive timeouts. */
 void make_blocking(int fd);
 

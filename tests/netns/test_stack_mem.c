@@ -85,11 +85,9 @@ static void *bulk_send(void *arg)
 	ssize_t r;
 	int fd, e = 0;
 
-	fd = client_connect_ex(b->ip, b->port, 0, 0, 3000, &e);
-	if (fd < 0) {
-		snprintf(b->err, sizeof(b->err), "connect: %s", strerror(e));
+	fd = client_connect_or_say(b->ip, b->port, b->err, sizeof(b->err));
+	if (fd < 0)
 		goto out;
-	}
 	src_init(x, b->seed, b->n);
 	while ((p = src_peek(x, &avail)) && avail) {
 		r = send(fd, p, avail, MSG_NOSIGNAL);

@@ -56,13 +56,11 @@ static void *echo_client(void *arg)
 	size_t avail;
 	bool shut = false;
 	ssize_t r;
-	int fd, e = 0;
+	int fd;
 
-	fd = client_connect_ex(c->ip, c->port, 0, 0, 3000, &e);
-	if (fd < 0) {
-		snprintf(c->err, sizeof(c->err), "connect: %s", strerror(e));
+	fd = client_connect_or_say(c->ip, c->port, c->err, sizeof(c->err));
+	if (fd < 0)
 		goto out;
-	}
 	getsockname(fd, (struct sockaddr *)&c->local, &sl);
 	sl = sizeof(c->peer);
 	getpeername(fd, (struct sockaddr *)&c->peer, &sl);
