@@ -723,8 +723,7 @@ static void parse_args(int argc, char **argv)
 	}
 	if (optind < argc)
 		die_arg("'%s': unexpected argument", argv[optind]);
-	if (!port)
-		die_arg("--port: missing (the echo server's port)");
+	tool_need(port, "--port", "the echo server's port");
 	set_port(port);
 	check_args();
 }

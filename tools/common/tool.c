@@ -79,6 +79,12 @@ int tool_options(int argc, char **argv, const struct option *longopts,
 	return optind;
 }
 
+void tool_need(bool given, const char *opt, const char *what)
+{
+	if (!given)
+		die_arg("%s: missing (%s)", opt, what);
+}
+
 void tool_no_more_args(int argc, char **argv, int i)
 {
 	if (i < argc)

@@ -86,6 +86,9 @@ int tool_getopt(int argc, char **argv, const char *shortopts,
 int tool_options(int argc, char **argv, const struct option *longopts,
 		 void (*fn)(void *ctx, int c), void *ctx);
 
+/* Unless @given, refuses the command line as "OPT: missing (WHAT)". */
+void tool_need(bool given, const char *opt, const char *what);
+
 /* Refuses argv[@i], if there is one, as "'WORD': unexpected argument". */
 void tool_no_more_args(int argc, char **argv, int i);
 

@@ -150,16 +150,11 @@ static void parse_ip(struct args *a, const char *opt, const char *s, void *out)
 
 static void check_args(const struct args *a)
 {
-	if (!a->iface)
-		die_arg("--iface: missing (the interface to send on)");
-	if (!a->have_mac)
-		die_arg("--dst-mac: missing (the receiver's MAC address)");
-	if (!a->have_src)
-		die_arg("--src: missing (the source IP address)");
-	if (!a->have_dst)
-		die_arg("--dst: missing (the destination IP address)");
-	if (!a->have_dport)
-		die_arg("--dport: missing (the destination UDP port)");
+	tool_need(a->iface, "--iface", "the interface to send on");
+	tool_need(a->have_mac, "--dst-mac", "the receiver's MAC address");
+	tool_need(a->have_src, "--src", "the source IP address");
+	tool_need(a->have_dst, "--dst", "the destination IP address");
+	tool_need(a->have_dport, "--dport", "the destination UDP port");
 	if (a->seconds && a->count)
 		die_arg("--seconds and --count: give one or the other");
 	if (a->count && a->count < a->threads)

@@ -171,10 +171,8 @@ static void parse_args(struct args *a, int argc, char **argv)
 	a->procs = 1;
 	i = tool_options(argc, argv, opts, parse_opt, a);
 	tool_no_more_args(argc, argv, i);
-	if (!a->have_mode)
-		die_arg("--mode: missing (echo, discard or http)");
-	if (!a->nports)
-		die_arg("--port: missing (the port to serve; repeat for more)");
+	tool_need(a->have_mode, "--mode", "echo, discard or http");
+	tool_need(a->nports, "--port", "the port to serve; repeat for more");
 	if (a->corrupt_every && a->mode != PROTO_ECHO)
 		die_arg("--corrupt-every: only for --mode echo");
 	if (a->mode == PROTO_HTTP)

@@ -445,12 +445,9 @@ static void check_args(struct args *a)
 	unsigned host = (a->family == AF_INET6 ? 128 : 32) - a->prefix;
 	unsigned limit = proc_conns();
 
-	if (!a->have_mode)
-		die_arg("MODE: missing (bulk, crr, rr, udp-rr or hold)");
-	if (!a->have_dst)
-		die_arg("--dst: missing (the server's address or prefix)");
-	if (!a->have_port)
-		die_arg("--port: missing (the server's port)");
+	tool_need(a->have_mode, "MODE", "bulk, crr, rr, udp-rr or hold");
+	tool_need(a->have_dst, "--dst", "the server's address or prefix");
+	tool_need(a->have_port, "--port", "the server's port");
 	check_mode_opts(a);
 	check_cpus(a);
 	if (a->addrs > 1 && host < 32 && a->addrs > (1ull << host))
@@ -517,8 +514,8 @@ static void parse_args(struct args *a, int argc, char **argv)
 	if (i < argc)
 		parse_mode(a, argv[i++]);
 	tool_no_more_args(argc, argv, i);
-	if (!a->have_mode)
-		die_arg("MODE: missing (bulk, crr, rr, udp-rr or hold; see --help)");
+	tool_need(a->have_mode, "MODE",
+		  "bulk, crr, rr, udp-rr or hold; see --help");
 	set_defaults(a);
 	check_args(a);
 }
