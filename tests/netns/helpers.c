@@ -907,6 +907,21 @@ int connect_accept_ex(struct l3x_worker *w, const char *ip, uint16_t port,
 	return fd;
 }
 
+struct l3x_stack_stats two_then_refused(struct l3x_worker *w,
+					const char *const ip[3], uint16_t port,
+					int fd[2], struct l3x_stream *s[2])
+{
+	struct l3x_stack_stats ss;
+
+	fd[0] = connect_accept(w, ip[0], port, &s[0]);
+	fd[1] = connect_accept(w, ip[1], port, &s[1]);
+	expect_refused(ip[2], port);
+	ss = stats_now();
+	cr_assert_eq(ss.tcp_refused_flows, 1);
+	cr_assert_eq(ss.tcp_accepted, 2);
+	return ss;
+}
+
 struct l3x_worker *stack_worker_up(enum l3x_source src)
 {
 	L3X_OPTS(l3x_stack_opts, o);

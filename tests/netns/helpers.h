@@ -277,6 +277,13 @@ int connect_accept(struct l3x_worker *w, const char *ip, uint16_t port,
 int connect_accept_ex(struct l3x_worker *w, const char *ip, uint16_t port,
 		      int sndbuf, int rcvbuf, struct l3x_stream **s);
 
+/* A budget of two flows filled: connections from @ip[0] and @ip[1] to
+ * @port accepted (@fd, @s), one from @ip[2] refused. Returns the stats,
+ * checked for 2 accepted and 1 refused (tcp_refused_flows). */
+struct l3x_stack_stats two_then_refused(struct l3x_worker *w,
+					const char *const ip[3], uint16_t port,
+					int fd[2], struct l3x_stream *s[2]);
+
 /* A stack on @src with the default options and both rules, and a worker. */
 struct l3x_worker *stack_worker_up(enum l3x_source src);
 

@@ -32,33 +32,30 @@
 
 Test(stack, max_flows_refuses_the_next_connection, .timeout = 20)
 {
-	struct l3x_stream *s1, *s2, *s3;
+	static const char *const ip[3] = { "198.51.100.40", "2001:db8:100::40",
+					   "198.51.100.41" };
+	struct l3x_stream *s[2], *s3;
 	struct l3x_stack_stats ss;
 	struct l3x_worker *w;
-	int fd1, fd2, fd3;
+	int fd[2], fd3;
 
 	L3X_OPTS(l3x_stack_opts, o, .max_flows = 2);
 	stack_up(L3X_SOURCE_TUN, &o, true);
 	w = worker_open();
-	fd1 = connect_accept(w, "198.51.100.40", 4000, &s1);
-	fd2 = connect_accept(w, "2001:db8:100::40", 4000, &s2);
-	expect_refused("198.51.100.41", 4000);
-	ss = stats_now();
-	cr_assert_eq(ss.tcp_refused_flows, 1);
-	cr_assert_eq(ss.tcp_accepted, 2);
+	ss = two_then_refused(w, ip, 4000, fd, s);
 	cr_assert_eq(ss.flows, 2);
 	cr_assert_eq(l3x_worker__accept(w), NULL, "a refused flow was offered");
 
 	/* One closes: there is room again once the client has acknowledged
 	 * our FIN (a closing stream still holds its slot until then). */
-	close_pair(w, fd1, s1);
+	close_pair(w, fd[0], s[0]);
 	STATS_WAIT(tcp_closed, 1, 2000);
 	fd3 = connect_accept(w, "198.51.100.42", 4000, &s3);
 	cli_to_srv(w, s3, fd3, 30, 1000);
 	ss = stats_now();
 	cr_assert_eq(ss.tcp_accepted, 3);
 	cr_assert_eq(ss.tcp_refused_flows, 1);
-	close_pair(w, fd2, s2);
+	close_pair(w, fd[1], s[1]);
 	close_pair(w, fd3, s3);
 	stack_worker_down(w, 0);
 }
