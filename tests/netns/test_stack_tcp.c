@@ -494,6 +494,9 @@ static size_t send_until_stall(int fd, struct src *x)
 	}
 }
 
+/* What the back-pressure tests move, well past any buffer. */
+#define BULK_BYTES (2u << 20)
+
 /* The client's kernel buffer @opt (SO_SNDBUF, SO_RCVBUF) as it is set. */
 static int sock_buf(int fd, int opt)
 {
@@ -508,7 +511,6 @@ Test(stack, slow_reader_holds_the_client_to_rx_buf_then_resumes_in_order,
      .timeout = 30)
 {
 	const uint32_t rx_buf = 65536;
-	const size_t total = 2u << 20;
 	struct l3x_stack_stats ss;
 	struct l3x_stream *s;
 	struct l3x_worker *w;
@@ -523,7 +525,7 @@ Test(stack, slow_reader_holds_the_client_to_rx_buf_then_resumes_in_order,
 	sndbuf = sock_buf(fd, SO_SNDBUF);
 
 	/* Nobody reads: the window closes at rx_buf. */
-	src_init(&x, 21, total);
+	src_init(&x, 21, BULK_BYTES);
 	sent = send_until_stall(fd, &x);
 	ss = stats_now();
 	cr_assert_geq(sent, rx_buf, "client stalled after %zu bytes", sent);
@@ -575,7 +577,6 @@ static size_t write_until_stall(struct l3x_worker *w, struct l3x_stream *s,
 Test(stack, write_stops_at_tx_buf_and_writable_resumes_it, .timeout = 30)
 {
 	const uint32_t tx_buf = 65536;
-	const size_t total = 2u << 20;
 	struct l3x_stack_stats ss;
 	struct l3x_stream *s;
 	struct l3x_worker *w;
@@ -591,7 +592,7 @@ Test(stack, write_stops_at_tx_buf_and_writable_resumes_it, .timeout = 30)
 	cr_assert_eq(l3x_stream__getopt(s, L3X_STREAM_TX_BUF), tx_buf);
 
 	/* The client does not read: writes stop at tx_buf unacknowledged. */
-	src_init(&x, 22, total);
+	src_init(&x, 22, BULK_BYTES);
 	written = write_until_stall(w, s, &x, &first);
 	ss = stats_now();
 	cr_assert_geq(first, tx_buf, "first -EAGAIN after %zu bytes", first);
