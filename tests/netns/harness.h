@@ -3,9 +3,9 @@
  * the TSan driver (tests/tsan/tsan_stack.c), which cannot link helpers.c
  * (criterion does not start under TSan): header-only, no criterion.
  *   - the callback source fed from a TUN device of the test's own: the
- *     device itself, the output callback that writes into it, and one
- *     turn of the pump thread that reads it into l3x_stack__input() and
- *     polls the stack;
+ *     device itself, the output callback that writes into it, and the
+ *     pump thread that reads it into l3x_stack__input() and polls the
+ *     stack (the engine thread of that source);
  *   - a worker's echo loop.
  */
 #ifndef L3X_TESTS_HARNESS_H
@@ -14,6 +14,9 @@
 #include <errno.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +63,40 @@ static inline int tun_pump_once(struct l3x_stack *st, int fd)
 		work++;
 	}
 	return work + l3x_stack__poll(st);
+}
+
+/* The pump thread: tun_pump_once() until stopped, yielding when idle. */
+struct tun_pump {
+	struct l3x_stack *st;
+	int fd;
+	atomic_bool run;
+	pthread_t thread;
+};
+
+static inline void *tun_pump_main(void *arg)
+{
+	struct tun_pump *p = arg;
+
+	while (atomic_load(&p->run))
+		if (!tun_pump_once(p->st, p->fd))
+			sched_yield();
+	return NULL;
+}
+
+/* Start the pump of @st on the TUN @fd: 0 or an errno value. */
+static inline int tun_pump_start(struct tun_pump *p, struct l3x_stack *st,
+				 int fd)
+{
+	p->st = st;
+	p->fd = fd;
+	atomic_store(&p->run, true);
+	return pthread_create(&p->thread, NULL, tun_pump_main, p);
+}
+
+static inline void tun_pump_stop(struct tun_pump *p)
+{
+	atomic_store(&p->run, false);
+	pthread_join(p->thread, NULL);
 }
 
 /* Echo on @s until there is nothing to do: write what @buf holds between

@@ -292,21 +292,10 @@ static void net_config(void)
 	sh("ip -6 route add " NET6 " dev " TUN);
 }
 
-/* The engine thread of the callback source. */
-static void *pump_main(void *arg)
-{
-	(void)arg;
-	while (atomic_load(&F.pump_run))
-		if (!tun_pump_once(F.st, F.tun_fd))
-			sched_yield();
-	return NULL;
-}
-
 void eng_start(void)
 {
 	if (F.src == L3X_SOURCE_CALLBACK) {
-		atomic_store(&F.pump_run, true);
-		cr_assert_eq(pthread_create(&F.pump, NULL, pump_main, NULL), 0);
+		cr_assert_eq(tun_pump_start(&F.pump, F.st, F.tun_fd), 0);
 	} else {
 		cr_assert_eq(l3x_stack__start(F.st), 0);
 	}
@@ -318,8 +307,7 @@ void eng_stop(void)
 	if (!F.running)
 		return;
 	if (F.src == L3X_SOURCE_CALLBACK) {
-		atomic_store(&F.pump_run, false);
-		pthread_join(F.pump, NULL);
+		tun_pump_stop(&F.pump);
 	} else {
 		cr_assert_eq(l3x_stack__stop(F.st), 0);
 	}

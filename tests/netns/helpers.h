@@ -138,9 +138,8 @@ void netns_own(const char *needs);
 struct stack_fixture {
 	enum l3x_source src;
 	struct l3x_stack *st;
-	int tun_fd; /* callback source: the test's TUN */
-	pthread_t pump;
-	atomic_bool pump_run;
+	int tun_fd;	      /* callback source: the test's TUN */
+	struct tun_pump pump; /* callback source: the engine thread */
 	bool running;
 	struct l3x_stack_mem mem0; /* right after open */
 	const char *client_src;	   /* TCP clients bind to it; NULL: any */

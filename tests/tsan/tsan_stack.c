@@ -137,10 +137,9 @@ static long seed_check(uint64_t seed, uint64_t off, const uint8_t *p, size_t n)
 struct run {
 	enum l3x_source src;
 	struct l3x_stack *st;
-	int tun_fd; /* callback source */
-	pthread_t pump;
-	atomic_bool pump_run;
-	atomic_bool stop; /* clients are done: workers finish */
+	int tun_fd;	      /* callback source */
+	struct tun_pump pump; /* callback source: the engine thread */
+	atomic_bool stop;     /* clients are done: workers finish */
 	atomic_int workers_ready;
 	/* what the workers saw */
 	atomic_uint echo_closed, resets_seen, greets_closed, udp_closed;
@@ -174,22 +173,11 @@ static int tun_create(void)
 	return fd;
 }
 
-/* The engine thread of the callback source. */
-static void *pump_main(void *arg)
-{
-	(void)arg;
-	while (atomic_load(&R.pump_run))
-		if (!tun_pump_once(R.st, R.tun_fd))
-			sched_yield();
-	return NULL;
-}
-
 static int eng_start(void)
 {
 	if (R.src == L3X_SOURCE_TUN)
 		return l3x_stack__start(R.st);
-	atomic_store(&R.pump_run, true);
-	return -pthread_create(&R.pump, NULL, pump_main, NULL);
+	return -tun_pump_start(&R.pump, R.st, R.tun_fd);
 }
 
 static void eng_stop(void)
@@ -198,8 +186,7 @@ static void eng_stop(void)
 		l3x_stack__stop(R.st);
 		return;
 	}
-	atomic_store(&R.pump_run, false);
-	pthread_join(R.pump, NULL);
+	tun_pump_stop(&R.pump);
 }
 
 static int add_rule(const char *text)
