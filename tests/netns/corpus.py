@@ -372,6 +372,12 @@ def _(c):
     return ip6(s, d, ICMP6, icmp6(s, d, 128, 0, c.data(4, 32))), "rx_ip_bad"
 
 
+def echo6(c):
+    """c's IPv6 pair and an ICMPv6 echo request between them."""
+    s, d = c.s6(), c.d6()
+    return s, d, icmp6(s, d, 128, 0, c.data(4, 16))
+
+
 @cls("ip6-ext-chain-long", "IPv6 with 7 to 12 extension headers (the steering walks 6)")
 def _(c):
     s, d = c.s6(), c.d6()
@@ -386,8 +392,7 @@ def _(c):
 
 @cls("ip6-ext-chain-ok", "IPv6 with 1 to 6 destination-option and routing headers, then an echo")
 def _(c):
-    s, d = c.s6(), c.d6()
-    body = icmp6(s, d, 128, 0, c.data(4, 16))
+    s, d, body = echo6(c)
     nh = ICMP6
     for _ in range(c.rng.randrange(1, 7)):
         if c.rng.random() < 0.3:  # routing header, segments left 0: skipped
@@ -401,8 +406,7 @@ def _(c):
 
 @cls("ip6-ext-hbh-not-first", "IPv6 hop-by-hop header after another header (a loop of types)")
 def _(c):
-    s, d = c.s6(), c.d6()
-    body = icmp6(s, d, 128, 0, c.data(4, 16))
+    s, d, body = echo6(c)
     body = ext(ICMP6, kind=HOPOPT) + body
     body = ext(HOPOPT) + body  # a destination header naming hop-by-hop next
     if c.rng.random() < 0.5:
