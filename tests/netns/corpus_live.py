@@ -26,7 +26,8 @@ import socket
 import sys
 import time
 
-from stream_client import parse_target  # beside this file
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from stream_client import parse_target  # noqa: E402 (beside this file)
 
 CHUNK = 16 * 1024
 
