@@ -264,6 +264,24 @@ static void add_all(const char *const *texts)
 		cr_assert_eq(add(*texts), 0, "add %s", *texts);
 }
 
+/* Each rule refused by @op (add or del) with @err, and the maps left as
+ * they were. */
+#define REFUSED_UNCHANGED(op, err, ...)                                        \
+	refused_unchanged(op, #op, err,                                        \
+			  (const char *const[]){ __VA_ARGS__, NULL })
+
+static void refused_unchanged(int (*op)(const char *), const char *name,
+			      int err, const char *const *texts)
+{
+	static struct snapshot before, after;
+
+	before = snap();
+	for (; *texts; texts++)
+		cr_assert_eq(op(*texts), err, "%s %s", name, *texts);
+	after = snap();
+	assert_same_snap(&before, &after);
+}
+
 /* The trie entry for @addr holds @count ranges; it is left in *@v. */
 static void expect_ranges(const char *addr, unsigned count,
 			  struct l3x_lpm_val *v)
@@ -356,20 +374,13 @@ Test(rules_maps, rule_added_twice_stays_until_deleted_twice)
 
 Test(rules_maps, del_of_an_absent_rule_is_enoent)
 {
-	struct snapshot before, after;
-
 	cr_assert_eq(add("tcp 198.51.100.0/24 80"), 0);
-	before = snap();
-	cr_assert_eq(del("tcp 198.51.100.0/24 81"), -ENOENT);
-	cr_assert_eq(del("udp 198.51.100.0/24 80"), -ENOENT);
-	cr_assert_eq(del("tcp 198.51.100.0/25 80"), -ENOENT);
-	after = snap();
-	assert_same_snap(&before, &after);
+	REFUSED_UNCHANGED(del, -ENOENT, "tcp 198.51.100.0/24 81",
+			  "udp 198.51.100.0/24 80", "tcp 198.51.100.0/25 80");
 }
 
 Test(rules_maps, enospc_leaves_the_maps_as_they_were)
 {
-	struct snapshot before, after;
 	struct l3x_lpm_val v;
 	char text[64];
 	int i;
@@ -379,15 +390,11 @@ Test(rules_maps, enospc_leaves_the_maps_as_they_were)
 		snprintf(text, sizeof(text), "udp 192.0.2.0/24 %d", 1000 + i);
 		cr_assert_eq(add(text), 0);
 	}
-	before = snap();
 	/* on the full prefix, on a new prefix inside it, and from outside
 	 * through a shorter prefix: all would give the /24 one range too
 	 * many */
-	cr_assert_eq(add("tcp 192.0.2.0/24 80"), -ENOSPC);
-	cr_assert_eq(add("tcp 192.0.2.128/25 80"), -ENOSPC);
-	cr_assert_eq(add("ip 0.0.0.0/0"), -ENOSPC);
-	after = snap();
-	assert_same_snap(&before, &after);
+	REFUSED_UNCHANGED(add, -ENOSPC, "tcp 192.0.2.0/24 80",
+			  "tcp 192.0.2.128/25 80", "ip 0.0.0.0/0");
 	expect_ranges("192.0.2.9", L3X_MAX_RANGES, &v);
 	cr_assert_eq(del("tcp 192.0.2.0/24 80"), -ENOENT, "refused rule kept");
 	/* a range already there, and a rule elsewhere, still fit */
@@ -450,16 +457,11 @@ Test(rules_maps, sync_ignores_malformed_and_zero_count_entries)
 
 Test(rules_maps, full_rules_map_is_enospc_and_changes_nothing)
 {
-	struct snapshot before, after;
-
 	close_maps();
 	make_maps_with(2, L3X_MAX_PREFIXES);
 	ADD_OK("tcp 192.0.2.1 80", "tcp 192.0.2.2 80");
 	cr_assert_eq(add("tcp 192.0.2.1 80"), 0, "a recount takes no room");
-	before = snap();
-	cr_assert_eq(add("tcp 192.0.2.3 80"), -ENOSPC);
-	after = snap();
-	assert_same_snap(&before, &after);
+	REFUSED_UNCHANGED(add, -ENOSPC, "tcp 192.0.2.3 80");
 }
 
 Test(rules_maps, sync_writes_every_entry_before_it_deletes_any)
