@@ -149,35 +149,38 @@ static void vlan(struct frame *f, uint16_t type)
 	put16(p + 2, type);
 }
 
-static void ipv4(struct frame *f, const char *src, const char *dst, uint16_t id,
-		 uint16_t frag_off)
+/* Append an IP header of @family: version, TTL 64, and the byte that the
+ * next header links is its next-header field. Returns it. */
+static uint8_t *ip_start(struct frame *f, int family)
 {
 	uint8_t *p;
 
 	f->l3 = f->len;
-	f->family = 4;
-	p = put(f, 20);
-	p[0] = 0x45;
-	p[8] = 64;
+	f->family = family;
+	p = put(f, family == 4 ? 20 : 40);
+	p[0] = family == 4 ? 0x45 : 0x60;
+	p[family == 4 ? 8 : 7] = 64;
+	f->nh = f->l3 + (family == 4 ? 9 : 6);
+	return p;
+}
+
+static void ipv4(struct frame *f, const char *src, const char *dst, uint16_t id,
+		 uint16_t frag_off)
+{
+	uint8_t *p = ip_start(f, 4);
+
 	put16(p + 4, id);
 	put16(p + 6, frag_off);
 	cr_assert_eq(inet_pton(AF_INET, src, p + 12), 1);
 	cr_assert_eq(inet_pton(AF_INET, dst, p + 16), 1);
-	f->nh = f->l3 + 9;
 }
 
 static void ipv6(struct frame *f, const char *src, const char *dst)
 {
-	uint8_t *p;
+	uint8_t *p = ip_start(f, 6);
 
-	f->l3 = f->len;
-	f->family = 6;
-	p = put(f, 40);
-	p[0] = 0x60;
-	p[7] = 64;
 	cr_assert_eq(inet_pton(AF_INET6, src, p + 8), 1);
 	cr_assert_eq(inet_pton(AF_INET6, dst, p + 24), 1);
-	f->nh = f->l3 + 6;
 }
 
 /* Link a header of protocol @proto in the chain and append its @len bytes. */
@@ -781,34 +784,32 @@ Test(bpf, frame_cut_in_the_ip_header_is_malformed)
 	run_len(&f, 14 + 39, MALFORMED, "IPv6 header one byte short");
 }
 
+/* An IP@family packet whose upper layer is @n bytes of @proto, lengths
+ * consistent. */
+static struct frame upper_of(int family, uint8_t proto, size_t n)
+{
+	struct frame f;
+
+	if (family == 4)
+		start4(&f, 1, 0);
+	else
+		start6(&f);
+	next(&f, proto, n);
+	done(&f);
+	return f;
+}
+
 Test(bpf, frame_cut_in_the_ports_is_malformed)
 {
-	struct frame f = { 0 };
-
 	LPM4("0.0.0.0", 0, ANY);
 	LPM6("::", 0, ANY);
 
 	/* Consistent lengths, only two bytes of UDP: the ports are cut. */
-	start4(&f, 1, 0);
-	next(&f, P_UDP, 2);
-	done(&f);
-	run(&f, MALFORMED, "IPv4 UDP, 2 bytes");
-
-	start4(&f, 1, 0);
-	next(&f, P_TCP, 3);
-	done(&f);
-	run(&f, MALFORMED, "IPv4 TCP, 3 bytes");
-
-	start6(&f);
-	next(&f, P_UDP, 3);
-	done(&f);
-	run(&f, MALFORMED, "IPv6 UDP, 3 bytes");
-
+	expect_(upper_of(4, P_UDP, 2), MALFORMED, "IPv4 UDP, 2 bytes");
+	expect_(upper_of(4, P_TCP, 3), MALFORMED, "IPv4 TCP, 3 bytes");
+	expect_(upper_of(6, P_UDP, 3), MALFORMED, "IPv6 UDP, 3 bytes");
 	/* Four bytes are enough: only the ports are read. */
-	start4(&f, 1, 0);
-	next(&f, P_UDP, 4);
-	done(&f);
-	run(&f, MATCHED, "IPv4 UDP, 4 bytes");
+	expect_(upper_of(4, P_UDP, 4), MATCHED, "IPv4 UDP, 4 bytes");
 }
 
 Test(bpf, ports_in_ethernet_padding_are_malformed)
