@@ -87,7 +87,6 @@ static struct totals t;
 static uint8_t rbuf[BUF], wbuf[BUF], xbuf[BUF];
 static int ep;
 static unsigned messages;
-static volatile sig_atomic_t interrupted;
 
 static void problem(const struct flow *f, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -566,7 +565,7 @@ static void run(void)
 	if (ep < 0)
 		die("epoll_create1: %s", strerror(errno));
 	start_more(t0);
-	while (active && !interrupted) {
+	while (active && !stop_requested()) {
 		n = epoll_wait(ep, ev, 256, 5);
 		if (n < 0 && errno != EINTR)
 			die("epoll_wait: %s", strerror(errno));
@@ -588,7 +587,7 @@ static void run(void)
 		if (now >= end)
 			give_up("not done by --deadline");
 	}
-	if (interrupted)
+	if (stop_requested())
 		give_up("interrupted");
 }
 
@@ -604,12 +603,12 @@ static void parse_dst(const char *s)
 		s6 = (struct sockaddr_in6 *)&a.dst[1];
 		s6->sin6_family = AF_INET6;
 		if (inet_pton(AF_INET6, s, &s6->sin6_addr) != 1)
-			bad("--dst '%s': not an IPv6 address", s);
+			die_arg("--dst '%s': not an IPv6 address", s);
 	} else {
 		s4 = (struct sockaddr_in *)&a.dst[0];
 		s4->sin_family = AF_INET;
 		if (inet_pton(AF_INET, s, &s4->sin_addr) != 1)
-			bad("--dst '%s': not an IPv4 or IPv6 address", s);
+			die_arg("--dst '%s': not an IPv4 or IPv6 address", s);
 	}
 	a.have[v6] = true;
 }
@@ -620,14 +619,14 @@ static void set_port(unsigned port)
 	((struct sockaddr_in6 *)&a.dst[1])->sin6_port = htons(port);
 }
 
-static void usage(FILE *f)
-{
-	fputs("usage: " PROG " --dst ADDR [--dst ADDR6] --port P [--addrs N]\n"
+/* clang-format off */
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " --dst ADDR [--dst ADDR6] --port P [--addrs N]\n"
 	      "       [--tcp4 N] [--tcp6 N] [--bytes B] [--window B]\n"
 	      "       [--udp4 N] [--udp6 N] [--dgrams N] [--udp-timeout S]\n"
 	      "       [--seed N] [--stall S] [--deadline S]\n",
-	      f);
-}
+	    2);
+/* clang-format on */
 
 static void check_args(void)
 {
@@ -635,12 +634,12 @@ static void check_args(void)
 
 	for (k = 0; k < 2; k++)
 		if ((a.tcp[k] || a.udp[k]) && !a.have[k])
-			bad("--%s flows need an IPv%c --dst",
-			    k ? "tcp6/udp6" : "tcp4/udp4", k ? '6' : '4');
+			die_arg("--%s flows need an IPv%c --dst",
+				k ? "tcp6/udp6" : "tcp4/udp4", k ? '6' : '4');
 	if (a.tcp[0] + a.tcp[1] + a.udp[0] + a.udp[1] > MAX_FLOWS)
-		bad("at most %u flows in all", MAX_FLOWS);
+		die_arg("at most %u flows in all", MAX_FLOWS);
 	if (!a.tcp[0] && !a.tcp[1] && !a.udp[0] && !a.udp[1])
-		bad("no flows: give --tcp4, --tcp6, --udp4 or --udp6");
+		die_arg("no flows: give --tcp4, --tcp6, --udp4 or --udp6");
 }
 
 static void parse_args(int argc, char **argv)
@@ -674,43 +673,45 @@ static void parse_args(int argc, char **argv)
 	a.stall = 30;
 	a.deadline = 120;
 	a.udp_timeout = 0.05;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, ":h", opts)) != -1) {
 		switch (c) {
 		case 'd':
 			parse_dst(optarg);
 			break;
 		case 'p':
-			port = parse_u64("--port", optarg, 1, 65535);
+			port = parse_uint("--port", optarg, 1, 65535);
 			break;
 		case 'A':
-			a.addrs = parse_u64("--addrs", optarg, 1, 65536);
+			a.addrs = parse_uint("--addrs", optarg, 1, 65536);
 			break;
 		case '4':
-			a.tcp[0] = parse_u64("--tcp4", optarg, 0, MAX_FLOWS);
+			a.tcp[0] = parse_uint("--tcp4", optarg, 0, MAX_FLOWS);
 			break;
 		case '6':
-			a.tcp[1] = parse_u64("--tcp6", optarg, 0, MAX_FLOWS);
+			a.tcp[1] = parse_uint("--tcp6", optarg, 0, MAX_FLOWS);
 			break;
 		case 'u':
-			a.udp[0] = parse_u64("--udp4", optarg, 0, MAX_FLOWS);
+			a.udp[0] = parse_uint("--udp4", optarg, 0, MAX_FLOWS);
 			break;
 		case 'U':
-			a.udp[1] = parse_u64("--udp6", optarg, 0, MAX_FLOWS);
+			a.udp[1] = parse_uint("--udp6", optarg, 0, MAX_FLOWS);
 			break;
 		case 'b':
-			a.bytes = parse_u64("--bytes", optarg, 1, 1ull << 40);
+			a.bytes = parse_uint("--bytes", optarg, 1, 1ull << 40);
 			break;
 		case 'w':
-			a.window = parse_u64("--window", optarg, 1, 1ull << 32);
+			a.window =
+				parse_uint("--window", optarg, 1, 1ull << 32);
 			break;
 		case 'g':
-			a.dgrams = parse_u64("--dgrams", optarg, 1, 1ull << 32);
+			a.dgrams =
+				parse_uint("--dgrams", optarg, 1, 1ull << 32);
 			break;
 		case 'T':
 			a.udp_timeout = parse_secs("--udp-timeout", optarg);
 			break;
 		case 's':
-			a.seed = parse_u64("--seed", optarg, 0, UINT64_MAX);
+			a.seed = parse_uint("--seed", optarg, 0, UINT64_MAX);
 			break;
 		case 'S':
 			a.stall = parse_secs("--stall", optarg);
@@ -718,44 +719,23 @@ static void parse_args(int argc, char **argv)
 		case 'D':
 			a.deadline = parse_secs("--deadline", optarg);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case ':':
-			bad("%s: missing its value", argv[optind - 1]);
-		default:
-			bad("'%s': unknown option (see --help)",
-			    argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		bad("'%s': unexpected argument", argv[optind]);
-	if (!port)
-		bad("--port: missing (the echo server's port)");
+		die_arg("'%s': unexpected argument", argv[optind]);
+	tool_need(port, "--port", "the echo server's port");
 	set_port(port);
 	check_args();
 }
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
 int main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
-	struct rlimit rl;
 	uint64_t t0;
 	double secs;
 
 	parse_args(argc, argv);
-	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	raise_nofile();
+	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
 	make_flows();
 	t0 = now_ns();

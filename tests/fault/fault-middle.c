@@ -107,13 +107,11 @@ struct dir {
 	struct counts c;
 };
 
-static volatile sig_atomic_t stop;
-
 /* ------------------------------------------------------------ arguments */
 
-static void usage(FILE *f)
-{
-	fputs("usage: " PROG " --a IF --b IF [--seed N] [--drop PPM] "
+/* clang-format off */
+TOOL_DEFINE(PROG,
+	    "usage: " PROG " --a IF --b IF [--seed N] [--drop PPM] "
 	      "[--corrupt PPM]\n"
 	      "       [--truncate PPM] [--dup PPM] [--reorder PPM] "
 	      "[--reorder-depth N]\n"
@@ -122,8 +120,8 @@ static void usage(FILE *f)
 	      "at a rate in\n"
 	      "parts per million; one summary line at SIGINT, SIGTERM or "
 	      "--seconds.\n",
-	      f);
-}
+	    2);
+/* clang-format on */
 
 static void parse_args(struct args *a, int argc, char **argv)
 {
@@ -149,10 +147,10 @@ static void parse_args(struct args *a, int argc, char **argv)
 	a->hold_ns = 2000000;
 	a->seed = 1;
 	a->queue = 64 << 20;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = tool_getopt(argc, argv, ":h", opts)) != -1) {
 		if (c >= F_OPT && c < F_OPT + F_KINDS) {
-			a->ppm[c - F_OPT] = parse_u64(fault_opts[c - F_OPT],
-						      optarg, 0, PPM);
+			a->ppm[c - F_OPT] = parse_uint(fault_opts[c - F_OPT],
+						       optarg, 0, PPM);
 			continue;
 		}
 		switch (c) {
@@ -163,15 +161,15 @@ static void parse_args(struct args *a, int argc, char **argv)
 			a->ifname[1] = optarg;
 			break;
 		case 's':
-			a->seed = parse_u64("--seed", optarg, 0, UINT64_MAX);
+			a->seed = parse_uint("--seed", optarg, 0, UINT64_MAX);
 			break;
 		case 'n':
 			a->depth =
-				parse_u64("--reorder-depth", optarg, 1, 1000);
+				parse_uint("--reorder-depth", optarg, 1, 1000);
 			break;
 		case 'H':
 			a->hold_ns =
-				parse_u64("--hold-us", optarg, 1, 1000000) *
+				parse_uint("--hold-us", optarg, 1, 1000000) *
 				1000;
 			break;
 		case 'S':
@@ -179,22 +177,14 @@ static void parse_args(struct args *a, int argc, char **argv)
 			break;
 		case 'Q':
 			a->queue =
-				parse_u64("--queue", optarg, 1 << 16, 1 << 30);
+				parse_uint("--queue", optarg, 1 << 16, 1 << 30);
 			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case ':':
-			bad("%s: missing its value", argv[optind - 1]);
-		default:
-			bad("'%s': unknown option (see --help)",
-			    argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		bad("'%s': unexpected argument", argv[optind]);
+		die_arg("'%s': unexpected argument", argv[optind]);
 	if (!a->ifname[0] || !a->ifname[1])
-		bad("--a and --b: both interfaces are needed");
+		die_arg("--a and --b: both interfaces are needed");
 }
 
 /* ------------------------------------------------------------ sockets */
@@ -356,7 +346,7 @@ static void flush(struct dir *d)
 			continue;
 		}
 		if (errno == ENETDOWN || errno == ENXIO || errno == ENODEV)
-			stop = 1; /* the namespace is going away */
+			request_stop(); /* the namespace is going away */
 		failed++;
 		done++;
 	}
@@ -380,7 +370,7 @@ static void pump(struct dir *d, const struct args *a)
 		n = recvmmsg(d->in, d->rmsg, BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
 			if (errno == ENETDOWN || errno == ENXIO)
-				stop = 1;
+				request_stop();
 			break;
 		}
 		for (i = 0; i < (unsigned)n; i++) {
@@ -470,15 +460,8 @@ static void report(const struct args *a, const struct dir *dirs, double secs)
 	fflush(stdout);
 }
 
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 int main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
 	static struct dir dirs[2];
 	static struct args a;
 	struct pollfd pf[2];
@@ -487,8 +470,7 @@ int main(int argc, char **argv)
 	unsigned k;
 
 	parse_args(&a, argc, argv);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	stop_on_signals(0);
 	for (k = 0; k < 2; k++)
 		fd[k] = packet_socket(a.ifname[k], a.queue);
 	for (k = 0; k < 2; k++) {
@@ -498,13 +480,13 @@ int main(int argc, char **argv)
 	t0 = now_ns();
 	end = a.seconds ? t0 + (uint64_t)(a.seconds * NS) : UINT64_MAX;
 	fprintf(stderr, PROG ": ready\n");
-	while (!stop && now_ns() < end) {
+	while (!stop_requested() && now_ns() < end) {
 		n = poll(pf, 2, poll_timeout(dirs, now_ns()));
 		if (n < 0 && errno != EINTR)
 			die("poll: %s", strerror(errno));
 		for (k = 0; k < 2; k++)
 			if (pf[k].revents & (POLLERR | POLLHUP | POLLNVAL))
-				stop = 1;
+				request_stop();
 		for (k = 0; k < 2; k++)
 			pump(&dirs[k], &a);
 	}

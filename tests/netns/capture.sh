@@ -78,6 +78,14 @@ umem_ok() {
 	[ "$app" = 0 ] && [ $((free + fill + kernel)) = "$total" ]
 }
 
+# capture_attached WHAT DIR LOG: the l3x-capture just started has pinned
+# its maps in DIR and attached its program; else not ok, with its LOG.
+capture_attached() {
+	wait_for test -e "$2/l3x_stats" && wait_for xdp_attached && return 0
+	not_ok "$1: l3x-capture did not attach: $(head -c 300 "$3")"
+	return 1
+}
+
 # ---------------------------------------------------------------- 1
 scenario_own() {
 	local dir=$PIN/own tx0 tx1 c0 c1 r0 r1 pid rc
@@ -85,10 +93,7 @@ scenario_own() {
 		--write "$WORK/own.pcap" --pin-dir "$dir" --seconds 120 2>"$WORK/own.log" &
 	pid=$!
 	on_exit "kill $pid 2>/dev/null"
-	if ! wait_for test -e "$dir/l3x_stats" || ! wait_for xdp_attached; then
-		not_ok "own: l3x-capture did not attach: $(head -c 300 "$WORK/own.log")"
-		return
-	fi
+	capture_attached own "$dir" "$WORK/own.log" || return
 	sleep 0.3
 	tx0=$(netstat_of "$NS_C" "$IF_C" tx_packets)
 	c0=$(sum_counters "$dir")
@@ -175,10 +180,7 @@ scenario_live_rules() {
 		--pin-dir "$dir" --seconds 60 2>"$WORK/live.log" &
 	pid=$!
 	on_exit "kill $pid 2>/dev/null"
-	if ! wait_for test -e "$dir/l3x_stats" || ! wait_for xdp_attached; then
-		not_ok "live: l3x-capture did not attach: $(head -c 300 "$WORK/live.log")"
-		return
-	fi
+	capture_attached live "$dir" "$WORK/live.log" || return
 	sleep 0.3
 	nsc $UDP send "$ADDR4_S" 9100 20 before 100	# not matched yet
 	check "live: l3x-ctl adds a rule to the running program" \
@@ -211,10 +213,7 @@ scenario_shared() {
 		--pin-dir "$dir" --seconds 60 2>"$WORK/sh0.log" &
 	p0=$!
 	on_exit "kill $p0 2>/dev/null"
-	if ! wait_for test -e "$dir/l3x_stats" || ! wait_for xdp_attached; then
-		not_ok "shared: first l3x-capture did not attach: $(head -c 300 "$WORK/sh0.log")"
-		return
-	fi
+	capture_attached "shared: first" "$dir" "$WORK/sh0.log" || return
 	nss "$CAP" --iface "$IF_S" --queue 1 --rule "udp $ADDR4_S 9000" --write "$WORK/sh1.pcap" \
 		--pin-dir "$dir" --seconds 60 --verbose 2>"$WORK/sh1.log" &
 	p1=$!

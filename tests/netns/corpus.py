@@ -247,16 +247,22 @@ def cls(name, doc, l2=False, sources=("xdp", "tun"), special=None):
 
 # ---- IPv4 header lies
 
+def echo4_with(c, **fields):
+    """An ICMP echo request between c's IPv4 pair, its IPv4 header made
+    again with each of fields: a function of the request, called once the
+    request is made (so the seed draws in the same order)."""
+    p = echo_req(4, c.s4(), c.d4(), c.rng)
+    return ip4(p[12:16], p[16:20], ICMP, p[20:], **{k: f(p) for k, f in fields.items()})
+
+
 @cls("ip4-totlen-past-frame", "IPv4 total length past the end of the frame")
 def _(c):
-    p = echo_req(4, c.s4(), c.d4(), c.rng)
-    return ip4(p[12:16], p[16:20], ICMP, p[20:], tot=len(p) + c.rng.randrange(1, 1400)), "malformed"
+    return echo4_with(c, tot=lambda p: len(p) + c.rng.randrange(1, 1400)), "malformed"
 
 
 @cls("ip4-totlen-short-of-header", "IPv4 total length below its own header")
 def _(c):
-    p = echo_req(4, c.s4(), c.d4(), c.rng)
-    return ip4(p[12:16], p[16:20], ICMP, p[20:], tot=c.rng.randrange(0, 20)), "malformed"
+    return echo4_with(c, tot=lambda p: c.rng.randrange(0, 20)), "malformed"
 
 
 @cls("ip4-totlen-cuts-tcp", "IPv4 total length ends inside the TCP header")
@@ -269,8 +275,7 @@ def _(c):
 
 @cls("ip4-ihl-below-5", "IPv4 IHL 0 to 4")
 def _(c):
-    p = echo_req(4, c.s4(), c.d4(), c.rng)
-    return ip4(p[12:16], p[16:20], ICMP, p[20:], ihl=c.rng.randrange(0, 5)), "malformed"
+    return echo4_with(c, ihl=lambda p: c.rng.randrange(0, 5)), "malformed"
 
 
 @cls("ip4-ihl-past-frame", "IPv4 IHL longer than the frame")
@@ -367,6 +372,12 @@ def _(c):
     return ip6(s, d, ICMP6, icmp6(s, d, 128, 0, c.data(4, 32))), "rx_ip_bad"
 
 
+def echo6(c):
+    """c's IPv6 pair and an ICMPv6 echo request between them."""
+    s, d = c.s6(), c.d6()
+    return s, d, icmp6(s, d, 128, 0, c.data(4, 16))
+
+
 @cls("ip6-ext-chain-long", "IPv6 with 7 to 12 extension headers (the steering walks 6)")
 def _(c):
     s, d = c.s6(), c.d6()
@@ -381,8 +392,7 @@ def _(c):
 
 @cls("ip6-ext-chain-ok", "IPv6 with 1 to 6 destination-option and routing headers, then an echo")
 def _(c):
-    s, d = c.s6(), c.d6()
-    body = icmp6(s, d, 128, 0, c.data(4, 16))
+    s, d, body = echo6(c)
     nh = ICMP6
     for _ in range(c.rng.randrange(1, 7)):
         if c.rng.random() < 0.3:  # routing header, segments left 0: skipped
@@ -396,8 +406,7 @@ def _(c):
 
 @cls("ip6-ext-hbh-not-first", "IPv6 hop-by-hop header after another header (a loop of types)")
 def _(c):
-    s, d = c.s6(), c.d6()
-    body = icmp6(s, d, 128, 0, c.data(4, 16))
+    s, d, body = echo6(c)
     body = ext(ICMP6, kind=HOPOPT) + body
     body = ext(HOPOPT) + body  # a destination header naming hop-by-hop next
     if c.rng.random() < 0.5:

@@ -92,14 +92,7 @@ server_start() {
 		;;
 	esac
 	SPID=$!
-	on_exit "kill -9 $SPID 2>/dev/null"
-	for i in $(seq 150); do
-		grep -q ': ready$' "$SLOG" && return 0
-		kill -0 $SPID 2>/dev/null || break
-		sleep 0.1
-	done
-	not_ok "$kind: l3x-serve not ready: $(head -c 300 "$SLOG" | tr '\n' ' ')"
-	return 1
+	server_started "$kind: l3x-serve" "$SLOG" "$SPID"
 }
 
 # counters: l3x-serve's counters line (SIGUSR1), as "key value" lines.

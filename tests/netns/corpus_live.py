@@ -26,15 +26,10 @@ import socket
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from stream_client import parse_target  # noqa: E402 (beside this file)
+
 CHUNK = 16 * 1024
-
-
-def parse_target(t):
-    if t.startswith("["):
-        host, _, port = t[1:].partition("]:")
-        return socket.AF_INET6, (host, int(port))
-    host, _, port = t.rpartition(":")
-    return socket.AF_INET, (host, int(port))
 
 
 class Bytes:

@@ -70,12 +70,7 @@ topology() {
 		peer name "$IF_M0" numtxqueues $q numrxqueues $q netns "$NS_M" || return 1
 	ip link add "$IF_M1" numtxqueues $q numrxqueues $q netns "$NS_M" type veth \
 		peer name "$IF_S" numtxqueues $q numrxqueues $q netns "$NS_S" || return 1
-	nsc ip addr add "$ADDR4_C/24" dev "$IF_C"
-	nss ip addr add "$ADDR4_S/24" dev "$IF_S"
-	nsc ip -6 addr add "$ADDR6_C/64" dev "$IF_C" nodad
-	nss ip -6 addr add "$ADDR6_S/64" dev "$IF_S" nodad
-	nsc ethtool -K "$IF_C" tx off tso off gso off >/dev/null 2>&1
-	nss ethtool -K "$IF_S" tx off tso off gso off >/dev/null 2>&1
+	ends_config
 	for i in "$IF_M0" "$IF_M1"; do
 		nsm ethtool -K "$i" tx off tso off gso off gro off >/dev/null 2>&1
 		nsm ip link set "$i" up
@@ -140,14 +135,7 @@ server_start() {
 		;;
 	esac
 	SPID=$!
-	on_exit "kill -9 $SPID 2>/dev/null"
-	for _ in $(seq 150); do
-		grep -qs ': ready' "$log" && return 0
-		kill -0 "$SPID" 2>/dev/null || break
-		sleep 0.1
-	done
-	not_ok "$kind: the server is not ready: $(head -c 300 "$log" | tr '\n' ' ')"
-	return 1
+	server_started "$kind: the server is" "$log" "$SPID"
 }
 
 # server_stop KIND: SIGINT, at most 40 s (--check-mem may wait for the

@@ -30,6 +30,7 @@
 #include "lwip/priv/tcp_priv.h"
 
 #include "l3x/l3x.h"
+#include "csum.h"
 #include "helpers.h"
 #include "mem.h"
 
@@ -184,33 +185,99 @@ const char *sa_str(const struct sockaddr_storage *a, char *buf, size_t n)
 	return buf;
 }
 
+/* ------------------------------------------------------------ segments */
+
+void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+void make_ip4(uint8_t *p, uint8_t proto, const uint8_t dst[4], size_t len)
+{
+	uint16_t c;
+
+	memset(p, 0, 20);
+	p[0] = 0x45;
+	put16(p + 2, len);
+	p[8] = 64;
+	p[9] = proto;
+	memcpy(p + 12, (uint8_t[]){ 203, 0, 113, 9 }, 4);
+	memcpy(p + 16, dst, 4);
+	c = csum_fold(csum_partial(p, 20, 0));
+	put16(p + 10, c);
+}
+
+uint16_t ip4_l4_csum(const uint8_t *p, size_t len)
+{
+	uint8_t ph[12];
+
+	memcpy(ph, p + 12, 8);
+	ph[8] = 0;
+	ph[9] = p[9];
+	put16(ph + 10, len - 20);
+	return csum_fold(
+		csum_partial(p + 20, len - 20, csum_partial(ph, 12, 0)));
+}
+
+size_t make_tcp4(uint8_t *p, uint16_t sport, uint8_t flags, uint32_t seq,
+		 uint32_t ack, const uint8_t *data, size_t n)
+{
+	size_t len = 40 + n;
+	uint16_t c;
+
+	memset(p, 0, 40);
+	make_ip4(p, 6, (uint8_t[]){ 198, 51, 100, 70 }, len);
+	put16(p + 20, sport);
+	put16(p + 22, 80);
+	put32(p + 24, seq);
+	put32(p + 28, ack);
+	p[32] = 5 << 4;
+	p[33] = flags;
+	put16(p + 34, 0xffff);
+	if (n) /* data may be NULL then */
+		memcpy(p + 40, data, n);
+	c = ip4_l4_csum(p, len);
+	put16(p + 36, c);
+	return len;
+}
+
 /* ------------------------------------------------------------ the stack */
 
 struct stack_fixture F = { .tun_fd = -1 };
 
-static void netns_up(void)
+void netns_own(const char *needs)
 {
 	if (geteuid() != 0)
-		cr_skip_test(
-			"needs root for a network namespace and a TUN device");
+		cr_skip_test("needs root for %s", needs);
 	if (unshare(CLONE_NEWNET))
 		cr_skip_test("cannot unshare a network namespace: %s",
 			     strerror(errno));
+}
+
+static void netns_up(void)
+{
+	netns_own("a network namespace and a TUN device");
 	sh("ip link set lo up");
 }
 
 static int tun_create(const char *name)
 {
-	struct ifreq ifr = { 0 };
-	int fd;
+	int fd, err;
 
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		cr_skip_test("no TUN: open /dev/net/tun: %s", strerror(errno));
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
-	cr_assert_eq(ioctl(fd, TUNSETIFF, &ifr), 0, "TUNSETIFF %s: %s", name,
-		     strerror(errno));
+	err = tun_attach(fd, name);
+	cr_assert_eq(err, 0, "TUNSETIFF %s: %s", name, strerror(-err));
 	sh("ip link set " TUN " mtu 1500 up");
 	return fd;
 }
@@ -225,44 +292,10 @@ static void net_config(void)
 	sh("ip -6 route add " NET6 " dev " TUN);
 }
 
-static int cb_output(void *ctx, const void *pkt, size_t len)
-{
-	ssize_t r = write(*(int *)ctx, pkt, len);
-
-	if (r == (ssize_t)len)
-		return 0;
-	return r < 0 ? -errno : -EIO;
-}
-
-/* The engine thread of the callback source. */
-static void *pump_main(void *arg)
-{
-	static uint8_t buf[65536];
-	ssize_t r;
-	int work, i;
-
-	(void)arg;
-	while (atomic_load(&F.pump_run)) {
-		work = 0;
-		for (i = 0; i < 64; i++) {
-			r = read(F.tun_fd, buf, sizeof(buf));
-			if (r <= 0)
-				break;
-			l3x_stack__input(F.st, buf, (size_t)r);
-			work++;
-		}
-		work += l3x_stack__poll(F.st);
-		if (!work)
-			sched_yield();
-	}
-	return NULL;
-}
-
 void eng_start(void)
 {
 	if (F.src == L3X_SOURCE_CALLBACK) {
-		atomic_store(&F.pump_run, true);
-		cr_assert_eq(pthread_create(&F.pump, NULL, pump_main, NULL), 0);
+		cr_assert_eq(tun_pump_start(&F.pump, F.st, F.tun_fd), 0);
 	} else {
 		cr_assert_eq(l3x_stack__start(F.st), 0);
 	}
@@ -274,8 +307,7 @@ void eng_stop(void)
 	if (!F.running)
 		return;
 	if (F.src == L3X_SOURCE_CALLBACK) {
-		atomic_store(&F.pump_run, false);
-		pthread_join(F.pump, NULL);
+		tun_pump_stop(&F.pump);
 	} else {
 		cr_assert_eq(l3x_stack__stop(F.st), 0);
 	}
@@ -302,7 +334,7 @@ void stack_up(enum l3x_source src, struct l3x_stack_opts *o, bool rules)
 		o->tun_name = TUN;
 	} else {
 		F.tun_fd = tun_create(TUN);
-		o->output = cb_output;
+		o->output = tun_output;
 		o->output_ctx = &F.tun_fd;
 	}
 	F.st = l3x_stack__open(o);
@@ -388,6 +420,16 @@ void stack_down(void)
 	if (F.tun_fd >= 0)
 		close(F.tun_fd);
 	F.tun_fd = -1;
+}
+
+void stack_open_callback(struct l3x_stack_opts *o)
+{
+	l3x_set_print(NULL);
+	o->source = L3X_SOURCE_CALLBACK;
+	F.src = L3X_SOURCE_CALLBACK;
+	F.st = l3x_stack__open(o);
+	cr_assert_not_null(F.st, "open: %s", strerror(errno));
+	cr_assert_eq(l3x_stack__mem(F.st, &F.mem0), 0);
 }
 
 struct l3x_stack_stats stats_now(void)
@@ -600,6 +642,17 @@ err_close:
 	return -1;
 }
 
+int client_connect_or_say(const char *ip, uint16_t port, char *err,
+			  size_t errsz)
+{
+	int fd, e = 0;
+
+	fd = client_connect_ex(ip, port, 0, 0, 3000, &e);
+	if (fd < 0)
+		snprintf(err, errsz, "connect: %s", strerror(e));
+	return fd;
+}
+
 void make_blocking(int fd)
 {
 	struct timeval tv = { .tv_sec = 3 };
@@ -671,34 +724,65 @@ void expect_refused(const char *ip, uint16_t port)
 	close(fd);
 }
 
-/* @n seeded bytes client -> stream, both ends on this thread. */
-void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
-		uint64_t seed, size_t n)
+/* One send of what @x still holds from @fd; true if it moved. */
+static bool cli_send_step(int fd, struct src *x)
 {
-	static uint8_t buf[CHUNK];
-	uint64_t end = now_ms() + 10000;
-	struct src x;
-	struct sink k;
 	const uint8_t *p;
 	size_t avail;
+	long r;
+
+	p = src_peek(x, &avail);
+	if (!avail)
+		return false;
+	r = send(fd, p, avail, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (r > 0) {
+		x->off += (size_t)r;
+		return true;
+	}
+	cr_assert(errno == EAGAIN, "client send: %s", strerror(errno));
+	return false;
+}
+
+/* One write of what @x still holds to @s unless *@blocked, which a write's
+ * -EAGAIN sets and L3X_EV_WRITABLE clears (counted in *@writable); true
+ * if it moved. */
+static bool srv_write_step(struct l3x_stream *s, struct src *x, bool *blocked,
+			   int *writable)
+{
+	const uint8_t *p;
+	size_t avail;
+	long r;
+
+	if (*blocked && log_take(s, L3X_EV_WRITABLE)) {
+		*blocked = false;
+		(*writable)++;
+	}
+	p = src_peek(x, &avail);
+	if (!avail || *blocked)
+		return false;
+	r = l3x_stream__write(s, p, avail);
+	if (r > 0) {
+		x->off += (size_t)r;
+		return true;
+	}
+	cr_assert_eq(r, -EAGAIN, "server write: %ld", r);
+	*blocked = true;
+	return false;
+}
+
+void cli_to_srv_from(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		     struct src *x, uint64_t seed, int ms)
+{
+	static uint8_t buf[CHUNK];
+	uint64_t end = now_ms() + ms;
+	size_t n = x->limit;
+	struct sink k;
 	bool moved;
 	long r;
 
-	src_init(&x, seed, n);
 	sink_init(&k, seed);
 	while (k.got < n) {
-		moved = false;
-		p = src_peek(&x, &avail);
-		if (avail) {
-			r = send(fd, p, avail, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (r > 0) {
-				x.off += (size_t)r;
-				moved = true;
-			} else {
-				cr_assert(errno == EAGAIN, "client send: %s",
-					  strerror(errno));
-			}
-		}
+		moved = cli_send_step(fd, x);
 		r = l3x_stream__read(s, buf, sizeof(buf));
 		if (r > 0) {
 			sink_put(&k, buf, (size_t)r);
@@ -718,37 +802,29 @@ void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
 	cr_assert(!k.bad, "client -> server byte %zu differs", k.bad_at);
 }
 
-/* @n seeded bytes stream -> client; writes wait for L3X_EV_WRITABLE. */
-void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
+void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
 		uint64_t seed, size_t n)
 {
-	static uint8_t buf[CHUNK];
-	uint64_t end = now_ms() + 10000;
-	bool moved, blocked = false;
 	struct src x;
-	struct sink k;
-	const uint8_t *p;
-	size_t avail;
-	long r;
 
 	src_init(&x, seed, n);
+	cli_to_srv_from(w, s, fd, &x, seed, 10000);
+}
+
+int srv_to_cli_from(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		    struct src *x, uint64_t seed, bool blocked, int ms)
+{
+	static uint8_t buf[CHUNK];
+	uint64_t end = now_ms() + ms;
+	size_t n = x->limit;
+	int writable = 0;
+	struct sink k;
+	bool moved;
+	long r;
+
 	sink_init(&k, seed);
 	while (k.got < n) {
-		moved = false;
-		if (blocked && log_take(s, L3X_EV_WRITABLE))
-			blocked = false;
-		p = src_peek(&x, &avail);
-		if (avail && !blocked) {
-			r = l3x_stream__write(s, p, avail);
-			if (r > 0) {
-				x.off += (size_t)r;
-				moved = true;
-			} else {
-				cr_assert_eq(r, -EAGAIN, "server write: %ld",
-					     r);
-				blocked = true;
-			}
-		}
+		moved = srv_write_step(s, x, &blocked, &writable);
 		r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (r > 0) {
 			sink_put(&k, buf, (size_t)r);
@@ -760,11 +836,23 @@ void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
 		}
 		if (!moved) {
 			cr_assert_lt(now_ms(), end,
-				     "stuck after %zu of %zu bytes", k.got, n);
+				     "stuck after %zu of %zu bytes (%d "
+				     "WRITABLE events)",
+				     k.got, n, writable);
 			worker_step(w, 2);
 		}
 	}
 	cr_assert(!k.bad, "server -> client byte %zu differs", k.bad_at);
+	return writable;
+}
+
+void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		uint64_t seed, size_t n)
+{
+	struct src x;
+
+	src_init(&x, seed, n);
+	srv_to_cli_from(w, s, fd, &x, seed, false, 10000);
 }
 
 /* The orderly end, client first: FIN, the server reads EOF and closes,
@@ -793,6 +881,48 @@ int connect_accept(struct l3x_worker *w, const char *ip, uint16_t port,
 	*s = accept_wait(w, 2000);
 	cr_assert_not_null(*s, "no stream accepted for %s port %u", ip, port);
 	return fd;
+}
+
+int connect_accept_ex(struct l3x_worker *w, const char *ip, uint16_t port,
+		      int sndbuf, int rcvbuf, struct l3x_stream **s)
+{
+	int fd, err = 0;
+
+	fd = client_connect_ex(ip, port, sndbuf, rcvbuf, 3000, &err);
+	cr_assert_geq(fd, 0, "connect: %s", strerror(err));
+	*s = accept_wait(w, 2000);
+	cr_assert_not_null(*s);
+	return fd;
+}
+
+struct l3x_stack_stats two_then_refused(struct l3x_worker *w,
+					const char *const ip[3], uint16_t port,
+					int fd[2], struct l3x_stream *s[2])
+{
+	struct l3x_stack_stats ss;
+
+	fd[0] = connect_accept(w, ip[0], port, &s[0]);
+	fd[1] = connect_accept(w, ip[1], port, &s[1]);
+	expect_refused(ip[2], port);
+	ss = stats_now();
+	cr_assert_eq(ss.tcp_refused_flows, 1);
+	cr_assert_eq(ss.tcp_accepted, 2);
+	return ss;
+}
+
+struct l3x_worker *stack_worker_up(enum l3x_source src)
+{
+	L3X_OPTS(l3x_stack_opts, o);
+
+	stack_up(src, &o, true);
+	return worker_open();
+}
+
+void stack_worker_down(struct l3x_worker *w, unsigned n_tw)
+{
+	expect_clean(n_tw);
+	l3x_worker__close(w);
+	stack_down();
 }
 
 /* ------------------------------------------------------------ XDP object */

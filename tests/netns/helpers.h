@@ -44,6 +44,7 @@
 #include <bpf/libbpf.h>
 
 #include "l3x/l3x.h"
+#include "harness.h"
 
 #define TUN   "l3x0"
 #define NET4  "198.51.100.0/24"
@@ -106,15 +107,39 @@ bool sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* "ip port N" or "[ip6] port N" in @buf; returns @buf. */
 const char *sa_str(const struct sockaddr_storage *a, char *buf, size_t n);
 
+/* ------------------------------------------------------------ segments */
+
+/* @v at @p in network order. */
+void put16(uint8_t *p, uint16_t v);
+void put32(uint8_t *p, uint32_t v);
+
+/* The IPv4 header of a packet of @len bytes from 203.0.113.9 to @dst
+ * carrying @proto, no options, its checksum set, in @p. */
+void make_ip4(uint8_t *p, uint8_t proto, const uint8_t dst[4], size_t len);
+
+/* The checksum of the transport header and data of @p (an IPv4 packet of
+ * @len bytes, no options) over its pseudo header, as it goes in the
+ * header (computed with the checksum field 0). */
+uint16_t ip4_l4_csum(const uint8_t *p, size_t len);
+
+/* An IPv4 TCP segment 203.0.113.9:@sport -> 198.51.100.70:80 in @p (40 +
+ * @n bytes, @data may be NULL when @n is 0) with correct checksums, a
+ * 65535 window and no options. Returns its length. */
+size_t make_tcp4(uint8_t *p, uint16_t sport, uint8_t flags, uint32_t seq,
+		 uint32_t ack, const uint8_t *data, size_t n);
+
 /* ------------------------------------------------------------ the stack */
+
+/* This process in a network namespace of its own, or the test skipped:
+ * "needs root for @needs", or the unshare's error. */
+void netns_own(const char *needs);
 
 /* The stack under test, one per test process. */
 struct stack_fixture {
 	enum l3x_source src;
 	struct l3x_stack *st;
-	int tun_fd; /* callback source: the test's TUN */
-	pthread_t pump;
-	atomic_bool pump_run;
+	int tun_fd;	      /* callback source: the test's TUN */
+	struct tun_pump pump; /* callback source: the engine thread */
 	bool running;
 	struct l3x_stack_mem mem0; /* right after open */
 	const char *client_src;	   /* TCP clients bind to it; NULL: any */
@@ -132,6 +157,11 @@ void add_rule_text(const char *text);
 /* Open a stack on @src in a namespace of our own, route the prefixes to
  * it, add rules for both when @rules, and start its engine. */
 void stack_up(enum l3x_source src, struct l3x_stack_opts *o, bool rules);
+
+/* A stack on the callback source with @o (its output among them) in this
+ * namespace, quiet: no TUN, no routes, no engine; the test hands packets
+ * in with l3x_stack__input() and polls. stack_down() ends it. */
+void stack_open_callback(struct l3x_stack_opts *o);
 
 struct memsnap {
 	struct l3x_stack_mem m;
@@ -196,6 +226,11 @@ void stream_abort(struct l3x_stream *s);
 int client_connect_ex(const char *ip, uint16_t port, int sndbuf, int rcvbuf,
 		      int ms, int *err);
 
+/* For a client thread, which must not assert: client_connect_ex() with
+ * the kernel's buffers and 3 s, or -1 with "connect: why" in @err. */
+int client_connect_or_say(const char *ip, uint16_t port, char *err,
+			  size_t errsz);
+
 /* Blocking, with 3 s send and receive timeouts. */
 void make_blocking(int fd);
 
@@ -220,6 +255,15 @@ void cli_to_srv(struct l3x_worker *w, struct l3x_stream *s, int fd,
 void srv_to_cli(struct l3x_worker *w, struct l3x_stream *s, int fd,
 		uint64_t seed, size_t n);
 
+/* The same from @x (seeded @seed), which may have sent part of its stream
+ * already: the rest goes, and the receiving end checks the whole of it,
+ * within @ms. srv_to_cli_from() starts with the writes waiting for
+ * L3X_EV_WRITABLE when @blocked, and returns how many came. */
+void cli_to_srv_from(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		     struct src *x, uint64_t seed, int ms);
+int srv_to_cli_from(struct l3x_worker *w, struct l3x_stream *s, int fd,
+		    struct src *x, uint64_t seed, bool blocked, int ms);
+
 /* The orderly end, client first: FIN, the server reads EOF and closes,
  * the client reads EOF. l3x goes through LAST_ACK, not TIME_WAIT. */
 void close_pair(struct l3x_worker *w, int fd, struct l3x_stream *s);
@@ -227,6 +271,24 @@ void close_pair(struct l3x_worker *w, int fd, struct l3x_stream *s);
 /* One connection, accepted: the usual start of a test. */
 int connect_accept(struct l3x_worker *w, const char *ip, uint16_t port,
 		   struct l3x_stream **s);
+
+/* The same with the client's kernel buffer sizes (client_connect_ex()). */
+int connect_accept_ex(struct l3x_worker *w, const char *ip, uint16_t port,
+		      int sndbuf, int rcvbuf, struct l3x_stream **s);
+
+/* A budget of two flows filled: connections from @ip[0] and @ip[1] to
+ * @port accepted (@fd, @s), one from @ip[2] refused. Returns the stats,
+ * checked for 2 accepted and 1 refused (tcp_refused_flows). */
+struct l3x_stack_stats two_then_refused(struct l3x_worker *w,
+					const char *const ip[3], uint16_t port,
+					int fd[2], struct l3x_stream *s[2]);
+
+/* A stack on @src with the default options and both rules, and a worker. */
+struct l3x_worker *stack_worker_up(enum l3x_source src);
+
+/* The usual end of a test: expect_clean(@n_tw), the worker closed and
+ * the stack down. */
+void stack_worker_down(struct l3x_worker *w, unsigned n_tw);
 
 /* ------------------------------------------------------------ XDP object */
 

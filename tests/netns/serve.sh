@@ -109,13 +109,7 @@ server_start() {
 		;;
 	esac
 	SPID=$!
-	on_exit "kill -9 $SPID 2>/dev/null"
-	for i in $(seq 150); do
-		grep -q ': ready$' "$SLOG" && return 0
-		kill -0 $SPID 2>/dev/null || break
-		sleep 0.1
-	done
-	not_ok "$kind $mode: server not ready: $(head -c 300 "$SLOG" | tr '\n' ' ')"
+	server_started "$kind $mode: server" "$SLOG" "$SPID" && return 0
 	kill -9 $SPID 2>/dev/null
 	wait $SPID 2>/dev/null
 	return 1

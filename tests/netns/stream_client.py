@@ -215,8 +215,7 @@ def cmd_echo(args):
         print(v)
     total = sum(st.recvd for st in streams)
     if bad:
-        print(f"echo: {len(bad)} of {len(streams)} streams wrong")
-        return 1
+        return say(f"echo: {len(bad)} of {len(streams)} streams wrong", 1)
     print(f"echo: {len(streams)} streams x {args.bytes} bytes to {len(targets)} "
           f"targets bit-exact (SHA-256 equal), each ended by EOF; "
           f"{total} bytes in {took:.1f} s, {total * 8 / took / 1e6:.0f} Mbit/s")
@@ -233,40 +232,50 @@ def connect(target, timeout):
     return s
 
 
+def connect_first(args):
+    """The first target, connected, and the seeded bytes to send it."""
+    data = random.Random(args.seed).randbytes(args.bytes)
+    return connect(parse_target(args.targets[0]), args.timeout), data
+
+
+def recv_into(s, got, want=None):
+    """Append what s receives to got until EOF, or until it holds want
+    bytes."""
+    while want is None or len(got) < want:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+
+
+def say(line, status):
+    """Print the command's one line; return its exit status."""
+    print(line)
+    return status
+
+
 def err_name(e):
     return errno.errorcode.get(e.errno, str(e.errno))
 
 
 def cmd_halfclose(args):
-    target = parse_target(args.targets[0])
-    data = random.Random(args.seed).randbytes(args.bytes)
-    s = connect(target, args.timeout)
+    s, data = connect_first(args)
     s.sendall(data)
     s.shutdown(socket.SHUT_WR)
     got = bytearray()
     try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
+        recv_into(s, got)
     except socket.timeout:
-        print(f"halfclose: no EOF within {args.timeout} s after {len(got)} of {len(data)} bytes")
-        return 1
+        return say(f"halfclose: no EOF within {args.timeout} s after {len(got)} of {len(data)} bytes", 1)
     except OSError as e:
-        print(f"halfclose: {err_name(e)} after {len(got)} of {len(data)} bytes, not EOF")
-        return 1
+        return say(f"halfclose: {err_name(e)} after {len(got)} of {len(data)} bytes, not EOF", 1)
     if bytes(got) != data:
-        print(f"halfclose: EOF, but the echo differs ({len(got)} bytes back of {len(data)})")
-        return 1
-    print(f"halfclose: full echo of {len(data)} bytes after shutdown(SHUT_WR), then EOF")
-    return 0
+        return say(f"halfclose: EOF, but the echo differs ({len(got)} bytes back of {len(data)})", 1)
+    return say(f"halfclose: full echo of {len(data)} bytes after shutdown(SHUT_WR), then EOF", 0)
 
 
 def cmd_reset_by_server(args):
-    target = parse_target(args.targets[0])
-    data = random.Random(args.seed).randbytes(args.bytes)
-    s = connect(target, args.timeout)
+    s, data = connect_first(args)
     s.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
@@ -285,37 +294,25 @@ def cmd_reset_by_server(args):
                 if ev & selectors.EVENT_READ:
                     d = s.recv(65536)
                     if not d:
-                        print(f"reset-by-server: EOF, not a reset (sent {sent}, received {got})")
-                        return 1
+                        return say(f"reset-by-server: EOF, not a reset (sent {sent}, received {got})", 1)
                     got += len(d)
-        print(f"reset-by-server: no reset within {args.timeout} s (sent {sent}, received {got})")
-        return 1
+        return say(f"reset-by-server: no reset within {args.timeout} s (sent {sent}, received {got})", 1)
     except OSError as e:
         if e.errno == errno.ECONNRESET:
-            print(f"reset-by-server: ECONNRESET after sending {sent} and receiving {got} bytes")
-            return 0
-        print(f"reset-by-server: {err_name(e)}, not ECONNRESET (sent {sent}, received {got})")
-        return 1
+            return say(f"reset-by-server: ECONNRESET after sending {sent} and receiving {got} bytes", 0)
+        return say(f"reset-by-server: {err_name(e)}, not ECONNRESET (sent {sent}, received {got})", 1)
 
 
 def cmd_reset_by_client(args):
-    target = parse_target(args.targets[0])
-    data = random.Random(args.seed).randbytes(args.bytes)
-    s = connect(target, args.timeout)
+    s, data = connect_first(args)
     s.sendall(data)
     got = bytearray()
-    while len(got) < len(data):
-        d = s.recv(65536)
-        if not d:
-            break
-        got += d
+    recv_into(s, got, len(data))
     if bytes(got) != data:
-        print(f"reset-by-client: echo wrong before the reset ({len(got)} of {len(data)} bytes)")
-        return 1
+        return say(f"reset-by-client: echo wrong before the reset ({len(got)} of {len(data)} bytes)", 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
-    print(f"reset-by-client: {len(data)} bytes echoed, then closed with RST (SO_LINGER 0)")
-    return 0
+    return say(f"reset-by-client: {len(data)} bytes echoed, then closed with RST (SO_LINGER 0)", 0)
 
 
 # ------------------------------------------------------------------- udp
@@ -397,8 +394,7 @@ def cmd_udp_echo(args):
     for v in bad[:10]:
         print(v)
     if bad:
-        print(f"udp-echo: {len(bad)} of {len(ts)} targets wrong")
-        return 1
+        return say(f"udp-echo: {len(bad)} of {len(ts)} targets wrong", 1)
     top = max(min(args.size_max, UDP_MAX[t[0]]) for t in targets)
     print(f"udp-echo: {len(ts)} targets x {args.count} datagrams ({args.size_min} to "
           f"{top} bytes) echoed once each, unchanged, "
@@ -692,8 +688,7 @@ def main():
     try:
         return fn(args)
     except OSError as e:
-        print(f"{args.cmd}: {err_name(e)} ({e.strerror})")
-        return 1
+        return say(f"{args.cmd}: {err_name(e)} ({e.strerror})", 1)
 
 
 if __name__ == "__main__":

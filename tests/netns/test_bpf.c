@@ -131,12 +131,6 @@ static uint8_t *put(struct frame *f, size_t n)
 	return p;
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v & 0xff;
-}
-
 /* Ethernet header; @type may be a VLAN TPID, then vlan() follows. */
 static void eth(struct frame *f, uint16_t type)
 {
@@ -155,35 +149,38 @@ static void vlan(struct frame *f, uint16_t type)
 	put16(p + 2, type);
 }
 
-static void ipv4(struct frame *f, const char *src, const char *dst, uint16_t id,
-		 uint16_t frag_off)
+/* Append an IP header of @family: version, TTL 64, and the byte that the
+ * next header links is its next-header field. Returns it. */
+static uint8_t *ip_start(struct frame *f, int family)
 {
 	uint8_t *p;
 
 	f->l3 = f->len;
-	f->family = 4;
-	p = put(f, 20);
-	p[0] = 0x45;
-	p[8] = 64;
+	f->family = family;
+	p = put(f, family == 4 ? 20 : 40);
+	p[0] = family == 4 ? 0x45 : 0x60;
+	p[family == 4 ? 8 : 7] = 64;
+	f->nh = f->l3 + (family == 4 ? 9 : 6);
+	return p;
+}
+
+static void ipv4(struct frame *f, const char *src, const char *dst, uint16_t id,
+		 uint16_t frag_off)
+{
+	uint8_t *p = ip_start(f, 4);
+
 	put16(p + 4, id);
 	put16(p + 6, frag_off);
 	cr_assert_eq(inet_pton(AF_INET, src, p + 12), 1);
 	cr_assert_eq(inet_pton(AF_INET, dst, p + 16), 1);
-	f->nh = f->l3 + 9;
 }
 
 static void ipv6(struct frame *f, const char *src, const char *dst)
 {
-	uint8_t *p;
+	uint8_t *p = ip_start(f, 6);
 
-	f->l3 = f->len;
-	f->family = 6;
-	p = put(f, 40);
-	p[0] = 0x60;
-	p[7] = 64;
 	cr_assert_eq(inet_pton(AF_INET6, src, p + 8), 1);
 	cr_assert_eq(inet_pton(AF_INET6, dst, p + 24), 1);
-	f->nh = f->l3 + 6;
 }
 
 /* Link a header of protocol @proto in the chain and append its @len bytes. */
@@ -267,6 +264,35 @@ static void done(struct frame *f)
 		put16(f->b + f->l3 + 4, f->len - f->l3 - 40);
 }
 
+/* A fresh frame holding Ethernet and an IPv4 header from 203.0.113.1 to
+ * 192.0.2.1, or an IPv6 one from 2001:db8::1 to 2001:db8::2. */
+static void start4(struct frame *f, uint16_t id, uint16_t frag_off)
+{
+	*f = (struct frame){ 0 };
+	eth(f, ETH_IP);
+	ipv4(f, "203.0.113.1", "192.0.2.1", id, frag_off);
+}
+
+static void start6(struct frame *f)
+{
+	*f = (struct frame){ 0 };
+	eth(f, ETH_IP6);
+	ipv6(f, "2001:db8::1", "2001:db8::2");
+}
+
+/* The upper layer of the common cases: TCP or UDP to @dport, or an echo
+ * request of the frame's ICMP. */
+static void upper(struct frame *f, uint8_t proto, uint16_t dport)
+{
+	if (proto == P_TCP)
+		tcp(f, dport);
+	else if (proto == P_UDP)
+		udp(f, dport);
+	else
+		icmp(f, f->family == 4 ? 8 : 128);
+	done(f);
+}
+
 /* Whole frames for the common cases. */
 static struct frame v4(const char *dst, uint8_t proto, uint16_t dport)
 {
@@ -274,13 +300,7 @@ static struct frame v4(const char *dst, uint8_t proto, uint16_t dport)
 
 	eth(&f, ETH_IP);
 	ipv4(&f, "203.0.113.1", dst, 1, 0);
-	if (proto == P_TCP)
-		tcp(&f, dport);
-	else if (proto == P_UDP)
-		udp(&f, dport);
-	else
-		icmp(&f, 8);
-	done(&f);
+	upper(&f, proto, dport);
 	return f;
 }
 
@@ -290,13 +310,7 @@ static struct frame v6(const char *dst, uint8_t proto, uint16_t dport)
 
 	eth(&f, ETH_IP6);
 	ipv6(&f, "2001:db8:ffff::1", dst);
-	if (proto == P_TCP)
-		tcp(&f, dport);
-	else if (proto == P_UDP)
-		udp(&f, dport);
-	else
-		icmp(&f, 128);
-	done(&f);
+	upper(&f, proto, dport);
 	return f;
 }
 
@@ -370,17 +384,54 @@ static void expect_(struct frame f, enum outcome want, const char *what)
 /* expect(v4(...), MATCHED): the frame's expression names the check. */
 #define expect(frame, want) expect_(frame, want, #frame)
 
+/* The same, and then the fragments tracked so far must be @tracked. */
+#define expect_tracked(frame, want, tracked)                                   \
+	do {                                                                   \
+		expect(frame, want);                                           \
+		cr_assert_eq(counter(L3X_CNT_FRAGS_TRACKED), tracked);         \
+	} while (0)
+
+/* Frames made by @mk (v4 or v6) to @dst by @proto, one per port after
+ * @want, or one per destination: each must come back @want. */
+typedef struct frame (*frame_fn)(const char *, uint8_t, uint16_t);
+
+static void expect_each(frame_fn mk, const char *name, const char *dst,
+			uint8_t proto, int port, enum outcome want)
+{
+	struct frame f = mk(dst, proto, port);
+	char what[96];
+
+	snprintf(what, sizeof(what), "%s(\"%s\", %u, %d)", name, dst, proto,
+		 port);
+	run(&f, want, what);
+}
+
+#define expect_ports(mk, dst, proto, want, ...)                                \
+	do {                                                                   \
+		const int ports_[] = { __VA_ARGS__ };                          \
+		size_t i_;                                                     \
+		for (i_ = 0; i_ < sizeof(ports_) / sizeof(*ports_); i_++)      \
+			expect_each(mk, #mk, dst, proto, ports_[i_], want);    \
+	} while (0)
+
+#define expect_dsts(mk, proto, port, want, ...)                                \
+	do {                                                                   \
+		const char *const dsts_[] = { __VA_ARGS__ };                   \
+		size_t i_;                                                     \
+		for (i_ = 0; i_ < sizeof(dsts_) / sizeof(*dsts_); i_++)        \
+			expect_each(mk, #mk, dsts_[i_], proto, port, want);    \
+	} while (0)
+
 /* ------------------------------------------------------------ rules */
 
 Test(bpf, tcp_rule_matches_its_port_only)
 {
 	LPM4("192.0.2.0", 24, RANGE(L3X_P_TCP, 80, 80));
 
-	expect(v4("192.0.2.7", P_TCP, 80), MATCHED);
-	expect(v4("192.0.2.7", P_TCP, 81), PASSED);
-	expect(v4("192.0.2.7", P_TCP, 79), PASSED);
-	expect(v4("192.0.2.7", P_UDP, 80), PASSED);
-	expect(v4("192.0.3.7", P_TCP, 80), PASSED);
+	expect_ports(v4, "192.0.2.7", P_TCP, MATCHED, 80);
+	expect_ports(v4, "192.0.2.7", P_TCP, PASSED, 81, 79);
+	expect_ports(v4, "192.0.2.7", P_UDP, PASSED, 80);
+	expect_ports(v4, "192.0.3.7", P_TCP, PASSED, 80);
 	cr_assert_eq(counter(L3X_CNT_FRAGS_TRACKED), 0,
 		     "an unfragmented packet was tracked");
 }
@@ -390,14 +441,8 @@ Test(bpf, tcp_port_range_boundaries)
 	LPM4("10.0.0.0", 8, RANGE(L3X_P_TCP, 1000, 2000),
 	     RANGE(L3X_P_TCP, 65535, 65535));
 
-	expect(v4("10.9.8.7", P_TCP, 999), PASSED);
-	expect(v4("10.9.8.7", P_TCP, 1000), MATCHED);
-	expect(v4("10.9.8.7", P_TCP, 1500), MATCHED);
-	expect(v4("10.9.8.7", P_TCP, 2000), MATCHED);
-	expect(v4("10.9.8.7", P_TCP, 2001), PASSED);
-	expect(v4("10.9.8.7", P_TCP, 65534), PASSED);
-	expect(v4("10.9.8.7", P_TCP, 65535), MATCHED);
-	expect(v4("10.9.8.7", P_TCP, 0), PASSED);
+	expect_ports(v4, "10.9.8.7", P_TCP, PASSED, 999, 2001, 65534, 0);
+	expect_ports(v4, "10.9.8.7", P_TCP, MATCHED, 1000, 1500, 2000, 65535);
 }
 
 Test(bpf, udp_rule_matches_udp_only)
@@ -405,15 +450,14 @@ Test(bpf, udp_rule_matches_udp_only)
 	LPM4("198.51.100.0", 24, RANGE(L3X_P_UDP, 53, 53));
 	LPM6("2001:db8::", 32, RANGE(L3X_P_UDP, 5000, 5010));
 
-	expect(v4("198.51.100.1", P_UDP, 53), MATCHED);
-	expect(v4("198.51.100.1", P_UDP, 54), PASSED);
-	expect(v4("198.51.100.1", P_TCP, 53), PASSED);
+	expect_ports(v4, "198.51.100.1", P_UDP, MATCHED, 53);
+	expect_ports(v4, "198.51.100.1", P_UDP, PASSED, 54);
+	expect_ports(v4, "198.51.100.1", P_TCP, PASSED, 53);
 	expect(v4("198.51.100.1", P_ICMP, 0), PASSED);
-	expect(v6("2001:db8:1::1", P_UDP, 5000), MATCHED);
-	expect(v6("2001:db8:1::1", P_UDP, 5010), MATCHED);
-	expect(v6("2001:db8:1::1", P_UDP, 5011), PASSED);
+	expect_ports(v6, "2001:db8:1::1", P_UDP, MATCHED, 5000, 5010);
+	expect_ports(v6, "2001:db8:1::1", P_UDP, PASSED, 5011);
 	expect(v6("2001:db8:1::1", P_TCP, 5005), PASSED);
-	expect(v6("2001:db9::1", P_UDP, 5005), PASSED);
+	expect_dsts(v6, P_UDP, 5005, PASSED, "2001:db9::1");
 }
 
 Test(bpf, ip_rule_matches_every_protocol_and_port)
@@ -425,9 +469,9 @@ Test(bpf, ip_rule_matches_every_protocol_and_port)
 	expect(v4("198.51.100.200", P_UDP, 65535), MATCHED);
 	expect(v4("198.51.100.200", P_ICMP, 0), MATCHED);
 	expect(v4("198.51.101.200", P_ICMP, 0), PASSED);
-	expect(v6("2001:db8:42::9", P_TCP, 443), MATCHED);
-	expect(v6("2001:db8:42::9", P_ICMP6, 0), MATCHED);
-	expect(v6("2001:db8:43::9", P_ICMP6, 0), PASSED);
+	expect_ports(v6, "2001:db8:42::9", P_TCP, MATCHED, 443);
+	expect_ports(v6, "2001:db8:42::9", P_ICMP6, MATCHED, 0);
+	expect_ports(v6, "2001:db8:43::9", P_ICMP6, PASSED, 0);
 }
 
 Test(bpf, ip_rule_ignores_its_port_fields)
@@ -444,12 +488,10 @@ Test(bpf, zero_prefix_matches_every_address)
 	LPM4("0.0.0.0", 0, RANGE(L3X_P_TCP, 443, 443));
 	LPM6("::", 0, RANGE(L3X_P_UDP, 443, 443));
 
-	expect(v4("1.2.3.4", P_TCP, 443), MATCHED);
-	expect(v4("255.255.255.255", P_TCP, 443), MATCHED);
-	expect(v4("1.2.3.4", P_TCP, 444), PASSED);
-	expect(v6("2001:db8::1", P_UDP, 443), MATCHED);
-	expect(v6("ffff::1", P_UDP, 443), MATCHED);
-	expect(v6("2001:db8::1", P_TCP, 443), PASSED);
+	expect_dsts(v4, P_TCP, 443, MATCHED, "1.2.3.4", "255.255.255.255");
+	expect_ports(v4, "1.2.3.4", P_TCP, PASSED, 444);
+	expect_dsts(v6, P_UDP, 443, MATCHED, "2001:db8::1", "ffff::1");
+	expect_ports(v6, "2001:db8::1", P_TCP, PASSED, 443);
 }
 
 Test(bpf, host_prefix_matches_that_address_only)
@@ -457,12 +499,10 @@ Test(bpf, host_prefix_matches_that_address_only)
 	LPM4("192.0.2.5", 32, RANGE(L3X_P_UDP, 9, 9));
 	LPM6("2001:db8::5", 128, RANGE(L3X_P_TCP, 9, 9));
 
-	expect(v4("192.0.2.5", P_UDP, 9), MATCHED);
-	expect(v4("192.0.2.4", P_UDP, 9), PASSED);
-	expect(v4("192.0.2.6", P_UDP, 9), PASSED);
-	expect(v6("2001:db8::5", P_TCP, 9), MATCHED);
-	expect(v6("2001:db8::4", P_TCP, 9), PASSED);
-	expect(v6("2001:db8::5:0", P_TCP, 9), PASSED);
+	expect_dsts(v4, P_UDP, 9, MATCHED, "192.0.2.5");
+	expect_dsts(v4, P_UDP, 9, PASSED, "192.0.2.4", "192.0.2.6");
+	expect_dsts(v6, P_TCP, 9, MATCHED, "2001:db8::5");
+	expect_dsts(v6, P_TCP, 9, PASSED, "2001:db8::4", "2001:db8::5:0");
 }
 
 Test(bpf, longer_prefix_keeps_the_shorter_prefix_rules)
@@ -476,15 +516,13 @@ Test(bpf, longer_prefix_keeps_the_shorter_prefix_rules)
 	LPM6("2001:db8::", 32, RANGE(L3X_P_TCP, 22, 22));
 	LPM6("2001:db8:1::", 48, RANGE(L3X_P_TCP, 22, 22), ANY);
 
-	expect(v4("10.1.2.3", P_TCP, 22), MATCHED);
-	expect(v4("10.1.2.3", P_UDP, 53), MATCHED);
-	expect(v4("10.1.2.3", P_UDP, 54), PASSED);
-	expect(v4("10.2.2.3", P_TCP, 22), MATCHED);
-	expect(v4("10.2.2.3", P_UDP, 53), PASSED);
-	expect(v6("2001:db8:1::1", P_TCP, 22), MATCHED);
-	expect(v6("2001:db8:1::1", P_UDP, 1), MATCHED);
-	expect(v6("2001:db8:2::1", P_TCP, 22), MATCHED);
-	expect(v6("2001:db8:2::1", P_UDP, 1), PASSED);
+	expect_dsts(v4, P_TCP, 22, MATCHED, "10.1.2.3", "10.2.2.3");
+	expect_dsts(v4, P_UDP, 53, MATCHED, "10.1.2.3");
+	expect_dsts(v4, P_UDP, 54, PASSED, "10.1.2.3");
+	expect_dsts(v4, P_UDP, 53, PASSED, "10.2.2.3");
+	expect_dsts(v6, P_TCP, 22, MATCHED, "2001:db8:1::1", "2001:db8:2::1");
+	expect_dsts(v6, P_UDP, 1, MATCHED, "2001:db8:1::1");
+	expect_dsts(v6, P_UDP, 1, PASSED, "2001:db8:2::1");
 }
 
 Test(bpf, ranges_past_count_are_ignored)
@@ -636,32 +674,29 @@ Test(bpf, neighbour_discovery_passes_despite_an_ip_rule)
 
 /* ------------------------------------------------------------ IPv6 chain */
 
+static struct frame hop_dstopts_udp(uint16_t dport)
+{
+	struct frame f;
+
+	start6(&f);
+	ext6(&f, P_HOP, 8);
+	ext6(&f, P_DSTOPTS, 24);
+	udp(&f, dport);
+	done(&f);
+	return f;
+}
+
 Test(bpf, ipv6_extension_headers_are_walked)
 {
 	struct frame f = { 0 };
 
 	LPM6("2001:db8::", 32, RANGE(L3X_P_UDP, 53, 53));
 
-	eth(&f, ETH_IP6);
-	ipv6(&f, "2001:db8::1", "2001:db8::2");
-	ext6(&f, P_HOP, 8);
-	ext6(&f, P_DSTOPTS, 24);
-	udp(&f, 53);
-	done(&f);
-	run(&f, MATCHED, "hop-by-hop + dest opts + UDP 53");
+	expect_(hop_dstopts_udp(53), MATCHED,
+		"hop-by-hop + dest opts + UDP 53");
+	expect_(hop_dstopts_udp(54), PASSED, "hop-by-hop + dest opts + UDP 54");
 
-	f = (struct frame){ 0 };
-	eth(&f, ETH_IP6);
-	ipv6(&f, "2001:db8::1", "2001:db8::2");
-	ext6(&f, P_HOP, 8);
-	ext6(&f, P_DSTOPTS, 24);
-	udp(&f, 54);
-	done(&f);
-	run(&f, PASSED, "hop-by-hop + dest opts + UDP 54");
-
-	f = (struct frame){ 0 };
-	eth(&f, ETH_IP6);
-	ipv6(&f, "2001:db8::1", "2001:db8::2");
+	start6(&f);
 	ext6(&f, P_ROUTING, 16);
 	ah6(&f);
 	udp(&f, 53);
@@ -674,8 +709,7 @@ static struct frame dstopts_chain(int n)
 	struct frame f = { 0 };
 	int i;
 
-	eth(&f, ETH_IP6);
-	ipv6(&f, "2001:db8::1", "2001:db8::2");
+	start6(&f);
 	for (i = 0; i < n; i++)
 		ext6(&f, P_DSTOPTS, 8);
 	udp(&f, 53);
@@ -696,8 +730,7 @@ Test(bpf, ipv6_extension_header_past_the_payload_is_malformed)
 	struct frame f = { 0 };
 
 	LPM6("2001:db8::", 32, ANY);
-	eth(&f, ETH_IP6);
-	ipv6(&f, "2001:db8::1", "2001:db8::2");
+	start6(&f);
 	ext6(&f, P_DSTOPTS, 8);
 	udp(&f, 53);
 	f.b[f.l3 + 40 + 1] = 4; /* claims 40 bytes, 20 are there */
@@ -706,9 +739,7 @@ Test(bpf, ipv6_extension_header_past_the_payload_is_malformed)
 
 	/* Longer than the payload but not the frame: what follows the
 	 * payload (padding here) is not the next header. */
-	f = (struct frame){ 0 };
-	eth(&f, ETH_IP6);
-	ipv6(&f, "2001:db8::1", "2001:db8::2");
+	start6(&f);
 	ext6(&f, P_DSTOPTS, 8);
 	f.b[f.nh] = P_UDP;
 	f.b[f.nh + 1] = 1; /* 16 bytes, 8 in the payload */
@@ -716,9 +747,7 @@ Test(bpf, ipv6_extension_header_past_the_payload_is_malformed)
 	memset(put(&f, 16), 0xAB, 16);
 	run(&f, MALFORMED, "dest opts past the payload");
 
-	f = (struct frame){ 0 };
-	eth(&f, ETH_IP6);
-	ipv6(&f, "2001:db8::1", "2001:db8::2");
+	start6(&f);
 	ext6(&f, P_HOP, 8);
 	f.b[f.nh] = P_UDP;
 	put16(f.b + f.l3 + 4, 4); /* lengths agree: 4 bytes of it */
@@ -755,41 +784,32 @@ Test(bpf, frame_cut_in_the_ip_header_is_malformed)
 	run_len(&f, 14 + 39, MALFORMED, "IPv6 header one byte short");
 }
 
+/* An IP@family packet whose upper layer is @n bytes of @proto, lengths
+ * consistent. */
+static struct frame upper_of(int family, uint8_t proto, size_t n)
+{
+	struct frame f;
+
+	if (family == 4)
+		start4(&f, 1, 0);
+	else
+		start6(&f);
+	next(&f, proto, n);
+	done(&f);
+	return f;
+}
+
 Test(bpf, frame_cut_in_the_ports_is_malformed)
 {
-	struct frame f = { 0 };
-
 	LPM4("0.0.0.0", 0, ANY);
 	LPM6("::", 0, ANY);
 
 	/* Consistent lengths, only two bytes of UDP: the ports are cut. */
-	eth(&f, ETH_IP);
-	ipv4(&f, "203.0.113.1", "192.0.2.1", 1, 0);
-	next(&f, P_UDP, 2);
-	done(&f);
-	run(&f, MALFORMED, "IPv4 UDP, 2 bytes");
-
-	f = (struct frame){ 0 };
-	eth(&f, ETH_IP);
-	ipv4(&f, "203.0.113.1", "192.0.2.1", 1, 0);
-	next(&f, P_TCP, 3);
-	done(&f);
-	run(&f, MALFORMED, "IPv4 TCP, 3 bytes");
-
-	f = (struct frame){ 0 };
-	eth(&f, ETH_IP6);
-	ipv6(&f, "2001:db8::1", "2001:db8::2");
-	next(&f, P_UDP, 3);
-	done(&f);
-	run(&f, MALFORMED, "IPv6 UDP, 3 bytes");
-
+	expect_(upper_of(4, P_UDP, 2), MALFORMED, "IPv4 UDP, 2 bytes");
+	expect_(upper_of(4, P_TCP, 3), MALFORMED, "IPv4 TCP, 3 bytes");
+	expect_(upper_of(6, P_UDP, 3), MALFORMED, "IPv6 UDP, 3 bytes");
 	/* Four bytes are enough: only the ports are read. */
-	f = (struct frame){ 0 };
-	eth(&f, ETH_IP);
-	ipv4(&f, "203.0.113.1", "192.0.2.1", 1, 0);
-	next(&f, P_UDP, 4);
-	done(&f);
-	run(&f, MATCHED, "IPv4 UDP, 4 bytes");
+	expect_(upper_of(4, P_UDP, 4), MATCHED, "IPv4 UDP, 4 bytes");
 }
 
 Test(bpf, ports_in_ethernet_padding_are_malformed)
@@ -799,8 +819,7 @@ Test(bpf, ports_in_ethernet_padding_are_malformed)
 	LPM4("192.0.2.0", 24, RANGE(L3X_P_UDP, 0, 0));
 	/* An IPv4 header alone, padded to the Ethernet minimum: the zeros
 	 * after it are not a UDP header (port 0 would match). */
-	eth(&f, ETH_IP);
-	ipv4(&f, "203.0.113.1", "192.0.2.1", 1, 0);
+	start4(&f, 1, 0);
 	f.b[f.nh] = P_UDP;
 	done(&f);
 	put(&f, 60 - f.len);
@@ -830,8 +849,7 @@ Test(bpf, ipv4_options_are_skipped)
 	uint8_t *p;
 
 	LPM4("192.0.2.0", 24, RANGE(L3X_P_UDP, 53, 53));
-	eth(&f, ETH_IP);
-	ipv4(&f, "203.0.113.1", "192.0.2.1", 1, 0);
+	start4(&f, 1, 0);
 	f.b[f.l3] = 0x47; /* 8 bytes of options */
 	p = put(&f, 8);
 	p[0] = 0x01; /* NOP; the rest is end of options */
@@ -906,8 +924,7 @@ Test(bpf, ipv4_later_fragments_follow_a_matched_first)
 {
 	LPM4("192.0.2.0", 24, RANGE(L3X_P_UDP, 53, 53));
 
-	expect(frag4("203.0.113.1", 0x1234, IP4_MF, 53), MATCHED);
-	cr_assert_eq(counter(L3X_CNT_FRAGS_TRACKED), 1);
+	expect_tracked(frag4("203.0.113.1", 0x1234, IP4_MF, 53), MATCHED, 1);
 	expect(frag4("203.0.113.1", 0x1234, IP4_MF | 185, 0), MATCHED);
 	expect(frag4("203.0.113.1", 0x1234, 370, 0), MATCHED);
 	/* Another datagram: other id, or same id from another source. */
@@ -916,8 +933,7 @@ Test(bpf, ipv4_later_fragments_follow_a_matched_first)
 
 	/* A first fragment that does not match is not tracked. */
 	expect(frag4("203.0.113.1", 0x4321, IP4_MF, 54), PASSED);
-	expect(frag4("203.0.113.1", 0x4321, 185, 0), PASSED);
-	cr_assert_eq(counter(L3X_CNT_FRAGS_TRACKED), 1);
+	expect_tracked(frag4("203.0.113.1", 0x4321, 185, 0), PASSED, 1);
 }
 
 Test(bpf, ipv4_later_fragment_matches_an_ip_rule)
@@ -925,8 +941,7 @@ Test(bpf, ipv4_later_fragment_matches_an_ip_rule)
 	LPM4("192.0.2.0", 24, ANY);
 
 	/* No first fragment seen: the "ip" rule alone takes it. */
-	expect(frag4("203.0.113.1", 0x7777, 185, 0), MATCHED);
-	cr_assert_eq(counter(L3X_CNT_FRAGS_TRACKED), 0);
+	expect_tracked(frag4("203.0.113.1", 0x7777, 185, 0), MATCHED, 0);
 
 	/* A port rule cannot take a later fragment on its own. */
 	LPM4("192.0.2.0", 24, RANGE(L3X_P_UDP, 53, 53));
@@ -938,8 +953,7 @@ Test(bpf, ipv4_first_fragment_too_short_for_ports_is_malformed)
 	struct frame f = { 0 };
 
 	LPM4("0.0.0.0", 0, ANY);
-	eth(&f, ETH_IP);
-	ipv4(&f, "203.0.113.1", "192.0.2.1", 5, IP4_MF);
+	start4(&f, 5, IP4_MF);
 	next(&f, P_UDP, 2);
 	done(&f);
 	run(&f, MALFORMED, "first fragment with 2 bytes of UDP");
@@ -971,9 +985,8 @@ Test(bpf, ipv6_later_fragments_follow_a_matched_first)
 {
 	LPM6("2001:db8::", 32, RANGE(L3X_P_UDP, 53, 53));
 
-	expect(frag6_to("2001:db8::1", 0xabcdef01, 0, true, false, 53),
-	       MATCHED);
-	cr_assert_eq(counter(L3X_CNT_FRAGS_TRACKED), 1);
+	expect_tracked(frag6_to("2001:db8::1", 0xabcdef01, 0, true, false, 53),
+		       MATCHED, 1);
 	expect(frag6_to("2001:db8::1", 0xabcdef01, 2, true, false, 0), MATCHED);
 	expect(frag6_to("2001:db8::1", 0xabcdef01, 4, false, false, 0),
 	       MATCHED);
@@ -982,8 +995,8 @@ Test(bpf, ipv6_later_fragments_follow_a_matched_first)
 
 	/* Not matched first, not tracked. */
 	expect(frag6_to("2001:db8::1", 7, 0, true, false, 54), PASSED);
-	expect(frag6_to("2001:db8::1", 7, 2, false, false, 0), PASSED);
-	cr_assert_eq(counter(L3X_CNT_FRAGS_TRACKED), 1);
+	expect_tracked(frag6_to("2001:db8::1", 7, 2, false, false, 0), PASSED,
+		       1);
 }
 
 Test(bpf, ipv6_fragment_with_options_after_the_fragment_header)
@@ -992,8 +1005,8 @@ Test(bpf, ipv6_fragment_with_options_after_the_fragment_header)
 
 	/* The first fragment walks on to UDP; the later one must stop at
 	 * the fragment header (what follows is data) and still find it. */
-	expect(frag6_to("2001:db8::1", 99, 0, true, true, 53), MATCHED);
-	cr_assert_eq(counter(L3X_CNT_FRAGS_TRACKED), 1);
+	expect_tracked(frag6_to("2001:db8::1", 99, 0, true, true, 53), MATCHED,
+		       1);
 	expect(frag6_to("2001:db8::1", 99, 2, false, true, 0), MATCHED);
 }
 
@@ -1001,8 +1014,8 @@ Test(bpf, ipv6_later_fragment_matches_an_ip_rule)
 {
 	LPM6("2001:db8::", 32, ANY);
 
-	expect(frag6_to("2001:db8::1", 5, 2, false, false, 0), MATCHED);
-	cr_assert_eq(counter(L3X_CNT_FRAGS_TRACKED), 0);
+	expect_tracked(frag6_to("2001:db8::1", 5, 2, false, false, 0), MATCHED,
+		       0);
 }
 
 Test(bpf, ipv6_atomic_fragment_matches_without_tracking)
@@ -1010,6 +1023,6 @@ Test(bpf, ipv6_atomic_fragment_matches_without_tracking)
 	LPM6("2001:db8::", 32, RANGE(L3X_P_UDP, 53, 53));
 
 	/* Offset 0 and no more fragments: a whole datagram (RFC 6946). */
-	expect(frag6_to("2001:db8::1", 11, 0, false, false, 53), MATCHED);
-	cr_assert_eq(counter(L3X_CNT_FRAGS_TRACKED), 0);
+	expect_tracked(frag6_to("2001:db8::1", 11, 0, false, false, 53),
+		       MATCHED, 0);
 }

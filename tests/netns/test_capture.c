@@ -44,12 +44,7 @@ static void setup_veth(int queues)
 	struct ifreq ifr = {};
 	int s;
 
-	if (geteuid() != 0)
-		cr_skip_test(
-			"needs root for a network namespace, veth and XDP");
-	if (unshare(CLONE_NEWNET))
-		cr_skip_test("cannot unshare a network namespace: %s",
-			     strerror(errno));
+	netns_own("a network namespace, veth and XDP");
 	snprintf(
 		cmd, sizeof(cmd),
 		"ip link add t0 numtxqueues %d numrxqueues %d type veth peer name t1 "

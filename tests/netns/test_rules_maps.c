@@ -255,6 +255,42 @@ static int del(const char *text)
 	return l3x_rules_del(&maps, &r);
 }
 
+/* Add each rule: every one must be taken. */
+#define ADD_OK(...) add_all((const char *const[]){ __VA_ARGS__, NULL })
+
+static void add_all(const char *const *texts)
+{
+	for (; *texts; texts++)
+		cr_assert_eq(add(*texts), 0, "add %s", *texts);
+}
+
+/* Each rule refused by @op (add or del) with @err, and the maps left as
+ * they were. */
+#define REFUSED_UNCHANGED(op, err, ...)                                        \
+	refused_unchanged(op, #op, err,                                        \
+			  (const char *const[]){ __VA_ARGS__, NULL })
+
+static void refused_unchanged(int (*op)(const char *), const char *name,
+			      int err, const char *const *texts)
+{
+	static struct snapshot before, after;
+
+	before = snap();
+	for (; *texts; texts++)
+		cr_assert_eq(op(*texts), err, "%s %s", name, *texts);
+	after = snap();
+	assert_same_snap(&before, &after);
+}
+
+/* The trie entry for @addr holds @count ranges; it is left in *@v. */
+static void expect_ranges(const char *addr, unsigned count,
+			  struct l3x_lpm_val *v)
+{
+	cr_assert_eq(lookup(addr, v), 0, "no entry for %s", addr);
+	cr_assert_eq(v->count, count, "%s: %u ranges, want %u", addr, v->count,
+		     count);
+}
+
 static __u32 refcount(const char *text)
 {
 	struct l3x_rule_key k = key_of(text);
@@ -270,26 +306,20 @@ Test(rules_maps, add_makes_addresses_match_in_the_tries)
 {
 	struct l3x_lpm_val v;
 
-	cr_assert_eq(add("tcp 198.51.100.0/24 80"), 0);
-	cr_assert_eq(add("udp 198.51.100.128/25 53"), 0);
-	cr_assert_eq(add("udp 2001:db8::/32 53"), 0);
-	cr_assert_eq(add("ip 2001:db8:1::/48"), 0);
+	ADD_OK("tcp 198.51.100.0/24 80", "udp 198.51.100.128/25 53",
+	       "udp 2001:db8::/32 53", "ip 2001:db8:1::/48");
 
-	cr_assert_eq(lookup("198.51.100.200", &v), 0);
-	cr_assert_eq(v.count, 2);
+	expect_ranges("198.51.100.200", 2, &v);
 	cr_assert(has_range(&v, L3X_P_TCP, 80, 80));
 	cr_assert(has_range(&v, L3X_P_UDP, 53, 53));
-	cr_assert_eq(lookup("198.51.100.1", &v), 0);
-	cr_assert_eq(v.count, 1);
+	expect_ranges("198.51.100.1", 1, &v);
 	cr_assert(has_range(&v, L3X_P_TCP, 80, 80));
 	cr_assert_eq(lookup("192.0.2.1", &v), -ENOENT);
 
-	cr_assert_eq(lookup("2001:db8:1::5", &v), 0);
-	cr_assert_eq(v.count, 2);
+	expect_ranges("2001:db8:1::5", 2, &v);
 	cr_assert(has_range(&v, L3X_P_UDP, 53, 53));
 	cr_assert(has_range(&v, L3X_P_ANY, 0, 65535));
-	cr_assert_eq(lookup("2001:db8:2::5", &v), 0);
-	cr_assert_eq(v.count, 1);
+	expect_ranges("2001:db8:2::5", 1, &v);
 	cr_assert_eq(lookup("2001:db9::5", &v), -ENOENT);
 	cr_assert_eq(map_size(maps.rules), 4);
 	assert_tries_match_rules();
@@ -299,9 +329,8 @@ Test(rules_maps, del_removes_stale_prefixes)
 {
 	struct l3x_lpm_val v;
 
-	cr_assert_eq(add("tcp 198.51.100.0/24 80"), 0);
-	cr_assert_eq(add("udp 198.51.100.128/25 53"), 0);
-	cr_assert_eq(add("udp 2001:db8::/32 53"), 0);
+	ADD_OK("tcp 198.51.100.0/24 80", "udp 198.51.100.128/25 53",
+	       "udp 2001:db8::/32 53");
 	cr_assert_eq(map_size(maps.lpm4), 2);
 	cr_assert_eq(del("udp 198.51.100.128/25 53"), 0);
 	cr_assert_eq(map_size(maps.lpm4), 1, "stale /25 left in the trie");
@@ -319,13 +348,10 @@ Test(rules_maps, del_of_a_shorter_prefix_updates_the_longer_entries)
 {
 	struct l3x_lpm_val v;
 
-	cr_assert_eq(add("tcp 10.0.0.0/8 80"), 0);
-	cr_assert_eq(add("udp 10.1.0.0/16 53"), 0);
-	cr_assert_eq(lookup("10.1.2.3", &v), 0);
-	cr_assert_eq(v.count, 2);
+	ADD_OK("tcp 10.0.0.0/8 80", "udp 10.1.0.0/16 53");
+	expect_ranges("10.1.2.3", 2, &v);
 	cr_assert_eq(del("tcp 10.0.0.0/8 80"), 0);
-	cr_assert_eq(lookup("10.1.2.3", &v), 0);
-	cr_assert_eq(v.count, 1);
+	expect_ranges("10.1.2.3", 1, &v);
 	cr_assert(has_range(&v, L3X_P_UDP, 53, 53));
 	cr_assert_eq(lookup("10.2.0.1", &v), -ENOENT);
 	assert_tries_match_rules();
@@ -335,8 +361,7 @@ Test(rules_maps, rule_added_twice_stays_until_deleted_twice)
 {
 	struct l3x_lpm_val v;
 
-	cr_assert_eq(add("tcp 198.51.100.0/24 80"), 0);
-	cr_assert_eq(add("tcp 198.51.100.0/24 80"), 0);
+	ADD_OK("tcp 198.51.100.0/24 80", "tcp 198.51.100.0/24 80");
 	cr_assert_eq(refcount("tcp 198.51.100.0/24 80"), 2);
 	cr_assert_eq(del("tcp 198.51.100.0/24 80"), 0);
 	cr_assert_eq(refcount("tcp 198.51.100.0/24 80"), 1);
@@ -349,46 +374,31 @@ Test(rules_maps, rule_added_twice_stays_until_deleted_twice)
 
 Test(rules_maps, del_of_an_absent_rule_is_enoent)
 {
-	struct snapshot before, after;
-
 	cr_assert_eq(add("tcp 198.51.100.0/24 80"), 0);
-	before = snap();
-	cr_assert_eq(del("tcp 198.51.100.0/24 81"), -ENOENT);
-	cr_assert_eq(del("udp 198.51.100.0/24 80"), -ENOENT);
-	cr_assert_eq(del("tcp 198.51.100.0/25 80"), -ENOENT);
-	after = snap();
-	assert_same_snap(&before, &after);
+	REFUSED_UNCHANGED(del, -ENOENT, "tcp 198.51.100.0/24 81",
+			  "udp 198.51.100.0/24 80", "tcp 198.51.100.0/25 80");
 }
 
 Test(rules_maps, enospc_leaves_the_maps_as_they_were)
 {
-	struct snapshot before, after;
 	struct l3x_lpm_val v;
 	char text[64];
 	int i;
 
-	cr_assert_eq(add("tcp 198.51.100.0/24 80"), 0);
-	cr_assert_eq(add("udp 2001:db8::/32 53"), 0);
+	ADD_OK("tcp 198.51.100.0/24 80", "udp 2001:db8::/32 53");
 	for (i = 0; i < L3X_MAX_RANGES; i++) {
 		snprintf(text, sizeof(text), "udp 192.0.2.0/24 %d", 1000 + i);
 		cr_assert_eq(add(text), 0);
 	}
-	before = snap();
 	/* on the full prefix, on a new prefix inside it, and from outside
 	 * through a shorter prefix: all would give the /24 one range too
 	 * many */
-	cr_assert_eq(add("tcp 192.0.2.0/24 80"), -ENOSPC);
-	cr_assert_eq(add("tcp 192.0.2.128/25 80"), -ENOSPC);
-	cr_assert_eq(add("ip 0.0.0.0/0"), -ENOSPC);
-	after = snap();
-	assert_same_snap(&before, &after);
-	cr_assert_eq(lookup("192.0.2.9", &v), 0);
-	cr_assert_eq(v.count, L3X_MAX_RANGES);
+	REFUSED_UNCHANGED(add, -ENOSPC, "tcp 192.0.2.0/24 80",
+			  "tcp 192.0.2.128/25 80", "ip 0.0.0.0/0");
+	expect_ranges("192.0.2.9", L3X_MAX_RANGES, &v);
 	cr_assert_eq(del("tcp 192.0.2.0/24 80"), -ENOENT, "refused rule kept");
 	/* a range already there, and a rule elsewhere, still fit */
-	cr_assert_eq(add("udp 192.0.2.0/24 1000"), 0);
-	cr_assert_eq(add("tcp 192.0.3.0/24 80"), 0);
-	cr_assert_eq(add("ip ::/0"), 0);
+	ADD_OK("udp 192.0.2.0/24 1000", "tcp 192.0.3.0/24 80", "ip ::/0");
 	assert_tries_match_rules();
 }
 
@@ -410,8 +420,7 @@ Test(rules_maps, sync_repairs_tries_that_drifted)
 				     .addr = { 198, 51, 100 } };
 	struct l3x_lpm_val v = { .count = 1, .r = { { .proto = 6, .hi = 9 } } };
 
-	cr_assert_eq(add("tcp 198.51.100.0/24 80"), 0);
-	cr_assert_eq(add("tcp 10.0.0.0/8 80"), 0);
+	ADD_OK("tcp 198.51.100.0/24 80", "tcp 10.0.0.0/8 80");
 	cr_assert_eq(bpf_map_update_elem(maps.lpm4, &junk, &v, BPF_ANY), 0);
 	cr_assert_eq(bpf_map_update_elem(maps.lpm4, &mine, &v, BPF_ANY), 0);
 	cr_assert_eq(l3x_rules_sync(&maps), 0);
@@ -448,24 +457,16 @@ Test(rules_maps, sync_ignores_malformed_and_zero_count_entries)
 
 Test(rules_maps, full_rules_map_is_enospc_and_changes_nothing)
 {
-	struct snapshot before, after;
-
 	close_maps();
 	make_maps_with(2, L3X_MAX_PREFIXES);
-	cr_assert_eq(add("tcp 192.0.2.1 80"), 0);
-	cr_assert_eq(add("tcp 192.0.2.2 80"), 0);
+	ADD_OK("tcp 192.0.2.1 80", "tcp 192.0.2.2 80");
 	cr_assert_eq(add("tcp 192.0.2.1 80"), 0, "a recount takes no room");
-	before = snap();
-	cr_assert_eq(add("tcp 192.0.2.3 80"), -ENOSPC);
-	after = snap();
-	assert_same_snap(&before, &after);
+	REFUSED_UNCHANGED(add, -ENOSPC, "tcp 192.0.2.3 80");
 }
 
 Test(rules_maps, sync_writes_every_entry_before_it_deletes_any)
 {
-	cr_assert_eq(add("tcp 10.0.0.0/8 80"), 0);
-	cr_assert_eq(add("udp 10.1.0.0/16 53"), 0);
-	cr_assert_eq(add("udp 10.2.0.0/16 53"), 0);
+	ADD_OK("tcp 10.0.0.0/8 80", "udp 10.1.0.0/16 53", "udp 10.2.0.0/16 53");
 	log_start();
 	cr_assert_eq(del("tcp 10.0.0.0/8 80"), 0);
 	cr_assert_str_eq(trie_log, "WWD");
@@ -474,11 +475,9 @@ Test(rules_maps, sync_writes_every_entry_before_it_deletes_any)
 
 Test(rules_maps, sync_leaves_unchanged_entries_alone)
 {
-	cr_assert_eq(add("tcp 10.0.0.0/8 80"), 0);
-	cr_assert_eq(add("udp 10.1.0.0/16 53"), 0);
+	ADD_OK("tcp 10.0.0.0/8 80", "udp 10.1.0.0/16 53");
 	log_start();
-	cr_assert_eq(add("udp 2001:db8::/32 53"), 0);
-	cr_assert_eq(add("udp 10.1.0.0/16 53"), 0);
+	ADD_OK("udp 2001:db8::/32 53", "udp 10.1.0.0/16 53");
 	cr_assert_eq(l3x_rules_sync(&maps), 0);
 	cr_assert_str_eq(trie_log, "", "unchanged IPv4 entries rewritten");
 	cr_assert_eq(add("udp 10.3.0.0/16 53"), 0);

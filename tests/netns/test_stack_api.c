@@ -32,37 +32,32 @@
 
 Test(stack, max_flows_refuses_the_next_connection, .timeout = 20)
 {
-	struct l3x_stream *s1, *s2, *s3;
+	static const char *const ip[3] = { "198.51.100.40", "2001:db8:100::40",
+					   "198.51.100.41" };
+	struct l3x_stream *s[2], *s3;
 	struct l3x_stack_stats ss;
 	struct l3x_worker *w;
-	int fd1, fd2, fd3;
+	int fd[2], fd3;
 
 	L3X_OPTS(l3x_stack_opts, o, .max_flows = 2);
 	stack_up(L3X_SOURCE_TUN, &o, true);
 	w = worker_open();
-	fd1 = connect_accept(w, "198.51.100.40", 4000, &s1);
-	fd2 = connect_accept(w, "2001:db8:100::40", 4000, &s2);
-	expect_refused("198.51.100.41", 4000);
-	ss = stats_now();
-	cr_assert_eq(ss.tcp_refused_flows, 1);
-	cr_assert_eq(ss.tcp_accepted, 2);
+	ss = two_then_refused(w, ip, 4000, fd, s);
 	cr_assert_eq(ss.flows, 2);
 	cr_assert_eq(l3x_worker__accept(w), NULL, "a refused flow was offered");
 
 	/* One closes: there is room again once the client has acknowledged
 	 * our FIN (a closing stream still holds its slot until then). */
-	close_pair(w, fd1, s1);
+	close_pair(w, fd[0], s[0]);
 	STATS_WAIT(tcp_closed, 1, 2000);
 	fd3 = connect_accept(w, "198.51.100.42", 4000, &s3);
 	cli_to_srv(w, s3, fd3, 30, 1000);
 	ss = stats_now();
 	cr_assert_eq(ss.tcp_accepted, 3);
 	cr_assert_eq(ss.tcp_refused_flows, 1);
-	close_pair(w, fd2, s2);
+	close_pair(w, fd[1], s[1]);
 	close_pair(w, fd3, s3);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, no_worker_refuses_with_backlog_counter, .timeout = 20)
@@ -105,9 +100,7 @@ Test(stack, backlog_full_refuses_until_accepted, .timeout = 20)
 	cr_assert_eq(stats_now().tcp_refused_backlog, 1);
 	close_pair(w, fd1, s1);
 	close_pair(w, fd3, s3);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, worker_close_resets_accepted_and_waiting_streams, .timeout = 20)
@@ -116,9 +109,7 @@ Test(stack, worker_close_resets_accepted_and_waiting_streams, .timeout = 20)
 	struct l3x_worker *w;
 	int fd1, fd2;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	stack_up(L3X_SOURCE_TUN, &o, true);
-	w = worker_open();
+	w = stack_worker_up(L3X_SOURCE_TUN);
 	fd1 = connect_accept(w, "198.51.100.47", 4003, &s1);
 	fd2 = client_connect("198.51.100.48", 4003);
 	cr_assert_eq(STATS_WAIT(tcp_accepted, 2, 2000).tcp_accepted, 2);
@@ -207,9 +198,7 @@ Test(stack, packet_outside_the_rules_is_counted_and_unanswered, .timeout = 20)
 	fd = connect_accept(w, "198.51.100.60", 80, &s);
 	cli_to_srv(w, s, fd, 50, 1000);
 	close_pair(w, fd, s);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, rules_change_live, .timeout = 20)
@@ -273,9 +262,7 @@ Test(stack, rules_change_live, .timeout = 20)
 	cr_assert_eq(l3x_stack__add_rule(F.st, &bad), -EINVAL);
 	cr_assert_eq(l3x_stack__add_rule(F.st, NULL), -EINVAL);
 	cr_assert_eq(l3x_stack__add_rule(NULL, &r80), -EINVAL);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, rules_change_back_to_back_on_a_running_stack, .timeout = 20)
@@ -473,48 +460,6 @@ Test(stack, engine_calls_check_source_and_state, .timeout = 20)
 	stack_down();
 }
 
-/* An IPv4 TCP segment 203.0.113.9:40000 -> 198.51.100.70:80 in @p (40
- * bytes), with correct checksums. */
-static void make_tcp4(uint8_t *p, uint8_t flags, uint32_t seq, uint32_t ack)
-{
-	uint8_t ph[12];
-	uint16_t c;
-
-	memset(p, 0, 40);
-	p[0] = 0x45;
-	p[3] = 40;
-	p[8] = 64;
-	p[9] = 6;
-	memcpy(p + 12, (uint8_t[]){ 203, 0, 113, 9 }, 4);
-	memcpy(p + 16, (uint8_t[]){ 198, 51, 100, 70 }, 4);
-	c = csum_fold(csum_partial(p, 20, 0));
-	p[10] = (uint8_t)(c >> 8);
-	p[11] = (uint8_t)c;
-	p[20] = 40000 >> 8;
-	p[21] = 40000 & 0xff;
-	p[23] = 80;
-	p[24] = (uint8_t)(seq >> 24);
-	p[25] = (uint8_t)(seq >> 16);
-	p[26] = (uint8_t)(seq >> 8);
-	p[27] = (uint8_t)seq;
-	p[28] = (uint8_t)(ack >> 24);
-	p[29] = (uint8_t)(ack >> 16);
-	p[30] = (uint8_t)(ack >> 8);
-	p[31] = (uint8_t)ack;
-	p[32] = 5 << 4;
-	p[33] = flags;
-	p[34] = 0xff;
-	p[35] = 0xff;
-	memcpy(ph, p + 12, 8);
-	ph[8] = 0;
-	ph[9] = 6;
-	ph[10] = 0;
-	ph[11] = 20;
-	c = csum_fold(csum_partial(p + 20, 20, csum_partial(ph, 12, 0)));
-	p[36] = (uint8_t)(c >> 8);
-	p[37] = (uint8_t)c;
-}
-
 static uint8_t cap_pkt[2048];
 static size_t cap_len;
 static int cap_n;
@@ -533,16 +478,9 @@ Test(stack, input_checks_its_arguments_and_counts_what_it_drops)
 	struct l3x_stack_stats ss;
 	uint8_t pkt[40], junk[40] = { 0 };
 
-	l3x_set_print(NULL);
-	{
-		L3X_OPTS(l3x_stack_opts, o, .source = L3X_SOURCE_CALLBACK,
-			 .output = cap_output);
-		F.src = L3X_SOURCE_CALLBACK;
-		F.st = l3x_stack__open(&o);
-		cr_assert_not_null(F.st, "open: %s", strerror(errno));
-		cr_assert_eq(l3x_stack__mem(F.st, &F.mem0), 0);
-	}
-	make_tcp4(pkt, 0x02, 1000, 0);
+	L3X_OPTS(l3x_stack_opts, o, .output = cap_output);
+	stack_open_callback(&o);
+	make_tcp4(pkt, 40000, 0x02, 1000, 0, NULL, 0);
 	cr_assert_eq(l3x_stack__input(F.st, NULL, 40), -EINVAL);
 	cr_assert_eq(l3x_stack__input(F.st, pkt, 0), -EINVAL);
 	cr_assert_eq(l3x_stack__input(F.st, pkt, 65536), -EINVAL);
@@ -584,7 +522,7 @@ Test(stack, input_checks_its_arguments_and_counts_what_it_drops)
 		     cap_pkt[33]);
 
 	/* The client's RST at the exact sequence ends it. */
-	make_tcp4(pkt, 0x04, 1001, 0);
+	make_tcp4(pkt, 40000, 0x04, 1001, 0, NULL, 0);
 	cr_assert_eq(l3x_stack__input(F.st, pkt, 40), 0);
 	l3x_stack__poll(F.st);
 	ss = stats_now();

@@ -83,11 +83,13 @@ static void wait_flows(uint64_t want)
  * evicts its own oldest flows: TCP keeps all of its budget. */
 Test(limits, udp_flood_never_takes_tcp_room, .timeout = 30)
 {
-	struct l3x_stream *s1, *s2;
+	static const char *const ip[3] = { "198.51.100.61", "198.51.100.62",
+					   "198.51.100.63" };
+	struct l3x_stream *s[2];
 	struct l3x_udp *u[8];
 	struct l3x_stack_stats ss;
 	struct l3x_worker *w;
-	int fd1, fd2, ufd[8], i;
+	int fd[2], ufd[8], i;
 	char buf[32], msg[16];
 	long r;
 
@@ -110,12 +112,7 @@ Test(limits, udp_flood_never_takes_tcp_room, .timeout = 30)
 	cr_assert_eq(ss.udp_refused, 0);
 
 	/* TCP has its whole budget, and no more. */
-	fd1 = connect_accept(w, "198.51.100.61", 80, &s1);
-	fd2 = connect_accept(w, "198.51.100.62", 80, &s2);
-	expect_refused("198.51.100.63", 80);
-	ss = stats_now();
-	cr_assert_eq(ss.tcp_accepted, 2);
-	cr_assert_eq(ss.tcp_refused_flows, 1);
+	ss = two_then_refused(w, ip, 80, fd, s);
 	cr_assert_eq(ss.tcp_flows_open, 2);
 
 	/* The application sees every flow: the five oldest give their
@@ -136,12 +133,10 @@ Test(limits, udp_flood_never_takes_tcp_room, .timeout = 30)
 		l3x_udp__close(u[i]);
 		close(ufd[i]);
 	}
-	close_pair(w, fd1, s1);
-	close_pair(w, fd2, s2);
+	close_pair(w, fd[0], s[0]);
+	close_pair(w, fd[1], s[1]);
 	wait_flows(0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* A flow that was answered is never evicted; with every flow answered, a
@@ -202,9 +197,7 @@ Test(limits, answered_udp_flows_are_not_evicted, .timeout = 30)
 	close(fc);
 	close(fd);
 	wait_flows(0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ caps */
@@ -278,7 +271,5 @@ Test(limits, per_source_caps_refuse_and_count, .timeout = 30)
 	close_pair(w, fd[3], s[3]);
 	close_pair(w, fd[4], s[4]);
 	wait_flows(0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }

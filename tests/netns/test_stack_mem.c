@@ -85,11 +85,9 @@ static void *bulk_send(void *arg)
 	ssize_t r;
 	int fd, e = 0;
 
-	fd = client_connect_ex(b->ip, b->port, 0, 0, 3000, &e);
-	if (fd < 0) {
-		snprintf(b->err, sizeof(b->err), "connect: %s", strerror(e));
+	fd = client_connect_or_say(b->ip, b->port, b->err, sizeof(b->err));
+	if (fd < 0)
 		goto out;
-	}
 	src_init(x, b->seed, b->n);
 	while ((p = src_peek(x, &avail)) && avail) {
 		r = send(fd, p, avail, MSG_NOSIGNAL);
@@ -349,9 +347,7 @@ Test(mem, one_byte_segments_cost_a_byte_and_memory_stays_bounded,
 	end = now_ms() + 15000;
 	while (stats_now().flows && now_ms() < end)
 		usleep(5000);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ pressure */
@@ -469,9 +465,7 @@ Test(mem, pressure_shrinks_windows_never_aborts_and_loses_nothing,
 		make_blocking(fd[i]);
 		close_pair(w, fd[i], s[i]);
 	}
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ out of order */
@@ -487,53 +481,14 @@ static int out_keep(void *ctx, const void *pkt, size_t len)
 	return 0;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 /* A segment 203.0.113.9:40001 -> 198.51.100.70:80 with @n bytes of
  * @data, hand it in and run a turn. */
 static void seg(uint8_t flags, uint32_t seq, uint32_t ack, const uint8_t *data,
 		size_t n)
 {
-	uint8_t p[1500], ph[12];
-	size_t len = 40 + n;
-	uint16_t c;
+	uint8_t p[1500];
+	size_t len = make_tcp4(p, 40001, flags, seq, ack, data, n);
 
-	memset(p, 0, 40);
-	p[0] = 0x45;
-	p[2] = (uint8_t)(len >> 8);
-	p[3] = (uint8_t)len;
-	p[8] = 64;
-	p[9] = 6;
-	memcpy(p + 12, (uint8_t[]){ 203, 0, 113, 9 }, 4);
-	memcpy(p + 16, (uint8_t[]){ 198, 51, 100, 70 }, 4);
-	c = csum_fold(csum_partial(p, 20, 0));
-	p[10] = (uint8_t)(c >> 8);
-	p[11] = (uint8_t)c;
-	p[20] = 40001 >> 8;
-	p[21] = 40001 & 0xff;
-	p[23] = 80;
-	put32(p + 24, seq);
-	put32(p + 28, ack);
-	p[32] = 5 << 4;
-	p[33] = flags;
-	p[34] = 0xff;
-	p[35] = 0xff;
-	if (n) /* data may be NULL then */
-		memcpy(p + 40, data, n);
-	memcpy(ph, p + 12, 8);
-	ph[8] = 0;
-	ph[9] = 6;
-	ph[10] = (uint8_t)((len - 20) >> 8);
-	ph[11] = (uint8_t)(len - 20);
-	c = csum_fold(csum_partial(p + 20, len - 20, csum_partial(ph, 12, 0)));
-	p[36] = (uint8_t)(c >> 8);
-	p[37] = (uint8_t)c;
 	cr_assert_eq(l3x_stack__input(F.st, p, len), 0);
 	l3x_stack__poll(F.st);
 }
@@ -551,15 +506,8 @@ Test(mem, out_of_order_queue_is_capped_and_counted)
 	uint32_t ours, i;
 	long r;
 
-	l3x_set_print(NULL);
-	{
-		L3X_OPTS(l3x_stack_opts, o, .source = L3X_SOURCE_CALLBACK,
-			 .output = out_keep, .ooo_max_segs = keep);
-		F.src = L3X_SOURCE_CALLBACK;
-		F.st = l3x_stack__open(&o);
-		cr_assert_not_null(F.st, "open: %s", strerror(errno));
-		cr_assert_eq(l3x_stack__mem(F.st, &F.mem0), 0);
-	}
+	L3X_OPTS(l3x_stack_opts, o, .output = out_keep, .ooo_max_segs = keep);
+	stack_open_callback(&o);
 	add_rule_text("tcp 198.51.100.0/24 80");
 	w = worker_open();
 	for (i = 0; i < sizeof(data); i++)

@@ -56,13 +56,11 @@ static void *echo_client(void *arg)
 	size_t avail;
 	bool shut = false;
 	ssize_t r;
-	int fd, e = 0;
+	int fd;
 
-	fd = client_connect_ex(c->ip, c->port, 0, 0, 3000, &e);
-	if (fd < 0) {
-		snprintf(c->err, sizeof(c->err), "connect: %s", strerror(e));
+	fd = client_connect_or_say(c->ip, c->port, c->err, sizeof(c->err));
+	if (fd < 0)
 		goto out;
-	}
 	getsockname(fd, (struct sockaddr *)&c->local, &sl);
 	sl = sizeof(c->peer);
 	getpeername(fd, (struct sockaddr *)&c->peer, &sl);
@@ -154,39 +152,22 @@ struct echo_srv {
  * says -EAGAIN waits for L3X_EV_WRITABLE. Returns true once closed. */
 static bool echo_serve(struct echo_srv *sv, struct echo_conn *c)
 {
+	unsigned long long n = 0;
+	bool in_write;
 	long r;
 
-	for (;;) {
-		if (c->off < c->len) {
-			r = l3x_stream__write(c->s, c->buf + c->off,
-					      c->len - c->off);
-			if (r == -EAGAIN)
-				return false;
-			if (r < 0) {
-				snprintf(sv->err, sizeof(sv->err), "write: %s",
-					 strerror((int)-r));
-				l3x_stream__abort(c->s);
-				return true;
-			}
-			c->off += (size_t)r;
-			continue;
-		}
-		r = l3x_stream__read(c->s, c->buf, sizeof(c->buf));
-		if (r == -EAGAIN)
-			return false;
-		if (r == 0) {
-			l3x_stream__close(c->s);
-			return true;
-		}
-		if (r < 0) {
-			snprintf(sv->err, sizeof(sv->err), "read: %s",
-				 strerror((int)-r));
-			l3x_stream__abort(c->s);
-			return true;
-		}
-		c->len = (size_t)r;
-		c->off = 0;
+	r = echo_run(c->s, c->buf, sizeof(c->buf), &c->off, &c->len, &n,
+		     &in_write);
+	if (r == -EAGAIN)
+		return false;
+	if (r == 0) {
+		l3x_stream__close(c->s);
+		return true;
 	}
+	snprintf(sv->err, sizeof(sv->err), "%s: %s",
+		 in_write ? "write" : "read", strerror((int)-r));
+	l3x_stream__abort(c->s);
+	return true;
 }
 
 static void *echo_server(void *arg)
@@ -367,9 +348,7 @@ Test(stack, half_close_lets_each_side_finish_its_direction, .timeout = 20)
 	ssize_t r;
 	int fd;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	stack_up(L3X_SOURCE_TUN, &o, true);
-	w = worker_open();
+	w = stack_worker_up(L3X_SOURCE_TUN);
 	fd = connect_accept(w, "198.51.100.20", 2000, &s);
 
 	/* Client -> server, then the client's FIN: read gives 0 after all. */
@@ -400,9 +379,7 @@ Test(stack, half_close_lets_each_side_finish_its_direction, .timeout = 20)
 		     "counted in tcp_closed");
 	cr_assert_eq(ss.tcp_aborted, 0);
 	cr_assert_eq(ss.tcp_reset_by_client, 0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, abort_resets_the_client, .timeout = 20)
@@ -411,9 +388,7 @@ Test(stack, abort_resets_the_client, .timeout = 20)
 	struct l3x_worker *w;
 	int fd;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	stack_up(L3X_SOURCE_TUN, &o, true);
-	w = worker_open();
+	w = stack_worker_up(L3X_SOURCE_TUN);
 	fd = connect_accept(w, "198.51.100.21", 2001, &s);
 	cli_to_srv(w, s, fd, 9, 5000);
 	stream_abort(s);
@@ -421,9 +396,7 @@ Test(stack, abort_resets_the_client, .timeout = 20)
 	close(fd);
 	cr_assert_eq(STATS_WAIT(tcp_aborted, 1, 1000).tcp_aborted, 1);
 	cr_assert_eq(stats_now().tcp_closed, 0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, client_reset_reads_as_econnreset, .timeout = 20)
@@ -434,9 +407,7 @@ Test(stack, client_reset_reads_as_econnreset, .timeout = 20)
 	char buf[64];
 	int fd;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	stack_up(L3X_SOURCE_TUN, &o, true);
-	w = worker_open();
+	w = stack_worker_up(L3X_SOURCE_TUN);
 	fd = connect_accept(w, "2001:db8:100::21", 2002, &s);
 	cli_to_srv(w, s, fd, 10, 5000);
 	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
@@ -448,9 +419,7 @@ Test(stack, client_reset_reads_as_econnreset, .timeout = 20)
 	cr_assert_eq(stats_now().tcp_reset_by_client, 1);
 	stream_close(s);
 	cr_assert_eq(stats_now().tcp_aborted, 0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, close_with_unread_data_resets, .timeout = 20)
@@ -460,9 +429,7 @@ Test(stack, close_with_unread_data_resets, .timeout = 20)
 	char data[1000] = { 1 };
 	int fd;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	stack_up(L3X_SOURCE_TUN, &o, true);
-	w = worker_open();
+	w = stack_worker_up(L3X_SOURCE_TUN);
 	fd = connect_accept(w, "198.51.100.22", 2003, &s);
 	cr_assert_eq(send(fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
 	cr_assert(wait_ev(w, s, L3X_EV_READABLE, 2000), "data never readable");
@@ -471,9 +438,7 @@ Test(stack, close_with_unread_data_resets, .timeout = 20)
 	close(fd);
 	cr_assert_eq(STATS_WAIT(tcp_aborted, 1, 1000).tcp_aborted, 1);
 	cr_assert_eq(stats_now().tcp_closed, 0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, server_close_first_sends_data_then_fin_and_leaves_time_wait,
@@ -485,9 +450,7 @@ Test(stack, server_close_first_sends_data_then_fin_and_leaves_time_wait,
 	ssize_t r;
 	int fd;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	stack_up(L3X_SOURCE_CALLBACK, &o, true);
-	w = worker_open();
+	w = stack_worker_up(L3X_SOURCE_CALLBACK);
 	fd = connect_accept(w, "198.51.100.23", 2004, &s);
 	/* Written, then closed at once: the data must still all arrive. */
 	cr_assert_eq(l3x_stream__write(s, "last words", 10), 10);
@@ -499,9 +462,7 @@ Test(stack, server_close_first_sends_data_then_fin_and_leaves_time_wait,
 	cr_assert_eq(r, 0, "client recv after the server's close: %zd", r);
 	close(fd); /* l3x closed first: it keeps TIME_WAIT */
 	cr_assert_eq(STATS_WAIT(tcp_closed, 1, 1000).tcp_closed, 1);
-	expect_clean(1);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 1);
 }
 
 /* ------------------------------------------------------------ flow control */
@@ -533,35 +494,38 @@ static size_t send_until_stall(int fd, struct src *x)
 	}
 }
 
+/* What the back-pressure tests move, well past any buffer. */
+#define BULK_BYTES (2u << 20)
+
+/* The client's kernel buffer @opt (SO_SNDBUF, SO_RCVBUF) as it is set. */
+static int sock_buf(int fd, int opt)
+{
+	socklen_t sl = sizeof(int);
+	int v = 0;
+
+	getsockopt(fd, SOL_SOCKET, opt, &v, &sl);
+	return v;
+}
+
 Test(stack, slow_reader_holds_the_client_to_rx_buf_then_resumes_in_order,
      .timeout = 30)
 {
 	const uint32_t rx_buf = 65536;
-	const size_t total = 2u << 20;
 	struct l3x_stack_stats ss;
 	struct l3x_stream *s;
 	struct l3x_worker *w;
 	static struct src x;
-	static uint8_t buf[CHUNK];
-	struct sink k;
-	socklen_t sl = sizeof(int);
-	int fd, sndbuf = 0, err = 0;
-	size_t sent, avail;
-	const uint8_t *p;
-	uint64_t end;
-	long r;
+	int fd, sndbuf;
+	size_t sent;
 
 	L3X_OPTS(l3x_stack_opts, o, .rx_buf = rx_buf);
 	stack_up(L3X_SOURCE_TUN, &o, true);
 	w = worker_open();
-	fd = client_connect_ex("198.51.100.30", 3000, 32768, 0, 3000, &err);
-	cr_assert_geq(fd, 0, "connect: %s", strerror(err));
-	getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
-	s = accept_wait(w, 2000);
-	cr_assert_not_null(s);
+	fd = connect_accept_ex(w, "198.51.100.30", 3000, 32768, 0, &s);
+	sndbuf = sock_buf(fd, SO_SNDBUF);
 
 	/* Nobody reads: the window closes at rx_buf. */
-	src_init(&x, 21, total);
+	src_init(&x, 21, BULK_BYTES);
 	sent = send_until_stall(fd, &x);
 	ss = stats_now();
 	cr_assert_geq(sent, rx_buf, "client stalled after %zu bytes", sent);
@@ -577,36 +541,9 @@ Test(stack, slow_reader_holds_the_client_to_rx_buf_then_resumes_in_order,
 		     sent, sent - (size_t)sndbuf);
 
 	/* Read it all: the window reopens, the rest follows, in order. */
-	sink_init(&k, 21);
-	end = now_ms() + 15000;
-	while (k.got < total) {
-		bool moved = false;
-
-		cr_assert_lt(now_ms(), end, "stuck after %zu of %zu bytes",
-			     k.got, total);
-		p = src_peek(&x, &avail);
-		if (avail) {
-			r = send(fd, p, avail, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (r > 0) {
-				x.off += (size_t)r;
-				moved = true;
-			}
-		}
-		r = l3x_stream__read(s, buf, sizeof(buf));
-		if (r > 0) {
-			sink_put(&k, buf, (size_t)r);
-			moved = true;
-		} else {
-			cr_assert_eq(r, -EAGAIN, "read: %ld", r);
-		}
-		if (!moved)
-			worker_step(w, 2);
-	}
-	cr_assert(!k.bad, "byte %zu differs", k.bad_at);
+	cli_to_srv_from(w, s, fd, &x, 21, 15000);
 	close_pair(w, fd, s);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* Write until -EAGAIN, and go on after each L3X_EV_WRITABLE, until none
@@ -640,33 +577,22 @@ static size_t write_until_stall(struct l3x_worker *w, struct l3x_stream *s,
 Test(stack, write_stops_at_tx_buf_and_writable_resumes_it, .timeout = 30)
 {
 	const uint32_t tx_buf = 65536;
-	const size_t total = 2u << 20;
 	struct l3x_stack_stats ss;
 	struct l3x_stream *s;
 	struct l3x_worker *w;
 	static struct src x;
-	static uint8_t buf[CHUNK];
-	struct sink k;
-	socklen_t sl = sizeof(int);
-	int fd, rcvbuf = 0, err = 0, writable = 0;
-	size_t written, first, avail;
-	bool blocked = true;
-	const uint8_t *p;
-	uint64_t end;
-	long r;
+	int fd, rcvbuf, writable;
+	size_t written, first;
 
 	L3X_OPTS(l3x_stack_opts, o, .tx_buf = tx_buf);
 	stack_up(L3X_SOURCE_CALLBACK, &o, true);
 	w = worker_open();
-	fd = client_connect_ex("2001:db8:100::30", 3001, 0, 16384, 3000, &err);
-	cr_assert_geq(fd, 0, "connect: %s", strerror(err));
-	getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &sl);
-	s = accept_wait(w, 2000);
-	cr_assert_not_null(s);
+	fd = connect_accept_ex(w, "2001:db8:100::30", 3001, 0, 16384, &s);
+	rcvbuf = sock_buf(fd, SO_RCVBUF);
 	cr_assert_eq(l3x_stream__getopt(s, L3X_STREAM_TX_BUF), tx_buf);
 
 	/* The client does not read: writes stop at tx_buf unacknowledged. */
-	src_init(&x, 22, total);
+	src_init(&x, 22, BULK_BYTES);
 	written = write_until_stall(w, s, &x, &first);
 	ss = stats_now();
 	cr_assert_geq(first, tx_buf, "first -EAGAIN after %zu bytes", first);
@@ -678,44 +604,10 @@ Test(stack, write_stops_at_tx_buf_and_writable_resumes_it, .timeout = 30)
 		      (unsigned long long)ss.buffered_bytes);
 
 	/* The client reads: WRITABLE comes, and the writes complete. */
-	sink_init(&k, 22);
-	end = now_ms() + 15000;
-	while (k.got < total) {
-		bool moved = false;
-
-		cr_assert_lt(
-			now_ms(), end,
-			"stuck after %zu of %zu bytes (%d WRITABLE events)",
-			k.got, total, writable);
-		if (blocked && log_take(s, L3X_EV_WRITABLE)) {
-			blocked = false;
-			writable++;
-		}
-		p = src_peek(&x, &avail);
-		if (avail && !blocked) {
-			r = l3x_stream__write(s, p, avail);
-			if (r > 0) {
-				x.off += (size_t)r;
-				moved = true;
-			} else {
-				cr_assert_eq(r, -EAGAIN, "write: %ld", r);
-				blocked = true;
-			}
-		}
-		r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (r > 0) {
-			sink_put(&k, buf, (size_t)r);
-			moved = true;
-		}
-		if (!moved)
-			worker_step(w, 2);
-	}
-	cr_assert(!k.bad, "byte %zu differs", k.bad_at);
+	writable = srv_to_cli_from(w, s, fd, &x, 22, true, 15000);
 	cr_assert_geq(writable, 1, "no L3X_EV_WRITABLE once the client read");
 	close_pair(w, fd, s);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, close_gives_up_after_linger_ms_when_the_client_never_reads,
@@ -727,15 +619,12 @@ Test(stack, close_gives_up_after_linger_ms_when_the_client_never_reads,
 	static struct src x;
 	struct memsnap ms;
 	size_t written, first;
-	int fd, err = 0;
+	int fd;
 
 	L3X_OPTS(l3x_stack_opts, o, .linger_ms = 300);
 	stack_up(L3X_SOURCE_TUN, &o, true);
 	w = worker_open();
-	fd = client_connect_ex("198.51.100.31", 3002, 0, 16384, 3000, &err);
-	cr_assert_geq(fd, 0, "connect: %s", strerror(err));
-	s = accept_wait(w, 2000);
-	cr_assert_not_null(s);
+	fd = connect_accept_ex(w, "198.51.100.31", 3002, 0, 16384, &s);
 	src_init(&x, 23, 64u << 20);
 	written = write_until_stall(w, s, &x, &first);
 	stream_close(s); /* data unsent, a zero window: linger */
@@ -751,9 +640,7 @@ Test(stack, close_gives_up_after_linger_ms_when_the_client_never_reads,
 		     ms.m.tcp_pcbs, ms.m.tcp_segs);
 	expect_reset(fd, "linger expired");
 	close(fd);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ streams */
@@ -765,18 +652,13 @@ Test(stack, stream_options_reject_bad_values_and_read_back, .timeout = 20)
 	struct l3x_worker *w;
 	static struct src x;
 	struct sink k;
-	int fd, err = 0;
+	int fd;
 	size_t sent;
 	long r;
 	char buf[CHUNK];
 
-	L3X_OPTS(l3x_stack_opts, o);
-	stack_up(L3X_SOURCE_TUN, &o, true);
-	w = worker_open();
-	fd = client_connect_ex("198.51.100.80", 6000, 32768, 0, 3000, &err);
-	cr_assert_geq(fd, 0, "connect: %s", strerror(err));
-	s = accept_wait(w, 2000);
-	cr_assert_not_null(s);
+	w = stack_worker_up(L3X_SOURCE_TUN);
+	fd = connect_accept_ex(w, "198.51.100.80", 6000, 32768, 0, &s);
 
 	/* Defaults are the stack's. */
 	cr_assert_eq(l3x_stream__getopt(s, L3X_STREAM_NODELAY), 0);
@@ -845,9 +727,7 @@ Test(stack, stream_options_reject_bad_values_and_read_back, .timeout = 20)
 	stream_close(s);
 	cr_assert_eq(recv(fd, buf, sizeof(buf), 0), 0);
 	close(fd);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, worker_fd_in_epoll_wakes_for_connection_and_data, .timeout = 20)
@@ -860,9 +740,7 @@ Test(stack, worker_fd_in_epoll_wakes_for_connection_and_data, .timeout = 20)
 	int ep, fd, n, i;
 	bool readable = false;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	stack_up(L3X_SOURCE_TUN, &o, true);
-	w = worker_open();
+	w = stack_worker_up(L3X_SOURCE_TUN);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	cr_assert_geq(ep, 0);
 	cr_assert_eq(epoll_ctl(ep, EPOLL_CTL_ADD, l3x_worker__fd(w), &ee), 0);
@@ -899,7 +777,5 @@ Test(stack, worker_fd_in_epoll_wakes_for_connection_and_data, .timeout = 20)
 	cr_assert_eq(memcmp(buf, "hello", 5), 0);
 	close(ep);
 	close_pair(w, fd, s);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }

@@ -219,9 +219,7 @@ static void udp_echo_test(enum l3x_source src)
 	     ss.flows && now_ms() < end; ss = stats_now())
 		usleep(1000);
 	cr_assert_eq(ss.flows, 0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(stack, udp_echo_to_many_addresses_then_idle_expiry_tun, .timeout = 30)
@@ -298,9 +296,7 @@ Test(stack, udp_bound_socket_answers_every_client, .timeout = 20)
 	cr_assert_eq(ss.udp_tx, 3);
 	cr_assert_eq(ss.udp_flows, 0);
 	l3x_udp__close(u);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* An application that stops reading loses the newest datagrams past
@@ -351,9 +347,7 @@ Test(stack, udp_queue_bound_drops_and_counts, .timeout = 20)
 	cr_assert_eq(l3x_udp__recv(u, buf, sizeof(buf)), -EAGAIN);
 	l3x_udp__close(u);
 	close(fd);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* A datagram larger than the MTU arrives in fragments and is delivered
@@ -396,9 +390,7 @@ Test(stack, udp_fragmented_datagrams_are_reassembled, .timeout = 20)
 	}
 	ss = stats_now();
 	cr_assert_eq(ss.udp_rx, 2);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ malformed */
@@ -418,37 +410,17 @@ static size_t make_udp4(uint8_t *p, const char *data, size_t n, uint16_t ulen,
 			bool sum)
 {
 	size_t len = 28 + n;
-	uint8_t ph[12];
-	uint16_t c;
 
 	memset(p, 0, 28);
-	p[0] = 0x45;
-	p[2] = (uint8_t)(len >> 8);
-	p[3] = (uint8_t)len;
-	p[8] = 64;
-	p[9] = 17;
-	memcpy(p + 12, (uint8_t[]){ 203, 0, 113, 9 }, 4);
-	memcpy(p + 16, (uint8_t[]){ 198, 51, 100, 90 }, 4);
-	c = csum_fold(csum_partial(p, 20, 0));
-	p[10] = (uint8_t)(c >> 8);
-	p[11] = (uint8_t)c;
-	p[20] = 5000 >> 8;
-	p[21] = 5000 & 0xff;
-	p[23] = 53;
-	p[24] = (uint8_t)(ulen >> 8);
-	p[25] = (uint8_t)ulen;
+	make_ip4(p, 17, (uint8_t[]){ 198, 51, 100, 90 }, len);
+	put16(p + 20, 5000);
+	put16(p + 22, 53);
+	put16(p + 24, ulen);
 	memcpy(p + 28, data, n);
 	if (!sum)
 		return len;
 	/* Over what is there, so that only the length field is wrong. */
-	memcpy(ph, p + 12, 8);
-	ph[8] = 0;
-	ph[9] = 17;
-	ph[10] = (uint8_t)((len - 20) >> 8);
-	ph[11] = (uint8_t)(len - 20);
-	c = csum_fold(csum_partial(p + 20, len - 20, csum_partial(ph, 12, 0)));
-	p[26] = (uint8_t)(c >> 8);
-	p[27] = (uint8_t)c;
+	put16(p + 26, ip4_l4_csum(p, len));
 	return len;
 }
 
@@ -466,27 +438,22 @@ static size_t make_udp6(uint8_t *p, const char *data, size_t n, bool sum)
 
 	memset(p, 0, 48);
 	p[0] = 0x60;
-	p[4] = (uint8_t)(ulen >> 8);
-	p[5] = (uint8_t)ulen;
+	put16(p + 4, ulen);
 	p[6] = 17;
 	p[7] = 64;
 	memcpy(p + 8, src, 16);
 	memcpy(p + 24, dst, 16);
-	p[40] = 5000 >> 8;
-	p[41] = 5000 & 0xff;
-	p[43] = 53;
-	p[44] = (uint8_t)(ulen >> 8);
-	p[45] = (uint8_t)ulen;
+	put16(p + 40, 5000);
+	put16(p + 42, 53);
+	put16(p + 44, ulen);
 	memcpy(p + 48, data, n);
 	if (!sum)
 		return 40 + ulen;
-	ph[2] = (uint8_t)(ulen >> 8);
-	ph[3] = (uint8_t)ulen;
+	put16(ph + 2, ulen);
 	ph[7] = 17;
 	c = csum_fold(csum_partial(
 		p + 40, ulen, csum_partial(ph, 8, csum_partial(p + 8, 32, 0))));
-	p[46] = (uint8_t)(c >> 8);
-	p[47] = (uint8_t)c;
+	put16(p + 46, c);
 	return 40 + ulen;
 }
 
@@ -508,15 +475,8 @@ Test(stack, udp_bad_length_and_ipv6_zero_checksum_are_dropped_and_counted)
 	uint8_t p[128];
 	char buf[32];
 
-	l3x_set_print(NULL);
-	{
-		L3X_OPTS(l3x_stack_opts, o, .source = L3X_SOURCE_CALLBACK,
-			 .output = discard_output);
-		F.src = L3X_SOURCE_CALLBACK;
-		F.st = l3x_stack__open(&o);
-		cr_assert_not_null(F.st, "open: %s", strerror(errno));
-		cr_assert_eq(l3x_stack__mem(F.st, &F.mem0), 0);
-	}
+	L3X_OPTS(l3x_stack_opts, o, .output = discard_output);
+	stack_open_callback(&o);
 	add_rule_text("udp " NET4);
 	add_rule_text("udp " NET6);
 	w = worker_open();

@@ -76,6 +76,17 @@ require_root_netns() {
 nsc() { ip netns exec "$NS_C" "$@"; }
 nss() { ip netns exec "$NS_S" "$@"; }
 
+# ends_config: the addresses of the client's $IF_C and the server's $IF_S,
+# both wire-like (no offloads, so checksums are complete on the wire).
+ends_config() {
+	nsc ip addr add "$ADDR4_C/24" dev "$IF_C"
+	nss ip addr add "$ADDR4_S/24" dev "$IF_S"
+	nsc ip -6 addr add "$ADDR6_C/64" dev "$IF_C" nodad
+	nss ip -6 addr add "$ADDR6_S/64" dev "$IF_S" nodad
+	nsc ethtool -K "$IF_C" tx off tso off gso off >/dev/null 2>&1
+	nss ethtool -K "$IF_S" tx off tso off gso off >/dev/null 2>&1
+}
+
 # testbed [QUEUES]: the two namespaces, the veth, addresses; the client side
 # made wire-like (no offloads, so checksums are complete on the wire).
 testbed() {
@@ -85,12 +96,7 @@ testbed() {
 		peer name "$IF_S" numtxqueues "$q" numrxqueues "$q" netns "$NS_S" || return 1
 	nsc ip link set lo up
 	nss ip link set lo up
-	nsc ip addr add "$ADDR4_C/24" dev "$IF_C"
-	nss ip addr add "$ADDR4_S/24" dev "$IF_S"
-	nsc ip -6 addr add "$ADDR6_C/64" dev "$IF_C" nodad
-	nss ip -6 addr add "$ADDR6_S/64" dev "$IF_S" nodad
-	nsc ethtool -K "$IF_C" tx off tso off gso off >/dev/null 2>&1
-	nss ethtool -K "$IF_S" tx off tso off gso off >/dev/null 2>&1
+	ends_config
 	nsc ip link set "$IF_C" up
 	nss ip link set "$IF_S" up
 	# Neighbours resolved before any XDP program sees ARP/ND.
@@ -110,6 +116,28 @@ l3x_counter() {
 	local dir=$1 idx=$2
 	bpftool -j map lookup pinned "$dir/l3x_stats" key "$idx" 0 0 0 |
 		$PY -c 'import json,sys; d=json.load(sys.stdin); v=d.get("values") or d.get("formatted",{}).get("values"); print(sum(int(x["value"]) if not isinstance(x["value"], list) else int.from_bytes(bytes(int(b,16) for b in x["value"]),"little") for x in v))'
+}
+
+# serve_ready LOG PID: true once the server PID has written its ready line
+# to LOG (l3x-serve's ": ready", l3x-kserve's ": ready: ..."), within 15 s;
+# false when it ends first or the time is up.
+serve_ready() {
+	local _
+	for _ in $(seq 150); do
+		grep -qsE ': ready(:|$)' "$1" && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# server_started WHAT LOG PID: the server just started as PID is killed at
+# exit; true once it is ready, else not ok "WHAT not ready" with its LOG.
+server_started() {
+	on_exit "kill -9 $3 2>/dev/null"
+	serve_ready "$2" "$3" && return 0
+	not_ok "$1 not ready: $(head -c 300 "$2" | tr '\n' ' ')"
+	return 1
 }
 
 # wait_for CMD... : retry up to 5 s

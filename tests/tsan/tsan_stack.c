@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "l3x/l3x.h"
+#include "../netns/harness.h"
 
 #define TUN	    "l3x0"
 #define NET4	    "198.51.100.0/24"
@@ -136,10 +137,9 @@ static long seed_check(uint64_t seed, uint64_t off, const uint8_t *p, size_t n)
 struct run {
 	enum l3x_source src;
 	struct l3x_stack *st;
-	int tun_fd; /* callback source */
-	pthread_t pump;
-	atomic_bool pump_run;
-	atomic_bool stop; /* clients are done: workers finish */
+	int tun_fd;	      /* callback source */
+	struct tun_pump pump; /* callback source: the engine thread */
+	atomic_bool stop;     /* clients are done: workers finish */
 	atomic_int workers_ready;
 	/* what the workers saw */
 	atomic_uint echo_closed, resets_seen, greets_closed, udp_closed;
@@ -159,61 +159,25 @@ static int sh(const char *cmd)
 
 static int tun_create(void)
 {
-	struct ifreq ifr = { 0 };
-	int fd;
+	int fd, err;
 
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", TUN);
-	if (ioctl(fd, TUNSETIFF, &ifr)) {
-		fail("TUNSETIFF: %s", strerror(errno));
+	err = tun_attach(fd, TUN);
+	if (err) {
+		fail("TUNSETIFF: %s", strerror(-err));
 		close(fd);
 		return -1;
 	}
 	return fd;
 }
 
-static int cb_output(void *ctx, const void *pkt, size_t len)
-{
-	ssize_t r = write(*(int *)ctx, pkt, len);
-
-	if (r == (ssize_t)len)
-		return 0;
-	return r < 0 ? -errno : -EIO;
-}
-
-/* The engine thread of the callback source. */
-static void *pump_main(void *arg)
-{
-	static uint8_t buf[65536];
-	ssize_t r;
-	int work, i;
-
-	(void)arg;
-	while (atomic_load(&R.pump_run)) {
-		work = 0;
-		for (i = 0; i < 64; i++) {
-			r = read(R.tun_fd, buf, sizeof(buf));
-			if (r <= 0)
-				break;
-			l3x_stack__input(R.st, buf, (size_t)r);
-			work++;
-		}
-		work += l3x_stack__poll(R.st);
-		if (!work)
-			sched_yield();
-	}
-	return NULL;
-}
-
 static int eng_start(void)
 {
 	if (R.src == L3X_SOURCE_TUN)
 		return l3x_stack__start(R.st);
-	atomic_store(&R.pump_run, true);
-	return -pthread_create(&R.pump, NULL, pump_main, NULL);
+	return -tun_pump_start(&R.pump, R.st, R.tun_fd);
 }
 
 static void eng_stop(void)
@@ -222,8 +186,7 @@ static void eng_stop(void)
 		l3x_stack__stop(R.st);
 		return;
 	}
-	atomic_store(&R.pump_run, false);
-	pthread_join(R.pump, NULL);
+	tun_pump_stop(&R.pump);
 }
 
 static int add_rule(const char *text)
@@ -251,7 +214,7 @@ static int stack_up(void)
 		R.tun_fd = tun_create();
 		if (R.tun_fd < 0)
 			return -1;
-		o.output = cb_output;
+		o.output = tun_output;
 		o.output_ctx = &R.tun_fd;
 	}
 	R.st = l3x_stack__open(&o);
@@ -310,33 +273,19 @@ static void conn_free(struct worker *wk, struct conn *c)
 /* Echo until -EAGAIN; true once the stream is closed. */
 static bool serve_echo(struct conn *c)
 {
+	unsigned long long n = 0;
+	bool in_write;
 	long r;
 
-	for (;;) {
-		if (c->off < c->len) {
-			r = l3x_stream__write(c->s, c->buf + c->off,
-					      c->len - c->off);
-			if (r == -EAGAIN)
-				return false;
-			if (r < 0)
-				break;
-			c->off += (size_t)r;
-			atomic_fetch_add(&R.bytes_echoed,
-					 (unsigned long long)r);
-			continue;
-		}
-		r = l3x_stream__read(c->s, c->buf, sizeof(c->buf));
-		if (r == -EAGAIN)
-			return false;
-		if (r == 0) {
-			l3x_stream__close(c->s);
-			atomic_fetch_add(&R.echo_closed, 1);
-			return true;
-		}
-		if (r < 0)
-			break;
-		c->len = (size_t)r;
-		c->off = 0;
+	r = echo_run(c->s, c->buf, sizeof(c->buf), &c->off, &c->len, &n,
+		     &in_write);
+	atomic_fetch_add(&R.bytes_echoed, n);
+	if (r == -EAGAIN)
+		return false;
+	if (r == 0) {
+		l3x_stream__close(c->s);
+		atomic_fetch_add(&R.echo_closed, 1);
+		return true;
 	}
 	/* A reset by the client: what the reset flows do. */
 	if (r == -ECONNRESET)

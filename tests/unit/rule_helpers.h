@@ -105,4 +105,44 @@ static inline void build(const struct rule_case *c, int i, struct rc_frame *f)
 		     "%s: step %d cannot be built", c->name, i + 1);
 }
 
+/* ------------------------------------------------------------ the table */
+
+/* A test's judgement of one step: @c's step @i, built in @f, with @rs the
+ * case's software ruleset. Returns 0 (right), 1 (wrong, logged) or -1
+ * (not judged). */
+typedef int (*rc_judge_fn)(void *ctx, const struct rule_case *c, int i,
+			   struct l3x_ruleset *rs, const struct rc_frame *f);
+
+/* Every step of every case of the table to @judge, each case's rules
+ * added to its software ruleset and then handed to @setup (when not NULL);
+ * none may be wrong ("N of M @what"). Returns how many were judged. */
+static inline unsigned rc_walk(void (*setup)(const struct rule_case *c),
+			       rc_judge_fn judge, void *ctx, const char *what)
+{
+	unsigned n = 0, bad = 0;
+	struct l3x_ruleset *rs;
+	struct rc_frame f;
+	size_t ci;
+	int i, r;
+
+	for (ci = 0; ci < RULE_CASES; ci++) {
+		const struct rule_case *c = &rule_cases[ci];
+
+		rs = sw_open(c);
+		if (setup)
+			setup(c);
+		for (i = 0; i < 10 && c->steps[i].want; i++) {
+			build(c, i, &f);
+			r = judge(ctx, c, i, rs, &f);
+			if (r < 0)
+				continue;
+			n++;
+			bad += r;
+		}
+		l3x_ruleset_close(rs);
+	}
+	cr_assert_eq(bad, 0, "%u of %u %s (see above)", bad, n, what);
+	return n;
+}
+
 #endif /* L3X_TEST_RULE_HELPERS_H */

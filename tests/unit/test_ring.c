@@ -81,14 +81,75 @@ Test(ring, state_of_each_side_is_on_its_own_cache_lines)
 	l3x_ring_free(r);
 }
 
+/* ------------------------------------------------------------ steps */
+
+/* A test's calls as a list of steps, each with the count it must return:
+ * enqueues take from seq[], dequeues go to out[]. */
+enum ring_op {
+	OP_ENQ_BULK,
+	OP_ENQ_BURST,
+	OP_DEQ_BULK,
+	OP_DEQ_BURST,
+	OP_COUNT,
+	OP_FREE
+};
+
+struct ring_step {
+	enum ring_op op;
+	unsigned n, want;
+	const char *what;
+};
+
+#define STEP(op, n, want, what) ((struct ring_step){ op, n, want, what })
+#define ENQ_BULK(n, want)	STEP(OP_ENQ_BULK, n, want, "enqueue_bulk " #n)
+#define ENQ_BURST(n, want)	STEP(OP_ENQ_BURST, n, want, "enqueue_burst " #n)
+#define DEQ_BULK(n, want)	STEP(OP_DEQ_BULK, n, want, "dequeue_bulk " #n)
+#define DEQ_BURST(n, want)	STEP(OP_DEQ_BURST, n, want, "dequeue_burst " #n)
+#define COUNT(want)		STEP(OP_COUNT, 0, want, "count")
+#define FREE(want)		STEP(OP_FREE, 0, want, "free_count")
+
+#define RING_STEPS(r, ...)                                                     \
+	ring_steps(r, (const struct ring_step[]){ __VA_ARGS__ },               \
+		   ARRAY_SIZE(((const struct ring_step[]){ __VA_ARGS__ })))
+
+static uint64_t out[64];
+
+static unsigned ring_call(struct l3x_ring *r, const struct ring_step *st)
+{
+	switch (st->op) {
+	case OP_ENQ_BULK:
+		return l3x_ring_enqueue_bulk_sp(r, seq, st->n);
+	case OP_ENQ_BURST:
+		return l3x_ring_enqueue_burst_sp(r, seq, st->n);
+	case OP_DEQ_BULK:
+		return l3x_ring_dequeue_bulk_sc(r, out, st->n);
+	case OP_DEQ_BURST:
+		return l3x_ring_dequeue_burst_sc(r, out, st->n);
+	case OP_COUNT:
+		return l3x_ring_count(r);
+	case OP_FREE:
+		return l3x_ring_free_count(r);
+	}
+	return ~0u;
+}
+
+static void ring_steps(struct l3x_ring *r, const struct ring_step *st, size_t n)
+{
+	unsigned got;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		got = ring_call(r, &st[i]);
+		cr_assert_eq(got, st[i].want, "step %zu, %s: %u, want %u", i,
+			     st[i].what, got, st[i].want);
+	}
+}
+
 Test(ring, dequeue_on_empty_returns_zero)
 {
 	struct l3x_ring *r = l3x_ring_create(8);
-	uint64_t out[4];
 
-	cr_assert_eq(l3x_ring_dequeue_burst_sc(r, out, 4), 0);
-	cr_assert_eq(l3x_ring_dequeue_bulk_sc(r, out, 1), 0);
-	cr_assert_eq(l3x_ring_count(r), 0);
+	RING_STEPS(r, DEQ_BURST(4, 0), DEQ_BULK(1, 0), COUNT(0));
 	l3x_ring_free(r);
 }
 
@@ -97,31 +158,21 @@ Test(ring, holds_exactly_its_size_and_burst_on_full_returns_zero)
 	struct l3x_ring *r = l3x_ring_create(16);
 
 	fill_seq(0);
-	cr_assert_eq(l3x_ring_enqueue_burst_sp(r, seq, 10), 10);
-	cr_assert_eq(l3x_ring_enqueue_burst_sp(r, seq, 10), 6, "partial fit");
-	cr_assert_eq(l3x_ring_count(r), 16);
-	cr_assert_eq(l3x_ring_free_count(r), 0);
-	cr_assert_eq(l3x_ring_enqueue_burst_sp(r, seq, 1), 0);
-	cr_assert_eq(l3x_ring_enqueue_bulk_sp(r, seq, 1), 0);
-	cr_assert_eq(l3x_ring_count(r), 16);
+	/* the second burst fits in part */
+	RING_STEPS(r, ENQ_BURST(10, 10), ENQ_BURST(10, 6), COUNT(16), FREE(0),
+		   ENQ_BURST(1, 0), ENQ_BULK(1, 0), COUNT(16));
 	l3x_ring_free(r);
 }
 
 Test(ring, bulk_is_all_or_nothing_both_ways)
 {
 	struct l3x_ring *r = l3x_ring_create(8);
-	uint64_t out[8];
 
 	fill_seq(100);
-	cr_assert_eq(l3x_ring_enqueue_bulk_sp(r, seq, 6), 6);
-	cr_assert_eq(l3x_ring_enqueue_bulk_sp(r, seq, 3), 0);
-	cr_assert_eq(l3x_ring_count(r), 6, "failed bulk enqueue changed it");
-	cr_assert_eq(l3x_ring_enqueue_bulk_sp(r, seq, 2), 2, "exact fit");
-	cr_assert_eq(l3x_ring_dequeue_bulk_sc(r, out, 8), 8);
-	cr_assert_eq(l3x_ring_enqueue_bulk_sp(r, seq, 6), 6);
-	cr_assert_eq(l3x_ring_dequeue_bulk_sc(r, out, 7), 0);
-	cr_assert_eq(l3x_ring_count(r), 6, "failed bulk dequeue changed it");
-	cr_assert_eq(l3x_ring_dequeue_bulk_sc(r, out, 6), 6);
+	/* a failed bulk call changes nothing; 2 is an exact fit */
+	RING_STEPS(r, ENQ_BULK(6, 6), ENQ_BULK(3, 0), COUNT(6), ENQ_BULK(2, 2),
+		   DEQ_BULK(8, 8), ENQ_BULK(6, 6), DEQ_BULK(7, 0), COUNT(6),
+		   DEQ_BULK(6, 6));
 	cr_assert_eq(out[0], 100);
 	cr_assert_eq(out[5], 105);
 	l3x_ring_free(r);
@@ -130,34 +181,26 @@ Test(ring, bulk_is_all_or_nothing_both_ways)
 Test(ring, bulk_larger_than_the_ring_never_fits)
 {
 	struct l3x_ring *r = l3x_ring_create(4);
-	uint64_t out[8];
 
 	fill_seq(0);
-	cr_assert_eq(l3x_ring_enqueue_bulk_sp(r, seq, 5), 0);
-	cr_assert_eq(l3x_ring_enqueue_burst_sp(r, seq, 5), 4);
-	cr_assert_eq(l3x_ring_dequeue_bulk_sc(r, out, 5), 0);
-	cr_assert_eq(l3x_ring_dequeue_burst_sc(r, out, 8), 4);
+	RING_STEPS(r, ENQ_BULK(5, 0), ENQ_BURST(5, 4), DEQ_BULK(5, 0),
+		   DEQ_BURST(8, 4));
 	l3x_ring_free(r);
 }
 
 Test(ring, zero_entries_asked_do_nothing)
 {
 	struct l3x_ring *r = l3x_ring_create(4);
-	uint64_t out[1];
 
 	fill_seq(0);
-	cr_assert_eq(l3x_ring_enqueue_bulk_sp(r, seq, 0), 0);
-	cr_assert_eq(l3x_ring_enqueue_burst_sp(r, seq, 0), 0);
-	cr_assert_eq(l3x_ring_dequeue_bulk_sc(r, out, 0), 0);
-	cr_assert_eq(l3x_ring_dequeue_burst_sc(r, out, 0), 0);
-	cr_assert_eq(l3x_ring_count(r), 0);
+	RING_STEPS(r, ENQ_BULK(0, 0), ENQ_BURST(0, 0), DEQ_BULK(0, 0),
+		   DEQ_BURST(0, 0), COUNT(0));
 	l3x_ring_free(r);
 }
 
 Test(ring, keeps_fifo_order)
 {
 	struct l3x_ring *r = l3x_ring_create(64);
-	uint64_t out[64];
 	unsigned i, n, total = 0;
 
 	fill_seq(1000);
@@ -174,38 +217,29 @@ Test(ring, keeps_fifo_order)
 Test(ring, counters_wrap_around_2_pow_32)
 {
 	struct l3x_ring *r = l3x_ring_create(8);
-	uint64_t out[8], next_in = 0, next_out = 0;
-	unsigned i, k, n;
+	uint64_t next_in = 0, next_out = 0;
+	unsigned i, k;
 
 	/* steady traffic across the wrap */
 	l3x_ring_reset_at(r, UINT32_MAX - 5);
 	for (k = 0; k < 10; k++) {
 		fill_seq(next_in);
-		n = l3x_ring_enqueue_burst_sp(r, seq, 5);
-		cr_assert_eq(n, 5);
-		next_in += n;
-		cr_assert_eq(l3x_ring_count(r), 5);
-		cr_assert_eq(l3x_ring_free_count(r), 3);
-		n = l3x_ring_dequeue_burst_sc(r, out, 8);
-		cr_assert_eq(n, 5);
-		for (i = 0; i < n; i++)
+		RING_STEPS(r, ENQ_BURST(5, 5), COUNT(5), FREE(3),
+			   DEQ_BURST(8, 5));
+		next_in += 5;
+		for (i = 0; i < 5; i++)
 			cr_assert_eq(out[i], next_out + i);
-		next_out += n;
+		next_out += 5;
 	}
 	/* full across the wrap: burst, then bulk */
 	l3x_ring_reset_at(r, UINT32_MAX - 2);
 	fill_seq(0);
-	cr_assert_eq(l3x_ring_enqueue_burst_sp(r, seq, 9), 8);
-	cr_assert_eq(l3x_ring_count(r), 8);
-	cr_assert_eq(l3x_ring_free_count(r), 0);
-	cr_assert_eq(l3x_ring_enqueue_bulk_sp(r, seq, 1), 0);
-	cr_assert_eq(l3x_ring_dequeue_burst_sc(r, out, 8), 8);
+	RING_STEPS(r, ENQ_BURST(9, 8), COUNT(8), FREE(0), ENQ_BULK(1, 0),
+		   DEQ_BURST(8, 8));
 	cr_assert_eq(out[0], 0);
 	cr_assert_eq(out[7], 7);
 	l3x_ring_reset_at(r, UINT32_MAX);
-	cr_assert_eq(l3x_ring_enqueue_bulk_sp(r, seq, 8), 8);
-	cr_assert_eq(l3x_ring_dequeue_bulk_sc(r, out, 9), 0);
-	cr_assert_eq(l3x_ring_dequeue_bulk_sc(r, out, 8), 8);
+	RING_STEPS(r, ENQ_BULK(8, 8), DEQ_BULK(9, 0), DEQ_BULK(8, 8));
 	cr_assert_eq(out[7], 7);
 	cr_assert_eq(l3x_ring_count(r), 0);
 	l3x_ring_free(r);

@@ -17,38 +17,29 @@
 
 /* ------------------------------------------------------------ software */
 
+/* One step through the software matcher: whole when *@ctx (l2), or as
+ * its bare IP packet when the step has one. */
+static int judge_sw(void *ctx, const struct rule_case *c, int i,
+		    struct l3x_ruleset *rs, const struct rc_frame *f)
+{
+	bool l2 = *(const bool *)ctx;
+	enum rc_verdict got;
+
+	if (!l2 && !rc_has_l3_run(&c->steps[i].f, f))
+		return -1;
+	got = sw_verdict(rs, f, l2);
+	if (got == c->steps[i].want)
+		return 0;
+	cr_log_error("%s, step %d (%s): %s, want %s", c->name, i + 1,
+		     l2 ? "frame" : "bare IP", rc_verdict_name[got],
+		     rc_verdict_name[c->steps[i].want]);
+	return 1;
+}
+
 /* Run the table through the software matcher; returns the steps run. */
 static unsigned run_software(bool l2)
 {
-	unsigned n = 0, bad = 0;
-	struct rc_frame f;
-	size_t ci;
-	int i;
-
-	for (ci = 0; ci < RULE_CASES; ci++) {
-		const struct rule_case *c = &rule_cases[ci];
-		struct l3x_ruleset *rs = sw_open(c);
-
-		for (i = 0; i < 10 && c->steps[i].want; i++) {
-			enum rc_verdict got;
-
-			build(c, i, &f);
-			if (!l2 && !rc_has_l3_run(&c->steps[i].f, &f))
-				continue;
-			got = sw_verdict(rs, &f, l2);
-			n++;
-			if (got == c->steps[i].want)
-				continue;
-			bad++;
-			cr_log_error("%s, step %d (%s): %s, want %s", c->name,
-				     i + 1, l2 ? "frame" : "bare IP",
-				     rc_verdict_name[got],
-				     rc_verdict_name[c->steps[i].want]);
-		}
-		l3x_ruleset_close(rs);
-	}
-	cr_assert_eq(bad, 0, "%u of %u verdicts wrong (see above)", bad, n);
-	return n;
+	return rc_walk(NULL, judge_sw, &l2, "verdicts wrong");
 }
 
 Test(rules_table, software_matcher_gives_every_frame_its_verdict)

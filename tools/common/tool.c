@@ -69,6 +69,28 @@ int tool_getopt(int argc, char **argv, const char *shortopts,
 	return c;
 }
 
+int tool_options(int argc, char **argv, const struct option *longopts,
+		 void (*fn)(void *ctx, int c), void *ctx)
+{
+	int c;
+
+	while ((c = tool_getopt(argc, argv, ":h", longopts)) != -1)
+		fn(ctx, c);
+	return optind;
+}
+
+void tool_need(bool given, const char *opt, const char *what)
+{
+	if (!given)
+		die_arg("%s: missing (%s)", opt, what);
+}
+
+void tool_no_more_args(int argc, char **argv, int i)
+{
+	if (i < argc)
+		die_arg("'%s': unexpected argument", argv[i]);
+}
+
 static void on_stop_signal(int sig)
 {
 	(void)sig;

@@ -66,6 +66,32 @@ void usage_exit(int status) __attribute__((noreturn));
 int tool_getopt(int argc, char **argv, const char *shortopts,
 		const struct option *longopts);
 
+/* One row of an option table: a long option that takes a value, or one
+ * that does not. */
+#define TOOL_OPT_ARG(name, c)                                                  \
+	{                                                                      \
+		(name), required_argument, NULL, (c)                           \
+	}
+#define TOOL_OPT_FLAG(name, c)                                                 \
+	{                                                                      \
+		(name), no_argument, NULL, (c)                                 \
+	}
+
+/*
+ * The option loop of a tool whose options are all long ones: each goes to
+ * @fn(@ctx, its value) with its argument in optarg; a missing value or an
+ * unknown option is one line and this_tool.arg_status (tool_getopt() with
+ * ":h"). Returns the index of the first word after the options.
+ */
+int tool_options(int argc, char **argv, const struct option *longopts,
+		 void (*fn)(void *ctx, int c), void *ctx);
+
+/* Unless @given, refuses the command line as "OPT: missing (WHAT)". */
+void tool_need(bool given, const char *opt, const char *what);
+
+/* Refuses argv[@i], if there is one, as "'WORD': unexpected argument". */
+void tool_no_more_args(int argc, char **argv, int i);
+
 /*
  * SIGINT and SIGTERM ask for a stop (stop_requested() turns true) instead
  * of ending the process. @sa_flags: SA_RESTART for a tool whose writes to

@@ -176,16 +176,11 @@ static void parse_ip(struct args *a, const char *opt, const char *s, void *out,
 
 static void check_args(const struct args *a)
 {
-	if (!a->iface)
-		die_arg("--iface: missing (the interface to send on)");
-	if (!a->have_mac)
-		die_arg("--dst-mac: missing (the receiver's MAC address)");
-	if (!a->have_src)
-		die_arg("--src: missing (the source IP address)");
-	if (!a->have_dst)
-		die_arg("--dst: missing (the destination IP address)");
-	if (!a->have_dport)
-		die_arg("--dport: missing (the destination port)");
+	tool_need(a->iface, "--iface", "the interface to send on");
+	tool_need(a->have_mac, "--dst-mac", "the receiver's MAC address");
+	tool_need(a->have_src, "--src", "the source IP address");
+	tool_need(a->have_dst, "--dst", "the destination IP address");
+	tool_need(a->have_dport, "--dport", "the destination port");
 	if (!a->syn && (a->src_plen != (a->family == AF_INET6 ? 128u : 32u) ||
 			a->dst_plen != (a->family == AF_INET6 ? 128u : 32u)))
 		die_arg("--src, --dst: a prefix (/LEN) only with --syn");
@@ -196,8 +191,10 @@ static void check_args(const struct args *a)
 			(unsigned long long)a->count, a->threads);
 }
 
-static void parse_opt(struct args *a, int c)
+static void parse_opt(void *ctx, int c)
 {
+	struct args *a = ctx;
+
 	switch (c) {
 	case 'i':
 		a->iface = optarg;
@@ -250,32 +247,22 @@ static void parse_opt(struct args *a, int c)
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "iface", required_argument, NULL, 'i' },
-		{ "dst-mac", required_argument, NULL, 'm' },
-		{ "src", required_argument, NULL, 's' },
-		{ "dst", required_argument, NULL, 'd' },
-		{ "dport", required_argument, NULL, 'p' },
-		{ "size", required_argument, NULL, 'z' },
-		{ "seconds", required_argument, NULL, 'S' },
-		{ "count", required_argument, NULL, 'c' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "flows", required_argument, NULL, 'f' },
-		{ "rate", required_argument, NULL, 'r' },
-		{ "qdisc-bypass", required_argument, NULL, 'b' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "syn", no_argument, NULL, 'y' },
+		TOOL_OPT_ARG("iface", 'i'),   TOOL_OPT_ARG("dst-mac", 'm'),
+		TOOL_OPT_ARG("src", 's'),     TOOL_OPT_ARG("dst", 'd'),
+		TOOL_OPT_ARG("dport", 'p'),   TOOL_OPT_ARG("size", 'z'),
+		TOOL_OPT_ARG("seconds", 'S'), TOOL_OPT_ARG("count", 'c'),
+		TOOL_OPT_ARG("threads", 't'), TOOL_OPT_ARG("flows", 'f'),
+		TOOL_OPT_ARG("rate", 'r'),    TOOL_OPT_ARG("qdisc-bypass", 'b'),
+		TOOL_OPT_FLAG("json", 'j'),   TOOL_OPT_FLAG("syn", 'y'),
 		TOOL_OPTIONS_END,
 	};
-	int c;
+	int i;
 
 	a->size = 64;
 	a->threads = 1;
 	a->flows = 64;
-	/* A leading ':' in the option string: our own messages. */
-	while ((c = tool_getopt(argc, argv, ":h", opts)) != -1)
-		parse_opt(a, c);
-	if (optind < argc)
-		die_arg("'%s': unexpected argument", argv[optind]);
+	i = tool_options(argc, argv, opts, parse_opt, a);
+	tool_no_more_args(argc, argv, i);
 	check_args(a);
 }
 

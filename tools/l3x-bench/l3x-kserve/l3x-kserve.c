@@ -112,8 +112,10 @@ TOOL_DEFINE(PROG,
 
 /* ------------------------------------------------------------ arguments */
 
-static void parse_opt(struct args *a, int c)
+static void parse_opt(void *ctx, int c)
 {
+	struct args *a = ctx;
+
 	switch (c) {
 	case 'm':
 		a->mode = parse_name("--mode", optarg, proto_modes);
@@ -152,29 +154,25 @@ static void parse_opt(struct args *a, int c)
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "mode", required_argument, NULL, 'm' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ "processes", required_argument, NULL, 'P' },
-		{ "cpu", required_argument, NULL, 'C' },
-		{ "corrupt-every", required_argument, NULL, 'x' },
-		{ "transparent", no_argument, NULL, 't' },
-		{ "no-udp", no_argument, NULL, 'u' },
-		{ "quiet", no_argument, NULL, 'q' },
+		TOOL_OPT_ARG("mode", 'm'),
+		TOOL_OPT_ARG("port", 'p'),
+		TOOL_OPT_ARG("workers", 'w'),
+		TOOL_OPT_ARG("processes", 'P'),
+		TOOL_OPT_ARG("cpu", 'C'),
+		TOOL_OPT_ARG("corrupt-every", 'x'),
+		TOOL_OPT_FLAG("transparent", 't'),
+		TOOL_OPT_FLAG("no-udp", 'u'),
+		TOOL_OPT_FLAG("quiet", 'q'),
 		TOOL_OPTIONS_END,
 	};
-	int c;
+	int i;
 
 	a->workers = 1;
 	a->procs = 1;
-	while ((c = tool_getopt(argc, argv, ":h", opts)) != -1)
-		parse_opt(a, c);
-	if (optind < argc)
-		die_arg("'%s': unexpected argument", argv[optind]);
-	if (!a->have_mode)
-		die_arg("--mode: missing (echo, discard or http)");
-	if (!a->nports)
-		die_arg("--port: missing (the port to serve; repeat for more)");
+	i = tool_options(argc, argv, opts, parse_opt, a);
+	tool_no_more_args(argc, argv, i);
+	tool_need(a->have_mode, "--mode", "echo, discard or http");
+	tool_need(a->nports, "--port", "the port to serve; repeat for more");
 	if (a->corrupt_every && a->mode != PROTO_ECHO)
 		die_arg("--corrupt-every: only for --mode echo");
 	if (a->mode == PROTO_HTTP)

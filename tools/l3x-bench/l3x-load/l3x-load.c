@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "mix64.h"
 #include "parse.h"
 #include "tool.h"
 
@@ -155,16 +156,6 @@ static void sleep_ns(uint64_t ns)
 /* P bytes, then its first BUF_SIZE + 8 again: any slice up to BUF_SIZE
  * is contiguous. Written once before any thread starts. */
 static uint8_t *stream_table;
-
-/* splitmix64's finaliser. */
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
 
 static void stream_init(uint64_t seed)
 {
@@ -345,8 +336,10 @@ static void parse_mode(struct args *a, const char *s)
 	a->have_mode = true;
 }
 
-static void parse_opt(struct args *a, int c)
+static void parse_opt(void *ctx, int c)
 {
+	struct args *a = ctx;
+
 	/* One line an option, as in the tools. */
 	/* clang-format off */
 	switch (c) {
@@ -452,12 +445,9 @@ static void check_args(struct args *a)
 	unsigned host = (a->family == AF_INET6 ? 128 : 32) - a->prefix;
 	unsigned limit = proc_conns();
 
-	if (!a->have_mode)
-		die_arg("MODE: missing (bulk, crr, rr, udp-rr or hold)");
-	if (!a->have_dst)
-		die_arg("--dst: missing (the server's address or prefix)");
-	if (!a->have_port)
-		die_arg("--port: missing (the server's port)");
+	tool_need(a->have_mode, "MODE", "bulk, crr, rr, udp-rr or hold");
+	tool_need(a->have_dst, "--dst", "the server's address or prefix");
+	tool_need(a->have_port, "--port", "the server's port");
 	check_mode_opts(a);
 	check_cpus(a);
 	if (a->addrs > 1 && host < 32 && a->addrs > (1ull << host))
@@ -493,41 +483,39 @@ static void set_defaults(struct args *a)
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "dst", required_argument, NULL, 'd' },
-		{ "addrs", required_argument, NULL, 'A' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "conns", required_argument, NULL, 'c' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "cpu", required_argument, NULL, 'C' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "size", required_argument, NULL, 'z' },
-		{ "window", required_argument, NULL, 'w' },
-		{ "drain-timeout", required_argument, NULL, 'X' },
-		{ "discard", no_argument, NULL, 'D' },
-		{ "rst", no_argument, NULL, 'R' },
-		{ "interval", required_argument, NULL, 'i' },
-		{ "sample", required_argument, NULL, 'n' },
-		{ "timeout", required_argument, NULL, 'T' },
-		{ "check-all", no_argument, NULL, 'a' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "quiet", no_argument, NULL, 'q' },
+		TOOL_OPT_ARG("dst", 'd'),
+		TOOL_OPT_ARG("addrs", 'A'),
+		TOOL_OPT_ARG("port", 'p'),
+		TOOL_OPT_ARG("conns", 'c'),
+		TOOL_OPT_ARG("seconds", 's'),
+		TOOL_OPT_ARG("threads", 't'),
+		TOOL_OPT_ARG("cpu", 'C'),
+		TOOL_OPT_ARG("seed", 'S'),
+		TOOL_OPT_ARG("size", 'z'),
+		TOOL_OPT_ARG("window", 'w'),
+		TOOL_OPT_ARG("drain-timeout", 'X'),
+		TOOL_OPT_FLAG("discard", 'D'),
+		TOOL_OPT_FLAG("rst", 'R'),
+		TOOL_OPT_ARG("interval", 'i'),
+		TOOL_OPT_ARG("sample", 'n'),
+		TOOL_OPT_ARG("timeout", 'T'),
+		TOOL_OPT_FLAG("check-all", 'a'),
+		TOOL_OPT_FLAG("json", 'j'),
+		TOOL_OPT_FLAG("quiet", 'q'),
 		TOOL_OPTIONS_END,
 	};
-	int c;
+	int i;
 
 	a->addrs = 1;
 	a->threads = 1;
 	a->seconds = 10;
 	a->seed = 1;
-	while ((c = tool_getopt(argc, argv, ":h", opts)) != -1)
-		parse_opt(a, c);
-	if (optind < argc)
-		parse_mode(a, argv[optind++]);
-	if (optind < argc)
-		die_arg("'%s': unexpected argument", argv[optind]);
-	if (!a->have_mode)
-		die_arg("MODE: missing (bulk, crr, rr, udp-rr or hold; see --help)");
+	i = tool_options(argc, argv, opts, parse_opt, a);
+	if (i < argc)
+		parse_mode(a, argv[i++]);
+	tool_no_more_args(argc, argv, i);
+	tool_need(a->have_mode, "MODE",
+		  "bulk, crr, rr, udp-rr or hold; see --help");
 	set_defaults(a);
 	check_args(a);
 }
