@@ -247,13 +247,20 @@ static void parse_opt(void *ctx, int c)
 static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		TOOL_OPT_ARG("iface", 'i'),   TOOL_OPT_ARG("dst-mac", 'm'),
-		TOOL_OPT_ARG("src", 's'),     TOOL_OPT_ARG("dst", 'd'),
-		TOOL_OPT_ARG("dport", 'p'),   TOOL_OPT_ARG("size", 'z'),
-		TOOL_OPT_ARG("seconds", 'S'), TOOL_OPT_ARG("count", 'c'),
-		TOOL_OPT_ARG("threads", 't'), TOOL_OPT_ARG("flows", 'f'),
-		TOOL_OPT_ARG("rate", 'r'),    TOOL_OPT_ARG("qdisc-bypass", 'b'),
-		TOOL_OPT_FLAG("json", 'j'),   TOOL_OPT_FLAG("syn", 'y'),
+		TOOL_OPT_ARG("iface", 'i'),
+		TOOL_OPT_ARG("dst-mac", 'm'),
+		TOOL_OPT_ARG("src", 's'),
+		TOOL_OPT_ARG("dst", 'd'),
+		TOOL_OPT_ARG("dport", 'p'),
+		TOOL_OPT_ARG("size", 'z'),
+		TOOL_OPT_ARG("seconds", 'S'),
+		TOOL_OPT_ARG("count", 'c'),
+		TOOL_OPT_ARG("threads", 't'),
+		TOOL_OPT_ARG("flows", 'f'),
+		TOOL_OPT_ARG("rate", 'r'),
+		TOOL_OPT_ARG("qdisc-bypass", 'b'),
+		TOOL_OPT_FLAG("json", 'j'),
+		TOOL_OPT_FLAG("syn", 'y'),
 		TOOL_OPTIONS_END,
 	};
 	int i;
