@@ -300,7 +300,9 @@ int l3x_rule__format(const struct l3x_rule *r, char *buf, size_t sz)
 	unsigned max;
 	int n;
 
-	if (l3x_rule_check(r))
+	if (buf && sz)
+		buf[0] = '\0'; /* a caller that ignores an error prints "" */
+	if (!r || !buf || l3x_rule_check(r))
 		return -EINVAL;
 	max = r->family == 4 ? 32 : 128;
 	inet_ntop(r->family == 4 ? AF_INET : AF_INET6, r->addr, addr,

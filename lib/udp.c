@@ -419,6 +419,12 @@ static void send_one(struct l3x_stack *st, struct l3x_stream *s,
 	if (s->bound) {
 		const struct from_hdr *h = (const void *)data;
 
+		/* l3x_udp__sendto() puts one on every chunk; a chunk without
+		 * (an API misuse let through) is not sent. */
+		if (len < sizeof(*h)) {
+			STAT_INC(st, udp_tx_failed);
+			return;
+		}
 		bytes_addr(h->family, h->addr, &to);
 		to_port = h->port;
 		data += sizeof(*h);

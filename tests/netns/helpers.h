@@ -228,6 +228,16 @@ void close_pair(struct l3x_worker *w, int fd, struct l3x_stream *s);
 int connect_accept(struct l3x_worker *w, const char *ip, uint16_t port,
 		   struct l3x_stream **s);
 
+/* ------------------------------------------------------------ veth */
+
+/* A namespace of our own (skips without root) with veth t0 <-> t1, @queues
+ * each, up; frames are injected on t0 with AF_PACKET. */
+void veth_up(int queues);
+
+/* Send one IPv4 UDP frame 192.0.2.1:4000 -> 192.0.2.2:@dport from t0 to
+ * t1's MAC, 60 bytes, @seq at offset 42. */
+void veth_inject_udp(uint16_t dport, uint32_t seq);
+
 /* ------------------------------------------------------------ XDP object */
 
 /* Open L3X_BPF_OBJ with nothing pinned (tests must not pin, nor pick up
