@@ -500,6 +500,14 @@ struct l3x_stack_stats {
 				      * stream's ooo_max_bytes/_segs */
 	uint64_t tcp_rx_merged;	     /* small segments copied into shared
 				      * buffers */
+
+	/* the way back (XDP source) */
+	uint64_t rx_src_mac_group; /* frames dropped: a group (multicast or
+				    * broadcast) source MAC */
+	uint64_t tx_no_way;	   /* packets not sent: no flow's way back,
+				    * and no answer to the frame at hand */
+	uint64_t way_refused;	   /* flows refused: their chain of the way
+				    * table is full, or no memory */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

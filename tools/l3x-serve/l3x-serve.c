@@ -1132,14 +1132,16 @@ static void print_counters(const struct server *srv, const char *label)
 		"tcp_refused_hash %llu udp_refused_hash %llu udp_evicted %llu "
 		"udp_bad_length %llu udp6_zero_checksum %llu mem_bytes %llu "
 		"mem_peak %llu rx_dropped_memory %llu tcp_window_shrunk %llu "
-		"tcp_ooo_dropped %llu tcp_rx_merged %llu",
+		"tcp_ooo_dropped %llu tcp_rx_merged %llu rx_src_mac_group %llu "
+		"tx_no_way %llu way_refused %llu",
 		U(st.tcp_flows_open), U(st.udp_flows_open),
 		U(st.tcp_refused_source), U(st.udp_refused_source),
 		U(st.tcp_refused_hash), U(st.udp_refused_hash),
 		U(st.udp_evicted), U(st.udp_bad_length),
 		U(st.udp6_zero_checksum), U(st.mem_bytes), U(st.mem_peak),
 		U(st.rx_dropped_memory), U(st.tcp_window_shrunk),
-		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged));
+		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged),
+		U(st.rx_src_mac_group), U(st.tx_no_way), U(st.way_refused));
 }
 
 /* The closing line: the counters, then memory still in use (read with
