@@ -67,10 +67,14 @@ enum l3x_proto {
 };
 
 /*
- * A steering rule, "PROTO DST [PORT[-PORT]]":
+ * A steering rule, "PROTO DST [PORT[-PORT]] [vlan ID]":
  *   tcp 198.51.100.0/24 80     udp 2001:db8::/32 53
  *   tcp 0.0.0.0/0 1-1024       ip 192.0.2.7
+ *   tcp 198.51.100.0/24 vlan 100
  * A bare address is a /32 (IPv4) or /128 (IPv6). No port means every port.
+ * No vlan means any frame, tagged or not; "vlan ID" (1-4094) only frames
+ * whose innermost VLAN tag (802.1Q, or the inner tag of QinQ) has that ID,
+ * so it never matches on TUN or callback sources, which carry no tags.
  */
 struct l3x_rule {
 	uint8_t proto;	/* enum l3x_proto */
@@ -80,10 +84,11 @@ struct l3x_rule {
 	uint16_t port_lo; /* host order, inclusive; 0-65535 = any */
 	uint16_t port_hi;
 	uint8_t addr[16]; /* network order; IPv4 in addr[0..3] */
+	uint16_t vlan;	  /* 0: any; 1-4094: the innermost tag's ID */
 };
 
 /* Longest text l3x_rule__format() writes, with its NUL. */
-#define L3X_RULE_STRLEN 64
+#define L3X_RULE_STRLEN 80
 
 /*
  * l3x_rule__parse() - parse @text into @rule.

@@ -25,7 +25,7 @@ TOOL_DEFINE(PROG,
 	    "       " PROG " [--pin-dir DIR] rules\n"
 	    "       " PROG " [--pin-dir DIR] add RULE...\n"
 	    "       " PROG " [--pin-dir DIR] del RULE...\n"
-	    "RULE is 'PROTO DST [PORT[-PORT]]', one argument each.\n",
+	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', one argument each.\n",
 	    1);
 /* clang-format on */
 
