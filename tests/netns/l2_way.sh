@@ -159,4 +159,7 @@ expect_eq "l2_way: group source MACs dropped and counted" "$(counter rx_src_mac_
 expect_eq "l2_way: no flow from a group source MAC" "$(counter created)" 2
 expect_eq "l2_way: every reply had a way back" "$(counter tx_no_way)" 0
 
+check "l2_way: no sanitizer report in the server's log" \
+	bash -c "! grep -qE 'ERROR: AddressSanitizer|runtime error:' '$WORK/serve.log'"
+
 [ "$FAILS" = 0 ]

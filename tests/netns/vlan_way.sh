@@ -107,4 +107,7 @@ expect_eq "vlan_way: two datagrams reached the stack, two echoes left" \
 	"$(counter delivered):$(counter sent)" "2:2"
 expect_eq "vlan_way: every reply had a way back" "$(counter tx_no_way)" 0
 
+check "vlan_way: no sanitizer report in the server's log" \
+	bash -c "! grep -qE 'ERROR: AddressSanitizer|runtime error:' '$WORK/serve.log'"
+
 [ "$FAILS" = 0 ]
