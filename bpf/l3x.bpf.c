@@ -115,6 +115,7 @@ struct pkt {
 	__u8 frag;	 /* enum frag */
 	__u32 frag_id;	 /* host order */
 	__u16 dport;	 /* host order, TCP/UDP only */
+	__u16 vlan;	 /* the innermost tag's ID; 0 untagged */
 	__u8 src[16];	 /* IPv4 in the first 4 bytes, rest zero */
 	__u8 dst[16];
 };
@@ -134,8 +135,10 @@ static __always_inline void count(__u32 idx)
 }
 
 /* Ethertype (host order) after up to two VLAN tags, in either order;
- * *@l3 is set past them. -1 if the frame is cut short. */
-static __always_inline int parse_eth(void *data, void *end, void **l3)
+ * *@l3 is set past them, *@vlan to the innermost one's ID (0: none). -1
+ * if the frame is cut short. */
+static __always_inline int parse_eth(void *data, void *end, void **l3,
+				     __u16 *vlan)
 {
 	struct ethhdr *eth = data;
 	__u16 proto;
@@ -153,6 +156,7 @@ static __always_inline int parse_eth(void *data, void *end, void **l3)
 			break;
 		if (p + 4 > end)
 			return -1;
+		*vlan = bpf_ntohs(*(__u16 *)p) & 0xfff;
 		proto = *(__u16 *)(p + 2); /* TCI, then the inner type */
 		p += 4;
 	}
@@ -306,6 +310,8 @@ static __always_inline int parse_ports(struct pkt *k, void *end)
 static __always_inline bool range_ok(const struct l3x_range *r,
 				     const struct pkt *k, bool ports_known)
 {
+	if (r->vlan && r->vlan != k->vlan)
+		return false;
 	if (r->proto == L3X_P_ANY)
 		return true;
 	if (r->proto != k->proto || !ports_known)
@@ -404,7 +410,7 @@ static __always_inline enum verdict classify(void *data, void *end)
 	void *l3;
 	int proto;
 
-	proto = parse_eth(data, end, &l3);
+	proto = parse_eth(data, end, &l3, &k.vlan);
 	if (proto < 0)
 		return V_MALFORMED;
 	if (proto == ETH_P_IP) {

@@ -60,6 +60,8 @@ struct l3x_rule_key {
 	__u16 port_lo;
 	__u16 port_hi;
 	__u8 addr[16];
+	__u16 vlan; /* 0: any; else the innermost VLAN tag's ID */
+	__u16 pad2;
 };
 
 /* LPM trie keys: prefixlen first, as the kernel requires. */
@@ -78,7 +80,7 @@ struct l3x_range {
 	__u8 pad;
 	__u16 lo; /* host order, inclusive */
 	__u16 hi;
-	__u16 pad2;
+	__u16 vlan; /* 0: any; else the innermost VLAN tag's ID */
 };
 
 /* Value of both tries. */

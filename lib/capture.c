@@ -224,10 +224,12 @@ unsigned l3x_capture_handle__recv_burst(struct l3x_capture_handle *h,
 	return l3x_xsk_rx_burst(h->xsk, frames, n);
 }
 
-void l3x_capture_handle__release(struct l3x_capture_handle *h,
-				 const struct l3x_frame *frames, unsigned n)
+int l3x_capture_handle__release(struct l3x_capture_handle *h,
+				const struct l3x_frame *frames, unsigned n)
 {
-	l3x_xsk_release(h->xsk, frames, n);
+	if (!h)
+		return -EINVAL;
+	return l3x_xsk_release(h->xsk, frames, n);
 }
 
 int l3x_capture_handle__fd(const struct l3x_capture_handle *h)

@@ -351,7 +351,11 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	st->cpu = L3X_OPT_HAS(o, cpu) ? o->cpu : L3X_CPU_NONE;
 	st->udp_idle_ms = L3X_OPT(o, udp_idle_ms, 30000);
 	st->udp_queue = L3X_OPT(o, udp_queue, 256);
-	if (st->udp_queue > 65536)
+	/* Deadlines are compared as signed 32-bit differences of sys_now():
+	 * past INT32_MAX one would look already passed. */
+	if (st->linger_ms > INT32_MAX || st->udp_idle_ms > INT32_MAX)
+		return -ERANGE;
+	if (st->udp_queue > 65535)
 		return -EINVAL;
 	if (st->mtu < 1280 || st->mtu > 9000)
 		return -EINVAL;
@@ -549,13 +553,20 @@ static void publish_counters(struct l3x_stack *st)
  */
 #define TCP_TMR_BUDGET 512
 
+/* The engine runs on one thread: the one l3x_stack__start() made while
+ * started, else whichever calls (one at a time: the caller's promise). */
+static bool engine_thread(const struct l3x_stack *st)
+{
+	return !st->started || pthread_equal(pthread_self(), st->thread);
+}
+
 int l3x_stack__poll(struct l3x_stack *st)
 {
 	int work;
 
 	if (!st)
 		return -EINVAL;
-	if (st->started && !pthread_equal(pthread_self(), st->thread))
+	if (!engine_thread(st))
 		return -EBUSY;
 	l3x_epoch_enter(&st->epoch);
 	work = st->link->ops->rx(st->link);
@@ -582,6 +593,8 @@ int l3x_stack__input(struct l3x_stack *st, const void *pkt, size_t len)
 	if (!st || st->source != L3X_SOURCE_CALLBACK || !pkt || !len ||
 	    len > 65535)
 		return -EINVAL;
+	if (!engine_thread(st))
+		return -EBUSY;
 	l3x_epoch_enter(&st->epoch);
 	err = engine_input(st, pkt, len, true);
 	publish_counters(st);

@@ -21,12 +21,14 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "lwip/sys.h"
 
 #include "engine.h"
 #include "mem.h"
+#include "way.h"
 
 /* How often lingering streams and zombies are looked at. */
 #define REAP_MS 100
@@ -91,6 +93,28 @@ static void budget_give(struct l3x_stack *st, struct l3x_stream *s)
 }
 
 /* ------------------------------------------------------------ memory */
+
+int l3x_flow_way(struct l3x_stack *st, uint8_t family, uint8_t proto,
+		 const uint8_t *ca, uint16_t cp, const uint8_t *da, uint16_t dp,
+		 struct l3x_way **way)
+{
+	struct l3x_flow_key k = {
+		.family = family, .proto = proto, .lport = dp, .rport = cp
+	};
+	unsigned alen = family == 4 ? 4 : 16;
+	int err = 0;
+
+	*way = NULL;
+	if (!st->link->ops->way_learn)
+		return 0;
+	memcpy(k.laddr, da, alen);
+	memcpy(k.raddr, ca, alen);
+	*way = st->link->ops->way_learn(st->link, &k, &err);
+	if (*way)
+		return 0;
+	STAT_INC(st, way_refused);
+	return err ? err : -ENOMEM;
+}
 
 bool l3x_flow_mem_full(const struct l3x_stack *st)
 {

@@ -88,10 +88,13 @@ struct l3x_stream {
 	struct tcp_pcb *pcb;
 	struct pbuf *rx_last;	 /* last chain appended */
 	struct pbuf *rx_reclaim; /* oldest chain not freed */
-	uint64_t rx_reclaimed;	 /* chains freed */
-	uint64_t rx_delivered;	 /* bytes appended */
-	uint64_t rx_recved;	 /* bytes the window reopened for */
-	uint32_t rx_wnd_owed;	 /* window to open as memory allows */
+	struct l3x_way *way;	 /* UDP flow: its way back (lib/way.h) */
+	struct l3x_way **ways;	 /* bound socket: its last clients' ways */
+	uint32_t ways_mask, ways_next;
+	uint64_t rx_reclaimed; /* chains freed */
+	uint64_t rx_delivered; /* bytes appended */
+	uint64_t rx_recved;    /* bytes the window reopened for */
+	uint32_t rx_wnd_owed;  /* window to open as memory allows */
 	uint32_t rx_buf;
 	struct l3x_chunk *tx_cur;	    /* chunk being sent */
 	uint64_t tx_queued;		    /* bytes handed to lwIP */
@@ -239,6 +242,19 @@ L3X_HIDDEN void l3x_flow_unbudget(struct l3x_stream *s);
  * shares together must fit, however many flows there are, or the flows
  * that hold nothing would be starved by those that hold their floor. */
 L3X_HIDDEN bool l3x_flow_mem_full(const struct l3x_stack *st);
+
+/*
+ * l3x_flow_way() - keep the way back of the packet being input now (the
+ * link's: lib/way.h) for the flow of @proto from client @ca:@cp to @da:@dp
+ * (@family 4 or 6, addresses of 16 bytes, zero-padded). 0 and in *@way a
+ * reference to drop with l3x_way_put() (NULL on a link without layer 2);
+ * or -ENOSPC, -ENOMEM, counted in way_refused: the flow must be refused,
+ * as its replies would have no way. Engine thread, from within input.
+ */
+struct l3x_way;
+L3X_HIDDEN int l3x_flow_way(struct l3x_stack *st, uint8_t family, uint8_t proto,
+			    const uint8_t *ca, uint16_t cp, const uint8_t *da,
+			    uint16_t dp, struct l3x_way **way);
 L3X_HIDDEN bool l3x_flow_mem_pressure(struct l3x_stack *st);
 L3X_HIDDEN uint64_t l3x_flow_mem_share(const struct l3x_stack *st,
 				       uint8_t kind);

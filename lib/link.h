@@ -21,17 +21,25 @@
 
 struct l3x_stack;
 struct l3x_link;
+struct l3x_flow_key;
+struct l3x_way;
 
 /* rx feeds each packet it reads to link->input; output sends one lwIP
  * packet; flush (optional) ends a burst of output; frames (optional)
  * counts UMEM frames; rx_dropped (optional, any thread) counts packets
- * the source lost before rx could read them; close frees the link. */
+ * the source lost before rx could read them; way_learn (optional: links
+ * with a layer 2) keeps the way back of the packet being input now for
+ * flow @k, called from within input only, and returns a reference for
+ * l3x_way_put() (lib/way.h), or NULL with -errno in *@err (counted);
+ * close frees the link. */
 struct l3x_link_ops {
 	int (*rx)(struct l3x_link *l); /* packets handled, or 0 */
 	int (*output)(struct l3x_link *l, struct pbuf *p, const ip_addr_t *dst);
 	void (*flush)(struct l3x_link *l);
 	void (*frames)(struct l3x_link *l, struct l3x_frame_stats *fs);
 	uint64_t (*rx_dropped)(struct l3x_link *l);
+	struct l3x_way *(*way_learn)(struct l3x_link *l,
+				     const struct l3x_flow_key *k, int *err);
 	void (*close)(struct l3x_link *l);
 };
 

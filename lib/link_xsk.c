@@ -5,60 +5,63 @@
  * that the stack attached (lib/steer.c, opened and closed by engine.c).
  *
  * lwIP sees layer 3 only. On the way in we strip Ethernet and up to two
- * VLAN tags and remember, per client address, the layer-2 header that
- * brought it (MACs swapped, the same tags) and a queue (the first that
- * brought it: one ring per client keeps each flow in order). On the way out
- * we put that header back, so no ARP or neighbour discovery is needed for
- * any destination: replies go to the next hop that sent the traffic. The
- * table is a fixed-size hash that overwrites on collision; a miss uses the
- * last header seen for the family, which on a router-fed link is the same
- * router.
+ * VLAN tags, and keep the frame at hand while lwIP takes it in. When that
+ * frame starts a flow (the engine asks: way_learn), its way back, the
+ * sender's MAC, our MAC, the same tags, and the queue it came by, is kept
+ * with the flow (lib/way.c) for as long as the flow lives: one ring per
+ * flow keeps its segments in order, and no later frame, from whoever,
+ * changes where its replies go. On the way out a packet takes its flow's
+ * way; one that belongs to no flow (a reset for a segment of no
+ * connection, an ICMP answer) goes back the way the frame at hand came, if
+ * it answers that frame; anything else has no way and is counted
+ * (tx_no_way), never sent to a guessed next hop. Frames from a group
+ * (multicast or broadcast) source MAC are no station's: dropped, counted.
+ * Every reply leaves from the interface's own MAC.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <linux/if_xdp.h>
 
 #include "engine.h"
+#include "way.h"
 #include "xsk.h"
 
-#define L2_MAX		     22 /* Ethernet + two VLAN tags */
 #define ETH_P_IP_	     0x0800
 #define ETH_P_IPV6_	     0x86dd
 #define ETH_P_8021Q_	     0x8100
 #define ETH_P_8021AD_	     0x88a8
 #define XDP_PACKET_HEADROOM_ 256 /* the kernel's, before RX data */
+#define PROTO_TCP	     6
+#define PROTO_UDP	     17
 
-struct l2_entry {
-	uint8_t family; /* 0: empty */
-	uint8_t hlen;
-	uint16_t qi; /* index into xsks */
-	uint8_t addr[16];
-	uint8_t hdr[L2_MAX];
+/* The frame lwIP is taking in now, during link->input only. */
+struct l2_cur {
+	const uint8_t *ip; /* its IP packet */
+	uint32_t iplen;
+	uint16_t qi;
+	uint8_t hlen, vlans;
+	uint8_t hdr[L3X_L2_MAX]; /* the way back: MACs swapped, same tags */
 };
 
 struct link_xsk {
 	struct l3x_link link;
 	struct l3x_xsk *xsks[L3X_MAX_QUEUES];
 	unsigned nxsk;
-	struct l2_entry *l2;
-	uint32_t l2_mask;
-	struct l2_entry last[2]; /* IPv4, IPv6 */
+	uint8_t mac[6]; /* the interface's: the source of every reply */
+	struct l3x_ways *ways;
+	struct l2_cur cur;
+	bool in_input;
 };
 
-static uint32_t addr_hash(const uint8_t *a, unsigned n)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	unsigned i;
-
-	for (i = 0; i < n; i++)
-		h = (h ^ a[i]) * 16777619u;
-	return h;
-}
-
-/* Parse layer 2 of @f: returns its length and the family, 0 if not IP. */
-static unsigned l2_parse(const uint8_t *d, uint32_t len, uint8_t *family)
+/* Parse layer 2 of @d: returns its length, the family and the VLAN tags;
+ * 0 if not IP or too short for an IP header. */
+static unsigned l2_parse(const uint8_t *d, uint32_t len, uint8_t *family,
+			 unsigned *vlans)
 {
 	unsigned off = 12, tags = 0;
 	uint16_t type;
@@ -82,59 +85,118 @@ static unsigned l2_parse(const uint8_t *d, uint32_t len, uint8_t *family)
 		*family = 6;
 	else
 		return 0;
-	/* room for the source address we learn from */
+	*vlans = tags;
 	return len >= off + (*family == 4 ? 20 : 40) ? off : 0;
 }
 
-static void l2_learn(struct link_xsk *lx, const uint8_t *d, unsigned hlen,
-		     uint8_t family, unsigned qi)
+/* The 5-tuple of IP packet @ip (@len bytes) as its sender sees it (local
+ * = source). Ports stay 0 unless TCP or UDP with their header present.
+ * False if it is not a packet we can read. */
+static bool ip_tuple(const uint8_t *ip, uint32_t len, struct l3x_flow_key *k)
 {
-	const uint8_t *src = family == 4 ? d + hlen + 12 : d + hlen + 8;
-	unsigned alen = family == 4 ? 4 : 16;
-	struct l2_entry *e = &lx->l2[addr_hash(src, alen) & lx->l2_mask];
-	struct l2_entry *last = &lx->last[family == 6];
+	unsigned hl;
 
-	bool known = e->family == family && !memcmp(e->addr, src, alen);
-
-	if (known && e->hlen == hlen && !memcmp(e->hdr, d + 6, 6) &&
-	    !memcmp(e->hdr + 6, d, 6) &&
-	    !memcmp(e->hdr + 12, d + 12, hlen - 12))
-		return;
-	/* The queue is the first that brought the client, and stays: its
-	 * flows arrive spread over queues by RSS, and one flow's segments
-	 * must leave through one ring, or they go out of order. */
-	if (!known)
-		e->qi = (uint16_t)qi;
-	e->family = family;
-	e->hlen = (uint8_t)hlen;
-	memcpy(e->addr, src, alen);
-	memcpy(e->hdr, d + 6, 6);		/* to the sender */
-	memcpy(e->hdr + 6, d, 6);		/* from us */
-	memcpy(e->hdr + 12, d + 12, hlen - 12); /* same tags, type */
-	*last = *e;
+	memset(k, 0, sizeof(*k));
+	if (len >= 20 && ip[0] >> 4 == 4) {
+		hl = (ip[0] & 0xf) * 4u;
+		if (hl < 20 || hl > len)
+			return false;
+		k->family = 4;
+		k->proto = ip[9];
+		memcpy(k->laddr, ip + 12, 4);
+		memcpy(k->raddr, ip + 16, 4);
+		if ((ip[6] & 0x1f) || ip[7])
+			return true; /* a later fragment has no ports */
+	} else if (len >= 40 && ip[0] >> 4 == 6) {
+		hl = 40;
+		k->family = 6;
+		k->proto = ip[6];
+		memcpy(k->laddr, ip + 8, 16);
+		memcpy(k->raddr, ip + 24, 16);
+	} else {
+		return false;
+	}
+	if ((k->proto == PROTO_TCP || k->proto == PROTO_UDP) && len >= hl + 4) {
+		k->lport = (uint16_t)(ip[hl] << 8 | ip[hl + 1]);
+		k->rport = (uint16_t)(ip[hl + 2] << 8 | ip[hl + 3]);
+	}
+	return true;
 }
 
-static const struct l2_entry *l2_find(struct link_xsk *lx, const ip_addr_t *dst)
+/* Hold the frame @d (@hlen bytes of layer 2, then IP) at hand. */
+static void cur_set(struct link_xsk *lx, const uint8_t *d, uint32_t len,
+		    unsigned hlen, unsigned vlans, unsigned qi)
 {
-	const uint8_t *a;
-	uint8_t family;
-	unsigned alen;
-	struct l2_entry *e;
+	struct l2_cur *c = &lx->cur;
 
-	if (IP_IS_V6(dst)) {
-		family = 6;
-		alen = 16;
-		a = (const uint8_t *)ip_2_ip6(dst)->addr;
-	} else {
-		family = 4;
-		alen = 4;
-		a = (const uint8_t *)&ip_2_ip4(dst)->addr;
+	c->ip = d + hlen;
+	c->iplen = len - hlen;
+	c->qi = (uint16_t)qi;
+	c->hlen = (uint8_t)hlen;
+	c->vlans = (uint8_t)vlans;
+	memcpy(c->hdr, d + 6, 6);		/* to the sender */
+	memcpy(c->hdr + 6, lx->mac, 6);		/* from us */
+	memcpy(c->hdr + 12, d + 12, hlen - 12); /* same tags, type */
+}
+
+static struct l3x_way *xsk_way_learn(struct l3x_link *l,
+				     const struct l3x_flow_key *k, int *err)
+{
+	struct link_xsk *lx = (struct link_xsk *)l;
+	struct l2_cur *c = &lx->cur;
+
+	if (!lx->in_input) {
+		*err = -ENOENT;
+		return NULL;
 	}
-	e = &lx->l2[addr_hash(a, alen) & lx->l2_mask];
-	if (e->family == family && !memcmp(e->addr, a, alen))
-		return e;
-	e = &lx->last[family == 6];
-	return e->family ? e : NULL;
+	return l3x_ways_add(lx->ways, k, c->hdr, c->hlen, c->vlans, c->qi, err);
+}
+
+/* Is @out (as we send it) an answer to the frame at hand? The same two
+ * addresses swapped and, when both are TCP or UDP, the same ports swapped;
+ * ICMP answers any protocol. */
+static bool answers_cur(const struct link_xsk *lx,
+			const struct l3x_flow_key *out)
+{
+	struct l3x_flow_key in;
+	unsigned alen = out->family == 4 ? 4 : 16;
+
+	if (!lx->in_input || !ip_tuple(lx->cur.ip, lx->cur.iplen, &in) ||
+	    in.family != out->family || memcmp(in.laddr, out->raddr, alen) ||
+	    memcmp(in.raddr, out->laddr, alen))
+		return false;
+	if (out->proto != PROTO_TCP && out->proto != PROTO_UDP)
+		return true;
+	return in.proto == out->proto && in.lport == out->rport &&
+	       in.rport == out->lport;
+}
+
+/* The way @p (an IP packet lwIP sends) takes: its flow's, else the frame
+ * at hand's if it answers it; NULL (counted) when there is none. */
+static bool way_of(struct link_xsk *lx, struct pbuf *p, const uint8_t **hdr,
+		   unsigned *hlen, unsigned *qi)
+{
+	uint8_t ip[64];
+	struct l3x_flow_key k;
+	const struct l3x_way *w;
+	uint16_t n = p->tot_len < sizeof(ip) ? p->tot_len : sizeof(ip);
+
+	pbuf_copy_partial(p, ip, n, 0);
+	if (!ip_tuple(ip, n, &k))
+		return false;
+	w = l3x_ways_find(lx->ways, &k);
+	if (w) {
+		*hdr = w->hdr;
+		*hlen = w->hlen;
+		*qi = w->qi;
+		return true;
+	}
+	if (!answers_cur(lx, &k))
+		return false;
+	*hdr = lx->cur.hdr;
+	*hlen = lx->cur.hlen;
+	*qi = lx->cur.qi;
+	return true;
 }
 
 static int xsk_rx(struct l3x_link *l)
@@ -142,21 +204,30 @@ static int xsk_rx(struct l3x_link *l)
 	struct link_xsk *lx = (struct link_xsk *)l;
 	struct l3x_stack *st = l->st;
 	struct l3x_frame f[L3X_RX_BURST];
-	unsigned qi, n, i, hlen;
+	unsigned qi, n, i, hlen, vlans;
 	uint8_t family;
 	int work = 0;
 
 	for (qi = 0; qi < lx->nxsk; qi++) {
 		n = l3x_xsk_rx_burst(lx->xsks[qi], f, L3X_RX_BURST);
 		for (i = 0; i < n; i++) {
-			hlen = l2_parse(f[i].data, f[i].len, &family);
+			hlen = l2_parse(f[i].data, f[i].len, &family, &vlans);
 			if (!hlen) {
 				STAT_INC(st, rx_packets);
 				STAT_INC(st, rx_not_ip);
 				continue;
 			}
-			l2_learn(lx, f[i].data, hlen, family, qi);
+			/* A group address sends nothing: no station can
+			 * take replies there. */
+			if (f[i].data[6] & 1) {
+				STAT_INC(st, rx_packets);
+				STAT_INC(st, rx_src_mac_group);
+				continue;
+			}
+			cur_set(lx, f[i].data, f[i].len, hlen, vlans, qi);
+			lx->in_input = true;
 			l->input(st, f[i].data + hlen, f[i].len - hlen);
+			lx->in_input = false;
 		}
 		if (n)
 			l3x_xsk_release(lx->xsks[qi], f, n);
@@ -169,23 +240,27 @@ static int xsk_output(struct l3x_link *l, struct pbuf *p, const ip_addr_t *dst)
 {
 	struct link_xsk *lx = (struct link_xsk *)l;
 	struct l3x_stack *st = l->st;
-	const struct l2_entry *e = l2_find(lx, dst);
+	const uint8_t *hdr;
+	unsigned hlen, qi;
 	struct l3x_xsk *x;
 	uint64_t addr;
 	uint8_t *frame;
 	uint32_t len;
 
-	if (!e)
+	(void)dst; /* the packet's own addresses name its flow */
+	if (!way_of(lx, p, &hdr, &hlen, &qi)) {
+		STAT_INC(st, tx_no_way);
 		goto drop;
-	x = lx->xsks[e->qi];
-	len = e->hlen + p->tot_len;
+	}
+	x = lx->xsks[qi];
+	len = hlen + p->tot_len;
 	if (len > l3x_xsk_frame_size(x) - XDP_PACKET_HEADROOM_)
 		goto drop;
 	frame = l3x_xsk_tx_alloc(x, &addr);
 	if (!frame)
 		goto drop;
-	memcpy(frame, e->hdr, e->hlen);
-	pbuf_copy_partial(p, frame + e->hlen, p->tot_len, 0);
+	memcpy(frame, hdr, hlen);
+	pbuf_copy_partial(p, frame + hlen, p->tot_len, 0);
 	if (!l3x_xsk_tx_put(x, addr, len))
 		goto drop;
 	STAT_INC(st, tx_packets);
@@ -252,7 +327,7 @@ static void xsk_close(struct l3x_link *l)
 
 	for (qi = 0; qi < lx->nxsk; qi++)
 		l3x_xsk_close(lx->xsks[qi]);
-	free(lx->l2);
+	l3x_ways_close(lx->ways);
 	free(lx);
 }
 
@@ -262,6 +337,7 @@ static const struct l3x_link_ops xsk_ops = {
 	.flush = xsk_flush,
 	.frames = xsk_frames,
 	.rx_dropped = xsk_rx_dropped,
+	.way_learn = xsk_way_learn,
 	.close = xsk_close,
 };
 
@@ -299,13 +375,33 @@ static int xsk_cfg(const struct l3x_stack_opts *o, uint32_t mtu,
 		.busy_poll_usec = L3X_OPT(o, busy_poll_usec, 20),
 		.busy_poll_budget = 64,
 	};
-	if (mtu + L2_MAX > cfg->frame_size - XDP_PACKET_HEADROOM_ ||
+	if (mtu + L3X_L2_MAX > cfg->frame_size - XDP_PACKET_HEADROOM_ ||
 	    (cfg->frame_count & (cfg->frame_count - 1)) ||
 	    cfg->frame_count < 256 || (cfg->ring_size & (cfg->ring_size - 1)) ||
 	    cfg->bind_mode > L3X_BIND_ZEROCOPY)
 		return -EINVAL;
 	cfg->tx_frames = cfg->frame_count / 2;
 	return 0;
+}
+
+/* The MAC address of @ifname. */
+static int if_mac(const char *ifname, uint8_t *mac)
+{
+	struct ifreq ifr = {};
+	int fd, err = 0;
+
+	if (strlen(ifname) >= sizeof(ifr.ifr_name))
+		return -EINVAL;
+	strcpy(ifr.ifr_name, ifname);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr))
+		err = -errno;
+	else
+		memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(fd);
+	return err;
 }
 
 int l3x_link_xsk_check(const struct l3x_stack_opts *o, uint32_t mtu)
@@ -321,7 +417,6 @@ struct l3x_link *l3x_link_xsk_open(struct l3x_stack *st,
 {
 	struct l3x_xsk_cfg cfg;
 	struct link_xsk *lx;
-	uint32_t size = 1024;
 	int err;
 
 	err = xsk_cfg(o, st->mtu, &cfg);
@@ -336,11 +431,12 @@ struct l3x_link *l3x_link_xsk_open(struct l3x_stack *st,
 		return NULL;
 	lx->link.ops = &xsk_ops;
 	lx->link.st = st;
-	while (size < st->max_flows && size < (1u << 20))
-		size <<= 1;
-	lx->l2 = calloc(size, sizeof(*lx->l2));
-	lx->l2_mask = size - 1;
-	if (!lx->l2) {
+	err = if_mac(o->ifname, lx->mac);
+	if (err)
+		goto err_close;
+	lx->ways = l3x_ways_open(st->max_kind[L3X_FLOW_TCP] +
+				 st->max_kind[L3X_FLOW_UDP]);
+	if (!lx->ways) {
 		err = -ENOMEM;
 		goto err_close;
 	}

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * rules.c - what a steering rule means, decided here only: the text syntax
- * "PROTO DST [PORT[-PORT]]", the rules' life in the maps the XDP program
- * reads, the ruleset object (the rules one owner added, taken back on
+ * "PROTO DST [PORT[-PORT]] [vlan ID]", the rules' life in the maps the XDP
+ * program reads, the ruleset object (the rules one owner added, taken back on
  * close), and the software matcher that the TUN and callback sources use
  * in place of the program (it parses exactly as bpf/l3x.bpf.c does).
  *
@@ -212,6 +212,19 @@ static int parse_ports(struct l3x_rule *r, const char *s, char *err,
 	return 0;
 }
 
+static int parse_vlan(struct l3x_rule *r, const char *s, char *err,
+		      size_t err_sz)
+{
+	unsigned long v;
+
+	if (!s)
+		return fail(err, err_sz, "vlan: missing its ID");
+	if (parse_num(s, strlen(s), 4094, &v) || !v)
+		return fail(err, err_sz, "vlan '%s': must be 1-4094", s);
+	r->vlan = (uint16_t)v;
+	return 0;
+}
+
 /*
  * l3x_rule__parse() - see l3x.h. The parts are checked left to right, so
  * the message names the first one at fault. @rule is written only on
@@ -222,12 +235,12 @@ int l3x_rule__parse(struct l3x_rule *rule, const char *text, char *err,
 {
 	struct l3x_rule r = { .port_lo = 0, .port_hi = 65535 };
 	char buf[256];
-	char *tok[4];
-	int n, e;
+	char *tok[6];
+	int n, e, i;
 
 	if (!rule)
 		return fail(err, err_sz, "rule: nowhere to store it");
-	n = text ? tokenize(text, buf, sizeof(buf), tok, 4) : 0;
+	n = text ? tokenize(text, buf, sizeof(buf), tok, 6) : 0;
 	if (n < 0)
 		return fail(err, err_sz, "rule: longer than %zu characters",
 			    sizeof(buf) - 1);
@@ -241,14 +254,24 @@ int l3x_rule__parse(struct l3x_rule *rule, const char *text, char *err,
 	e = parse_dst(&r, tok[1], err, err_sz);
 	if (e)
 		return e;
-	if (n >= 3) {
-		e = parse_ports(&r, tok[2], err, err_sz);
+	i = 2;
+	if (n > i && strcasecmp(tok[i], "vlan")) {
+		e = parse_ports(&r, tok[i++], err, err_sz);
 		if (e)
 			return e;
 	}
-	if (n == 4)
-		return fail(err, err_sz, "'%s': unexpected text after the port",
-			    tok[3]);
+	if (n > i && !strcasecmp(tok[i], "vlan")) {
+		e = parse_vlan(&r, n > i + 1 ? tok[i + 1] : NULL, err, err_sz);
+		if (e)
+			return e;
+		i += 2;
+	}
+	if (n > i)
+		return fail(err, err_sz, "'%s': unexpected text after the %s",
+			    tok[i],
+			    i == 2   ? "destination"
+			    : r.vlan ? "vlan"
+				     : "port");
 	*rule = r;
 	return 0;
 }
@@ -275,6 +298,8 @@ int l3x_rule_check(const struct l3x_rule *r)
 	if (r->proto == L3X_PROTO_IP &&
 	    (r->port_lo != 0 || r->port_hi != 65535))
 		return -EINVAL;
+	if (r->vlan > 4094)
+		return -EINVAL;
 	memcpy(addr, r->addr, sizeof(addr));
 	if (clear_host_bits(addr, max / 8, r->prefix_len))
 		return -EINVAL;
@@ -287,7 +312,7 @@ int l3x_rule_check(const struct l3x_rule *r)
  * l3x_rule__format() - see l3x.h. Canonical: a full-length prefix is
  * written as the bare address, every port as nothing, so
  * parse(format(r)) == r. The longest output ("udp" + 39 characters of
- * IPv6 + "/127 65534-65535") is 59 characters. Any thread.
+ * IPv6 + "/127 65534-65535 vlan 4094") is 69 characters. Any thread.
  */
 int l3x_rule__format(const struct l3x_rule *r, char *buf, size_t sz)
 {
@@ -296,11 +321,14 @@ int l3x_rule__format(const struct l3x_rule *r, char *buf, size_t sz)
 		[L3X_PROTO_TCP] = "tcp",
 		[L3X_PROTO_UDP] = "udp",
 	};
-	char addr[INET6_ADDRSTRLEN], plen[8] = "", ports[16] = "";
+	char addr[INET6_ADDRSTRLEN], plen[8] = "", ports[16] = "",
+				     vlan[16] = "";
 	unsigned max;
 	int n;
 
-	if (l3x_rule_check(r))
+	if (buf && sz)
+		buf[0] = '\0'; /* a caller that ignores an error prints "" */
+	if (!r || (!buf && sz) || l3x_rule_check(r))
 		return -EINVAL;
 	max = r->family == 4 ? 32 : 128;
 	inet_ntop(r->family == 4 ? AF_INET : AF_INET6, r->addr, addr,
@@ -312,7 +340,10 @@ int l3x_rule__format(const struct l3x_rule *r, char *buf, size_t sz)
 	else if (r->port_lo != 0 || r->port_hi != 65535)
 		snprintf(ports, sizeof(ports), " %u-%u", r->port_lo,
 			 r->port_hi);
-	n = snprintf(buf, sz, "%s %s%s%s", names[r->proto], addr, plen, ports);
+	if (r->vlan)
+		snprintf(vlan, sizeof(vlan), " vlan %u", r->vlan);
+	n = snprintf(buf, sz, "%s %s%s%s%s", names[r->proto], addr, plen, ports,
+		     vlan);
 	if (n < 0 || (size_t)n >= sz)
 		return -ENOSPC;
 	return n;
@@ -330,6 +361,7 @@ void l3x_rule_to_key(const struct l3x_rule *r, struct l3x_rule_key *k)
 	k->prefix_len = r->prefix_len;
 	k->port_lo = r->port_lo;
 	k->port_hi = r->port_hi;
+	k->vlan = r->vlan;
 	memcpy(k->addr, r->addr, r->family == 4 ? 4 : 16);
 }
 
@@ -342,6 +374,7 @@ void l3x_rule_from_key(const struct l3x_rule_key *k, struct l3x_rule *r)
 	r->prefix_len = k->prefix_len;
 	r->port_lo = k->port_lo;
 	r->port_hi = k->port_hi;
+	r->vlan = k->vlan;
 	memcpy(r->addr, k->addr, k->family == 4 ? 4 : 16);
 }
 
@@ -376,7 +409,9 @@ static int cmp_range(const void *a, const void *b)
 		return x->proto < y->proto ? -1 : 1;
 	if (x->lo != y->lo)
 		return x->lo < y->lo ? -1 : 1;
-	return x->hi < y->hi ? -1 : x->hi > y->hi;
+	if (x->hi != y->hi)
+		return x->hi < y->hi ? -1 : 1;
+	return x->vlan < y->vlan ? -1 : x->vlan > y->vlan;
 }
 
 /* Add @k's range to @v unless it is there already. An ip rule matches
@@ -387,6 +422,7 @@ static int add_range(struct l3x_lpm_val *v, const struct l3x_rule_key *k)
 		.proto = k->proto,
 		.lo = k->proto == L3X_P_ANY ? 0 : k->port_lo,
 		.hi = k->proto == L3X_P_ANY ? 65535 : k->port_hi,
+		.vlan = k->vlan,
 	};
 	__u32 i;
 
@@ -1078,6 +1114,7 @@ struct pkt {
 	uint8_t frag;	    /* enum frag */
 	uint32_t frag_id;   /* host order */
 	uint16_t dport;	    /* host order, TCP/UDP only */
+	uint16_t vlan;	    /* the innermost tag's ID; 0 untagged */
 	uint8_t src[16];    /* IPv4 in the first 4 bytes, rest zero */
 	uint8_t dst[16];
 };
@@ -1088,8 +1125,9 @@ static uint16_t get16(const uint8_t *p)
 }
 
 /* Ethertype after up to two VLAN tags, in either order; *@l3 is set past
- * them. -1 if the frame is cut short. */
-static int parse_eth(const uint8_t *d, size_t end, size_t *l3)
+ * them, *@vlan to the innermost one's ID (0: none). -1 if the frame is cut
+ * short. */
+static int parse_eth(const uint8_t *d, size_t end, size_t *l3, uint16_t *vlan)
 {
 	size_t off = ETH_HDR_LEN;
 	uint16_t proto;
@@ -1103,6 +1141,7 @@ static int parse_eth(const uint8_t *d, size_t end, size_t *l3)
 			break;
 		if (off + 4 > end)
 			return -1;
+		*vlan = get16(d + off) & 0xfff;
 		proto = get16(d + off + 2); /* TCI, then the inner type */
 		off += 4;
 	}
@@ -1245,17 +1284,19 @@ static int parse_frame(struct pkt *k, const uint8_t *d, size_t len,
 		       unsigned flags)
 {
 	size_t l3 = 0;
+	uint16_t vlan = 0;
 	int proto;
 
 	memset(k, 0, sizeof(*k));
 	if (flags & L3X_MATCH_L2)
-		proto = parse_eth(d, len, &l3);
+		proto = parse_eth(d, len, &l3, &vlan);
 	else if (len && d[0] >> 4 == 4)
 		proto = ETH_P_IP_;
 	else if (len && d[0] >> 4 == 6)
 		proto = ETH_P_IPV6_;
 	else
 		return -1; /* a bare packet must be IP */
+	k->vlan = vlan;
 	if (proto == ETH_P_IP_)
 		return parse_ipv4(k, d, l3, len);
 	if (proto == ETH_P_IPV6_)
@@ -1270,6 +1311,8 @@ static bool rule_takes(const struct l3x_rule *r, const struct pkt *k,
 {
 	if (r->family != k->family || !contains(r->addr, r->prefix_len, k->dst,
 						k->family == 4 ? 32 : 128))
+		return false;
+	if (r->vlan && r->vlan != k->vlan)
 		return false;
 	if (r->proto == L3X_PROTO_IP)
 		return true;

@@ -18,6 +18,15 @@
 
 #define MAX_CHUNK (256 * 1024)
 
+/* A TCP stream: what every l3x_stream__* call takes. A UDP flow or bound
+ * socket handed in by mistake (they are the same struct underneath) is
+ * refused, not served as a stream: a bound socket closed this way would
+ * stay in the engine's bound set after it is freed. */
+static bool is_tcp(const struct l3x_stream *s)
+{
+	return s && s->kind == L3X_FLOW_TCP;
+}
+
 /* ------------------------------------------------------------ requests */
 
 /* Ask the engine for @bits. After this the caller must not rely on @s
@@ -140,7 +149,7 @@ long l3x_stream__read(struct l3x_stream *s, void *buf, size_t len)
 	uint32_t state;
 	size_t n;
 
-	if (!s || (!buf && len))
+	if (!is_tcp(s) || (!buf && len))
 		return -EINVAL;
 	if (!len)
 		return 0;
@@ -192,7 +201,7 @@ long l3x_stream__write(struct l3x_stream *s, const void *buf, size_t len)
 	uint32_t state;
 	uint64_t credit;
 
-	if (!s || (!buf && len))
+	if (!is_tcp(s) || (!buf && len))
 		return -EINVAL;
 	state = atomic_load_explicit(&s->state, memory_order_acquire);
 	if (state & ST_ERROR)
@@ -233,7 +242,7 @@ int l3x_stream__shutdown(struct l3x_stream *s)
 {
 	uint32_t state;
 
-	if (!s)
+	if (!is_tcp(s))
 		return -EINVAL;
 	state = atomic_load_explicit(&s->state, memory_order_acquire);
 	if ((s->aflags & AF_SHUT) || (state & (ST_ERROR | ST_GONE)))
@@ -255,15 +264,21 @@ void l3x_stream_done(struct l3x_stream *s, uint32_t req)
 
 int l3x_stream__close(struct l3x_stream *s)
 {
-	if (s)
-		l3x_stream_done(s, REQ_CLOSE);
+	if (!s)
+		return 0;
+	if (!is_tcp(s))
+		return -EINVAL;
+	l3x_stream_done(s, REQ_CLOSE);
 	return 0;
 }
 
 int l3x_stream__abort(struct l3x_stream *s)
 {
-	if (s)
-		l3x_stream_done(s, REQ_ABORT);
+	if (!s)
+		return 0;
+	if (!is_tcp(s))
+		return -EINVAL;
+	l3x_stream_done(s, REQ_ABORT);
 	return 0;
 }
 
@@ -296,7 +311,7 @@ int l3x_sockaddr_fill(uint8_t family, const uint8_t *a, uint16_t port,
 int l3x_stream__client_addr(const struct l3x_stream *s, struct sockaddr *addr,
 			    size_t addr_sz)
 {
-	if (!s || !addr)
+	if (!is_tcp(s) || !addr)
 		return -EINVAL;
 	return l3x_sockaddr_fill(s->family, s->client_addr, s->client_port,
 				 addr, addr_sz);
@@ -305,7 +320,7 @@ int l3x_stream__client_addr(const struct l3x_stream *s, struct sockaddr *addr,
 int l3x_stream__orig_dst_addr(const struct l3x_stream *s, struct sockaddr *addr,
 			      size_t addr_sz)
 {
-	if (!s || !addr)
+	if (!is_tcp(s) || !addr)
 		return -EINVAL;
 	return l3x_sockaddr_fill(s->family, s->dst_addr, s->dst_port, addr,
 				 addr_sz);
@@ -313,7 +328,7 @@ int l3x_stream__orig_dst_addr(const struct l3x_stream *s, struct sockaddr *addr,
 
 int l3x_stream__setopt(struct l3x_stream *s, enum l3x_stream_opt opt, long val)
 {
-	if (!s)
+	if (!is_tcp(s))
 		return -EINVAL;
 	switch (opt) {
 	case L3X_STREAM_NODELAY:
@@ -344,7 +359,7 @@ int l3x_stream__setopt(struct l3x_stream *s, enum l3x_stream_opt opt, long val)
 
 long l3x_stream__getopt(const struct l3x_stream *s, enum l3x_stream_opt opt)
 {
-	if (!s)
+	if (!is_tcp(s))
 		return -EINVAL;
 	switch (opt) {
 	case L3X_STREAM_NODELAY:
@@ -359,11 +374,11 @@ long l3x_stream__getopt(const struct l3x_stream *s, enum l3x_stream_opt opt)
 
 void l3x_stream__set_user(struct l3x_stream *s, void *user)
 {
-	if (s)
+	if (is_tcp(s))
 		s->user = user;
 }
 
 void *l3x_stream__user(const struct l3x_stream *s)
 {
-	return s ? s->user : NULL;
+	return is_tcp(s) ? s->user : NULL;
 }

@@ -31,6 +31,7 @@
 #include "hash.h"
 #include "l3x_hooks.h"
 #include "mem.h"
+#include "way.h"
 
 static void pbuf_set_qnext(struct pbuf *p, struct pbuf *next)
 {
@@ -1101,6 +1102,55 @@ int l3x_tcp_cookie_ack(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
 	return 1;
 }
 
+/* ------------------------------------------------------------ ways */
+
+/*
+ * The way back of a connection is kept from its SYN: lwIP calls
+ * passive_open when the SYN has passed its checks and opened a PCB, before
+ * the SYN-ACK goes out, and destroy when the PCB is freed, whatever its
+ * end. The way is the PCB's extension argument.
+ */
+static u8_t way_id = 0xff;
+
+static void way_destroyed(u8_t id, void *data)
+{
+	(void)id;
+	l3x_way_put(data);
+}
+
+static err_t way_passive_open(u8_t id, struct tcp_pcb_listen *lpcb,
+			      struct tcp_pcb *cpcb);
+
+static const struct tcp_ext_arg_callbacks way_cbs = {
+	.destroy = way_destroyed,
+	.passive_open = way_passive_open,
+};
+
+static err_t way_passive_open(u8_t id, struct tcp_pcb_listen *lpcb,
+			      struct tcp_pcb *cpcb)
+{
+	struct l3x_stack *st = lpcb->callback_arg;
+	uint8_t ca[16] = { 0 }, da[16] = { 0 }, family = 4;
+	struct l3x_way *way;
+
+	if (lpcb->accept != on_accept || !st)
+		return ERR_OK; /* lwIP's own tests run listeners of theirs */
+	if (IP_IS_V6(&cpcb->remote_ip)) {
+		family = 6;
+		memcpy(ca, ip_2_ip6(&cpcb->remote_ip)->addr, 16);
+		memcpy(da, ip_2_ip6(&cpcb->local_ip)->addr, 16);
+	} else {
+		memcpy(ca, &ip_2_ip4(&cpcb->remote_ip)->addr, 4);
+		memcpy(da, &ip_2_ip4(&cpcb->local_ip)->addr, 4);
+	}
+	if (l3x_flow_way(st, family, IP_PROTO_TCP, ca, cpcb->remote_port, da,
+			 cpcb->local_port, &way))
+		return ERR_MEM; /* lwIP abandons the PCB: no SYN-ACK */
+	tcp_ext_arg_set_callbacks(cpcb, id, &way_cbs);
+	tcp_ext_arg_set(cpcb, id, way);
+	return ERR_OK;
+}
+
 int l3x_tcp_listen(struct l3x_stack *st)
 {
 	struct tcp_pcb *pcb, *lpcb;
@@ -1120,6 +1170,9 @@ int l3x_tcp_listen(struct l3x_stack *st)
 	}
 	tcp_arg(lpcb, st);
 	tcp_accept(lpcb, on_accept);
+	if (way_id == 0xff) /* lwIP's ids are for the process's life */
+		way_id = tcp_ext_arg_alloc_id();
+	tcp_ext_arg_set_callbacks(lpcb, way_id, &way_cbs);
 	st->listener = lpcb;
 	st->seg_cost = l3x_mem_cost(
 		MEMP_SIZE + MEMP_ALIGN_SIZE(memp_pools[MEMP_TCP_SEG]->size));

@@ -29,6 +29,8 @@
 
 #include "engine.h"
 #include "hash.h"
+#include "mem.h"
+#include "way.h"
 
 /* The client of a datagram a bound socket receives, ahead of the data. */
 struct from_hdr {
@@ -169,6 +171,8 @@ static void forget(struct l3x_stack *st, struct l3x_stream *s)
 	if (!(s->eflags & EF_HASHED))
 		return;
 	s->eflags &= ~EF_HASHED;
+	l3x_way_put(s->way);
+	s->way = NULL;
 	for (pp = &st->udp_tab[flow_hash(s) & st->udp_mask]; *pp;
 	     pp = &(*pp)->h_next) {
 		if (*pp == s) {
@@ -271,15 +275,21 @@ static struct l3x_stream *new_flow(struct l3x_stack *st, uint8_t family,
 {
 	struct l3x_stream *s, **head;
 	struct l3x_worker *w;
+	struct l3x_way *way;
 
 	if (!admit(st, family, ca, chain))
 		return NULL;
 	w = l3x_flow_pick_worker(st);
 	if (!w)
 		return NULL;
-	s = l3x_flow_new(w, L3X_FLOW_UDP);
-	if (!s)
+	if (l3x_flow_way(st, family, IP_PROTO_UDP, ca, cp, da, dp, &way))
 		return NULL;
+	s = l3x_flow_new(w, L3X_FLOW_UDP);
+	if (!s) {
+		l3x_way_put(way);
+		return NULL;
+	}
+	s->way = way;
 	s->family = family;
 	s->client_port = cp;
 	s->dst_port = dp;
@@ -339,6 +349,54 @@ static void deliver(struct l3x_stack *st, struct l3x_stream *s, struct pbuf *p)
 	l3x_flow_notify(s);
 }
 
+/*
+ * A bound socket answers clients by address, long after their datagrams
+ * came: it keeps the ways of the senders of its last 2 * udp_queue
+ * datagrams (a ring; the oldest reference goes as a new one comes), and a
+ * reply to a client older than that has no way (tx_no_way). False when the
+ * way is refused (counted).
+ */
+static bool bound_learn(struct l3x_stack *st, struct l3x_stream *s,
+			uint8_t family, const uint8_t *ca, uint16_t cp,
+			const uint8_t *da, uint16_t dp)
+{
+	struct l3x_way *way, **slot;
+	uint32_t n = 2;
+
+	if (l3x_flow_way(st, family, IP_PROTO_UDP, ca, cp, da, dp, &way))
+		return false;
+	if (!way)
+		return true; /* no layer 2 */
+	if (!s->ways) {
+		while (n < 2 * st->udp_queue)
+			n <<= 1;
+		s->ways = l3x_mem_calloc(L3X_MEM_FLOW, n, sizeof(*s->ways));
+		if (!s->ways) {
+			STAT_INC(st, way_refused);
+			l3x_way_put(way);
+			return false;
+		}
+		s->ways_mask = n - 1;
+	}
+	slot = &s->ways[s->ways_next++ & s->ways_mask];
+	l3x_way_put(*slot);
+	*slot = way;
+	return true;
+}
+
+/* A bound socket is done: its clients' ways go. */
+static void bound_forget(struct l3x_stream *s)
+{
+	uint32_t i;
+
+	if (!s->ways)
+		return;
+	for (i = 0; i <= s->ways_mask; i++)
+		l3x_way_put(s->ways[i]);
+	l3x_mem_free(L3X_MEM_FLOW, s->ways);
+	s->ways = NULL;
+}
+
 static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
 		   const ip_addr_t *addr, u16_t port)
 {
@@ -355,7 +413,8 @@ static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
 	if (s) {
 		struct from_hdr *h;
 
-		if (pbuf_add_header(p, sizeof(*h))) {
+		if (!bound_learn(st, s, family, ca, port, da, dp) ||
+		    pbuf_add_header(p, sizeof(*h))) {
 			STAT_INC(st, udp_rx_dropped);
 			pbuf_free(p);
 			return;
@@ -419,6 +478,12 @@ static void send_one(struct l3x_stack *st, struct l3x_stream *s,
 	if (s->bound) {
 		const struct from_hdr *h = (const void *)data;
 
+		/* l3x_udp__sendto() puts one on every chunk; a chunk without
+		 * (an API misuse let through) is not sent. */
+		if (len < sizeof(*h)) {
+			STAT_INC(st, udp_tx_failed);
+			return;
+		}
 		bytes_addr(h->family, h->addr, &to);
 		to_port = h->port;
 		data += sizeof(*h);
@@ -488,6 +553,7 @@ static void udp_serve(struct l3x_stream *s)
 	if (req & (REQ_CLOSE | REQ_ABORT)) {
 		s->eflags |= EF_APP_DONE;
 		forget(st, s);
+		bound_forget(s);
 		l3x_flow_release(s);
 	}
 }
@@ -557,6 +623,7 @@ void l3x_udp_close_all(struct l3x_stack *st)
 static void udp_gone(struct l3x_stream *s)
 {
 	forget(s->w->st, s);
+	bound_forget(s);
 }
 
 const struct l3x_flow_ops l3x_udp_ops = {

@@ -16,7 +16,15 @@
 #include "mem.h"
 
 #define U(u)	 ((struct l3x_stream *)(u))
+#define CU(u)	 ((const struct l3x_stream *)(u))
 #define FROM_HDR 20 /* udp.c struct from_hdr */
+
+/* A UDP flow or bound socket: what every l3x_udp__* call takes (a TCP
+ * stream is the same struct underneath, and refused). */
+static bool is_udp(const struct l3x_stream *s)
+{
+	return s && s->kind == L3X_FLOW_UDP;
+}
 
 /* The next datagram, not yet taken: after the last one taken. */
 static struct pbuf *udp_peek(struct l3x_stream *s)
@@ -53,7 +61,7 @@ long l3x_udp__recvfrom(struct l3x_udp *u, void *buf, size_t len,
 	uint16_t skip = 0;
 	long n;
 
-	if (!s || (!buf && len) || s->kind != L3X_FLOW_UDP)
+	if (!is_udp(s) || (!buf && len))
 		return -EINVAL;
 	c = udp_peek(s);
 	if (!c) {
@@ -136,7 +144,7 @@ long l3x_udp__send(struct l3x_udp *u, const void *buf, size_t len)
 {
 	struct l3x_stream *s = U(u);
 
-	if (!s || (!buf && len) || s->kind != L3X_FLOW_UDP || s->bound)
+	if (!is_udp(s) || (!buf && len) || s->bound)
 		return -EINVAL;
 	return udp_queue_send(s, NULL, 0, buf, len);
 }
@@ -174,7 +182,7 @@ long l3x_udp__sendto(struct l3x_udp *u, const void *buf, size_t len,
 	uint8_t h[FROM_HDR] = {};
 	uint16_t port;
 
-	if (!s || (!buf && len) || s->kind != L3X_FLOW_UDP || !s->bound)
+	if (!is_udp(s) || (!buf && len) || !s->bound)
 		return -EINVAL;
 	if (parse_addr(to, to_sz, &h[0], h + 4, &port) || h[0] != s->family ||
 	    !port)
@@ -244,6 +252,8 @@ int l3x_udp__close(struct l3x_udp *u)
 
 	if (!s)
 		return 0;
+	if (!is_udp(s))
+		return -EINVAL;
 	if (s->bound)
 		udp_unbind(s);
 	l3x_stream_done(s, REQ_CLOSE);
@@ -253,9 +263,9 @@ int l3x_udp__close(struct l3x_udp *u)
 int l3x_udp__client_addr(const struct l3x_udp *u, struct sockaddr *addr,
 			 size_t addr_sz)
 {
-	const struct l3x_stream *s = (const struct l3x_stream *)u;
+	const struct l3x_stream *s = CU(u);
 
-	if (!s || !addr)
+	if (!is_udp(s) || !addr)
 		return -EINVAL;
 	if (s->bound)
 		return -ENOTCONN;
@@ -266,16 +276,21 @@ int l3x_udp__client_addr(const struct l3x_udp *u, struct sockaddr *addr,
 int l3x_udp__orig_dst_addr(const struct l3x_udp *u, struct sockaddr *addr,
 			   size_t addr_sz)
 {
-	return l3x_stream__orig_dst_addr((const struct l3x_stream *)u, addr,
-					 addr_sz);
+	const struct l3x_stream *s = CU(u);
+
+	if (!is_udp(s) || !addr)
+		return -EINVAL;
+	return l3x_sockaddr_fill(s->family, s->dst_addr, s->dst_port, addr,
+				 addr_sz);
 }
 
 void l3x_udp__set_user(struct l3x_udp *u, void *user)
 {
-	l3x_stream__set_user(U(u), user);
+	if (is_udp(U(u)))
+		U(u)->user = user;
 }
 
 void *l3x_udp__user(const struct l3x_udp *u)
 {
-	return l3x_stream__user((const struct l3x_stream *)u);
+	return is_udp(CU(u)) ? CU(u)->user : NULL;
 }

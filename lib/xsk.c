@@ -8,7 +8,9 @@
  *   free        our free stack (pool below)
  *   fill        on the fill ring, not yet taken by the kernel
  *   kernel      taken from the fill ring, not yet on the RX ring
- *   app         handed to the application, not yet released
+ *   app         handed to the application, not yet released (a bit per
+ *               frame in @held, so that a release of a frame the
+ *               application does not hold is refused, not pushed twice)
  *   tx          on the TX ring or being sent
  *   completion  sent, on the completion ring, not yet reaped
  * We count what crosses each boundary; the fill/kernel split is read from
@@ -45,6 +47,8 @@ struct l3x_xsk {
 	void *area;
 	uint64_t *free; /* free stack of frame addresses */
 	uint32_t nfree;
+	uint64_t *held; /* a bit per frame: with the application */
+	uint64_t bad_releases;
 	uint32_t outstanding; /* posted to fill, not yet received */
 	uint32_t app;	      /* received, not yet released */
 	uint32_t tx_frames;   /* kept back from the fill ring */
@@ -115,6 +119,9 @@ static int create_umem(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 		x->free[i] =
 			(uint64_t)(cfg->frame_count - 1 - i) * cfg->frame_size;
 	x->nfree = cfg->frame_count;
+	x->held = calloc((cfg->frame_count + 63) / 64, sizeof(*x->held));
+	if (!x->held)
+		return -ENOMEM;
 	return xsk_umem__create(&x->umem, x->area, x->area_size, &x->fill,
 				&x->comp, &uc);
 }
@@ -187,6 +194,7 @@ void l3x_xsk_close(struct l3x_xsk *x)
 	if (x->area)
 		munmap(x->area, x->area_size);
 	free(x->free);
+	free(x->held);
 	free(x);
 }
 
@@ -216,6 +224,17 @@ void l3x_xsk_refill(struct l3x_xsk *x)
 			x->free[--x->nfree];
 	xsk_ring_prod__submit(&x->fill, n);
 	x->outstanding += n;
+}
+
+/* Frame @i changes hands between the application and us. */
+static void held_flip(struct l3x_xsk *x, uint64_t i)
+{
+	x->held[i / 64] ^= 1ull << (i % 64);
+}
+
+static bool held(const struct l3x_xsk *x, uint64_t i)
+{
+	return x->held[i / 64] & (1ull << (i % 64));
 }
 
 /* Let the kernel run the queue: needed when it asks (need_wakeup) and,
@@ -252,6 +271,7 @@ unsigned l3x_xsk_rx_burst(struct l3x_xsk *x, struct l3x_frame *f, unsigned n)
 		f[i].queue = x->queue;
 		f[i].ts_ns = now;
 		x->bytes += d->len;
+		held_flip(x, d->addr / x->frame_size);
 	}
 	xsk_ring_cons__release(&x->rx, got);
 	x->outstanding -= got;
@@ -260,10 +280,40 @@ unsigned l3x_xsk_rx_burst(struct l3x_xsk *x, struct l3x_frame *f, unsigned n)
 	return got;
 }
 
-void l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f, unsigned n)
+/*
+ * Every frame of @f is one the application holds, each once: checked
+ * before anything is given back, so that a bad call (a double release, an
+ * address that is no frame of ours) changes nothing. The bits of the frames
+ * checked are cleared as we go, which catches a frame twice in @f, and set
+ * again when the call is refused.
+ */
+static bool release_valid(struct l3x_xsk *x, const struct l3x_frame *f,
+			  unsigned n)
+{
+	unsigned i, k;
+
+	for (i = 0; i < n; i++) {
+		uint64_t fi = f[i].addr / x->frame_size;
+
+		if (f[i].addr >= x->area_size || !held(x, fi))
+			break;
+		held_flip(x, fi);
+	}
+	if (i == n)
+		return true;
+	for (k = 0; k < i; k++)
+		held_flip(x, f[k].addr / x->frame_size);
+	return false;
+}
+
+int l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f, unsigned n)
 {
 	unsigned i;
 
+	if ((n && !f) || !release_valid(x, f, n)) {
+		x->bad_releases++;
+		return -EINVAL;
+	}
 	for (i = 0; i < n; i++) {
 		/* To the frame's start: aligned mode, power-of-two size. */
 		x->free[x->nfree++] =
@@ -271,6 +321,7 @@ void l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f, unsigned n)
 	}
 	x->app -= n;
 	l3x_xsk_refill(x);
+	return 0;
 }
 
 int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms)
@@ -379,6 +430,7 @@ int l3x_xsk_stats(const struct l3x_xsk *x, struct l3x_capture_handle_stats *st)
 
 	st->frames = x->frames;
 	st->bytes = x->bytes;
+	st->release_invalid = x->bad_releases;
 	if (getsockopt(xsk_socket__fd(x->sock), SOL_XDP, XDP_STATISTICS, &xs,
 		       &len))
 		return -errno;

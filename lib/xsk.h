@@ -31,8 +31,10 @@ L3X_HIDDEN uint32_t l3x_xsk_queue(const struct l3x_xsk *x);
 L3X_HIDDEN void l3x_xsk_refill(struct l3x_xsk *x);
 L3X_HIDDEN unsigned l3x_xsk_rx_burst(struct l3x_xsk *x, struct l3x_frame *f,
 				     unsigned n);
-L3X_HIDDEN void l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f,
-				unsigned n);
+/* Give back frames received: 0, or -EINVAL (counted, nothing given back)
+ * when one is not held by the application (released twice, not ours). */
+L3X_HIDDEN int l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f,
+			       unsigned n);
 L3X_HIDDEN int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms);
 L3X_HIDDEN void l3x_xsk_frames(const struct l3x_xsk *x,
 			       struct l3x_frame_stats *fs);

@@ -67,10 +67,14 @@ enum l3x_proto {
 };
 
 /*
- * A steering rule, "PROTO DST [PORT[-PORT]]":
+ * A steering rule, "PROTO DST [PORT[-PORT]] [vlan ID]":
  *   tcp 198.51.100.0/24 80     udp 2001:db8::/32 53
  *   tcp 0.0.0.0/0 1-1024       ip 192.0.2.7
+ *   tcp 198.51.100.0/24 vlan 100
  * A bare address is a /32 (IPv4) or /128 (IPv6). No port means every port.
+ * No vlan means any frame, tagged or not; "vlan ID" (1-4094) only frames
+ * whose innermost VLAN tag (802.1Q, or the inner tag of QinQ) has that ID,
+ * so it never matches on TUN or callback sources, which carry no tags.
  */
 struct l3x_rule {
 	uint8_t proto;	/* enum l3x_proto */
@@ -80,10 +84,11 @@ struct l3x_rule {
 	uint16_t port_lo; /* host order, inclusive; 0-65535 = any */
 	uint16_t port_hi;
 	uint8_t addr[16]; /* network order; IPv4 in addr[0..3] */
+	uint16_t vlan;	  /* 0: any; 1-4094: the innermost tag's ID */
 };
 
 /* Longest text l3x_rule__format() writes, with its NUL. */
-#define L3X_RULE_STRLEN 64
+#define L3X_RULE_STRLEN 80
 
 /*
  * l3x_rule__parse() - parse @text into @rule.
@@ -98,7 +103,8 @@ L3X_API int l3x_rule__parse(struct l3x_rule *rule, const char *text, char *err,
 /*
  * l3x_rule__format() - write @rule in the syntax l3x_rule__parse() reads.
  * Returns the length written (excluding the NUL), or -ENOSPC if @sz is too
- * small (use L3X_RULE_STRLEN), -EINVAL if @rule is not valid.
+ * small (use L3X_RULE_STRLEN), -EINVAL if @rule is not valid; on an error
+ * @buf (if @sz > 0) holds at least an empty string.
  * Any thread.
  */
 L3X_API int l3x_rule__format(const struct l3x_rule *rule, char *buf, size_t sz);
@@ -187,6 +193,8 @@ struct l3x_capture_handle_stats {
 	uint64_t rx_invalid_descs;
 	uint64_t rx_ring_full;
 	uint64_t rx_fill_ring_empty;
+	/* l3x_capture_handle__release() calls refused */
+	uint64_t release_invalid;
 };
 
 /*
@@ -256,11 +264,14 @@ L3X_API unsigned l3x_capture_handle__recv_burst(struct l3x_capture_handle *h,
 
 /*
  * l3x_capture_handle__release() - give @n frames back for reception.
- * Owner thread only.
+ * Returns 0; -EINVAL when @h is NULL, or when one of @frames is not a
+ * frame the application holds (released already, twice in @frames, or not
+ * from this handle): then none is given back, and the call is counted in
+ * release_invalid. Owner thread only.
  */
-L3X_API void l3x_capture_handle__release(struct l3x_capture_handle *h,
-					 const struct l3x_frame *frames,
-					 unsigned n);
+L3X_API int l3x_capture_handle__release(struct l3x_capture_handle *h,
+					const struct l3x_frame *frames,
+					unsigned n);
 
 /*
  * l3x_capture_handle__fd() - an fd that polls readable when frames wait.
@@ -371,17 +382,19 @@ struct l3x_stack_opts {
 			       * RST. Default 1024 */
 	uint32_t linger_ms;   /* after close: how long unsent data and the
 			       * FIN may wait for the client before the
-			       * stream is aborted; default 30000 */
+			       * stream is aborted; at most INT32_MAX
+			       * (-ERANGE), default 30000 */
 	int cpu;	      /* l3x_stack__start(): the core to pin the
 			       * engine thread to, 0 to CPU_SETSIZE - 1, or
 			       * L3X_CPU_NONE. 0 is core 0: zero-filled
 			       * opts pin to it */
 	uint32_t udp_idle_ms; /* a UDP flow with no datagram either way
-			       * for this long expires; default 30000 */
+			       * for this long expires; at most
+			       * INT32_MAX (-ERANGE), default 30000 */
 	uint32_t udp_queue;   /* per UDP flow and direction: datagrams
 			       * queued at most; past it received ones
 			       * are dropped (counted), send gives
-			       * -EAGAIN. Default 256 */
+			       * -EAGAIN. At most 65535, default 256 */
 
 	/* memory, flow budgets, hash tables */
 	uint32_t max_tcp_flows;	       /* TCP streams open at once, a budget of
@@ -524,6 +537,13 @@ struct l3x_stack_stats {
 					 * cookies are out (the last 128 s)
 					 * that carry none of ours: answered
 					 * by RST */
+	/* the way back (XDP source) */
+	uint64_t rx_src_mac_group; /* frames dropped: a group (multicast or
+				    * broadcast) source MAC */
+	uint64_t tx_no_way;	   /* packets not sent: no flow's way back,
+				    * and no answer to the frame at hand */
+	uint64_t way_refused;	   /* flows refused: their chain of the way
+				    * table is full, or no memory */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that
@@ -549,7 +569,8 @@ struct l3x_stack_mem {
  * until rules are added: the XDP program steers only what rules match,
  * and the other sources drop (and count) packets no rule matches.
  * Returns NULL with errno: EBUSY a stack is already open in this process,
- * EINVAL bad opts (a source without its field), ENODEV, EPERM, others.
+ * EINVAL bad opts (a source without its field), ERANGE linger_ms or
+ * udp_idle_ms past INT32_MAX, ENODEV, EPERM, others.
  * Any thread; the object then has one control thread and one engine
  * thread (the one that calls __poll, or the thread __start creates).
  */
@@ -594,9 +615,10 @@ L3X_API int l3x_stack__poll(struct l3x_stack *st);
  * l3x_stack__input() - L3X_SOURCE_CALLBACK: hand in one IPv4 or IPv6
  * packet of @len bytes (copied). Replies leave through opts.output, from
  * this call or from a later __poll.
- * Returns 0; -EINVAL other source or @len 0 / past 65535; -ENOBUFS no
- * memory (counted in rx_no_memory). Malformed packets return 0 and are
- * counted. Engine thread only.
+ * Returns 0; -EINVAL other source or @len 0 / past 65535; -EBUSY called
+ * off the engine thread while started (as __poll); -ENOBUFS no memory
+ * (counted in rx_no_memory). Malformed packets return 0 and are counted.
+ * Engine thread only.
  */
 L3X_API int l3x_stack__input(struct l3x_stack *st, const void *pkt, size_t len);
 

@@ -113,7 +113,7 @@ key() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 # The sum of the fates in FILE (as l3x_stack(3) adds them up).
 fates() {
 	local f=$1 s=0 k
-	for k in not_ip no_rule no_memory rx_ip_bad rx_frag_held rx_frag_bad \
+	for k in not_ip rx_src_mac_group no_rule no_memory rx_ip_bad rx_frag_held rx_frag_bad \
 		rx_tcp_flow rx_tcp_listen rx_tcp_timewait rx_tcp_bad rx_udp rx_udp_bad \
 		rx_icmp rx_icmp_bad; do
 		s=$((s + $(key $k "$f")))

@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -29,6 +31,7 @@
 #include "lwip/priv/memp_priv.h"
 #include "lwip/priv/tcp_priv.h"
 
+#include "csum.h"
 #include "l3x/l3x.h"
 #include "csum.h"
 #include "helpers.h"
@@ -965,4 +968,71 @@ struct bpf_program *xdp_obj_load(struct bpf_object **objp)
 	prog = bpf_object__find_program_by_name(obj, "l3x_xdp");
 	cr_assert(prog, "no program l3x_xdp");
 	return prog;
+}
+
+/* ------------------------------------------------------------ veth */
+
+static int inject_fd = -1;
+static int inject_ifindex;
+static uint8_t dst_mac[6];
+
+/* A namespace of our own with veth t0 <-> t1 (@queues each). */
+void veth_up(int queues)
+{
+	char cmd[256];
+	struct ifreq ifr = {};
+	int s;
+
+	if (geteuid() != 0)
+		cr_skip_test(
+			"needs root for a network namespace, veth and XDP");
+	if (unshare(CLONE_NEWNET))
+		cr_skip_test("cannot unshare a network namespace: %s",
+			     strerror(errno));
+	snprintf(
+		cmd, sizeof(cmd),
+		"ip link add t0 numtxqueues %d numrxqueues %d type veth peer name t1 "
+		"numtxqueues %d numrxqueues %d && ip link set t0 up && ip link set t1 up",
+		queues, queues, queues, queues);
+	sh(cmd);
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	strcpy(ifr.ifr_name, "t1");
+	cr_assert_eq(ioctl(s, SIOCGIFHWADDR, &ifr), 0);
+	memcpy(dst_mac, ifr.ifr_hwaddr.sa_data, 6);
+	close(s);
+	inject_fd = socket(AF_PACKET, SOCK_RAW, 0);
+	cr_assert_geq(inject_fd, 0);
+	inject_ifindex = if_nametoindex("t0");
+}
+
+/* Send one IPv4 UDP frame 192.0.2.1:4000 -> 192.0.2.2:@dport from t0.
+ * Written byte by byte: lwIP's headers, which this file includes, clash
+ * with <netinet/ip.h>. */
+void veth_inject_udp(uint16_t dport, uint32_t seq)
+{
+	static const uint8_t ip[20] = { 0x45, 0, 0,   32, 0, 0, 0,   0, 64, 17,
+					0,    0, 192, 0,  2, 1, 192, 0, 2,  2 };
+	uint8_t f[64] = {};
+	uint16_t c;
+	struct sockaddr_ll sll = {
+		.sll_family = AF_PACKET,
+		.sll_ifindex = inject_ifindex,
+		.sll_halen = 6,
+	};
+
+	memcpy(f, dst_mac, 6);
+	f[12] = 0x08; /* IPv4 */
+	memcpy(f + 14, ip, 20);
+	c = csum_fold(csum_partial(f + 14, 20, 0));
+	f[24] = (uint8_t)(c >> 8);
+	f[25] = (uint8_t)c;
+	f[34] = 4000 >> 8;
+	f[35] = 4000 & 0xff;
+	f[36] = (uint8_t)(dport >> 8);
+	f[37] = (uint8_t)dport;
+	f[39] = 12; /* UDP length; checksum 0: none, which IPv4 allows */
+	memcpy(f + 42, &seq, 4);
+	memcpy(sll.sll_addr, dst_mac, 6);
+	cr_assert_eq(sendto(inject_fd, f, 60, 0, (void *)&sll, sizeof(sll)),
+		     60);
 }

@@ -289,6 +289,15 @@ struct l3x_worker *stack_worker_up(enum l3x_source src);
 /* The usual end of a test: expect_clean(@n_tw), the worker closed and
  * the stack down. */
 void stack_worker_down(struct l3x_worker *w, unsigned n_tw);
+/* ------------------------------------------------------------ veth */
+
+/* A namespace of our own (skips without root) with veth t0 <-> t1, @queues
+ * each, up; frames are injected on t0 with AF_PACKET. */
+void veth_up(int queues);
+
+/* Send one IPv4 UDP frame 192.0.2.1:4000 -> 192.0.2.2:@dport from t0 to
+ * t1's MAC, 60 bytes, @seq at offset 42. */
+void veth_inject_udp(uint16_t dport, uint32_t seq);
 
 /* ------------------------------------------------------------ XDP object */
 

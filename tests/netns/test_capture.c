@@ -33,72 +33,6 @@
 
 #define NOPIN "/nonexistent-l3x-test/pins"
 
-static int inject_fd = -1;
-static int inject_ifindex;
-static uint8_t dst_mac[6];
-
-/* A namespace of our own with veth t0 <-> t1 (@queues each). */
-static void setup_veth(int queues)
-{
-	char cmd[256];
-	struct ifreq ifr = {};
-	int s;
-
-	netns_own("a network namespace, veth and XDP");
-	snprintf(
-		cmd, sizeof(cmd),
-		"ip link add t0 numtxqueues %d numrxqueues %d type veth peer name t1 "
-		"numtxqueues %d numrxqueues %d && ip link set t0 up && ip link set t1 up",
-		queues, queues, queues, queues);
-	sh(cmd);
-	s = socket(AF_INET, SOCK_DGRAM, 0);
-	strcpy(ifr.ifr_name, "t1");
-	cr_assert_eq(ioctl(s, SIOCGIFHWADDR, &ifr), 0);
-	memcpy(dst_mac, ifr.ifr_hwaddr.sa_data, 6);
-	close(s);
-	inject_fd = socket(AF_PACKET, SOCK_RAW, 0);
-	cr_assert_geq(inject_fd, 0);
-	inject_ifindex = if_nametoindex("t0");
-}
-
-/* Send one IPv4 UDP frame 192.0.2.1:4000 -> 192.0.2.2:@dport from t0.
- * The headers are built apart and copied in: in the frame the IP header
- * sits at offset 14, where a struct iphdr pointer would be misaligned. */
-static void inject_udp(uint16_t dport, uint32_t seq)
-{
-	uint8_t f[64] = {};
-	struct ether_header eth = {};
-	struct iphdr ip = {};
-	struct udphdr udp = {};
-	struct sockaddr_ll sll = {
-		.sll_family = AF_PACKET,
-		.sll_ifindex = inject_ifindex,
-		.sll_halen = 6,
-	};
-
-	memcpy(eth.ether_dhost, dst_mac, 6);
-	eth.ether_type = htons(ETHERTYPE_IP);
-	ip.version = 4;
-	ip.ihl = 5;
-	ip.ttl = 64;
-	ip.protocol = IPPROTO_UDP;
-	ip.tot_len = htons(20 + 8 + 4);
-	ip.saddr = htonl(0xc0000201);
-	ip.daddr = htonl(0xc0000202);
-	ip.check = htons(csum_fold(csum_partial(&ip, 20, 0)));
-	udp.source = htons(4000);
-	udp.dest = htons(dport);
-	udp.len = htons(12);
-	memcpy(f, &eth, 14);
-	memcpy(f + 14, &ip, 20);
-	memcpy(f + 34, &udp, 8);
-	memcpy(f + 42, &seq, 4);
-	/* UDP checksum 0: none, which IPv4 allows. */
-	memcpy(sll.sll_addr, dst_mac, 6);
-	cr_assert_eq(sendto(inject_fd, f, 60, 0, (void *)&sll, sizeof(sll)),
-		     60);
-}
-
 static void assert_accounted(struct l3x_capture_handle *h, uint32_t app)
 {
 	struct l3x_frame_stats fs;
@@ -181,15 +115,15 @@ static void accounting_run(enum l3x_xdp_mode mode)
 	uint32_t i, seq;
 	unsigned got;
 
-	setup_veth(1);
+	veth_up(1);
 	cap = open_cap(mode, 0, 0);
 	h = l3x_capture_handle__open(cap, 0);
 	cr_assert_not_null(h, "handle: %s", strerror(errno));
 	assert_accounted(h, 0);
 	for (i = 0; i < 100; i++)
-		inject_udp(9000, i);
+		veth_inject_udp(9000, i);
 	for (i = 0; i < 7; i++)
-		inject_udp(9001, i);
+		veth_inject_udp(9001, i);
 	got = recv_n(h, f, 100);
 	cr_assert_eq(got, 100);
 	assert_accounted(h, 100);
@@ -235,18 +169,18 @@ Test(capture, umem_exhaustion_counts_drops_and_recovers)
 	struct l3x_capture_handle *h;
 	unsigned held, more, i;
 
-	setup_veth(1);
+	veth_up(1);
 	cap = open_cap(L3X_XDP_NATIVE, 64, 32);
 	h = l3x_capture_handle__open(cap, 0);
 	cr_assert_not_null(h);
 	for (i = 0; i < 200; i++)
-		inject_udp(9000, i);
+		veth_inject_udp(9000, i);
 	held = recv_n(h, f, 64);
 	cr_assert_leq(held, 64);
 	cr_assert_geq(held, 32, "only %u frames arrived", held);
 	/* Nothing more can come while we hold them. */
 	for (i = 0; i < 50; i++)
-		inject_udp(9000, 1000 + i);
+		veth_inject_udp(9000, 1000 + i);
 	more = recv_n(h, f + held, 64 - held);
 	assert_accounted(h, held + more);
 	cr_assert_eq(l3x_capture_handle__stats(h, &hs), 0);
@@ -257,7 +191,7 @@ Test(capture, umem_exhaustion_counts_drops_and_recovers)
 	/* drain what was queued, then fresh frames arrive again */
 	drain(h);
 	for (i = 0; i < 10; i++)
-		inject_udp(9000, 5000 + i);
+		veth_inject_udp(9000, 5000 + i);
 	cr_assert_eq(recv_n(h, f, 10), 10);
 	l3x_capture_handle__release(h, f, 10);
 	assert_accounted(h, 0);
@@ -274,7 +208,7 @@ Test(capture, api_errors)
 		uint64_t future;
 	} big = {};
 
-	setup_veth(2);
+	veth_up(2);
 	l3x_set_print(NULL);
 	L3X_OPTS(l3x_capture_opts, nosuch, .ifname = "nosuch0");
 	cr_assert_null(l3x_capture__open(&nosuch));

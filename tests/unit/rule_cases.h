@@ -44,7 +44,7 @@
 #define RC_ICMP6     58
 #define RC_DSTOPTS   60
 #define RC_IP4_MF    0x2000
-#define RC_VID	     100  /* the VLAN ID of every tag */
+#define RC_VID	     100  /* the VLAN ID of a tag without .vids */
 #define RC_L4_NONE   (-1) /* .l4_len: no upper-layer bytes at all */
 #define RC_FRAME_MAX 512
 
@@ -73,6 +73,7 @@ struct rc_ext {
 struct frame_spec {
 	/* layer 2 */
 	uint16_t tags[3];   /* VLAN TPIDs, outer first; 0 ends */
+	uint16_t vids[3];   /* their VLAN IDs; 0: RC_VID */
 	uint16_t ethertype; /* 0: from .ip */
 	const uint8_t *raw; /* not IP: these bytes follow the L2 header */
 	size_t raw_len;
@@ -152,7 +153,7 @@ static inline int rc_l2(struct rc_frame *f, const struct frame_spec *s)
 	memset(p, 0x02, 12);
 	for (i = 0; i < 3 && s->tags[i]; i++) {
 		rc_put16(rc_put(f, 2), s->tags[i]);
-		rc_put16(rc_put(f, 2), RC_VID);
+		rc_put16(rc_put(f, 2), s->vids[i] ? s->vids[i] : RC_VID);
 	}
 	rc_put16(rc_put(f, 2), type);
 	return 0;
@@ -457,6 +458,53 @@ static const struct rule_case rule_cases[] = {
 		     .tags = { RC_ETH_VLAN, RC_ETH_VLAN }), RC_MATCH },
 		{ V6("2001:db8::2", RC_TCP, 80,
 		     .tags = { RC_ETH_QINQ, RC_ETH_VLAN }), RC_MATCH },
+	} },
+	/* "vlan N": the innermost tag's ID; the bare-IP run has no tag */
+	{ "vlan N takes only 802.1Q frames of VLAN N",
+	  { "udp 192.0.2.0/24 53 vlan 100" }, {
+		{ V4("192.0.2.1", RC_UDP, 53, .l2_only = true,
+		     .tags = { RC_ETH_VLAN }, .vids = { 100 }), RC_MATCH },
+		{ V4("192.0.2.1", RC_UDP, 53, .l2_only = true,
+		     .tags = { RC_ETH_VLAN }, .vids = { 200 }), RC_PASS },
+		{ V4("192.0.2.1", RC_UDP, 54, .l2_only = true,
+		     .tags = { RC_ETH_VLAN }, .vids = { 100 }), RC_PASS },
+		{ V4("192.0.2.1", RC_UDP, 53), RC_PASS },
+		/* the priority and DEI bits of the TCI are not the ID */
+		{ V4("192.0.2.1", RC_UDP, 53, .l2_only = true,
+		     .tags = { RC_ETH_VLAN }, .vids = { 0xf064 }), RC_MATCH },
+	} },
+	{ "vlan N in QinQ names the inner tag", { "ip 192.0.2.0/24 vlan 100",
+						  "tcp 2001:db8::/32 vlan 7" }, {
+		{ V4("192.0.2.1", RC_UDP, 53, .l2_only = true,
+		     .tags = { RC_ETH_QINQ, RC_ETH_VLAN }, .vids = { 10, 100 }),
+		  RC_MATCH },
+		{ V4("192.0.2.1", RC_UDP, 53, .l2_only = true,
+		     .tags = { RC_ETH_QINQ, RC_ETH_VLAN }, .vids = { 100, 10 }),
+		  RC_PASS },
+		{ V4("192.0.2.1", RC_TCP, 80, .l2_only = true,
+		     .tags = { RC_ETH_QINQ }, .vids = { 100 }), RC_MATCH },
+		{ V6("2001:db8::2", RC_TCP, 80, .l2_only = true,
+		     .tags = { RC_ETH_QINQ, RC_ETH_VLAN }, .vids = { 100, 7 }),
+		  RC_MATCH },
+		{ V6("2001:db8::2", RC_TCP, 80, .l2_only = true,
+		     .tags = { RC_ETH_QINQ, RC_ETH_VLAN }, .vids = { 7, 100 }),
+		  RC_PASS },
+	} },
+	{ "two VLANs with the same addresses keep their own rules",
+	  { "udp 192.0.2.0/24 53 vlan 100", "udp 192.0.2.0/24 vlan 200",
+	    "tcp 192.0.2.9 80" }, {
+		{ V4("192.0.2.1", RC_UDP, 53, .l2_only = true,
+		     .tags = { RC_ETH_VLAN }, .vids = { 100 }), RC_MATCH },
+		{ V4("192.0.2.1", RC_UDP, 54, .l2_only = true,
+		     .tags = { RC_ETH_VLAN }, .vids = { 100 }), RC_PASS },
+		{ V4("192.0.2.1", RC_UDP, 54, .l2_only = true,
+		     .tags = { RC_ETH_VLAN }, .vids = { 200 }), RC_MATCH },
+		{ V4("192.0.2.1", RC_UDP, 53, .l2_only = true,
+		     .tags = { RC_ETH_VLAN }, .vids = { 300 }), RC_PASS },
+		/* a rule without vlan still takes every VLAN, and none */
+		{ V4("192.0.2.9", RC_TCP, 80, .l2_only = true,
+		     .tags = { RC_ETH_VLAN }, .vids = { 300 }), RC_MATCH },
+		{ V4("192.0.2.9", RC_TCP, 80), RC_MATCH },
 	} },
 	{ "a third VLAN tag goes to the kernel", { "ip 0.0.0.0/0" }, {
 		{ V4("192.0.2.1", RC_UDP, 53, .l2_only = true,

@@ -129,6 +129,37 @@ Test(rules, parse_refuses_each_bad_part_naming_it)
 		  "'extra': unexpected text after the port");
 }
 
+Test(rules, parse_takes_a_vlan_after_the_destination_or_the_port)
+{
+	struct l3x_rule r;
+	char buf[L3X_RULE_STRLEN];
+
+	r = parse_ok("tcp 198.51.100.0/24 vlan 100");
+	cr_assert_eq(r.vlan, 100);
+	cr_assert_eq(r.port_lo, 0);
+	cr_assert_eq(r.port_hi, 65535);
+	r = parse_ok("udp 2001:db8::/32 53 VLAN 4094");
+	cr_assert_eq(r.vlan, 4094);
+	cr_assert_eq(r.port_lo, 53);
+	r = parse_ok("ip 192.0.2.7 vlan 1");
+	cr_assert_eq(r.vlan, 1);
+	cr_assert_eq(l3x_rule__format(&r, buf, sizeof(buf)),
+		     (int)strlen("ip 192.0.2.7 vlan 1"));
+	cr_assert_str_eq(buf, "ip 192.0.2.7 vlan 1");
+	r = parse_ok("tcp 192.0.2.7 80");
+	cr_assert_eq(r.vlan, 0, "no vlan: any");
+	parse_bad("tcp 192.0.2.0/24 vlan", "vlan: missing its ID");
+	parse_bad("tcp 192.0.2.0/24 vlan 0", "vlan '0': must be 1-4094");
+	parse_bad("tcp 192.0.2.0/24 vlan 4095", "vlan '4095': must be 1-4094");
+	parse_bad("tcp 192.0.2.0/24 vlan x", "vlan 'x': must be 1-4094");
+	parse_bad("tcp 192.0.2.0/24 80 vlan 7 extra",
+		  "'extra': unexpected text after the vlan");
+	parse_bad("tcp 192.0.2.0/24 vlan 7 80",
+		  "'80': unexpected text after the vlan");
+	r.vlan = 4095;
+	cr_assert_eq(l3x_rule__format(&r, buf, sizeof(buf)), -EINVAL);
+}
+
 Test(rules, parse_names_the_first_bad_part_from_the_left)
 {
 	parse_bad("icmp 300.1.2.3 70000 extra", "protocol 'icmp'");
@@ -224,8 +255,9 @@ Test(rules, format_refuses_small_buffers_and_bad_rules)
 
 Test(rules, format_of_the_longest_rule_fits_l3x_rule_strlen)
 {
-	struct l3x_rule r = parse_ok(
-		"udp ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127 65534-65535");
+	struct l3x_rule r =
+		parse_ok("udp ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"
+			 "/127 65534-65535 vlan 4094");
 	char buf[L3X_RULE_STRLEN];
 
 	cr_assert_gt(l3x_rule__format(&r, buf, sizeof(buf)), 0);
@@ -268,6 +300,8 @@ static struct l3x_rule random_rule(uint32_t *s)
 		r.port_lo = (uint16_t)(a < b ? a : b);
 		r.port_hi = (uint16_t)(a < b ? b : a);
 	}
+	if (rnd(s) % 3 == 0)
+		r.vlan = (uint16_t)(1 + rnd(s) % 4094);
 	return r;
 }
 
@@ -317,7 +351,7 @@ Test(rules, check_refuses_what_parse_would_not_make)
 
 Test(rules, key_has_the_same_fields_and_zero_elsewhere)
 {
-	struct l3x_rule r = parse_ok("udp 192.0.2.0/24 53-54"), back;
+	struct l3x_rule r = parse_ok("udp 192.0.2.0/24 53-54 vlan 9"), back;
 	struct l3x_rule_key k, want;
 
 	memset(&k, 0xa5, sizeof(k));
@@ -329,6 +363,7 @@ Test(rules, key_has_the_same_fields_and_zero_elsewhere)
 	want.prefix_len = 24;
 	want.port_lo = 53;
 	want.port_hi = 54;
+	want.vlan = 9;
 	memcpy(want.addr, (uint8_t[]){ 192, 0, 2, 0 }, 4);
 	cr_assert_eq(memcmp(&k, &want, sizeof(k)), 0);
 	memset(&back, 0xa5, sizeof(back));

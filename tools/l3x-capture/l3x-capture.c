@@ -31,7 +31,7 @@ TOOL_DEFINE(PROG,
 	    "       [--queue Q]... [--count N] [--seconds S] [--pin-dir DIR]\n"
 	    "       [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
 	    "       [--no-busy-poll] [--quiet] [--verbose]\n"
-	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'udp 192.0.2.0/24 9000'.\n",
+	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', e.g. 'udp 192.0.2.0/24 9000'.\n",
 	    1);
 /* clang-format on */
 

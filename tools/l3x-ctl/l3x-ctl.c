@@ -25,7 +25,7 @@ TOOL_DEFINE(PROG,
 	    "       " PROG " [--pin-dir DIR] rules\n"
 	    "       " PROG " [--pin-dir DIR] add RULE...\n"
 	    "       " PROG " [--pin-dir DIR] del RULE...\n"
-	    "RULE is 'PROTO DST [PORT[-PORT]]', one argument each.\n",
+	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', one argument each.\n",
 	    1);
 /* clang-format on */
 
@@ -54,7 +54,15 @@ static int cmd_rules(struct l3x_ctl *ctl)
 	if (n < 0)
 		die("rules: %s", strerror(-n));
 	for (i = 0; i < n && i < MAX_LIST; i++) {
-		l3x_rule__format(&rules[i], buf, sizeof(buf));
+		/* A map another program wrote may hold what we cannot
+		 * format: say so instead of printing an unwritten buffer. */
+		if (l3x_rule__format(&rules[i], buf, sizeof(buf)) < 0) {
+			printf("(not a valid rule: proto %u family %u prefix_len %u ports %u-%u)\n",
+			       rules[i].proto, rules[i].family,
+			       rules[i].prefix_len, rules[i].port_lo,
+			       rules[i].port_hi);
+			continue;
+		}
 		if (refs[i] > 1)
 			printf("%s  (added %u times)\n", buf, refs[i]);
 		else

@@ -148,7 +148,7 @@ TOOL_DEFINE(PROG,
 	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
 	    "       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
 	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
-	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",
+	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', e.g. 'tcp 198.51.100.0/24'.\n",
 	    1);
 /* clang-format on */
 
@@ -1095,7 +1095,8 @@ static void print_counters(const struct server *srv, const char *label)
 		"tcp_refused_hash %llu udp_refused_hash %llu udp_evicted %llu "
 		"udp_bad_length %llu udp6_zero_checksum %llu mem_bytes %llu "
 		"mem_peak %llu rx_dropped_memory %llu tcp_window_shrunk %llu "
-		"tcp_ooo_dropped %llu tcp_rx_merged %llu; syn received %llu "
+		"tcp_ooo_dropped %llu tcp_rx_merged %llu rx_src_mac_group %llu "
+		"tx_no_way %llu way_refused %llu; syn received %llu "
 		"half_open %llu half_open_dropped %llu cookies_sent %llu "
 		"cookies_ok %llu cookies_bad %llu",
 		U(st.tcp_flows_open), U(st.udp_flows_open),
@@ -1105,6 +1106,7 @@ static void print_counters(const struct server *srv, const char *label)
 		U(st.udp6_zero_checksum), U(st.mem_bytes), U(st.mem_peak),
 		U(st.rx_dropped_memory), U(st.tcp_window_shrunk),
 		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged),
+		U(st.rx_src_mac_group), U(st.tx_no_way), U(st.way_refused),
 		U(st.tcp_syn_received), U(st.tcp_half_open),
 		U(st.tcp_half_open_dropped), U(st.tcp_syn_cookies_sent),
 		U(st.tcp_syn_cookies_ok), U(st.tcp_syn_cookies_bad));
