@@ -299,11 +299,14 @@ static int check_budgets(struct l3x_stack *st, const struct l3x_stack_opts *o)
 
 	st->max_kind[L3X_FLOW_TCP] = L3X_OPT(o, max_tcp_flows, st->max_flows);
 	st->max_kind[L3X_FLOW_UDP] = L3X_OPT(o, max_udp_flows, udp_def);
+	st->max_time_wait =
+		L3X_OPT(o, max_time_wait, st->max_kind[L3X_FLOW_TCP]);
 	st->per_source = L3X_OPT(o, max_flows_per_source, 0);
 	st->per_source64 = L3X_OPT(o, max_flows_per_source64, 0);
 	if (st->max_kind[L3X_FLOW_TCP] > (1u << 24) ||
 	    st->max_kind[L3X_FLOW_UDP] > (1u << 24) ||
-	    st->per_source > (1u << 24) || st->per_source64 > (1u << 24))
+	    st->per_source > (1u << 24) || st->per_source64 > (1u << 24) ||
+	    st->max_time_wait > (1u << 24))
 		return -EINVAL;
 	/* A stream is in a worker's ring at most once: the rings hold every
 	 * flow both budgets allow, the UDP flows evicted and not yet closed
@@ -531,6 +534,7 @@ static void publish_counters(struct l3x_stack *st)
 	atomic_store_explicit(&st->stats.v[STAT(udp_flows_open)],
 			      st->flows_open[L3X_FLOW_UDP],
 			      memory_order_relaxed);
+	l3x_tcp_publish(st);
 }
 
 /*

@@ -742,16 +742,16 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
  * many tuples. The hash is keyed (SipHash, a random key per process), so a
  * chain grows only by chance: at a load of one PCB per bucket, a chain of
  * 16 comes once in ~5 * 10^13 buckets. The bound is 16 per started unit of
- * load that max_tcp_flows allows (counting as many in TIME_WAIT), as the
- * table has TCP_PCB_HASH_SIZE buckets whatever the options. Only segments
+ * load that max_tcp_flows and max_time_wait allow, as the table has
+ * TCP_PCB_HASH_SIZE buckets whatever the options. Only segments
  * to the listener make PCBs (a SYN; with SYN cookies the ACK that ends
  * one), so refusing those whose bucket is full keeps the bound.
  */
 #define TCP_BUCKET_PER_LOAD 16
 
-static uint32_t bucket_max(uint32_t max_tcp_flows)
+static uint32_t bucket_max(uint32_t max_tcp_flows, uint32_t max_time_wait)
 {
-	uint64_t pcbs = 2ull * max_tcp_flows;
+	uint64_t pcbs = (uint64_t)max_tcp_flows + max_time_wait;
 
 	return TCP_BUCKET_PER_LOAD *
 	       (uint32_t)((pcbs + TCP_PCB_HASH_SIZE - 1) / TCP_PCB_HASH_SIZE);
@@ -877,6 +877,39 @@ err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
 	return s ? data_admit(s->w->st, s, hdr, p) : ERR_OK;
 }
 
+/* ------------------------------------------------------------ TIME_WAIT */
+
+/*
+ * TIME_WAIT is lwIP's (patch 0010): a new SYN past the old connection
+ * reopens the tuple, a RST in sequence ends it, and at most max_time_wait
+ * PCBs are kept, the one longest there recycled first. Those are plain
+ * lwIP variables, one stack per process: set at open, and published once a
+ * turn.
+ */
+static void time_wait_start(struct l3x_stack *st)
+{
+	tcp_l3x_tw_max = st->max_time_wait;
+	tcp_l3x_tw_peak = tcp_l3x_tw_count;
+	tcp_l3x_tw_reused = 0;
+	tcp_l3x_tw_recycled = 0;
+	tcp_l3x_tw_rst = 0;
+}
+
+void l3x_tcp_publish(struct l3x_stack *st)
+{
+	/* Relaxed: counters; only the engine thread writes them. */
+	atomic_store_explicit(&st->stats.v[STAT(tcp_time_wait)],
+			      tcp_l3x_tw_count, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_time_wait_peak)],
+			      tcp_l3x_tw_peak, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_tw_reused)],
+			      tcp_l3x_tw_reused, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_tw_recycled)],
+			      tcp_l3x_tw_recycled, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_tw_rst)], tcp_l3x_tw_rst,
+			      memory_order_relaxed);
+}
+
 int l3x_tcp_listen(struct l3x_stack *st)
 {
 	struct tcp_pcb *pcb, *lpcb;
@@ -899,7 +932,9 @@ int l3x_tcp_listen(struct l3x_stack *st)
 	st->listener = lpcb;
 	st->seg_cost = l3x_mem_cost(
 		MEMP_SIZE + MEMP_ALIGN_SIZE(memp_pools[MEMP_TCP_SEG]->size));
-	st->tcp_bucket_max = bucket_max(st->max_kind[L3X_FLOW_TCP]);
+	st->tcp_bucket_max =
+		bucket_max(st->max_kind[L3X_FLOW_TCP], st->max_time_wait);
+	time_wait_start(st);
 	return 0;
 }
 

@@ -393,6 +393,12 @@ struct l3x_stack_opts {
 				 * (tcp_ooo_dropped). Default 262144 */
 	uint32_t ooo_max_segs;	/* per stream: out-of-order segments held;
 				 * default 64 */
+
+	/* TCP lifetimes */
+	uint32_t max_time_wait; /* connections kept in TIME_WAIT after we
+				 * closed first; past it the one longest
+				 * there is recycled (tcp_tw_recycled).
+				 * Default max_tcp_flows */
 	size_t : 0;
 };
 
@@ -492,6 +498,17 @@ struct l3x_stack_stats {
 				      * stream's ooo_max_bytes/_segs */
 	uint64_t tcp_rx_merged;	     /* small segments copied into shared
 				      * buffers */
+
+	/* TCP lifetimes */
+	uint64_t tcp_time_wait;	     /* now: connections in TIME_WAIT */
+	uint64_t tcp_time_wait_peak; /* the most tcp_time_wait was */
+	uint64_t tcp_tw_reused;	     /* TIME_WAIT connections a new SYN
+				      * reopened (its sequence or timestamp
+				      * past the old ones, RFC 6191) */
+	uint64_t tcp_tw_recycled;    /* TIME_WAIT connections ended early:
+				      * max_time_wait reached */
+	uint64_t tcp_tw_rst;	     /* TIME_WAIT connections a RST in
+				      * sequence ended */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

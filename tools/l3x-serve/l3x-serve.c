@@ -74,13 +74,14 @@ struct args {
 	enum proto_mode mode;
 	bool mode_set;
 	unsigned workers;
-	int cpu;	      /* engine core, -1: not pinned */
-	uint32_t mtu;	      /* 0: the library's default */
-	uint32_t max_flows;   /* 0: the library's default */
-	uint32_t udp_idle_ms; /* 0: the library's default */
-	uint64_t abort_after; /* 0: never */
-	uint64_t seconds;     /* 0: until a signal */
-	bool check_mem;	      /* at exit, memory must be back where it was */
+	int cpu;		/* engine core, -1: not pinned */
+	uint32_t mtu;		/* 0: the library's default */
+	uint32_t max_flows;	/* 0: the library's default */
+	uint32_t udp_idle_ms;	/* 0: the library's default */
+	uint32_t max_time_wait; /* 0: the library's default */
+	uint64_t abort_after;	/* 0: never */
+	uint64_t seconds;	/* 0: until a signal */
+	bool check_mem;		/* at exit, memory must be back where it was */
 };
 
 enum conn_kind { C_TCP, C_UDP, C_DNS };
@@ -147,6 +148,7 @@ TOOL_DEFINE(PROG,
 	    "       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
 	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
 	    "       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
+	    "       [--max-time-wait N]\n"
 	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",
 	    1);
@@ -276,6 +278,11 @@ static void parse_number(struct args *a, int c, const char *s)
 		if (!a->udp_idle_ms)
 			die("--udp-idle '%s': at least 1 (milliseconds)", s);
 		break;
+	case 'T':
+		a->max_time_wait = parse_uint("--max-time-wait", s, 0, 1u << 24);
+		if (!a->max_time_wait)
+			die("--max-time-wait '%s': at least 1", s);
+		break;
 	case 'a':
 		a->abort_after = parse_uint("--abort-after", s, 0, UINT64_MAX);
 		if (!a->abort_after)
@@ -298,6 +305,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "mtu", required_argument, NULL, 'u' },
 		{ "max-flows", required_argument, NULL, 'f' },
 		{ "udp-idle", required_argument, NULL, 'I' },
+		{ "max-time-wait", required_argument, NULL, 'T' },
 		{ "abort-after", required_argument, NULL, 'a' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "check-mem", no_argument, NULL, 'K' },
@@ -1006,7 +1014,8 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 		 .xdp_mode = a->link.xdp_mode, .bind_mode = a->link.bind_mode,
 		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0, .mtu = a->mtu,
 		 .max_flows = a->max_flows, .cpu = a->cpu,
-		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE);
+		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE,
+		 .max_time_wait = a->max_time_wait);
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
 		die("--tun %s: %s", a->tun, strerror(errno));
@@ -1132,14 +1141,18 @@ static void print_counters(const struct server *srv, const char *label)
 		"tcp_refused_hash %llu udp_refused_hash %llu udp_evicted %llu "
 		"udp_bad_length %llu udp6_zero_checksum %llu mem_bytes %llu "
 		"mem_peak %llu rx_dropped_memory %llu tcp_window_shrunk %llu "
-		"tcp_ooo_dropped %llu tcp_rx_merged %llu",
+		"tcp_ooo_dropped %llu tcp_rx_merged %llu tcp_time_wait %llu "
+		"tcp_time_wait_peak %llu tcp_tw_reused %llu tcp_tw_recycled %llu "
+		"tcp_tw_rst %llu",
 		U(st.tcp_flows_open), U(st.udp_flows_open),
 		U(st.tcp_refused_source), U(st.udp_refused_source),
 		U(st.tcp_refused_hash), U(st.udp_refused_hash),
 		U(st.udp_evicted), U(st.udp_bad_length),
 		U(st.udp6_zero_checksum), U(st.mem_bytes), U(st.mem_peak),
 		U(st.rx_dropped_memory), U(st.tcp_window_shrunk),
-		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged));
+		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged), U(st.tcp_time_wait),
+		U(st.tcp_time_wait_peak), U(st.tcp_tw_reused),
+		U(st.tcp_tw_recycled), U(st.tcp_tw_rst));
 }
 
 /* The closing line: the counters, then memory still in use (read with
