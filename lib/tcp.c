@@ -893,6 +893,7 @@ static void time_wait_start(struct l3x_stack *st)
 	tcp_l3x_tw_reused = 0;
 	tcp_l3x_tw_recycled = 0;
 	tcp_l3x_tw_rst = 0;
+	tcp_l3x_paws_dropped = 0;
 }
 
 void l3x_tcp_publish(struct l3x_stack *st)
@@ -908,6 +909,8 @@ void l3x_tcp_publish(struct l3x_stack *st)
 			      tcp_l3x_tw_recycled, memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(tcp_tw_rst)], tcp_l3x_tw_rst,
 			      memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_paws_dropped)],
+			      tcp_l3x_paws_dropped, memory_order_relaxed);
 }
 
 int l3x_tcp_listen(struct l3x_stack *st)
