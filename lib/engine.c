@@ -319,6 +319,31 @@ static int check_budgets(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	return 0;
 }
 
+/* A timeout in ms: @def for 0, 0 (none) for L3X_MS_NEVER. */
+static uint32_t opt_ms(uint32_t v, uint32_t def)
+{
+	if (!v)
+		return def;
+	return v == L3X_MS_NEVER ? 0 : v;
+}
+
+/* TCP lifetimes: idle, keepalive, persist (tcp.c). */
+static int check_lifetimes(struct l3x_stack *st, const struct l3x_stack_opts *o)
+{
+	st->tcp_idle_ms = opt_ms(L3X_OPT(o, tcp_idle_ms, 0), 3600000);
+	st->keepalive_ms = L3X_OPT(o, tcp_keepalive_ms, 0);
+	st->keepalive_intvl_ms = L3X_OPT(o, tcp_keepalive_intvl_ms, 75000);
+	st->keepalive_cnt = L3X_OPT(o, tcp_keepalive_cnt, 9);
+	st->persist_ms = opt_ms(L3X_OPT(o, persist_timeout_ms, 0), 120000);
+	/* lwIP counts keepalive time in u32 ms: idle + cnt * intvl fits */
+	if (st->keepalive_cnt > 255 || st->keepalive_ms > (1u << 30) ||
+	    st->keepalive_intvl_ms > (1u << 22) ||
+	    (st->tcp_idle_ms && st->tcp_idle_ms < 1000) ||
+	    (st->persist_ms && st->persist_ms < 1000))
+		return -EINVAL;
+	return 0;
+}
+
 static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 {
 	int err;
@@ -344,6 +369,9 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	st->tx_buf = L3X_OPT(o, tx_buf, 256 * 1024);
 	st->backlog = L3X_OPT(o, backlog, 1024);
 	st->linger_ms = L3X_OPT(o, linger_ms, 30000);
+	err = check_lifetimes(st, o);
+	if (err)
+		return err;
 	/* 0 is a core: only an opts struct too old to have the field
 	 * means no pinning. */
 	st->cpu = L3X_OPT_HAS(o, cpu) ? o->cpu : L3X_CPU_NONE;

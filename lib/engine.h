@@ -68,6 +68,9 @@ struct l3x_stack {
 	size_t seg_cost; /* what one lwIP TCP segment costs */
 	uint32_t rx_buf, tx_buf, backlog, linger_ms, mtu;
 	uint32_t max_time_wait; /* TIME_WAIT PCBs at most (tcp.c) */
+	/* lifetimes (tcp.c): ms, 0 none */
+	uint32_t tcp_idle_ms, keepalive_ms, keepalive_intvl_ms, keepalive_cnt,
+		persist_ms;
 	int cpu;
 
 	/* workers: slots written under wlock by the threads that open

@@ -588,6 +588,10 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 	 * app sets want_write before it re-reads the credit (Dekker). */
 	atomic_fetch_add(&s->tx_acked, len);
 	s->w->st->buffered -= len;
+	/* linger_ms bounds a client that takes nothing, not a slow reader:
+	 * it counts again from each acknowledgment that moves. */
+	if ((s->eflags & EF_LINGER) && len)
+		s->linger_deadline = sys_now() + s->w->st->linger_ms;
 	if (atomic_load(&s->want_write) && atomic_exchange(&s->want_write, 0))
 		l3x_flow_notify(s);
 	if (s->eflags & (EF_CLOSING | EF_SHUT_PENDING))
@@ -684,6 +688,18 @@ static bool admit(struct l3x_stack *st, const struct tcp_pcb *pcb)
 	}
 }
 
+/* Patch 0013's idle timeout, and lwIP's keepalive when asked for. */
+static void set_lifetimes(struct l3x_stack *st, struct tcp_pcb *pcb)
+{
+	pcb->l3x_idle_ms = st->tcp_idle_ms;
+	if (!st->keepalive_ms)
+		return;
+	ip_set_option(pcb, SOF_KEEPALIVE);
+	pcb->keep_idle = st->keepalive_ms;
+	pcb->keep_intvl = st->keepalive_intvl_ms;
+	pcb->keep_cnt = st->keepalive_cnt;
+}
+
 static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 {
 	struct l3x_stack *st = arg;
@@ -711,7 +727,9 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	s->pcb = pcb;
 	s->tx_buf = st->tx_buf;
 	s->rx_buf_app = st->rx_buf;
+	s->idle_ms_app = st->tcp_idle_ms;
 	set_addrs(s, pcb);
+	set_lifetimes(st, pcb);
 	/* lwIP opens every window to TCP_WND, the most rx_buf can be; the
 	 * stream's starts at rx_buf instead. Nothing is taken back from the
 	 * client: only the SYN-ACK's unscaled window (at most 65535, below
@@ -877,16 +895,17 @@ err_t l3x_tcp_inpacket(struct tcp_pcb *pcb, struct tcp_hdr *hdr, u16_t optlen,
 	return s ? data_admit(s->w->st, s, hdr, p) : ERR_OK;
 }
 
-/* ------------------------------------------------------------ TIME_WAIT */
+/* ------------------------------------------------------------ lifetimes */
 
 /*
- * TIME_WAIT is lwIP's (patch 0010): a new SYN past the old connection
- * reopens the tuple, a RST in sequence ends it, and at most max_time_wait
- * PCBs are kept, the one longest there recycled first. Those are plain
- * lwIP variables, one stack per process: set at open, and published once a
- * turn.
+ * TIME_WAIT (patch 0010: a new SYN past the old connection reopens the
+ * tuple, a RST in sequence ends it, at most max_time_wait PCBs, the one
+ * longest there recycled first), PAWS (0011) and the idle and persist
+ * timeouts (0013) are lwIP's. Their bounds and counters are plain lwIP
+ * variables, one stack per process: set at open, published once a turn.
+ * Each stream's idle timeout is its PCB's (set_lifetimes, REQ_IDLE).
  */
-static void time_wait_start(struct l3x_stack *st)
+static void lwip_bounds_start(struct l3x_stack *st)
 {
 	tcp_l3x_tw_max = st->max_time_wait;
 	tcp_l3x_tw_peak = tcp_l3x_tw_count;
@@ -894,6 +913,10 @@ static void time_wait_start(struct l3x_stack *st)
 	tcp_l3x_tw_recycled = 0;
 	tcp_l3x_tw_rst = 0;
 	tcp_l3x_paws_dropped = 0;
+	tcp_l3x_persist_ms = st->persist_ms;
+	tcp_l3x_idle_timeouts = 0;
+	tcp_l3x_persist_timeouts = 0;
+	tcp_l3x_keepalive_timeouts = 0;
 }
 
 void l3x_tcp_publish(struct l3x_stack *st)
@@ -911,6 +934,12 @@ void l3x_tcp_publish(struct l3x_stack *st)
 			      memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(tcp_paws_dropped)],
 			      tcp_l3x_paws_dropped, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_idle_timeouts)],
+			      tcp_l3x_idle_timeouts, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_keepalive_timeouts)],
+			      tcp_l3x_keepalive_timeouts, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_persist_timeouts)],
+			      tcp_l3x_persist_timeouts, memory_order_relaxed);
 }
 
 int l3x_tcp_listen(struct l3x_stack *st)
@@ -937,7 +966,7 @@ int l3x_tcp_listen(struct l3x_stack *st)
 		MEMP_SIZE + MEMP_ALIGN_SIZE(memp_pools[MEMP_TCP_SEG]->size));
 	st->tcp_bucket_max =
 		bucket_max(st->max_kind[L3X_FLOW_TCP], st->max_time_wait);
-	time_wait_start(st);
+	lwip_bounds_start(st);
 	return 0;
 }
 
@@ -955,6 +984,9 @@ static void tcp_serve(struct l3x_stream *s)
 	reopen_window(st, s);
 	if ((req & REQ_RXBUF) && s->pcb)
 		grow_window(st, s, atomic_load(&s->rx_buf_req));
+	if ((req & REQ_IDLE) && s->pcb)
+		s->pcb->l3x_idle_ms = atomic_load_explicit(
+			&s->idle_req, memory_order_relaxed);
 	if ((req & REQ_NODELAY) && s->pcb)
 		tcp_nagle_disable(s->pcb);
 	if ((req & REQ_DELAY) && s->pcb)

@@ -7,9 +7,15 @@
  *   - TIME_WAIT: a SYN past the old connection reopens the tuple (RFC
  *     6191), an older one gets an ACK and the client's RST in sequence
  *     ends TIME_WAIT; max_time_wait recycles the oldest;
- *   - timestamps: a clock of their own per connection, and PAWS.
+ *   - timestamps: a clock of their own per connection, and PAWS;
+ *   - lifetimes: the idle timeout (per stack and per stream), keepalive,
+ *     the persist timeout against a client that holds its window shut,
+ *     and linger_ms counted from the last acknowledgment that moved (a
+ *     kernel client reading slowly after close is not reset).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +36,8 @@
 static uint8_t out_pkt[OUT_MAX][256];
 static size_t out_len[OUT_MAX];
 static unsigned out_n;
+/* The window our segments announce. */
+static uint16_t seg_wnd = 0xffff;
 
 static int out_keep(void *ctx, const void *pkt, size_t len)
 {
@@ -140,8 +148,8 @@ static void seg(uint16_t sport, uint8_t flags, uint32_t seq, uint32_t ack,
 	put32(p + 28, ack);
 	p[32] = (uint8_t)((5 + olen / 4) << 4);
 	p[33] = flags;
-	p[34] = 0xff;
-	p[35] = 0xff;
+	p[34] = (uint8_t)(seg_wnd >> 8);
+	p[35] = (uint8_t)seg_wnd;
 	if (tsval) {
 		memcpy(p + 40, (uint8_t[]){ 1, 1, 8, 10 }, 4);
 		put32(p + 44, tsval);
@@ -504,4 +512,261 @@ Test(guard, paws_drops_a_segment_with_an_older_timestamp)
 	l3x_stream__close(s);
 	turns(50);
 	down(w, 0);
+}
+
+/* ------------------------------------------------------------ lifetimes */
+
+/* The stream ended with an error: its read says which. */
+static long read_err(struct l3x_stream *s)
+{
+	char b[64];
+	long r;
+
+	do
+		r = l3x_stream__read(s, b, sizeof(b));
+	while (r > 0);
+	return r;
+}
+
+Test(guard, idle_timeout_resets_a_silent_stream_unless_it_says_never,
+     .timeout = 20)
+{
+	struct cli c[2] = { { .port = 44001, .seq = 1 },
+			    { .port = 44002, .seq = 1 } };
+	struct l3x_stack_stats ss;
+	struct l3x_stream *s[2];
+	struct l3x_worker *w;
+	struct out_seg g;
+	unsigned i;
+	bool rst = false;
+
+	L3X_OPTS(l3x_stack_opts, o, .tcp_idle_ms = 1000);
+	up(&o);
+	w = worker_open();
+	for (i = 0; i < 2; i++)
+		s[i] = handshake(w, &c[i]);
+	cr_assert_eq(l3x_stream__getopt(s[0], L3X_STREAM_IDLE_MS), 1000);
+	cr_assert_eq(l3x_stream__setopt(s[1], L3X_STREAM_IDLE_MS, 999),
+		     -EINVAL);
+	cr_assert_eq(l3x_stream__setopt(s[1], L3X_STREAM_IDLE_MS,
+					(long)L3X_MS_NEVER),
+		     0);
+	cr_assert_eq(l3x_stream__getopt(s[1], L3X_STREAM_IDLE_MS),
+		     (long)L3X_MS_NEVER);
+	out_reset();
+	turns(2600);
+	ss = stats_now();
+	cr_assert_eq(ss.tcp_idle_timeouts, 1, "idle timeouts: %llu",
+		     (unsigned long long)ss.tcp_idle_timeouts);
+	for (i = 0; i < out_n; i++) {
+		g = out_parse(i);
+		if ((g.flags & F_RST) && g.dport == c[0].port)
+			rst = true;
+	}
+	cr_assert(rst, "no RST to the idle client");
+	cr_assert_eq(read_err(s[0]), -ETIMEDOUT);
+	cr_assert_eq(read_err(s[1]), -EAGAIN, "the NEVER stream ended");
+	seg(c[1].port, F_RST, c[1].seq, 0, 0, 0, NULL, 0);
+	for (i = 0; i < 2; i++)
+		l3x_stream__close(s[i]);
+	turns(50);
+	down(w, 0);
+}
+
+Test(guard, keepalive_resets_a_client_that_does_not_answer, .timeout = 20)
+{
+	struct cli c = { .port = 45001, .seq = 1 };
+	struct l3x_stack_stats ss;
+	struct l3x_stream *s;
+	struct l3x_worker *w;
+	unsigned i, probes = 0;
+	struct out_seg g;
+
+	L3X_OPTS(l3x_stack_opts, o, .tcp_keepalive_ms = 1000,
+		 .tcp_keepalive_intvl_ms = 500, .tcp_keepalive_cnt = 2);
+	up(&o);
+	w = worker_open();
+	s = handshake(w, &c);
+	out_reset();
+	turns(3500);
+	for (i = 0; i < out_n; i++) {
+		g = out_parse(i);
+		if (!(g.flags & F_RST) && g.seq == c.ours - 1)
+			probes++;
+	}
+	cr_assert_geq(probes, 2, "keepalive probes: %u", probes);
+	ss = stats_now();
+	cr_assert_eq(ss.tcp_keepalive_timeouts, 1);
+	cr_assert_eq(out_last().flags & F_RST, F_RST);
+	cr_assert_eq(read_err(s), -ETIMEDOUT);
+	l3x_stream__close(s);
+	turns(50);
+	down(w, 0);
+}
+
+Test(guard, persist_timeout_resets_a_client_that_keeps_its_window_shut,
+     .timeout = 20)
+{
+	struct cli c = { .port = 46001, .seq = 1 };
+	static const char data[3000];
+	struct l3x_stack_stats ss;
+	struct l3x_stream *s;
+	struct l3x_worker *w;
+	uint64_t end;
+	unsigned seen = 0, answered = 0;
+	struct out_seg g;
+
+	L3X_OPTS(l3x_stack_opts, o, .persist_timeout_ms = 1500);
+	up(&o);
+	w = worker_open();
+	s = handshake(w, &c);
+	/* 500 bytes come (one segment: no MSS option, so 536); we take them
+	 * and shut our window, as a kernel client whose reader stopped does. */
+	cr_assert_eq(l3x_stream__write(s, data, 500), 500);
+	turns(20);
+	c.ours += 500;
+	seg_wnd = 0;
+	seg(c.port, F_ACK, c.seq, c.ours, 0, 0, NULL, 0);
+	cr_assert_eq(l3x_stream__write(s, data, sizeof(data)),
+		     (long)sizeof(data));
+	out_reset();
+	/* Answer every probe at once, the window still shut: stock lwIP
+	 * keeps probing for ever. */
+	end = now_ms() + 4000;
+	while (now_ms() < end && !stats_now().tcp_persist_timeouts) {
+		l3x_stack__poll(F.st);
+		for (; seen < out_n; seen++) {
+			g = out_parse(seen);
+			if ((g.flags & F_RST) || out_len[seen] <= 40)
+				continue; /* a probe carries a byte */
+			seg(c.port, F_ACK, c.seq, c.ours, 0, 0, NULL, 0);
+			answered++;
+		}
+		usleep(1000);
+	}
+	seg_wnd = 0xffff;
+	ss = stats_now();
+	cr_assert_eq(ss.tcp_persist_timeouts, 1,
+		     "not reset after %u probes answered with a shut window",
+		     answered);
+	cr_assert_geq(answered, 1, "no probe");
+	cr_assert_eq(read_err(s), -ETIMEDOUT);
+	l3x_stream__close(s);
+	turns(50);
+	down(w, 0);
+}
+
+/* A kernel client that reads 4 KiB every 100 ms until EOF or an error. */
+struct slow_reader {
+	int fd;
+	size_t got;
+	int err; /* errno of the recv that failed; 0 at EOF */
+};
+
+static void *slow_read(void *arg)
+{
+	struct slow_reader *r = arg;
+	char buf[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = recv(r->fd, buf, sizeof(buf), 0);
+		if (n <= 0) {
+			r->err = n ? errno : 0;
+			return NULL;
+		}
+		r->got += (size_t)n;
+		usleep(100000);
+	}
+}
+
+Test(guard, linger_counts_from_the_last_ack_that_moved, .timeout = 30)
+{
+	const size_t total = 96 << 10;
+	struct slow_reader r = { 0 };
+	struct l3x_stack_stats ss;
+	struct l3x_stream *s;
+	struct l3x_worker *w;
+	static char data[96 << 10];
+	uint64_t t0;
+	pthread_t th;
+	int err = 0;
+
+	L3X_OPTS(l3x_stack_opts, o, .linger_ms = 500);
+	stack_up(L3X_SOURCE_TUN, &o, true);
+	w = worker_open();
+	r.fd = client_connect_ex("198.51.100.33", 3003, 0, 4096, 3000, &err);
+	cr_assert_geq(r.fd, 0, "connect: %s", strerror(err));
+	s = accept_wait(w, 2000);
+	cr_assert_not_null(s);
+	cr_assert_eq(l3x_stream__write(s, data, total), (long)total);
+	t0 = now_ms();
+	stream_close(s); /* all of it written; the client reads slowly */
+	pthread_create(&th, NULL, slow_read, &r);
+	pthread_join(th, NULL);
+	ss = stats_now();
+	cr_assert_eq(r.err, 0,
+		     "the slow reader got %s after %zu of %zu bytes "
+		     "in %llu ms (linger_ms 500)",
+		     strerror(r.err), r.got, total,
+		     (unsigned long long)(now_ms() - t0));
+	cr_assert_eq(r.got, total);
+	cr_assert_gt(now_ms() - t0, 1000, "read too fast to show anything");
+	cr_assert_eq(ss.tcp_aborted, 0);
+	close(r.fd);
+	expect_clean(1); /* we closed first */
+	l3x_worker__close(w);
+	stack_down();
+}
+
+/* Open a stack on the callback source with lifetime option @i set to a
+ * bad value: must fail with EINVAL. */
+static void open_bad(unsigned i)
+{
+	struct l3x_stack *st;
+
+	L3X_OPTS(l3x_stack_opts, o, .source = L3X_SOURCE_CALLBACK,
+		 .output = out_keep);
+	switch (i) {
+	case 0:
+		o.tcp_idle_ms = 999;
+		break;
+	case 1:
+		o.persist_timeout_ms = 10;
+		break;
+	case 2:
+		o.tcp_keepalive_cnt = 256;
+		break;
+	case 3:
+		o.tcp_keepalive_intvl_ms = 1u << 23;
+		break;
+	case 4:
+		o.max_time_wait = (1u << 24) + 1;
+		break;
+	default:
+		o.tcp_keepalive_ms = (1u << 30) + 1;
+		break;
+	}
+	st = l3x_stack__open(&o);
+	cr_assert_null(st, "bad option %u accepted", i);
+	cr_assert_eq(errno, EINVAL, "option %u: %s", i, strerror(errno));
+}
+
+Test(guard, lifetime_options_are_checked)
+{
+	struct l3x_stack *st;
+	unsigned i;
+
+	l3x_set_print(NULL);
+	for (i = 0; i < 6; i++)
+		open_bad(i);
+	{
+		L3X_OPTS(l3x_stack_opts, o, .source = L3X_SOURCE_CALLBACK,
+			 .output = out_keep, .tcp_idle_ms = L3X_MS_NEVER,
+			 .persist_timeout_ms = L3X_MS_NEVER,
+			 .max_time_wait = 1);
+		st = l3x_stack__open(&o);
+		cr_assert_not_null(st, "NEVER refused: %s", strerror(errno));
+		cr_assert_eq(l3x_stack__close(st), 0);
+	}
 }
