@@ -1143,7 +1143,8 @@ static void print_counters(const struct server *srv, const char *label)
 		"mem_peak %llu rx_dropped_memory %llu tcp_window_shrunk %llu "
 		"tcp_ooo_dropped %llu tcp_rx_merged %llu tcp_time_wait %llu "
 		"tcp_time_wait_peak %llu tcp_tw_reused %llu tcp_tw_recycled %llu "
-		"tcp_tw_rst %llu tcp_paws_dropped %llu",
+		"tcp_tw_rst %llu tcp_paws_dropped %llu tcp_idle_timeouts %llu "
+		"tcp_keepalive_timeouts %llu tcp_persist_timeouts %llu",
 		U(st.tcp_flows_open), U(st.udp_flows_open),
 		U(st.tcp_refused_source), U(st.udp_refused_source),
 		U(st.tcp_refused_hash), U(st.udp_refused_hash),
@@ -1152,8 +1153,9 @@ static void print_counters(const struct server *srv, const char *label)
 		U(st.rx_dropped_memory), U(st.tcp_window_shrunk),
 		U(st.tcp_ooo_dropped), U(st.tcp_rx_merged), U(st.tcp_time_wait),
 		U(st.tcp_time_wait_peak), U(st.tcp_tw_reused),
-		U(st.tcp_tw_recycled), U(st.tcp_tw_rst),
-		U(st.tcp_paws_dropped));
+		U(st.tcp_tw_recycled), U(st.tcp_tw_rst), U(st.tcp_paws_dropped),
+		U(st.tcp_idle_timeouts), U(st.tcp_keepalive_timeouts),
+		U(st.tcp_persist_timeouts));
 }
 
 /* The closing line: the counters, then memory still in use (read with
