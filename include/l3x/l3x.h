@@ -525,7 +525,7 @@ struct l3x_stack_stats {
 					  * max_time_wait reached */
 	uint64_t tcp_tw_rst;		 /* TIME_WAIT connections a RST in
 					  * sequence ended */
-	uint64_t tcp_paws_dropped;	 /* segments dropped: their timestamp
+	uint64_t tcp_paws_dropped;	 /* data segments dropped: timestamp
 					  * older than the last (PAWS, RFC
 					  * 7323); in rx_tcp_bad too */
 	uint64_t tcp_idle_timeouts;	 /* streams reset: nothing received for
