@@ -343,6 +343,8 @@ int l3x_stream__setopt(struct l3x_stream *s, enum l3x_stream_opt opt, long val)
 		    (unsigned long)val > L3X_MS_NEVER)
 			return -EINVAL;
 		s->idle_ms_app = val == L3X_MS_NEVER ? 0 : (uint32_t)val;
+		/* Relaxed: published by the request's release (the engine
+		 * takes REQ_IDLE with acquire, tcp.c tcp_serve). */
 		atomic_store_explicit(&s->idle_req, s->idle_ms_app,
 				      memory_order_relaxed);
 		l3x_stream_request(s, REQ_IDLE);

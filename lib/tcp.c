@@ -984,6 +984,8 @@ static void tcp_serve(struct l3x_stream *s)
 	reopen_window(st, s);
 	if ((req & REQ_RXBUF) && s->pcb)
 		grow_window(st, s, atomic_load(&s->rx_buf_req));
+	/* Relaxed: the exchange of req above (acquire) pairs with the
+	 * release that set REQ_IDLE after idle_req was stored. */
 	if ((req & REQ_IDLE) && s->pcb)
 		s->pcb->l3x_idle_ms = atomic_load_explicit(
 			&s->idle_req, memory_order_relaxed);
