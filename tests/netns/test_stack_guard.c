@@ -6,7 +6,8 @@
  * behaviours with the kernel's TCP and ab as the client).
  *   - TIME_WAIT: a SYN past the old connection reopens the tuple (RFC
  *     6191), an older one gets an ACK and the client's RST in sequence
- *     ends TIME_WAIT; max_time_wait recycles the oldest;
+ *     ends TIME_WAIT; only the client's FIN sent again restarts its
+ *     timer; max_time_wait recycles the oldest;
  *   - timestamps: a clock of their own per connection, and PAWS;
  *   - lifetimes: the idle timeout (per stack and per stream), keepalive,
  *     the persist timeout against a client that holds its window shut,
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+
+#include "lwip/priv/tcp_priv.h"
 
 #include "l3x/l3x.h"
 #include "csum.h"
@@ -373,6 +376,41 @@ Test(guard, syn_with_an_older_timestamp_keeps_time_wait)
 	cr_assert_eq(ss.tcp_tw_reused, 1);
 	seg(c.port, F_RST | F_ACK, c.seq - 99999, g.seq + 1, 0, 0, NULL, 0);
 	down(w, 0);
+}
+
+/* lwIP's TIME_WAIT timer of the only PCB in TIME_WAIT: when it started,
+ * in slow-timer ticks. Read with the engine idle (callback source). */
+static uint32_t tw_started(void)
+{
+	cr_assert_not_null(tcp_tw_pcbs, "nothing in TIME_WAIT");
+	cr_assert_null(tcp_tw_pcbs->next, "more than one in TIME_WAIT");
+	return tcp_tw_pcbs->tmr;
+}
+
+Test(guard, only_the_fin_sent_again_restarts_time_wait)
+{
+	struct cli c = { .port = 40004, .seq = 5000 };
+	struct l3x_stream *s;
+	struct l3x_worker *w;
+	uint32_t t0;
+
+	L3X_OPTS(l3x_stack_opts, o);
+	up(&o);
+	w = worker_open();
+	s = handshake(w, &c);
+	server_closes(s, &c);
+	t0 = tw_started();
+	turns(1200); /* lwIP's ticks move on */
+	cr_assert_neq(tcp_ticks, t0, "no tick in 1.2 s");
+	/* A FIN out of sequence: acknowledged, the timer left alone. */
+	out_reset();
+	seg(c.port, F_ACK | F_FIN, c.seq + 1000, c.ours, 0, 0, NULL, 0);
+	cr_assert_eq(out_last().flags & (F_ACK | F_RST), F_ACK);
+	cr_assert_eq(tw_started(), t0, "an out-of-sequence FIN restarted it");
+	/* The client's FIN again (our ACK was lost): the timer restarts. */
+	seg(c.port, F_ACK | F_FIN, c.seq - 1, c.ours, 0, 0, NULL, 0);
+	cr_assert_eq(tw_started(), tcp_ticks, "the FIN sent again did not");
+	down(w, 1);
 }
 
 Test(guard, max_time_wait_recycles_the_oldest)
