@@ -299,11 +299,14 @@ static int check_budgets(struct l3x_stack *st, const struct l3x_stack_opts *o)
 
 	st->max_kind[L3X_FLOW_TCP] = L3X_OPT(o, max_tcp_flows, st->max_flows);
 	st->max_kind[L3X_FLOW_UDP] = L3X_OPT(o, max_udp_flows, udp_def);
+	st->max_time_wait =
+		L3X_OPT(o, max_time_wait, st->max_kind[L3X_FLOW_TCP]);
 	st->per_source = L3X_OPT(o, max_flows_per_source, 0);
 	st->per_source64 = L3X_OPT(o, max_flows_per_source64, 0);
 	if (st->max_kind[L3X_FLOW_TCP] > (1u << 24) ||
 	    st->max_kind[L3X_FLOW_UDP] > (1u << 24) ||
-	    st->per_source > (1u << 24) || st->per_source64 > (1u << 24))
+	    st->per_source > (1u << 24) || st->per_source64 > (1u << 24) ||
+	    st->max_time_wait > (1u << 24))
 		return -EINVAL;
 	/* A stream is in a worker's ring at most once: the rings hold every
 	 * flow both budgets allow, the UDP flows evicted and not yet closed
@@ -313,6 +316,31 @@ static int check_budgets(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	st->ring_size = 2;
 	while (st->ring_size < ring_need)
 		st->ring_size <<= 1;
+	return 0;
+}
+
+/* A timeout in ms: @def for 0, 0 (none) for L3X_MS_NEVER. */
+static uint32_t opt_ms(uint32_t v, uint32_t def)
+{
+	if (!v)
+		return def;
+	return v == L3X_MS_NEVER ? 0 : v;
+}
+
+/* TCP lifetimes: idle, keepalive, persist (tcp.c). */
+static int check_lifetimes(struct l3x_stack *st, const struct l3x_stack_opts *o)
+{
+	st->tcp_idle_ms = opt_ms(L3X_OPT(o, tcp_idle_ms, 0), 3600000);
+	st->keepalive_ms = L3X_OPT(o, tcp_keepalive_ms, 0);
+	st->keepalive_intvl_ms = L3X_OPT(o, tcp_keepalive_intvl_ms, 75000);
+	st->keepalive_cnt = L3X_OPT(o, tcp_keepalive_cnt, 9);
+	st->persist_ms = opt_ms(L3X_OPT(o, persist_timeout_ms, 0), 120000);
+	/* lwIP counts keepalive time in u32 ms: idle + cnt * intvl fits */
+	if (st->keepalive_cnt > 255 || st->keepalive_ms > (1u << 30) ||
+	    st->keepalive_intvl_ms > (1u << 22) ||
+	    (st->tcp_idle_ms && st->tcp_idle_ms < 1000) ||
+	    (st->persist_ms && st->persist_ms < 1000))
+		return -EINVAL;
 	return 0;
 }
 
@@ -346,6 +374,9 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	st->tx_buf = L3X_OPT(o, tx_buf, 256 * 1024);
 	st->backlog = L3X_OPT(o, backlog, 1024);
 	st->linger_ms = L3X_OPT(o, linger_ms, 30000);
+	err = check_lifetimes(st, o);
+	if (err)
+		return err;
 	/* 0 is a core: only an opts struct too old to have the field
 	 * means no pinning. */
 	st->cpu = L3X_OPT_HAS(o, cpu) ? o->cpu : L3X_CPU_NONE;
@@ -542,6 +573,7 @@ static void publish_counters(struct l3x_stack *st)
 			      memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(tcp_half_open)],
 			      l3x_tcp_half_open(st), memory_order_relaxed);
+	l3x_tcp_publish(st);
 }
 
 /*

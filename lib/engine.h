@@ -74,6 +74,10 @@ struct l3x_stack {
 	bool cookie_sent;	 /* one was ever sent */
 	size_t seg_cost;	 /* what one lwIP TCP segment costs */
 	uint32_t rx_buf, tx_buf, backlog, linger_ms, mtu;
+	uint32_t max_time_wait; /* TIME_WAIT PCBs at most (tcp.c) */
+	/* lifetimes (tcp.c): ms, 0 none */
+	uint32_t tcp_idle_ms, keepalive_ms, keepalive_intvl_ms, keepalive_cnt,
+		persist_ms;
 	int cpu;
 
 	/* workers: slots written under wlock by the threads that open
@@ -157,6 +161,8 @@ L3X_HIDDEN extern const struct l3x_flow_ops l3x_tcp_ops;
 L3X_HIDDEN int l3x_tcp_listen(struct l3x_stack *st);
 /* Stack close: every pcb lwIP still has goes, the listener too. */
 L3X_HIDDEN void l3x_tcp_close_all(struct l3x_stack *st);
+/* Once a turn: lwIP's TCP counters (patch 0010) into the stack's. */
+L3X_HIDDEN void l3x_tcp_publish(struct l3x_stack *st);
 /* End of a turn: publish the staging buffers of the readers that wait;
  * now and then, reopen the windows memory held back. */
 L3X_HIDDEN void l3x_tcp_turn_end(struct l3x_stack *st);

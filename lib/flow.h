@@ -56,6 +56,7 @@ struct l3x_chunk {
 #define REQ_DELAY    0x10u
 #define REQ_RXBUF    0x20u
 #define REQ_DATA     0x40u	 /* read or wrote: reclaim, reopen, push */
+#define REQ_IDLE     0x80u	 /* L3X_STREAM_IDLE_MS: idle_req */
 #define REQ_QUEUED   0x80000000u /* in the worker's engine ring */
 
 struct l3x_stream {
@@ -81,6 +82,7 @@ struct l3x_stream {
 				      * atomic step and the app need not
 				      * touch the stream after it */
 	_Atomic uint32_t rx_buf_req; /* with REQ_RXBUF */
+	_Atomic uint32_t idle_req;   /* with REQ_IDLE: ms, 0 never */
 	_Atomic uint32_t want_write; /* app saw -EAGAIN on write */
 	_Atomic uint8_t in_app_q;    /* in the worker's app ring */
 
@@ -128,8 +130,9 @@ struct l3x_stream {
 	struct l3x_chunk *tx_last;
 	uint64_t tx_written;
 	uint32_t tx_buf;
-	uint32_t rx_buf_app; /* L3X_STREAM_RX_BUF as last set */
-	uint32_t aflags;     /* AF_* */
+	uint32_t rx_buf_app;  /* L3X_STREAM_RX_BUF as last set */
+	uint32_t idle_ms_app; /* L3X_STREAM_IDLE_MS: ms, 0 never */
+	uint32_t aflags;      /* AF_* */
 	void *user;
 	struct l3x_stream *accept_next;	    /* accept queue */
 	struct l3x_stream *r_prev, *r_next; /* ready list */

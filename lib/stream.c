@@ -353,6 +353,17 @@ int l3x_stream__setopt(struct l3x_stream *s, enum l3x_stream_opt opt, long val)
 			l3x_stream_request(s, REQ_RXBUF);
 		}
 		return 0;
+	case L3X_STREAM_IDLE_MS:
+		if (s->kind != L3X_FLOW_TCP || val < 1000 ||
+		    (unsigned long)val > L3X_MS_NEVER)
+			return -EINVAL;
+		s->idle_ms_app = val == L3X_MS_NEVER ? 0 : (uint32_t)val;
+		/* Relaxed: published by the request's release (the engine
+		 * takes REQ_IDLE with acquire, tcp.c tcp_serve). */
+		atomic_store_explicit(&s->idle_req, s->idle_ms_app,
+				      memory_order_relaxed);
+		l3x_stream_request(s, REQ_IDLE);
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -368,6 +379,10 @@ long l3x_stream__getopt(const struct l3x_stream *s, enum l3x_stream_opt opt)
 		return s->tx_buf;
 	case L3X_STREAM_RX_BUF:
 		return s->rx_buf_app;
+	case L3X_STREAM_IDLE_MS:
+		if (s->kind != L3X_FLOW_TCP)
+			return -EINVAL;
+		return s->idle_ms_app ? (long)s->idle_ms_app : L3X_MS_NEVER;
 	}
 	return -EINVAL;
 }

@@ -592,6 +592,10 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 	 * app sets want_write before it re-reads the credit (Dekker). */
 	atomic_fetch_add(&s->tx_acked, len);
 	s->w->st->buffered -= len;
+	/* linger_ms bounds a client that takes nothing, not a slow reader:
+	 * it counts again from each acknowledgment that moves. */
+	if ((s->eflags & EF_LINGER) && len)
+		s->linger_deadline = sys_now() + s->w->st->linger_ms;
 	if (atomic_load(&s->want_write) && atomic_exchange(&s->want_write, 0))
 		l3x_flow_notify(s);
 	if (s->eflags & (EF_CLOSING | EF_SHUT_PENDING))
@@ -688,6 +692,18 @@ static bool admit(struct l3x_stack *st, const struct tcp_pcb *pcb)
 	}
 }
 
+/* Patch 0013's idle timeout, and lwIP's keepalive when asked for. */
+static void set_lifetimes(struct l3x_stack *st, struct tcp_pcb *pcb)
+{
+	pcb->l3x_idle_ms = st->tcp_idle_ms;
+	if (!st->keepalive_ms)
+		return;
+	ip_set_option(pcb, SOF_KEEPALIVE);
+	pcb->keep_idle = st->keepalive_ms;
+	pcb->keep_intvl = st->keepalive_intvl_ms;
+	pcb->keep_cnt = st->keepalive_cnt;
+}
+
 static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 {
 	struct l3x_stack *st = arg;
@@ -715,7 +731,9 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	s->pcb = pcb;
 	s->tx_buf = st->tx_buf;
 	s->rx_buf_app = st->rx_buf;
+	s->idle_ms_app = st->tcp_idle_ms;
 	set_addrs(s, pcb);
+	set_lifetimes(st, pcb);
 	/* lwIP opens every window to TCP_WND, the most rx_buf can be; the
 	 * stream's starts at rx_buf instead. Nothing is taken back from the
 	 * client: only the SYN-ACK's unscaled window (at most 65535, below
@@ -746,16 +764,16 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
  * many tuples. The hash is keyed (SipHash, a random key per process), so a
  * chain grows only by chance: at a load of one PCB per bucket, a chain of
  * 16 comes once in ~5 * 10^13 buckets. The bound is 16 per started unit of
- * load that max_tcp_flows allows (counting as many in TIME_WAIT), as the
- * table has TCP_PCB_HASH_SIZE buckets whatever the options. Only segments
+ * load that max_tcp_flows and max_time_wait allow, as the table has
+ * TCP_PCB_HASH_SIZE buckets whatever the options. Only segments
  * to the listener make PCBs (a SYN; with SYN cookies the ACK that ends
  * one), so refusing those whose bucket is full keeps the bound.
  */
 #define TCP_BUCKET_PER_LOAD 16
 
-static uint32_t bucket_max(uint32_t max_tcp_flows)
+static uint32_t bucket_max(uint32_t max_tcp_flows, uint32_t max_time_wait)
 {
-	uint64_t pcbs = 2ull * max_tcp_flows;
+	uint64_t pcbs = (uint64_t)max_tcp_flows + max_time_wait;
 
 	return TCP_BUCKET_PER_LOAD *
 	       (uint32_t)((pcbs + TCP_PCB_HASH_SIZE - 1) / TCP_PCB_HASH_SIZE);
@@ -989,6 +1007,16 @@ static u16_t cookie_opts(uint8_t *o, const struct l3x_syn_opts *syn, u16_t mss,
 	return (u16_t)(p - o);
 }
 
+/* The clock of the connection the segment being received would make, as
+ * its timestamps will show it (patch 0011: sys_now() plus the 4-tuple's
+ * offset), so that a cookie connection's timestamps never go back after
+ * the handshake. */
+static uint32_t cookie_ts_now(const struct tcp_hdr *hdr, uint32_t now)
+{
+	return now + l3x_tcp_ts_offset(ip_current_dest_addr(), hdr->dest,
+				       ip_current_src_addr(), hdr->src);
+}
+
 /* The SYN-ACK with our ISN @iss, from where the SYN went, as lwIP's own
  * would be but for its options. */
 static bool cookie_send(const struct tcp_hdr *syn, const struct l3x_syn_opts *o,
@@ -1037,7 +1065,7 @@ void l3x_tcp_syn_cookie(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
 	cookie_tuple(hdr, &t);
 	l3x_cookie_rotate(&st->cookie_keys, now, l3x_hash_new_key);
 	iss = l3x_cookie_make(&st->cookie_keys, &t, hdr->seqno, o.mss, now);
-	if (!cookie_send(hdr, &o, iss, now)) {
+	if (!cookie_send(hdr, &o, iss, cookie_ts_now(hdr, now))) {
 		STAT_INC(st, tcp_half_open_dropped);
 		return;
 	}
@@ -1090,7 +1118,7 @@ int l3x_tcp_cookie_ack(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
 	mss = l3x_cookie_check(&st->cookie_keys, &t, hdr->seqno - 1,
 			       hdr->ackno - 1, now);
 	l3x_tcp_opts_parse(hdr, optlen, opt1len, opt2, &o);
-	if (!mss || !cookie_ts(&o, now, c)) {
+	if (!mss || !cookie_ts(&o, cookie_ts_now(hdr, now), c)) {
 		STAT_INC(st, tcp_syn_cookies_bad);
 		return 0;
 	}
@@ -1151,6 +1179,53 @@ static err_t way_passive_open(u8_t id, struct tcp_pcb_listen *lpcb,
 	return ERR_OK;
 }
 
+/* ------------------------------------------------------------ lifetimes */
+
+/*
+ * TIME_WAIT (patch 0010: a new SYN past the old connection reopens the
+ * tuple, a RST in sequence ends it, at most max_time_wait PCBs, the one
+ * longest there recycled first), PAWS (0011) and the idle and persist
+ * timeouts (0013) are lwIP's. Their bounds and counters are plain lwIP
+ * variables, one stack per process: set at open, published once a turn.
+ * Each stream's idle timeout is its PCB's (set_lifetimes, REQ_IDLE).
+ */
+static void lwip_bounds_start(struct l3x_stack *st)
+{
+	tcp_l3x_tw_max = st->max_time_wait;
+	tcp_l3x_tw_peak = tcp_l3x_tw_count;
+	tcp_l3x_tw_reused = 0;
+	tcp_l3x_tw_recycled = 0;
+	tcp_l3x_tw_rst = 0;
+	tcp_l3x_paws_dropped = 0;
+	tcp_l3x_persist_ms = st->persist_ms;
+	tcp_l3x_idle_timeouts = 0;
+	tcp_l3x_persist_timeouts = 0;
+	tcp_l3x_keepalive_timeouts = 0;
+}
+
+void l3x_tcp_publish(struct l3x_stack *st)
+{
+	/* Relaxed: counters; only the engine thread writes them. */
+	atomic_store_explicit(&st->stats.v[STAT(tcp_time_wait)],
+			      tcp_l3x_tw_count, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_time_wait_peak)],
+			      tcp_l3x_tw_peak, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_tw_reused)],
+			      tcp_l3x_tw_reused, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_tw_recycled)],
+			      tcp_l3x_tw_recycled, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_tw_rst)], tcp_l3x_tw_rst,
+			      memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_paws_dropped)],
+			      tcp_l3x_paws_dropped, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_idle_timeouts)],
+			      tcp_l3x_idle_timeouts, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_keepalive_timeouts)],
+			      tcp_l3x_keepalive_timeouts, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_persist_timeouts)],
+			      tcp_l3x_persist_timeouts, memory_order_relaxed);
+}
+
 int l3x_tcp_listen(struct l3x_stack *st)
 {
 	struct tcp_pcb *pcb, *lpcb;
@@ -1176,7 +1251,9 @@ int l3x_tcp_listen(struct l3x_stack *st)
 	st->listener = lpcb;
 	st->seg_cost = l3x_mem_cost(
 		MEMP_SIZE + MEMP_ALIGN_SIZE(memp_pools[MEMP_TCP_SEG]->size));
-	st->tcp_bucket_max = bucket_max(st->max_kind[L3X_FLOW_TCP]);
+	st->tcp_bucket_max =
+		bucket_max(st->max_kind[L3X_FLOW_TCP], st->max_time_wait);
+	lwip_bounds_start(st);
 	return 0;
 }
 
@@ -1194,6 +1271,11 @@ static void tcp_serve(struct l3x_stream *s)
 	reopen_window(st, s);
 	if ((req & REQ_RXBUF) && s->pcb)
 		grow_window(st, s, atomic_load(&s->rx_buf_req));
+	/* Relaxed: the exchange of req above (acquire) pairs with the
+	 * release that set REQ_IDLE after idle_req was stored. */
+	if ((req & REQ_IDLE) && s->pcb)
+		s->pcb->l3x_idle_ms = atomic_load_explicit(
+			&s->idle_req, memory_order_relaxed);
 	if ((req & REQ_NODELAY) && s->pcb)
 		tcp_nagle_disable(s->pcb);
 	if ((req & REQ_DELAY) && s->pcb)

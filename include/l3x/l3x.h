@@ -333,6 +333,8 @@ enum l3x_source {
 
 /* l3x_stack_opts.cpu: do not pin the engine thread. */
 #define L3X_CPU_NONE (-1)
+/* A timeout that never fires (tcp_idle_ms, persist_timeout_ms). */
+#define L3X_MS_NEVER UINT32_MAX
 
 /* Sends one IP packet (no layer 2) that the stack emits. Return 0, or
  * -errno to have it counted as a transmit drop. Called on the engine
@@ -422,6 +424,25 @@ struct l3x_stack_opts {
 				 * cookie or are dropped (syncookies).
 				 * Default 4096, at most 1048576 */
 	enum l3x_syncookies syncookies; /* default L3X_SYNCOOKIES_WHEN_FULL */
+	/* TCP lifetimes */
+	uint32_t max_time_wait;	   /* connections kept in TIME_WAIT after we
+				    * closed first; past it the one longest
+				    * there is recycled (tcp_tw_recycled).
+				    * Default max_tcp_flows */
+	uint32_t tcp_idle_ms;	   /* a stream that receives nothing for this
+				    * long is reset (tcp_idle_timeouts);
+				    * L3X_MS_NEVER: never. Default 3600000 (1 h);
+				    * per stream: L3X_STREAM_IDLE_MS */
+	uint32_t tcp_keepalive_ms; /* keepalive probes after this long
+				    * idle; 0 (default): none */
+	uint32_t tcp_keepalive_intvl_ms; /* between probes; default 75000 */
+	uint32_t tcp_keepalive_cnt;	 /* probes unanswered before the
+					  * stream is reset
+					  * (tcp_keepalive_timeouts); default 9 */
+	uint32_t persist_timeout_ms;	 /* a client that keeps its window shut
+					  * this long, data waiting for it, is
+					  * reset (tcp_persist_timeouts);
+					  * L3X_MS_NEVER: never. Default 120000 */
 	size_t : 0;
 };
 
@@ -544,6 +565,26 @@ struct l3x_stack_stats {
 				    * and no answer to the frame at hand */
 	uint64_t way_refused;	   /* flows refused: their chain of the way
 				    * table is full, or no memory */
+	/* TCP lifetimes */
+	uint64_t tcp_time_wait;		 /* now: connections in TIME_WAIT */
+	uint64_t tcp_time_wait_peak;	 /* the most tcp_time_wait was */
+	uint64_t tcp_tw_reused;		 /* TIME_WAIT connections a new SYN
+					  * reopened (its sequence or timestamp
+					  * past the old ones, RFC 6191) */
+	uint64_t tcp_tw_recycled;	 /* TIME_WAIT connections ended early:
+					  * max_time_wait reached */
+	uint64_t tcp_tw_rst;		 /* TIME_WAIT connections a RST in
+					  * sequence ended */
+	uint64_t tcp_paws_dropped;	 /* data segments dropped: timestamp
+					  * older than the last (PAWS, RFC
+					  * 7323); in rx_tcp_bad too */
+	uint64_t tcp_idle_timeouts;	 /* streams reset: nothing received for
+					  * tcp_idle_ms */
+	uint64_t tcp_keepalive_timeouts; /* streams reset: keepalive probes
+					  * unanswered */
+	uint64_t tcp_persist_timeouts;	 /* streams reset: the client kept
+					  * its window shut for
+					  * persist_timeout_ms */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that
@@ -789,6 +830,9 @@ enum l3x_stream_opt {
 	L3X_STREAM_TX_BUF,	/* bytes: this stream's send buffer */
 	L3X_STREAM_RX_BUF,	/* bytes: this stream's receive window (grows
 				 * only; at most 1 MiB) */
+	L3X_STREAM_IDLE_MS,	/* ms: reset when nothing is received for
+				 * this long (opts.tcp_idle_ms);
+				 * L3X_MS_NEVER: never */
 };
 
 /*

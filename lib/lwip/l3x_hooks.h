@@ -26,6 +26,12 @@ u32_t l3x_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
 u32_t l3x_tcp_pcb_hash(const ip_addr_t *local_ip, u16_t local_port,
 		       const ip_addr_t *remote_ip, u16_t remote_port);
 
+/* Patch 0011: the offset a connection adds to sys_now() in the timestamps
+ * it sends (RFC 7323 5.4), SipHash of the 4-tuple under a key of its own:
+ * the timestamps tell neither uptime nor that addresses share a host. */
+u32_t l3x_tcp_ts_offset(const ip_addr_t *local_ip, u16_t local_port,
+			const ip_addr_t *remote_ip, u16_t remote_port);
+
 /* The state of the PCB lwIP handed the segment being received to, plus
  * one; 0 when it found none. engine_input() clears it before each packet
  * and reads it after; l3x_tcp_inpacket() sets it. Engine thread. */

@@ -153,6 +153,8 @@
 #define LWIP_HOOK_TCP_ISN		l3x_tcp_isn
 /* The PCB hash's buckets: SipHash under a random per-process key. */
 #define LWIP_HOOK_TCP_PCB_HASH		l3x_tcp_pcb_hash
+/* Timestamps on a clock of their own per connection (patch 0011). */
+#define LWIP_HOOK_TCP_TS_OFFSET		l3x_tcp_ts_offset
 /* Segments meet the engine's bounds before lwIP keeps them, and the
  * engine learns which PCB took each, for its fates (lib/tcp.c). */
 #define LWIP_HOOK_TCP_INPACKET_PCB	l3x_tcp_inpacket

@@ -91,6 +91,16 @@ u32_t l3x_tcp_pcb_hash(const ip_addr_t *local_ip, u16_t local_port,
 	return (u32_t)l3x_hash(L3X_HASH_TCP_PCB, buf, n);
 }
 
+u32_t l3x_tcp_ts_offset(const ip_addr_t *local_ip, u16_t local_port,
+			const ip_addr_t *remote_ip, u16_t remote_port)
+{
+	uint8_t buf[L3X_TUPLE_MAX];
+	size_t n =
+		tuple_bytes(buf, local_ip, local_port, remote_ip, remote_port);
+
+	return (u32_t)l3x_hash(L3X_HASH_TCP_TS, buf, n);
+}
+
 u8_t l3x_tcp_in_state;
 
 uint64_t l3x_udp_bad[3];

@@ -77,6 +77,7 @@ struct args {
 	uint32_t udp_idle_ms;		/* 0: the library's default */
 	uint32_t max_half_open;		/* 0: the library's default */
 	enum l3x_syncookies syncookies; /* default: when full */
+	uint32_t max_time_wait;		/* 0: the library's default */
 	uint64_t abort_after;		/* 0: never */
 	uint64_t seconds;		/* 0: until a signal */
 	bool check_mem; /* at exit, memory must be back where it was */
@@ -147,6 +148,7 @@ TOOL_DEFINE(PROG,
 	    "       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
 	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
 	    "       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
+	    "       [--max-time-wait N]\n"
 	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', e.g. 'tcp 198.51.100.0/24'.\n",
 	    1);
@@ -236,6 +238,11 @@ static void parse_number(struct args *a, int c, const char *s)
 		if (!a->udp_idle_ms)
 			die("--udp-idle '%s': at least 1 (milliseconds)", s);
 		break;
+	case 'T':
+		a->max_time_wait = parse_uint("--max-time-wait", s, 0, 1u << 24);
+		if (!a->max_time_wait)
+			die("--max-time-wait '%s': at least 1", s);
+		break;
 	case 'a':
 		a->abort_after = parse_uint("--abort-after", s, 0, UINT64_MAX);
 		if (!a->abort_after)
@@ -263,6 +270,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "mtu", required_argument, NULL, 'u' },
 		{ "max-flows", required_argument, NULL, 'f' },
 		{ "udp-idle", required_argument, NULL, 'I' },
+		{ "max-time-wait", required_argument, NULL, 'T' },
 		{ "abort-after", required_argument, NULL, 'a' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "check-mem", no_argument, NULL, 'K' },
@@ -969,7 +977,8 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 		 .max_flows = a->max_flows, .cpu = a->cpu,
 		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE,
 		 .max_half_open = a->max_half_open,
-		 .syncookies = a->syncookies);
+		 .syncookies = a->syncookies,
+		 .max_time_wait = a->max_time_wait);
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
 		die("--tun %s: %s", a->tun, strerror(errno));
@@ -1098,7 +1107,10 @@ static void print_counters(const struct server *srv, const char *label)
 		"tcp_ooo_dropped %llu tcp_rx_merged %llu rx_src_mac_group %llu "
 		"tx_no_way %llu way_refused %llu; syn received %llu "
 		"half_open %llu half_open_dropped %llu cookies_sent %llu "
-		"cookies_ok %llu cookies_bad %llu",
+		"cookies_ok %llu cookies_bad %llu; tcp_time_wait %llu "
+		"tcp_time_wait_peak %llu tcp_tw_reused %llu tcp_tw_recycled %llu "
+		"tcp_tw_rst %llu tcp_paws_dropped %llu tcp_idle_timeouts %llu "
+		"tcp_keepalive_timeouts %llu tcp_persist_timeouts %llu",
 		U(st.tcp_flows_open), U(st.udp_flows_open),
 		U(st.tcp_refused_source), U(st.udp_refused_source),
 		U(st.tcp_refused_hash), U(st.udp_refused_hash),
@@ -1109,7 +1121,11 @@ static void print_counters(const struct server *srv, const char *label)
 		U(st.rx_src_mac_group), U(st.tx_no_way), U(st.way_refused),
 		U(st.tcp_syn_received), U(st.tcp_half_open),
 		U(st.tcp_half_open_dropped), U(st.tcp_syn_cookies_sent),
-		U(st.tcp_syn_cookies_ok), U(st.tcp_syn_cookies_bad));
+		U(st.tcp_syn_cookies_ok), U(st.tcp_syn_cookies_bad),
+		U(st.tcp_time_wait), U(st.tcp_time_wait_peak),
+		U(st.tcp_tw_reused), U(st.tcp_tw_recycled), U(st.tcp_tw_rst),
+		U(st.tcp_paws_dropped), U(st.tcp_idle_timeouts),
+		U(st.tcp_keepalive_timeouts), U(st.tcp_persist_timeouts));
 }
 
 /* The closing line: the counters, then memory still in use (read with
