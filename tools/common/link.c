@@ -2,8 +2,10 @@
 /*
  * link.c - the options of the tools on a link: see link.h.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "link.h"
 #include "parse.h"
@@ -79,4 +81,11 @@ void link_print_init(bool verbose_)
 {
 	verbose = verbose_;
 	l3x_set_print(print_fn);
+}
+
+const char *link_strerror(int err)
+{
+	if (err == EBUSY)
+		return "queue taken by another AF_XDP socket (another l3x process on it? give each process its own --queue)";
+	return strerror(err);
 }

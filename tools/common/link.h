@@ -66,4 +66,8 @@ void rule_parse(struct l3x_rule *r, const char *what, const char *text);
  * each after "PROG: ". */
 void link_print_init(bool verbose);
 
+/* strerror(@err) for opening a link, with what to do where the cause is
+ * known (EBUSY: a queue taken by another process). */
+const char *link_strerror(int err);
+
 #endif /* L3X_TOOL_LINK_H */

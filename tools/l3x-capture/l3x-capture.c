@@ -198,7 +198,7 @@ static void open_handles(struct run *r, const struct args *a)
 		r->h[r->nh] = l3x_capture_handle__open(r->cap, q);
 		if (!r->h[r->nh])
 			die("--queue %u on %s: %s", q, l->iface,
-			    strerror(errno));
+			    link_strerror(errno));
 		r->nh++;
 	}
 }
@@ -271,7 +271,7 @@ int main(int argc, char **argv)
 	link_print_init(a.link.verbose);
 	r.cap = l3x_capture__open(&o);
 	if (!r.cap)
-		die("--iface %s: %s", a.link.iface, strerror(errno));
+		die("--iface %s: %s", a.link.iface, link_strerror(errno));
 	cleanup_at_exit(close_run, &r);
 	for (i = 0; i < a.link.rules.n; i++) {
 		err = l3x_capture__add_rule(r.cap, &a.link.rules.rules[i]);

@@ -1011,7 +1011,7 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 	if (!st && a->tun)
 		die("--tun %s: %s", a->tun, strerror(errno));
 	if (!st)
-		die("--iface %s: %s", a->link.iface, strerror(errno));
+		die("--iface %s: %s", a->link.iface, link_strerror(errno));
 	return st;
 }
 
