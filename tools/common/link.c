@@ -87,5 +87,11 @@ const char *link_strerror(int err)
 {
 	if (err == EBUSY)
 		return "queue taken by another AF_XDP socket (another l3x process on it? give each process its own --queue)";
+	if (err == ETIMEDOUT)
+		return "timed out waiting for the interface's lock in /run/l3x (another l3x process stuck opening or closing it?)";
+	if (err == ELOOP)
+		return "a lock file in /run/l3x is a symbolic link: not followed (planted by someone? remove it)";
+	if (err == EPERM || err == EACCES)
+		return "not permitted: loading the program needs root and a lock directory /run/l3x of root's, mode 0700 (without them, load it once with l3x-ctl setup)";
 	return strerror(err);
 }
