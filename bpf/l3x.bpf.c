@@ -93,6 +93,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } l3x_frags SEC(".maps");
 
+/* Not read here: who added which rule (bpf/l3x_shared.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, L3X_MAX_OWNED);
+	__type(key, struct l3x_owner_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l3x_owners SEC(".maps");
+
 /* Run inside libxdp's dispatcher where the kernel allows it. */
 struct {
 	__uint(priority, 20);

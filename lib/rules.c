@@ -880,6 +880,63 @@ int l3x_rules_del(const struct l3x_maps *m, const struct l3x_rule *r)
 	return l3x_rules_sync(m);
 }
 
+/* Take back the references of one dead owner (l3x_rules_reap()). */
+struct reap {
+	const struct l3x_maps *m;
+	int refs;
+};
+
+static void reap_one(const struct l3x_owner_key *o, uint32_t count, void *arg)
+{
+	struct reap *r = arg;
+	uint32_t i;
+
+	for (i = 0; i < count; i++)
+		if (!ref_change(r->m->rules, &o->rule, -1))
+			r->refs++;
+}
+
+/* l3x_rules_reap() - see l3x_internal.h. */
+int l3x_rules_reap(const struct l3x_maps *m)
+{
+	struct reap r = { m, 0 };
+	int n, err;
+
+	n = l3x_owners_claim_dead(m->owners, reap_one, &r);
+	if (n <= 0)
+		return n;
+	err = l3x_rules_sync(m);
+	return err ? err : r.refs;
+}
+
+/* A rule counted in the maps on behalf of this process: the reference
+ * first, then its owner entry, so that a crash in between leaves a rule
+ * no one reaps (a leak) rather than an owner entry whose reaping would
+ * take back someone else's reference. Deleting goes the other way. */
+static int owned_add(const struct l3x_maps *m, const struct l3x_rule *r)
+{
+	struct l3x_rule_key k;
+	int err;
+
+	err = l3x_rules_add(m, r);
+	if (err)
+		return err;
+	l3x_rule_to_key(r, &k);
+	err = l3x_owners_add(m->owners, &k);
+	if (err)
+		l3x_rules_del(m, r);
+	return err;
+}
+
+static int owned_del(const struct l3x_maps *m, const struct l3x_rule *r)
+{
+	struct l3x_rule_key k;
+
+	l3x_rule_to_key(r, &k);
+	l3x_owners_del(m->owners, &k);
+	return l3x_rules_del(m, r);
+}
+
 /* ------------------------------------------------------------ ruleset */
 
 /* The software rules: an immutable array replaced whole, retired by epoch. */
@@ -975,7 +1032,7 @@ int l3x_ruleset_add(struct l3x_ruleset *rs, const struct l3x_rule *r)
 		   sizeof(rs->own[0]));
 	if (err)
 		return err;
-	err = rs->maps ? l3x_rules_add(rs->maps, r) : snap_swap(rs, r, true);
+	err = rs->maps ? owned_add(rs->maps, r) : snap_swap(rs, r, true);
 	if (!err)
 		rs->own[rs->nown++] = *r;
 	return err;
@@ -991,7 +1048,7 @@ int l3x_ruleset_del(struct l3x_ruleset *rs, const struct l3x_rule *r)
 
 	if (!rs || l3x_rule_check(r))
 		return -EINVAL;
-	err = rs->maps ? l3x_rules_del(rs->maps, r) : snap_swap(rs, r, false);
+	err = rs->maps ? owned_del(rs->maps, r) : snap_swap(rs, r, false);
 	if (!err)
 		own_del(rs, r);
 	return err;
@@ -1009,7 +1066,7 @@ void l3x_ruleset_close(struct l3x_ruleset *rs)
 	if (!rs)
 		return;
 	for (i = 0; rs->maps && i < rs->nown; i++)
-		l3x_rules_del(rs->maps, &rs->own[i]);
+		owned_del(rs->maps, &rs->own[i]);
 	free(atomic_load(&rs->snap));
 	free(rs->frags);
 	free(rs->own);

@@ -27,6 +27,7 @@
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
 
@@ -39,8 +40,8 @@
 #define L3X_PROG_NAME "l3x_xdp"
 
 static const char *const map_names[] = {
-	"l3x_rules", "l3x_lpm4",  "l3x_lpm6",
-	"l3x_xsks",  "l3x_stats", "l3x_frags",
+	"l3x_rules", "l3x_lpm4",  "l3x_lpm6",	"l3x_xsks",
+	"l3x_stats", "l3x_frags", "l3x_owners",
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
@@ -114,7 +115,8 @@ static bool prepare_pin_dir(const char *dir, bool is_default)
 			pr_debug("mount bpffs on /sys/fs/bpf: %s\n",
 				 strerror(errno));
 	}
-	if (!is_bpffs(parent) && !is_bpffs(dir)) {
+	if (!is_bpffs(parent) && !is_bpffs(dir) &&
+	    !(is_default && is_bpffs("/sys/fs/bpf"))) {
 		pr_warn("pin dir %s is not on a bpffs: maps not pinned\n", dir);
 		return false;
 	}
@@ -198,8 +200,9 @@ static int open_pinned(struct l3x_steer *s, int prog_fd)
 	err = l3x_steer_open_pinned(s->pin_dir, &s->maps);
 	if (err)
 		return err;
-	/* l3x_rules (index 0) is not used by the program, only by us. */
-	for (i = 1; i < N_MAPS; i++)
+	/* l3x_rules (index 0) and l3x_owners (last) are not used by the
+	 * program, only by us. */
+	for (i = 1; i < N_MAPS - 1; i++)
 		if (!prog_uses_map(prog_fd, s->fds[i]))
 			return -ESTALE;
 	return 0;
@@ -661,10 +664,43 @@ static void detach_attached(struct l3x_steer *s)
 
 /* ------------------------------------------------------------ API */
 
+/* Rules of processes that died holding them go before we add ours. */
+static void reap(struct l3x_steer *s)
+{
+	int n = l3x_rules_reap(&s->maps);
+
+	if (n > 0)
+		pr_info("took back %d rule references of processes that died on ifindex %d\n",
+			n, s->ifindex);
+	else if (n < 0)
+		pr_warn("reaping the rules of dead processes on ifindex %d: %s\n",
+			s->ifindex, strerror(-n));
+}
+
+/*
+ * l3x_pin_dir() - see l3x_internal.h: @dir, or the default directory of
+ * the interface, /sys/fs/bpf/l3x/IFNAME, so that processes on two
+ * interfaces never share (and unpin) each other's maps.
+ */
+int l3x_pin_dir(char *buf, size_t sz, const char *dir, int ifindex,
+		const char *ifname)
+{
+	char name[IF_NAMESIZE];
+	int n;
+
+	if (dir) {
+		n = snprintf(buf, sz, "%s", dir);
+	} else {
+		if (!ifname && !(ifname = if_indextoname(ifindex, name)))
+			return -errno;
+		n = snprintf(buf, sz, "%s/%s", L3X_DEFAULT_PIN_DIR, ifname);
+	}
+	return n < 0 || (size_t)n >= sz ? -ENAMETOOLONG : 0;
+}
+
 static struct l3x_steer *steer_open(int ifindex,
 				    const struct l3x_steer_cfg *cfg)
 {
-	const char *dir = cfg->pin_dir ? cfg->pin_dir : L3X_DEFAULT_PIN_DIR;
 	struct l3x_steer *s;
 	int err, lock_err;
 	bool pin;
@@ -675,11 +711,10 @@ static struct l3x_steer *steer_open(int ifindex,
 	memset(s->fds, -1, sizeof(s->fds));
 	s->ifindex = ifindex;
 	s->lock_fd = s->mutex_fd = s->dir_fd = -1;
-	if (snprintf(s->pin_dir, sizeof(s->pin_dir), "%s", dir) >=
-	    (int)sizeof(s->pin_dir)) {
-		err = -ENAMETOOLONG;
+	err = l3x_pin_dir(s->pin_dir, sizeof(s->pin_dir), cfg->pin_dir, ifindex,
+			  NULL);
+	if (err)
 		goto err_free;
-	}
 	lock_err = lock_open(s);
 	if (lock_err == -ETIMEDOUT) {
 		err = lock_err;
@@ -691,6 +726,7 @@ static struct l3x_steer *steer_open(int ifindex,
 	err = try_reuse(s);
 	if (!err) {
 		s->shared = lock_marked(s);
+		reap(s);
 		goto out;
 	}
 	if (err != -ENOENT)

@@ -20,16 +20,18 @@
 
 /* clang-format off */
 TOOL_DEFINE(PROG,
-	    "usage: " PROG " [--pin-dir DIR] stats [--json]\n"
-	    "       " PROG " [--pin-dir DIR] watch\n"
-	    "       " PROG " [--pin-dir DIR] rules\n"
-	    "       " PROG " [--pin-dir DIR] add RULE...\n"
-	    "       " PROG " [--pin-dir DIR] del RULE...\n"
+	    "usage: " PROG " WHERE stats [--json]\n"
+	    "       " PROG " WHERE watch\n"
+	    "       " PROG " WHERE rules\n"
+	    "       " PROG " WHERE add RULE...\n"
+	    "       " PROG " WHERE del RULE...\n"
+	    "       " PROG " WHERE reap\n"
+	    "WHERE is --iface IF (pins in /sys/fs/bpf/l3x/IF) or --pin-dir DIR.\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', one argument each.\n",
 	    1);
 /* clang-format on */
 
-enum cmd { CMD_STATS, CMD_WATCH, CMD_RULES, CMD_ADD, CMD_DEL };
+enum cmd { CMD_STATS, CMD_WATCH, CMD_RULES, CMD_ADD, CMD_DEL, CMD_REAP };
 
 /* A name to a line; the formatter would pack them in columns. */
 /* clang-format off */
@@ -39,6 +41,7 @@ static const struct name_value cmds[] = {
 	{ "rules", CMD_RULES },
 	{ "add", CMD_ADD },
 	{ "del", CMD_DEL },
+	{ "reap", CMD_REAP },
 	{ NULL },
 };
 /* clang-format on */
@@ -158,6 +161,11 @@ static void run(struct l3x_ctl *ctl, int cmd, char **args, int n, bool json)
 	case CMD_DEL:
 		cmd_change(ctl, false, args, n);
 		break;
+	case CMD_REAP:
+		if ((err = l3x_ctl__reap(ctl)) < 0)
+			die("reap: %s", strerror(-err));
+		printf("took back %d rule references of dead processes\n", err);
+		break;
 	}
 }
 
@@ -165,20 +173,25 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "iface", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		TOOL_OPTIONS_END,
 	};
-	const char *pin_dir = NULL, *name;
+	const char *pin_dir = NULL, *iface = NULL, *name;
 	struct l3x_ctl *ctl;
 	bool json = false;
 	int c, cmd;
 
-	while ((c = tool_getopt(argc, argv, "+p:jh", opts)) != -1) {
+	while ((c = tool_getopt(argc, argv, "+p:i:jh", opts)) != -1) {
 		if (c == 'p')
 			pin_dir = optarg;
+		else if (c == 'i')
+			iface = optarg;
 		else
 			json = true;
 	}
+	if (!pin_dir && !iface)
+		die_arg("--iface or --pin-dir: missing (where the maps are pinned)");
 	if (optind >= argc)
 		usage_exit(2);
 	name = argv[optind++];
@@ -186,14 +199,17 @@ int main(int argc, char **argv)
 		json = true;
 		optind++;
 	}
-	L3X_OPTS(l3x_ctl_opts, o, .pin_dir = pin_dir);
-	ctl = l3x_ctl__open(&o);
-	if (!ctl)
-		die("--pin-dir %s: %s (is an l3x program running with its maps pinned there?)",
-		    pin_dir ? pin_dir : "/sys/fs/bpf/l3x", strerror(errno));
+	L3X_OPTS(l3x_ctl_opts, o, .pin_dir = pin_dir, .ifname = iface);
 	if (!find_name(cmds, name, &cmd))
-		die("'%s': unknown command (stats, watch, rules, add, del)",
+		die("'%s': unknown command (stats, watch, rules, add, del, reap)",
 		    name);
+	ctl = l3x_ctl__open(&o);
+	if (!ctl && pin_dir)
+		die("--pin-dir %s: %s (is an l3x program running with its maps pinned there?)",
+		    pin_dir, strerror(errno));
+	if (!ctl)
+		die("--iface %s: %s (is an l3x program running with its maps pinned in /sys/fs/bpf/l3x/%s?)",
+		    iface, strerror(errno), iface);
 	run(ctl, cmd, argv + optind, argc - optind, json);
 	l3x_ctl__close(ctl);
 	return 0;
