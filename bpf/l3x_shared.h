@@ -12,8 +12,10 @@
  *                 that prefix, so the longest match alone answers
  *                 "does any rule match" (see lib/rules.c).
  *   - l3x_xsks    XSKMAP indexed by RX queue.
- *   - l3x_frags   LRU_HASH: fragment id of a first fragment that matched,
- *                 so its later fragments follow it to the same socket.
+ *   - l3x_frags   LRU_HASH: (family, source, destination, protocol, id)
+ *                 of a datagram whose first fragment passed -> where the
+ *                 datagram goes (L3X_FRAG_*), so its later fragments follow
+ *                 the first; deleted when the last fragment passes.
  *   - l3x_stats   PERCPU_ARRAY of counters, one per L3X_CNT_*.
  *   - l3x_owners  HASH: (rule, owning process) -> how many times that
  *                 process counted the rule in l3x_rules. Not read by the
@@ -50,6 +52,8 @@ enum l3x_cnt {
 	L3X_CNT_REDIRECT_FAILED,/* matched, no socket on the queue: XDP_PASS */
 	L3X_CNT_MALFORMED,	/* unparseable (truncated, bad IHL...): XDP_PASS */
 	L3X_CNT_FRAGS_TRACKED,	/* extra: first fragments recorded in l3x_frags */
+	L3X_CNT_FRAGS_CONFLICT,	/* extra: first fragments whose datagram was live
+				 * already: to the kernel, datagram not diverted */
 	L3X_CNT_MAX,
 };
 /* clang-format on */
@@ -92,6 +96,10 @@ struct l3x_lpm_val {
 	__u32 pad;
 	struct l3x_range r[L3X_MAX_RANGES];
 };
+
+/* l3x_frags values: where the datagram's first fragment went. */
+#define L3X_FRAG_KERNEL 0
+#define L3X_FRAG_DIVERT 1
 
 /* l3x_frags key: identifies the datagram a fragment belongs to. */
 struct l3x_frag_key {

@@ -132,8 +132,7 @@ int l3x_owners_claim_dead(int fd,
 			return -EAGAIN;
 		key = next;
 		prev = &key;
-		if (!owner_dead(&key, ns) ||
-		    bpf_map_lookup_elem(fd, &key, &n))
+		if (!owner_dead(&key, ns) || bpf_map_lookup_elem(fd, &key, &n))
 			continue;
 		/* Deleting the current key restarts the kernel's walk from
 		 * the first key on the next call: fine, we skip the live. */

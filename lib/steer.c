@@ -810,6 +810,7 @@ int l3x_stats_read(int stats_fd, struct l3x_steer_stats *st)
 	st->redirect_failed = sums[L3X_CNT_REDIRECT_FAILED];
 	st->malformed = sums[L3X_CNT_MALFORMED];
 	st->frags_tracked = sums[L3X_CNT_FRAGS_TRACKED];
+	st->frags_conflict = sums[L3X_CNT_FRAGS_CONFLICT];
 	return 0;
 }
 

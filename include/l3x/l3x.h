@@ -125,6 +125,8 @@ struct l3x_steer_stats {
 	uint64_t redirect_failed; /* matched, no socket on that queue */
 	uint64_t malformed;	  /* unparseable: to the kernel */
 	uint64_t frags_tracked;	  /* first fragments remembered */
+	uint64_t frags_conflict;  /* first fragments of a datagram live
+				   * already: to the kernel, not diverted */
 };
 
 /* ------------------------------------------------------------ capture */

@@ -96,19 +96,21 @@ static void print_stats(const struct l3x_steer_stats *s, bool json)
 {
 	if (json)
 		printf("{\"passed\": %llu, \"redirected\": %llu, \"redirect_failed\": %llu, "
-		       "\"malformed\": %llu, \"frags_tracked\": %llu}\n",
+		       "\"malformed\": %llu, \"frags_tracked\": %llu, \"frags_conflict\": %llu}\n",
 		       (unsigned long long)s->passed,
 		       (unsigned long long)s->redirected,
 		       (unsigned long long)s->redirect_failed,
 		       (unsigned long long)s->malformed,
-		       (unsigned long long)s->frags_tracked);
+		       (unsigned long long)s->frags_tracked,
+		       (unsigned long long)s->frags_conflict);
 	else
-		printf("passed %llu redirected %llu redirect_failed %llu malformed %llu frags_tracked %llu\n",
+		printf("passed %llu redirected %llu redirect_failed %llu malformed %llu frags_tracked %llu frags_conflict %llu\n",
 		       (unsigned long long)s->passed,
 		       (unsigned long long)s->redirected,
 		       (unsigned long long)s->redirect_failed,
 		       (unsigned long long)s->malformed,
-		       (unsigned long long)s->frags_tracked);
+		       (unsigned long long)s->frags_tracked,
+		       (unsigned long long)s->frags_conflict);
 }
 
 static int cmd_watch(struct l3x_ctl *ctl)
