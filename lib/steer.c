@@ -208,6 +208,32 @@ static int open_pinned(struct l3x_steer *s, int prog_fd)
 	return 0;
 }
 
+/*
+ * Without privilege (no CAP_SYS_ADMIN to open a program by id, hence no
+ * lock directory either), the attached program cannot be read: trust the
+ * maps pinned in the pin dir when some XDP program is attached, as
+ * xdp-loader's users do. The operator who loaded it chose the pin dir and
+ * who may open it (README: Operating l3x).
+ */
+static int try_pinned(struct l3x_steer *s)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	int err;
+
+	if (bpf_xdp_query(s->ifindex, 0, &q) || !q.prog_id)
+		return -ENOENT;
+	err = l3x_steer_open_pinned(s->pin_dir, &s->maps);
+	if (err) {
+		close_fds(s);
+		return err;
+	}
+	s->skb_mode = q.attach_mode == XDP_ATTACHED_SKB;
+	s->reused = true;
+	pr_info("using the XDP program attached to ifindex %d with the maps pinned in %s (unchecked: no privilege to read the program)\n",
+		s->ifindex, s->pin_dir);
+	return 0;
+}
+
 static int try_reuse(struct l3x_steer *s)
 {
 	struct xdp_multiprog *mp;
@@ -215,7 +241,7 @@ static int try_reuse(struct l3x_steer *s)
 
 	mp = find_attached(s->ifindex, &prog_fd, &s->skb_mode);
 	if (!mp)
-		return -ENOENT;
+		return s->locked ? -ENOENT : try_pinned(s);
 	err = open_pinned(s, prog_fd);
 	xdp_multiprog__close(mp);
 	if (err) {

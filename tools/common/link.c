@@ -61,6 +61,9 @@ bool link_opt(struct link_args *a, int c, const char *arg)
 	case 'm': a->xdp_mode = parse_name("--xdp-mode", arg, xdp_modes); break;
 	case 'b': a->bind_mode = parse_name("--bind", arg, bind_modes); break;
 	case 'B': a->no_busy_poll = true; break;
+	case 'F':
+		a->frames = parse_uint("--frames", arg, 64, 1u << 20);
+		break;
 	case 'Q': a->quiet = true; break;
 	case 'v': a->verbose = true; break;
 	default: return false;
@@ -92,6 +95,6 @@ const char *link_strerror(int err)
 	if (err == ELOOP)
 		return "a lock file in /run/l3x is a symbolic link: not followed (planted by someone? remove it)";
 	if (err == EPERM || err == EACCES)
-		return "not permitted: loading the program needs root and a lock directory /run/l3x of root's, mode 0700 (without them, load it once with l3x-ctl setup)";
+		return "not permitted: without root, a process needs CAP_NET_RAW, a program root attached and pins open to its group (README: Operating l3x)";
 	return strerror(err);
 }

@@ -146,6 +146,7 @@ TOOL_DEFINE(PROG,
 	    "usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
 	    "       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
 	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
+	    "       [--frames N]\n"
 	    "       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
 	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",
@@ -1006,7 +1007,8 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 		 .xdp_mode = a->link.xdp_mode, .bind_mode = a->link.bind_mode,
 		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0, .mtu = a->mtu,
 		 .max_flows = a->max_flows, .cpu = a->cpu,
-		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE);
+		 .frame_count = a->link.frames, .udp_idle_ms = a->udp_idle_ms,
+		 .udp_queue = UDP_QUEUE);
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
 		die("--tun %s: %s", a->tun, strerror(errno));
