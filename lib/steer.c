@@ -142,14 +142,21 @@ static int pin_path(char *buf, size_t sz, const char *dir, const char *name)
 
 /* ------------------------------------------------------------ reuse */
 
-/* The attached l3x program on @ifindex, or NULL. Sets *@skb. */
-static struct xdp_multiprog *find_attached(int ifindex, int *prog_fd, bool *skb)
+/* The attached l3x program on @ifindex, or NULL. Sets *@skb, and
+ * *@denied when the programs on @ifindex could not be read for lack of
+ * privilege (@denied may be NULL). */
+static struct xdp_multiprog *find_attached(int ifindex, int *prog_fd, bool *skb,
+					   bool *denied)
 {
 	struct xdp_multiprog *mp;
 	struct xdp_program *p = NULL;
+	int err;
 
 	mp = xdp_multiprog__get_from_ifindex(ifindex);
-	if (!mp || libxdp_get_error(mp))
+	err = mp ? (int)libxdp_get_error(mp) : -ENOENT;
+	if (denied)
+		*denied = err == -EPERM || err == -EACCES;
+	if (err)
 		return NULL;
 	if (xdp_multiprog__is_legacy(mp)) {
 		p = xdp_multiprog__main_prog(mp);
@@ -209,8 +216,8 @@ static int open_pinned(struct l3x_steer *s, int prog_fd)
 }
 
 /*
- * Without privilege (no CAP_SYS_ADMIN to open a program by id, hence no
- * lock directory either), the attached program cannot be read: trust the
+ * Without privilege (no CAP_SYS_ADMIN to open a program by id), the
+ * attached program cannot be read: trust the
  * maps pinned in the pin dir when some XDP program is attached, as
  * xdp-loader's users do. The operator who loaded it chose the pin dir and
  * who may open it (README: Operating l3x).
@@ -238,10 +245,11 @@ static int try_reuse(struct l3x_steer *s)
 {
 	struct xdp_multiprog *mp;
 	int prog_fd, err;
+	bool denied;
 
-	mp = find_attached(s->ifindex, &prog_fd, &s->skb_mode);
+	mp = find_attached(s->ifindex, &prog_fd, &s->skb_mode, &denied);
 	if (!mp)
-		return s->locked ? -ENOENT : try_pinned(s);
+		return denied ? try_pinned(s) : -ENOENT;
 	err = open_pinned(s, prog_fd);
 	xdp_multiprog__close(mp);
 	if (err) {
@@ -662,7 +670,7 @@ static void detach_attached(struct l3x_steer *s)
 	bool skb;
 	LIBBPF_OPTS(bpf_xdp_attach_opts, o);
 
-	mp = find_attached(s->ifindex, &prog_fd, &skb);
+	mp = find_attached(s->ifindex, &prog_fd, &skb, NULL);
 	if (!mp)
 		return;
 	if (xdp_multiprog__is_legacy(mp)) {
