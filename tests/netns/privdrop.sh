@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # privdrop.sh - root sets up once, the application runs unprivileged:
 #   root:  xdp-loader load -p DIR IF l3x.bpf.o, then the pins (and DIR)
-#          handed to a group: chgrp G, 0660 pins, 0750 DIR.
+#          handed to a group: l3x-ctl --pin-dir DIR grant --group G
+#          (0660 pins, 0750 DIR).
 #   then:  l3x-capture and l3x-serve as another user (uid/gid 4242 here,
 #          no supplementary groups), holding CAP_NET_RAW only (setpriv
 #          --ambient-caps), a UMEM within RLIMIT_MEMLOCK (--frames). Each
@@ -29,7 +30,11 @@ if ! nss xdp-loader load -p "$DIR" "$IF_S" "$B/l3x.bpf.o" >"$WORK/xl.log" 2>&1; 
 fi
 on_exit "ip netns exec $NS_S xdp-loader unload -a $IF_S"
 chmod 0755 "$PIN"
-chgrp -R $U "$DIR" && chmod 0750 "$DIR" && chmod 0660 "$DIR"/l3x_*
+out=$("$B/l3x-ctl" --pin-dir "$DIR" grant --group $U 2>&1)
+expect_eq "setup: l3x-ctl grant hands the pins to the group" "$out" \
+	"pins in $DIR: group $U, mode 0660 (directory 0750)"
+expect_eq "... pins 0660, group $U" "$(stat -c '%a %g' "$DIR"/l3x_* | sort -u)" "660 $U"
+expect_eq "... directory 0750, group $U" "$(stat -c '%a %g' "$DIR")" "750 $U"
 # The binaries and the work dir must be reachable by the user.
 chmod 0755 "$WORK"
 ok "setup: program loaded by root, pins handed to group $U"
