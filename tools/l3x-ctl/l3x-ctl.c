@@ -265,10 +265,10 @@ int main(int argc, char **argv)
 		else
 			json = true;
 	}
-	if (!pin_dir && !iface)
-		die_arg("--iface or --pin-dir: missing (where the maps are pinned)");
 	if (optind >= argc)
 		usage_exit(2);
+	if (!pin_dir && !iface)
+		die_arg("--iface or --pin-dir: missing (where the maps are pinned)");
 	name = argv[optind++];
 	if (optind < argc && !strcmp(argv[optind], "--json")) {
 		json = true;
