@@ -93,6 +93,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } l3x_frags SEC(".maps");
 
+/* Not read here: who added which rule (bpf/l3x_shared.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, L3X_MAX_OWNED);
+	__type(key, struct l3x_owner_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} l3x_owners SEC(".maps");
+
 /* Run inside libxdp's dispatcher where the kernel allows it. */
 struct {
 	__uint(priority, 20);
@@ -113,6 +122,7 @@ struct pkt {
 	__u8 proto;	 /* upper-layer protocol */
 	__u8 frag_proto; /* same in every fragment: see ipv6_frag */
 	__u8 frag;	 /* enum frag */
+	__u8 frag_last;	 /* no more fragments (MF clear) */
 	__u32 frag_id;	 /* host order */
 	__u16 dport;	 /* host order, TCP/UDP only */
 	__u16 vlan;	 /* the innermost tag's ID; 0 untagged */
@@ -186,6 +196,7 @@ static __always_inline int parse_ipv4(struct pkt *k, void *l3, void *end)
 		k->frag = FRAG_LATER;
 	else if (frag & IP_MF_)
 		k->frag = FRAG_FIRST;
+	k->frag_last = !(frag & IP_MF_);
 	k->frag_id = bpf_ntohs(ip->id);
 	k->l4 = l3 + ihl;
 	k->l4_room = tot - ihl;
@@ -205,6 +216,7 @@ static __always_inline void ipv6_frag(struct pkt *k, const __u8 *h)
 		k->frag = FRAG_LATER;
 	else if (off & IP6_MF_)
 		k->frag = FRAG_FIRST;
+	k->frag_last = !(off & IP6_MF_);
 }
 
 /* Length of the extension header @nh at @h, 0 if @nh is not one we walk. */
@@ -354,6 +366,21 @@ static __always_inline bool match_rules(const struct pkt *k, bool ports_known)
 	return v && match_ranges(v, k, ports_known);
 }
 
+/*
+ * Fragments. The first fragment of a datagram (the only one with ports)
+ * decides where the whole datagram goes, and l3x_frags remembers the
+ * decision under (family, source, destination, protocol, id) until the
+ * last fragment passes: L3X_FRAG_DIVERT (a rule took it) or
+ * L3X_FRAG_KERNEL. A first fragment whose key is live already is a
+ * conflict: two datagrams claim one identity, and one of them is forged
+ * (or the id came round while a datagram was still in flight). The entry
+ * turns L3X_FRAG_KERNEL for good and the fragment goes to the kernel,
+ * counted in frags_conflict: a forged first fragment sent ahead of a
+ * kernel datagram, or after it, never carries that datagram's later
+ * fragments off to a socket. The map is an LRU of L3X_MAX_FRAGS: a flood
+ * of first fragments evicts entries, and an evicted datagram's later
+ * fragments then go to the kernel (or to an "ip" rule), never elsewhere.
+ */
 static __always_inline void frag_key(struct l3x_frag_key *fk,
 				     const struct pkt *k)
 {
@@ -365,43 +392,62 @@ static __always_inline void frag_key(struct l3x_frag_key *fk,
 	__builtin_memcpy(fk->dst, k->dst, 16);
 }
 
-/* A first fragment that matched: let the rest of its datagram follow. */
-static __always_inline void frag_track(const struct pkt *k)
+/* A first fragment: remember where its datagram goes. Returns whether it
+ * may go to a socket (@match, and no conflict). */
+static __always_inline bool frag_first(const struct pkt *k, bool match)
 {
+	__u32 v = match ? L3X_FRAG_DIVERT : L3X_FRAG_KERNEL;
+	__u32 kernel = L3X_FRAG_KERNEL;
 	struct l3x_frag_key fk;
-	__u32 one = 1;
 
 	frag_key(&fk, k);
-	if (!bpf_map_update_elem(&l3x_frags, &fk, &one, BPF_ANY))
-		count(L3X_CNT_FRAGS_TRACKED);
+	if (!bpf_map_update_elem(&l3x_frags, &fk, &v, BPF_NOEXIST)) {
+		if (match)
+			count(L3X_CNT_FRAGS_TRACKED);
+		return match;
+	}
+	bpf_map_update_elem(&l3x_frags, &fk, &kernel, BPF_ANY);
+	count(L3X_CNT_FRAGS_CONFLICT);
+	return false;
 }
 
-static __always_inline bool frag_tracked(const struct pkt *k)
+/* A later fragment: 1 if its first fragment sent the datagram to a
+ * socket, 0 to the kernel, -1 unknown. The last fragment ends the entry. */
+static __always_inline int frag_later(const struct pkt *k)
 {
 	struct l3x_frag_key fk;
+	__u32 *v;
+	int div;
 
 	frag_key(&fk, k);
-	return bpf_map_lookup_elem(&l3x_frags, &fk) != NULL;
+	v = bpf_map_lookup_elem(&l3x_frags, &fk);
+	if (!v)
+		return -1;
+	div = *v == L3X_FRAG_DIVERT;
+	if (k->frag_last)
+		bpf_map_delete_elem(&l3x_frags, &fk);
+	return div;
 }
 
 static __always_inline enum verdict decide(struct pkt *k, void *end)
 {
-	int nd = is_nd(k, end);
+	int nd = is_nd(k, end), div;
+	bool match;
 
 	if (nd)
 		return nd < 0 ? V_MALFORMED : V_PASS;
 	if (parse_ports(k, end))
 		return V_MALFORMED;
 	if (k->frag == FRAG_LATER) {
-		if (frag_tracked(k) || match_rules(k, false))
+		div = frag_later(k);
+		if (div > 0 || (div < 0 && match_rules(k, false)))
 			return V_MATCH;
 		return V_PASS;
 	}
-	if (!match_rules(k, true))
-		return V_PASS;
+	match = match_rules(k, true);
 	if (k->frag == FRAG_FIRST)
-		frag_track(k);
-	return V_MATCH;
+		match = frag_first(k, match);
+	return match ? V_MATCH : V_PASS;
 }
 
 static __always_inline enum verdict classify(void *data, void *end)

@@ -12,9 +12,15 @@
  *                 that prefix, so the longest match alone answers
  *                 "does any rule match" (see lib/rules.c).
  *   - l3x_xsks    XSKMAP indexed by RX queue.
- *   - l3x_frags   LRU_HASH: fragment id of a first fragment that matched,
- *                 so its later fragments follow it to the same socket.
+ *   - l3x_frags   LRU_HASH: (family, source, destination, protocol, id)
+ *                 of a datagram whose first fragment passed -> where the
+ *                 datagram goes (L3X_FRAG_*), so its later fragments follow
+ *                 the first; deleted when the last fragment passes.
  *   - l3x_stats   PERCPU_ARRAY of counters, one per L3X_CNT_*.
+ *   - l3x_owners  HASH: (rule, owning process) -> how many times that
+ *                 process counted the rule in l3x_rules. Not read by the
+ *                 program: the next process reaps the rules of owners that
+ *                 died without taking them back (lib/owners.c).
  *
  * Fixed-width types only: this header is compiled by clang -target bpf and
  * by gcc for user space.
@@ -24,11 +30,12 @@
 
 #include <linux/types.h>
 
-#define L3X_MAX_RULES	 4096 /* l3x_rules entries */
-#define L3X_MAX_PREFIXES 4096 /* entries per LPM trie */
-#define L3X_MAX_RANGES	 32   /* port ranges per prefix entry */
-#define L3X_MAX_QUEUES	 256  /* l3x_xsks entries */
-#define L3X_MAX_FRAGS	 8192 /* l3x_frags entries */
+#define L3X_MAX_RULES	 4096  /* l3x_rules entries */
+#define L3X_MAX_PREFIXES 4096  /* entries per LPM trie */
+#define L3X_MAX_RANGES	 32    /* port ranges per prefix entry */
+#define L3X_MAX_QUEUES	 256   /* l3x_xsks entries */
+#define L3X_MAX_FRAGS	 8192  /* l3x_frags entries */
+#define L3X_MAX_OWNED	 16384 /* l3x_owners entries */
 
 /* Protocol numbers as on the wire; L3X_P_ANY matches every protocol. */
 #define L3X_P_ANY 0
@@ -45,6 +52,8 @@ enum l3x_cnt {
 	L3X_CNT_REDIRECT_FAILED,/* matched, no socket on the queue: XDP_PASS */
 	L3X_CNT_MALFORMED,	/* unparseable (truncated, bad IHL...): XDP_PASS */
 	L3X_CNT_FRAGS_TRACKED,	/* extra: first fragments recorded in l3x_frags */
+	L3X_CNT_FRAGS_CONFLICT,	/* extra: first fragments whose datagram was live
+				 * already: to the kernel, datagram not diverted */
 	L3X_CNT_MAX,
 };
 /* clang-format on */
@@ -90,6 +99,10 @@ struct l3x_lpm_val {
 	struct l3x_range r[L3X_MAX_RANGES];
 };
 
+/* l3x_frags values: where the datagram's first fragment went. */
+#define L3X_FRAG_KERNEL 0
+#define L3X_FRAG_DIVERT 1
+
 /* l3x_frags key: identifies the datagram a fragment belongs to. */
 struct l3x_frag_key {
 	__u8 family; /* 4 or 6 */
@@ -100,6 +113,17 @@ struct l3x_frag_key {
 		   * fragment id */
 	__u8 src[16];
 	__u8 dst[16];
+};
+
+/* l3x_owners key: a rule and the process that added it, named so that a
+ * reused pid is another owner: pid, start time (clock ticks after boot, as
+ * /proc/PID/stat field 22) and the inode of its pid namespace. */
+struct l3x_owner_key {
+	struct l3x_rule_key rule;
+	__u32 pid;
+	__u32 pad;
+	__u64 start;
+	__u64 pidns;
 };
 
 #endif /* L3X_SHARED_H */

@@ -4,6 +4,7 @@
  * rules and counters, with no program of our own and nothing attached.
  */
 #include <errno.h>
+#include <limits.h>
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +20,25 @@ struct l3x_ctl {
 struct l3x_ctl *l3x_ctl__open(const struct l3x_ctl_opts *opts)
 {
 	const char *ifname = L3X_OPT(opts, ifname, NULL);
+	const char *dir = L3X_OPT(opts, pin_dir, NULL);
+	char path[PATH_MAX];
 	struct l3x_ctl *ctl;
 	int err;
 
-	if (!l3x_opts_valid(opts, sizeof(*opts)) ||
+	if (!l3x_opts_valid(opts, sizeof(*opts)) || (!ifname && !dir) ||
 	    (ifname && (!*ifname || strlen(ifname) >= IF_NAMESIZE))) {
 		errno = EINVAL;
+		return NULL;
+	}
+	err = l3x_pin_dir(path, sizeof(path), dir, 0, ifname);
+	if (err) {
+		errno = -err;
 		return NULL;
 	}
 	ctl = calloc(1, sizeof(*ctl));
 	if (!ctl)
 		return NULL;
-	err = l3x_steer_open_pinned(L3X_OPT(opts, pin_dir, L3X_DEFAULT_PIN_DIR),
-				    &ctl->maps);
+	err = l3x_steer_open_pinned(path, &ctl->maps);
 	if (err) {
 		free(ctl);
 		errno = -err;
@@ -73,6 +80,11 @@ int l3x_ctl__rules(struct l3x_ctl *ctl, struct l3x_rule *out, uint32_t *refs,
 	if (errno != ENOENT)
 		return -errno;
 	return (int)n;
+}
+
+int l3x_ctl__reap(struct l3x_ctl *ctl)
+{
+	return ctl ? l3x_rules_reap(&ctl->maps) : -EINVAL;
 }
 
 int l3x_ctl__stats(struct l3x_ctl *ctl, struct l3x_steer_stats *st)

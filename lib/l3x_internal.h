@@ -75,12 +75,13 @@ L3X_HIDDEN int l3x_rules_build(const struct l3x_rule_key *rules, size_t n,
 
 /* fds of the steering maps. */
 struct l3x_maps {
-	int rules; /* l3x_rules */
-	int lpm4;  /* l3x_lpm4 */
-	int lpm6;  /* l3x_lpm6 */
-	int xsks;  /* l3x_xsks */
-	int stats; /* l3x_stats */
-	int frags; /* l3x_frags */
+	int rules;  /* l3x_rules */
+	int lpm4;   /* l3x_lpm4 */
+	int lpm6;   /* l3x_lpm6 */
+	int xsks;   /* l3x_xsks */
+	int stats;  /* l3x_stats */
+	int frags;  /* l3x_frags */
+	int owners; /* l3x_owners */
 };
 
 /*
@@ -140,6 +141,35 @@ L3X_HIDDEN enum l3x_verdict l3x_ruleset_match(struct l3x_ruleset *rs,
 					      const void *pkt, size_t len,
 					      unsigned flags);
 
+/* -------------------------------------------------------------- owners.c */
+
+/*
+ * l3x_owners_add() / l3x_owners_del() - count one reference to rule @k by
+ * this process in or out of the l3x_owners map @fd. 0 or -errno (-ENOSPC
+ * when the map is full; del: -ENOENT when we own no such reference).
+ * Control thread.
+ */
+L3X_HIDDEN int l3x_owners_add(int fd, const struct l3x_rule_key *k);
+L3X_HIDDEN int l3x_owners_del(int fd, const struct l3x_rule_key *k);
+
+/*
+ * l3x_owners_claim_dead() - remove from l3x_owners @fd the entries of
+ * owners that are dead, calling @fn for each entry this call removed, with
+ * the references that owner held. Returns how many entries, or -errno.
+ * Any thread.
+ */
+L3X_HIDDEN int l3x_owners_claim_dead(int fd,
+				     void (*fn)(const struct l3x_owner_key *o,
+						uint32_t count, void *arg),
+				     void *arg);
+
+/*
+ * l3x_rules_reap() - take back the rule references of dead owners and
+ * resync the tries. Returns how many references were taken back, or
+ * -errno. Any thread.
+ */
+L3X_HIDDEN int l3x_rules_reap(const struct l3x_maps *m);
+
 /* --------------------------------------------------------------- steer.c */
 
 struct l3x_steer;
@@ -162,6 +192,14 @@ L3X_HIDDEN bool l3x_steer_reused(const struct l3x_steer *s);
 L3X_HIDDEN bool l3x_steer_skb_mode(const struct l3x_steer *s);
 L3X_HIDDEN int l3x_steer_stats(const struct l3x_steer *s,
 			       struct l3x_steer_stats *st);
+/*
+ * l3x_pin_dir() - the pin directory into @buf: @dir if given, else the
+ * interface's default L3X_DEFAULT_PIN_DIR/IFNAME (@ifname, or the name of
+ * @ifindex). 0, -ENAMETOOLONG, or -ENODEV for no such interface.
+ */
+L3X_HIDDEN int l3x_pin_dir(char *buf, size_t sz, const char *dir, int ifindex,
+			   const char *ifname);
+
 /* Open the maps pinned in @pin_dir without any program (lib/ctl.c). */
 L3X_HIDDEN int l3x_steer_open_pinned(const char *pin_dir, struct l3x_maps *m);
 L3X_HIDDEN void l3x_maps_close(struct l3x_maps *m);

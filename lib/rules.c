@@ -916,6 +916,63 @@ int l3x_rules_del(const struct l3x_maps *m, const struct l3x_rule *r)
 	return l3x_rules_sync(m);
 }
 
+/* Take back the references of one dead owner (l3x_rules_reap()). */
+struct reap {
+	const struct l3x_maps *m;
+	int refs;
+};
+
+static void reap_one(const struct l3x_owner_key *o, uint32_t count, void *arg)
+{
+	struct reap *r = arg;
+	uint32_t i;
+
+	for (i = 0; i < count; i++)
+		if (!ref_change(r->m->rules, &o->rule, -1))
+			r->refs++;
+}
+
+/* l3x_rules_reap() - see l3x_internal.h. */
+int l3x_rules_reap(const struct l3x_maps *m)
+{
+	struct reap r = { m, 0 };
+	int n, err;
+
+	n = l3x_owners_claim_dead(m->owners, reap_one, &r);
+	if (n <= 0)
+		return n;
+	err = l3x_rules_sync(m);
+	return err ? err : r.refs;
+}
+
+/* A rule counted in the maps on behalf of this process: the reference
+ * first, then its owner entry, so that a crash in between leaves a rule
+ * no one reaps (a leak) rather than an owner entry whose reaping would
+ * take back someone else's reference. Deleting goes the other way. */
+static int owned_add(const struct l3x_maps *m, const struct l3x_rule *r)
+{
+	struct l3x_rule_key k;
+	int err;
+
+	err = l3x_rules_add(m, r);
+	if (err)
+		return err;
+	l3x_rule_to_key(r, &k);
+	err = l3x_owners_add(m->owners, &k);
+	if (err)
+		l3x_rules_del(m, r);
+	return err;
+}
+
+static int owned_del(const struct l3x_maps *m, const struct l3x_rule *r)
+{
+	struct l3x_rule_key k;
+
+	l3x_rule_to_key(r, &k);
+	l3x_owners_del(m->owners, &k);
+	return l3x_rules_del(m, r);
+}
+
 /* ------------------------------------------------------------ ruleset */
 
 /* The software rules: an immutable array replaced whole, retired by epoch. */
@@ -925,13 +982,20 @@ struct rule_snap {
 	struct l3x_rule r[];
 };
 
+/* The software l3x_frags: a datagram's key and where it goes. */
+struct frag_slot {
+	struct l3x_frag_key key;
+	bool used;
+	bool divert; /* L3X_FRAG_DIVERT */
+};
+
 struct l3x_ruleset {
 	const struct l3x_maps *maps; /* steering maps; NULL: software */
 	struct l3x_epoch *ep;	     /* software: retires old snapshots */
 	struct l3x_rule *own;	     /* added here: removed on close */
 	size_t nown, own_cap;
 	struct rule_snap *_Atomic snap; /* software: what the matcher reads */
-	struct l3x_frag_key *frags;	/* software: matched first fragments,
+	struct frag_slot *frags;	/* software: datagrams in flight,
 					 * FRAG_SLOTS; the matcher's thread */
 };
 
@@ -1011,7 +1075,7 @@ int l3x_ruleset_add(struct l3x_ruleset *rs, const struct l3x_rule *r)
 		   sizeof(rs->own[0]));
 	if (err)
 		return err;
-	err = rs->maps ? l3x_rules_add(rs->maps, r) : snap_swap(rs, r, true);
+	err = rs->maps ? owned_add(rs->maps, r) : snap_swap(rs, r, true);
 	if (!err)
 		rs->own[rs->nown++] = *r;
 	return err;
@@ -1027,7 +1091,7 @@ int l3x_ruleset_del(struct l3x_ruleset *rs, const struct l3x_rule *r)
 
 	if (!rs || l3x_rule_check(r))
 		return -EINVAL;
-	err = rs->maps ? l3x_rules_del(rs->maps, r) : snap_swap(rs, r, false);
+	err = rs->maps ? owned_del(rs->maps, r) : snap_swap(rs, r, false);
 	if (!err)
 		own_del(rs, r);
 	return err;
@@ -1045,7 +1109,7 @@ void l3x_ruleset_close(struct l3x_ruleset *rs)
 	if (!rs)
 		return;
 	for (i = 0; rs->maps && i < rs->nown; i++)
-		l3x_rules_del(rs->maps, &rs->own[i]);
+		owned_del(rs->maps, &rs->own[i]);
 	free(atomic_load(&rs->snap));
 	free(rs->frags);
 	free(rs->own);
@@ -1069,9 +1133,11 @@ void l3x_ruleset_close(struct l3x_ruleset *rs)
  *   - bounds checked against the buffer's end and the datagram's own
  *     length, so padding is never read as a header or a port;
  *   - neighbour discovery always passes; ports only for TCP and UDP;
- *   - fragments: a first fragment that a rule takes is remembered (the key
- *     of the program's l3x_frags), so the rest of its datagram follows it;
- *     a later fragment alone is taken only by an "ip" rule.
+ *   - fragments: every first fragment's decision is remembered (the key
+ *     and values of the program's l3x_frags) until the last fragment, so
+ *     the rest of its datagram follows it; a second first fragment of a
+ *     live datagram is a conflict and sends the datagram to the kernel; a
+ *     later fragment of an unknown datagram is taken only by an "ip" rule.
  */
 
 #define ETH_HDR_LEN    14
@@ -1112,6 +1178,7 @@ struct pkt {
 	uint8_t proto;	    /* upper-layer protocol */
 	uint8_t frag_proto; /* the same in every fragment */
 	uint8_t frag;	    /* enum frag */
+	uint8_t frag_last;  /* no more fragments (MF clear) */
 	uint32_t frag_id;   /* host order */
 	uint16_t dport;	    /* host order, TCP/UDP only */
 	uint16_t vlan;	    /* the innermost tag's ID; 0 untagged */
@@ -1171,6 +1238,7 @@ static int parse_ipv4(struct pkt *k, const uint8_t *d, size_t l3, size_t end)
 		k->frag = FRAG_LATER;
 	else if (frag & IP_MF_)
 		k->frag = FRAG_FIRST;
+	k->frag_last = !(frag & IP_MF_);
 	k->frag_id = get16(ip + 4);
 	k->l4 = l3 + ihl;
 	k->l4_room = tot - ihl;
@@ -1191,6 +1259,7 @@ static void ipv6_frag(struct pkt *k, const uint8_t *h)
 		k->frag = FRAG_LATER;
 	else if (off & IP6_MF_)
 		k->frag = FRAG_FIRST;
+	k->frag_last = !(off & IP6_MF_);
 }
 
 static bool ipv6_is_ext(uint8_t nh)
@@ -1347,8 +1416,11 @@ static void frag_key(struct l3x_frag_key *fk, const struct pkt *k)
 	memcpy(fk->dst, k->dst, 16);
 }
 
-static struct l3x_frag_key *frag_slot(struct l3x_ruleset *rs,
-				      const struct l3x_frag_key *fk)
+/* The slot of @fk's datagram: direct-mapped, so a collision evicts as
+ * the program's LRU does (the evicted datagram's rest goes to the
+ * kernel). */
+static struct frag_slot *frag_slot(struct l3x_ruleset *rs,
+				   const struct l3x_frag_key *fk)
 {
 	const uint8_t *b = (const uint8_t *)fk;
 	uint32_t h = 2166136261u; /* FNV-1a */
@@ -1363,30 +1435,56 @@ static struct l3x_frag_key *frag_slot(struct l3x_ruleset *rs,
 	return &rs->frags[h % FRAG_SLOTS];
 }
 
-static void frag_track(struct l3x_ruleset *rs, const struct pkt *k)
+static bool slot_holds(const struct frag_slot *s, const struct l3x_frag_key *fk)
 {
-	struct l3x_frag_key fk, *slot;
-
-	frag_key(&fk, k);
-	slot = frag_slot(rs, &fk);
-	if (slot)
-		*slot = fk;
+	return s && s->used && !memcmp(&s->key, fk, sizeof(*fk));
 }
 
-static bool frag_tracked(struct l3x_ruleset *rs, const struct pkt *k)
+/* The program's frag_first(): a first fragment whose datagram is live
+ * already is a conflict, and the datagram goes to the kernel. */
+static bool frag_first(struct l3x_ruleset *rs, const struct pkt *k, bool match)
 {
-	struct l3x_frag_key fk, *slot;
+	struct l3x_frag_key fk;
+	struct frag_slot *s;
 
 	frag_key(&fk, k);
-	slot = frag_slot(rs, &fk);
-	return slot && !memcmp(slot, &fk, sizeof(fk));
+	s = frag_slot(rs, &fk);
+	if (slot_holds(s, &fk)) {
+		s->divert = false;
+		return false;
+	}
+	if (s) {
+		s->key = fk;
+		s->used = true;
+		s->divert = match;
+	}
+	return match;
+}
+
+/* The program's frag_later(): 1 to a socket, 0 to the kernel, -1
+ * unknown; the last fragment ends the entry. */
+static int frag_later(struct l3x_ruleset *rs, const struct pkt *k)
+{
+	struct l3x_frag_key fk;
+	struct frag_slot *s;
+	int div;
+
+	frag_key(&fk, k);
+	s = frag_slot(rs, &fk);
+	if (!slot_holds(s, &fk))
+		return -1;
+	div = s->divert;
+	if (k->frag_last)
+		s->used = false;
+	return div;
 }
 
 /* The program's decide(); @rs NULL takes every packet that parses. */
 static enum l3x_verdict decide(struct l3x_ruleset *rs, struct pkt *k,
 			       const uint8_t *d, size_t end)
 {
-	int nd = is_nd(k, d, end);
+	int nd = is_nd(k, d, end), div;
+	bool match;
 
 	if (nd)
 		return nd < 0 ? L3X_VERDICT_MALFORMED : L3X_VERDICT_PASS;
@@ -1394,15 +1492,15 @@ static enum l3x_verdict decide(struct l3x_ruleset *rs, struct pkt *k,
 		return L3X_VERDICT_MALFORMED;
 	if (!rs)
 		return L3X_VERDICT_MATCH;
-	if (k->frag == FRAG_LATER)
-		return frag_tracked(rs, k) || match_rules(rs, k, false)
-			       ? L3X_VERDICT_MATCH
-			       : L3X_VERDICT_PASS;
-	if (!match_rules(rs, k, true))
-		return L3X_VERDICT_PASS;
+	if (k->frag == FRAG_LATER) {
+		div = frag_later(rs, k);
+		match = div > 0 || (div < 0 && match_rules(rs, k, false));
+		return match ? L3X_VERDICT_MATCH : L3X_VERDICT_PASS;
+	}
+	match = match_rules(rs, k, true);
 	if (k->frag == FRAG_FIRST)
-		frag_track(rs, k);
-	return L3X_VERDICT_MATCH;
+		match = frag_first(rs, k, match);
+	return match ? L3X_VERDICT_MATCH : L3X_VERDICT_PASS;
 }
 
 /*

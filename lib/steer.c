@@ -25,7 +25,9 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
 
@@ -38,8 +40,8 @@
 #define L3X_PROG_NAME "l3x_xdp"
 
 static const char *const map_names[] = {
-	"l3x_rules", "l3x_lpm4",  "l3x_lpm6",
-	"l3x_xsks",  "l3x_stats", "l3x_frags",
+	"l3x_rules", "l3x_lpm4",  "l3x_lpm6",	"l3x_xsks",
+	"l3x_stats", "l3x_frags", "l3x_owners",
 };
 #define N_MAPS (sizeof(map_names) / sizeof(map_names[0]))
 
@@ -50,8 +52,10 @@ struct l3x_steer {
 	bool pinned;  /* we pinned the maps: unpin on close */
 	bool shared;  /* attached by an l3x library: the last
 		       * user detaches and unpins (lock file) */
+	bool locked;  /* holds the lock files below (see sharing) */
 	int lock_fd;  /* users: flock shared while open */
 	int mutex_fd; /* flock exclusive around open and close */
+	int dir_fd;   /* the lock directory */
 	char pin_dir[PATH_MAX];
 	struct xdp_program *prog; /* own only */
 	struct bpf_object *obj;	  /* own only */
@@ -111,7 +115,8 @@ static bool prepare_pin_dir(const char *dir, bool is_default)
 			pr_debug("mount bpffs on /sys/fs/bpf: %s\n",
 				 strerror(errno));
 	}
-	if (!is_bpffs(parent) && !is_bpffs(dir)) {
+	if (!is_bpffs(parent) && !is_bpffs(dir) &&
+	    !(is_default && is_bpffs("/sys/fs/bpf"))) {
 		pr_warn("pin dir %s is not on a bpffs: maps not pinned\n", dir);
 		return false;
 	}
@@ -137,14 +142,21 @@ static int pin_path(char *buf, size_t sz, const char *dir, const char *name)
 
 /* ------------------------------------------------------------ reuse */
 
-/* The attached l3x program on @ifindex, or NULL. Sets *@skb. */
-static struct xdp_multiprog *find_attached(int ifindex, int *prog_fd, bool *skb)
+/* The attached l3x program on @ifindex, or NULL. Sets *@skb, and
+ * *@denied when the programs on @ifindex could not be read for lack of
+ * privilege (@denied may be NULL). */
+static struct xdp_multiprog *find_attached(int ifindex, int *prog_fd, bool *skb,
+					   bool *denied)
 {
 	struct xdp_multiprog *mp;
 	struct xdp_program *p = NULL;
+	int err;
 
 	mp = xdp_multiprog__get_from_ifindex(ifindex);
-	if (!mp || libxdp_get_error(mp))
+	err = mp ? (int)libxdp_get_error(mp) : -ENOENT;
+	if (denied)
+		*denied = err == -EPERM || err == -EACCES;
+	if (err)
 		return NULL;
 	if (xdp_multiprog__is_legacy(mp)) {
 		p = xdp_multiprog__main_prog(mp);
@@ -195,10 +207,37 @@ static int open_pinned(struct l3x_steer *s, int prog_fd)
 	err = l3x_steer_open_pinned(s->pin_dir, &s->maps);
 	if (err)
 		return err;
-	/* l3x_rules (index 0) is not used by the program, only by us. */
-	for (i = 1; i < N_MAPS; i++)
+	/* l3x_rules (index 0) and l3x_owners (last) are not used by the
+	 * program, only by us. */
+	for (i = 1; i < N_MAPS - 1; i++)
 		if (!prog_uses_map(prog_fd, s->fds[i]))
 			return -ESTALE;
+	return 0;
+}
+
+/*
+ * Without privilege (no CAP_SYS_ADMIN to open a program by id), the
+ * attached program cannot be read: trust the
+ * maps pinned in the pin dir when some XDP program is attached, as
+ * xdp-loader's users do. The operator who loaded it chose the pin dir and
+ * who may open it (README: Operating l3x).
+ */
+static int try_pinned(struct l3x_steer *s)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	int err;
+
+	if (bpf_xdp_query(s->ifindex, 0, &q) || !q.prog_id)
+		return -ENOENT;
+	err = l3x_steer_open_pinned(s->pin_dir, &s->maps);
+	if (err) {
+		close_fds(s);
+		return err;
+	}
+	s->skb_mode = q.attach_mode == XDP_ATTACHED_SKB;
+	s->reused = true;
+	pr_info("using the XDP program attached to ifindex %d with the maps pinned in %s (unchecked: no privilege to read the program)\n",
+		s->ifindex, s->pin_dir);
 	return 0;
 }
 
@@ -206,10 +245,11 @@ static int try_reuse(struct l3x_steer *s)
 {
 	struct xdp_multiprog *mp;
 	int prog_fd, err;
+	bool denied;
 
-	mp = find_attached(s->ifindex, &prog_fd, &s->skb_mode);
+	mp = find_attached(s->ifindex, &prog_fd, &s->skb_mode, &denied);
 	if (!mp)
-		return -ENOENT;
+		return denied ? try_pinned(s) : -ENOENT;
 	err = open_pinned(s, prog_fd);
 	xdp_multiprog__close(mp);
 	if (err) {
@@ -377,18 +417,90 @@ static void prints_restore(struct saved_prints p)
  * Several processes may serve one interface (one engine per queue, say):
  * the first attaches, the others reuse, and the program must stay until
  * the last one closes. Two lock files named after the network namespace,
- * interface and pin directory: each
- * user holds a shared flock on the users file while open; opening and
- * closing happen under an exclusive flock on the mutex file, and a user
- * closing that can turn its shared lock on the users file exclusive
- * without waiting is the last. The users file says whether an l3x library
- * attached the program ("l3x"): only then does the last user detach it.
- * A program loaded by xdp-loader stays, as before.
+ * interface and pin directory: each user holds a shared flock on the users
+ * file while open; opening and closing happen under an exclusive flock on
+ * the mutex file, and a user closing that can turn its shared lock on the
+ * users file exclusive without waiting is the last. The users file says
+ * whether an l3x library attached the program ("l3x"): only then does the
+ * last user detach it. A program loaded by xdp-loader stays, as before.
+ *
+ * The files live in a directory only we can write (/run/l3x, 0700, ours,
+ * or $L3X_LOCK_DIR for tests): in a world-writable one a local user could
+ * plant a symlink for root to write through, or hold a lock for ever. They
+ * are opened with O_NOFOLLOW, checked to be plain files of ours, and never
+ * truncated. Every wait is bounded ($L3X_LOCK_TIMEOUT_MS, default 10 s)
+ * and ends in -ETIMEDOUT. A process that cannot take the locks (no access
+ * to the directory: an unprivileged one, say) only reuses an attached
+ * program and never detaches it: not knowing who else uses it, it cannot
+ * be the last.
  */
-static void lock_path(const struct l3x_steer *s, const char *kind, char *path,
+#define LOCK_DIR	"/run/l3x"
+#define LOCK_TIMEOUT_MS 10000
+#define LOCK_POLL_MS	10
+
+static const char *lock_dir(void)
+{
+	const char *d = secure_getenv("L3X_LOCK_DIR");
+
+	return d && *d ? d : LOCK_DIR;
+}
+
+static long lock_timeout_ms(void)
+{
+	const char *t = secure_getenv("L3X_LOCK_TIMEOUT_MS");
+	char *end;
+	long v;
+
+	if (!t || !*t)
+		return LOCK_TIMEOUT_MS;
+	v = strtol(t, &end, 10);
+	return *end || v < 0 || v > 3600000 ? LOCK_TIMEOUT_MS : v;
+}
+
+/* Ours and no one else's: a directory or plain file, owned by our
+ * effective user, that nobody else can write (for a file: one link). */
+static int check_owned(int fd, const char *what, bool dir)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (dir ? !S_ISDIR(st.st_mode)
+		: !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		pr_info("lock %s: not a %s of its own\n", what,
+			dir ? "directory" : "plain file");
+		return -EPERM;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & (dir ? 077 : 022))) {
+		pr_info("lock %s: owned by uid %u mode %03o, want uid %u and no access for others\n",
+			what, (unsigned)st.st_uid,
+			(unsigned)(st.st_mode & 0777), (unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int open_lock_dir(void)
+{
+	const char *dir = lock_dir();
+	int fd, err;
+
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = check_owned(fd, dir, true);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void lock_name(const struct l3x_steer *s, const char *kind, char *name,
 		      size_t sz)
 {
-	char key[PATH_MAX + 64];
 	uint32_t h = 2166136261u;
 	struct stat ns = { 0 };
 	const char *c;
@@ -396,25 +508,51 @@ static void lock_path(const struct l3x_steer *s, const char *kind, char *path,
 	/* One program per interface of a network namespace: the same pin
 	 * directory in another namespace is another program. */
 	stat("/proc/self/ns/net", &ns);
-	snprintf(key, sizeof(key), "%llu:%d:%s", (unsigned long long)ns.st_ino,
-		 s->ifindex, s->pin_dir);
-	for (c = key; *c; c++)
+	for (c = s->pin_dir; *c; c++)
 		h = (h ^ (uint8_t)*c) * 16777619u;
-	snprintf(path, sz, "/run/lock/l3x-%08x.%s", h, kind);
+	snprintf(name, sz, "%llu-%d-%08x.%s", (unsigned long long)ns.st_ino,
+		 s->ifindex, h, kind);
 }
 
 static int lock_file(const struct l3x_steer *s, const char *kind)
 {
-	char path[64];
-	int fd;
+	char name[96];
+	int fd, err;
 
-	lock_path(s, kind, path, sizeof(path));
-	mkdir("/run/lock", 0755);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		pr_info("lock file %s: %s: sharing with other processes off\n",
-			path, strerror(errno));
+	lock_name(s, kind, name, sizeof(name));
+	fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+	if (fd < 0) {
+		err = -errno;
+		pr_info("lock %s/%s: %s\n", lock_dir(), name, strerror(-err));
+		return err;
+	}
+	err = check_owned(fd, name, false);
+	if (err) {
+		close(fd);
+		return err;
+	}
 	return fd;
+}
+
+/* flock(@fd, @op) waiting at most the lock timeout. */
+static int flock_timed(int fd, int op, const char *kind)
+{
+	struct timespec poll = { 0, LOCK_POLL_MS * 1000000L };
+	long waited, limit = lock_timeout_ms();
+
+	for (waited = 0;; waited += LOCK_POLL_MS) {
+		if (!flock(fd, op | LOCK_NB))
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -errno;
+		if (waited >= limit)
+			break;
+		nanosleep(&poll, NULL);
+	}
+	pr_info("lock %s in %s: still held by another process after %ld ms (an l3x process stuck in open or close?)\n",
+		kind, lock_dir(), limit);
+	return -ETIMEDOUT;
 }
 
 /* The last user removes both files (under the mutex), so an opener that
@@ -422,23 +560,38 @@ static int lock_file(const struct l3x_steer *s, const char *kind)
 static bool lock_current(const struct l3x_steer *s, int fd)
 {
 	struct stat a, b;
-	char path[64];
+	char name[96];
 
-	lock_path(s, "mutex", path, sizeof(path));
-	return !fstat(fd, &a) && !stat(path, &b) && a.st_ino == b.st_ino &&
-	       a.st_dev == b.st_dev;
+	lock_name(s, "mutex", name, sizeof(name));
+	return !fstat(fd, &a) &&
+	       !fstatat(s->dir_fd, name, &b, AT_SYMLINK_NOFOLLOW) &&
+	       a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
-static int lock_open(struct l3x_steer *s)
+static void lock_release(struct l3x_steer *s)
 {
-	int tries;
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	if (s->mutex_fd >= 0)
+		close(s->mutex_fd); /* and its lock with it */
+	if (s->dir_fd >= 0)
+		close(s->dir_fd);
+	s->lock_fd = s->mutex_fd = s->dir_fd = -1;
+	s->locked = false;
+}
+
+/* The mutex held exclusive, the users file shared. */
+static int lock_take(struct l3x_steer *s)
+{
+	int tries, err;
 
 	for (tries = 0; tries < 100; tries++) {
 		s->mutex_fd = lock_file(s, "mutex");
 		if (s->mutex_fd < 0)
-			return 0;
-		if (flock(s->mutex_fd, LOCK_EX))
-			return -errno;
+			return s->mutex_fd;
+		err = flock_timed(s->mutex_fd, LOCK_EX, "mutex");
+		if (err)
+			return err;
 		if (lock_current(s, s->mutex_fd))
 			break;
 		close(s->mutex_fd);
@@ -447,27 +600,36 @@ static int lock_open(struct l3x_steer *s)
 	if (s->mutex_fd < 0)
 		return -EAGAIN;
 	s->lock_fd = lock_file(s, "users");
-	if (s->lock_fd < 0) {
-		close(s->mutex_fd);
-		s->mutex_fd = -1;
-		return 0;
+	if (s->lock_fd < 0)
+		return s->lock_fd;
+	return flock_timed(s->lock_fd, LOCK_SH, "users");
+}
+
+static int lock_open(struct l3x_steer *s)
+{
+	int err;
+
+	s->dir_fd = open_lock_dir();
+	if (s->dir_fd < 0)
+		return s->dir_fd;
+	err = lock_take(s);
+	if (err) {
+		lock_release(s);
+		return err;
 	}
-	if (flock(s->lock_fd, LOCK_SH))
-		return -errno;
+	s->locked = true;
 	return 0;
 }
 
 /* The last user, under the mutex: the lock files go. */
 static void lock_remove(const struct l3x_steer *s)
 {
-	char path[64];
+	char name[96];
 
-	if (s->lock_fd < 0)
-		return;
-	lock_path(s, "users", path, sizeof(path));
-	unlink(path);
-	lock_path(s, "mutex", path, sizeof(path));
-	unlink(path);
+	lock_name(s, "users", name, sizeof(name));
+	unlinkat(s->dir_fd, name, 0);
+	lock_name(s, "mutex", name, sizeof(name));
+	unlinkat(s->dir_fd, name, 0);
 }
 
 static void lock_done(struct l3x_steer *s)
@@ -480,17 +642,24 @@ static bool lock_marked(struct l3x_steer *s)
 {
 	char buf[4] = "";
 
-	return s->lock_fd >= 0 && pread(s->lock_fd, buf, 3, 0) == 3 &&
+	return s->locked && pread(s->lock_fd, buf, 3, 0) == 3 &&
 	       !memcmp(buf, "l3x", 3);
 }
 
+/* Overwritten in place, never truncated: "l3x" or "---". */
 static void lock_mark(struct l3x_steer *s, bool on)
 {
-	if (s->lock_fd < 0)
-		return;
-	if (ftruncate(s->lock_fd, 0) ||
-	    (on && pwrite(s->lock_fd, "l3x", 3, 0) != 3))
+	if (s->locked && pwrite(s->lock_fd, on ? "l3x" : "---", 3, 0) != 3)
 		pr_warn("lock file: %s\n", strerror(errno));
+}
+
+/* Under the mutex (waited for at most the timeout): are we the last
+ * user? Without the locks we never are. */
+static bool lock_last(struct l3x_steer *s)
+{
+	if (!s->locked || flock_timed(s->mutex_fd, LOCK_EX, "mutex"))
+		return false;
+	return !flock(s->lock_fd, LOCK_EX | LOCK_NB);
 }
 
 /* Detach the l3x program someone else attached (we are its last user). */
@@ -501,7 +670,7 @@ static void detach_attached(struct l3x_steer *s)
 	bool skb;
 	LIBBPF_OPTS(bpf_xdp_attach_opts, o);
 
-	mp = find_attached(s->ifindex, &prog_fd, &skb);
+	mp = find_attached(s->ifindex, &prog_fd, &skb, NULL);
 	if (!mp)
 		return;
 	if (xdp_multiprog__is_legacy(mp)) {
@@ -529,35 +698,79 @@ static void detach_attached(struct l3x_steer *s)
 
 /* ------------------------------------------------------------ API */
 
+/* Rules of processes that died holding them go before we add ours. */
+static void reap(struct l3x_steer *s)
+{
+	int n = l3x_rules_reap(&s->maps);
+
+	if (n > 0)
+		pr_info("took back %d rule references of processes that died on ifindex %d\n",
+			n, s->ifindex);
+	else if (n < 0)
+		pr_warn("reaping the rules of dead processes on ifindex %d: %s\n",
+			s->ifindex, strerror(-n));
+}
+
+/*
+ * l3x_pin_dir() - see l3x_internal.h: @dir, or the default directory of
+ * the interface, /sys/fs/bpf/l3x/IFNAME, so that processes on two
+ * interfaces never share (and unpin) each other's maps.
+ */
+int l3x_pin_dir(char *buf, size_t sz, const char *dir, int ifindex,
+		const char *ifname)
+{
+	char name[IF_NAMESIZE];
+	int n;
+
+	if (dir) {
+		n = snprintf(buf, sz, "%s", dir);
+	} else {
+		if (!ifname && !(ifname = if_indextoname(ifindex, name)))
+			return -errno;
+		n = snprintf(buf, sz, "%s/%s", L3X_DEFAULT_PIN_DIR, ifname);
+	}
+	return n < 0 || (size_t)n >= sz ? -ENAMETOOLONG : 0;
+}
+
 static struct l3x_steer *steer_open(int ifindex,
 				    const struct l3x_steer_cfg *cfg)
 {
-	const char *dir = cfg->pin_dir ? cfg->pin_dir : L3X_DEFAULT_PIN_DIR;
 	struct l3x_steer *s;
+	int err, lock_err;
 	bool pin;
-	int err;
 
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	memset(s->fds, -1, sizeof(s->fds));
 	s->ifindex = ifindex;
-	s->lock_fd = s->mutex_fd = -1;
-	if (snprintf(s->pin_dir, sizeof(s->pin_dir), "%s", dir) >=
-	    (int)sizeof(s->pin_dir)) {
-		err = -ENAMETOOLONG;
-		goto err_free;
-	}
-	err = lock_open(s);
+	s->lock_fd = s->mutex_fd = s->dir_fd = -1;
+	err = l3x_pin_dir(s->pin_dir, sizeof(s->pin_dir), cfg->pin_dir, ifindex,
+			  NULL);
 	if (err)
 		goto err_free;
+	lock_err = lock_open(s);
+	if (lock_err == -ETIMEDOUT) {
+		err = lock_err;
+		goto err_free;
+	}
+	if (lock_err)
+		pr_info("no lock in %s (%s): only an attached l3x program is used, and never detached\n",
+			lock_dir(), strerror(-lock_err));
 	err = try_reuse(s);
 	if (!err) {
 		s->shared = lock_marked(s);
+		reap(s);
 		goto out;
 	}
 	if (err != -ENOENT)
 		goto err_free;
+	if (lock_err) {
+		pr_info("no l3x program attached to ifindex %d, and without the lock in %s none is loaded: %s\n",
+			ifindex, lock_dir(), strerror(-lock_err));
+		err = lock_err;
+		goto err_free;
+	}
 	pin = prepare_pin_dir(s->pin_dir, cfg->pin_dir == NULL);
 	err = load_own(s, cfg->xdp_mode, pin);
 	if (err)
@@ -572,10 +785,7 @@ err_close:
 	errno = -err;
 	return NULL;
 err_free:
-	if (s->lock_fd >= 0)
-		close(s->lock_fd);
-	if (s->mutex_fd >= 0)
-		close(s->mutex_fd);
+	lock_release(s);
 	free(s);
 	errno = -err;
 	return NULL;
@@ -634,6 +844,7 @@ int l3x_stats_read(int stats_fd, struct l3x_steer_stats *st)
 	st->redirect_failed = sums[L3X_CNT_REDIRECT_FAILED];
 	st->malformed = sums[L3X_CNT_MALFORMED];
 	st->frags_tracked = sums[L3X_CNT_FRAGS_TRACKED];
+	st->frags_conflict = sums[L3X_CNT_FRAGS_CONFLICT];
 	return 0;
 }
 
@@ -685,9 +896,7 @@ void l3x_steer_close(struct l3x_steer *s)
 	p = prints_ours();
 	close_fds(s);
 	/* Last user? Then what an l3x library attached goes. */
-	if (s->mutex_fd >= 0)
-		flock(s->mutex_fd, LOCK_EX);
-	last = s->lock_fd < 0 || !flock(s->lock_fd, LOCK_EX | LOCK_NB);
+	last = lock_last(s);
 	if (!last) {
 		s->pinned = false; /* others still use program and pins */
 	} else if (s->reused && s->shared) {
@@ -711,10 +920,7 @@ void l3x_steer_close(struct l3x_steer *s)
 	bpf_object__close(s->obj);
 	if (last)
 		lock_remove(s);
-	if (s->lock_fd >= 0)
-		close(s->lock_fd);
-	if (s->mutex_fd >= 0)
-		close(s->mutex_fd); /* and its lock with it */
+	lock_release(s);
 	prints_restore(p);
 	free(s);
 }

@@ -126,6 +126,36 @@ static int create_umem(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 				&x->comp, &uc);
 }
 
+/*
+ * Put our socket in the queue's XSKMAP slot, only if the slot is empty: a
+ * live socket there belongs to someone else (another process on the same
+ * queue, or on the same queue of another interface sharing the maps), and
+ * overwriting it would starve that owner with no error. The slot needs no
+ * clearing from us: the kernel removes a socket from every map when the
+ * socket is released (also when its process dies), and only where the
+ * slot still holds that very socket, so we never empty a slot we do not
+ * own. libxdp's own update (flags 0) is not used for that reason.
+ */
+static int claim_slot(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
+{
+	int fd = xsk_socket__fd(x->sock);
+	__u32 q = cfg->queue;
+	int err;
+
+	err = bpf_map_update_elem(cfg->xsks_map_fd, &q, &fd, BPF_NOEXIST);
+	if (!err)
+		return 0;
+	err = -errno;
+	if (err == -EEXIST) {
+		pr_info("queue %u of %s is taken: another AF_XDP socket holds its l3x_xsks slot (another l3x process on this queue?)\n",
+			cfg->queue, cfg->ifname);
+		return -EBUSY;
+	}
+	pr_warn("put socket of queue %u in l3x_xsks: %s\n", cfg->queue,
+		strerror(-err));
+	return err;
+}
+
 static int create_socket(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 {
 	struct xsk_socket_config sc = {
@@ -145,15 +175,15 @@ static int create_socket(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 				 &x->rx, &x->tx, &sc);
 	if (err) {
 		x->sock = NULL;
-		pr_warn("AF_XDP socket on %s queue %u: %s\n", cfg->ifname,
-			cfg->queue, strerror(-err));
+		if (err == -EBUSY)
+			pr_info("queue %u of %s is taken: another AF_XDP socket is bound to it (another l3x process on this queue?)\n",
+				cfg->queue, cfg->ifname);
+		else
+			pr_warn("AF_XDP socket on %s queue %u: %s\n",
+				cfg->ifname, cfg->queue, strerror(-err));
 		return err;
 	}
-	err = xsk_socket__update_xskmap(x->sock, cfg->xsks_map_fd);
-	if (err)
-		pr_warn("put socket of queue %u in l3x_xsks: %s\n", cfg->queue,
-			strerror(-err));
-	return err;
+	return claim_slot(x, cfg);
 }
 
 struct l3x_xsk *l3x_xsk_open(const struct l3x_xsk_cfg *cfg)
@@ -186,7 +216,8 @@ void l3x_xsk_close(struct l3x_xsk *x)
 {
 	if (!x)
 		return;
-	/* The kernel drops the socket from the XSKMAP when it closes. */
+	/* The kernel drops the socket from the XSKMAP when it closes, and
+	 * only from slots that hold it (claim_slot()). */
 	if (x->sock)
 		xsk_socket__delete(x->sock);
 	if (x->umem)

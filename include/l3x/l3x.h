@@ -139,6 +139,8 @@ struct l3x_steer_stats {
 	uint64_t redirect_failed; /* matched, no socket on that queue */
 	uint64_t malformed;	  /* unparseable: to the kernel */
 	uint64_t frags_tracked;	  /* first fragments remembered */
+	uint64_t frags_conflict;  /* first fragments of a datagram live
+				   * already: to the kernel, not diverted */
 };
 
 /* ------------------------------------------------------------ capture */
@@ -149,9 +151,9 @@ struct l3x_capture_handle;
 struct l3x_capture_opts {
 	size_t sz;
 	const char *ifname; /* the interface to capture on; required */
-	/* bpffs directory of the pinned maps; default /sys/fs/bpf/l3x. If an
-	 * l3x program is attached there already (xdp-loader load -p), it is
-	 * used and left attached; otherwise ours is attached and detached on
+	/* bpffs directory of the pinned maps; default /sys/fs/bpf/l3x/IFNAME.
+	 * If an l3x program is attached there already (xdp-loader load -p), it
+	 * is used and left attached; otherwise ours is attached and detached on
 	 * close. */
 	const char *pin_dir;
 	enum l3x_xdp_mode xdp_mode;
@@ -926,17 +928,20 @@ struct l3x_ctl;
 
 struct l3x_ctl_opts {
 	size_t sz;
-	/* the interface the pinned maps steer; optional: the pin directory
-	 * alone finds the maps today. If set, a valid interface name. */
+	/* the interface the pinned maps steer: its default pin directory
+	 * is /sys/fs/bpf/l3x/IFNAME. If set, a valid interface name. */
 	const char *ifname;
-	const char *pin_dir; /* bpffs directory; default /sys/fs/bpf/l3x */
+	/* bpffs directory; default /sys/fs/bpf/l3x/IFNAME. One of ifname
+	 * and pin_dir is required. */
+	const char *pin_dir;
 	size_t : 0;
 };
 
 /*
- * l3x_ctl__open() - open the maps pinned in opts->pin_dir (NULL opts or
- * no pin_dir: the default /sys/fs/bpf/l3x). Returns NULL with errno:
- * ENOENT nothing pinned there, EINVAL bad opts.
+ * l3x_ctl__open() - open the maps pinned in opts->pin_dir, or in the
+ * default directory of opts->ifname, /sys/fs/bpf/l3x/IFNAME. Returns NULL
+ * with errno: ENOENT nothing pinned there, EINVAL bad opts or neither
+ * ifname nor pin_dir.
  * Any thread; the object is then used from one thread.
  */
 L3X_API struct l3x_ctl *l3x_ctl__open(const struct l3x_ctl_opts *opts);
@@ -956,6 +961,16 @@ L3X_API int l3x_ctl__del_rule(struct l3x_ctl *ctl, const struct l3x_rule *r);
  */
 L3X_API int l3x_ctl__rules(struct l3x_ctl *ctl, struct l3x_rule *out,
 			   uint32_t *refs, size_t max);
+
+/*
+ * l3x_ctl__reap() - take back the rules of processes that added them and
+ * died without removing them (SIGKILL, a crash): every process records
+ * itself (pid, start time, pid namespace) with each rule it adds. Rules
+ * added with l3x_ctl__add_rule() have no owner and stay. A capture or
+ * stack that opens the interface does the same. Returns how many rule
+ * references were taken back, or -errno. Owner thread only.
+ */
+L3X_API int l3x_ctl__reap(struct l3x_ctl *ctl);
 
 /* l3x_ctl__stats() - the steering counters. Owner thread only. */
 L3X_API int l3x_ctl__stats(struct l3x_ctl *ctl, struct l3x_steer_stats *st);

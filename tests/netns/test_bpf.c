@@ -323,7 +323,8 @@ enum outcome {
 };
 
 static const char *const cnt_names[] = {
-	"passed", "redirected", "redirect_failed", "malformed", "frags_tracked",
+	"passed",    "redirected",    "redirect_failed",
+	"malformed", "frags_tracked", "frags_conflict",
 };
 
 static void read_counters(uint64_t out[L3X_CNT_MAX])

@@ -26,7 +26,7 @@
 
 /* ------------------------------------------------------------ maps */
 
-static struct l3x_maps maps = { -1, -1, -1, -1, -1, -1 };
+static struct l3x_maps maps = { -1, -1, -1, -1, -1, -1, -1 };
 
 /*
  * A link-time seam: rules.c's calls to bpf_map_update_elem() land here

@@ -46,6 +46,7 @@ static void load(void)
 	maps.xsks = xdp_obj_map_fd(obj, "l3x_xsks");
 	maps.stats = xdp_obj_map_fd(obj, "l3x_stats");
 	maps.frags = xdp_obj_map_fd(obj, "l3x_frags");
+	maps.owners = xdp_obj_map_fd(obj, "l3x_owners");
 	ncpus = libbpf_num_possible_cpus();
 	cr_assert_gt(ncpus, 0);
 }

@@ -677,6 +677,35 @@ static const struct rule_case rule_cases[] = {
 		{ F4("203.0.113.1", 0x4321, RC_IP4_MF, 54), RC_PASS },
 		{ F4("203.0.113.1", 0x4321, 185, 0), RC_PASS },
 	} },
+	{ "IPv4: the last fragment ends the datagram's entry",
+	  { "udp 192.0.2.0/24 53" }, {
+		{ F4("203.0.113.1", 0x2222, RC_IP4_MF, 53), RC_MATCH },
+		{ F4("203.0.113.1", 0x2222, 185, 0), RC_MATCH },
+		/* a straggler after the last: unknown, no ip rule */
+		{ F4("203.0.113.1", 0x2222, RC_IP4_MF | 370, 0), RC_PASS },
+		/* the id free again: a new datagram is tracked afresh */
+		{ F4("203.0.113.1", 0x2222, RC_IP4_MF, 53), RC_MATCH },
+		{ F4("203.0.113.1", 0x2222, 185, 0), RC_MATCH },
+	} },
+	{ "IPv4: a forged first fragment after a kernel datagram's",
+	  { "udp 192.0.2.0/24 53" }, {
+		{ F4("203.0.113.1", 0x5555, RC_IP4_MF, 54), RC_PASS },
+		/* same source, destination, protocol, id; a rule's port */
+		{ F4("203.0.113.1", 0x5555, RC_IP4_MF, 53), RC_PASS },
+		{ F4("203.0.113.1", 0x5555, RC_IP4_MF | 185, 0), RC_PASS },
+		{ F4("203.0.113.1", 0x5555, 370, 0), RC_PASS },
+	} },
+	{ "IPv4: a forged first fragment ahead of a kernel datagram's",
+	  { "udp 192.0.2.0/24 53" }, {
+		{ F4("203.0.113.1", 0x6666, RC_IP4_MF, 53), RC_MATCH },
+		/* the kernel's own first fragment: a conflict */
+		{ F4("203.0.113.1", 0x6666, RC_IP4_MF, 54), RC_PASS },
+		{ F4("203.0.113.1", 0x6666, RC_IP4_MF | 185, 0), RC_PASS },
+		{ F4("203.0.113.1", 0x6666, 370, 0), RC_PASS },
+		/* another source with that id is another datagram */
+		{ F4("203.0.113.9", 0x6666, RC_IP4_MF, 53), RC_MATCH },
+		{ F4("203.0.113.9", 0x6666, 185, 0), RC_MATCH },
+	} },
 	{ "IPv4: a later fragment alone takes an ip rule only",
 	  { "ip 192.0.2.0/24", "udp 198.51.100.0/24 53" }, {
 		{ F4("203.0.113.1", 0x7777, 185, 0), RC_MATCH },
@@ -712,6 +741,16 @@ static const struct rule_case rule_cases[] = {
 		  RC_PASS },
 		{ F6("2001:db8::1", 7, 0, true, false, RC_UDP, 54), RC_PASS },
 		{ F6("2001:db8::1", 7, 2, false, false, RC_UDP, 0), RC_PASS },
+	} },
+	{ "IPv6: a forged first fragment ahead of a kernel datagram's",
+	  { "udp 2001:db8::/32 53" }, {
+		{ F6("2001:db8::1", 77, 0, true, false, RC_UDP, 53), RC_MATCH },
+		{ F6("2001:db8::1", 77, 0, true, false, RC_UDP, 54), RC_PASS },
+		{ F6("2001:db8::1", 77, 2, true, false, RC_UDP, 0), RC_PASS },
+		{ F6("2001:db8::1", 77, 4, false, false, RC_UDP, 0), RC_PASS },
+		/* ended by the last fragment: tracked afresh */
+		{ F6("2001:db8::1", 77, 0, true, false, RC_UDP, 53), RC_MATCH },
+		{ F6("2001:db8::1", 77, 4, false, false, RC_UDP, 0), RC_MATCH },
 	} },
 	{ "IPv6: options after the fragment header",
 	  { "udp 2001:db8::/32 53" }, {

@@ -3,6 +3,7 @@
  * link.c - the options of the tools on a link: see link.h.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -67,6 +68,9 @@ bool link_opt(struct link_args *a, int c, const char *arg)
 	case 'm': a->xdp_mode = parse_name("--xdp-mode", arg, xdp_modes); break;
 	case 'b': a->bind_mode = parse_name("--bind", arg, bind_modes); break;
 	case 'B': a->no_busy_poll = true; break;
+	case 'F':
+		a->frames = parse_uint("--frames", arg, 64, 1u << 20);
+		break;
 	case 'Q': a->quiet = true; break;
 	case 'v': a->verbose = true; break;
 	default: return false;
@@ -121,4 +125,17 @@ unsigned link_rx_queues(const char *ifname)
 		n += !strncmp(de->d_name, "rx-", 3);
 	closedir(d);
 	return n ? n : 1;
+}
+
+const char *link_strerror(int err)
+{
+	if (err == EBUSY)
+		return "queue taken by another AF_XDP socket (another l3x process on it? give each process its own --queue)";
+	if (err == ETIMEDOUT)
+		return "timed out waiting for the interface's lock in /run/l3x (another l3x process stuck opening or closing it?)";
+	if (err == ELOOP)
+		return "a lock file in /run/l3x is a symbolic link: not followed (planted by someone? remove it)";
+	if (err == EPERM || err == EACCES)
+		return "not permitted: without root, a process needs CAP_NET_RAW, a program root attached and pins open to its group (README: Operating l3x)";
+	return strerror(err);
 }

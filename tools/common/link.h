@@ -33,6 +33,7 @@ struct link_args {
 	struct rule_list rules;
 	enum l3x_xdp_mode xdp_mode;
 	enum l3x_bind_mode bind_mode;
+	uint32_t frames; /* UMEM frames per queue; 0: the library's */
 	bool no_busy_poll;
 	bool quiet;   /* no progress line */
 	bool verbose; /* the library's info and debug messages too */
@@ -48,6 +49,7 @@ struct link_args {
 	{ "xdp-mode", required_argument, NULL, 'm' }, \
 	{ "bind", required_argument, NULL, 'b' }, \
 	{ "no-busy-poll", no_argument, NULL, 'B' }, \
+	{ "frames", required_argument, NULL, 'F' }, \
 	{ "quiet", no_argument, NULL, 'Q' }, \
 	{ "verbose", no_argument, NULL, 'v' }
 /* clang-format on */
@@ -70,5 +72,8 @@ void link_print_init(bool verbose);
  * a stack serves only queue 0 unless told, and a flow hashed to another
  * queue would find no socket there. */
 unsigned link_rx_queues(const char *ifname);
+/* strerror(@err) for opening a link, with what to do where the cause is
+ * known (EBUSY: a queue taken by another process). */
+const char *link_strerror(int err);
 
 #endif /* L3X_TOOL_LINK_H */

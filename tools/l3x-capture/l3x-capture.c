@@ -29,7 +29,7 @@
 TOOL_DEFINE(PROG,
 	    "usage: " PROG " --iface IF --rule RULE [--rule RULE]... --write FILE|-\n"
 	    "       [--queue Q]... [--count N] [--seconds S] [--pin-dir DIR]\n"
-	    "       [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
+	    "       [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy] [--frames N]\n"
 	    "       [--no-busy-poll] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', e.g. 'udp 192.0.2.0/24 9000'.\n",
 	    1);
@@ -198,7 +198,7 @@ static void open_handles(struct run *r, const struct args *a)
 		r->h[r->nh] = l3x_capture_handle__open(r->cap, q);
 		if (!r->h[r->nh])
 			die("--queue %u on %s: %s", q, l->iface,
-			    strerror(errno));
+			    link_strerror(errno));
 		r->nh++;
 	}
 }
@@ -264,14 +264,14 @@ int main(int argc, char **argv)
 	parse_args(&a, argc, argv);
 	L3X_OPTS(l3x_capture_opts, o, .ifname = a.link.iface,
 		 .pin_dir = a.link.pin_dir, .xdp_mode = a.link.xdp_mode,
-		 .bind_mode = a.link.bind_mode,
+		 .frame_count = a.link.frames, .bind_mode = a.link.bind_mode,
 		 .busy_poll_usec = a.link.no_busy_poll ? -1 : 0);
 	stop_on_signals(SA_RESTART);
 	signal(SIGPIPE, SIG_IGN);
 	link_print_init(a.link.verbose);
 	r.cap = l3x_capture__open(&o);
 	if (!r.cap)
-		die("--iface %s: %s", a.link.iface, strerror(errno));
+		die("--iface %s: %s", a.link.iface, link_strerror(errno));
 	cleanup_at_exit(close_run, &r);
 	for (i = 0; i < a.link.rules.n; i++) {
 		err = l3x_capture__add_rule(r.cap, &a.link.rules.rules[i]);

@@ -3,11 +3,16 @@
  * l3x-ctl - change rules and read counters of a running steering program
  * through its pinned maps (a capture's, or xdp-loader's).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "l3x/l3x.h"
@@ -20,16 +25,27 @@
 
 /* clang-format off */
 TOOL_DEFINE(PROG,
-	    "usage: " PROG " [--pin-dir DIR] stats [--json]\n"
-	    "       " PROG " [--pin-dir DIR] watch\n"
-	    "       " PROG " [--pin-dir DIR] rules\n"
-	    "       " PROG " [--pin-dir DIR] add RULE...\n"
-	    "       " PROG " [--pin-dir DIR] del RULE...\n"
+	    "usage: " PROG " WHERE stats [--json]\n"
+	    "       " PROG " WHERE watch\n"
+	    "       " PROG " WHERE rules\n"
+	    "       " PROG " WHERE add RULE...\n"
+	    "       " PROG " WHERE del RULE...\n"
+	    "       " PROG " WHERE reap\n"
+	    "       " PROG " WHERE grant --group GROUP\n"
+	    "WHERE is --iface IF (pins in /sys/fs/bpf/l3x/IF) or --pin-dir DIR.\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', one argument each.\n",
 	    1);
 /* clang-format on */
 
-enum cmd { CMD_STATS, CMD_WATCH, CMD_RULES, CMD_ADD, CMD_DEL };
+enum cmd {
+	CMD_STATS,
+	CMD_WATCH,
+	CMD_RULES,
+	CMD_ADD,
+	CMD_DEL,
+	CMD_REAP,
+	CMD_GRANT,
+};
 
 /* A name to a line; the formatter would pack them in columns. */
 /* clang-format off */
@@ -39,6 +55,8 @@ static const struct name_value cmds[] = {
 	{ "rules", CMD_RULES },
 	{ "add", CMD_ADD },
 	{ "del", CMD_DEL },
+	{ "reap", CMD_REAP },
+	{ "grant", CMD_GRANT },
 	{ NULL },
 };
 /* clang-format on */
@@ -101,19 +119,21 @@ static void print_stats(const struct l3x_steer_stats *s, bool json)
 {
 	if (json)
 		printf("{\"passed\": %llu, \"redirected\": %llu, \"redirect_failed\": %llu, "
-		       "\"malformed\": %llu, \"frags_tracked\": %llu}\n",
+		       "\"malformed\": %llu, \"frags_tracked\": %llu, \"frags_conflict\": %llu}\n",
 		       (unsigned long long)s->passed,
 		       (unsigned long long)s->redirected,
 		       (unsigned long long)s->redirect_failed,
 		       (unsigned long long)s->malformed,
-		       (unsigned long long)s->frags_tracked);
+		       (unsigned long long)s->frags_tracked,
+		       (unsigned long long)s->frags_conflict);
 	else
-		printf("passed %llu redirected %llu redirect_failed %llu malformed %llu frags_tracked %llu\n",
+		printf("passed %llu redirected %llu redirect_failed %llu malformed %llu frags_tracked %llu frags_conflict %llu\n",
 		       (unsigned long long)s->passed,
 		       (unsigned long long)s->redirected,
 		       (unsigned long long)s->redirect_failed,
 		       (unsigned long long)s->malformed,
-		       (unsigned long long)s->frags_tracked);
+		       (unsigned long long)s->frags_tracked,
+		       (unsigned long long)s->frags_conflict);
 }
 
 static int cmd_watch(struct l3x_ctl *ctl)
@@ -143,7 +163,61 @@ static int cmd_watch(struct l3x_ctl *ctl)
 	return 0;
 }
 
-static void run(struct l3x_ctl *ctl, int cmd, char **args, int n, bool json)
+/* The group named @name (or numbered), or die. */
+static gid_t group_of(const char *name)
+{
+	struct group *g = getgrnam(name);
+
+	if (g)
+		return g->gr_gid;
+	if (name[0] < '0' || name[0] > '9')
+		die("--group '%s': no such group", name);
+	return (gid_t)parse_uint("--group", name, 0, UINT32_MAX - 1);
+}
+
+/* One entry of the pin dir to group @gid, mode @mode; symlinks refused. */
+static void grant_one(int dfd, const char *dir, const char *name, gid_t gid,
+		      mode_t mode)
+{
+	struct stat st;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW))
+		die("grant: %s/%s: %s", dir, name, strerror(errno));
+	if (S_ISLNK(st.st_mode))
+		die("grant: %s/%s is a symbolic link: not followed", dir, name);
+	if (fchownat(dfd, name, (uid_t)-1, gid, AT_SYMLINK_NOFOLLOW) ||
+	    fchmodat(dfd, name, mode, 0))
+		die("grant: %s/%s: %s", dir, name, strerror(errno));
+}
+
+/*
+ * Hand the pins to a group: the directory 0750, every l3x_* pin 0660, so
+ * that its members (holding CAP_NET_RAW) can run l3x on the program root
+ * attached. The pins must be there: the caller opened them.
+ */
+static void cmd_grant(const char *dir, char **args, int n)
+{
+	struct dirent *e;
+	gid_t gid;
+	DIR *d;
+
+	if (n != 2 || strcmp(args[0], "--group"))
+		die_arg("grant: --group GROUP: missing");
+	gid = group_of(args[1]);
+	d = opendir(dir);
+	if (!d)
+		die("grant: %s: %s", dir, strerror(errno));
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "l3x_", 4))
+			grant_one(dirfd(d), dir, e->d_name, gid, 0660);
+	closedir(d);
+	grant_one(AT_FDCWD, "", dir, gid, 0750);
+	printf("pins in %s: group %s, mode 0660 (directory 0750)\n", dir,
+	       args[1]);
+}
+
+static void run(struct l3x_ctl *ctl, const char *pin_dir, int cmd, char **args,
+		int n, bool json)
 {
 	struct l3x_steer_stats st;
 	int err;
@@ -166,6 +240,14 @@ static void run(struct l3x_ctl *ctl, int cmd, char **args, int n, bool json)
 	case CMD_DEL:
 		cmd_change(ctl, false, args, n);
 		break;
+	case CMD_GRANT:
+		cmd_grant(pin_dir, args, n);
+		break;
+	case CMD_REAP:
+		if ((err = l3x_ctl__reap(ctl)) < 0)
+			die("reap: %s", strerror(-err));
+		printf("took back %d rule references of dead processes\n", err);
+		break;
 	}
 }
 
@@ -173,36 +255,49 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "iface", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
 		TOOL_OPTIONS_END,
 	};
-	const char *pin_dir = NULL, *name;
+	const char *pin_dir = NULL, *iface = NULL, *name;
+	char dir[PATH_MAX];
 	struct l3x_ctl *ctl;
 	bool json = false;
 	int c, cmd;
 
-	while ((c = tool_getopt(argc, argv, "+p:jh", opts)) != -1) {
+	while ((c = tool_getopt(argc, argv, "+p:i:jh", opts)) != -1) {
 		if (c == 'p')
 			pin_dir = optarg;
+		else if (c == 'i')
+			iface = optarg;
 		else
 			json = true;
 	}
 	if (optind >= argc)
 		usage_exit(2);
+	if (!pin_dir && !iface)
+		die_arg("--iface or --pin-dir: missing (where the maps are pinned)");
 	name = argv[optind++];
 	if (optind < argc && !strcmp(argv[optind], "--json")) {
 		json = true;
 		optind++;
 	}
-	L3X_OPTS(l3x_ctl_opts, o, .pin_dir = pin_dir);
-	ctl = l3x_ctl__open(&o);
-	if (!ctl)
-		die("--pin-dir %s: %s (is an l3x program running with its maps pinned there?)",
-		    pin_dir ? pin_dir : "/sys/fs/bpf/l3x", strerror(errno));
+	L3X_OPTS(l3x_ctl_opts, o, .pin_dir = pin_dir, .ifname = iface);
 	if (!find_name(cmds, name, &cmd))
-		die("'%s': unknown command (stats, watch, rules, add, del)",
+		die("'%s': unknown command (stats, watch, rules, add, del, reap, grant)",
 		    name);
-	run(ctl, cmd, argv + optind, argc - optind, json);
+	ctl = l3x_ctl__open(&o);
+	if (!ctl && pin_dir)
+		die("--pin-dir %s: %s (is an l3x program running with its maps pinned there?)",
+		    pin_dir, strerror(errno));
+	if (!ctl)
+		die("--iface %s: %s (is an l3x program running with its maps pinned in /sys/fs/bpf/l3x/%s?)",
+		    iface, strerror(errno), iface);
+	if (!pin_dir) {
+		snprintf(dir, sizeof(dir), "/sys/fs/bpf/l3x/%s", iface);
+		pin_dir = dir;
+	}
+	run(ctl, pin_dir, cmd, argv + optind, argc - optind, json);
 	l3x_ctl__close(ctl);
 	return 0;
 }

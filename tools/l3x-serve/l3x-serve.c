@@ -147,6 +147,7 @@ TOOL_DEFINE(PROG,
 	    "usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
 	    "       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
 	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
+	    "       [--frames N]\n"
 	    "       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
 	    "       [--max-time-wait N]\n"
 	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
@@ -975,15 +976,15 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 		 .xdp_mode = a->link.xdp_mode, .bind_mode = a->link.bind_mode,
 		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0, .mtu = a->mtu,
 		 .max_flows = a->max_flows, .cpu = a->cpu,
-		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE,
-		 .max_half_open = a->max_half_open,
+		 .frame_count = a->link.frames, .udp_idle_ms = a->udp_idle_ms,
+		 .udp_queue = UDP_QUEUE, .max_half_open = a->max_half_open,
 		 .syncookies = a->syncookies,
 		 .max_time_wait = a->max_time_wait);
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
 		die("--tun %s: %s", a->tun, strerror(errno));
 	if (!st)
-		die("--iface %s: %s", a->link.iface, strerror(errno));
+		die("--iface %s: %s", a->link.iface, link_strerror(errno));
 	return st;
 }
 
