@@ -119,6 +119,16 @@ def seeds():
                              ack(t4(40005, 9001, 0, ACK)) + app(1) +
                              ack(t4(40005, 9001, 0, ACK | FIN)) + app(2) + poll(4) +
                              ack(t4(40005, 9002, 0, ACK)))
+    # An ACK carrying an MSS option: only a SYN's counts (0042); taken,
+    # it lifted the IPv6 MSS past what a 1500-byte MTU holds.
+    t6 = lambda *a, **k: tcp(C6, S6, 40006, 80, *a, **k)
+    yield "tcp6-mss-on-ack", (pkt(t6(3000, 0, SYN, opts=MSS)) +
+                              ack(t6(3001, 0, ACK, opts=MSS)) +
+                              app(0x3C) + app(0x3C) + app(0x3C) + app(0x3C) +
+                              poll(4))
+    # MSS kind in the last byte of the options of a SYN without data:
+    # its length byte would lie past the packet (0041).
+    yield "tcp4-opt-kind-last", pkt(t4(40010, 100, 0, SYN, opts=b"\x01\x01\x01\x02"))
     yield "tcp4-syn-flood", b"".join(
         pkt(tcp(bytes([10, 1, i, 1]), S4, 1024 + i, 443, i * 77, 0, SYN, opts=MSS))
         for i in range(40))
