@@ -31,6 +31,9 @@
  *
  * L3X_FUZZ_FRESH=1 in the environment closes the stack and opens a new one
  * for every input: slower, but a crash then replays from its input alone.
+ * L3X_FUZZ_LEAKCHECK=1 runs LeakSanitizer after every input (slow; with
+ * L3X_FUZZ_FRESH=1 it names the input that leaked, where libFuzzer's own
+ * check may only notice a later one).
  * L3X_FUZZ_VERBOSE=1 prints the main counters after every input (to see
  * what a seed reaches).
  */
@@ -42,6 +45,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sanitizer/lsan_interface.h>
 
 #include "csum.h"
 #include "l3x/l3x.h"
@@ -71,7 +76,7 @@ static struct {
 	struct l3x_stream *s[MAX_STREAMS];
 	struct l3x_udp *u[MAX_UDP];
 	uint32_t out_next; /* the last TCP segment sent: seq + its length */
-	bool fresh, verbose;
+	bool fresh, verbose, leakcheck;
 	uint8_t pkt[65535];
 	uint8_t io[4096];
 } F;
@@ -453,7 +458,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	F.fresh = getenv("L3X_FUZZ_FRESH") && *getenv("L3X_FUZZ_FRESH") == '1';
 	F.verbose = getenv("L3X_FUZZ_VERBOSE") &&
 		    *getenv("L3X_FUZZ_VERBOSE") == '1';
-	up();
+	F.leakcheck = getenv("L3X_FUZZ_LEAKCHECK") &&
+		      *getenv("L3X_FUZZ_LEAKCHECK") == '1';
+	if (!F.fresh)
+		up();
 	return 0;
 }
 
@@ -485,10 +493,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
 	unsigned op, k;
 
-	if (F.fresh) {
-		down();
+	if (F.fresh)
 		up();
-	}
 	while (n) {
 		op = *d++;
 		n--;
@@ -511,5 +517,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	l3x_stack__poll(F.st);
 	app(0);
 	check_counters();
+	if (F.fresh)
+		down();
+	if (F.leakcheck && __lsan_do_recoverable_leak_check()) {
+		fprintf(stderr, "fuzz_engine: this input leaked\n");
+		abort();
+	}
 	return 0;
 }
