@@ -68,6 +68,20 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
+const char *__lsan_default_options(void);
+
+/*
+ * LeakSanitizer looks for pointers at aligned offsets only. lwIP links the
+ * IPv6 fragments it holds through a packed helper struct written over each
+ * fragment header (ip6_frag.c, IPV6_FRAG_COPYHEADER), 36 bytes into the
+ * packet: its next_pbuf pointer is not 8-byte aligned, so every fragment
+ * after the first looked leaked while lwIP still held it. use_unaligned
+ * makes LSan read those pointers too.
+ */
+const char *__lsan_default_options(void)
+{
+	return "use_unaligned=1";
+}
 
 static struct {
 	struct l3x_stack *st;
