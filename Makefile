@@ -46,7 +46,7 @@ LWIP_TREE   := $(B)/lwip-src
 
 CC          ?= gcc
 CLANG       ?= clang
-ARCH_INC    := /usr/include/$(shell $(CC) -dumpmachine)
+ARCH_INC    := /usr/include/$(shell $(CC) -print-multiarch)
 
 ifeq ($(V),1)
 Q :=
@@ -95,13 +95,14 @@ NETNS_BINS  := $(patsubst tests/%.c,$(B)/tests/%,$(NETNS_SRCS))
 TEST_BINS   := $(UNIT_BINS) $(NETNS_BINS)
 
 .PHONY: all deps deps-check test unit-test netns-test integration-test tsan tsan-build \
+	fuzz fuzz-build fuzz-smoke \
 	install uninstall clean distclean format format-check compile_commands.json lwip-tree \
 	lib-layers
 .DEFAULT_GOAL := all
 .SECONDARY:
 
 # Plain make never installs: stop with one line naming what is missing.
-NEEDS_DEPS := $(filter-out deps deps-check test tsan clean distclean format format-check uninstall,\
+NEEDS_DEPS := $(filter-out deps deps-check test tsan fuzz fuzz-smoke clean distclean format format-check uninstall,\
 		$(or $(MAKECMDGOALS),all))
 ifneq ($(NEEDS_DEPS),)
 DEPS_MISSING := $(shell LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check)
@@ -307,6 +308,40 @@ tsan:
 	$(Q)$(MAKE) --no-print-directory B=$(TSAN_B) SANITIZE=thread tsan-build
 	$(Q)tests/run-all $(TSAN_B) tsan
 
+# libFuzzer (tests/fuzz/): each tests/fuzz/fuzz_NAME.c is a target,
+# built with the library and lwIP by clang under
+# -fsanitize=fuzzer,address,undefined in a directory of its own, and run
+# by tests/fuzz/run over its seed corpus (tests/fuzz/corpus/NAME/).
+#   make fuzz FUZZ_SECONDS=N   every target for N seconds (default 60)
+#   make fuzz-smoke            every target over its seeds, then
+#                              FUZZ_SMOKE_SECONDS (default 10) each
+FUZZ_B      ?= build-fuzz
+FUZZ_CC     ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS   := $(patsubst tests/%.c,$(B)/tests/%,$(FUZZ_SRCS))
+
+$(B)/tests/fuzz/%: $(B)/obj/tests/fuzz/%.o $(TEST_CSUM) $(B)/libl3x-internal.a
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(B)/libl3x-internal.a $(LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+FUZZ_MAKE = $(MAKE) --no-print-directory B=$(FUZZ_B) CC=$(FUZZ_CC) \
+	    SANITIZE=fuzzer-no-link,address,undefined fuzz-build
+
+fuzz:
+	$(Q)LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check >/dev/null || $(MAKE) --no-print-directory deps
+	$(Q)$(FUZZ_MAKE)
+	$(Q)tests/fuzz/run $(FUZZ_B) $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	$(Q)LWIP_SRC=$(LWIP_SRC) scripts/deps.sh --check >/dev/null || $(MAKE) --no-print-directory deps
+	$(Q)$(FUZZ_MAKE)
+	$(Q)tests/fuzz/run --smoke $(FUZZ_B) $(FUZZ_SMOKE_SECONDS)
+
 # lib/ has no import circle (also run by unit-test).
 lib-layers: all
 	$(Q)B=$(B) bash tests/unit/lib_layers.sh
@@ -352,7 +387,7 @@ clean:
 
 # Also the sanitized and TSan builds' default directories.
 distclean: clean
-	rm -rf deps build-san $(TSAN_B)
+	rm -rf deps build-san $(TSAN_B) $(FUZZ_B)
 
 FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

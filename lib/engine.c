@@ -39,22 +39,35 @@ static bool lwip_ready;
 
 /* ------------------------------------------------------------ netif */
 
-static err_t output4(struct netif *n, struct pbuf *p, const ip4_addr_t *dst)
+/* lwIP does not fragment (IP_FRAG 0), so a packet past the MTU never
+ * reaches a link: it is dropped and counted in tx_dropped. Only an echo
+ * reply to a request reassembled past the MTU is that large (TCP segments
+ * fit the MSS, UDP sends past the MTU give -EMSGSIZE). */
+static err_t output(struct netif *n, struct pbuf *p, const ip_addr_t *dst)
 {
 	struct l3x_stack *st = n->state;
+
+	if (p->tot_len > st->mtu) {
+		l3x_count_tx(st, -EMSGSIZE, p->tot_len);
+		return ERR_IF;
+	}
+	return st->link->ops->output(st->link, p, dst) ? ERR_IF : ERR_OK;
+}
+
+static err_t output4(struct netif *n, struct pbuf *p, const ip4_addr_t *dst)
+{
 	ip_addr_t a;
 
 	ip_addr_copy_from_ip4(a, *dst);
-	return st->link->ops->output(st->link, p, &a) ? ERR_IF : ERR_OK;
+	return output(n, p, &a);
 }
 
 static err_t output6(struct netif *n, struct pbuf *p, const ip6_addr_t *dst)
 {
-	struct l3x_stack *st = n->state;
 	ip_addr_t a;
 
 	ip_addr_copy_from_ip6(a, *dst);
-	return st->link->ops->output(st->link, p, &a) ? ERR_IF : ERR_OK;
+	return output(n, p, &a);
 }
 
 static err_t netif_setup(struct netif *n)

@@ -16,10 +16,13 @@ LWIP_DIR=deps/lwip-$LWIP_VERSION
 # (libasan8, libubsan1, liblsan0, libtsan2) come with gcc (libgcc-12-dev
 # depends on them).
 CI_PKGS="clang-format"
+# make fuzz / fuzz-smoke: libFuzzer and the sanitizer runtimes of clang
+# (clang itself is a build package above).
+FUZZ_PKGS="libclang-rt-dev"
 
 missing_pkgs() {
 	local p st
-	for p in $BUILD_PKGS $TEST_PKGS $CI_PKGS; do
+	for p in $BUILD_PKGS $TEST_PKGS $CI_PKGS $FUZZ_PKGS; do
 		st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 		[ "$st" = "install ok installed" ] || echo "$p"
 	done

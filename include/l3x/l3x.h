@@ -465,7 +465,8 @@ struct l3x_stack_stats {
 	uint64_t rx_bad;	      /* dropped by lwIP: bad checksum, bad
 				       * header, no flow (the sum of the
 				       * rx_*_bad below) */
-	uint64_t tx_dropped;	      /* no frame, ring full, output error */
+	uint64_t tx_dropped;	      /* no frame, ring full, output error,
+				       * past the MTU (not fragmented) */
 	uint64_t tcp_accepted;	      /* handshakes completed */
 	uint64_t tcp_refused_flows;   /* refused: max_tcp_flows reached */
 	uint64_t tcp_refused_memory;  /* refused: max_memory reached */

@@ -165,7 +165,9 @@ static void inject(const char *src, const char *dst, uint8_t proto, uint8_t *l4,
 		pkt[11] = (uint8_t)c;
 	}
 	memcpy(pkt + hlen, l4, l4len);
-	p = pbuf_alloc(PBUF_RAW, (u16_t)(hlen + l4len), PBUF_POOL);
+	/* PBUF_RAM, the exact size, as the engine allocates (lib/engine.c):
+	 * a read past the packet is then a read past the buffer for ASan. */
+	p = pbuf_alloc(PBUF_RAW, (u16_t)(hlen + l4len), PBUF_RAM);
 	cr_assert_not_null(p);
 	cr_assert_eq(pbuf_take(p, pkt, (u16_t)(hlen + l4len)), ERR_OK);
 	nif.input(p, &nif);
@@ -731,6 +733,66 @@ Test(anydest, tcp_peer_mss_above_the_floor_is_kept)
 
 	handshake(&f, 1000);
 	cr_assert_eq(conn.pcb->mss, 1000);
+	tcp_abort(conn.pcb);
+	tcp_close(l);
+}
+
+/* Patch 0042: an MSS option after the SYN changes nothing. Taken, it
+ * lifted the IPv6 MSS clamped to the MTU at the handshake (1440) to 1460,
+ * and full segments left as 1520-byte packets. */
+Test(anydest, tcp_mss_option_after_the_syn_is_ignored)
+{
+	static const int tag = 6;
+	const struct flow f = { PEER6, 40010, DST6, 8080 };
+	struct tcp_pcb *l = listener(0, &tag);
+	uint32_t isn;
+
+	isn = handshake(&f, 1460);
+	cr_assert_eq(conn.pcb->mss, 1440, "mss %u after the SYN",
+		     conn.pcb->mss);
+	send_tcp(&f, PEER_ISN + 1, isn + 1, TCP_ACK, 1460, NULL);
+	cr_assert_eq(conn.pcb->mss, 1440, "mss %u after an ACK with MSS 1460",
+		     conn.pcb->mss);
+	send_tcp(&f, PEER_ISN + 1, isn + 1, TCP_ACK, 600, NULL);
+	cr_assert_eq(conn.pcb->mss, 1440, "mss %u after an ACK with MSS 600",
+		     conn.pcb->mss);
+	tcp_abort(conn.pcb);
+	tcp_close(l);
+}
+
+/* Patch 0041: a SYN whose options end in an option kind (MSS, 2) and
+ * that carries no data. Stock lwIP read the length byte after it, one
+ * past the packet: under ASan (make SANITIZE=address,undefined test) a
+ * heap-buffer-overflow, as tests/fuzz/fuzz_engine found it. Parsing stops
+ * there; the SYN is answered with the default MSS. */
+Test(anydest, tcp_option_kind_in_the_last_header_byte_ends_the_options)
+{
+	static const int tag = 7;
+	/* IPv6: 40 + 24 bytes and the pbuf fill the heap block exactly, so
+	 * the byte past the packet is past the block (IPv4's has padding). */
+	const struct flow f = { PEER6, 40011, DST6, 8080 };
+	struct tcp_pcb *l = listener(0, &tag);
+	uint8_t t[24] = { 0 };
+	struct seg s;
+
+	put16(t, f.peer_port);
+	put16(t + 2, f.dst_port);
+	put32(t + 4, PEER_ISN);
+	t[12] = 6 << 4;
+	t[13] = TCP_SYN;
+	put16(t + 14, 65535);
+	t[20] = t[21] = t[22] = 1; /* NOP */
+	t[23] = 2;		   /* MSS, its length past the header */
+	ncap = 0;
+	inject(f.peer, f.dst, IP_PROTO_TCP, t, sizeof(t), 16);
+	cr_assert_eq(ncap, 1, "%u packets for the SYN", ncap);
+	s = parsed(0);
+	cr_assert_eq(s.flags, TCP_SYN | TCP_ACK, "flags %#x", s.flags);
+	cr_assert_eq(s.ack, PEER_ISN + 1);
+	send_tcp(&f, PEER_ISN + 1, s.seq + 1, TCP_ACK, 0, NULL);
+	cr_assert_not_null(conn.pcb, "not accepted");
+	cr_assert_eq(conn.pcb->mss, 536, "mss %u: not the default",
+		     conn.pcb->mss);
 	tcp_abort(conn.pcb);
 	tcp_close(l);
 }
