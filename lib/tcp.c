@@ -771,6 +771,11 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
  */
 #define TCP_BUCKET_PER_LOAD 16
 
+/* How long a connection may stay half-open (SYN_RCVD): lwIP's 20 s, and
+ * under a SYN flood 4 s, one SYN-ACK retransmit (lwIP's first RTO is 3 s). */
+#define L3X_SYN_RCVD_MS		 20000
+#define L3X_SYN_RCVD_PRESSURE_MS 4000
+
 static uint32_t bucket_max(uint32_t max_tcp_flows, uint32_t max_time_wait)
 {
 	uint64_t pcbs = (uint64_t)max_tcp_flows + max_time_wait;
@@ -1201,11 +1206,29 @@ static void lwip_bounds_start(struct l3x_stack *st)
 	tcp_l3x_idle_timeouts = 0;
 	tcp_l3x_persist_timeouts = 0;
 	tcp_l3x_keepalive_timeouts = 0;
+	tcp_l3x_syn_rcvd_ms = L3X_SYN_RCVD_MS;
+	tcp_l3x_syn_rcvd_expired = 0;
+}
+
+/* Under a SYN flood (the half-open table at least half full) a half-open
+ * connection gets one SYN-ACK retransmit, not two, and leaves SYN_RCVD
+ * after L3X_SYN_RCVD_PRESSURE_MS instead of lwIP's 20 s (RFC 4987 3.2;
+ * patch 0015): room for the SYNs of clients that will answer. */
+static void syn_rcvd_pressure(const struct l3x_stack *st)
+{
+	uint32_t half_open = l3x_tcp_half_open(st);
+
+	tcp_l3x_syn_rcvd_ms = half_open >= st->max_half_open / 2
+				      ? L3X_SYN_RCVD_PRESSURE_MS
+				      : L3X_SYN_RCVD_MS;
 }
 
 void l3x_tcp_publish(struct l3x_stack *st)
 {
+	syn_rcvd_pressure(st);
 	/* Relaxed: counters; only the engine thread writes them. */
+	atomic_store_explicit(&st->stats.v[STAT(tcp_half_open_expired)],
+			      tcp_l3x_syn_rcvd_expired, memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(tcp_time_wait)],
 			      tcp_l3x_tw_count, memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(tcp_time_wait_peak)],

@@ -588,6 +588,10 @@ struct l3x_stack_stats {
 	uint64_t tcp_persist_timeouts;	 /* streams reset: the client kept
 					  * its window shut for
 					  * persist_timeout_ms */
+	uint64_t tcp_half_open_expired;	 /* half-open connections given up:
+					  * no ACK within 20 s, or 4 s while
+					  * the half-open table is at least half
+					  * full (one SYN-ACK retransmit) */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

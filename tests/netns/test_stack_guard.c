@@ -800,3 +800,63 @@ Test(guard, lifetime_options_are_checked)
 		cr_assert_eq(l3x_stack__close(st), 0);
 	}
 }
+
+/* ------------------------------------------------------------ SYN_RCVD */
+
+/* SYNs from @n ports of the client, never acknowledged; their SYN-ACKs
+ * checked. */
+static void half_open(unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		out_reset();
+		seg((uint16_t)(42001 + i), F_SYN, 5000 + i, 0, 0, 0, NULL, 0);
+		cr_assert_eq(out_last().flags & (F_SYN | F_ACK), F_SYN | F_ACK,
+			     "SYN %u: no SYN-ACK", i);
+	}
+}
+
+Test(guard, syn_rcvd_is_short_while_the_half_open_table_is_half_full,
+     .timeout = 30)
+{
+	struct l3x_stack_stats ss;
+	struct l3x_worker *w;
+
+	L3X_OPTS(l3x_stack_opts, o, .max_half_open = 4);
+	up(&o);
+	w = worker_open();
+	half_open(2); /* 2 of 4: pressure */
+	l3x_stack__poll(F.st);
+	cr_assert_eq(stats_now().tcp_half_open, 2);
+	turns(6000); /* past 4 s and a slow-timer pass, short of 20 s */
+	ss = stats_now();
+	cr_assert_eq(ss.tcp_half_open, 0, "still half-open after 6 s: %llu",
+		     (unsigned long long)ss.tcp_half_open);
+	cr_assert_eq(ss.tcp_half_open_expired, 2, "expired %llu, want 2",
+		     (unsigned long long)ss.tcp_half_open_expired);
+	down(w, 0);
+}
+
+Test(guard, syn_rcvd_keeps_its_20_s_without_pressure, .timeout = 30)
+{
+	struct l3x_stack_stats ss;
+	struct l3x_worker *w;
+	unsigned i;
+
+	L3X_OPTS(l3x_stack_opts, o, .max_half_open = 100);
+	up(&o);
+	w = worker_open();
+	half_open(2); /* 2 of 100: no pressure */
+	turns(6000);
+	ss = stats_now();
+	cr_assert_eq(ss.tcp_half_open, 2, "half-open after 6 s: %llu, want 2",
+		     (unsigned long long)ss.tcp_half_open);
+	cr_assert_eq(ss.tcp_half_open_expired, 0);
+	for (i = 0; i < 2; i++) /* the client gives up: a RST in window */
+		seg((uint16_t)(42001 + i), F_RST, 5000 + i + 1, 0, 0, 0, NULL,
+		    0);
+	turns(50);
+	cr_assert_eq(stats_now().tcp_half_open, 0);
+	down(w, 0);
+}
