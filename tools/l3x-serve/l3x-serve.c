@@ -976,8 +976,7 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0, .mtu = a->mtu,
 		 .max_flows = a->max_flows, .cpu = a->cpu,
 		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE,
-		 .max_half_open = a->max_half_open,
-		 .syncookies = a->syncookies,
+		 .max_half_open = a->max_half_open, .syncookies = a->syncookies,
 		 .max_time_wait = a->max_time_wait);
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
