@@ -17,6 +17,7 @@
 #define L3X_L3X_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
