@@ -53,8 +53,7 @@ static struct l3x_stream *request_take(struct l3x_worker *w, const char *ip,
 
 	*fd = client_connect_unanswered(ip, port, 0);
 	s = accept_wait(w, 2000);
-	cr_assert_not_null(s, "no request for the SYN to %s port %u", ip,
-			   port);
+	cr_assert_not_null(s, "no request for the SYN to %s port %u", ip, port);
 	cr_assert_eq(connect_outcome(*fd, ms), 0,
 		     "the client connected before the request was answered");
 	cr_assert_eq(stats_now().tcp_requests_pending, 1);
@@ -105,9 +104,9 @@ Test(defer, accept_completes_the_handshake_only_then_and_data_flows,
 		     0);
 	cr_assert_str_eq(sa_str(&da, want, sizeof(want)),
 			 "198.51.100.40 port 3000");
-	cr_assert_gt(l3x_stream__client_addr(s, (struct sockaddr *)&ca,
-					     sizeof(ca)),
-		     0);
+	cr_assert_gt(
+		l3x_stream__client_addr(s, (struct sockaddr *)&ca, sizeof(ca)),
+		0);
 
 	/* Written before the answer: sent after the handshake. */
 	cr_assert_eq(l3x_stream__write(s, "hello", 5), 5);
@@ -155,9 +154,9 @@ Test(defer, refuse_gives_the_client_econnrefused, .timeout = 20)
 	cr_assert_eq(connect_outcome(fd, 2000), ECONNREFUSED,
 		     "connect after refuse: want ECONNREFUSED");
 	close(fd);
-	cr_assert_eq(STATS_WAIT(tcp_requests_refused, 1, 1000)
-			     .tcp_requests_refused,
-		     1);
+	cr_assert_eq(
+		STATS_WAIT(tcp_requests_refused, 1, 1000).tcp_requests_refused,
+		1);
 	cr_assert_eq(stats_now().tcp_requests_pending, 0);
 	cr_assert_eq(stats_now().tcp_accepted, 0);
 	stack_worker_down(w, 0);
@@ -172,9 +171,9 @@ Test(defer, drop_leaves_the_client_unanswered, .timeout = 20)
 	s = request_take(w, "198.51.100.42", 3003, 200, &fd);
 	cr_assert_eq(l3x_stream__answer(s, L3X_ANSWER_DROP), 0);
 	log_forget(s);
-	cr_assert_eq(STATS_WAIT(tcp_requests_dropped, 1, 1000)
-			     .tcp_requests_dropped,
-		     1);
+	cr_assert_eq(
+		STATS_WAIT(tcp_requests_dropped, 1, 1000).tcp_requests_dropped,
+		1);
 	/* Its SYN copies come as new requests: dropped again, the client
 	 * never hears a thing. */
 	for (int i = 0; i < 4; i++) {
@@ -198,9 +197,9 @@ Test(defer, closing_an_unanswered_request_drops_it, .timeout = 20)
 
 	s = request_take(w, "198.51.100.43", 3004, 200, &fd);
 	stream_close(s);
-	cr_assert_eq(STATS_WAIT(tcp_requests_dropped, 1, 1000)
-			     .tcp_requests_dropped,
-		     1);
+	cr_assert_eq(
+		STATS_WAIT(tcp_requests_dropped, 1, 1000).tcp_requests_dropped,
+		1);
 	cr_assert_eq(connect_outcome(fd, 500), 0);
 	close(fd);
 	drain_requests(w);
