@@ -118,6 +118,7 @@ struct l3x_stream {
 	struct l3x_stream *rq_next;	    /* worker's pending requests */
 	struct l3x_stream **rq_pprev;
 	uint32_t rq_deadline; /* sys_now() ms, with EF_REQUEST */
+	uint32_t req_kept;    /* REQ_* held until the handshake is done */
 	/* UDP */
 	struct l3x_stream *h_next;		/* flow table chain */
 	struct l3x_stream *lru_prev, *lru_next; /* idle order */
@@ -170,6 +171,7 @@ struct l3x_stream {
 #define EF_CLAMPED	0x8000u	 /* TCP: window held back for memory */
 #define EF_STAGE_BIG	0x10000u /* TCP: next staging buffer the big one */
 #define EF_REQUEST	0x20000u /* TCP: a request not yet answered */
+#define EF_SYNACK	0x40000u /* TCP: request accepted, handshake not done */
 
 /* aflags */
 #define AF_ACCEPTED 0x1u

@@ -651,9 +651,12 @@ static void on_err(void *arg, err_t err)
 	if (!s)
 		return;
 	st = s->w->st;
-	request_del(s);	  /* lwIP ended it first (a RST, its timer) */
-	s->pcb = NULL;	  /* lwIP has freed it */
-	stage_publish(s); /* readable before the error */
+	request_del(s); /* lwIP ended it first (a RST, its timer) */
+	s->eflags &= ~EF_SYNACK;
+	if (s->req_kept)
+		l3x_flow_todo(s); /* a close kept through the handshake */
+	s->pcb = NULL;		  /* lwIP has freed it */
+	stage_publish(s);	  /* readable before the error */
 	clamped_del(s);
 	switch (err) {
 	case ERR_RST:
@@ -776,16 +779,14 @@ static void stream_wire(struct l3x_stack *st, struct l3x_stream *s,
 			struct tcp_pcb *pcb);
 
 /* The handshake of an accepted request completed: the stream the app
- * holds goes on as any other; what it wrote meanwhile goes out. */
+ * holds goes on as any other; what it asked meanwhile (written, shut
+ * down, closed) is served off the todo list. */
 static err_t request_established(struct l3x_stream *s, struct tcp_pcb *pcb)
 {
-	struct l3x_stack *st = s->w->st;
-
-	stream_wire(st, s, pcb);
-	if (s->eflags & (EF_CLOSING | EF_APP_DONE))
+	s->eflags &= ~EF_SYNACK;
+	stream_wire(s->w->st, s, pcb);
+	if (s->req_kept)
 		l3x_flow_todo(s);
-	else
-		tx_push(s);
 	return ERR_OK;
 }
 
@@ -1389,6 +1390,7 @@ static bool request_answer(struct l3x_stack *st, struct l3x_stream *s,
 		if (s->pcb &&
 		    tcp_enqueue_flags(s->pcb, TCP_SYN | TCP_ACK) == ERR_OK) {
 			tcp_output(s->pcb);
+			s->eflags |= EF_SYNACK;
 			STAT_INC(st, tcp_requests_accepted);
 			return false;
 		}
@@ -1429,6 +1431,9 @@ static void request_expire(struct l3x_stack *st, struct l3x_worker *w,
 	}
 }
 
+static void serve_bits(struct l3x_stack *st, struct l3x_stream *s,
+		       uint32_t req);
+
 static void tcp_serve(struct l3x_stream *s)
 {
 	struct l3x_stack *st = s->w->st;
@@ -1438,14 +1443,22 @@ static void tcp_serve(struct l3x_stream *s)
 	 * request the app makes after this re-queues the stream; acquire
 	 * pairs with the app's release when it set the bits. */
 	req = atomic_exchange_explicit(&s->req, 0, memory_order_acq_rel);
+	serve_bits(st, s, req & ~REQ_QUEUED);
+}
+
+/* Requests @req, with those kept while the handshake was not done. */
+static void serve_bits(struct l3x_stack *st, struct l3x_stream *s, uint32_t req)
+{
+	req |= s->req_kept;
+	s->req_kept = 0;
 	if ((s->eflags & EF_REQUEST) && request_answer(st, s, req))
 		return;
-	if (s->eflags & EF_REQUEST) {
-		/* Not answered yet: nothing reaches the PCB before its
-		 * SYN-ACK. The rest waits for the answer, which queues the
-		 * stream again. Relaxed: only this thread takes them. */
-		atomic_fetch_or_explicit(&s->req, req & ~REQ_QUEUED,
-					 memory_order_relaxed);
+	/* Not answered yet, or the SYN-ACK not yet acknowledged: the PCB
+	 * is not the stream's before its handshake (on_accept()). Only a
+	 * reset goes at once; the rest waits for request_established(). */
+	if ((s->eflags & (EF_REQUEST | EF_SYNACK)) &&
+	    !((s->eflags & EF_SYNACK) && (req & REQ_ABORT))) {
+		s->req_kept = req & ~(REQ_ACCEPT | REQ_QUEUED);
 		return;
 	}
 	if (req & REQ_DROP) /* a request that timed out: its PCB is gone */
@@ -1485,6 +1498,11 @@ static void tcp_serve(struct l3x_stream *s)
 /* Off the todo list, outside lwIP's callbacks. */
 static void tcp_todo(struct l3x_stream *s)
 {
+	if (s->req_kept &&
+	    !(s->eflags & (EF_REQUEST | EF_SYNACK | EF_ZOMBIE))) {
+		serve_bits(s->w->st, s, 0); /* kept through the handshake */
+		return;
+	}
 	if ((s->eflags & EF_APP_DONE) && !s->pcb &&
 	    !(s->eflags & (EF_LINGER | EF_ZOMBIE))) {
 		l3x_flow_release(s);

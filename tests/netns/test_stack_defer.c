@@ -127,6 +127,32 @@ Test(defer, accept_completes_the_handshake_only_then_and_data_flows,
 	stack_worker_down(w, 0);
 }
 
+/* What the app asks between its accept and the client's ACK (a relay
+ * whose upstream answered and closed at once) waits for the handshake. */
+Test(defer, write_shutdown_close_right_after_accept_reach_the_client,
+     .timeout = 20)
+{
+	struct l3x_stream *s;
+	struct l3x_worker *w = defer_up(5000);
+	char buf[16];
+	int fd;
+
+	s = request_take(w, "198.51.100.47", 3008, 100, &fd);
+	cr_assert_eq(l3x_stream__answer(s, L3X_ANSWER_ACCEPT), 0);
+	cr_assert_eq(l3x_stream__write(s, "bye", 3), 3);
+	cr_assert_eq(l3x_stream__shutdown(s), 0);
+	stream_close(s);
+	cr_assert_eq(connect_outcome(fd, 2000), 1, "connect after accept");
+	make_blocking(fd);
+	cr_assert_eq(recv(fd, buf, sizeof(buf), MSG_WAITALL), 3,
+		     "want 'bye' then EOF");
+	cr_assert_eq(memcmp(buf, "bye", 3), 0);
+	close(fd);
+	cr_assert_eq(STATS_WAIT(tcp_closed, 1, 2000).tcp_closed, 1);
+	cr_assert_eq(stats_now().tcp_aborted, 0);
+	stack_worker_down(w, 1); /* we closed first: TIME_WAIT */
+}
+
 Test(defer, accept_over_ipv6, .timeout = 20)
 {
 	struct l3x_stream *s;
