@@ -277,6 +277,35 @@ Test(defer, a_request_never_taken_times_out_too, .timeout = 20)
 	stack_worker_down(w, 0);
 }
 
+/* The stateless path: past max_half_open a SYN gets a cookie without
+ * asking, and the connection made from it is no request. */
+Test(defer, past_max_half_open_a_cookie_connection_is_no_request, .timeout = 20)
+{
+	L3X_OPTS(l3x_stack_opts, o);
+	struct l3x_request rq;
+	struct l3x_stream *s, *c;
+	struct l3x_worker *w;
+	int fd, fd2;
+
+	o.defer_accept = true;
+	o.max_half_open = 1;
+	stack_up(L3X_SOURCE_TUN, &o, true);
+	w = worker_open();
+	s = request_take(w, "198.51.100.48", 3009, 100, &fd);
+	fd2 = client_connect("198.51.100.49", 3010);
+	c = accept_wait(w, 2000);
+	cr_assert_not_null(c, "the cookie connection was not accepted");
+	cr_assert_eq(l3x_stream__request(c, &rq), -ENOENT);
+	cr_assert_eq(stats_now().tcp_syn_cookies_ok, 1);
+	cr_assert_eq(stats_now().tcp_requests, 1);
+	close_pair(w, fd2, c);
+	cr_assert_eq(l3x_stream__answer(s, L3X_ANSWER_REFUSE), 0);
+	log_forget(s);
+	cr_assert_eq(connect_outcome(fd, 2000), ECONNREFUSED);
+	close(fd);
+	stack_worker_down(w, 0);
+}
+
 Test(defer, answers_are_checked, .timeout = 20)
 {
 	struct l3x_request rq;
