@@ -378,6 +378,11 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	if (st->ooo_max_bytes < 4096 || st->ooo_max_bytes > (4u << 20) ||
 	    st->ooo_max_segs > 1024)
 		return -EINVAL;
+	st->defer_accept = L3X_OPT(o, defer_accept, false);
+	st->request_timeout_ms = L3X_OPT(o, request_timeout_ms, 5000);
+	/* Under lwIP's own 20 s for SYN_RCVD, so ours always comes first. */
+	if (st->request_timeout_ms < 100 || st->request_timeout_ms > 15000)
+		return -EINVAL;
 	st->max_half_open = L3X_OPT(o, max_half_open, 4096);
 	st->syncookies = L3X_OPT(o, syncookies, L3X_SYNCOOKIES_WHEN_FULL);
 	if (st->max_half_open > (1u << 20) ||

@@ -68,6 +68,8 @@ struct l3x_stack {
 	uint32_t ooo_max_bytes, ooo_max_segs; /* per stream */
 	/* SYN flood defence (tcp.c) */
 	uint32_t max_half_open;
+	bool defer_accept;
+	uint32_t request_timeout_ms;
 	enum l3x_syncookies syncookies;
 	struct l3x_cookie_keys cookie_keys;
 	uint32_t cookie_sent_ms; /* sys_now() of the last cookie sent */

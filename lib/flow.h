@@ -57,6 +57,8 @@ struct l3x_chunk {
 #define REQ_RXBUF    0x20u
 #define REQ_DATA     0x40u	 /* read or wrote: reclaim, reopen, push */
 #define REQ_IDLE     0x80u	 /* L3X_STREAM_IDLE_MS: idle_req */
+#define REQ_ACCEPT   0x100u	 /* request answered: send the SYN-ACK */
+#define REQ_DROP     0x200u	 /* request answered: drop, app done */
 #define REQ_QUEUED   0x80000000u /* in the worker's engine ring */
 
 struct l3x_stream {
@@ -67,6 +69,13 @@ struct l3x_stream {
 	uint8_t family;			/* 4 or 6 */
 	uint16_t client_port, dst_port; /* host order */
 	uint8_t client_addr[16], dst_addr[16];
+	/* TCP request (deferred accept): the SYN's options, as sent */
+	bool request;	    /* made a request: the SYN-ACK waits */
+	uint8_t syn_wscale; /* 0xff none */
+	uint8_t syn_sack;   /* SACK permitted */
+	uint8_t syn_ts;	    /* timestamps */
+	uint16_t syn_mss;   /* 0 none */
+	uint32_t syn_tsval; /* with syn_ts */
 
 	/* ---- shared */
 	struct pbuf *_Atomic rx_first;	    /* engine: first chain, once */
@@ -106,6 +115,10 @@ struct l3x_stream {
 	struct l3x_stream *z_next;	    /* zombie or linger list */
 	struct l3x_stream **z_pprev;	    /* linger list only */
 	struct l3x_stream *t_next;	    /* todo list */
+	struct l3x_stream *rq_next;	    /* worker's pending requests */
+	struct l3x_stream **rq_pprev;
+	uint32_t rq_deadline; /* sys_now() ms, with EF_REQUEST */
+	uint32_t req_kept;    /* REQ_* held until the handshake is done */
 	/* UDP */
 	struct l3x_stream *h_next;		/* flow table chain */
 	struct l3x_stream *lru_prev, *lru_next; /* idle order */
@@ -157,6 +170,8 @@ struct l3x_stream {
 #define EF_STAGED	0x4000u	 /* TCP: on the stack's staged list */
 #define EF_CLAMPED	0x8000u	 /* TCP: window held back for memory */
 #define EF_STAGE_BIG	0x10000u /* TCP: next staging buffer the big one */
+#define EF_REQUEST	0x20000u /* TCP: a request not yet answered */
+#define EF_SYNACK	0x40000u /* TCP: request accepted, handshake not done */
 
 /* aflags */
 #define AF_ACCEPTED 0x1u
@@ -166,6 +181,7 @@ struct l3x_stream {
 #define AF_READY    0x10u /* on the ready list */
 #define AF_WANTW    0x20u /* write said -EAGAIN: report WRITABLE */
 #define AF_NODELAY  0x40u
+#define AF_ANSWERED 0x80u /* request answered (accept) */
 
 /* ------------------------------------------------------------ workers */
 
@@ -185,6 +201,7 @@ struct l3x_worker {
 	struct l3x_stream *zombies;   /* released, still in to_app */
 	struct l3x_stream *lingering; /* closing, data not yet in lwIP */
 	struct l3x_stream *todo;      /* to finish outside lwIP callbacks */
+	struct l3x_stream *requests;  /* TCP requests not yet answered */
 	bool pushed;		      /* pushed to to_app this turn */
 	unsigned slot;
 

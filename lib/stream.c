@@ -282,6 +282,57 @@ int l3x_stream__abort(struct l3x_stream *s)
 	return 0;
 }
 
+/* ------------------------------------------------------------ answers */
+
+/* A request the application has not yet accepted (the engine wrote
+ * request and the syn_ fields before it offered @s, which the app ring's
+ * release/acquire orders before our first look). */
+static bool unanswered(const struct l3x_stream *s)
+{
+	return s->request && !(s->aflags & AF_ANSWERED);
+}
+
+int l3x_stream__request(const struct l3x_stream *s, struct l3x_request *req)
+{
+	if (!is_tcp(s) || !req)
+		return -EINVAL;
+	if (!unanswered(s))
+		return -ENOENT;
+	memset(req, 0, sizeof(*req));
+	req->mss = s->syn_mss;
+	req->wscale = s->syn_wscale;
+	req->sack = s->syn_sack;
+	req->ts = s->syn_ts;
+	req->tsval = s->syn_tsval;
+	return 0;
+}
+
+int l3x_stream__answer(struct l3x_stream *s, enum l3x_answer answer)
+{
+	uint32_t state;
+
+	if (!is_tcp(s) || !s->request || (unsigned)answer > L3X_ANSWER_DROP)
+		return -EINVAL;
+	if (s->aflags & AF_ANSWERED)
+		return -EALREADY;
+	switch (answer) {
+	case L3X_ANSWER_ACCEPT:
+		state = atomic_load_explicit(&s->state, memory_order_acquire);
+		if (state & ST_ERROR)
+			return atomic_load_explicit(&s->err,
+						    memory_order_relaxed);
+		s->aflags |= AF_ANSWERED;
+		l3x_stream_request(s, REQ_ACCEPT);
+		return 0;
+	case L3X_ANSWER_REFUSE:
+		l3x_stream_done(s, REQ_ABORT); /* a request's abort: RST */
+		return 0;
+	default:
+		l3x_stream_done(s, REQ_DROP);
+		return 0;
+	}
+}
+
 /* ------------------------------------------------------------ info */
 
 int l3x_sockaddr_fill(uint8_t family, const uint8_t *a, uint16_t port,

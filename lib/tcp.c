@@ -41,6 +41,43 @@ static void pbuf_set_qnext(struct pbuf *p, struct pbuf *next)
 	__atomic_store_n(&p->l3x_qnext, next, __ATOMIC_RELEASE);
 }
 
+/* ------------------------------------------------------------ requests */
+
+/*
+ * Deferred accept (opts.defer_accept). A SYN the verdict defers makes its
+ * half-open PCB (patch 0014) and a stream offered at once as a request,
+ * the PCB's SYN-ACK unsent. The request waits on its worker's list until
+ * the app answers (tcp_serve: REQ_ACCEPT sends the SYN-ACK, REQ_ABORT
+ * resets, REQ_DROP and REQ_CLOSE abandon it silently) or its deadline
+ * passes (tcp_linger). lwIP then completes the handshake as its own and
+ * calls on_accept(), which wires the stream up as any other. The PCB
+ * counts in the listener's half-open (max_half_open) until then.
+ */
+static void request_del(struct l3x_stream *s)
+{
+	if (!(s->eflags & EF_REQUEST))
+		return;
+	*s->rq_pprev = s->rq_next;
+	if (s->rq_next)
+		s->rq_next->rq_pprev = s->rq_pprev;
+	s->eflags &= ~EF_REQUEST;
+	STAT_ADD(s->w->st, tcp_requests_pending, (uint64_t)-1);
+}
+
+static void request_add(struct l3x_stack *st, struct l3x_stream *s)
+{
+	struct l3x_worker *w = s->w;
+
+	s->eflags |= EF_REQUEST;
+	s->rq_deadline = sys_now() + st->request_timeout_ms;
+	s->rq_next = w->requests;
+	if (s->rq_next)
+		s->rq_next->rq_pprev = &s->rq_next;
+	s->rq_pprev = &w->requests;
+	w->requests = s;
+	STAT_INC(st, tcp_requests_pending);
+}
+
 /* ------------------------------------------------------------ abort */
 
 static void detach(struct tcp_pcb *pcb)
@@ -614,8 +651,12 @@ static void on_err(void *arg, err_t err)
 	if (!s)
 		return;
 	st = s->w->st;
-	s->pcb = NULL;	  /* lwIP has freed it */
-	stage_publish(s); /* readable before the error */
+	request_del(s); /* lwIP ended it first (a RST, its timer) */
+	s->eflags &= ~EF_SYNACK;
+	if (s->req_kept)
+		l3x_flow_todo(s); /* a close kept through the handshake */
+	s->pcb = NULL;		  /* lwIP has freed it */
+	stage_publish(s);	  /* readable before the error */
 	clamped_del(s);
 	switch (err) {
 	case ERR_RST:
@@ -704,35 +745,72 @@ static void set_lifetimes(struct l3x_stack *st, struct tcp_pcb *pcb)
 	pcb->keep_cnt = st->keepalive_cnt;
 }
 
-static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+/* A stream for @pcb on a worker, within every budget; NULL counted. */
+static struct l3x_stream *stream_new(struct l3x_stack *st, struct tcp_pcb *pcb)
 {
-	struct l3x_stack *st = arg;
 	struct l3x_stream *s;
 	struct l3x_worker *w;
 
-	if (err != ERR_OK || !pcb)
-		return ERR_VAL;
 	if (!admit(st, pcb))
-		return refuse(pcb);
+		return NULL;
 	if (l3x_flow_mem_full(st)) {
 		STAT_INC(st, tcp_refused_memory);
-		return refuse(pcb);
+		return NULL;
 	}
 	w = l3x_flow_pick_worker(st);
 	if (!w) {
 		STAT_INC(st, tcp_refused_backlog);
-		return refuse(pcb);
+		return NULL;
 	}
 	s = l3x_flow_new(w, L3X_FLOW_TCP);
 	if (!s) {
 		STAT_INC(st, tcp_refused_memory);
-		return refuse(pcb);
+		return NULL;
 	}
 	s->pcb = pcb;
 	s->tx_buf = st->tx_buf;
 	s->rx_buf_app = st->rx_buf;
 	s->idle_ms_app = st->tcp_idle_ms;
 	set_addrs(s, pcb);
+	return s;
+}
+
+static void stream_wire(struct l3x_stack *st, struct l3x_stream *s,
+			struct tcp_pcb *pcb);
+
+/* The handshake of an accepted request completed: the stream the app
+ * holds goes on as any other; what it asked meanwhile (written, shut
+ * down, closed) is served off the todo list. */
+static err_t request_established(struct l3x_stream *s, struct tcp_pcb *pcb)
+{
+	s->eflags &= ~EF_SYNACK;
+	stream_wire(s->w->st, s, pcb);
+	if (s->req_kept)
+		l3x_flow_todo(s);
+	return ERR_OK;
+}
+
+static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	struct l3x_stack *st = arg;
+	struct l3x_stream *s;
+
+	if (err != ERR_OK || !pcb)
+		return ERR_VAL;
+	if (pcb->errf == on_err) /* a request's PCB: its arg the stream */
+		return request_established(arg, pcb);
+	s = stream_new(st, pcb);
+	if (!s)
+		return refuse(pcb);
+	l3x_flow_offer(s);
+	stream_wire(st, s, pcb);
+	return ERR_OK;
+}
+
+/* Established: @s gets @pcb's callbacks and its window. */
+static void stream_wire(struct l3x_stack *st, struct l3x_stream *s,
+			struct tcp_pcb *pcb)
+{
 	set_lifetimes(st, pcb);
 	/* lwIP opens every window to TCP_WND, the most rx_buf can be; the
 	 * stream's starts at rx_buf instead. Nothing is taken back from the
@@ -748,12 +826,10 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	tcp_recv(pcb, on_recv);
 	tcp_sent(pcb, on_sent);
 	tcp_err(pcb, on_err);
-	l3x_flow_offer(s);
 	/* rx_buf, or under memory pressure the stream's share. */
 	wnd_sync(st, s);
 	STAT_INC(st, tcp_accepted);
 	l3x_flow_notify(s);
-	return ERR_OK;
 }
 
 /* ------------------------------------------------------------ admission */
@@ -949,11 +1025,41 @@ u8_t l3x_tcp_syn_verdict(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
 	if (st->syncookies == L3X_SYNCOOKIES_ALWAYS)
 		return TCP_L3X_SYN_COOKIE;
 	if (lpcb->accepts_pending < st->max_half_open)
-		return TCP_L3X_SYN_ACCEPT;
+		return st->defer_accept ? TCP_L3X_SYN_DEFER
+					: TCP_L3X_SYN_ACCEPT;
 	if (st->syncookies == L3X_SYNCOOKIES_WHEN_FULL)
 		return TCP_L3X_SYN_COOKIE;
 	STAT_INC(st, tcp_half_open_dropped);
 	return TCP_L3X_SYN_DROP;
+}
+
+err_t l3x_tcp_syn_defer(struct tcp_pcb_listen *lpcb, struct tcp_pcb *pcb,
+			struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
+			u8_t *opt2)
+{
+	struct l3x_stack *st = listener_stack(lpcb);
+	struct l3x_syn_opts o;
+	struct l3x_stream *s;
+
+	if (!st)
+		return ERR_VAL;
+	s = stream_new(st, pcb);
+	if (!s)
+		return ERR_RST; /* as on_accept() refuses: a RST */
+	l3x_tcp_opts_parse(hdr, optlen, opt1len, opt2, &o);
+	s->request = true;
+	s->syn_mss = o.mss;
+	s->syn_wscale = o.wscale;
+	s->syn_sack = o.sack;
+	s->syn_ts = o.ts;
+	s->syn_tsval = o.tsval;
+	tcp_arg(pcb, s);
+	tcp_err(pcb, on_err); /* also what on_accept() knows it by */
+	l3x_flow_offer(s);
+	request_add(st, s);
+	STAT_INC(st, tcp_requests);
+	l3x_flow_notify(s);
+	return ERR_OK;
 }
 
 /* The segment being received, as a cookie binds it. */
@@ -1282,6 +1388,75 @@ int l3x_tcp_listen(struct l3x_stack *st)
 
 /* ------------------------------------------------------------ requests */
 
+/* Request @s ends without a SYN-ACK: RST with @rst, else nothing. */
+static void request_end(struct l3x_stack *st, struct l3x_stream *s, bool rst)
+{
+	struct tcp_pcb *pcb = s->pcb;
+
+	request_del(s);
+	if (!pcb)
+		return;
+	detach(pcb);
+	s->pcb = NULL;
+	tcp_abandon(pcb, rst);
+	if (rst)
+		STAT_INC(st, tcp_aborted);
+}
+
+/* The app's answer to request @s in @req, if any: true when @s is done
+ * with (refused or dropped, released). */
+static bool request_answer(struct l3x_stack *st, struct l3x_stream *s,
+			   uint32_t req)
+{
+	if (req & REQ_ACCEPT) {
+		request_del(s);
+		if (s->pcb &&
+		    tcp_enqueue_flags(s->pcb, TCP_SYN | TCP_ACK) == ERR_OK) {
+			tcp_output(s->pcb);
+			s->eflags |= EF_SYNACK;
+			STAT_INC(st, tcp_requests_accepted);
+			return false;
+		}
+		stream_abort(st, s); /* no memory for the SYN-ACK */
+		l3x_flow_notify(s);
+		return false;
+	}
+	if (!(req & (REQ_ABORT | REQ_DROP | REQ_CLOSE)))
+		return false; /* data written early: sent after the SYN-ACK */
+	if (req & REQ_ABORT)
+		STAT_INC(st, tcp_requests_refused);
+	else
+		STAT_INC(st, tcp_requests_dropped);
+	request_end(st, s, req & REQ_ABORT);
+	s->eflags |= EF_APP_DONE;
+	l3x_flow_release(s);
+	return true;
+}
+
+/* Requests of @w past their deadline: dropped, the app told. */
+static void request_expire(struct l3x_stack *st, struct l3x_worker *w,
+			   uint32_t now)
+{
+	struct l3x_stream *s, *next;
+
+	for (s = w->requests; s; s = next) {
+		next = s->rq_next;
+		if ((int32_t)(now - s->rq_deadline) < 0)
+			continue;
+		request_end(st, s, false);
+		STAT_INC(st, tcp_requests_timed_out);
+		atomic_store_explicit(&s->err, -ETIMEDOUT,
+				      memory_order_relaxed);
+		/* Release: err before the state bits that announce it. */
+		atomic_fetch_or_explicit(&s->state, ST_ERROR | ST_GONE,
+					 memory_order_release);
+		l3x_flow_notify(s);
+	}
+}
+
+static void serve_bits(struct l3x_stack *st, struct l3x_stream *s,
+		       uint32_t req);
+
 static void tcp_serve(struct l3x_stream *s)
 {
 	struct l3x_stack *st = s->w->st;
@@ -1291,6 +1466,26 @@ static void tcp_serve(struct l3x_stream *s)
 	 * request the app makes after this re-queues the stream; acquire
 	 * pairs with the app's release when it set the bits. */
 	req = atomic_exchange_explicit(&s->req, 0, memory_order_acq_rel);
+	serve_bits(st, s, req & ~REQ_QUEUED);
+}
+
+/* Requests @req, with those kept while the handshake was not done. */
+static void serve_bits(struct l3x_stack *st, struct l3x_stream *s, uint32_t req)
+{
+	req |= s->req_kept;
+	s->req_kept = 0;
+	if ((s->eflags & EF_REQUEST) && request_answer(st, s, req))
+		return;
+	/* Not answered yet, or the SYN-ACK not yet acknowledged: the PCB
+	 * is not the stream's before its handshake (on_accept()). Only a
+	 * reset goes at once; the rest waits for request_established(). */
+	if ((s->eflags & (EF_REQUEST | EF_SYNACK)) &&
+	    !((s->eflags & EF_SYNACK) && (req & REQ_ABORT))) {
+		s->req_kept = req & ~(REQ_ACCEPT | REQ_QUEUED);
+		return;
+	}
+	if (req & REQ_DROP) /* a request that timed out: its PCB is gone */
+		req |= REQ_CLOSE;
 	reopen_window(st, s);
 	if ((req & REQ_RXBUF) && s->pcb)
 		grow_window(st, s, atomic_load(&s->rx_buf_req));
@@ -1326,6 +1521,11 @@ static void tcp_serve(struct l3x_stream *s)
 /* Off the todo list, outside lwIP's callbacks. */
 static void tcp_todo(struct l3x_stream *s)
 {
+	if (s->req_kept &&
+	    !(s->eflags & (EF_REQUEST | EF_SYNACK | EF_ZOMBIE))) {
+		serve_bits(s->w->st, s, 0); /* kept through the handshake */
+		return;
+	}
 	if ((s->eflags & EF_APP_DONE) && !s->pcb &&
 	    !(s->eflags & (EF_LINGER | EF_ZOMBIE))) {
 		l3x_flow_release(s);
@@ -1340,6 +1540,7 @@ static void tcp_linger(struct l3x_worker *w, uint32_t now)
 	struct l3x_stack *st = w->st;
 	struct l3x_stream *s, *next;
 
+	request_expire(st, w, now);
 	for (s = w->lingering; s; s = next) {
 		bool done = !s->pcb || !(s->eflags & EF_CLOSING);
 
@@ -1389,6 +1590,7 @@ static void hand_over(struct l3x_stack *st, struct l3x_stream *s)
  * stack's lists. */
 static void tcp_release(struct l3x_stream *s)
 {
+	request_del(s);
 	staged_del(s);
 	clamped_del(s);
 	if (s->rx_stage)
@@ -1404,6 +1606,8 @@ static void tcp_gone(struct l3x_stream *s)
 
 	if (s->eflags & EF_CLOSING)
 		hand_over(st, s);
+	if (s->eflags & EF_REQUEST)
+		request_end(st, s, true); /* as a closed port */
 	stream_abort(st, s);
 }
 

@@ -17,6 +17,7 @@
 #define L3X_L3X_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -445,6 +446,17 @@ struct l3x_stack_opts {
 					  * this long, data waiting for it, is
 					  * reset (tcp_persist_timeouts);
 					  * L3X_MS_NEVER: never. Default 120000 */
+	/* Deferred accept ("connect before accept"): a new connection's
+	 * SYN is not answered until the application has taken it with
+	 * l3x_worker__accept() as a request and answered it with
+	 * l3x_stream__answer(). Requests count in max_half_open; past it
+	 * syncookies applies as without this (a cookie connection is no
+	 * request: it is accepted as today), and with
+	 * L3X_SYNCOOKIES_ALWAYS no SYN makes a request. */
+	bool defer_accept;
+	uint32_t request_timeout_ms; /* a request not answered within this
+				      * is dropped (tcp_requests_timed_out).
+				      * Default 5000, 100 to 15000 */
 	size_t : 0;
 };
 
@@ -592,6 +604,15 @@ struct l3x_stack_stats {
 					  * no ACK within 20 s, or 4 s while
 					  * the half-open table is at least half
 					  * full (one SYN-ACK retransmit) */
+	/* deferred accept (defer_accept) */
+	uint64_t tcp_requests;		 /* SYNs made into requests */
+	uint64_t tcp_requests_pending;	 /* now: requests not yet answered */
+	uint64_t tcp_requests_accepted;	 /* answered accept: SYN-ACK sent */
+	uint64_t tcp_requests_refused;	 /* answered refuse: RST sent */
+	uint64_t tcp_requests_dropped;	 /* answered drop (or closed
+					  * unanswered): nothing sent */
+	uint64_t tcp_requests_timed_out; /* not answered within
+					  * request_timeout_ms: dropped */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that
@@ -856,6 +877,58 @@ L3X_API long l3x_stream__getopt(const struct l3x_stream *s,
  * returned in its events. Owner thread only. */
 L3X_API void l3x_stream__set_user(struct l3x_stream *s, void *user);
 L3X_API void *l3x_stream__user(const struct l3x_stream *s);
+
+/* ------------------------------------------------- requests (defer_accept) */
+
+/*
+ * With opts.defer_accept, l3x_worker__accept() returns each new TCP
+ * connection as a request: the client's SYN has been received and not
+ * answered. Its handle is the stream's: the client and the original
+ * destination are l3x_stream__client_addr() / __orig_dst_addr(), the
+ * SYN's options l3x_stream__request(). The application answers it once:
+ *   L3X_ANSWER_ACCEPT  the SYN-ACK is sent; the handshake completes and
+ *                      the stream goes on as any other (data written
+ *                      before it is sent after it);
+ *   L3X_ANSWER_REFUSE  the client gets a RST, as from a closed port;
+ *   L3X_ANSWER_DROP    nothing is sent, as from a filtered address.
+ * Refuse and drop end the handle, as l3x_stream__abort() does; closing
+ * an unanswered request drops it. A request not answered within
+ * opts.request_timeout_ms is dropped: the stream reports L3X_EV_ERROR,
+ * reads -ETIMEDOUT, and is closed as any other. Copies of the SYN while
+ * it waits are not answered and make no second request.
+ */
+enum l3x_answer {
+	L3X_ANSWER_ACCEPT = 0,
+	L3X_ANSWER_REFUSE,
+	L3X_ANSWER_DROP,
+};
+
+/* The options of a request's SYN, as the client sent them. */
+struct l3x_request {
+	uint16_t mss;	/* 0: no MSS option */
+	uint8_t wscale; /* window scale shift; 0xff: none */
+	uint8_t sack;	/* 1: SACK permitted */
+	uint8_t ts;	/* 1: timestamps offered (tsval) */
+	uint32_t tsval;
+};
+
+/*
+ * l3x_stream__request() - the SYN's options of request @s into @req.
+ * Returns 0; -ENOENT @s is not a request, or was accepted already (a
+ * stack without defer_accept, or a connection made from a SYN cookie);
+ * -EINVAL @s or @req NULL, or @s not a TCP stream. Owner thread only.
+ */
+L3X_API int l3x_stream__request(const struct l3x_stream *s,
+				struct l3x_request *req);
+
+/*
+ * l3x_stream__answer() - answer request @s with @answer (enum l3x_answer).
+ * Returns 0; after REFUSE or DROP @s is gone. -EINVAL bad @answer, @s
+ * not a TCP stream, or not a request; -EALREADY accepted already;
+ * ACCEPT on a request that timed out returns -ETIMEDOUT (close it).
+ * Owner thread only.
+ */
+L3X_API int l3x_stream__answer(struct l3x_stream *s, enum l3x_answer answer);
 
 /* ---------------------------------------------------------------- udp */
 

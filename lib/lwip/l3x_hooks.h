@@ -64,6 +64,14 @@ int l3x_tcp_cookie_ack(struct tcp_pcb_listen *lpcb, struct tcp_hdr *hdr,
 		       u16_t optlen, u16_t opt1len, u8_t *opt2,
 		       struct tcp_l3x_cookie *c);
 
+/* Patch 0014, LWIP_HOOK_TCP_SYN_DEFER: @pcb, half-open from a SYN to
+ * @lpcb that got TCP_L3X_SYN_DEFER, whose SYN-ACK is not sent: lib/tcp.c
+ * offers it to the application as a request. ERR_OK keeps it; ERR_RST
+ * has lwIP reset it, anything else drop it. */
+err_t l3x_tcp_syn_defer(struct tcp_pcb_listen *lpcb, struct tcp_pcb *pcb,
+			struct tcp_hdr *hdr, u16_t optlen, u16_t opt1len,
+			u8_t *opt2);
+
 /* LWIP_HOOK_UDP_INPUT_BAD (patch 0021): udp_input() dropped a malformed
  * datagram, @why UDP_L3X_BAD_LENGTH or UDP_L3X_BAD_CHECKSUM6; counted here
  * by why, for the engine to publish. lwIP's thread. */

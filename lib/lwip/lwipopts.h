@@ -163,6 +163,8 @@
 #define LWIP_HOOK_TCP_SYN_VERDICT	l3x_tcp_syn_verdict
 #define LWIP_HOOK_TCP_SYN_COOKIE	l3x_tcp_syn_cookie
 #define LWIP_HOOK_TCP_COOKIE_ACK	l3x_tcp_cookie_ack
+/* Deferred accept: the SYN-ACK waits for the application (patch 0014). */
+#define LWIP_HOOK_TCP_SYN_DEFER		l3x_tcp_syn_defer
 /* Malformed UDP dropped by patch 0021, counted apart (sys_arch.c). */
 #define LWIP_HOOK_UDP_INPUT_BAD(p, why)	l3x_udp_input_bad(why)
 

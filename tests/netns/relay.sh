@@ -25,10 +25,13 @@
 #   4b. slow readers: an origin that never reads and a client that never
 #      reads (8 streams each, 3 s): the senders stall, the relay's RSS
 #      does not follow;
-#   5. a refused upstream port gives the client a reset (the relay counts
-#      it as refused); a silent upstream gives the client a reset after
-#      --connect-timeout (counted as timed out; see l3x-relay(8): no
-#      deferred accept yet);
+#   5. connect before accept (deferred accept, the relay's default): a
+#      refused upstream port gives the client's connect() ECONNREFUSED, a
+#      RST with no SYN-ACK before it (the relay counts it as refused and
+#      the client as refused); a silent upstream leaves the client's
+#      connect() unanswered past --connect-timeout (counted as timed out,
+#      the client as dropped); with --no-defer the client is reset after
+#      its handshake instead (checked on direct);
 #   6. UDP echo to both families, every datagram back exact from the
 #      address it was sent to; the flows expire after --udp-idle.
 # Then: bad options give one line and exit 1.
@@ -387,20 +390,51 @@ slow_checks() {
 	fi
 }
 
+# connect_result HOST PORT SECS: how the client's connect() ends, within
+# SECS: connected, refused (a RST and no SYN-ACK: connect fails), timeout
+# (no answer at all), or the error.
+connect_result() {
+	nsc $PY - "$@" <<'EOF'
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])),
+                             timeout=float(sys.argv[3]))
+    print("connected")
+except ConnectionRefusedError:
+    print("refused")
+except (socket.timeout, TimeoutError):
+    print("timeout")
+except OSError as e:
+    print(e)
+EOF
+}
+
+# Deferred accept: the client sees what the destination did.
 refuse_checks() {
+	local up=$1
+	expect_eq "$up: a refused upstream port: the client's connect() is refused, no SYN-ACK before the RST" \
+		"$(connect_result 198.51.100.15 81 5)" refused
+	expect_eq "$up: a refused upstream port over IPv6: refused too" \
+		"$(connect_result 2001:db8:100::15 81 5)" refused
+	expect_eq "$up: a silent upstream: the client's connect() gets no answer (4 s, past --connect-timeout)" \
+		"$(connect_result "$SILENT4" 80 4)" timeout
+}
+
+# Without deferred accept (--no-defer): the handshake completes first, so
+# the client is reset after it, as before.
+nodefer_checks() {
 	local up=$1 out rc
+	relay_start "$up" --no-defer || return
 	out=$(nsc curl -sS --max-time 5 http://198.51.100.15:81/ 2>&1)
 	rc=$?
 	case $rc in
-	7 | 56) ok "$up: a refused upstream port: the client's connection is reset (curl $rc)" ;;
-	*) not_ok "$up: refused upstream: curl $rc: $out" ;;
+	52 | 56) ok "$up --no-defer: a refused upstream port: the client's connection is reset after its handshake (curl $rc)" ;;
+	*) not_ok "$up --no-defer: refused upstream: curl $rc: $out" ;;
 	esac
-	out=$(nsc curl -sS --max-time 8 "http://$SILENT4:80/" 2>&1)
-	rc=$?
-	case $rc in
-	7 | 52 | 56) ok "$up: a silent upstream: the client's connection is reset after --connect-timeout (curl $rc)" ;;
-	*) not_ok "$up: silent upstream: curl $rc: $out" ;;
-	esac
+	relay_stop "$up"
+	[ "$(rcounter client_refused)" = 0 ] && [ "$(rcounter tcp_requests)" = 0 ] &&
+		ok "$up --no-defer: no requests, no client refused" ||
+		not_ok "$up --no-defer: requests made: $RLINE"
 }
 
 udp_checks() {
@@ -431,6 +465,10 @@ suite() {
 	[ "$(rcounter timed_out)" -ge 1 ] 2>/dev/null &&
 		ok "$up: timed-out upstreams counted ($(rcounter timed_out))" ||
 		not_ok "$up: timed_out not counted: $RLINE"
+	[ "$(rcounter client_refused)" -ge 2 ] 2>/dev/null &&
+		[ "$(rcounter client_dropped)" -ge 1 ] 2>/dev/null &&
+		ok "$up: clients refused ($(rcounter client_refused)) and dropped ($(rcounter client_dropped)) for their upstreams" ||
+		not_ok "$up: client_refused/client_dropped not counted: $RLINE"
 	[ "$(rcounter client_reset)" -ge 1 ] 2>/dev/null &&
 		ok "$up: the client reset counted ($(rcounter client_reset))" ||
 		not_ok "$up: client_reset not counted: $RLINE"
@@ -512,6 +550,7 @@ mkdir -p "$WORK/www" "$WORK/hc" "$WORK/rst"
 origin || { not_ok "testbed: cannot build the origin namespace"; exit 1; }
 origin_servers || { not_ok "origin: servers did not start"; exit 1; }
 suite direct
+nodefer_checks direct
 if [ -x /usr/sbin/danted ]; then
 	socks_start && suite socks5://127.0.0.1:1080
 else

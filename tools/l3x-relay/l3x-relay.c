@@ -15,12 +15,18 @@
  * never grows us. Nothing is read from the client until the upstream is
  * connected: lwIP's receive window holds what it sent.
  *
+ * Connect before accept (the stack's defer_accept, on unless --no-defer):
+ * a new TCP connection comes as a request, its SYN unanswered, and the
+ * client's handshake completes only once the upstream is ready. An
+ * upstream that refuses has the client refused (RST, ECONNREFUSED); one
+ * that times out (--connect-timeout, SOCKS5 handshake included) or cannot
+ * be reached has the request dropped: the client hears nothing, as from
+ * the destination. With --no-defer (or a connection the stack made from a
+ * SYN cookie) the client's handshake completed before we heard of it, and
+ * a RST is the nearest to what the destination did.
+ *
  * Ends map across: a FIN from one side is passed on (shutdown) once its
- * buffer is out; a RST from one side resets the other. An upstream that
- * refuses, times out (--connect-timeout, SOCKS5 handshake included) or
- * cannot be reached resets the client's stream: the handshake with the
- * client completed before we heard of it (the library has no deferred
- * accept yet), so a RST is the nearest to what the destination did. UDP
+ * buffer is out; a RST from one side resets the other. UDP
  * flows end when the engine expires them (--udp-idle); a datagram one side
  * cannot take is dropped and counted, as a router would.
  *
@@ -73,6 +79,7 @@ struct args {
 	uint32_t mtu, max_flows, udp_idle_ms;
 	uint32_t connect_ms;
 	uint32_t buffer;
+	bool no_defer; /* --no-defer: accept before connecting upstream */
 	uint64_t seconds;
 };
 
@@ -113,6 +120,7 @@ struct rconn {
 	uint32_t hs_len;
 	bool c_eof, u_eof;   /* FIN read from client, upstream */
 	bool c_shut, u_shut; /* FIN passed to upstream, client */
+	bool request;	     /* R_TCP: the client's SYN not yet answered */
 	bool closed;
 	struct rconn *next, **pprev; /* the worker's open conns */
 };
@@ -122,6 +130,7 @@ struct wstats {
 	uint64_t tcp, udp, bytes_up, bytes_down;
 	uint64_t dgrams_up, dgrams_down, dgrams_dropped;
 	uint64_t client_reset, upstream_closed;
+	uint64_t client_refused, client_dropped; /* requests so answered */
 	uint64_t fail[F_NR];
 };
 
@@ -159,7 +168,7 @@ TOOL_DEFINE(PROG,
 	    "       [--upstream direct|socks5://HOST:PORT] [--workers N] [--connect-timeout MS]\n"
 	    "       [--buffer BYTES] [--pin-dir DIR] [--xdp-mode auto|native|skb]\n"
 	    "       [--bind auto|copy|zerocopy] [--no-busy-poll] [--cpu N] [--mtu N]\n"
-	    "       [--max-flows N] [--udp-idle MS] [--seconds S] [--quiet] [--verbose]\n"
+	    "       [--max-flows N] [--udp-idle MS] [--no-defer] [--seconds S] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",
 	    1);
 /* clang-format on */
@@ -224,6 +233,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "connect-timeout", required_argument, NULL, 'T' },
 		{ "buffer", required_argument, NULL, 'x' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "no-defer", no_argument, NULL, 'D' },
 		TOOL_OPTIONS_END,
 	};
 	int c;
@@ -239,6 +249,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		switch (c) {
 		case 't': a->tun = optarg; break;
 		case 'U': parse_upstream(a, optarg); break;
+		case 'D': a->no_defer = true; break;
 		default: parse_number(a, c, optarg); break;
 		}
 		/* clang-format on */
@@ -372,11 +383,20 @@ static void conn_end(struct worker *w, struct rconn *c, bool reset)
 	w->dead = c;
 }
 
-/* The upstream failed (@err, an errno): counted by kind; the client's
- * stream is reset, its UDP flow closed. */
+/* The upstream failed (@err, an errno): counted by kind. A client still
+ * waiting for its SYN-ACK is refused when the upstream refused, else
+ * hears nothing; an accepted stream is reset, a UDP flow closed. */
 static void upstream_failed(struct worker *w, struct rconn *c, int err)
 {
 	count(&w->n.fail[fail_of(err)], 1);
+	if (c->request && c->s) {
+		bool refuse = err == ECONNREFUSED;
+
+		l3x_stream__answer(c->s, refuse ? L3X_ANSWER_REFUSE
+						: L3X_ANSWER_DROP);
+		count(refuse ? &w->n.client_refused : &w->n.client_dropped, 1);
+		c->s = NULL; /* the answer ended the handle */
+	}
 	conn_end(w, c, true);
 }
 
@@ -804,10 +824,20 @@ static int relay_ready(struct worker *w, struct rconn *c)
 {
 	const uint32_t cap = w->srv->a->buffer;
 
-	c->state = S_RELAY;
+	int err;
+
 	if (c->kind == R_TCP &&
 	    (!dbuf_take(&c->cu, cap) || !dbuf_take(&c->uc, cap)))
 		return ENOMEM;
+	if (c->request) {
+		/* Now the client's handshake: -ETIMEDOUT when the stack
+		 * gave up on the request first. */
+		err = l3x_stream__answer(c->s, L3X_ANSWER_ACCEPT);
+		if (err)
+			return -err;
+		c->request = false;
+	}
+	c->state = S_RELAY;
 	return 0;
 }
 
@@ -921,6 +951,7 @@ static void worker_fail(struct worker *w, const char *fmt, ...)
 
 static int accept_all(struct worker *w)
 {
+	struct l3x_request rq;
 	struct l3x_stream *s;
 	struct l3x_udp *u;
 	struct rconn *c;
@@ -935,6 +966,7 @@ static int accept_all(struct worker *w)
 			continue;
 		}
 		c->s = s;
+		c->request = l3x_stream__request(s, &rq) == 0;
 		l3x_stream__set_user(s, c);
 		/* Passed on as they come, as upstream (TCP_NODELAY). */
 		l3x_stream__setopt(s, L3X_STREAM_NODELAY, 1);
@@ -1119,6 +1151,15 @@ static void stop_workers(struct server *srv)
 
 /* ---------------------------------------------------------------- stack */
 
+/* The stack's bound on a request: past --connect-timeout, so that the
+ * relay answers first, within what the library allows. */
+static uint32_t request_ms(uint32_t connect_ms)
+{
+	uint32_t ms = connect_ms + 1000;
+
+	return ms > 15000 ? 15000 : ms;
+}
+
 static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 				    unsigned nq)
 {
@@ -1132,7 +1173,9 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 		 .xdp_mode = a->link.xdp_mode, .bind_mode = a->link.bind_mode,
 		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0, .mtu = a->mtu,
 		 .max_flows = a->max_flows, .cpu = a->cpu,
-		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE);
+		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE,
+		 .defer_accept = !a->no_defer,
+		 .request_timeout_ms = request_ms(a->connect_ms));
 	st = l3x_stack__open(&o);
 	if (!st && a->tun)
 		die("--tun %s: %s", a->tun, strerror(errno));
@@ -1192,17 +1235,20 @@ static void report(const struct server *srv)
 	fprintf(stderr,
 		PROG ": %s: tcp %llu udp %llu bytes_up %llu bytes_down %llu "
 		     "datagrams_up %llu datagrams_down %llu datagrams_dropped "
-		     "%llu client_reset %llu closed %llu; upstream",
+		     "%llu client_reset %llu client_refused %llu "
+		     "client_dropped %llu closed %llu; upstream",
 		srv->a->socks ? srv->a->proxy_text : "direct", U(n.tcp),
 		U(n.udp), U(n.bytes_up), U(n.bytes_down), U(n.dgrams_up),
 		U(n.dgrams_down), U(n.dgrams_dropped), U(n.client_reset),
-		U(n.upstream_closed));
+		U(n.client_refused), U(n.client_dropped), U(n.upstream_closed));
 	for (k = 0; k < F_NR; k++)
 		fprintf(stderr, " %s %llu", fail_names[k], U(n.fail[k]));
 	fprintf(stderr,
-		"; stack flows %llu tcp_accepted %llu udp_flows %llu "
-		"udp_expired %llu buffered %llu mem_peak %llu\n",
-		U(st.flows), U(st.tcp_accepted), U(st.udp_flows),
+		"; stack flows %llu tcp_accepted %llu tcp_requests %llu "
+		"tcp_requests_timed_out %llu udp_flows %llu udp_expired %llu "
+		"buffered %llu mem_peak %llu\n",
+		U(st.flows), U(st.tcp_accepted), U(st.tcp_requests),
+		U(st.tcp_requests_timed_out), U(st.udp_flows),
 		U(st.udp_expired), U(st.buffered_bytes), U(st.mem_peak));
 }
 
