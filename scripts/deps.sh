@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 # Build needs these; tests and tools need the rest.
 BUILD_PKGS="gcc make pkg-config clang llvm libxdp-dev libbpf-dev libelf-dev zlib1g-dev dpkg-dev"
-TEST_PKGS="groff-base man-db iputils-ping python3 libcriterion-dev libssl-dev bpftool xdp-tools iproute2 ethtool tcpdump tshark python3-scapy socat iperf3 curl bind9-dnsutils wrk apache2-utils microsocks dante-server"
+TEST_PKGS="groff-base man-db iputils-ping python3 libcriterion-dev libssl-dev bpftool xdp-tools iproute2 ethtool tcpdump tshark python3-scapy socat iperf3 curl bind9-dnsutils wrk apache2-utils microsocks dante-server nginx-light"
 LWIP_VERSION=2.2.1
 LWIP_DIR=deps/lwip-$LWIP_VERSION
 # CI (.ci/run) needs these too: make format-check. The sanitizer runtimes
