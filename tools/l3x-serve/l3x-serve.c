@@ -44,6 +44,7 @@
 #include "link.h"
 #include "parse.h"
 #include "proto.h"
+#include "stack.h"
 #include "tool.h"
 
 #define PROG "l3x-serve"
@@ -308,17 +309,6 @@ static void parse_args(struct args *a, int argc, char **argv)
 }
 
 /* ----------------------------------------------------------------- conns */
-
-static void count(uint64_t *c, uint64_t n)
-{
-	/* Single writer; main's relaxed loads see some recent value. */
-	__atomic_store_n(c, *c + n, __ATOMIC_RELAXED);
-}
-
-static uint64_t counted(const uint64_t *c)
-{
-	return __atomic_load_n(c, __ATOMIC_RELAXED);
-}
 
 static struct conn *conn_new(struct worker *w, enum conn_kind kind,
 			     struct l3x_stream *s, struct l3x_udp *u)
@@ -988,20 +978,6 @@ static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 	return st;
 }
 
-static void add_rules(struct server *srv)
-{
-	const struct args *a = srv->a;
-	unsigned i;
-	int err;
-
-	for (i = 0; i < a->link.rules.n; i++) {
-		err = l3x_stack__add_rule(srv->stack, &a->link.rules.rules[i]);
-		if (err)
-			die("--rule '%s': %s", a->link.rules.text[i],
-			    strerror(-err));
-	}
-}
-
 static volatile sig_atomic_t counters_asked; /* SIGUSR1 */
 
 static void on_sigusr1(int sig)
@@ -1032,24 +1008,15 @@ static void start(struct server *srv)
 		die("l3x_stack__start: %s", strerror(-err));
 	srv->started = true;
 	stop_signals_restore(&old);
-	add_rules(srv);
+	stack_add_rules(srv->stack, &srv->a->link.rules);
 }
 
 /* --------------------------------------------------------------- report */
 
 static void sum_workers(const struct server *srv, struct wstats *sum)
 {
-	const uint64_t *c;
-	uint64_t *s;
-	unsigned i, k;
-
-	memset(sum, 0, sizeof(*sum));
-	for (i = 0; i < srv->nw; i++) {
-		c = (const uint64_t *)&srv->w[i].n;
-		s = (uint64_t *)sum;
-		for (k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
-			s[k] += counted(&c[k]);
-	}
+	counters_sum(sum, sizeof(*sum), &srv->w[0].n, sizeof(srv->w[0]),
+		     srv->nw);
 }
 
 #define U(x) ((unsigned long long)(x))
@@ -1193,14 +1160,7 @@ static void run(struct server *srv)
  * of those just reset reach the clients. */
 static void drain_flows(struct server *srv)
 {
-	struct l3x_stack_stats st;
-	int i;
-
-	for (i = 0; i < DRAIN_MS / 10; i++) {
-		if (l3x_stack__stats(srv->stack, &st) || !st.flows)
-			return;
-		poll(NULL, 0, 10);
-	}
+	stack_drain_flows(srv->stack, DRAIN_MS);
 }
 
 /* --check-mem: whether lwIP holds nothing more than at the start. Read
@@ -1265,13 +1225,9 @@ static void check_mem(struct server *srv)
 static void close_server(void *arg)
 {
 	struct server *srv = arg;
-	int err;
 
 	stop_workers(srv);
-	err = l3x_stack__close(srv->stack);
-	if (err)
-		fprintf(stderr, PROG ": closing the stack: %s\n",
-			strerror(-err));
+	stack_close(srv->stack);
 }
 
 /* The orderly end: streams reset, flows given time to end, workers
@@ -1312,15 +1268,10 @@ int main(int argc, char **argv)
 		.cond = PTHREAD_COND_INITIALIZER,
 	};
 	uint32_t queues[MAX_QUEUES];
-	unsigned i, nq = 0;
+	unsigned i, nq;
 
 	parse_args(&a, argc, argv);
-	if (a.link.iface) {
-		nq = a.link.nqueues ? a.link.nqueues
-				    : link_rx_queues(a.link.iface);
-		for (i = 0; i < nq && i < MAX_QUEUES; i++)
-			queues[i] = a.link.nqueues ? a.link.queues[i] : i;
-	}
+	nq = link_queue_list(&a.link, queues);
 	srv.a = &a;
 	srv.nw = a.workers;
 	srv.w = calloc(srv.nw, sizeof(*srv.w));
@@ -1331,7 +1282,7 @@ int main(int argc, char **argv)
 	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
 	link_print_init(a.link.verbose);
-	srv.stack = open_stack(&a, queues, nq < MAX_QUEUES ? nq : MAX_QUEUES);
+	srv.stack = open_stack(&a, queues, nq);
 	cleanup_at_exit(close_server, &srv);
 	start(&srv);
 	fprintf(stderr, PROG ": ready\n");
