@@ -2,9 +2,13 @@
 /*
  * stack.c - a tool's l3x_stack and its workers' counters: see stack.h.
  */
+#include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "stack.h"
 #include "tool.h"
@@ -25,6 +29,72 @@ void counters_sum(void *sum, size_t size, const void *first, size_t stride,
 	}
 }
 
+void crew_fail(struct crew *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->fail[0]) {
+		va_start(ap, fmt);
+		vsnprintf(c->fail, sizeof(c->fail), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&c->lock);
+	request_stop();
+}
+
+void crew_opened(struct crew *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->opened++;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void crew_wait(struct crew *c, unsigned n)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->opened < n)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	if (c->fail[0])
+		die("%s", c->fail);
+}
+
+void crew_wake(int fd)
+{
+	const uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) != sizeof(one))
+		fprintf(stderr, "%s: eventfd: %s\n", this_tool.prog,
+			strerror(errno));
+}
+
+void crew_start(pthread_t *thread, bool *started, int *stop_fd,
+		void *(*fn)(void *), void *arg, unsigned n)
+{
+	int err;
+
+	*stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (*stop_fd < 0)
+		die("eventfd: %s", strerror(errno));
+	err = pthread_create(thread, NULL, fn, arg);
+	if (err)
+		die("--workers %u: cannot start a thread: %s", n,
+		    strerror(err));
+	*started = true;
+}
+
+void crew_join(pthread_t thread, bool *started, int *stop_fd)
+{
+	if (*started)
+		pthread_join(thread, NULL);
+	*started = false;
+	if (*stop_fd >= 0)
+		close(*stop_fd);
+	*stop_fd = -1;
+}
+
 unsigned link_queue_list(const struct link_args *a, uint32_t *queues)
 {
 	unsigned i, nq;
@@ -35,6 +105,30 @@ unsigned link_queue_list(const struct link_args *a, uint32_t *queues)
 	for (i = 0; i < nq && i < MAX_QUEUES; i++)
 		queues[i] = a->nqueues ? a->queues[i] : i;
 	return nq < MAX_QUEUES ? nq : MAX_QUEUES;
+}
+
+struct l3x_stack *stack_open(struct l3x_stack_opts *o,
+			     const struct link_args *a, const char *tun,
+			     const uint32_t *queues, unsigned nq)
+{
+	struct l3x_stack *st;
+
+	o->source = tun ? L3X_SOURCE_TUN : L3X_SOURCE_XDP;
+	o->ifname = a->iface;
+	o->tun_name = tun;
+	o->queues = tun ? NULL : queues;
+	o->queue_count = tun ? 0 : nq;
+	o->pin_dir = a->pin_dir;
+	o->xdp_mode = a->xdp_mode;
+	o->bind_mode = a->bind_mode;
+	o->busy_poll_usec = a->no_busy_poll ? -1 : 0;
+	o->frame_count = a->frames;
+	st = l3x_stack__open(o);
+	if (!st && tun)
+		die("--tun %s: %s", tun, strerror(errno));
+	if (!st)
+		die("--iface %s: %s", a->iface, link_strerror(errno));
+	return st;
 }
 
 void stack_add_rules(struct l3x_stack *st, const struct rule_list *l)
