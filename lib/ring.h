@@ -99,17 +99,24 @@ static inline uint32_t l3x_ring_cons_avail(struct l3x_ring *r, uint32_t tail,
 	return r->cons_head - tail;
 }
 
+/* How many of @n to move when @have can: all of them, or with @bulk none
+ * unless all fit, else as many as fit. */
+static inline unsigned l3x_ring_clip(unsigned n, uint32_t have, int bulk)
+{
+	if (n > have)
+		return bulk ? 0 : have;
+	return n;
+}
+
 static inline unsigned l3x_ring_do_enqueue(struct l3x_ring *r,
 					   const uint64_t *objs, unsigned n,
 					   int bulk)
 {
 	/* Relaxed: only this thread writes head. */
 	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-	uint32_t room = l3x_ring_prod_room(r, head, n);
 	unsigned i;
 
-	if (n > room)
-		n = bulk ? 0 : room;
+	n = l3x_ring_clip(n, l3x_ring_prod_room(r, head, n), bulk);
 	if (!n)
 		return 0; /* no store: the consumer's copy stays valid */
 	for (i = 0; i < n; i++)
@@ -125,11 +132,9 @@ static inline unsigned l3x_ring_do_dequeue(struct l3x_ring *r, uint64_t *objs,
 {
 	/* Relaxed: only this thread writes tail. */
 	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	uint32_t avail = l3x_ring_cons_avail(r, tail, n);
 	unsigned i;
 
-	if (n > avail)
-		n = bulk ? 0 : avail;
+	n = l3x_ring_clip(n, l3x_ring_cons_avail(r, tail, n), bulk);
 	if (!n)
 		return 0;
 	for (i = 0; i < n; i++)

@@ -351,31 +351,32 @@ int l3x_rule__format(const struct l3x_rule *r, char *buf, size_t sz)
 
 /* ------------------------------------------------------------ keys */
 
+/* The fields a rule and its map key share, @src's into @dst: a rule and a
+ * key are different structs with the same field names. */
+#define RULE_FIELDS_COPY(dst, src)                                             \
+	do {                                                                   \
+		(dst)->family = (src)->family;                                 \
+		(dst)->proto = (src)->proto;                                   \
+		(dst)->prefix_len = (src)->prefix_len;                         \
+		(dst)->port_lo = (src)->port_lo;                               \
+		(dst)->port_hi = (src)->port_hi;                               \
+		(dst)->vlan = (src)->vlan;                                     \
+		memcpy((dst)->addr, (src)->addr, (src)->family == 4 ? 4 : 16); \
+	} while (0)
+
 /* l3x_rule_to_key() - see l3x_internal.h. Padding and the address bytes
  * past the family's length are zero. Any thread. */
 void l3x_rule_to_key(const struct l3x_rule *r, struct l3x_rule_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	k->family = r->family;
-	k->proto = r->proto;
-	k->prefix_len = r->prefix_len;
-	k->port_lo = r->port_lo;
-	k->port_hi = r->port_hi;
-	k->vlan = r->vlan;
-	memcpy(k->addr, r->addr, r->family == 4 ? 4 : 16);
+	RULE_FIELDS_COPY(k, r);
 }
 
 /* l3x_rule_from_key() - see l3x_internal.h; zeroes as above. Any thread. */
 void l3x_rule_from_key(const struct l3x_rule_key *k, struct l3x_rule *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->family = k->family;
-	r->proto = k->proto;
-	r->prefix_len = k->prefix_len;
-	r->port_lo = k->port_lo;
-	r->port_hi = k->port_hi;
-	r->vlan = k->vlan;
-	memcpy(r->addr, k->addr, k->family == 4 ? 4 : 16);
+	RULE_FIELDS_COPY(r, k);
 }
 
 /* ------------------------------------------------------------ tries */

@@ -67,16 +67,26 @@ static size_t tuple_bytes(uint8_t *buf, const ip_addr_t *local_ip,
 	return n + 4;
 }
 
-u32_t l3x_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
-		  const ip_addr_t *remote_ip, u16_t remote_port)
+/* The keyed hash for @use of the 4-tuple. */
+static u32_t tuple_hash(enum l3x_hash_use use, const ip_addr_t *local_ip,
+			u16_t local_port, const ip_addr_t *remote_ip,
+			u16_t remote_port)
 {
 	uint8_t buf[L3X_TUPLE_MAX];
 	size_t n =
 		tuple_bytes(buf, local_ip, local_port, remote_ip, remote_port);
+
+	return (u32_t)l3x_hash(use, buf, n);
+}
+
+u32_t l3x_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
+		  const ip_addr_t *remote_ip, u16_t remote_port)
+{
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u32_t)l3x_hash(L3X_HASH_TCP_ISN, buf, n) +
+	return tuple_hash(L3X_HASH_TCP_ISN, local_ip, local_port, remote_ip,
+			  remote_port) +
 	       (u32_t)((uint64_t)ts.tv_sec * 250000u +
 		       (uint64_t)ts.tv_nsec / 4000u);
 }
@@ -84,21 +94,15 @@ u32_t l3x_tcp_isn(const ip_addr_t *local_ip, u16_t local_port,
 u32_t l3x_tcp_pcb_hash(const ip_addr_t *local_ip, u16_t local_port,
 		       const ip_addr_t *remote_ip, u16_t remote_port)
 {
-	uint8_t buf[L3X_TUPLE_MAX];
-	size_t n =
-		tuple_bytes(buf, local_ip, local_port, remote_ip, remote_port);
-
-	return (u32_t)l3x_hash(L3X_HASH_TCP_PCB, buf, n);
+	return tuple_hash(L3X_HASH_TCP_PCB, local_ip, local_port, remote_ip,
+			  remote_port);
 }
 
 u32_t l3x_tcp_ts_offset(const ip_addr_t *local_ip, u16_t local_port,
 			const ip_addr_t *remote_ip, u16_t remote_port)
 {
-	uint8_t buf[L3X_TUPLE_MAX];
-	size_t n =
-		tuple_bytes(buf, local_ip, local_port, remote_ip, remote_port);
-
-	return (u32_t)l3x_hash(L3X_HASH_TCP_TS, buf, n);
+	return tuple_hash(L3X_HASH_TCP_TS, local_ip, local_port, remote_ip,
+			  remote_port);
 }
 
 u8_t l3x_tcp_in_state;

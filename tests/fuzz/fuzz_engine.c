@@ -51,23 +51,15 @@
 #include "csum.h"
 #include "l3x/l3x.h"
 
+#define FUZZ_NAME "fuzz_engine"
+#include "fuzz.h"
+
 #define MTU	    1500
 #define MAX_TCP	    32
 #define MAX_UDP	    32
 #define MAX_STREAMS 32
 #define BOUND_PORT  5353
 
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "fuzz_engine: %s:%d: %s\n", __FILE__,  \
-				__LINE__, #cond);                              \
-			abort();                                               \
-		}                                                              \
-	} while (0)
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 const char *__lsan_default_options(void);
 
 /*

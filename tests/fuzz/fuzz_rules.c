@@ -22,19 +22,11 @@
 
 #include "l3x_internal.h"
 
+#define FUZZ_NAME "fuzz_rules"
+#include "fuzz.h"
+
 #define MAX_TEXT  4096
 #define MAX_RULES 16
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "fuzz_rules: %s:%d: %s\n", __FILE__,   \
-				__LINE__, #cond);                              \
-			abort();                                               \
-		}                                                              \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 
 static bool same_rule(const struct l3x_rule *a, const struct l3x_rule *b)
 {

@@ -33,22 +33,13 @@
 
 #include "l3x_internal.h"
 
+#define FUZZ_NAME "fuzz_xdp"
+#include "fuzz.h"
+
 #define MAX_RULES  4
 #define MAX_FRAMES 8
 #define MAX_FRAME  1514 /* BPF_PROG_TEST_RUN takes up to about a page */
 #define ETH_HLEN_  14
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "fuzz_xdp: %s:%d: %s\n", __FILE__,     \
-				__LINE__, #cond);                              \
-			abort();                                               \
-		}                                                              \
-	} while (0)
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 
 static const char *const verdict_name[] = { "pass", "match", "malformed" };
 

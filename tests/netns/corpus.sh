@@ -95,18 +95,6 @@ server_start() {
 	server_started "$kind: l3x-serve" "$SLOG" "$SPID"
 }
 
-# counters: l3x-serve's counters line (SIGUSR1), as "key value" lines.
-counters() {
-	local n
-	n=$(grep -c ': counters: ' "$SLOG")
-	kill -USR1 $SPID
-	for _ in $(seq 50); do
-		sleep 0.05
-		[ "$(grep -c ': counters: ' "$SLOG")" -gt "$n" ] && break
-	done
-	grep ': counters: ' "$SLOG" | tail -n 1 | grep -oE '[a-z_]+ [0-9]+'
-}
-
 # key NAME FILE: the value of NAME in a file of "key value" lines.
 key() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 

@@ -22,12 +22,8 @@ DIR=$PIN/frag
 N=50	# datagrams per phase
 K=200	# kernel datagrams in phase 3
 
-if ! $PY -c 'import scapy' 2>/dev/null; then
-	skip "frag.sh: needs python3-scapy for $PY"
-	exit 0
-fi
-testbed 1 || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
-pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
+require_scapy frag.sh
+testbed_pinned 1
 export DSTMAC
 DSTMAC=$(nss cat "/sys/class/net/$IF_S/address")
 

@@ -19,6 +19,8 @@ import socket
 import sys
 import time
 
+import udp_tool  # beside this file
+
 SIZE = 3000
 MAC = os.environ.get("DSTMAC", "ff:ff:ff:ff:ff:ff")  # the l3x side's
 
@@ -99,18 +101,7 @@ def race(iface, src, dst, forged, count):
 
 
 def recv(port, seconds):
-    so = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    so.bind(("0.0.0.0", port))
-    so.settimeout(0.2)
-    n = 0
-    end = time.time() + seconds
-    while time.time() < end:
-        try:
-            if intact(so.recv(65535)):
-                n += 1
-        except socket.timeout:
-            pass
-    print(n)
+    print(udp_tool.count("0.0.0.0", port, seconds, intact))
 
 
 if __name__ == "__main__":

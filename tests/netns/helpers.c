@@ -921,6 +921,53 @@ struct l3x_worker *stack_worker_up(enum l3x_source src)
 	return worker_open();
 }
 
+int null_output(void *ctx, const void *pkt, size_t len)
+{
+	(void)ctx;
+	(void)pkt;
+	(void)len;
+	return 0;
+}
+
+void expect_frames(struct l3x_capture_handle *h, uint32_t app)
+{
+	struct l3x_frame_stats fs;
+
+	cr_assert_eq(l3x_capture_handle__frames(h, &fs), 0);
+	cr_assert_eq(fs.free + fs.fill + fs.kernel + fs.app + fs.tx +
+			     fs.completion,
+		     fs.total, "frames lost: free %u fill %u kernel %u app %u",
+		     fs.free, fs.fill, fs.kernel, fs.app);
+	cr_assert_eq(fs.app, app, "app holds %u, want %u", fs.app, app);
+}
+
+struct l3x_capture *capture_open_t1(struct l3x_capture_opts *o)
+{
+	struct l3x_capture *cap;
+	struct l3x_rule r;
+
+	o->ifname = "t1";
+	l3x_set_print(NULL);
+	cap = l3x_capture__open(o);
+	cr_assert_not_null(cap, "open: %s", strerror(errno));
+	cr_assert_eq(l3x_rule__parse(&r, "udp 192.0.2.2 9000", NULL, 0), 0);
+	cr_assert_eq(l3x_capture__add_rule(cap, &r), 0);
+	return cap;
+}
+
+unsigned capture_recv_n(struct l3x_capture_handle *h, struct l3x_frame *f,
+			unsigned want)
+{
+	unsigned got = 0, tries = 0;
+
+	while (got < want && tries++ < 200) {
+		got += l3x_capture_handle__recv_burst(h, f + got, want - got);
+		if (got < want)
+			l3x_capture_handle__wait(h, 10);
+	}
+	return got;
+}
+
 void stack_worker_down(struct l3x_worker *w, unsigned n_tw)
 {
 	expect_clean(n_tw);

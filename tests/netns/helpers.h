@@ -283,6 +283,23 @@ struct l3x_stack_stats two_then_refused(struct l3x_worker *w,
 					const char *const ip[3], uint16_t port,
 					int fd[2], struct l3x_stream *s[2]);
 
+/* An output callback that drops every packet: a callback stack with
+ * nowhere to send. */
+int null_output(void *ctx, const void *pkt, size_t len);
+
+/* The frames of capture handle @h all accounted for (free + fill + kernel
+ * + app + tx + completion = total), @app of them held by the application. */
+void expect_frames(struct l3x_capture_handle *h, uint32_t app);
+
+/* A capture on veth t1 (veth_up()) with @o (its ifname set here) and the
+ * rule "udp 192.0.2.2 9000"; the library's messages off. */
+struct l3x_capture *capture_open_t1(struct l3x_capture_opts *o);
+
+/* Receive from @h until @want frames are held in @f (or 2 s pass).
+ * Returns how many are. */
+unsigned capture_recv_n(struct l3x_capture_handle *h, struct l3x_frame *f,
+			unsigned want);
+
 /* A stack on @src with the default options and both rules, and a worker. */
 struct l3x_worker *stack_worker_up(enum l3x_source src);
 

@@ -13,12 +13,8 @@ UDP="$PY $HERE/udp_tool.py"
 PORT=9300
 DIR=$PIN/hostile
 
-if ! $PY -c 'import scapy' 2>/dev/null; then
-	skip "hostile.sh: needs python3-scapy for $PY"
-	exit 0
-fi
-testbed 1 || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
-pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
+require_scapy hostile.sh
+testbed_pinned 1
 MAC_S=$(nss ip -br link show "$IF_S" | awk '{print $3}')
 
 nss "$B/l3x-capture" --iface "$IF_S" --rule "udp $ADDR4_S $PORT" --rule "udp $ADDR6_S $PORT" \

@@ -31,14 +31,12 @@ A6=2001:db8:100::80
 SPID=
 SLOG=
 
-testbed 2 || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
-pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
-nsc ip route add "$PFX4" via "$ADDR4_S"
-nsc ip -6 route add "$PFX6" via "$ADDR6_S"
+testbed_pinned
+route_via_l3x "$PFX4" "$PFX6"
 
 # server_start KIND: l3x-kserve (kernel) or l3x-serve (l3x), http on port 80.
 server_start() {
-	local kind=$1 i
+	local kind=$1
 	SLOG=$WORK/$kind.log
 	case $kind in
 	kernel)
@@ -53,14 +51,7 @@ server_start() {
 		;;
 	esac
 	SPID=$!
-	on_exit "kill -9 $SPID 2>/dev/null"
-	for i in $(seq 150); do
-		grep -qs 'ready' "$SLOG" && return 0
-		kill -0 $SPID 2>/dev/null || break
-		sleep 0.1
-	done
-	not_ok "$kind: server not ready: $(head -c 300 "$SLOG" | tr '\n' ' ')"
-	return 1
+	server_started "$kind: server" "$SLOG" "$SPID"
 }
 
 server_stop() {

@@ -18,22 +18,11 @@ PORT=9400
 SPOOF_MAC=02:00:00:5b:00:66
 DIR=$PIN/way
 
-if ! $PY -c 'import scapy' 2>/dev/null; then
-	skip "l2_way.sh: needs python3-scapy for $PY"
-	exit 0
-fi
-testbed 1 || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
-pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
+require_scapy l2_way.sh
+testbed_pinned 1
 MAC_S=$(nss ip -br link show "$IF_S" | awk '{print $3}')
 
-ip netns exec "$NS_S" "$B/l3x-serve" --iface "$IF_S" --rule "tcp $ADDR4_S $PORT" --rule "udp $ADDR4_S $PORT" \
-	--mode echo --workers 1 --pin-dir "$DIR" 2>"$WORK/serve.log" &
-SPID=$!
-on_exit "kill -9 $SPID 2>/dev/null"
-if ! wait_for grep -q ': ready$' "$WORK/serve.log"; then
-	not_ok "l2_way: l3x-serve not ready: $(head -c 300 "$WORK/serve.log")"
-	exit 1
-fi
+serve_echo_on_veth l2_way "tcp $ADDR4_S $PORT" "udp $ADDR4_S $PORT"
 
 ip netns exec "$NS_C" tcpdump -i "$IF_C" -n -U -w "$WORK/spoof.pcap" "ether dst $SPOOF_MAC" 2>/dev/null &
 TPID=$!
@@ -148,12 +137,7 @@ own=$(tcpdump -n -r "$WORK/spoof.pcap" "udp port 45999" 2>/dev/null | wc -l)
 expect_eq "l2_way: the spoofer received none of the client's replies" "$mis" 0
 expect_eq "l2_way: the spoofer's own flow is answered to its MAC (the capture sees it)" "$own" 1
 
-kill -INT $SPID
-wait $SPID
-rc=$?
-SLINE=$(tail -n 1 "$WORK/serve.log")
-counter() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$SLINE"; }
-expect_eq "l2_way: l3x-serve ends with status 0" $rc 0
+serve_end_on_veth l2_way
 expect_eq "l2_way: group source MACs dropped and counted" "$(counter rx_src_mac_group)" 20
 # The client's UDP flow, the spoofer's own flow; none from the group frames.
 expect_eq "l2_way: no flow from a group source MAC" "$(counter created)" 2

@@ -43,10 +43,8 @@ SPID=
 SLOG=
 NSTART=0
 
-testbed 2 || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
-pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
-nsc ip route add "$PFX4" via "$ADDR4_S"
-nsc ip -6 route add "$PFX6" via "$ADDR6_S"
+testbed_pinned
+route_via_l3x "$PFX4" "$PFX6"
 if [ -n "${SERVE_KEEP:-}" ]; then
 	mkdir -p "$SERVE_KEEP"
 	on_exit "cp -r $WORK/. $SERVE_KEEP/"
@@ -153,9 +151,6 @@ server_stop() {
 		;;
 	esac
 }
-
-# counter KEY: the number after " KEY " in the closing line.
-counter() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$SLINE"; }
 
 # ---------------------------------------------------------------- 1
 # http_family KIND FAM ADDR...: one curl per address, port by turn; the body

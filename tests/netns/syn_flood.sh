@@ -34,10 +34,8 @@ TUN=${TAG}t
 SPID=
 SLOG=
 
-testbed 2 || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
-pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
-nsc ip route add "$PFX4" via "$ADDR4_S"
-nsc ip -6 route add "$PFX6" via "$ADDR6_S"
+testbed_pinned
+route_via_l3x "$PFX4" "$PFX6"
 # TUN: the l3x namespace forwards the prefix into the device; the answers
 # to spoofed sources end in a blackhole there (and on the veth, in a
 # namespace that has no such address).
@@ -99,18 +97,6 @@ server_stop() {
 	else
 		not_ok "$kind: server exit $rc: $(tail -n 2 "$SLOG" | tr '\n' ' ' | head -c 400)"
 	fi
-}
-
-# counters: the server's counters now ("key value" lines, SIGUSR1).
-counters() {
-	local n
-	n=$(grep -c ': counters: ' "$SLOG")
-	kill -USR1 $SPID
-	for _ in $(seq 50); do
-		sleep 0.05
-		[ "$(grep -c ': counters: ' "$SLOG")" -gt "$n" ] && break
-	done
-	grep ': counters: ' "$SLOG" | tail -n 1 | grep -oE '[a-z_]+ [0-9]+'
 }
 
 # key NAME FILE: the value of NAME in a file of "key value" lines.

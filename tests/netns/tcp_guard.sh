@@ -40,9 +40,6 @@ if [ -n "${GUARD_KEEP:-}" ]; then
 	on_exit "cp -r $WORK/. $GUARD_KEEP/"
 fi
 
-# counter KEY: the number after " KEY " in the closing line.
-counter() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$SLINE"; }
-
 # wait_ready PID LOG: the server printed its "ready" line.
 wait_ready() {
 	local i

@@ -139,9 +139,7 @@ Test(misuse, stream_calls_refuse_a_udp_flow, .timeout = 20)
 	udp_expect(fd, "world");
 	cr_assert_eq(l3x_udp__close(u), 0);
 	close(fd);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* The reported use-after-free: a bound socket closed as a stream was freed
@@ -178,9 +176,7 @@ Test(misuse, stream_close_refuses_a_bound_socket, .timeout = 20)
 	cr_assert_eq(ss.udp_flows, 0, "the datagram made a flow: unbound");
 	cr_assert_eq(l3x_udp__close(u), 0);
 	close(fd);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* The reported heap overflow: a write of under 20 bytes (the client header
@@ -211,9 +207,7 @@ Test(misuse, stream_write_refuses_a_bound_socket_short_or_long, .timeout = 20)
 	cr_assert_eq(ss.udp_tx, 0);
 	cr_assert_eq(ss.udp_tx_failed, 0, "a stream write reached the engine");
 	cr_assert_eq(l3x_udp__close(u), 0);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 Test(misuse, udp_calls_refuse_a_tcp_stream, .timeout = 20)
@@ -252,20 +246,10 @@ Test(misuse, udp_calls_refuse_a_tcp_stream, .timeout = 20)
 	cli_to_srv(w, s, fd, 41, 20000);
 	srv_to_cli(w, s, fd, 42, 20000);
 	close_pair(w, fd, s);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ options */
-
-static int null_output(void *ctx, const void *pkt, size_t len)
-{
-	(void)ctx;
-	(void)pkt;
-	(void)len;
-	return 0;
-}
 
 /* A callback stack opened with @o: NULL and errno, or closed at once. */
 static int open_errno(struct l3x_stack_opts *o)
@@ -333,9 +317,7 @@ Test(misuse, udp_idle_at_int32_max_does_not_expire_at_once, .timeout = 20)
 	udp_expect(fd, "pong");
 	cr_assert_eq(l3x_udp__close(u), 0);
 	close(fd);
-	expect_clean(0);
-	l3x_worker__close(w);
-	stack_down();
+	stack_worker_down(w, 0);
 }
 
 /* ------------------------------------------------------------ threads */
@@ -370,44 +352,12 @@ Test(misuse, input_off_the_engine_thread_is_refused, .timeout = 20)
 
 #define NOPIN "/nonexistent-l3x-test/pins"
 
-static void assert_frames(struct l3x_capture_handle *h, uint32_t app)
-{
-	struct l3x_frame_stats fs;
-
-	cr_assert_eq(l3x_capture_handle__frames(h, &fs), 0);
-	cr_assert_eq(fs.free + fs.fill + fs.kernel + fs.app + fs.tx +
-			     fs.completion,
-		     fs.total, "frames lost: free %u fill %u kernel %u app %u",
-		     fs.free, fs.fill, fs.kernel, fs.app);
-	cr_assert_eq(fs.app, app, "app holds %u, want %u", fs.app, app);
-}
-
-static unsigned recv_n(struct l3x_capture_handle *h, struct l3x_frame *f,
-		       unsigned want)
-{
-	unsigned got = 0, tries = 0;
-
-	while (got < want && tries++ < 200) {
-		got += l3x_capture_handle__recv_burst(h, f + got, want - got);
-		if (got < want)
-			l3x_capture_handle__wait(h, 10);
-	}
-	return got;
-}
-
 static struct l3x_capture *open_cap(const char *pin_dir)
 {
-	struct l3x_capture *cap;
-	struct l3x_rule r;
+	L3X_OPTS(l3x_capture_opts, o, .pin_dir = pin_dir, .frame_count = 64,
+		 .ring_size = 32);
 
-	L3X_OPTS(l3x_capture_opts, o, .ifname = "t1", .pin_dir = pin_dir,
-		 .frame_count = 64, .ring_size = 32);
-	l3x_set_print(NULL);
-	cap = l3x_capture__open(&o);
-	cr_assert_not_null(cap, "open: %s", strerror(errno));
-	cr_assert_eq(l3x_rule__parse(&r, "udp 192.0.2.2 9000", NULL, 0), 0);
-	cr_assert_eq(l3x_capture__add_rule(cap, &r), 0);
-	return cap;
+	return capture_open_t1(&o);
 }
 
 Test(misuse, capture_double_release_is_refused_and_counted, .timeout = 20)
@@ -424,40 +374,40 @@ Test(misuse, capture_double_release_is_refused_and_counted, .timeout = 20)
 	cr_assert_not_null(h, "handle: %s", strerror(errno));
 	for (i = 0; i < 4; i++)
 		veth_inject_udp(9000, i);
-	cr_assert_eq(recv_n(h, f, 4), 4);
-	assert_frames(h, 4);
+	cr_assert_eq(capture_recv_n(h, f, 4), 4);
+	expect_frames(h, 4);
 
 	cr_assert_eq(l3x_capture_handle__release(h, f, 1), 0);
-	assert_frames(h, 3);
+	expect_frames(h, 3);
 	/* Twice: refused, nothing changes. */
 	cr_assert_eq(l3x_capture_handle__release(h, f, 1), -EINVAL);
-	assert_frames(h, 3);
+	expect_frames(h, 3);
 	/* A batch holding a released frame after good ones: all or none. */
 	cr_assert_eq(l3x_capture_handle__release(h, f, 3), -EINVAL);
-	assert_frames(h, 3);
+	expect_frames(h, 3);
 	/* The same frame twice in one batch. */
 	bad[0] = f[1];
 	bad[1] = f[1];
 	cr_assert_eq(l3x_capture_handle__release(h, bad, 2), -EINVAL);
-	assert_frames(h, 3);
+	expect_frames(h, 3);
 	/* An address past the UMEM. */
 	bad[0] = f[1];
 	bad[0].addr = 1ull << 40;
 	cr_assert_eq(l3x_capture_handle__release(h, bad, 1), -EINVAL);
 	cr_assert_eq(l3x_capture_handle__release(h, NULL, 1), -EINVAL);
 	cr_assert_eq(l3x_capture_handle__release(NULL, f, 1), -EINVAL);
-	assert_frames(h, 3);
+	expect_frames(h, 3);
 	cr_assert_eq(l3x_capture_handle__stats(h, &hs), 0);
 	cr_assert_eq(hs.release_invalid, 5);
 
 	/* The frames held are still good, and reception goes on. */
 	cr_assert_eq(l3x_capture_handle__release(h, f + 1, 3), 0);
-	assert_frames(h, 0);
+	expect_frames(h, 0);
 	for (i = 0; i < 8; i++)
 		veth_inject_udp(9000, 100 + i);
-	cr_assert_eq(recv_n(h, f, 8), 8);
+	cr_assert_eq(capture_recv_n(h, f, 8), 8);
 	cr_assert_eq(l3x_capture_handle__release(h, f, 8), 0);
-	assert_frames(h, 0);
+	expect_frames(h, 0);
 	cr_assert_eq(l3x_capture_handle__close(h), 0);
 	cr_assert_eq(l3x_capture__close(cap), 0);
 }

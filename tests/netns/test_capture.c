@@ -33,46 +33,13 @@
 
 #define NOPIN "/nonexistent-l3x-test/pins"
 
-static void assert_accounted(struct l3x_capture_handle *h, uint32_t app)
-{
-	struct l3x_frame_stats fs;
-
-	cr_assert_eq(l3x_capture_handle__frames(h, &fs), 0);
-	cr_assert_eq(fs.free + fs.fill + fs.kernel + fs.app + fs.tx +
-			     fs.completion,
-		     fs.total, "frames lost: free %u fill %u kernel %u app %u",
-		     fs.free, fs.fill, fs.kernel, fs.app);
-	cr_assert_eq(fs.app, app, "app holds %u, want %u", fs.app, app);
-}
-
 static struct l3x_capture *open_cap(enum l3x_xdp_mode mode, uint32_t frames,
 				    uint32_t ring)
 {
-	struct l3x_capture *cap;
-	struct l3x_rule r;
+	L3X_OPTS(l3x_capture_opts, o, .pin_dir = NOPIN, .xdp_mode = mode,
+		 .frame_count = frames, .ring_size = ring);
 
-	L3X_OPTS(l3x_capture_opts, o, .ifname = "t1", .pin_dir = NOPIN,
-		 .xdp_mode = mode, .frame_count = frames, .ring_size = ring);
-	l3x_set_print(NULL);
-	cap = l3x_capture__open(&o);
-	cr_assert_not_null(cap, "open: %s", strerror(errno));
-	cr_assert_eq(l3x_rule__parse(&r, "udp 192.0.2.2 9000", NULL, 0), 0);
-	cr_assert_eq(l3x_capture__add_rule(cap, &r), 0);
-	return cap;
-}
-
-/* Receive until @want frames are held in @f (or 2 s pass). */
-static unsigned recv_n(struct l3x_capture_handle *h, struct l3x_frame *f,
-		       unsigned want)
-{
-	unsigned got = 0, tries = 0;
-
-	while (got < want && tries++ < 200) {
-		got += l3x_capture_handle__recv_burst(h, f + got, want - got);
-		if (got < want)
-			l3x_capture_handle__wait(h, 10);
-	}
-	return got;
+	return capture_open_t1(&o);
 }
 
 /* Give back everything that is queued; stop after 50 ms of quiet. */
@@ -119,14 +86,14 @@ static void accounting_run(enum l3x_xdp_mode mode)
 	cap = open_cap(mode, 0, 0);
 	h = l3x_capture_handle__open(cap, 0);
 	cr_assert_not_null(h, "handle: %s", strerror(errno));
-	assert_accounted(h, 0);
+	expect_frames(h, 0);
 	for (i = 0; i < 100; i++)
 		veth_inject_udp(9000, i);
 	for (i = 0; i < 7; i++)
 		veth_inject_udp(9001, i);
-	got = recv_n(h, f, 100);
+	got = capture_recv_n(h, f, 100);
 	cr_assert_eq(got, 100);
-	assert_accounted(h, 100);
+	expect_frames(h, 100);
 	for (i = 0; i < got; i++) {
 		cr_assert_eq(f[i].len, 60);
 		cr_assert_eq(f[i].queue, 0);
@@ -134,7 +101,7 @@ static void accounting_run(enum l3x_xdp_mode mode)
 		cr_assert_eq(seq, i, "frame %u carries seq %u", i, seq);
 	}
 	l3x_capture_handle__release(h, f, got);
-	assert_accounted(h, 0);
+	expect_frames(h, 0);
 	cr_assert_eq(l3x_capture_handle__recv_burst(h, f, 128), 0,
 		     "a datagram to port 9001 was captured");
 	cr_assert_eq(l3x_capture_handle__stats(h, &hs), 0);
@@ -175,26 +142,26 @@ Test(capture, umem_exhaustion_counts_drops_and_recovers)
 	cr_assert_not_null(h);
 	for (i = 0; i < 200; i++)
 		veth_inject_udp(9000, i);
-	held = recv_n(h, f, 64);
+	held = capture_recv_n(h, f, 64);
 	cr_assert_leq(held, 64);
 	cr_assert_geq(held, 32, "only %u frames arrived", held);
 	/* Nothing more can come while we hold them. */
 	for (i = 0; i < 50; i++)
 		veth_inject_udp(9000, 1000 + i);
-	more = recv_n(h, f + held, 64 - held);
-	assert_accounted(h, held + more);
+	more = capture_recv_n(h, f + held, 64 - held);
+	expect_frames(h, held + more);
 	cr_assert_eq(l3x_capture_handle__stats(h, &hs), 0);
 	cr_assert_gt(hs.rx_dropped + hs.rx_ring_full + hs.rx_fill_ring_empty, 0,
 		     "drops were not counted");
 	l3x_capture_handle__release(h, f, held + more);
-	assert_accounted(h, 0);
+	expect_frames(h, 0);
 	/* drain what was queued, then fresh frames arrive again */
 	drain(h);
 	for (i = 0; i < 10; i++)
 		veth_inject_udp(9000, 5000 + i);
-	cr_assert_eq(recv_n(h, f, 10), 10);
+	cr_assert_eq(capture_recv_n(h, f, 10), 10);
 	l3x_capture_handle__release(h, f, 10);
-	assert_accounted(h, 0);
+	expect_frames(h, 0);
 	l3x_capture_handle__close(h);
 	l3x_capture__close(cap);
 }

@@ -296,14 +296,6 @@ Test(stack, rules_change_back_to_back_on_a_running_stack, .timeout = 20)
 
 /* ------------------------------------------------------------ API errors */
 
-static int null_output(void *ctx, const void *pkt, size_t len)
-{
-	(void)ctx;
-	(void)pkt;
-	(void)len;
-	return 0;
-}
-
 /* A callback stack with nowhere to send: no namespace needed. */
 static struct l3x_stack *open_cb(struct l3x_stack_opts *o)
 {

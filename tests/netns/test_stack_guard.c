@@ -254,6 +254,28 @@ static void server_closes(struct l3x_stream *s, struct cli *c)
 
 /* ------------------------------------------------------------ TIME_WAIT */
 
+/* A stack with the default options and one worker, and @c's connection
+ * accepted and closed by us: in TIME_WAIT. */
+static struct l3x_worker *up_in_time_wait(struct cli *c)
+{
+	struct l3x_worker *w;
+
+	L3X_OPTS(l3x_stack_opts, o);
+	up(&o);
+	w = worker_open();
+	server_closes(handshake(w, c), c);
+	return w;
+}
+
+/* What the stack answers last to a SYN of @c's port at @seq (timestamp
+ * @ts, 0: none). */
+static struct out_seg syn_answer(const struct cli *c, uint32_t seq, uint32_t ts)
+{
+	out_reset();
+	seg(c->port, F_SYN, seq, 0, ts, 0, NULL, 0);
+	return out_last();
+}
+
 Test(guard, syn_past_time_wait_reopens_the_tuple)
 {
 	struct cli c = { .port = 40001, .seq = 1000 };
@@ -262,19 +284,13 @@ Test(guard, syn_past_time_wait_reopens_the_tuple)
 	struct l3x_worker *w;
 	struct out_seg g;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	up(&o);
-	w = worker_open();
-	s = handshake(w, &c);
-	server_closes(s, &c);
+	w = up_in_time_wait(&c);
 	ss = stats_now();
 	cr_assert_eq(ss.tcp_time_wait, 1, "in TIME_WAIT: %llu",
 		     (unsigned long long)ss.tcp_time_wait);
 
 	/* The same tuple again, its sequence past the old one's. */
-	out_reset();
-	seg(c.port, F_SYN, c.seq + 100000, 0, 0, 0, NULL, 0);
-	g = out_last();
+	g = syn_answer(&c, c.seq + 100000, 0);
 	cr_assert_eq(g.flags & (F_SYN | F_ACK), F_SYN | F_ACK,
 		     "a SYN past TIME_WAIT got flags 0x%x, not a SYN-ACK",
 		     g.flags);
@@ -301,21 +317,14 @@ Test(guard, syn_behind_time_wait_gets_an_ack_and_the_rst_ends_it)
 {
 	struct cli c = { .port = 40002, .seq = 0x80000000u };
 	struct l3x_stack_stats ss;
-	struct l3x_stream *s;
 	struct l3x_worker *w;
 	struct out_seg g;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	up(&o);
-	w = worker_open();
-	s = handshake(w, &c);
-	server_closes(s, &c);
+	w = up_in_time_wait(&c);
 
 	/* A SYN behind the old connection: answered by an ACK of rcv_nxt,
 	 * as the kernel answers; nothing reopened. */
-	out_reset();
-	seg(c.port, F_SYN, c.seq - 5000, 0, 0, 0, NULL, 0);
-	g = out_last();
+	g = syn_answer(&c, c.seq - 5000, 0);
 	cr_assert_eq(g.flags & (F_SYN | F_ACK | F_RST), F_ACK,
 		     "flags 0x%x, want a bare ACK", g.flags);
 	cr_assert_eq(g.ack, c.seq);
@@ -330,9 +339,7 @@ Test(guard, syn_behind_time_wait_gets_an_ack_and_the_rst_ends_it)
 	cr_assert_eq(ss.tcp_tw_rst, 1);
 	cr_assert_eq(ss.tcp_time_wait, 0);
 	/* And the client's SYN, sent again, opens a connection. */
-	out_reset();
-	seg(c.port, F_SYN, c.seq - 5000, 0, 0, 0, NULL, 0);
-	g = out_last();
+	g = syn_answer(&c, c.seq - 5000, 0);
 	cr_assert_eq(g.flags & (F_SYN | F_ACK), F_SYN | F_ACK);
 	seg(c.port, F_RST | F_ACK, c.seq - 4999, g.seq + 1, 0, 0, NULL, 0);
 	down(w, 0);
@@ -342,26 +349,17 @@ Test(guard, syn_with_an_older_timestamp_keeps_time_wait)
 {
 	struct cli c = { .port = 40003, .seq = 1000, .ts = 500000 };
 	struct l3x_stack_stats ss;
-	struct l3x_stream *s;
 	struct l3x_worker *w;
 	struct out_seg g;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	up(&o);
-	w = worker_open();
-	s = handshake(w, &c);
-	server_closes(s, &c);
+	w = up_in_time_wait(&c);
 
 	/* Past in sequence, but an older timestamp (PAWS): an ACK. */
-	out_reset();
-	seg(c.port, F_SYN, c.seq + 100000, 0, c.ts - 1000, 0, NULL, 0);
-	g = out_last();
+	g = syn_answer(&c, c.seq + 100000, c.ts - 1000);
 	cr_assert_eq(g.flags & (F_SYN | F_ACK | F_RST), F_ACK,
 		     "flags 0x%x, want a bare ACK", g.flags);
 	/* Behind in sequence, but a newer timestamp: a new connection. */
-	out_reset();
-	seg(c.port, F_SYN, c.seq - 100000, 0, c.ts + 1000, 0, NULL, 0);
-	g = out_last();
+	g = syn_answer(&c, c.seq - 100000, c.ts + 1000);
 	cr_assert_eq(g.flags & (F_SYN | F_ACK), F_SYN | F_ACK,
 		     "flags 0x%x, want a SYN-ACK", g.flags);
 	ss = stats_now();
@@ -382,15 +380,10 @@ static uint32_t tw_started(void)
 Test(guard, only_the_fin_sent_again_restarts_time_wait)
 {
 	struct cli c = { .port = 40004, .seq = 5000 };
-	struct l3x_stream *s;
 	struct l3x_worker *w;
 	uint32_t t0;
 
-	L3X_OPTS(l3x_stack_opts, o);
-	up(&o);
-	w = worker_open();
-	s = handshake(w, &c);
-	server_closes(s, &c);
+	w = up_in_time_wait(&c);
 	t0 = tw_started();
 	turns(1200); /* lwIP's ticks move on */
 	cr_assert_neq(tcp_ticks, t0, "no tick in 1.2 s");

@@ -108,6 +108,73 @@ pin_fs() {
 	mkdir -p "$PIN" && mount -t bpf bpf "$PIN"
 }
 
+# testbed_pinned [QUEUES]: the testbed (QUEUES, default 2) and the bpffs,
+# or not ok and the test ends here.
+testbed_pinned() {
+	testbed "${1:-2}" || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
+	pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
+}
+
+# require_scapy NAME: unless $PY has scapy, skip NAME with the reason and
+# end the test (exit 0).
+require_scapy() {
+	$PY -c 'import scapy' 2>/dev/null && return 0
+	skip "$1: needs python3-scapy for $PY"
+	exit 0
+}
+
+# serve_echo_on_veth WHAT RULE...: l3x-serve on $IF_S, echo, one worker,
+# a --rule for each RULE, pins in $DIR, its stderr in $WORK/serve.log, its
+# pid in $SPID, killed at exit. Unless it is ready within 5 s: not ok
+# "WHAT: l3x-serve not ready" and the test ends.
+serve_echo_on_veth() {
+	local what=$1 r rules=()
+	shift
+	for r in "$@"; do rules+=(--rule "$r"); done
+	ip netns exec "$NS_S" "$B/l3x-serve" --iface "$IF_S" "${rules[@]}" \
+		--mode echo --workers 1 --pin-dir "$DIR" 2>"$WORK/serve.log" &
+	SPID=$!
+	on_exit "kill -9 $SPID 2>/dev/null"
+	if ! wait_for grep -q ': ready$' "$WORK/serve.log"; then
+		not_ok "$what: l3x-serve not ready: $(head -c 300 "$WORK/serve.log")"
+		exit 1
+	fi
+}
+
+# serve_end_on_veth WHAT: the l3x-serve of serve_echo_on_veth stopped
+# (SIGINT); expects status 0 and keeps its closing line in $SLINE.
+serve_end_on_veth() {
+	local rc
+	kill -INT "$SPID"
+	wait "$SPID"
+	rc=$?
+	SLINE=$(tail -n 1 "$WORK/serve.log")
+	expect_eq "$1: l3x-serve ends with status 0" "$rc" 0
+}
+
+# counter KEY: the value of KEY in the server's closing line $SLINE.
+counter() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$SLINE"; }
+
+# route_via_l3x PFX4 [PFX6]: the client reaches the prefixes through the
+# l3x side.
+route_via_l3x() {
+	nsc ip route add "$1" via "$ADDR4_S"
+	[ -z "${2:-}" ] || nsc ip -6 route add "$2" via "$ADDR6_S"
+}
+
+# counters: the counters line l3x-serve ($SPID, its stderr in $SLOG) prints
+# on SIGUSR1, as "key value" lines; waits up to 2.5 s for the line.
+counters() {
+	local n
+	n=$(grep -c ': counters: ' "$SLOG")
+	kill -USR1 "$SPID"
+	for _ in $(seq 50); do
+		sleep 0.05
+		[ "$(grep -c ': counters: ' "$SLOG")" -gt "$n" ] && break
+	done
+	grep ': counters: ' "$SLOG" | tail -n 1 | grep -oE '[a-z_]+ [0-9]+'
+}
+
 # stat NS IF FIELD: one counter of /sys/class/net/IF/statistics
 netstat_of() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/$3"; }
 

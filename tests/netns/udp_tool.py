@@ -21,7 +21,8 @@ def send(host, port, count, tag, gap_us=0):
             time.sleep(gap_us / 1e6)
 
 
-def recv(addr, port, seconds):
+def count(addr, port, seconds, keep=lambda d: True):
+    """How many datagrams to ADDR:PORT in SECONDS that KEEP accepts."""
     s = socket.socket(family(addr), socket.SOCK_DGRAM)
     s.bind((addr, port))
     s.settimeout(0.2)
@@ -29,11 +30,14 @@ def recv(addr, port, seconds):
     end = time.time() + seconds
     while time.time() < end:
         try:
-            s.recv(65535)
-            n += 1
+            n += bool(keep(s.recv(65535)))
         except socket.timeout:
             pass
-    print(n)
+    return n
+
+
+def recv(addr, port, seconds):
+    print(count(addr, port, seconds))
 
 
 if __name__ == "__main__":

@@ -13,26 +13,15 @@ require_root_netns
 PORT=9500
 DIR=$PIN/vlan
 
-if ! $PY -c 'import scapy' 2>/dev/null; then
-	skip "vlan_way.sh: needs python3-scapy for $PY"
-	exit 0
-fi
-testbed 1 || { not_ok "testbed: cannot build the veth testbed"; exit 1; }
-pin_fs || { not_ok "bpffs: cannot mount one at $PIN"; exit 1; }
+require_scapy vlan_way.sh
+testbed_pinned 1
 # Tags stay in the frame as sent and as read, not in skb metadata.
 nsc ethtool -K "$IF_C" rxvlan off txvlan off rx-vlan-stag-hw-parse off \
 	tx-vlan-stag-hw-insert off >/dev/null 2>&1
 MAC_S=$(nss ip -br link show "$IF_S" | awk '{print $3}')
 MAC_C=$(nsc ip -br link show "$IF_C" | awk '{print $3}')
 
-ip netns exec "$NS_S" "$B/l3x-serve" --iface "$IF_S" --rule "udp $ADDR4_S $PORT vlan 100" \
-	--mode echo --workers 1 --pin-dir "$DIR" 2>"$WORK/serve.log" &
-SPID=$!
-on_exit "kill -9 $SPID 2>/dev/null"
-if ! wait_for grep -q ': ready$' "$WORK/serve.log"; then
-	not_ok "vlan_way: l3x-serve not ready: $(head -c 300 "$WORK/serve.log")"
-	exit 1
-fi
+serve_echo_on_veth vlan_way "udp $ADDR4_S $PORT vlan 100"
 
 # Each case: the tags to send with (TPID:ID, outer first), and whether an
 # echo must come back with the same tags. One line per case.
@@ -97,12 +86,7 @@ cat "$WORK/vlan.out"
 grep -q 'vlan_way: untagged' "$WORK/vlan.out" || not_ok "vlan_way: scapy could not run: $(head -c 300 "$WORK/vlan.out")"
 [ $rc = 0 ] || FAILS=$((FAILS + 1))
 
-kill -INT $SPID
-wait $SPID
-rc=$?
-SLINE=$(tail -n 1 "$WORK/serve.log")
-counter() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$SLINE"; }
-expect_eq "vlan_way: l3x-serve ends with status 0" $rc 0
+serve_end_on_veth vlan_way
 expect_eq "vlan_way: two datagrams reached the stack, two echoes left" \
 	"$(counter delivered):$(counter sent)" "2:2"
 expect_eq "vlan_way: every reply had a way back" "$(counter tx_no_way)" 0

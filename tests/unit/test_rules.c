@@ -35,6 +35,12 @@ static void parse_bad(const char *text, const char *why)
 
 /* ------------------------------------------------------------ parse */
 
+static void expect_ports(const struct l3x_rule *r, unsigned lo, unsigned hi)
+{
+	cr_assert_eq(r->port_lo, lo, "port_lo %u, want %u", r->port_lo, lo);
+	cr_assert_eq(r->port_hi, hi, "port_hi %u, want %u", r->port_hi, hi);
+}
+
 Test(rules, parse_accepts_the_documented_examples)
 {
 	struct l3x_rule r;
@@ -43,8 +49,7 @@ Test(rules, parse_accepts_the_documented_examples)
 	cr_assert_eq(r.proto, L3X_PROTO_TCP);
 	cr_assert_eq(r.family, 4);
 	cr_assert_eq(r.prefix_len, 24);
-	cr_assert_eq(r.port_lo, 80);
-	cr_assert_eq(r.port_hi, 80);
+	expect_ports(&r, 80, 80);
 	cr_assert_eq(memcmp(r.addr, (uint8_t[16]){ 198, 51, 100, 0 }, 16), 0);
 
 	r = parse_ok("udp 2001:db8::/32 53");
@@ -56,14 +61,12 @@ Test(rules, parse_accepts_the_documented_examples)
 
 	r = parse_ok("tcp 0.0.0.0/0 1-1024");
 	cr_assert_eq(r.prefix_len, 0);
-	cr_assert_eq(r.port_lo, 1);
-	cr_assert_eq(r.port_hi, 1024);
+	expect_ports(&r, 1, 1024);
 
 	r = parse_ok("ip 192.0.2.7");
 	cr_assert_eq(r.proto, L3X_PROTO_IP);
 	cr_assert_eq(r.prefix_len, 32);
-	cr_assert_eq(r.port_lo, 0);
-	cr_assert_eq(r.port_hi, 65535);
+	expect_ports(&r, 0, 65535);
 }
 
 Test(rules, parse_takes_any_case_and_spaces_or_tabs)
@@ -72,8 +75,7 @@ Test(rules, parse_takes_any_case_and_spaces_or_tabs)
 
 	cr_assert_eq(r.proto, L3X_PROTO_UDP);
 	cr_assert_eq(r.prefix_len, 128);
-	cr_assert_eq(r.port_lo, 9000);
-	cr_assert_eq(r.port_hi, 9001);
+	expect_ports(&r, 9000, 9001);
 	cr_assert_eq(parse_ok("Tcp 192.0.2.1").proto, L3X_PROTO_TCP);
 	cr_assert_eq(parse_ok("iP ::/0").prefix_len, 0);
 }
@@ -82,11 +84,9 @@ Test(rules, parse_without_port_means_every_port)
 {
 	struct l3x_rule r = parse_ok("tcp 192.0.2.0/24");
 
-	cr_assert_eq(r.port_lo, 0);
-	cr_assert_eq(r.port_hi, 65535);
+	expect_ports(&r, 0, 65535);
 	r = parse_ok("udp 192.0.2.0/24 0-65535");
-	cr_assert_eq(r.port_lo, 0);
-	cr_assert_eq(r.port_hi, 65535);
+	expect_ports(&r, 0, 65535);
 	r = parse_ok("udp 192.0.2.0/24 0");
 	cr_assert_eq(r.port_hi, 0);
 }
@@ -136,8 +136,7 @@ Test(rules, parse_takes_a_vlan_after_the_destination_or_the_port)
 
 	r = parse_ok("tcp 198.51.100.0/24 vlan 100");
 	cr_assert_eq(r.vlan, 100);
-	cr_assert_eq(r.port_lo, 0);
-	cr_assert_eq(r.port_hi, 65535);
+	expect_ports(&r, 0, 65535);
 	r = parse_ok("udp 2001:db8::/32 53 VLAN 4094");
 	cr_assert_eq(r.vlan, 4094);
 	cr_assert_eq(r.port_lo, 53);

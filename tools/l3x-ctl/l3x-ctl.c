@@ -115,25 +115,27 @@ static int cmd_change(struct l3x_ctl *ctl, bool add, char **rules, int n)
 	return 0;
 }
 
+/* One line of @s: "name value" pairs, or a JSON object of them. */
 static void print_stats(const struct l3x_steer_stats *s, bool json)
 {
-	if (json)
-		printf("{\"passed\": %llu, \"redirected\": %llu, \"redirect_failed\": %llu, "
-		       "\"malformed\": %llu, \"frags_tracked\": %llu, \"frags_conflict\": %llu}\n",
-		       (unsigned long long)s->passed,
-		       (unsigned long long)s->redirected,
-		       (unsigned long long)s->redirect_failed,
-		       (unsigned long long)s->malformed,
-		       (unsigned long long)s->frags_tracked,
-		       (unsigned long long)s->frags_conflict);
-	else
-		printf("passed %llu redirected %llu redirect_failed %llu malformed %llu frags_tracked %llu frags_conflict %llu\n",
-		       (unsigned long long)s->passed,
-		       (unsigned long long)s->redirected,
-		       (unsigned long long)s->redirect_failed,
-		       (unsigned long long)s->malformed,
-		       (unsigned long long)s->frags_tracked,
-		       (unsigned long long)s->frags_conflict);
+	const struct {
+		const char *name;
+		uint64_t v;
+	} f[] = {
+		{ "passed", s->passed },
+		{ "redirected", s->redirected },
+		{ "redirect_failed", s->redirect_failed },
+		{ "malformed", s->malformed },
+		{ "frags_tracked", s->frags_tracked },
+		{ "frags_conflict", s->frags_conflict },
+	};
+	unsigned i;
+
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		printf(json ? "%s\"%s\": %llu" : "%s%s %llu",
+		       i ? (json ? ", " : " ") : (json ? "{" : ""), f[i].name,
+		       (unsigned long long)f[i].v);
+	fputs(json ? "}\n" : "\n", stdout);
 }
 
 static int cmd_watch(struct l3x_ctl *ctl)

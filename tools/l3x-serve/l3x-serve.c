@@ -44,6 +44,7 @@
 #include "link.h"
 #include "parse.h"
 #include "proto.h"
+#include "stack.h"
 #include "tool.h"
 
 #define PROG "l3x-serve"
@@ -132,12 +133,9 @@ struct server {
 	struct l3x_stack *stack;
 	struct worker *w;
 	unsigned nw;
-	bool started;	      /* the engine thread runs */
-	int step;	      /* of stopping: 1 reset, 2 leave (see top) */
-	pthread_mutex_t lock; /* guards opened, fail */
-	pthread_cond_t cond;
-	unsigned opened;	   /* workers done with their start */
-	char fail[200];		   /* first error a worker hit */
+	bool started;		   /* the engine thread runs */
+	int step;		   /* of stopping: 1 reset, 2 leave (see top) */
+	struct crew crew;	   /* the workers' start and first error */
 	struct l3x_stack_mem mem0; /* --check-mem: before the engine ran */
 	bool mem_bad;
 };
@@ -308,17 +306,6 @@ static void parse_args(struct args *a, int argc, char **argv)
 }
 
 /* ----------------------------------------------------------------- conns */
-
-static void count(uint64_t *c, uint64_t n)
-{
-	/* Single writer; main's relaxed loads see some recent value. */
-	__atomic_store_n(c, *c + n, __ATOMIC_RELAXED);
-}
-
-static uint64_t counted(const uint64_t *c)
-{
-	return __atomic_load_n(c, __ATOMIC_RELAXED);
-}
 
 static struct conn *conn_new(struct worker *w, enum conn_kind kind,
 			     struct l3x_stream *s, struct l3x_udp *u)
@@ -710,23 +697,6 @@ static void serve(struct worker *w, struct conn *c)
 
 /* --------------------------------------------------------------- workers */
 
-static void worker_fail(struct worker *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void worker_fail(struct worker *w, const char *fmt, ...)
-{
-	struct server *srv = w->srv;
-	va_list ap;
-
-	pthread_mutex_lock(&srv->lock);
-	if (!srv->fail[0]) {
-		va_start(ap, fmt);
-		vsnprintf(srv->fail, sizeof(srv->fail), fmt, ap);
-		va_end(ap);
-	}
-	pthread_mutex_unlock(&srv->lock);
-	request_stop();
-}
-
 /* Take every new stream and flow. Returns how many. */
 static int accept_all(struct worker *w)
 {
@@ -767,8 +737,9 @@ static void drain(struct worker *w)
 		work = accept_all(w);
 		n = l3x_worker__poll(w->l3x, ev, BATCH);
 		if (n < 0) {
-			worker_fail(w, "worker %u: l3x_worker__poll: %s",
-				    (unsigned)(w - w->srv->w), strerror(-n));
+			crew_fail(&w->srv->crew,
+				  "worker %u: l3x_worker__poll: %s",
+				  (unsigned)(w - w->srv->w), strerror(-n));
 			return;
 		}
 		for (i = 0; i < n; i++) {
@@ -779,17 +750,6 @@ static void drain(struct worker *w)
 		free_dead(w);
 		work += n;
 	} while (work);
-}
-
-/* Tell main this worker is ready (or, with srv->fail set, could not be). */
-static void worker_opened(struct worker *w)
-{
-	struct server *srv = w->srv;
-
-	pthread_mutex_lock(&srv->lock);
-	srv->opened++;
-	pthread_cond_signal(&srv->cond);
-	pthread_mutex_unlock(&srv->lock);
 }
 
 /* This worker's share of the --dns sockets: every nw-th from its index. */
@@ -803,8 +763,8 @@ static int bind_dns(struct worker *w)
 		u = l3x_udp__bind(w->l3x, (const void *)&a->dns[i].ss,
 				  sizeof(a->dns[i].ss));
 		if (!u || !conn_new(w, C_DNS, NULL, u)) {
-			worker_fail(w, "--dns '%s': %s", a->dns[i].text,
-				    strerror(u ? ENOMEM : errno));
+			crew_fail(&w->srv->crew, "--dns '%s': %s",
+				  a->dns[i].text, strerror(u ? ENOMEM : errno));
 			l3x_udp__close(u);
 			return -1;
 		}
@@ -819,12 +779,12 @@ static int worker_epoll(struct worker *w)
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 
 	if (ep < 0) {
-		worker_fail(w, "epoll_create1: %s", strerror(errno));
+		crew_fail(&w->srv->crew, "epoll_create1: %s", strerror(errno));
 		return -1;
 	}
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, l3x_worker__fd(w->l3x), &l3x) ||
 	    epoll_ctl(ep, EPOLL_CTL_ADD, w->stop_fd, &quit)) {
-		worker_fail(w, "epoll_ctl: %s", strerror(errno));
+		crew_fail(&w->srv->crew, "epoll_ctl: %s", strerror(errno));
 		close(ep);
 		return -1;
 	}
@@ -863,7 +823,8 @@ static void worker_loop(struct worker *w, int ep)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			worker_fail(w, "epoll_wait: %s", strerror(errno));
+			crew_fail(&w->srv->crew, "epoll_wait: %s",
+				  strerror(errno));
 			return;
 		}
 		for (i = 0; i < n; i++)
@@ -880,14 +841,14 @@ static void *worker_main(void *arg)
 
 	w->l3x = l3x_worker__open(w->srv->stack);
 	if (!w->l3x) {
-		worker_fail(w, "--workers %u: l3x_worker__open: %s", w->srv->nw,
-			    strerror(errno));
-		worker_opened(w);
+		crew_fail(&w->srv->crew, "--workers %u: l3x_worker__open: %s",
+			  w->srv->nw, strerror(errno));
+		crew_opened(&w->srv->crew);
 		return NULL;
 	}
 	if (!bind_dns(w))
 		ep = worker_epoll(w);
-	worker_opened(w);
+	crew_opened(&w->srv->crew);
 	if (ep >= 0) {
 		worker_loop(w, ep);
 		close(ep);
@@ -906,41 +867,26 @@ static void *worker_main(void *arg)
 static void start_workers(struct server *srv)
 {
 	unsigned i;
-	int err;
 
 	for (i = 0; i < srv->nw; i++) {
 		srv->w[i].srv = srv;
-		srv->w[i].stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (srv->w[i].stop_fd < 0)
-			die("eventfd: %s", strerror(errno));
-		err = pthread_create(&srv->w[i].thread, NULL, worker_main,
-				     &srv->w[i]);
-		if (err)
-			die("--workers %u: cannot start a thread: %s", srv->nw,
-			    strerror(err));
-		srv->w[i].started = true;
+		crew_start(&srv->w[i].thread, &srv->w[i].started,
+			   &srv->w[i].stop_fd, worker_main, &srv->w[i],
+			   srv->nw);
 	}
-	pthread_mutex_lock(&srv->lock);
-	while (srv->opened < srv->nw)
-		pthread_cond_wait(&srv->cond, &srv->lock);
-	pthread_mutex_unlock(&srv->lock);
-	if (srv->fail[0])
-		die("%s", srv->fail);
+	crew_wait(&srv->crew, srv->nw);
 }
 
 /* Ask every worker for step @step of stopping (see the top). */
 static void stop_step(struct server *srv, int step)
 {
-	const uint64_t one = 1;
 	unsigned i;
 
 	/* Release: pairs with the acquire in worker_stop_step(). */
 	__atomic_store_n(&srv->step, step, __ATOMIC_RELEASE);
 	for (i = 0; i < srv->nw; i++)
-		if (srv->w[i].started &&
-		    write(srv->w[i].stop_fd, &one, sizeof(one)) != sizeof(one))
-			fprintf(stderr, PROG ": eventfd: %s\n",
-				strerror(errno));
+		if (srv->w[i].started)
+			crew_wake(srv->w[i].stop_fd);
 }
 
 static void stop_workers(struct server *srv)
@@ -948,17 +894,9 @@ static void stop_workers(struct server *srv)
 	unsigned i;
 
 	stop_step(srv, 2);
-	for (i = 0; i < srv->nw; i++) {
-		if (!srv->w[i].started)
-			continue;
-		pthread_join(srv->w[i].thread, NULL);
-		srv->w[i].started = false;
-	}
-	for (i = 0; i < srv->nw; i++) {
-		if (srv->w[i].stop_fd >= 0)
-			close(srv->w[i].stop_fd);
-		srv->w[i].stop_fd = -1;
-	}
+	for (i = 0; i < srv->nw; i++)
+		crew_join(srv->w[i].thread, &srv->w[i].started,
+			  &srv->w[i].stop_fd);
 }
 
 /* ------------------------------------------------------------ the stack */
@@ -966,40 +904,13 @@ static void stop_workers(struct server *srv)
 static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 				    unsigned nq)
 {
-	struct l3x_stack *st;
-
-	L3X_OPTS(l3x_stack_opts, o,
-		 .source = a->tun ? L3X_SOURCE_TUN : L3X_SOURCE_XDP,
-		 .ifname = a->link.iface, .tun_name = a->tun,
-		 .queues = a->tun ? NULL : queues,
-		 .queue_count = a->tun ? 0 : nq, .pin_dir = a->link.pin_dir,
-		 .xdp_mode = a->link.xdp_mode, .bind_mode = a->link.bind_mode,
-		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0, .mtu = a->mtu,
-		 .max_flows = a->max_flows, .cpu = a->cpu,
-		 .frame_count = a->link.frames, .udp_idle_ms = a->udp_idle_ms,
+	L3X_OPTS(l3x_stack_opts, o, .mtu = a->mtu, .max_flows = a->max_flows,
+		 .cpu = a->cpu, .udp_idle_ms = a->udp_idle_ms,
 		 .udp_queue = UDP_QUEUE, .max_half_open = a->max_half_open,
 		 .syncookies = a->syncookies,
 		 .max_time_wait = a->max_time_wait);
-	st = l3x_stack__open(&o);
-	if (!st && a->tun)
-		die("--tun %s: %s", a->tun, strerror(errno));
-	if (!st)
-		die("--iface %s: %s", a->link.iface, link_strerror(errno));
-	return st;
-}
 
-static void add_rules(struct server *srv)
-{
-	const struct args *a = srv->a;
-	unsigned i;
-	int err;
-
-	for (i = 0; i < a->link.rules.n; i++) {
-		err = l3x_stack__add_rule(srv->stack, &a->link.rules.rules[i]);
-		if (err)
-			die("--rule '%s': %s", a->link.rules.text[i],
-			    strerror(-err));
-	}
+	return stack_open(&o, &a->link, a->tun, queues, nq);
 }
 
 static volatile sig_atomic_t counters_asked; /* SIGUSR1 */
@@ -1032,24 +943,15 @@ static void start(struct server *srv)
 		die("l3x_stack__start: %s", strerror(-err));
 	srv->started = true;
 	stop_signals_restore(&old);
-	add_rules(srv);
+	stack_add_rules(srv->stack, &srv->a->link.rules);
 }
 
 /* --------------------------------------------------------------- report */
 
 static void sum_workers(const struct server *srv, struct wstats *sum)
 {
-	const uint64_t *c;
-	uint64_t *s;
-	unsigned i, k;
-
-	memset(sum, 0, sizeof(*sum));
-	for (i = 0; i < srv->nw; i++) {
-		c = (const uint64_t *)&srv->w[i].n;
-		s = (uint64_t *)sum;
-		for (k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
-			s[k] += counted(&c[k]);
-	}
+	counters_sum(sum, sizeof(*sum), &srv->w[0].n, sizeof(srv->w[0]),
+		     srv->nw);
 }
 
 #define U(x) ((unsigned long long)(x))
@@ -1195,14 +1097,7 @@ static void run(struct server *srv)
  * of those just reset reach the clients. */
 static void drain_flows(struct server *srv)
 {
-	struct l3x_stack_stats st;
-	int i;
-
-	for (i = 0; i < DRAIN_MS / 10; i++) {
-		if (l3x_stack__stats(srv->stack, &st) || !st.flows)
-			return;
-		poll(NULL, 0, 10);
-	}
+	stack_drain_flows(srv->stack, DRAIN_MS);
 }
 
 /* --check-mem: whether lwIP holds nothing more than at the start. Read
@@ -1267,13 +1162,9 @@ static void check_mem(struct server *srv)
 static void close_server(void *arg)
 {
 	struct server *srv = arg;
-	int err;
 
 	stop_workers(srv);
-	err = l3x_stack__close(srv->stack);
-	if (err)
-		fprintf(stderr, PROG ": closing the stack: %s\n",
-			strerror(-err));
+	stack_close(srv->stack);
 }
 
 /* The orderly end: streams reset, flows given time to end, workers
@@ -1300,8 +1191,8 @@ static void finish(struct server *srv)
 		check_mem(srv);
 	report(srv);
 	cleanup_now();
-	if (srv->fail[0])
-		die("%s", srv->fail);
+	if (srv->crew.fail[0])
+		die("%s", srv->crew.fail);
 	if (srv->mem_bad)
 		exit(1);
 }
@@ -1310,19 +1201,13 @@ int main(int argc, char **argv)
 {
 	static struct args a;
 	static struct server srv = {
-		.lock = PTHREAD_MUTEX_INITIALIZER,
-		.cond = PTHREAD_COND_INITIALIZER,
+		.crew = CREW_INIT,
 	};
 	uint32_t queues[MAX_QUEUES];
-	unsigned i, nq = 0;
+	unsigned i, nq;
 
 	parse_args(&a, argc, argv);
-	if (a.link.iface) {
-		nq = a.link.nqueues ? a.link.nqueues
-				    : link_rx_queues(a.link.iface);
-		for (i = 0; i < nq && i < MAX_QUEUES; i++)
-			queues[i] = a.link.nqueues ? a.link.queues[i] : i;
-	}
+	nq = link_queue_list(&a.link, queues);
 	srv.a = &a;
 	srv.nw = a.workers;
 	srv.w = calloc(srv.nw, sizeof(*srv.w));
@@ -1333,7 +1218,7 @@ int main(int argc, char **argv)
 	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
 	link_print_init(a.link.verbose);
-	srv.stack = open_stack(&a, queues, nq < MAX_QUEUES ? nq : MAX_QUEUES);
+	srv.stack = open_stack(&a, queues, nq);
 	cleanup_at_exit(close_server, &srv);
 	start(&srv);
 	fprintf(stderr, PROG ": ready\n");
