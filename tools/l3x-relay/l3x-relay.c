@@ -55,6 +55,7 @@
 #include "addr.h"
 #include "link.h"
 #include "parse.h"
+#include "stack.h"
 #include "tool.h"
 
 #define PROG "l3x-relay"
@@ -155,11 +156,8 @@ struct server {
 	struct worker *w;
 	unsigned nw;
 	bool started;
-	int step; /* 1: stop */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	unsigned opened;
-	char fail[200];
+	int step;	  /* 1: stop */
+	struct crew crew; /* the workers' start and first error */
 };
 
 /* clang-format off */
@@ -268,17 +266,6 @@ static void parse_args(struct args *a, int argc, char **argv)
 }
 
 /* -------------------------------------------------------------- helpers */
-
-static void count(uint64_t *c, uint64_t n)
-{
-	/* Single writer; main's relaxed loads see some recent value. */
-	__atomic_store_n(c, *c + n, __ATOMIC_RELAXED);
-}
-
-static uint64_t counted(const uint64_t *c)
-{
-	return __atomic_load_n(c, __ATOMIC_RELAXED);
-}
 
 static enum fail fail_of(int err)
 {
@@ -932,23 +919,6 @@ static void expire(struct worker *w)
 
 /* --------------------------------------------------------------- worker */
 
-static void worker_fail(struct worker *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void worker_fail(struct worker *w, const char *fmt, ...)
-{
-	struct server *srv = w->srv;
-	va_list ap;
-
-	pthread_mutex_lock(&srv->lock);
-	if (!srv->fail[0]) {
-		va_start(ap, fmt);
-		vsnprintf(srv->fail, sizeof(srv->fail), fmt, ap);
-		va_end(ap);
-	}
-	pthread_mutex_unlock(&srv->lock);
-	request_stop();
-}
-
 static int accept_all(struct worker *w)
 {
 	struct l3x_request rq;
@@ -999,7 +969,8 @@ static void drain_l3x(struct worker *w)
 		work = accept_all(w);
 		n = l3x_worker__poll(w->l3x, ev, BATCH);
 		if (n < 0) {
-			worker_fail(w, "l3x_worker__poll: %s", strerror(-n));
+			crew_fail(&w->srv->crew, "l3x_worker__poll: %s",
+				  strerror(-n));
 			return;
 		}
 		for (i = 0; i < n; i++) {
@@ -1046,7 +1017,8 @@ static void worker_loop(struct worker *w)
 		/* Acquire: pairs with the release in stop_workers(). */
 		n = epoll_wait(w->ep, ev, BATCH, TICK_MS);
 		if (n < 0 && errno != EINTR) {
-			worker_fail(w, "epoll_wait: %s", strerror(errno));
+			crew_fail(&w->srv->crew, "epoll_wait: %s",
+				  strerror(errno));
 			return;
 		}
 		for (i = 0; i < n; i++) {
@@ -1063,16 +1035,6 @@ static void worker_loop(struct worker *w)
 	}
 }
 
-static void worker_opened(struct worker *w)
-{
-	struct server *srv = w->srv;
-
-	pthread_mutex_lock(&srv->lock);
-	srv->opened++;
-	pthread_cond_signal(&srv->cond);
-	pthread_mutex_unlock(&srv->lock);
-}
-
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -1081,15 +1043,15 @@ static void *worker_main(void *arg)
 	w->ep = -1;
 	w->l3x = l3x_worker__open(w->srv->stack);
 	if (!w->l3x) {
-		worker_fail(w, "--workers %u: l3x_worker__open: %s", w->srv->nw,
-			    strerror(errno));
-		worker_opened(w);
+		crew_fail(&w->srv->crew, "--workers %u: l3x_worker__open: %s",
+			  w->srv->nw, strerror(errno));
+		crew_opened(&w->srv->crew);
 		return NULL;
 	}
 	err = worker_epoll(w);
 	if (err)
-		worker_fail(w, "epoll: %s", strerror(-err));
-	worker_opened(w);
+		crew_fail(&w->srv->crew, "epoll: %s", strerror(-err));
+	crew_opened(&w->srv->crew);
 	if (!err)
 		worker_loop(w);
 	/* Going away: what is still relayed is reset both ways. */
@@ -1105,48 +1067,28 @@ static void *worker_main(void *arg)
 static void start_workers(struct server *srv)
 {
 	unsigned i;
-	int err;
 
 	for (i = 0; i < srv->nw; i++) {
 		srv->w[i].srv = srv;
-		srv->w[i].stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (srv->w[i].stop_fd < 0)
-			die("eventfd: %s", strerror(errno));
-		err = pthread_create(&srv->w[i].thread, NULL, worker_main,
-				     &srv->w[i]);
-		if (err)
-			die("--workers %u: cannot start a thread: %s", srv->nw,
-			    strerror(err));
-		srv->w[i].started = true;
+		crew_start(&srv->w[i].thread, &srv->w[i].started,
+			   &srv->w[i].stop_fd, worker_main, &srv->w[i],
+			   srv->nw);
 	}
-	pthread_mutex_lock(&srv->lock);
-	while (srv->opened < srv->nw)
-		pthread_cond_wait(&srv->cond, &srv->lock);
-	pthread_mutex_unlock(&srv->lock);
-	if (srv->fail[0])
-		die("%s", srv->fail);
+	crew_wait(&srv->crew, srv->nw);
 }
 
 static void stop_workers(struct server *srv)
 {
-	const uint64_t one = 1;
 	unsigned i;
 
 	/* Release: pairs with the acquire in worker_loop(). */
 	__atomic_store_n(&srv->step, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < srv->nw; i++)
-		if (srv->w[i].started &&
-		    write(srv->w[i].stop_fd, &one, sizeof(one)) != sizeof(one))
-			fprintf(stderr, PROG ": eventfd: %s\n",
-				strerror(errno));
-	for (i = 0; i < srv->nw; i++) {
 		if (srv->w[i].started)
-			pthread_join(srv->w[i].thread, NULL);
-		srv->w[i].started = false;
-		if (srv->w[i].stop_fd >= 0)
-			close(srv->w[i].stop_fd);
-		srv->w[i].stop_fd = -1;
-	}
+			crew_wake(srv->w[i].stop_fd);
+	for (i = 0; i < srv->nw; i++)
+		crew_join(srv->w[i].thread, &srv->w[i].started,
+			  &srv->w[i].stop_fd);
 }
 
 /* ---------------------------------------------------------------- stack */
@@ -1163,32 +1105,17 @@ static uint32_t request_ms(uint32_t connect_ms)
 static struct l3x_stack *open_stack(const struct args *a, uint32_t *queues,
 				    unsigned nq)
 {
-	struct l3x_stack *st;
-
-	L3X_OPTS(l3x_stack_opts, o,
-		 .source = a->tun ? L3X_SOURCE_TUN : L3X_SOURCE_XDP,
-		 .ifname = a->link.iface, .tun_name = a->tun,
-		 .queues = a->tun ? NULL : queues,
-		 .queue_count = a->tun ? 0 : nq, .pin_dir = a->link.pin_dir,
-		 .xdp_mode = a->link.xdp_mode, .bind_mode = a->link.bind_mode,
-		 .busy_poll_usec = a->link.no_busy_poll ? -1 : 0, .mtu = a->mtu,
-		 .max_flows = a->max_flows, .cpu = a->cpu,
-		 .udp_idle_ms = a->udp_idle_ms, .udp_queue = UDP_QUEUE,
-		 .defer_accept = !a->no_defer,
+	L3X_OPTS(l3x_stack_opts, o, .mtu = a->mtu, .max_flows = a->max_flows,
+		 .cpu = a->cpu, .udp_idle_ms = a->udp_idle_ms,
+		 .udp_queue = UDP_QUEUE, .defer_accept = !a->no_defer,
 		 .request_timeout_ms = request_ms(a->connect_ms));
-	st = l3x_stack__open(&o);
-	if (!st && a->tun)
-		die("--tun %s: %s", a->tun, strerror(errno));
-	if (!st)
-		die("--iface %s: %s", a->link.iface, strerror(errno));
-	return st;
+	return stack_open(&o, &a->link, a->tun, queues, nq);
 }
 
 static void start(struct server *srv)
 {
 	const struct args *a = srv->a;
 	sigset_t old;
-	unsigned i;
 	int err;
 
 	stop_signals_block(&old);
@@ -1198,29 +1125,15 @@ static void start(struct server *srv)
 		die("l3x_stack__start: %s", strerror(-err));
 	srv->started = true;
 	stop_signals_restore(&old);
-	for (i = 0; i < a->link.rules.n; i++) {
-		err = l3x_stack__add_rule(srv->stack, &a->link.rules.rules[i]);
-		if (err)
-			die("--rule '%s': %s", a->link.rules.text[i],
-			    strerror(-err));
-	}
+	stack_add_rules(srv->stack, &a->link.rules);
 }
 
 #define U(x) ((unsigned long long)(x))
 
 static void sum_workers(const struct server *srv, struct wstats *sum)
 {
-	const uint64_t *c;
-	uint64_t *s;
-	unsigned i, k;
-
-	memset(sum, 0, sizeof(*sum));
-	for (i = 0; i < srv->nw; i++) {
-		c = (const uint64_t *)&srv->w[i].n;
-		s = (uint64_t *)sum;
-		for (k = 0; k < sizeof(*sum) / sizeof(uint64_t); k++)
-			s[k] += counted(&c[k]);
-	}
+	counters_sum(sum, sizeof(*sum), &srv->w[0].n, sizeof(srv->w[0]),
+		     srv->nw);
 }
 
 /* The closing line: every key once, so that scripts can pick any. */
@@ -1265,48 +1178,24 @@ static void run(struct server *srv)
 	run_clock_end(&rc);
 }
 
-/* Let the resets sent at the stop reach the clients. */
-static void drain_flows(struct server *srv)
-{
-	struct l3x_stack_stats st;
-	int i;
-
-	for (i = 0; i < DRAIN_MS / 10; i++) {
-		if (l3x_stack__stats(srv->stack, &st) || !st.flows)
-			return;
-		poll(NULL, 0, 10);
-	}
-}
-
 static void close_server(void *arg)
 {
 	struct server *srv = arg;
-	int err;
 
 	stop_workers(srv);
-	err = l3x_stack__close(srv->stack);
-	if (err)
-		fprintf(stderr, PROG ": closing the stack: %s\n",
-			strerror(-err));
+	stack_close(srv->stack);
 }
 
 int main(int argc, char **argv)
 {
 	static struct args a;
-	static struct server srv = {
-		.lock = PTHREAD_MUTEX_INITIALIZER,
-		.cond = PTHREAD_COND_INITIALIZER,
-	};
+	static struct server srv = { .crew = CREW_INIT };
 	uint32_t queues[MAX_QUEUES];
 	unsigned i, nq = 0;
 
 	parse_args(&a, argc, argv);
-	if (a.link.iface) {
-		nq = a.link.nqueues ? a.link.nqueues
-				    : link_rx_queues(a.link.iface);
-		for (i = 0; i < nq && i < MAX_QUEUES; i++)
-			queues[i] = a.link.nqueues ? a.link.queues[i] : i;
-	}
+	if (a.link.iface)
+		nq = link_queue_list(&a.link, queues);
 	srv.a = &a;
 	srv.nw = a.workers;
 	srv.w = calloc(srv.nw, sizeof(*srv.w));
@@ -1317,18 +1206,18 @@ int main(int argc, char **argv)
 	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
 	link_print_init(a.link.verbose);
-	srv.stack = open_stack(&a, queues, nq < MAX_QUEUES ? nq : MAX_QUEUES);
+	srv.stack = open_stack(&a, queues, nq);
 	cleanup_at_exit(close_server, &srv);
 	start(&srv);
 	fprintf(stderr, PROG ": ready\n");
 	run(&srv);
 	stop_workers(&srv);
-	drain_flows(&srv);
+	stack_drain_flows(srv.stack, DRAIN_MS);
 	if (srv.started && l3x_stack__stop(srv.stack) == 0)
 		srv.started = false;
 	report(&srv);
 	cleanup_now();
-	if (srv.fail[0])
-		die("%s", srv.fail);
+	if (srv.crew.fail[0])
+		die("%s", srv.crew.fail);
 	return 0;
 }
