@@ -155,10 +155,13 @@ flood() {
 		not_ok "flood $kind: new connections during the flood: ${res%% *} (connect p99 ${res#* } ms;" \
 			"$(grep -oE 'syn received.*' "$SLOG" | tail -n 1))"
 	fi
-	if [ "$(key half_open "$c")" -le 4096 ] && [ "$(key half_open "$c")" -ge 4000 ]; then
-		ok "flood $kind: the half-open table holds at max_half_open ($(key half_open "$c") of 4096)"
+	# Full, then under pressure: entries leave SYN_RCVD after 4 s (patch
+	# 0015) a slow-timer tick at a time and new SYNs take their room, so
+	# the table runs between half full and max_half_open, never above.
+	if [ "$(key half_open "$c")" -le 4096 ] && [ "$(key half_open "$c")" -ge 2048 ]; then
+		ok "flood $kind: the half-open table holds within max_half_open ($(key half_open "$c") of 4096)"
 	else
-		not_ok "flood $kind: half_open $(key half_open "$c"), want 4000 to 4096"
+		not_ok "flood $kind: half_open $(key half_open "$c"), want 2048 to 4096"
 	fi
 	if [ "$(key cookies_sent "$c")" -gt 0 ] && [ "$(key cookies_ok "$c")" -ge 1 ] &&
 		[ "$(key cookies_bad "$c")" = 0 ]; then
