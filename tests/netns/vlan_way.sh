@@ -13,7 +13,9 @@
 # VLAN 200 is two flows:
 #   - UDP: each datagram is echoed its own payload, with its own tag;
 #   - TCP: two SYNs get two SYN-ACKs (each with its tag, different ISNs),
-#     both handshakes complete and each connection echoes its own data.
+#     both handshakes complete and each connection echoes its own data;
+#   - a bound socket (--dns on ZPORT + 2, a rule of any VLAN) answers each
+#     query on the VLAN it came by.
 . "$(dirname "$0")/testbed.bash"
 require_root_netns
 PORT=9500
@@ -35,6 +37,7 @@ MAC_C=$(nsc ip -br link show "$IF_C" | awk '{print $3}')
 ip netns exec "$NS_S" "$B/l3x-serve" --iface "$IF_S" --rule "udp $ADDR4_S $PORT vlan 100" \
 	--rule "udp $ADDR4_S $ZPORT vlan 100" --rule "udp $ADDR4_S $ZPORT vlan 200" \
 	--rule "tcp $ADDR4_S $((ZPORT + 1)) vlan 100" --rule "tcp $ADDR4_S $((ZPORT + 1)) vlan 200" \
+	--dns "$ADDR4_S:$((ZPORT + 2))" \
 	--mode echo --workers 1 --pin-dir "$DIR" 2>"$WORK/serve.log" &
 SPID=$!
 on_exit "kill -9 $SPID 2>/dev/null"
@@ -112,7 +115,7 @@ import sys, time
 from scapy.all import Ether, Dot1Q, IP, UDP, TCP, Raw, AsyncSniffer, sendp, conf
 conf.verb = 0
 iface, cmac, smac, cip, sip, port = sys.argv[1:7]
-uport, tport, cport = int(port), int(port) + 1, 47100
+uport, tport, dport, cport = int(port), int(port) + 1, int(port) + 2, 47100
 vids = (100, 200)
 cisn = {100: 1000, 200: 900000}  # the client's ISNs: different on purpose
 bad = 0
@@ -153,6 +156,11 @@ sn = sniff_start()
 for vid in vids:
     sendp(frame(vid, UDP(sport=cport, dport=uport) / Raw(b"zone-udp-%d" % vid)), iface=iface)
     time.sleep(0.2)
+# A bound socket: a DNS query per VLAN (its ID the VLAN's), the same 4-tuple.
+for vid in vids:
+    q = bytes([vid >> 8, vid & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 97, 0, 0, 1, 0, 1])
+    sendp(frame(vid, UDP(sport=cport, dport=dport) / Raw(q)), iface=iface)
+    time.sleep(0.3)
 # TCP: a SYN per VLAN, the same 4-tuple.
 for vid in vids:
     sendp(frame(vid, TCP(sport=cport, dport=tport, flags="S", seq=cisn[vid], window=65535)),
@@ -167,6 +175,12 @@ for vid in vids:
     report(len(got) == 1 and vid_of(got[0]) == vid and got[0][UDP].dport == cport,
            "same UDP 4-tuple on VLAN %d: a flow of its own, echoed with its tag" % vid,
            "replies %d, vlans %s" % (len(got), [vid_of(g) for g in got]))
+for vid in vids:
+    got = [p for p in res if p.haslayer(UDP) and p[UDP].sport == dport and
+           bytes(p[UDP].payload)[:2] == bytes([vid >> 8, vid & 255])]
+    report(len(got) == 1 and vid_of(got[0]) == vid,
+           "a bound socket answers the query of VLAN %d on VLAN %d" % (vid, vid),
+           "answers %d, vlans %s" % (len(got), [vid_of(g) for g in got]))
 isn = {}
 for vid in vids:
     got = [p for p in res if p.haslayer(TCP) and p[TCP].sport == tport and
@@ -217,8 +231,8 @@ rc=$?
 SLINE=$(tail -n 1 "$WORK/serve.log")
 counter() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$SLINE"; }
 expect_eq "vlan_way: l3x-serve ends with status 0" $rc 0
-expect_eq "vlan_way: four datagrams reached the stack in four flows, four echoes left" \
-	"$(counter delivered):$(counter created):$(counter sent)" "4:4:4"
+expect_eq "vlan_way: six datagrams reached the stack, four in four flows, six replies left" \
+	"$(counter delivered):$(counter created):$(counter sent)" "6:4:6"
 expect_eq "vlan_way: two TCP connections were accepted, one per VLAN" "$(counter accepted)" 2
 expect_eq "vlan_way: every reply had a way back" "$(counter tx_no_way)" 0
 
