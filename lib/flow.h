@@ -68,6 +68,7 @@ struct l3x_stream {
 	bool bound;			/* UDP: a bound socket, no client */
 	uint8_t family;			/* 4 or 6 */
 	uint16_t client_port, dst_port; /* host order */
+	uint32_t zone; /* UDP: VLAN IDs (lib/link_xsk.c), 0 untagged */
 	uint8_t client_addr[16], dst_addr[16];
 	/* TCP request (deferred accept): the SYN's options, as sent */
 	bool request;	    /* made a request: the SYN-ACK waits */

@@ -17,6 +17,15 @@
  * (tx_no_way), never sent to a guessed next hop. Frames from a group
  * (multicast or broadcast) source MAC are no station's: dropped, counted.
  * Every reply leaves from the interface's own MAC.
+ *
+ * The VLAN IDs of a frame are its zone, part of the identity of the flow
+ * it belongs to: 0 untagged, the VLAN ID with one tag, (outer << 12) |
+ * inner with two (QinQ), so the same addresses and ports on two VLANs are
+ * two flows, each with its own way. The zone of the frame at hand is
+ * lwIP's LWIP_L3X_ZONE_CURRENT() (l3x_zone_in, patch 0016) while lwIP
+ * takes it in; on the way out a packet names its zone by the netif hint
+ * of the PCB that sends it (TCP: the PCB's own; UDP: lib/udp.c sets it
+ * per datagram), else it is the frame at hand's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -28,6 +37,7 @@
 #include <linux/if_xdp.h>
 
 #include "engine.h"
+#include "l3x_hooks.h"
 #include "way.h"
 #include "xsk.h"
 
@@ -45,6 +55,7 @@ struct l2_cur {
 	uint32_t iplen;
 	uint16_t qi;
 	uint8_t hlen, vlans;
+	uint32_t zone;		 /* its VLAN IDs */
 	uint8_t hdr[L3X_L2_MAX]; /* the way back: MACs swapped, same tags */
 };
 
@@ -58,20 +69,27 @@ struct link_xsk {
 	bool in_input;
 };
 
-/* Parse layer 2 of @d: returns its length, the family and the VLAN tags;
- * 0 if not IP or too short for an IP header. */
+/* Parse layer 2 of @d: returns its length, the family, the VLAN tags and
+ * the zone (their IDs: outer << 12 | inner); 0 if not IP or too short for
+ * an IP header. */
 static unsigned l2_parse(const uint8_t *d, uint32_t len, uint8_t *family,
-			 unsigned *vlans)
+			 unsigned *vlans, uint32_t *zone)
 {
 	unsigned off = 12, tags = 0;
 	uint16_t type;
 
+	*zone = 0;
 	for (;;) {
 		if (len < off + 2)
 			return 0;
 		type = (uint16_t)(d[off] << 8 | d[off + 1]);
 		if ((type == ETH_P_8021Q_ || type == ETH_P_8021AD_) &&
 		    tags < 2) {
+			if (len < off + 4)
+				return 0;
+			*zone = *zone << 12 |
+				((uint32_t)(d[off + 2] & 0xf) << 8 |
+				 d[off + 3]);
 			off += 4;
 			tags++;
 			continue;
@@ -125,10 +143,11 @@ static bool ip_tuple(const uint8_t *ip, uint32_t len, struct l3x_flow_key *k)
 
 /* Hold the frame @d (@hlen bytes of layer 2, then IP) at hand. */
 static void cur_set(struct link_xsk *lx, const uint8_t *d, uint32_t len,
-		    unsigned hlen, unsigned vlans, unsigned qi)
+		    unsigned hlen, unsigned vlans, uint32_t zone, unsigned qi)
 {
 	struct l2_cur *c = &lx->cur;
 
+	c->zone = zone;
 	c->ip = d + hlen;
 	c->iplen = len - hlen;
 	c->qi = (uint16_t)qi;
@@ -144,24 +163,29 @@ static struct l3x_way *xsk_way_learn(struct l3x_link *l,
 {
 	struct link_xsk *lx = (struct link_xsk *)l;
 	struct l2_cur *c = &lx->cur;
+	struct l3x_flow_key kz;
 
 	if (!lx->in_input) {
 		*err = -ENOENT;
 		return NULL;
 	}
-	return l3x_ways_add(lx->ways, k, c->hdr, c->hlen, c->vlans, c->qi, err);
+	kz = *k;
+	kz.zone = c->zone; /* the flow lives in the zone of its first frame */
+	return l3x_ways_add(lx->ways, &kz, c->hdr, c->hlen, c->vlans, c->qi,
+			    err);
 }
 
-/* Is @out (as we send it) an answer to the frame at hand? The same two
- * addresses swapped and, when both are TCP or UDP, the same ports swapped;
- * ICMP answers any protocol. */
+/* Is @out (as we send it) an answer to the frame at hand? The same zone,
+ * the same two addresses swapped and, when both are TCP or UDP, the same
+ * ports swapped; ICMP answers any protocol. */
 static bool answers_cur(const struct link_xsk *lx,
 			const struct l3x_flow_key *out)
 {
 	struct l3x_flow_key in;
 	unsigned alen = out->family == 4 ? 4 : 16;
 
-	if (!lx->in_input || !ip_tuple(lx->cur.ip, lx->cur.iplen, &in) ||
+	if (!lx->in_input || out->zone != lx->cur.zone ||
+	    !ip_tuple(lx->cur.ip, lx->cur.iplen, &in) ||
 	    in.family != out->family || memcmp(in.laddr, out->raddr, alen) ||
 	    memcmp(in.raddr, out->laddr, alen))
 		return false;
@@ -172,10 +196,12 @@ static bool answers_cur(const struct link_xsk *lx,
 }
 
 /* The way @p (an IP packet lwIP sends) takes: its flow's, else the frame
- * at hand's if it answers it; NULL (counted) when there is none. */
+ * at hand's if it answers it; NULL (counted) when there is none. Its zone:
+ * the sending PCB's (netif hint), else the frame at hand's. */
 static bool way_of(struct link_xsk *lx, struct pbuf *p, const uint8_t **hdr,
 		   unsigned *hlen, unsigned *qi)
 {
+	const struct netif_hint *hint = lx->link.st->netif.hints;
 	uint8_t ip[64];
 	struct l3x_flow_key k;
 	const struct l3x_way *w;
@@ -184,6 +210,10 @@ static bool way_of(struct link_xsk *lx, struct pbuf *p, const uint8_t **hdr,
 	pbuf_copy_partial(p, ip, n, 0);
 	if (!ip_tuple(ip, n, &k))
 		return false;
+	if (hint)
+		k.zone = hint->l3x_zone;
+	else if (lx->in_input)
+		k.zone = lx->cur.zone;
 	w = l3x_ways_find(lx->ways, &k);
 	if (w) {
 		*hdr = w->hdr;
@@ -205,13 +235,15 @@ static int xsk_rx(struct l3x_link *l)
 	struct l3x_stack *st = l->st;
 	struct l3x_frame f[L3X_RX_BURST];
 	unsigned qi, n, i, hlen, vlans;
+	uint32_t zone;
 	uint8_t family;
 	int work = 0;
 
 	for (qi = 0; qi < lx->nxsk; qi++) {
 		n = l3x_xsk_rx_burst(lx->xsks[qi], f, L3X_RX_BURST);
 		for (i = 0; i < n; i++) {
-			hlen = l2_parse(f[i].data, f[i].len, &family, &vlans);
+			hlen = l2_parse(f[i].data, f[i].len, &family, &vlans,
+					&zone);
 			if (!hlen) {
 				STAT_INC(st, rx_packets);
 				STAT_INC(st, rx_not_ip);
@@ -224,9 +256,11 @@ static int xsk_rx(struct l3x_link *l)
 				STAT_INC(st, rx_src_mac_group);
 				continue;
 			}
-			cur_set(lx, f[i].data, f[i].len, hlen, vlans, qi);
+			cur_set(lx, f[i].data, f[i].len, hlen, vlans, zone, qi);
 			lx->in_input = true;
+			l3x_zone_in = zone;
 			l->input(st, f[i].data + hlen, f[i].len - hlen);
+			l3x_zone_in = 0;
 			lx->in_input = false;
 		}
 		if (n)

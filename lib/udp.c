@@ -5,7 +5,9 @@
  *   1. to a bound socket when one covers the destination (address, port):
  *      an immutable array the application threads replace under the
  *      stack's wlock, the old one freed by epoch (lib/epoch.c);
- *   2. else to the flow of (client, destination): a chained hash table
+ *   2. else to the flow of (zone, client, destination), the zone being
+ *      the VLAN IDs of the frame (0 untagged, lib/link_xsk.c): a chained
+ *      hash table
  *      under a secret key, at most UDP_BUCKET_MAX flows per chain, so
  *      O(1) per datagram whatever the number of flows or who chose them;
  *      a new key makes a new flow, handed to a worker like a TCP stream,
@@ -29,6 +31,7 @@
 
 #include "engine.h"
 #include "hash.h"
+#include "l3x_hooks.h"
 #include "mem.h"
 #include "way.h"
 
@@ -73,10 +76,10 @@ static void bytes_addr(uint8_t family, const uint8_t *in, ip_addr_t *a)
  */
 #define UDP_BUCKET_MAX 16
 
-static uint32_t key_hash(uint8_t family, const uint8_t *ca, uint16_t cp,
-			 const uint8_t *da, uint16_t dp)
+static uint32_t key_hash(uint32_t zone, uint8_t family, const uint8_t *ca,
+			 uint16_t cp, const uint8_t *da, uint16_t dp)
 {
-	uint8_t k[38];
+	uint8_t k[42];
 	unsigned n = family == 4 ? 4 : 16;
 
 	memset(k, 0, sizeof(k));
@@ -85,19 +88,20 @@ static uint32_t key_hash(uint8_t family, const uint8_t *ca, uint16_t cp,
 	memcpy(k + 4, &dp, 2);
 	memcpy(k + 6, ca, n);
 	memcpy(k + 22, da, n);
+	memcpy(k + 38, &zone, 4);
 	return (uint32_t)l3x_hash(L3X_HASH_UDP_FLOW, k, sizeof(k));
 }
 
 uint32_t l3x_udp_flow_hash(uint8_t family, const uint8_t *ca, uint16_t cp,
 			   const uint8_t *da, uint16_t dp)
 {
-	return key_hash(family, ca, cp, da, dp);
+	return key_hash(0, family, ca, cp, da, dp);
 }
 
 static uint32_t flow_hash(const struct l3x_stream *s)
 {
-	return key_hash(s->family, s->client_addr, s->client_port, s->dst_addr,
-			s->dst_port);
+	return key_hash(s->zone, s->family, s->client_addr, s->client_port,
+			s->dst_addr, s->dst_port);
 }
 
 /* ------------------------------------------------------------ idle lists */
@@ -204,19 +208,20 @@ static struct l3x_stream *find_bound(struct l3x_stack *st, uint8_t family,
 }
 
 /* The flow of a key, or NULL; *@chain: flows in its bucket. */
-static struct l3x_stream *find_flow(struct l3x_stack *st, uint8_t family,
-				    const uint8_t *ca, uint16_t cp,
-				    const uint8_t *da, uint16_t dp,
+static struct l3x_stream *find_flow(struct l3x_stack *st, uint32_t zone,
+				    uint8_t family, const uint8_t *ca,
+				    uint16_t cp, const uint8_t *da, uint16_t dp,
 				    uint32_t *chain)
 {
 	struct l3x_stream *s;
 	unsigned n = family == 4 ? 4 : 16;
 
 	*chain = 0;
-	s = st->udp_tab[key_hash(family, ca, cp, da, dp) & st->udp_mask];
+	s = st->udp_tab[key_hash(zone, family, ca, cp, da, dp) & st->udp_mask];
 	for (; s; s = s->h_next) {
-		if (s->family == family && s->client_port == cp &&
-		    s->dst_port == dp && !memcmp(s->client_addr, ca, n) &&
+		if (s->zone == zone && s->family == family &&
+		    s->client_port == cp && s->dst_port == dp &&
+		    !memcmp(s->client_addr, ca, n) &&
 		    !memcmp(s->dst_addr, da, n))
 			return s;
 		(*chain)++;
@@ -268,9 +273,9 @@ static bool admit(struct l3x_stack *st, uint8_t family, const uint8_t *ca,
 	return !err;
 }
 
-static struct l3x_stream *new_flow(struct l3x_stack *st, uint8_t family,
-				   const uint8_t *ca, uint16_t cp,
-				   const uint8_t *da, uint16_t dp,
+static struct l3x_stream *new_flow(struct l3x_stack *st, uint32_t zone,
+				   uint8_t family, const uint8_t *ca,
+				   uint16_t cp, const uint8_t *da, uint16_t dp,
 				   uint32_t chain)
 {
 	struct l3x_stream *s, **head;
@@ -290,6 +295,7 @@ static struct l3x_stream *new_flow(struct l3x_stack *st, uint8_t family,
 		return NULL;
 	}
 	s->way = way;
+	s->zone = zone;
 	s->family = family;
 	s->client_port = cp;
 	s->dst_port = dp;
@@ -427,9 +433,9 @@ static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
 		deliver(st, s, p);
 		return;
 	}
-	s = find_flow(st, family, ca, port, da, dp, &chain);
+	s = find_flow(st, l3x_zone_in, family, ca, port, da, dp, &chain);
 	if (!s) {
-		s = new_flow(st, family, ca, port, da, dp, chain);
+		s = new_flow(st, l3x_zone_in, family, ca, port, da, dp, chain);
 		if (!s) {
 			STAT_INC(st, udp_refused);
 			pbuf_free(p);
@@ -465,6 +471,25 @@ int l3x_udp_listen(struct l3x_stack *st)
 
 /* ------------------------------------------------------------ send */
 
+/* The zone of a bound socket's reply to the client of @h: that of the
+ * latest datagram from it among those whose ways the socket keeps (the
+ * newest first), else 0 (and it has no way: tx_no_way). */
+static uint32_t bound_zone(const struct l3x_stream *s, const struct from_hdr *h)
+{
+	unsigned n = h->family == 4 ? 4 : 16;
+	const struct l3x_way *w;
+	uint32_t i;
+
+	for (i = 0; s->ways && i <= s->ways_mask; i++) {
+		w = s->ways[(s->ways_next - 1 - i) & s->ways_mask];
+		if (w && w->key.family == h->family &&
+		    w->key.rport == h->port &&
+		    !memcmp(w->key.raddr, h->addr, n))
+			return w->key.zone;
+	}
+	return 0;
+}
+
 static void send_one(struct l3x_stack *st, struct l3x_stream *s,
 		     const struct l3x_chunk *c)
 {
@@ -472,6 +497,7 @@ static void send_one(struct l3x_stack *st, struct l3x_stream *s,
 	uint32_t len = c->len;
 	ip_addr_t to, from;
 	uint16_t to_port;
+	uint32_t zone = s->zone;
 	struct pbuf *p;
 	err_t err;
 
@@ -486,6 +512,7 @@ static void send_one(struct l3x_stack *st, struct l3x_stream *s,
 		}
 		bytes_addr(h->family, h->addr, &to);
 		to_port = h->port;
+		zone = bound_zone(s, h);
 		data += sizeof(*h);
 		len -= (uint32_t)sizeof(*h);
 	} else {
@@ -499,6 +526,8 @@ static void send_one(struct l3x_stack *st, struct l3x_stream *s,
 		return;
 	}
 	memcpy(p->payload, data, len);
+	/* The link reads the zone from the hint lwIP points the netif at. */
+	st->udp_pcb->netif_hints.l3x_zone = zone;
 	err = udp_sendto_from(st->udp_pcb, p, &to, to_port, &from, s->dst_port);
 	pbuf_free(p);
 	if (err != ERR_OK) {

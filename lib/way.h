@@ -22,12 +22,16 @@
 
 #define L3X_L2_MAX 22 /* Ethernet and two VLAN tags */
 
-/* A flow as seen from our side: what a reply carries. Addresses are zero
- * past the family's length, ports in host order. */
+/* A flow as seen from our side: what a reply carries, and the zone (VLAN
+ * IDs, l3x_zone_of()) it lives in. Addresses are zero past the family's
+ * length, ports in host order; no padding (pad is 0): keys are hashed and
+ * compared as bytes. */
 struct l3x_flow_key {
 	uint8_t family; /* 4 or 6 */
 	uint8_t proto;	/* IPPROTO_TCP or IPPROTO_UDP */
 	uint16_t lport, rport;
+	uint16_t pad;
+	uint32_t zone;
 	uint8_t laddr[16], raddr[16];
 };
 

@@ -78,4 +78,10 @@ err_t l3x_tcp_syn_defer(struct tcp_pcb_listen *lpcb, struct tcp_pcb *pcb,
 void l3x_udp_input_bad(u8_t why);
 extern uint64_t l3x_udp_bad[3];
 
+/* LWIP_L3X_ZONE_CURRENT (patch 0016): the zone of the packet being input,
+ * its VLAN IDs (lib/link_xsk.c: l3x_zone_of()); the link sets it around
+ * each input and leaves it 0 otherwise (TUN, callback: always 0). lwIP's
+ * thread. */
+extern u32_t l3x_zone_in;
+
 #endif

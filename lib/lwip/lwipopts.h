@@ -167,6 +167,9 @@
 #define LWIP_HOOK_TCP_SYN_DEFER		l3x_tcp_syn_defer
 /* Malformed UDP dropped by patch 0021, counted apart (sys_arch.c). */
 #define LWIP_HOOK_UDP_INPUT_BAD(p, why)	l3x_udp_input_bad(why)
+/* The VLAN IDs of the frame being input are part of a TCP PCB's identity
+ * (patch 0016): the link sets l3x_zone_in (sys_arch.c). */
+#define LWIP_L3X_ZONE_CURRENT()		l3x_zone_in
 
 #define LWIP_DEBUG			0
 #define LWIP_NOASSERT_ON_ERROR		1

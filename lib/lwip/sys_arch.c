@@ -108,6 +108,7 @@ u32_t l3x_tcp_ts_offset(const ip_addr_t *local_ip, u16_t local_port,
 u8_t l3x_tcp_in_state;
 
 uint64_t l3x_udp_bad[3];
+u32_t l3x_zone_in;
 
 void l3x_udp_input_bad(u8_t why)
 {

@@ -32,6 +32,7 @@
 #include "lwip/prot/tcp.h"
 
 #include "csum.h"
+#include "l3x_hooks.h"
 #include "mem.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -87,6 +88,7 @@ static struct netif nif;
 static struct {
 	uint8_t b[2048];
 	size_t len;
+	uint32_t zone; /* of the PCB that sent it (netif hint), or ~0 */
 } cap[64];
 static unsigned ncap;
 static struct conn conn;
@@ -227,6 +229,7 @@ static void capture(struct pbuf *p)
 	cr_assert_lt(ncap, ARRAY_SIZE(cap), "more packets than expected");
 	cap[ncap].len = pbuf_copy_partial(p, cap[ncap].b, sizeof(cap[0].b), 0);
 	cr_assert_eq(cap[ncap].len, p->tot_len);
+	cap[ncap].zone = nif.hints ? nif.hints->l3x_zone : UINT32_MAX;
 	ncap++;
 }
 
@@ -635,6 +638,109 @@ Test(anydest, tcp_listener_on_the_exact_port_wins_over_anydest)
 
 	tcp_close(l_80);
 	tcp_close(l_any);
+}
+
+/* Patch 0016: connections of each zone, and what each received. */
+static struct zconn {
+	struct tcp_pcb *pcb;
+	char rx[64];
+	size_t rxlen;
+} zc[2];
+static unsigned nzc;
+
+static err_t on_recv_zone(void *arg, struct tcp_pcb *pcb, struct pbuf *p,
+			  err_t err)
+{
+	struct zconn *z = arg;
+
+	(void)err;
+	if (p == NULL)
+		return ERR_OK;
+	cr_assert_leq(z->rxlen + p->tot_len, sizeof(z->rx));
+	z->rxlen += pbuf_copy_partial(p, z->rx + z->rxlen, p->tot_len, 0);
+	tcp_recved(pcb, p->tot_len);
+	pbuf_free(p);
+	return ERR_OK;
+}
+
+static err_t on_accept_zone(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	(void)arg;
+	cr_assert_eq(err, ERR_OK);
+	cr_assert_lt(nzc, ARRAY_SIZE(zc));
+	zc[nzc].pcb = pcb;
+	tcp_arg(pcb, &zc[nzc++]);
+	tcp_recv(pcb, on_recv_zone);
+	return ERR_OK;
+}
+
+/* The SYN-ACK to a SYN of @f with @isn in zone @zone: lwIP's ISN. */
+static uint32_t syn_in_zone(const struct flow *f, uint32_t zone, uint32_t isn)
+{
+	struct seg s;
+
+	l3x_zone_in = zone;
+	ncap = 0;
+	send_tcp(f, isn, 0, TCP_SYN, 1460, NULL);
+	cr_assert_eq(ncap, 1, "SYN in zone %u: %u packets out", zone, ncap);
+	s = parsed(0);
+	cr_assert_eq(s.flags, TCP_SYN | TCP_ACK, "zone %u: flags %#x", zone,
+		     s.flags);
+	cr_assert_eq(s.ack, isn + 1);
+	cr_assert_eq(cap[0].zone, zone, "SYN-ACK sent with zone %u",
+		     cap[0].zone);
+	l3x_zone_in = 0;
+	return s.seq;
+}
+
+Test(anydest, tcp_same_tuple_in_two_zones_is_two_connections)
+{
+	static const uint32_t zone[2] = { 100, 200 }, isn[2] = { 1000, 900000 };
+	const struct flow f = { PEER4, 40100, DST4, 8080 };
+	struct tcp_pcb *l = listener_to(0, NULL, on_accept_zone);
+	const char *data[2] = { "one", "two!" };
+	uint32_t iss[2];
+	unsigned i;
+	struct seg s;
+
+	for (i = 0; i < 2; i++)
+		iss[i] = syn_in_zone(&f, zone[i], isn[i]);
+	cr_assert_neq(iss[0], iss[1]);
+	/* Each handshake completes in its zone; the data stays there. */
+	for (i = 0; i < 2; i++) {
+		l3x_zone_in = zone[i];
+		send_tcp(&f, isn[i] + 1, iss[i] + 1, TCP_ACK, 0, NULL);
+		cr_assert_eq(nzc, i + 1, "zone %u: not accepted", zone[i]);
+		cr_assert_eq(zc[i].pcb->netif_hints.l3x_zone, zone[i]);
+		assert_pcb_is_flow(zc[i].pcb, &f);
+	}
+	for (i = 0; i < 2; i++) {
+		l3x_zone_in = zone[i];
+		send_tcp(&f, isn[i] + 1, iss[i] + 1, TCP_PSH | TCP_ACK, 0,
+			 data[i]);
+	}
+	l3x_zone_in = 0;
+	for (i = 0; i < 2; i++) {
+		cr_assert_eq(zc[i].rxlen, strlen(data[i]), "zone %u: %zu bytes",
+			     zone[i], zc[i].rxlen);
+		cr_assert_eq(memcmp(zc[i].rx, data[i], zc[i].rxlen), 0);
+	}
+	/* What a connection sends names its zone to the netif. */
+	ncap = 0;
+	cr_assert_eq(tcp_write(zc[1].pcb, "x", 1, TCP_WRITE_FLAG_COPY), ERR_OK);
+	cr_assert_eq(tcp_output(zc[1].pcb), ERR_OK);
+	s = parsed(0);
+	cr_assert_eq(s.seq, iss[1] + 1);
+	cr_assert_eq(cap[0].zone, 200);
+	/* A segment of zone 0 finds neither: a reset, both stay. */
+	ncap = 0;
+	send_tcp(&f, isn[0] + 4, iss[0] + 1, TCP_ACK, 0, "z");
+	s = parsed(0);
+	cr_assert(s.flags & TCP_RST, "flags %#x", s.flags);
+	cr_assert_eq(zc[0].rxlen, 3);
+	for (i = 0; i < 2; i++)
+		tcp_abort(zc[i].pcb);
+	tcp_close(l);
 }
 
 Test(anydest, tcp_listener_without_flag_leaves_other_ports_to_rst)

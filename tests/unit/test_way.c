@@ -98,3 +98,29 @@ Test(way, a_full_chain_refuses_and_keeps_the_ways_it_has)
 	cr_assert_not_null(w[16]);
 	l3x_ways_close(t);
 }
+
+Test(way, the_zone_is_part_of_the_key)
+{
+	struct l3x_ways *t = l3x_ways_open(100);
+	struct l3x_flow_key k100 = key4(0x01020304, 5000), k200 = k100;
+	struct l3x_way *w100, *w200;
+	int err = 0;
+
+	cr_assert_not_null(t);
+	k100.zone = 100;
+	k200.zone = 200;
+	w100 = l3x_ways_add(t, &k100, hdr_a, sizeof(hdr_a), 1, 0, &err);
+	cr_assert_not_null(w100);
+	cr_assert_null(l3x_ways_find(t, &k200),
+		       "VLAN 200 found VLAN 100's way");
+	/* The same 4-tuple in another zone is another way, its own header. */
+	w200 = l3x_ways_add(t, &k200, hdr_b, sizeof(hdr_b), 1, 0, &err);
+	cr_assert_not_null(w200);
+	cr_assert_neq(w200, w100);
+	cr_assert_eq(l3x_ways_find(t, &k100), w100);
+	cr_assert_eq(l3x_ways_find(t, &k200), w200);
+	cr_assert_eq(memcmp(w200->hdr, hdr_b, sizeof(hdr_b)), 0);
+	cr_assert_eq(memcmp(w100->hdr, hdr_a, sizeof(hdr_a)), 0);
+	cr_assert_eq(l3x_ways_count(t), 2);
+	l3x_ways_close(t);
+}
