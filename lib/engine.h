@@ -123,6 +123,9 @@ struct l3x_stack {
 	struct {
 		struct l3x_stream *head, *tail;
 	} udp_idle[2];
+	/* UDP requests (defer_accept) and dropped ones kept to silence
+	 * retries, in deadline order (all wait request_timeout_ms) */
+	struct l3x_stream *udp_rq_head, *udp_rq_tail;
 	struct l3x_bound_set *_Atomic bound; /* replaced under wlock */
 
 	/* XDP source */

@@ -126,6 +126,11 @@ struct l3x_stream {
 	uint32_t last_active;			/* sys_now() ms */
 	uint64_t rx_dgrams;			/* datagrams delivered */
 	uint64_t tx_sent;			/* datagrams taken */
+	/* UDP request (defer_accept): the first datagram's IP header, UDP
+	 * header and, for IPv6, as much data as an ICMPv6 error quotes */
+	struct l3x_stream *urq_prev, *urq_next; /* stack's request list */
+	uint8_t *rq_quote;
+	uint16_t rq_quote_len;
 	/* memory: what is allocated for what this flow received and the
 	 * application has not yet let go (chains, the staging buffer) */
 	uint64_t rx_charge;
@@ -171,8 +176,11 @@ struct l3x_stream {
 #define EF_STAGED	0x4000u	 /* TCP: on the stack's staged list */
 #define EF_CLAMPED	0x8000u	 /* TCP: window held back for memory */
 #define EF_STAGE_BIG	0x10000u /* TCP: next staging buffer the big one */
-#define EF_REQUEST	0x20000u /* TCP: a request not yet answered */
+#define EF_REQUEST	0x20000u /* a request not yet answered */
 #define EF_SYNACK	0x40000u /* TCP: request accepted, handshake not done */
+#define EF_HUSH                                                                \
+	0x80000u /* UDP: a dropped request, kept to drop                       \
+		  * the client's retries for a while */
 
 /* aflags */
 #define AF_ACCEPTED 0x1u

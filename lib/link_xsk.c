@@ -195,15 +195,42 @@ static bool answers_cur(const struct link_xsk *lx,
 	       in.rport == out->lport;
 }
 
-/* The way @p (an IP packet lwIP sends) takes: its flow's, else the frame
- * at hand's if it answers it; NULL (counted) when there is none. Its zone:
- * the sending PCB's (netif hint), else the frame at hand's. */
+/* An ICMP (ICMPv6) destination unreachable we send, @k its tuple: in *@f
+ * the flow of the datagram it quotes, as seen from our side (a refused
+ * UDP request, lib/udp.c, goes by its flow's way). */
+static bool icmp_quoted(const uint8_t *ip, uint32_t len,
+			const struct l3x_flow_key *k, struct l3x_flow_key *f)
+{
+	unsigned hl = k->family == 4 ? (ip[0] & 0xf) * 4u : 40;
+	struct l3x_flow_key in;
+
+	if (!(k->family == 4 && k->proto == 1 && len > hl && ip[hl] == 3) &&
+	    !(k->family == 6 && k->proto == 58 && len > hl && ip[hl] == 1))
+		return false;
+	if (len < hl + 8 || !ip_tuple(ip + hl + 8, len - hl - 8, &in) ||
+	    in.family != k->family)
+		return false;
+	memset(f, 0, sizeof(*f));
+	f->family = in.family;
+	f->proto = in.proto;
+	f->zone = k->zone;
+	f->lport = in.rport;
+	f->rport = in.lport;
+	memcpy(f->laddr, in.raddr, 16);
+	memcpy(f->raddr, in.laddr, 16);
+	return true;
+}
+
+/* The way @p (an IP packet lwIP sends) takes: its flow's (for an ICMP
+ * error, that of the datagram it quotes), else the frame at hand's if it
+ * answers it; NULL (counted) when there is none. Its zone: the sending
+ * PCB's (netif hint), else the frame at hand's. */
 static bool way_of(struct link_xsk *lx, struct pbuf *p, const uint8_t **hdr,
 		   unsigned *hlen, unsigned *qi)
 {
 	const struct netif_hint *hint = lx->link.st->netif.hints;
-	uint8_t ip[64];
-	struct l3x_flow_key k;
+	uint8_t ip[128];
+	struct l3x_flow_key k, f;
 	const struct l3x_way *w;
 	uint16_t n = p->tot_len < sizeof(ip) ? p->tot_len : sizeof(ip);
 
@@ -215,6 +242,8 @@ static bool way_of(struct link_xsk *lx, struct pbuf *p, const uint8_t **hdr,
 	else if (lx->in_input)
 		k.zone = lx->cur.zone;
 	w = l3x_ways_find(lx->ways, &k);
+	if (!w && icmp_quoted(ip, n, &k, &f))
+		w = l3x_ways_find(lx->ways, &f);
 	if (w) {
 		*hdr = w->hdr;
 		*hlen = w->hlen;

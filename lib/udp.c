@@ -20,12 +20,16 @@
  * Idle flows expire from the heads of two lists kept in activity order
  * (never answered, answered), so the timer costs O(expired), not
  * O(flows).
+ * With defer_accept a new flow is a request (the requests section below).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lwip/icmp.h"
+#include "lwip/inet_chksum.h"
 #include "lwip/ip.h"
+#include "lwip/prot/icmp6.h"
 #include "lwip/sys.h"
 #include "lwip/udp.h"
 
@@ -187,6 +191,146 @@ static void forget(struct l3x_stack *st, struct l3x_stream *s)
 	lru_del(st, s);
 }
 
+/* ------------------------------------------------------------ requests */
+
+/*
+ * Deferred accept (opts.defer_accept): a new flow is offered as a request,
+ * its datagrams held (at most udp_queue, as any flow's; the app reads none
+ * before it accepts). The app answers (udp_serve): REQ_ACCEPT lets it go
+ * on; REQ_ABORT (refuse) sends ICMP/ICMPv6 port unreachable quoting the
+ * first datagram and removes the flow; REQ_DROP or REQ_CLOSE (drop)
+ * removes it silently, but keeps its key in the table for
+ * request_timeout_ms (EF_HUSH), so that the client's retries are dropped
+ * (udp_rx_dropped) and make no new request. A request not answered within
+ * request_timeout_ms is dropped (l3x_udp_reap). Requests and hushed flows
+ * wait on one list in deadline order, as all wait the same time.
+ */
+static void urq_del(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (!(s->eflags & (EF_REQUEST | EF_HUSH)))
+		return;
+	if (s->urq_prev)
+		s->urq_prev->urq_next = s->urq_next;
+	else
+		st->udp_rq_head = s->urq_next;
+	if (s->urq_next)
+		s->urq_next->urq_prev = s->urq_prev;
+	else
+		st->udp_rq_tail = s->urq_prev;
+	s->urq_prev = s->urq_next = NULL;
+	s->eflags &= ~(EF_REQUEST | EF_HUSH);
+}
+
+static void urq_add(struct l3x_stack *st, struct l3x_stream *s, uint32_t flag)
+{
+	s->eflags |= flag;
+	s->rq_deadline = sys_now() + st->request_timeout_ms;
+	s->urq_next = NULL;
+	s->urq_prev = st->udp_rq_tail;
+	if (st->udp_rq_tail)
+		st->udp_rq_tail->urq_next = s;
+	else
+		st->udp_rq_head = s;
+	st->udp_rq_tail = s;
+}
+
+static void quote_free(struct l3x_stream *s)
+{
+	l3x_mem_free(L3X_MEM_FLOW, s->rq_quote);
+	s->rq_quote = NULL;
+	s->rq_quote_len = 0;
+}
+
+/* The start of datagram @p being input now, as an ICMP error quotes it:
+ * its IP header and UDP header (RFC 792), and for IPv6 as much of the rest
+ * as fits in 1280 bytes (RFC 4443). False: no memory (then no ICMP). */
+static bool quote_keep(struct l3x_stream *s, struct pbuf *p)
+{
+	const uint8_t *ip = s->family == 4
+				    ? (const uint8_t *)ip4_current_header()
+				    : (const uint8_t *)ip6_current_header();
+	const uint8_t *uh = (const uint8_t *)p->payload - UDP_HLEN;
+	size_t hl = ip_current_header_tot_len(), fixed = hl, n;
+	uint8_t *q;
+
+	/* The UDP header lies just before the data (udp_input() took it
+	 * off), after the IP headers unless reassembly moved them: then
+	 * the fixed header alone, saying UDP follows. */
+	if (s->family == 6 && uh != ip + hl)
+		fixed = IP6_HLEN;
+	n = fixed + UDP_HLEN;
+	if (s->family == 6) {
+		n += p->tot_len;
+		if (n > 1280 - IP6_HLEN - 8)
+			n = 1280 - IP6_HLEN - 8;
+	}
+	q = l3x_mem_alloc(L3X_MEM_FLOW, n);
+	if (!q)
+		return false;
+	memcpy(q, ip, fixed);
+	if (fixed != hl)
+		q[6] = IP_PROTO_UDP; /* next header */
+	memcpy(q + fixed, uh, UDP_HLEN);
+	if (n > fixed + UDP_HLEN)
+		pbuf_copy_partial(p, q + fixed + UDP_HLEN,
+				  (u16_t)(n - fixed - UDP_HLEN), 0);
+	s->rq_quote = q;
+	s->rq_quote_len = (uint16_t)n;
+	return true;
+}
+
+/* Refuse request @s: port unreachable to its client, from its original
+ * destination, by the flow's way back (the link finds it from the quoted
+ * datagram: lib/link_xsk.c way_of()). */
+static void refuse_send(struct l3x_stack *st, struct l3x_stream *s)
+{
+	struct netif_hint hint, *saved = st->netif.hints;
+	bool v4 = s->family == 4;
+	ip_addr_t src, dst;
+	struct pbuf *p;
+	uint8_t *h;
+	u16_t sum;
+	err_t err;
+
+	if (!s->rq_quote)
+		return;
+	p = pbuf_alloc(PBUF_IP, (u16_t)(8 + s->rq_quote_len), PBUF_RAM);
+	if (!p) {
+		STAT_INC(st, udp_tx_failed);
+		return;
+	}
+	h = p->payload;
+	memset(h, 0, 8);
+	h[0] = v4 ? ICMP_DUR : ICMP6_TYPE_DUR;
+	h[1] = v4 ? ICMP_DUR_PORT : ICMP6_DUR_PORT;
+	memcpy(h + 8, s->rq_quote, s->rq_quote_len);
+	bytes_addr(s->family, s->dst_addr, &src);
+	bytes_addr(s->family, s->client_addr, &dst);
+	if (v4)
+		sum = inet_chksum(h, p->len);
+	else
+		sum = ip_chksum_pseudo(p, IP6_NEXTH_ICMP6, p->tot_len, &src,
+				       &dst);
+	memcpy(h + 2, &sum, 2);
+	memset(&hint, 0, sizeof(hint));
+	hint.l3x_zone = s->zone;
+	st->netif.hints = &hint;
+	err = ip_output_if(p, &src, &dst, v4 ? ICMP_TTL : 255, 0,
+			   v4 ? IP_PROTO_ICMP : IP6_NEXTH_ICMP6, &st->netif);
+	st->netif.hints = saved;
+	pbuf_free(p);
+	if (err != ERR_OK)
+		STAT_INC(st, udp_tx_failed);
+}
+
+/* Hushed flow @s (the app let go of it) ends: out of the table, freed. */
+static void hush_end(struct l3x_stack *st, struct l3x_stream *s)
+{
+	urq_del(st, s);
+	forget(st, s);
+	l3x_flow_release(s);
+}
+
 /* ------------------------------------------------------------ receive */
 
 static struct l3x_stream *find_bound(struct l3x_stack *st, uint8_t family,
@@ -238,6 +382,12 @@ static bool evict_quiet(struct l3x_stack *st)
 
 	if (!s || st->flows_outside[L3X_FLOW_UDP] >= L3X_UDP_EVICTED_MAX)
 		return false;
+	if (s->eflags & EF_HUSH) {
+		hush_end(st, s);
+		return true;
+	}
+	urq_del(st, s);
+	quote_free(s);
 	forget(st, s);
 	l3x_flow_unbudget(s);
 	/* Release: before the app sees the bits. */
@@ -276,7 +426,7 @@ static bool admit(struct l3x_stack *st, uint8_t family, const uint8_t *ca,
 static struct l3x_stream *new_flow(struct l3x_stack *st, uint32_t zone,
 				   uint8_t family, const uint8_t *ca,
 				   uint16_t cp, const uint8_t *da, uint16_t dp,
-				   uint32_t chain)
+				   uint32_t chain, struct pbuf *p)
 {
 	struct l3x_stream *s, **head;
 	struct l3x_worker *w;
@@ -307,6 +457,13 @@ static struct l3x_stream *new_flow(struct l3x_stack *st, uint32_t zone,
 	*head = s;
 	s->eflags |= EF_HASHED;
 	lru_add(st, s);
+	if (st->defer_accept) {
+		/* Before the offer: the app reads request after it. */
+		s->request = true;
+		quote_keep(s, p); /* without it, a refusal sends nothing */
+		urq_add(st, s, EF_REQUEST);
+		STAT_INC(st, udp_requests);
+	}
 	l3x_flow_offer(s);
 	STAT_INC(st, udp_flows);
 	return s;
@@ -435,12 +592,17 @@ static void on_udp(void *arg, struct udp_pcb *pcb, struct pbuf *p,
 	}
 	s = find_flow(st, l3x_zone_in, family, ca, port, da, dp, &chain);
 	if (!s) {
-		s = new_flow(st, l3x_zone_in, family, ca, port, da, dp, chain);
+		s = new_flow(st, l3x_zone_in, family, ca, port, da, dp, chain,
+			     p);
 		if (!s) {
 			STAT_INC(st, udp_refused);
 			pbuf_free(p);
 			return;
 		}
+	} else if (s->eflags & EF_HUSH) {
+		STAT_INC(st, udp_rx_dropped); /* a dropped request's retry */
+		pbuf_free(p);
+		return;
 	} else {
 		touch(st, s);
 	}
@@ -558,6 +720,35 @@ static void tx_all(struct l3x_stack *st, struct l3x_stream *s)
 		l3x_flow_notify(s);
 }
 
+/* The app's answer to request @s in @req, if any: true when @s is done
+ * with (refused: released; dropped: hushed). */
+static bool request_answer(struct l3x_stack *st, struct l3x_stream *s,
+			   uint32_t req)
+{
+	if (req & REQ_ACCEPT) {
+		urq_del(st, s);
+		quote_free(s);
+		l3x_flow_notify(s); /* what it holds is readable now */
+		return false;
+	}
+	if (!(req & (REQ_ABORT | REQ_DROP | REQ_CLOSE)))
+		return false;
+	s->eflags |= EF_APP_DONE;
+	urq_del(st, s);
+	if (req & REQ_ABORT) {
+		STAT_INC(st, udp_requests_refused);
+		refuse_send(st, s);
+		quote_free(s);
+		forget(st, s);
+		l3x_flow_release(s);
+		return true;
+	}
+	STAT_INC(st, udp_requests_dropped);
+	quote_free(s);
+	urq_add(st, s, EF_HUSH);
+	return true;
+}
+
 static void udp_serve(struct l3x_stream *s)
 {
 	struct l3x_stack *st = s->w->st;
@@ -567,6 +758,8 @@ static void udp_serve(struct l3x_stream *s)
 	/* Acq_rel: as in tcp.c tcp_serve(). */
 	req = atomic_exchange_explicit(&s->req, 0, memory_order_acq_rel);
 	l3x_flow_link(s);
+	if ((s->eflags & EF_REQUEST) && request_answer(st, s, req))
+		return;
 	/* Acquire: pairs with the app's release after reading them. */
 	done = atomic_load_explicit(&s->rx_done, memory_order_acquire);
 	while (s->rx_reclaimed < done) {
@@ -595,10 +788,32 @@ void l3x_udp_reap(struct l3x_stack *st)
 	struct l3x_stream *s;
 	unsigned l;
 
+	while ((s = st->udp_rq_head) && (int32_t)(now - s->rq_deadline) >= 0) {
+		if (s->eflags & EF_HUSH) {
+			hush_end(st, s);
+			continue;
+		}
+		urq_del(st, s);
+		quote_free(s);
+		forget(st, s);
+		STAT_INC(st, udp_requests_timed_out);
+		atomic_store_explicit(&s->err, -ETIMEDOUT,
+				      memory_order_relaxed);
+		/* Release: err before the state bits that announce it. */
+		atomic_fetch_or_explicit(&s->state, ST_ERROR | ST_GONE,
+					 memory_order_release);
+		l3x_flow_notify(s);
+	}
 	for (l = QUIET; l <= ANSWERED; l++) {
 		while ((s = st->udp_idle[l].head) &&
 		       (int32_t)(now - s->last_active) >=
 			       (int32_t)st->udp_idle_ms) {
+			if (s->eflags & EF_HUSH) {
+				hush_end(st, s);
+				continue;
+			}
+			urq_del(st, s);
+			quote_free(s);
 			forget(st, s);
 			/* Release: before the app sees the bits. */
 			atomic_fetch_or_explicit(&s->state, ST_EOF | ST_GONE,
@@ -651,11 +866,21 @@ void l3x_udp_close_all(struct l3x_stack *st)
 /* The worker of @s was closed: no datagram may find it any more. */
 static void udp_gone(struct l3x_stream *s)
 {
+	urq_del(s->w->st, s);
+	quote_free(s);
 	forget(s->w->st, s);
 	bound_forget(s);
+}
+
+/* @s is about to be freed: off the request list, its quote freed. */
+static void udp_release(struct l3x_stream *s)
+{
+	urq_del(s->w->st, s);
+	quote_free(s);
 }
 
 const struct l3x_flow_ops l3x_udp_ops = {
 	.serve = udp_serve,
 	.gone = udp_gone,
+	.release = udp_release,
 };

@@ -35,9 +35,16 @@ static struct pbuf *udp_peek(struct l3x_stream *s)
 	return l3x_stream_rx_next(s->rx_chain);
 }
 
+/* A request not yet accepted: its datagrams are held (defer_accept; the
+ * engine set request before it offered @s). */
+static bool unanswered(const struct l3x_stream *s)
+{
+	return s->request && !(s->aflags & AF_ANSWERED);
+}
+
 bool l3x_udp_readable(struct l3x_stream *s)
 {
-	return udp_peek(s) != NULL;
+	return !unanswered(s) && udp_peek(s) != NULL;
 }
 
 static void udp_take(struct l3x_stream *s, struct pbuf *c)
@@ -63,6 +70,12 @@ long l3x_udp__recvfrom(struct l3x_udp *u, void *buf, size_t len,
 
 	if (!is_udp(s) || (!buf && len))
 		return -EINVAL;
+	if (unanswered(s)) {
+		state = atomic_load_explicit(&s->state, memory_order_acquire);
+		return state & ST_ERROR ? atomic_load_explicit(
+						  &s->err, memory_order_relaxed)
+					: -EAGAIN;
+	}
 	c = udp_peek(s);
 	if (!c) {
 		state = atomic_load_explicit(&s->state, memory_order_acquire);
@@ -146,7 +159,39 @@ long l3x_udp__send(struct l3x_udp *u, const void *buf, size_t len)
 
 	if (!is_udp(s) || (!buf && len) || s->bound)
 		return -EINVAL;
+	if (unanswered(s))
+		return -ENOTCONN;
 	return udp_queue_send(s, NULL, 0, buf, len);
+}
+
+int l3x_udp__answer(struct l3x_udp *u, enum l3x_answer answer)
+{
+	struct l3x_stream *s = U(u);
+	uint32_t state;
+
+	if (!is_udp(s) || !s->request || (unsigned)answer > L3X_ANSWER_DROP)
+		return -EINVAL;
+	if (s->aflags & AF_ANSWERED)
+		return -EALREADY;
+	switch (answer) {
+	case L3X_ANSWER_ACCEPT:
+		state = atomic_load_explicit(&s->state, memory_order_acquire);
+		if (state & ST_ERROR)
+			return atomic_load_explicit(&s->err,
+						    memory_order_relaxed);
+		s->aflags |= AF_ANSWERED;
+		l3x_stream_request(s, REQ_ACCEPT);
+		/* Held datagrams may wait already: report them. */
+		if (l3x_udp_readable(s))
+			l3x_stream_ready_add(s->w, s);
+		return 0;
+	case L3X_ANSWER_REFUSE:
+		l3x_stream_done(s, REQ_ABORT); /* ICMP port unreachable */
+		return 0;
+	default:
+		l3x_stream_done(s, REQ_DROP);
+		return 0;
+	}
 }
 
 /* A sockaddr as family, address bytes and port. */

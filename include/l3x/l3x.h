@@ -613,6 +613,13 @@ struct l3x_stack_stats {
 					  * unanswered): nothing sent */
 	uint64_t tcp_requests_timed_out; /* not answered within
 					  * request_timeout_ms: dropped */
+	uint64_t udp_requests;		 /* new UDP flows made requests */
+	uint64_t udp_requests_refused;	 /* answered refuse: ICMP port
+					  * unreachable sent */
+	uint64_t udp_requests_dropped;	 /* answered drop (or closed
+					  * unanswered): nothing sent */
+	uint64_t udp_requests_timed_out; /* not answered within
+					  * request_timeout_ms: dropped */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that
@@ -976,6 +983,29 @@ L3X_API long l3x_udp__sendto(struct l3x_udp *u, const void *buf, size_t len,
 L3X_API struct l3x_udp *l3x_udp__bind(struct l3x_worker *w,
 				      const struct sockaddr *addr,
 				      size_t addr_sz);
+
+/*
+ * l3x_udp__answer() - with opts.defer_accept, l3x_worker__accept_udp()
+ * returns each new flow as a request: its first datagram has come and is
+ * held (with later ones, at most opts.udp_queue; more are dropped,
+ * counted in udp_rx_dropped). Until accepted, recv gives -EAGAIN and send
+ * -ENOTCONN. The application answers it once (enum l3x_answer):
+ *   L3X_ANSWER_ACCEPT  the flow goes on as any other: the held datagrams
+ *                      are readable (L3X_EV_READABLE);
+ *   L3X_ANSWER_REFUSE  the client gets ICMP (ICMPv6) port unreachable
+ *                      quoting its first datagram, as from a closed port;
+ *   L3X_ANSWER_DROP    nothing is sent, as from a filtered address; the
+ *                      client's datagrams of the next request_timeout_ms
+ *                      are dropped (udp_rx_dropped) and make no request.
+ * Refuse and drop end the handle, as l3x_udp__close() does; closing an
+ * unanswered request drops it. A request not answered within
+ * opts.request_timeout_ms is dropped: the flow reports L3X_EV_ERROR,
+ * recv gives -ETIMEDOUT, and it is closed as any other. Returns 0;
+ * -EINVAL bad @answer, @u not a UDP flow or not a request; -EALREADY
+ * accepted already; ACCEPT on a request that timed out returns
+ * -ETIMEDOUT (close it). Owner thread only.
+ */
+L3X_API int l3x_udp__answer(struct l3x_udp *u, enum l3x_answer answer);
 
 /*
  * l3x_udp__close() - done with a flow or bound socket; datagrams queued

@@ -5,7 +5,9 @@
  * client over a TUN in a namespace of the test's own (helpers.h): accept
  * (the handshake completes only then, data flows), refuse (ECONNREFUSED),
  * drop (the client hears nothing), and the timeout of a request nobody
- * answers, whether the application took it or not.
+ * answers, whether the application took it or not. UDP likewise: the
+ * first datagram of a flow is the request (accept delivers what is held,
+ * refuse sends ICMP port unreachable, drop hushes the client for a while).
  */
 #include <errno.h>
 #include <poll.h>
@@ -339,4 +341,223 @@ Test(defer, request_timeout_out_of_range_is_einval, .timeout = 20)
 	o.request_timeout_ms = 20000;
 	cr_assert_null(l3x_stack__open(&o));
 	cr_assert_eq(errno, EINVAL);
+}
+
+/* ------------------------------------------------------------ udp */
+
+/* A stack in request mode on TUN with UDP rules for both prefixes. */
+static struct l3x_worker *udp_defer_up(uint32_t timeout_ms)
+{
+	struct l3x_worker *w = defer_up(timeout_ms);
+
+	add_rule_text("udp " NET4);
+	add_rule_text("udp " NET6);
+	return w;
+}
+
+/* A kernel UDP socket connected to @ip:@port that has sent @msg. */
+static int udp_client(const char *ip, uint16_t port, const char *msg)
+{
+	struct sockaddr_storage dst;
+	socklen_t dl = sa_make(ip, port, &dst);
+	int fd = socket(dst.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&dst, dl), 0);
+	cr_assert_eq(send(fd, msg, strlen(msg), 0), (ssize_t)strlen(msg));
+	return fd;
+}
+
+/* The request the client's first datagram made, within 2 s. */
+static struct l3x_udp *udp_request_take(struct l3x_worker *w)
+{
+	uint64_t end = now_ms() + 2000;
+	struct l3x_udp *u;
+
+	while (!(u = l3x_worker__accept_udp(w)) && now_ms() < end)
+		worker_step(w, 20);
+	cr_assert_not_null(u, "no UDP request");
+	return u;
+}
+
+/* What the client's socket hears within @ms: 0 nothing, else the byte
+ * count of a datagram (into @buf) or -errno (a pending ICMP error). */
+static long udp_client_hears(int fd, char *buf, size_t n, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t r;
+
+	if (poll(&p, 1, ms) == 0)
+		return 0;
+	r = recv(fd, buf, n, 0);
+	return r < 0 ? -errno : r;
+}
+
+/* Accept UDP request @u's datagrams, read in order after the accept. */
+static void udp_read_expect(struct l3x_worker *w, struct l3x_udp *u,
+			    const char *want)
+{
+	uint64_t end = now_ms() + 2000;
+	char buf[64];
+	long r;
+
+	while ((r = l3x_udp__recv(u, buf, sizeof(buf))) == -EAGAIN &&
+	       now_ms() < end)
+		worker_step(w, 20);
+	cr_assert_eq(r, (long)strlen(want), "recv %ld, want '%s'", r, want);
+	cr_assert_eq(memcmp(buf, want, (size_t)r), 0);
+}
+
+Test(defer, udp_accept_delivers_the_held_datagrams_and_replies_go_out,
+     .timeout = 20)
+{
+	struct l3x_worker *w = udp_defer_up(5000);
+	struct l3x_stack_stats ss;
+	struct l3x_udp *u;
+	char buf[64];
+	int fd;
+
+	fd = udp_client("198.51.100.50", 5300, "first");
+	u = udp_request_take(w);
+	cr_assert_eq(send(fd, "second", 6, 0), 6);
+	/* Held: nothing to read or send before the answer, no second
+	 * request, nothing back to the client. */
+	worker_step(w, 200);
+	cr_assert_null(l3x_worker__accept_udp(w), "a second request");
+	cr_assert_eq(l3x_udp__recv(u, buf, sizeof(buf)), -EAGAIN);
+	cr_assert_eq(l3x_udp__send(u, "x", 1), -ENOTCONN);
+	cr_assert_eq(udp_client_hears(fd, buf, sizeof(buf), 0), 0);
+	cr_assert_eq(l3x_udp__answer(u, L3X_ANSWER_ACCEPT), 0);
+	cr_assert_eq(l3x_udp__answer(u, L3X_ANSWER_ACCEPT), -EALREADY);
+	udp_read_expect(w, u, "first");
+	udp_read_expect(w, u, "second");
+	cr_assert_eq(l3x_udp__send(u, "reply", 5), 5);
+	worker_step(w, 50);
+	cr_assert_eq(udp_client_hears(fd, buf, sizeof(buf), 2000), 5,
+		     "no reply after accept");
+	cr_assert_eq(memcmp(buf, "reply", 5), 0);
+	ss = stats_now();
+	cr_assert_eq(ss.udp_requests, 1);
+	cr_assert_eq(ss.udp_flows, 1);
+	cr_assert_eq(ss.udp_requests_refused + ss.udp_requests_dropped +
+			     ss.udp_requests_timed_out,
+		     0);
+	close(fd);
+	l3x_udp__close(u);
+	stack_worker_down(w, 0);
+}
+
+static void udp_refuse_test(const char *ip)
+{
+	struct l3x_worker *w = udp_defer_up(5000);
+	struct l3x_udp *u;
+	char buf[64];
+	int fd;
+
+	fd = udp_client(ip, 5301, "question");
+	u = udp_request_take(w);
+	cr_assert_eq(l3x_udp__answer(u, L3X_ANSWER_REFUSE), 0);
+	worker_step(w, 50);
+	cr_assert_eq(udp_client_hears(fd, buf, sizeof(buf), 2000),
+		     -ECONNREFUSED, "to %s: want ECONNREFUSED", ip);
+	cr_assert_eq(
+		STATS_WAIT(udp_requests_refused, 1, 1000).udp_requests_refused,
+		1);
+	/* The flow is gone: a new datagram is a new request. */
+	cr_assert_eq(send(fd, "again", 5, 0), 5);
+	u = udp_request_take(w);
+	cr_assert_eq(l3x_udp__answer(u, L3X_ANSWER_REFUSE), 0);
+	worker_step(w, 50);
+	cr_assert_eq(udp_client_hears(fd, buf, sizeof(buf), 2000),
+		     -ECONNREFUSED);
+	cr_assert_eq(stats_now().udp_requests, 2);
+	close(fd);
+	stack_worker_down(w, 0);
+}
+
+Test(defer, udp_refuse_gives_the_client_econnrefused, .timeout = 20)
+{
+	udp_refuse_test("198.51.100.51");
+}
+
+Test(defer, udp_refuse_over_ipv6_gives_econnrefused, .timeout = 20)
+{
+	udp_refuse_test("2001:db8:100::51");
+}
+
+Test(defer, udp_drop_is_silent_and_retries_make_no_request, .timeout = 20)
+{
+	struct l3x_worker *w = udp_defer_up(600);
+	struct l3x_stack_stats ss;
+	struct l3x_udp *u;
+	char buf[64];
+	int fd, i;
+
+	fd = udp_client("198.51.100.52", 5302, "q0");
+	u = udp_request_take(w);
+	cr_assert_eq(l3x_udp__answer(u, L3X_ANSWER_DROP), 0);
+	cr_assert_eq(
+		STATS_WAIT(udp_requests_dropped, 1, 1000).udp_requests_dropped,
+		1);
+	ss = stats_now();
+	for (i = 0; i < 3; i++)
+		cr_assert_eq(send(fd, "retry", 5, 0), 5);
+	ss = STATS_WAIT(udp_rx_dropped, ss.udp_rx_dropped + 3, 1000);
+	worker_step(w, 100);
+	cr_assert_null(l3x_worker__accept_udp(w),
+		       "a retry within the quiet time made a request");
+	cr_assert_eq(ss.udp_requests, 1);
+	cr_assert_eq(udp_client_hears(fd, buf, sizeof(buf), 200), 0,
+		     "the client heard something after drop");
+	/* After the quiet time the client is new again. */
+	usleep(800 * 1000);
+	cr_assert_eq(send(fd, "later", 5, 0), 5);
+	u = udp_request_take(w);
+	l3x_udp__close(u); /* closing unanswered: a drop */
+	cr_assert_eq(
+		STATS_WAIT(udp_requests_dropped, 2, 1000).udp_requests_dropped,
+		2);
+	cr_assert_eq(udp_client_hears(fd, buf, sizeof(buf), 0), 0);
+	close(fd);
+	stack_worker_down(w, 0);
+}
+
+Test(defer, udp_a_request_not_answered_times_out, .timeout = 20)
+{
+	struct l3x_worker *w = udp_defer_up(300);
+	struct l3x_udp *u;
+	char buf[64];
+	int fd;
+
+	fd = udp_client("2001:db8:100::53", 5303, "hello");
+	u = udp_request_take(w);
+	cr_assert(wait_ev(w, (struct l3x_stream *)u, L3X_EV_ERROR, 2000),
+		  "no L3X_EV_ERROR for a UDP request past its timeout");
+	cr_assert_eq(stats_now().udp_requests_timed_out, 1);
+	cr_assert_eq(l3x_udp__recv(u, buf, sizeof(buf)), -ETIMEDOUT);
+	cr_assert_eq(l3x_udp__answer(u, L3X_ANSWER_ACCEPT), -ETIMEDOUT);
+	cr_assert_eq(udp_client_hears(fd, buf, sizeof(buf), 0), 0);
+	log_forget((struct l3x_stream *)u);
+	l3x_udp__close(u);
+	close(fd);
+	stack_worker_down(w, 0);
+}
+
+Test(defer, udp_answers_are_checked, .timeout = 20)
+{
+	struct l3x_worker *w;
+	struct l3x_udp *u;
+	int fd;
+
+	w = stack_worker_up(L3X_SOURCE_TUN); /* no defer_accept */
+	add_rule_text("udp " NET4);
+	fd = udp_client("198.51.100.54", 5304, "x");
+	u = udp_request_take(w);
+	cr_assert_eq(l3x_udp__answer(u, L3X_ANSWER_ACCEPT), -EINVAL);
+	cr_assert_eq(l3x_udp__answer(NULL, L3X_ANSWER_DROP), -EINVAL);
+	cr_assert_eq(l3x_udp__answer(u, (enum l3x_answer)7), -EINVAL);
+	cr_assert_eq(stats_now().udp_requests, 0);
+	l3x_udp__close(u);
+	close(fd);
+	stack_worker_down(w, 0);
 }
