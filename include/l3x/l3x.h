@@ -452,11 +452,14 @@ struct l3x_stack_opts {
 	 * l3x_stream__answer(). Requests count in max_half_open; past it
 	 * syncookies applies as without this (a cookie connection is no
 	 * request: it is accepted as today), and with
-	 * L3X_SYNCOOKIES_ALWAYS no SYN makes a request. */
+	 * L3X_SYNCOOKIES_ALWAYS no SYN makes a request. A new UDP flow is
+	 * a request too, answered with l3x_udp__answer(). */
 	bool defer_accept;
 	uint32_t request_timeout_ms; /* a request not answered within this
-				      * is dropped (tcp_requests_timed_out).
-				      * Default 5000, 100 to 15000 */
+				      * is dropped (tcp_requests_timed_out,
+				      * udp_requests_timed_out); a dropped
+				      * UDP request's client is hushed this
+				      * long. Default 5000, 100 to 15000 */
 	size_t : 0;
 };
 
