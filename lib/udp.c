@@ -772,7 +772,8 @@ static void udp_serve(struct l3x_stream *s)
 		s->rx_reclaimed++;
 	}
 	tx_all(st, s);
-	if (req & (REQ_CLOSE | REQ_ABORT)) {
+	/* REQ_DROP here: a request answered after it timed out. */
+	if (req & (REQ_CLOSE | REQ_ABORT | REQ_DROP)) {
 		s->eflags |= EF_APP_DONE;
 		forget(st, s);
 		bound_forget(s);

@@ -21,9 +21,11 @@
  * upstream that refuses has the client refused (RST, ECONNREFUSED); one
  * that times out (--connect-timeout, SOCKS5 handshake included) or cannot
  * be reached has the request dropped: the client hears nothing, as from
- * the destination. With --no-defer (or a connection the stack made from a
- * SYN cookie) the client's handshake completed before we heard of it, and
- * a RST is the nearest to what the destination did.
+ * the destination. A new UDP flow is a request as well, accepted when
+ * its upstream is ready (a proxy's UDP ASSOCIATE granted), refused (ICMP
+ * port unreachable) or dropped as a TCP one is. With --no-defer (or a
+ * connection the stack made from a SYN cookie) the client's handshake completed
+ * before we heard of it, and a RST is the nearest to what the destination did.
  *
  * Ends map across: a FIN from one side is passed on (shutdown) once its
  * buffer is out; a RST from one side resets the other. UDP
@@ -121,7 +123,8 @@ struct rconn {
 	uint32_t hs_len;
 	bool c_eof, u_eof;   /* FIN read from client, upstream */
 	bool c_shut, u_shut; /* FIN passed to upstream, client */
-	bool request;	     /* R_TCP: the client's SYN not yet answered */
+	bool request; /* the client's SYN (R_TCP) or first datagram (R_UDP)
+		       * not yet answered */
 	bool closed;
 	struct rconn *next, **pprev; /* the worker's open conns */
 };
@@ -376,13 +379,18 @@ static void conn_end(struct worker *w, struct rconn *c, bool reset)
 static void upstream_failed(struct worker *w, struct rconn *c, int err)
 {
 	count(&w->n.fail[fail_of(err)], 1);
-	if (c->request && c->s) {
+	if (c->request && (c->s || c->u)) {
 		bool refuse = err == ECONNREFUSED;
+		enum l3x_answer an =
+			refuse ? L3X_ANSWER_REFUSE : L3X_ANSWER_DROP;
 
-		l3x_stream__answer(c->s, refuse ? L3X_ANSWER_REFUSE
-						: L3X_ANSWER_DROP);
+		if (c->s)
+			l3x_stream__answer(c->s, an);
+		else
+			l3x_udp__answer(c->u, an); /* ICMP port unreachable */
 		count(refuse ? &w->n.client_refused : &w->n.client_dropped, 1);
 		c->s = NULL; /* the answer ended the handle */
+		c->u = NULL;
 	}
 	conn_end(w, c, true);
 }
@@ -817,9 +825,12 @@ static int relay_ready(struct worker *w, struct rconn *c)
 	    (!dbuf_take(&c->cu, cap) || !dbuf_take(&c->uc, cap)))
 		return ENOMEM;
 	if (c->request) {
-		/* Now the client's handshake: -ETIMEDOUT when the stack
-		 * gave up on the request first. */
-		err = l3x_stream__answer(c->s, L3X_ANSWER_ACCEPT);
+		/* Now the client's handshake (UDP: its held datagrams go
+		 * up): -ETIMEDOUT when the stack gave up on the request
+		 * first. */
+		err = c->kind == R_TCP
+			      ? l3x_stream__answer(c->s, L3X_ANSWER_ACCEPT)
+			      : l3x_udp__answer(c->u, L3X_ANSWER_ACCEPT);
 		if (err)
 			return -err;
 		c->request = false;
@@ -882,7 +893,7 @@ static void start_upstream(struct worker *w, struct rconn *c)
 {
 	const struct args *a = w->srv->a;
 	int type = c->kind == R_TCP || a->socks ? SOCK_STREAM : SOCK_DGRAM;
-	int fd;
+	int fd, err;
 
 	c->deadline = now_ns() + (uint64_t)a->connect_ms * 1000000;
 	fd = upstream_socket(w, c, type, a->socks ? &a->proxy : &c->dst);
@@ -893,7 +904,11 @@ static void start_upstream(struct worker *w, struct rconn *c)
 	if (type == SOCK_DGRAM) {
 		/* Direct UDP: nothing to wait for. */
 		c->ufd = fd;
-		relay_ready(w, c);
+		err = relay_ready(w, c);
+		if (err) {
+			upstream_failed(w, c, err);
+			return;
+		}
 	} else {
 		c->fd = fd;
 	}
@@ -952,6 +967,7 @@ static int accept_all(struct worker *w)
 			continue;
 		}
 		c->u = u;
+		c->request = !w->srv->a->no_defer; /* its first datagram */
 		l3x_udp__set_user(u, c);
 		l3x_udp__orig_dst_addr(u, (void *)&c->dst, sizeof(c->dst));
 		start_upstream(w, c);
