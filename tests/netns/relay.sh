@@ -34,6 +34,10 @@
 #      its handshake instead (checked on direct);
 #   6. UDP echo to both families, every datagram back exact from the
 #      address it was sent to; the flows expire after --udp-idle.
+#   7. UDP connect before accept: through a proxy that refuses (nothing
+#      listens on its port), a client's first datagram is answered with
+#      ICMP port unreachable by the way back of XDP: its connected socket
+#      gets ECONNREFUSED, IPv4 and IPv6.
 # Then: bad options give one line and exit 1.
 . "$(dirname "$0")/testbed.bash"
 require_root_netns
@@ -437,6 +441,43 @@ nodefer_checks() {
 		not_ok "$up --no-defer: requests made: $RLINE"
 }
 
+# udp_result IP PORT SECONDS: what a connected UDP socket that sent one
+# datagram hears: refused (ICMP port unreachable), timeout, or answered.
+udp_result() {
+	nsc $PY - "$@" <<'EOF'
+import socket, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.settimeout(float(sys.argv[3]))
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.send(b"hello")
+try:
+    s.recv(2048)
+    print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except (socket.timeout, TimeoutError):
+    print("timeout")
+except OSError as e:
+    print(e)
+EOF
+}
+
+# A proxy port where nothing listens: every upstream is refused, so every
+# UDP request is refused with ICMP port unreachable (deferred accept).
+udp_refuse_checks() {
+	local up=socks5://127.0.0.1:1099
+	relay_start "$up" || return
+	expect_eq "$up: a refused UDP upstream: the client's connected socket gets ECONNREFUSED (ICMP by the XDP way back)" \
+		"$(udp_result 198.51.100.20 7 3)" refused
+	expect_eq "$up: a refused UDP upstream over IPv6: ECONNREFUSED (ICMPv6)" \
+		"$(udp_result 2001:db8:100::20 7 3)" refused
+	relay_stop "$up"
+	[ "$(rcounter udp_requests_refused)" = 2 ] &&
+		ok "$up: UDP requests refused counted (2)" ||
+		not_ok "$up: udp_requests_refused not 2: $RLINE"
+}
+
 udp_checks() {
 	local up=$1
 	check "$up: UDP echo through the relay, IPv4" \
@@ -551,6 +592,7 @@ origin || { not_ok "testbed: cannot build the origin namespace"; exit 1; }
 origin_servers || { not_ok "origin: servers did not start"; exit 1; }
 suite direct
 nodefer_checks direct
+udp_refuse_checks
 if [ -x /usr/sbin/danted ]; then
 	socks_start && suite socks5://127.0.0.1:1080
 else

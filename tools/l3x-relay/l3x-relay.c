@@ -1174,11 +1174,13 @@ static void report(const struct server *srv)
 		fprintf(stderr, " %s %llu", fail_names[k], U(n.fail[k]));
 	fprintf(stderr,
 		"; stack flows %llu tcp_accepted %llu tcp_requests %llu "
-		"tcp_requests_timed_out %llu udp_flows %llu udp_expired %llu "
+		"tcp_requests_timed_out %llu udp_requests %llu "
+		"udp_requests_refused %llu udp_flows %llu udp_expired %llu "
 		"buffered %llu mem_peak %llu\n",
 		U(st.flows), U(st.tcp_accepted), U(st.tcp_requests),
-		U(st.tcp_requests_timed_out), U(st.udp_flows),
-		U(st.udp_expired), U(st.buffered_bytes), U(st.mem_peak));
+		U(st.tcp_requests_timed_out), U(st.udp_requests),
+		U(st.udp_requests_refused), U(st.udp_flows), U(st.udp_expired),
+		U(st.buffered_bytes), U(st.mem_peak));
 }
 
 static void run(struct server *srv)
