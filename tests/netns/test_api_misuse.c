@@ -241,6 +241,7 @@ Test(misuse, udp_calls_refuse_a_tcp_stream, .timeout = 20)
 	cr_assert_null(l3x_stream__user(s));
 	cr_assert_null(l3x_udp__user(U(s)));
 	cr_assert_eq(l3x_udp__close(U(s)), -EINVAL);
+	cr_assert_eq(l3x_udp__answer(U(s), L3X_ANSWER_DROP), -EINVAL);
 
 	/* The stream is untouched: data both ways, an orderly close. */
 	cli_to_srv(w, s, fd, 41, 20000);
