@@ -134,7 +134,7 @@ static void udp_echo_test(enum l3x_source src)
 	cr_assert_eq(udp_echo_flows(w, flows, UDP_DESTS, 1, 3000), UDP_DESTS,
 		     "not every datagram became a flow");
 	for (i = 0; i < UDP_DESTS; i++)
-		udp_client_expect(fd[i], &dst[i], msg[i], strlen(msg[i]), 2000);
+		udp_client_expect(fd[i], &dst[i], msg[i], strlen(msg[i]), 5000);
 
 	/* Each flow names its client and the destination it was sent to. */
 	for (i = 0; i < UDP_DESTS; i++) {
