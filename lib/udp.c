@@ -783,6 +783,21 @@ static void udp_serve(struct l3x_stream *s)
 
 /* ------------------------------------------------------------ idle */
 
+/* A flow whose time is up (its request unanswered, or idle) leaves the
+ * table; false when it was only hushed (a dropped request's quiet time),
+ * which ends here instead. */
+static bool flow_leaves(struct l3x_stack *st, struct l3x_stream *s)
+{
+	if (s->eflags & EF_HUSH) {
+		hush_end(st, s);
+		return false;
+	}
+	urq_del(st, s);
+	quote_free(s);
+	forget(st, s);
+	return true;
+}
+
 void l3x_udp_reap(struct l3x_stack *st)
 {
 	uint32_t now = sys_now();
@@ -790,13 +805,8 @@ void l3x_udp_reap(struct l3x_stack *st)
 	unsigned l;
 
 	while ((s = st->udp_rq_head) && (int32_t)(now - s->rq_deadline) >= 0) {
-		if (s->eflags & EF_HUSH) {
-			hush_end(st, s);
+		if (!flow_leaves(st, s))
 			continue;
-		}
-		urq_del(st, s);
-		quote_free(s);
-		forget(st, s);
 		STAT_INC(st, udp_requests_timed_out);
 		atomic_store_explicit(&s->err, -ETIMEDOUT,
 				      memory_order_relaxed);
@@ -809,13 +819,8 @@ void l3x_udp_reap(struct l3x_stack *st)
 		while ((s = st->udp_idle[l].head) &&
 		       (int32_t)(now - s->last_active) >=
 			       (int32_t)st->udp_idle_ms) {
-			if (s->eflags & EF_HUSH) {
-				hush_end(st, s);
+			if (!flow_leaves(st, s))
 				continue;
-			}
-			urq_del(st, s);
-			quote_free(s);
-			forget(st, s);
 			/* Release: before the app sees the bits. */
 			atomic_fetch_or_explicit(&s->state, ST_EOF | ST_GONE,
 						 memory_order_release);
