@@ -167,18 +167,12 @@ long l3x_udp__send(struct l3x_udp *u, const void *buf, size_t len)
 int l3x_udp__answer(struct l3x_udp *u, enum l3x_answer answer)
 {
 	struct l3x_stream *s = U(u);
-	uint32_t state;
+	int r = l3x_answer_check(s, is_udp(s), answer);
 
-	if (!is_udp(s) || !s->request || (unsigned)answer > L3X_ANSWER_DROP)
-		return -EINVAL;
-	if (s->aflags & AF_ANSWERED)
-		return -EALREADY;
+	if (r != 1)
+		return r;
 	switch (answer) {
 	case L3X_ANSWER_ACCEPT:
-		state = atomic_load_explicit(&s->state, memory_order_acquire);
-		if (state & ST_ERROR)
-			return atomic_load_explicit(&s->err,
-						    memory_order_relaxed);
 		s->aflags |= AF_ANSWERED;
 		l3x_stream_request(s, REQ_ACCEPT);
 		/* Held datagrams may wait already: report them. */
