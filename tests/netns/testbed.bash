@@ -123,15 +123,20 @@ require_scapy() {
 	exit 0
 }
 
-# serve_echo_on_veth WHAT RULE...: l3x-serve on $IF_S, echo, one worker,
-# a --rule for each RULE, pins in $DIR, its stderr in $WORK/serve.log, its
-# pid in $SPID, killed at exit. Unless it is ready within 5 s: not ok
-# "WHAT: l3x-serve not ready" and the test ends.
+# serve_echo_on_veth WHAT RULE... [-- OPTION...]: l3x-serve on $IF_S, echo,
+# one worker, a --rule for each RULE, the OPTIONs after "--" as they are,
+# pins in $DIR, its stderr in $WORK/serve.log, its pid in $SPID, killed at
+# exit. Unless it is ready within 5 s: not ok "WHAT: l3x-serve not ready"
+# and the test ends.
 serve_echo_on_veth() {
-	local what=$1 r rules=()
+	local what=$1 rules=()
 	shift
-	for r in "$@"; do rules+=(--rule "$r"); done
-	ip netns exec "$NS_S" "$B/l3x-serve" --iface "$IF_S" "${rules[@]}" \
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		rules+=(--rule "$1")
+		shift
+	done
+	[ $# -gt 0 ] && shift # "--": the rest are more l3x-serve options
+	ip netns exec "$NS_S" "$B/l3x-serve" --iface "$IF_S" "${rules[@]}" "$@" \
 		--mode echo --workers 1 --pin-dir "$DIR" 2>"$WORK/serve.log" &
 	SPID=$!
 	on_exit "kill -9 $SPID 2>/dev/null"

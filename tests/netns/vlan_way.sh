@@ -30,17 +30,10 @@ nsc ethtool -K "$IF_C" rxvlan off txvlan off rx-vlan-stag-hw-parse off \
 MAC_S=$(nss ip -br link show "$IF_S" | awk '{print $3}')
 MAC_C=$(nsc ip -br link show "$IF_C" | awk '{print $3}')
 
-ip netns exec "$NS_S" "$B/l3x-serve" --iface "$IF_S" --rule "udp $ADDR4_S $PORT vlan 100" \
-	--rule "udp $ADDR4_S $ZPORT vlan 100" --rule "udp $ADDR4_S $ZPORT vlan 200" \
-	--rule "tcp $ADDR4_S $((ZPORT + 1)) vlan 100" --rule "tcp $ADDR4_S $((ZPORT + 1)) vlan 200" \
-	--dns "$ADDR4_S:$((ZPORT + 2))" \
-	--mode echo --workers 1 --pin-dir "$DIR" 2>"$WORK/serve.log" &
-SPID=$!
-on_exit "kill -9 $SPID 2>/dev/null"
-if ! wait_for grep -q ': ready$' "$WORK/serve.log"; then
-	not_ok "vlan_way: l3x-serve not ready: $(head -c 300 "$WORK/serve.log")"
-	exit 1
-fi
+serve_echo_on_veth vlan_way "udp $ADDR4_S $PORT vlan 100" \
+	"udp $ADDR4_S $ZPORT vlan 100" "udp $ADDR4_S $ZPORT vlan 200" \
+	"tcp $ADDR4_S $((ZPORT + 1)) vlan 100" "tcp $ADDR4_S $((ZPORT + 1)) vlan 200" \
+	-- --dns "$ADDR4_S:$((ZPORT + 2))"
 
 # Each case: the tags to send with (TPID:ID, outer first), and whether an
 # echo must come back with the same tags. One line per case.
@@ -221,12 +214,7 @@ grep -q 'vlan_way: zone cases done' "$WORK/zone.out" ||
 	not_ok "vlan_way: scapy could not run the zone cases: $(head -c 300 "$WORK/zone.out")"
 [ $rc = 0 ] || FAILS=$((FAILS + 1))
 
-kill -INT $SPID
-wait $SPID
-rc=$?
-SLINE=$(tail -n 1 "$WORK/serve.log")
-counter() { sed -n "s/.* $1 \([0-9]*\).*/\1/p" <<<"$SLINE"; }
-expect_eq "vlan_way: l3x-serve ends with status 0" $rc 0
+serve_end_on_veth vlan_way
 expect_eq "vlan_way: six datagrams reached the stack, four in four flows, six replies left" \
 	"$(counter delivered):$(counter created):$(counter sent)" "6:4:6"
 expect_eq "vlan_way: two TCP connections were accepted, one per VLAN" "$(counter accepted)" 2
