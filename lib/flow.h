@@ -328,12 +328,12 @@ L3X_HIDDEN void l3x_stream_request(struct l3x_stream *s, uint32_t bits);
  * published, then @req (REQ_CLOSE or REQ_ABORT). */
 L3X_HIDDEN void l3x_stream_done(struct l3x_stream *s, uint32_t req);
 
-/* The checks an answer to the request @s passes, @kind_ok saying the handle
- * is of the call's kind: 1 to go on, else what l3x_stream__answer() or
- * l3x_udp__answer() returns (-EINVAL, -EALREADY, or for an accept the error
- * that ended the request already). Application thread. */
-L3X_HIDDEN int l3x_answer_check(struct l3x_stream *s, bool kind_ok,
-				enum l3x_answer answer);
+/* The answer @answer to the request @s (accept, refuse, drop), @kind_ok
+ * saying the handle is of the call's kind: 0, or -EINVAL, -EALREADY, or
+ * for an accept the error that ended the request already. After a refuse
+ * or a drop @s may be gone. Application thread. */
+L3X_HIDDEN int l3x_request_answer(struct l3x_stream *s, bool kind_ok,
+				  enum l3x_answer answer);
 L3X_HIDDEN void l3x_stream_ready_add(struct l3x_worker *w,
 				     struct l3x_stream *s);
 L3X_HIDDEN void l3x_stream_ready_del(struct l3x_worker *w,

@@ -307,38 +307,36 @@ int l3x_stream__request(const struct l3x_stream *s, struct l3x_request *req)
 	return 0;
 }
 
-int l3x_answer_check(struct l3x_stream *s, bool kind_ok,
-		     enum l3x_answer answer)
+int l3x_request_answer(struct l3x_stream *s, bool kind_ok,
+		       enum l3x_answer answer)
 {
 	if (!kind_ok || !s->request || (unsigned)answer > L3X_ANSWER_DROP)
 		return -EINVAL;
 	if (s->aflags & AF_ANSWERED)
 		return -EALREADY;
-	/* Acquire: the error published with ST_ERROR. */
-	if (answer == L3X_ANSWER_ACCEPT &&
-	    (atomic_load_explicit(&s->state, memory_order_acquire) & ST_ERROR))
-		return atomic_load_explicit(&s->err, memory_order_relaxed);
-	return 1;
-}
-
-int l3x_stream__answer(struct l3x_stream *s, enum l3x_answer answer)
-{
-	int r = l3x_answer_check(s, is_tcp(s), answer);
-
-	if (r != 1)
-		return r;
 	switch (answer) {
 	case L3X_ANSWER_ACCEPT:
+		/* Acquire: the error published with ST_ERROR. */
+		if (atomic_load_explicit(&s->state, memory_order_acquire) &
+		    ST_ERROR)
+			return atomic_load_explicit(&s->err,
+						    memory_order_relaxed);
 		s->aflags |= AF_ANSWERED;
 		l3x_stream_request(s, REQ_ACCEPT);
 		return 0;
 	case L3X_ANSWER_REFUSE:
-		l3x_stream_done(s, REQ_ABORT); /* a request's abort: RST */
+		/* A request's abort: a RST (TCP), port unreachable (UDP). */
+		l3x_stream_done(s, REQ_ABORT);
 		return 0;
 	default:
 		l3x_stream_done(s, REQ_DROP);
 		return 0;
 	}
+}
+
+int l3x_stream__answer(struct l3x_stream *s, enum l3x_answer answer)
+{
+	return l3x_request_answer(s, is_tcp(s), answer);
 }
 
 /* ------------------------------------------------------------ info */

@@ -167,25 +167,12 @@ long l3x_udp__send(struct l3x_udp *u, const void *buf, size_t len)
 int l3x_udp__answer(struct l3x_udp *u, enum l3x_answer answer)
 {
 	struct l3x_stream *s = U(u);
-	int r = l3x_answer_check(s, is_udp(s), answer);
+	int r = l3x_request_answer(s, is_udp(s), answer);
 
-	if (r != 1)
-		return r;
-	switch (answer) {
-	case L3X_ANSWER_ACCEPT:
-		s->aflags |= AF_ANSWERED;
-		l3x_stream_request(s, REQ_ACCEPT);
-		/* Held datagrams may wait already: report them. */
-		if (l3x_udp_readable(s))
-			l3x_stream_ready_add(s->w, s);
-		return 0;
-	case L3X_ANSWER_REFUSE:
-		l3x_stream_done(s, REQ_ABORT); /* ICMP port unreachable */
-		return 0;
-	default:
-		l3x_stream_done(s, REQ_DROP);
-		return 0;
-	}
+	/* Accepted: held datagrams may wait already, report them. */
+	if (!r && answer == L3X_ANSWER_ACCEPT && l3x_udp_readable(s))
+		l3x_stream_ready_add(s->w, s);
+	return r;
 }
 
 /* A sockaddr as family, address bytes and port. */
