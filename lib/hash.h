@@ -23,6 +23,7 @@ enum l3x_hash_use {
 	L3X_HASH_SOURCE,   /* lib/flow.c per-source counts */
 	L3X_HASH_WAY,	   /* lib/way.c ways back, per flow */
 	L3X_HASH_TCP_TS,   /* TCP timestamp offsets (patch 0011) */
+	L3X_HASH_FRAG,	   /* lib/rules.c fragments in flight */
 	L3X_HASH_USES,
 };
 

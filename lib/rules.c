@@ -40,6 +40,7 @@
 #include <bpf/bpf.h>
 
 #include "epoch.h"
+#include "hash.h"
 #include "l3x_internal.h"
 
 /* Passes of l3x_rules_sync() before it gives up on rules that keep
@@ -1420,20 +1421,37 @@ static void frag_key(struct l3x_frag_key *fk, const struct pkt *k)
 /* The slot of @fk's datagram: direct-mapped, so a collision evicts as
  * the program's LRU does (the evicted datagram's rest goes to the
  * kernel). */
-static struct frag_slot *frag_slot(struct l3x_ruleset *rs,
-				   const struct l3x_frag_key *fk)
+/* Slots a datagram may take after its home one. */
+#define FRAG_PROBE 8
+
+/*
+ * The slot of @fk: where it is, else with @add a free one of the
+ * FRAG_PROBE from its home (a keyed SipHash, lib/hash.c, so that no one
+ * can aim datagrams at one home), else with @add the home one, whose
+ * datagram is forgotten as the program's LRU map forgets one; NULL
+ * otherwise, or without memory (later fragments then pass).
+ */
+static struct frag_slot *frag_find(struct l3x_ruleset *rs,
+				   const struct l3x_frag_key *fk, bool add)
 {
-	const uint8_t *b = (const uint8_t *)fk;
-	uint32_t h = 2166136261u; /* FNV-1a */
-	size_t i;
+	struct frag_slot *s, *free_slot = NULL;
+	size_t home, i;
 
 	if (!rs->frags)
 		rs->frags = calloc(FRAG_SLOTS, sizeof(*rs->frags));
 	if (!rs->frags)
-		return NULL; /* not remembered: later fragments pass */
-	for (i = 0; i < sizeof(*fk); i++)
-		h = (h ^ b[i]) * 16777619u;
-	return &rs->frags[h % FRAG_SLOTS];
+		return NULL;
+	home = l3x_hash(L3X_HASH_FRAG, fk, sizeof(*fk)) % FRAG_SLOTS;
+	for (i = 0; i < FRAG_PROBE; i++) {
+		s = &rs->frags[(home + i) % FRAG_SLOTS];
+		if (s->used && !memcmp(&s->key, fk, sizeof(*fk)))
+			return s;
+		if (!s->used && !free_slot)
+			free_slot = s;
+	}
+	if (!add)
+		return NULL;
+	return free_slot ? free_slot : &rs->frags[home];
 }
 
 static bool slot_holds(const struct frag_slot *s, const struct l3x_frag_key *fk)
@@ -1449,7 +1467,7 @@ static bool frag_first(struct l3x_ruleset *rs, const struct pkt *k, bool match)
 	struct frag_slot *s;
 
 	frag_key(&fk, k);
-	s = frag_slot(rs, &fk);
+	s = frag_find(rs, &fk, true);
 	if (slot_holds(s, &fk)) {
 		s->divert = false;
 		return false;
@@ -1471,8 +1489,8 @@ static int frag_later(struct l3x_ruleset *rs, const struct pkt *k)
 	int div;
 
 	frag_key(&fk, k);
-	s = frag_slot(rs, &fk);
-	if (!slot_holds(s, &fk))
+	s = frag_find(rs, &fk, false);
+	if (!s)
 		return -1;
 	div = s->divert;
 	if (k->frag_last)
