@@ -35,8 +35,10 @@ static struct pbuf *udp_peek(struct l3x_stream *s)
 	return l3x_stream_rx_next(s->rx_chain);
 }
 
-/* A request not yet accepted: its datagrams are held (defer_accept; the
- * engine set request before it offered @s). */
+/* A request not yet answered (defer_accept; the engine set request
+ * before it offered @s): its datagrams are held toward the destination
+ * but readable, so that the app can judge them or send them on and hear
+ * what the destination says (l3x-relay); nothing goes to the client. */
 static bool unanswered(const struct l3x_stream *s)
 {
 	return s->request && !(s->aflags & AF_ANSWERED);
@@ -44,7 +46,7 @@ static bool unanswered(const struct l3x_stream *s)
 
 bool l3x_udp_readable(struct l3x_stream *s)
 {
-	return !unanswered(s) && udp_peek(s) != NULL;
+	return udp_peek(s) != NULL;
 }
 
 static void udp_take(struct l3x_stream *s, struct pbuf *c)
@@ -71,10 +73,11 @@ long l3x_udp__recvfrom(struct l3x_udp *u, void *buf, size_t len,
 	if (!is_udp(s) || (!buf && len))
 		return -EINVAL;
 	if (unanswered(s)) {
+		/* A request that timed out is gone, held datagrams too. */
 		state = atomic_load_explicit(&s->state, memory_order_acquire);
-		return state & ST_ERROR ? atomic_load_explicit(
-						  &s->err, memory_order_relaxed)
-					: -EAGAIN;
+		if (state & ST_ERROR)
+			return atomic_load_explicit(&s->err,
+						    memory_order_relaxed);
 	}
 	c = udp_peek(s);
 	if (!c) {

@@ -991,10 +991,12 @@ L3X_API struct l3x_udp *l3x_udp__bind(struct l3x_worker *w,
  * l3x_udp__answer() - with opts.defer_accept, l3x_worker__accept_udp()
  * returns each new flow as a request: its first datagram has come and is
  * held (with later ones, at most opts.udp_queue; more are dropped,
- * counted in udp_rx_dropped). Until accepted, recv gives -EAGAIN and send
- * -ENOTCONN. The application answers it once (enum l3x_answer):
- *   L3X_ANSWER_ACCEPT  the flow goes on as any other: the held datagrams
- *                      are readable (L3X_EV_READABLE);
+ * counted in udp_rx_dropped). They are readable before the answer
+ * (L3X_EV_READABLE), so that the application can judge them or send them
+ * on and hear what the destination says (as l3x-relay does), but until
+ * accepted send gives -ENOTCONN: nothing reaches the client. The
+ * application answers it once (enum l3x_answer):
+ *   L3X_ANSWER_ACCEPT  the flow goes on as any other, replies allowed;
  *   L3X_ANSWER_REFUSE  the client gets ICMP (ICMPv6) port unreachable
  *                      quoting its first datagram, as from a closed port;
  *   L3X_ANSWER_DROP    nothing is sent, as from a filtered address; the
