@@ -37,7 +37,11 @@
 #   7. UDP connect before accept: through a proxy that refuses (nothing
 #      listens on its port), a client's first datagram is answered with
 #      ICMP port unreachable by the way back of XDP: its connected socket
-#      gets ECONNREFUSED, IPv4 and IPv6.
+#      gets ECONNREFUSED, IPv4 and IPv6. Direct, a closed origin port does
+#      the same (the first datagram went up, the origin's ICMP came back
+#      to the relay's socket); an origin that closes its port during a
+#      flow: the datagram that hits it is lost, the flow ends (counted
+#      refused), and the next one, a new request, is refused.
 # Then: bad options give one line and exit 1.
 . "$(dirname "$0")/testbed.bash"
 require_root_netns
@@ -470,6 +474,51 @@ except OSError as e:
 EOF
 }
 
+# udp_seq IP PORT: one connected UDP socket sends three datagrams, 1 s
+# apart at most, and says what each heard: answered, refused or timeout.
+udp_seq() {
+	nsc $PY - "$@" <<'EOF'
+import socket, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.connect((sys.argv[1], int(sys.argv[2])))
+out = []
+for d in (b"one", b"two", b"three"):
+    s.send(d)
+    try:
+        out.append("answered" if s.recv(2048) == d else "wrong")
+    except ConnectionRefusedError:
+        out.append("refused")
+    except (socket.timeout, TimeoutError):
+        out.append("timeout")
+print(" ".join(out))
+EOF
+}
+
+# Direct: a closed origin port refuses the relay's datagram (ICMP to its
+# kernel socket), and the relay refuses the client's request in turn.
+udp_direct_refuse_checks() {
+	local up=$1 p
+	expect_eq "$up: a UDP datagram to a closed origin port: the client's connected socket gets ECONNREFUSED" \
+		"$(udp_result 198.51.100.22 5999 3)" refused
+	expect_eq "$up: the same over IPv6: ECONNREFUSED (ICMPv6)" \
+		"$(udp_result 2001:db8:100::22 5999 3)" refused
+	# A one-shot echo: answers the first datagram, then its port is
+	# closed. Bound to the address (on the local route), so that its
+	# reply comes from it.
+	ip netns exec "$NS_O" $PY -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.51.100.23", 5998)); print("ready", file=sys.stderr, flush=True)
+d, a = s.recvfrom(2048); s.sendto(d, a)' 2>"$WORK/once.log" &
+	p=$!
+	on_exit "kill $p"
+	wait_for grep -q ready "$WORK/once.log"
+	expect_eq "$up: an origin port that closes during a UDP flow: answered, then that datagram lost (the flow ends), then refused" \
+		"$(udp_seq 198.51.100.23 5998)" "answered timeout refused"
+}
+
 # A proxy port where nothing listens: every upstream is refused, so every
 # UDP request is refused with ICMP port unreachable (deferred accept).
 udp_refuse_checks() {
@@ -502,8 +551,12 @@ suite() {
 	slow_checks "$up"
 	refuse_checks "$up"
 	udp_checks "$up"
+	[ "$up" != direct ] || udp_direct_refuse_checks "$up"
 	sleep 3.5	# past --udp-idle: every UDP flow expires
 	relay_stop "$up"
+	[ "$up" != direct ] || { [ "$(rcounter udp_requests_refused)" = 3 ] &&
+		ok "$up: UDP requests refused for closed origin ports counted (3)" ||
+		not_ok "$up: udp_requests_refused not 3: $RLINE"; }
 	[ "$(rcounter udp_expired)" -ge 4 ] 2>/dev/null &&
 		ok "$up: idle UDP flows expired ($(rcounter udp_expired) of $(rcounter udp))" ||
 		not_ok "$up: UDP flows not expired: $RLINE"

@@ -92,6 +92,8 @@ enum rstate {
 	S_CONNECT,     /* the upstream (or the proxy) TCP connect */
 	S_SOCKS_HELLO, /* sent the method offer, reading the choice */
 	S_SOCKS_REPLY, /* sent the request, reading the reply */
+	S_PROBE,       /* direct UDP request: what the client sent went up,
+			* waiting for the destination's reply or refusal */
 	S_RELAY,       /* bytes flow */
 };
 
@@ -590,6 +592,7 @@ static int socks_step(struct worker *w, struct rconn *c)
 		return socks_request(c);
 	case S_SOCKS_REPLY:
 		return socks_reply(w, c);
+	case S_PROBE:
 	case S_RELAY:
 		break;
 	}
@@ -740,9 +743,18 @@ static uint8_t *socks_wrap(struct worker *w, struct rconn *c, size_t *n)
 	return p;
 }
 
+/* An error on the upstream datagram socket that ends the flow: the
+ * destination (or the path) said no by ICMP, which a connected socket
+ * reports on its next send or receive. Anything else (ENOBUFS, ...) costs
+ * one datagram. */
+static bool udp_fatal(int err)
+{
+	return fail_of(err) != F_OTHER;
+}
+
 /* Datagrams from the client to the upstream; what the socket will not
- * take now is dropped. Returns false when the flow expired. */
-static bool udp_up(struct worker *w, struct rconn *c)
+ * take now is dropped. CLIENT_FAILED: the flow expired. */
+static enum side udp_up(struct worker *w, struct rconn *c, int *err)
 {
 	const bool socks = w->srv->a->socks;
 	uint8_t *p;
@@ -752,17 +764,22 @@ static bool udp_up(struct worker *w, struct rconn *c)
 	while ((n = l3x_udp__recv(c->u, w->dgram + SOCKS_HDR, UDP_MAX)) >= 0) {
 		len = n;
 		p = socks ? socks_wrap(w, c, &len) : w->dgram + SOCKS_HDR;
-		if (send(c->ufd, p, len, 0) < 0)
-			count(&w->n.dgrams_dropped, 1);
-		else
+		if (send(c->ufd, p, len, 0) >= 0) {
 			count(&w->n.dgrams_up, 1);
+			continue;
+		}
+		count(&w->n.dgrams_dropped, 1);
+		if (udp_fatal(errno)) {
+			*err = errno;
+			return UPSTREAM_FAILED;
+		}
 	}
-	return n == -EAGAIN;
+	return n == -EAGAIN ? OK : CLIENT_FAILED;
 }
 
 /* Datagrams from the upstream to the client; through a proxy only those
- * it wraps for our destination. Returns false when the flow expired. */
-static bool udp_down(struct worker *w, struct rconn *c)
+ * it wraps for our destination. CLIENT_FAILED: the flow expired. */
+static enum side udp_down(struct worker *w, struct rconn *c, int *err)
 {
 	const bool socks = w->srv->a->socks;
 	struct sockaddr_storage from;
@@ -773,8 +790,12 @@ static bool udp_down(struct worker *w, struct rconn *c)
 	for (;;) {
 		r = recv(c->ufd, w->dgram, sizeof(w->dgram), 0);
 		if (r < 0 && errno == EAGAIN)
-			return true;
-		if (r < 0) /* an ICMP error from the destination */
+			return OK;
+		if (r < 0 && udp_fatal(errno)) {
+			*err = errno;
+			return UPSTREAM_FAILED;
+		}
+		if (r < 0)
 			continue;
 		h = 0;
 		if (socks) {
@@ -790,14 +811,20 @@ static bool udp_down(struct worker *w, struct rconn *c)
 		}
 		n = l3x_udp__send(c->u, w->dgram + h, r - h);
 		if (n == -EPIPE)
-			return false;
+			return CLIENT_FAILED;
 		count(n < 0 ? &w->n.dgrams_dropped : &w->n.dgrams_down, 1);
 	}
 }
 
+/* An accepted UDP flow. An upstream error (ICMP port unreachable from
+ * the destination: ECONNREFUSED) ends it, counted by kind: the client's
+ * next datagram makes a new request, sent up in S_PROBE, which the
+ * destination refuses again, and that refusal reaches the client. */
 static void relay_udp(struct worker *w, struct rconn *c)
 {
+	enum side f;
 	ssize_t r;
+	int err = 0;
 	char b;
 
 	/* The SOCKS control connection ends the association when it ends
@@ -809,7 +836,12 @@ static void relay_udp(struct worker *w, struct rconn *c)
 			return;
 		}
 	}
-	if (!udp_down(w, c) || !udp_up(w, c))
+	f = udp_down(w, c, &err);
+	if (f == OK)
+		f = udp_up(w, c, &err);
+	if (f == UPSTREAM_FAILED)
+		upstream_failed(w, c, err);
+	else if (f == CLIENT_FAILED)
 		conn_end(w, c, false);
 }
 
@@ -859,6 +891,36 @@ static int connected(struct worker *w, struct rconn *c)
 	return relay_ready(w, c);
 }
 
+/* A direct UDP request (S_PROBE): what the client sent goes up at once,
+ * readable before the answer. The request is accepted when the
+ * destination replies, refused when it refuses (ICMP port unreachable,
+ * ECONNREFUSED on the connected socket: the client gets the same), and
+ * accepted when --connect-timeout passes in silence, which is what many
+ * UDP services give. Returns EINPROGRESS while it waits (or when the
+ * request ended), else as connected(). */
+static int probe(struct worker *w, struct rconn *c)
+{
+	enum side f;
+	int err = 0;
+	ssize_t r;
+	char b;
+
+	f = udp_up(w, c, &err);
+	if (f == UPSTREAM_FAILED)
+		return err;
+	if (f == CLIENT_FAILED) {
+		/* The stack gave up on the request first. */
+		conn_end(w, c, false);
+		return EINPROGRESS;
+	}
+	r = recv(c->ufd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (r < 0 && errno != EAGAIN)
+		return errno;
+	if (r < 0 && now_ns() < c->deadline)
+		return EINPROGRESS;
+	return relay_ready(w, c);
+}
+
 /* Anything happened to @c (either side): move it on as far as it goes. */
 static void serve(struct worker *w, struct rconn *c)
 {
@@ -869,11 +931,13 @@ static void serve(struct worker *w, struct rconn *c)
 		before = c->state;
 		if (c->state == S_CONNECT)
 			err = connected(w, c);
+		else if (c->state == S_PROBE)
+			err = probe(w, c);
 		else if (c->state != S_RELAY)
 			err = socks_step(w, c);
 		else
 			break;
-		if (err == EINPROGRESS || err == EAGAIN)
+		if (err == EINPROGRESS || err == EAGAIN || c->closed)
 			return;
 		if (err) {
 			upstream_failed(w, c, err);
@@ -901,8 +965,12 @@ static void start_upstream(struct worker *w, struct rconn *c)
 		upstream_failed(w, c, -fd);
 		return;
 	}
-	if (type == SOCK_DGRAM) {
-		/* Direct UDP: nothing to wait for. */
+	if (type == SOCK_DGRAM && c->request) {
+		/* Direct UDP request: send it up, hear what comes back. */
+		c->ufd = fd;
+		c->state = S_PROBE;
+	} else if (type == SOCK_DGRAM) {
+		/* Direct UDP, --no-defer: nothing to wait for. */
 		c->ufd = fd;
 		err = relay_ready(w, c);
 		if (err) {
@@ -915,8 +983,9 @@ static void start_upstream(struct worker *w, struct rconn *c)
 	serve(w, c);
 }
 
-/* Upstreams that did not answer in --connect-timeout; a scan of every
- * open flow, so at most once a tick however busy the worker is. */
+/* Upstreams that did not answer in --connect-timeout (a silent UDP
+ * destination is accepted, see probe()); a scan of every open flow, so at
+ * most once a tick however busy the worker is. */
 static void expire(struct worker *w)
 {
 	uint64_t now = now_ns();
@@ -927,7 +996,9 @@ static void expire(struct worker *w)
 	w->last_expire = now;
 	for (c = w->conns; c; c = next) {
 		next = c->next;
-		if (c->state != S_RELAY && now >= c->deadline)
+		if (c->state == S_PROBE && now >= c->deadline)
+			serve(w, c);
+		else if (c->state != S_RELAY && now >= c->deadline)
 			upstream_failed(w, c, ETIMEDOUT);
 	}
 }
