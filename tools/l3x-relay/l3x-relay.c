@@ -21,11 +21,15 @@
  * upstream that refuses has the client refused (RST, ECONNREFUSED); one
  * that times out (--connect-timeout, SOCKS5 handshake included) or cannot
  * be reached has the request dropped: the client hears nothing, as from
- * the destination. A new UDP flow is a request as well, accepted when
- * its upstream is ready (a proxy's UDP ASSOCIATE granted), refused (ICMP
- * port unreachable) or dropped as a TCP one is. With --no-defer (or a
- * connection the stack made from a SYN cookie) the client's handshake completed
- * before we heard of it, and a RST is the nearest to what the destination did.
+ * the destination. A new UDP flow is a request as well. Direct, its
+ * datagrams go up at once and the destination's reply accepts it, its
+ * refusal (ICMP port unreachable: ECONNREFUSED on our connected socket)
+ * refuses it with the same ICMP toward the client (probe()); through a
+ * proxy, the UDP ASSOCIATE granted accepts it, a failure refuses or drops
+ * it as a TCP one. SOCKS5 reports no ICMP from the proxy's UDP socket. With
+ * --no-defer (or a connection the stack made from a SYN cookie) the client's
+ * handshake completed before we heard of it, and a RST is the nearest to what
+ * the destination did.
  *
  * Ends map across: a FIN from one side is passed on (shutdown) once its
  * buffer is out; a RST from one side resets the other. UDP
