@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -61,38 +62,74 @@ void crew_wait(struct crew *c, unsigned n)
 		die("%s", c->fail);
 }
 
-void crew_wake(int fd)
+/* Worker @i of the array at @first, @size bytes each. */
+static struct crew_member *member(void *first, size_t size, unsigned i)
 {
-	const uint64_t one = 1;
-
-	if (write(fd, &one, sizeof(one)) != sizeof(one))
-		fprintf(stderr, "%s: eventfd: %s\n", this_tool.prog,
-			strerror(errno));
+	return (struct crew_member *)((char *)first + (size_t)i * size);
 }
 
-void crew_start(pthread_t *thread, bool *started, int *stop_fd,
-		void *(*fn)(void *), void *arg, unsigned n)
+void *crew_alloc(unsigned n, size_t size)
 {
+	void *w = calloc(n, size);
+	unsigned i;
+
+	if (!w)
+		die("--workers %u: %s", n, strerror(errno));
+	for (i = 0; i < n; i++)
+		member(w, size, i)->stop_fd = -1;
+	return w;
+}
+
+void crew_start_all(struct crew *c, void *first, size_t size, unsigned n,
+		    void *(*fn)(void *))
+{
+	struct crew_member *m;
+	unsigned i;
 	int err;
 
-	*stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (*stop_fd < 0)
-		die("eventfd: %s", strerror(errno));
-	err = pthread_create(thread, NULL, fn, arg);
-	if (err)
-		die("--workers %u: cannot start a thread: %s", n,
-		    strerror(err));
-	*started = true;
+	for (i = 0; i < n; i++) {
+		m = member(first, size, i);
+		m->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (m->stop_fd < 0)
+			die("eventfd: %s", strerror(errno));
+		err = pthread_create(&m->thread, NULL, fn, m);
+		if (err)
+			die("--workers %u: cannot start a thread: %s", n,
+			    strerror(err));
+		m->started = true;
+	}
+	crew_wait(c, n);
 }
 
-void crew_join(pthread_t thread, bool *started, int *stop_fd)
+void crew_wake_all(void *first, size_t size, unsigned n)
 {
-	if (*started)
-		pthread_join(thread, NULL);
-	*started = false;
-	if (*stop_fd >= 0)
-		close(*stop_fd);
-	*stop_fd = -1;
+	const uint64_t one = 1;
+	struct crew_member *m;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		m = member(first, size, i);
+		if (m->started &&
+		    write(m->stop_fd, &one, sizeof(one)) != sizeof(one))
+			fprintf(stderr, "%s: eventfd: %s\n", this_tool.prog,
+				strerror(errno));
+	}
+}
+
+void crew_join_all(void *first, size_t size, unsigned n)
+{
+	struct crew_member *m;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		m = member(first, size, i);
+		if (m->started)
+			pthread_join(m->thread, NULL);
+		m->started = false;
+		if (m->stop_fd >= 0)
+			close(m->stop_fd);
+		m->stop_fd = -1;
+	}
 }
 
 unsigned link_queue_list(const struct link_args *a, uint32_t *queues)

@@ -68,19 +68,37 @@ void crew_opened(struct crew *c);
  * to go on with its message (die()). */
 void crew_wait(struct crew *c, unsigned n);
 
-/* Add 1 to the eventfd @fd that a worker sleeps on; a line on stderr if
- * the write fails. Any thread. */
-void crew_wake(int fd);
+/*
+ * One worker as the crew sees it: the first member of a tool's struct
+ * worker, so that the tool's array of workers is walked by its size and
+ * each thread starts with a pointer to its own struct worker. Main thread
+ * only, but for stop_fd, which the worker reads.
+ */
+struct crew_member {
+	pthread_t thread;
+	bool started;
+	int stop_fd; /* eventfd: main wakes the worker (crew_wake_all) */
+};
 
-/* The start of one worker of @n: its eventfd in @stop_fd (non-blocking),
- * then its thread running @fn(@arg) in @thread, @started true; or the
- * tool refused (eventfd, or "--workers N: cannot start a thread"). */
-void crew_start(pthread_t *thread, bool *started, int *stop_fd,
-		void *(*fn)(void *), void *arg, unsigned n);
+/* An array of @n workers of @size bytes each, struct crew_member first,
+ * zeroed but every stop_fd -1 (none open); or the tool refused
+ * ("--workers N: ..."). */
+void *crew_alloc(unsigned n, size_t size);
 
-/* The end of one worker: its thread joined if @started (which turns
- * false), then its eventfd @stop_fd closed (which turns -1). */
-void crew_join(pthread_t thread, bool *started, int *stop_fd);
+/* Start the @n workers of the array at @first (@size bytes each): each
+ * gets its eventfd (non-blocking), then its thread running @fn(its
+ * struct); then crew_wait(). The tool is refused when one cannot start
+ * (eventfd, "--workers N: cannot start a thread") or its start failed. */
+void crew_start_all(struct crew *c, void *first, size_t size, unsigned n,
+		    void *(*fn)(void *));
+
+/* Add 1 to the eventfd of every started worker of the array, which its
+ * worker sleeps on; a line on stderr if a write fails. */
+void crew_wake_all(void *first, size_t size, unsigned n);
+
+/* The end of every worker of the array: its thread joined if it started,
+ * then its eventfd closed (stop_fd -1). */
+void crew_join_all(void *first, size_t size, unsigned n);
 
 /* The queues to open on --iface: those given with --queue, else every RX
  * queue of the interface. Fills @queues (MAX_QUEUES) and returns how

@@ -4,6 +4,7 @@
  * clock: see tool.h.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -191,6 +192,24 @@ void run_clock_end(const struct run_clock *c)
 {
 	if (c->tty)
 		fputc('\n', stderr);
+}
+
+void run_until_stop(double seconds, bool quiet,
+		    void (*turn)(void *arg, double dt), void *arg)
+{
+	struct run_clock rc;
+	double dt;
+
+	run_clock_start(&rc, seconds, quiet);
+	while (!stop_requested()) {
+		poll(NULL, 0, 100);
+		dt = run_clock_turn(&rc);
+		if (dt < 0)
+			break;
+		if (turn)
+			turn(arg, dt);
+	}
+	run_clock_end(&rc);
 }
 
 int pin_self(int cpu)

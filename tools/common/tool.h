@@ -138,6 +138,15 @@ double run_clock_turn(struct run_clock *c);
 /* Ends the progress line, if any was drawn. */
 void run_clock_end(const struct run_clock *c);
 
+/*
+ * The main thread of a tool whose workers do the work: until a stop is
+ * asked (stop_requested()) or @seconds (0: no end) are up, wake every
+ * 100 ms and call @turn(@arg, dt) when not NULL, dt the seconds since the
+ * last progress line when one is due (see run_clock_turn()), else 0.
+ */
+void run_until_stop(double seconds, bool quiet,
+		    void (*turn)(void *arg, double dt), void *arg);
+
 /* Pin the calling thread to @cpu. Returns 0 or an errno value. */
 int pin_self(int cpu);
 

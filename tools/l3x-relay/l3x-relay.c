@@ -147,11 +147,10 @@ struct wstats {
 struct server;
 
 struct worker {
-	pthread_t thread;
-	bool started;
+	struct crew_member m; /* first: the crew's view (stack.h) */
 	struct server *srv;
 	struct l3x_worker *l3x;
-	int stop_fd, ep;
+	int ep;
 	int tag_l3x, tag_stop; /* their addresses mark epoll events */
 	struct rconn *conns, *dead;
 	uint64_t last_expire; /* now_ns() of the last expire() scan */
@@ -1092,7 +1091,7 @@ static int worker_epoll(struct worker *w)
 	if (w->ep < 0)
 		return -errno;
 	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, l3x_worker__fd(w->l3x), &l) ||
-	    epoll_ctl(w->ep, EPOLL_CTL_ADD, w->stop_fd, &q))
+	    epoll_ctl(w->ep, EPOLL_CTL_ADD, w->m.stop_fd, &q))
 		return -errno;
 	return 0;
 }
@@ -1155,31 +1154,12 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void start_workers(struct server *srv)
-{
-	unsigned i;
-
-	for (i = 0; i < srv->nw; i++) {
-		srv->w[i].srv = srv;
-		crew_start(&srv->w[i].thread, &srv->w[i].started,
-			   &srv->w[i].stop_fd, worker_main, &srv->w[i],
-			   srv->nw);
-	}
-	crew_wait(&srv->crew, srv->nw);
-}
-
 static void stop_workers(struct server *srv)
 {
-	unsigned i;
-
 	/* Release: pairs with the acquire in worker_loop(). */
 	__atomic_store_n(&srv->step, 1, __ATOMIC_RELEASE);
-	for (i = 0; i < srv->nw; i++)
-		if (srv->w[i].started)
-			crew_wake(srv->w[i].stop_fd);
-	for (i = 0; i < srv->nw; i++)
-		crew_join(srv->w[i].thread, &srv->w[i].started,
-			  &srv->w[i].stop_fd);
+	crew_wake_all(srv->w, sizeof(*srv->w), srv->nw);
+	crew_join_all(srv->w, sizeof(*srv->w), srv->nw);
 }
 
 /* ---------------------------------------------------------------- stack */
@@ -1210,7 +1190,8 @@ static void start(struct server *srv)
 	int err;
 
 	stop_signals_block(&old);
-	start_workers(srv);
+	crew_start_all(&srv->crew, srv->w, sizeof(*srv->w), srv->nw,
+		       worker_main);
 	err = l3x_stack__start(srv->stack);
 	if (err)
 		die("l3x_stack__start: %s", strerror(-err));
@@ -1258,19 +1239,6 @@ static void report(const struct server *srv)
 		U(st.buffered_bytes), U(st.mem_peak));
 }
 
-static void run(struct server *srv)
-{
-	struct run_clock rc;
-
-	run_clock_start(&rc, srv->a->seconds, true);
-	while (!stop_requested()) {
-		poll(NULL, 0, 100);
-		if (run_clock_turn(&rc) < 0)
-			break;
-	}
-	run_clock_end(&rc);
-}
-
 static void close_server(void *arg)
 {
 	struct server *srv = arg;
@@ -1291,11 +1259,9 @@ int main(int argc, char **argv)
 		nq = link_queue_list(&a.link, queues);
 	srv.a = &a;
 	srv.nw = a.workers;
-	srv.w = calloc(srv.nw, sizeof(*srv.w));
-	if (!srv.w)
-		die("--workers %u: %s", srv.nw, strerror(errno));
+	srv.w = crew_alloc(srv.nw, sizeof(*srv.w));
 	for (i = 0; i < srv.nw; i++)
-		srv.w[i].stop_fd = -1;
+		srv.w[i].srv = &srv;
 	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
 	link_print_init(a.link.verbose);
@@ -1303,7 +1269,7 @@ int main(int argc, char **argv)
 	cleanup_at_exit(close_server, &srv);
 	start(&srv);
 	fprintf(stderr, PROG ": ready\n");
-	run(&srv);
+	run_until_stop(a.seconds, true, NULL, NULL);
 	stop_workers(&srv);
 	stack_drain_flows(srv.stack, DRAIN_MS);
 	if (srv.started && l3x_stack__stop(srv.stack) == 0)

@@ -116,12 +116,10 @@ struct wstats {
 };
 
 struct worker {
-	pthread_t thread;
-	bool started;
-	bool quitting; /* step 1 done: serving nothing more */
+	struct crew_member m; /* first: the crew's view (stack.h) */
+	bool quitting;	      /* step 1 done: serving nothing more */
 	struct server *srv;
 	struct l3x_worker *l3x;
-	int stop_fd;	    /* eventfd: main wakes us to stop */
 	struct conn *conns; /* open streams, flows and DNS sockets */
 	struct conn *dead;  /* closed in this batch, freed after it */
 	struct wstats n;
@@ -138,6 +136,7 @@ struct server {
 	struct crew crew;	   /* the workers' start and first error */
 	struct l3x_stack_mem mem0; /* --check-mem: before the engine ran */
 	bool mem_bad;
+	uint64_t progress_last; /* bytes both ways at the last progress line */
 };
 
 /* clang-format off */
@@ -783,7 +782,7 @@ static int worker_epoll(struct worker *w)
 		return -1;
 	}
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, l3x_worker__fd(w->l3x), &l3x) ||
-	    epoll_ctl(ep, EPOLL_CTL_ADD, w->stop_fd, &quit)) {
+	    epoll_ctl(ep, EPOLL_CTL_ADD, w->m.stop_fd, &quit)) {
 		crew_fail(&w->srv->crew, "epoll_ctl: %s", strerror(errno));
 		close(ep);
 		return -1;
@@ -797,7 +796,7 @@ static bool worker_stop_step(struct worker *w)
 	uint64_t v;
 	int step;
 
-	if (read(w->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (read(w->m.stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return true;
 	/* Acquire: pairs with the release in stop_step(). */
 	step = __atomic_load_n(&w->srv->step, __ATOMIC_ACQUIRE);
@@ -863,40 +862,18 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Start the workers and wait until each has its l3x_worker. */
-static void start_workers(struct server *srv)
-{
-	unsigned i;
-
-	for (i = 0; i < srv->nw; i++) {
-		srv->w[i].srv = srv;
-		crew_start(&srv->w[i].thread, &srv->w[i].started,
-			   &srv->w[i].stop_fd, worker_main, &srv->w[i],
-			   srv->nw);
-	}
-	crew_wait(&srv->crew, srv->nw);
-}
-
 /* Ask every worker for step @step of stopping (see the top). */
 static void stop_step(struct server *srv, int step)
 {
-	unsigned i;
-
 	/* Release: pairs with the acquire in worker_stop_step(). */
 	__atomic_store_n(&srv->step, step, __ATOMIC_RELEASE);
-	for (i = 0; i < srv->nw; i++)
-		if (srv->w[i].started)
-			crew_wake(srv->w[i].stop_fd);
+	crew_wake_all(srv->w, sizeof(*srv->w), srv->nw);
 }
 
 static void stop_workers(struct server *srv)
 {
-	unsigned i;
-
 	stop_step(srv, 2);
-	for (i = 0; i < srv->nw; i++)
-		crew_join(srv->w[i].thread, &srv->w[i].started,
-			  &srv->w[i].stop_fd);
+	crew_join_all(srv->w, sizeof(*srv->w), srv->nw);
 }
 
 /* ------------------------------------------------------------ the stack */
@@ -935,7 +912,9 @@ static void start(struct server *srv)
 	sigaction(SIGUSR1, &sa, NULL);
 	stop_signals_block(&old);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
-	start_workers(srv);
+	/* The workers started, each with its l3x_worker. */
+	crew_start_all(&srv->crew, srv->w, sizeof(*srv->w), srv->nw,
+		       worker_main);
 	/* Read while no engine runs: exact, and what the end must match. */
 	l3x_stack__mem(srv->stack, &srv->mem0);
 	err = l3x_stack__start(srv->stack);
@@ -1067,30 +1046,21 @@ static void progress(const struct server *srv, uint64_t *last, double dt)
 	*last = n.bytes_in + n.bytes_out;
 }
 
-static void run(struct server *srv)
+/* A turn of the main loop (run_until_stop()): a line of counters when
+ * SIGUSR1 asked for one, a progress line when one is due. */
+static void turn(void *arg, double dt)
 {
-	const struct args *a = srv->a;
-	struct run_clock rc;
-	uint64_t last = 0;
-	double dt;
+	struct server *srv = arg;
 
-	run_clock_start(&rc, a->seconds, a->link.quiet);
-	while (!stop_requested()) {
-		poll(NULL, 0, 100);
-		if (counters_asked) {
-			/* Cleared first: a signal during the print asks
-			 * for the next line. */
-			counters_asked = 0;
-			print_counters(srv, "counters");
-			fputc('\n', stderr);
-		}
-		dt = run_clock_turn(&rc);
-		if (dt < 0)
-			break;
-		if (dt > 0)
-			progress(srv, &last, dt);
+	if (counters_asked) {
+		/* Cleared first: a signal during the print asks for the
+		 * next line. */
+		counters_asked = 0;
+		print_counters(srv, "counters");
+		fputc('\n', stderr);
 	}
-	run_clock_end(&rc);
+	if (dt > 0)
+		progress(srv, &srv->progress_last, dt);
 }
 
 /* Let the streams closed in order finish their FIN exchange, and the RSTs
@@ -1210,11 +1180,9 @@ int main(int argc, char **argv)
 	nq = link_queue_list(&a.link, queues);
 	srv.a = &a;
 	srv.nw = a.workers;
-	srv.w = calloc(srv.nw, sizeof(*srv.w));
-	if (!srv.w)
-		die("--workers %u: %s", srv.nw, strerror(errno));
+	srv.w = crew_alloc(srv.nw, sizeof(*srv.w));
 	for (i = 0; i < srv.nw; i++)
-		srv.w[i].stop_fd = -1;
+		srv.w[i].srv = &srv;
 	stop_on_signals(0);
 	signal(SIGPIPE, SIG_IGN);
 	link_print_init(a.link.verbose);
@@ -1222,7 +1190,7 @@ int main(int argc, char **argv)
 	cleanup_at_exit(close_server, &srv);
 	start(&srv);
 	fprintf(stderr, PROG ": ready\n");
-	run(&srv);
+	run_until_stop(a.seconds, a.link.quiet, turn, &srv);
 	finish(&srv);
 	return 0;
 }
