@@ -253,10 +253,14 @@ TEST_PROTO  := $(B)/obj/tools/common/proto.o $(B)/obj/tools/common/addr.o
 # harness that the netns tests share.
 NETNS_HELPERS := $(patsubst tests/%.c,$(B)/obj/tests/%.o,$(wildcard tests/netns/helpers.c))
 
-$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(TEST_CSUM) $(TEST_PROTO) $(B)/libl3x-internal.a
+# tests/unit/test_crew.c: the rest of tools/common, from libtools.a (a
+# member is linked only where a test calls into it).
+$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(TEST_CSUM) $(TEST_PROTO) $(B)/libtools.a \
+		$(B)/libl3x-internal.a
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(B)/libl3x-internal.a -lcriterion $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(B)/libtools.a $(B)/libl3x-internal.a \
+		-lcriterion $(LIBS)
 
 $(B)/tests/netns/%: $(B)/obj/tests/netns/%.o $(NETNS_HELPERS) $(TEST_CSUM) \
 		$(B)/libl3x-internal.a $(BPF_OBJS)
