@@ -570,6 +570,11 @@ suite() {
 	[ "$up" != direct ] || { [ "$(rcounter udp_requests_refused)" = 3 ] &&
 		ok "$up: UDP requests refused for closed origin ports counted (3)" ||
 		not_ok "$up: udp_requests_refused not 3: $RLINE"; }
+	# Every refused client had a refused upstream; the refusal that met
+	# an accepted UDP flow is counted as refused with no client refused.
+	[ "$up" != direct ] || { [ "$(rcounter refused)" = $(($(rcounter client_refused) + 1)) ] &&
+		ok "$up: upstream refusals counted by kind: refused $(rcounter refused) = client_refused $(rcounter client_refused) + 1 mid-flow" ||
+		not_ok "$up: refused is not client_refused + 1: $RLINE"; }
 	[ "$(rcounter udp_expired)" -ge 4 ] 2>/dev/null &&
 		ok "$up: idle UDP flows expired ($(rcounter udp_expired) of $(rcounter udp))" ||
 		not_ok "$up: UDP flows not expired: $RLINE"
