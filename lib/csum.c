@@ -14,6 +14,7 @@
  * on any host. The copy stores each load it sums: one pass over the data
  * instead of memcpy() then a sum.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "l3x_csum.h"
@@ -102,4 +103,51 @@ uint16_t l3x_csum_copy(void *dst, const void *src, size_t len)
 	memcpy(d, s, n);
 	s1 += HALVES(v0);
 	return fold(s0 + s1 + s2 + s3);
+}
+
+/* The sum is lwIP's own: over the IP payload as the IP header gives its
+ * length (lwIP trims the pbuf to it), with the pseudo header from that IP
+ * header (the protocol, then the payload's length, as 16-bit words: the
+ * IPv6 pseudo header's 32-bit length and 3 zero bytes sum the same for a
+ * payload under 64 KiB). */
+bool l3x_csum_copy_ip(void *dst_, const void *pkt_, size_t len)
+{
+	const uint8_t *pkt = pkt_;
+	uint8_t *dst = dst_;
+	size_t hl, tot, aoff, alen;
+	uint8_t pseudo[4];
+	uint16_t sum;
+
+	if (len >= 20 && pkt[0] >> 4 == 4) {
+		hl = (size_t)(pkt[0] & 0xf) * 4;
+		tot = (size_t)pkt[2] << 8 | pkt[3];
+		pseudo[1] = pkt[9];
+		aoff = 12; /* src, dst */
+		alen = 8;
+		if ((pkt[6] & 0x3f) || pkt[7])
+			goto plain; /* a fragment: lwIP sums the datagram */
+	} else if (len >= 40 && pkt[0] >> 4 == 6) {
+		hl = 40;
+		tot = 40 + ((size_t)pkt[4] << 8 | pkt[5]);
+		pseudo[1] = pkt[6];
+		aoff = 8; /* src, dst */
+		alen = 32;
+	} else {
+		goto plain;
+	}
+	if ((pseudo[1] != 6 && pseudo[1] != 17) || hl < 20 || tot > len ||
+	    hl + 8 > tot)
+		goto plain;
+	memcpy(dst, pkt, hl);
+	sum = l3x_csum_copy(dst + hl, pkt + hl, tot - hl);
+	memcpy(dst + tot, pkt + tot, len - tot);
+	pseudo[0] = 0;
+	pseudo[2] = (uint8_t)((tot - hl) >> 8);
+	pseudo[3] = (uint8_t)(tot - hl);
+	sum = l3x_csum_add(sum, l3x_csum(pseudo, 4), 0);
+	sum = l3x_csum_add(sum, l3x_csum(pkt + aoff, (int)alen), 0);
+	return sum == 0xffff;
+plain:
+	memcpy(dst, pkt, len);
+	return false;
 }

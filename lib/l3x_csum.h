@@ -14,6 +14,7 @@
 #ifndef L3X_LIB_CSUM_H
 #define L3X_LIB_CSUM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,16 @@ uint16_t l3x_csum(const void *p, int len);
 /* memcpy(@dst, @src, @len) that returns l3x_csum(@src, @len) (the buffers
  * must not overlap). Any thread. */
 uint16_t l3x_csum_copy(void *dst, const void *src, size_t len);
+
+/*
+ * memcpy(@dst, @pkt, @len) of an IP packet that verifies, on the way, the
+ * TCP or UDP checksum of an unfragmented IPv4 packet or an IPv6 one without
+ * extension headers: true when the checksum is right, so lwIP need not sum
+ * it again (PBUF_FLAG_L3X_CSUM_OK, patch 0051). False for a wrong sum and
+ * for anything else (a fragment, another protocol, a header that lies):
+ * lwIP sums, drops and counts those as it always did. Any thread.
+ */
+bool l3x_csum_copy_ip(void *dst, const void *pkt, size_t len);
 
 /* The sum of @a and @b, two sums of the kind above; @b is the sum of data
  * that started at an odd offset from @a's when @odd (it is byte-swapped

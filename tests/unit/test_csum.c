@@ -6,6 +6,10 @@
  * every length up to 9000 at every alignment; the copy copies exactly
  * and only what it is told; and lwIP's pseudo-header sums over pbuf
  * chains with odd-length parts still give what the reference gives.
+ * l3x_csum_copy_ip(), the engine's copy of a received packet: a right TCP
+ * or UDP sum passes, one wrong bit anywhere it covers fails, and what
+ * lwIP must sum itself (fragments, extension headers, lying lengths) is
+ * never passed; every byte is copied either way.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +22,7 @@
 #include "lwip/pbuf.h"
 #include "lwip/prot/ip.h"
 
+#include "csum.h" /* tools/common: the reference for packets */
 #include "l3x_csum.h"
 
 #define MAXLEN 9000
@@ -200,4 +205,164 @@ Test(csum, pseudo_header_sums_over_odd_chains_are_unchanged)
 		pbuf_free(head);
 	}
 	free(b);
+}
+
+/* ------------------------------------------------ l3x_csum_copy_ip() */
+
+/* An IPv4 (@v6 0, @ihl 32-bit words of header) or IPv6 packet of
+ * protocol @proto with @l4len random bytes of payload, its TCP (offset
+ * 16) or UDP (offset 6) checksum right; @pad bytes of junk after it (as
+ * an Ethernet minimum frame pads). Returns the packet's length. */
+static size_t make_packet(uint8_t *b, int v6, unsigned ihl, uint8_t proto,
+			  size_t l4len, size_t pad, unsigned seed)
+{
+	size_t hl = v6 ? 40 : ihl * 4, i, coff = proto == 6 ? 16 : 6;
+	uint8_t ph[40];
+	uint16_t c;
+
+	srand(seed);
+	for (i = 0; i < hl + l4len + pad; i++)
+		b[i] = (uint8_t)rand();
+	if (v6) {
+		b[0] = 0x60;
+		b[4] = (uint8_t)(l4len >> 8);
+		b[5] = (uint8_t)l4len;
+		b[6] = proto;
+	} else {
+		b[0] = (uint8_t)(0x40 | ihl);
+		b[2] = (uint8_t)((hl + l4len) >> 8);
+		b[3] = (uint8_t)(hl + l4len);
+		b[6] = 0x40; /* DF, no fragment */
+		b[7] = 0;
+		b[9] = proto;
+	}
+	/* pseudo header: addresses, zero, protocol, length */
+	memcpy(ph, b + (v6 ? 8 : 12), v6 ? 32 : 8);
+	i = v6 ? 32 : 8;
+	ph[i] = 0;
+	ph[i + 1] = proto;
+	ph[i + 2] = (uint8_t)(l4len >> 8);
+	ph[i + 3] = (uint8_t)l4len;
+	b[hl + coff] = b[hl + coff + 1] = 0;
+	c = csum_fold(csum_partial(b + hl, l4len, csum_partial(ph, i + 4, 0)));
+	b[hl + coff] = (uint8_t)(c >> 8);
+	b[hl + coff + 1] = (uint8_t)c;
+	return hl + l4len + pad;
+}
+
+/* Copies all @len bytes, exactly, whatever it returns. */
+static bool copy_ip(const uint8_t *pkt, size_t len)
+{
+	static uint8_t dst[70000];
+	bool ok;
+
+	memset(dst, 0xa5, len + 1);
+	ok = l3x_csum_copy_ip(dst, pkt, len);
+	cr_assert_eq(memcmp(dst, pkt, len), 0, "copy differs");
+	cr_assert_eq(dst[len], 0xa5, "wrote past");
+	return ok;
+}
+
+Test(csum_ip, right_sums_pass_with_options_padding_any_length)
+{
+	static uint8_t b[70000];
+	static const struct {
+		int v6;
+		unsigned ihl;
+		uint8_t proto;
+	} k[] = { { 0, 5, 6 },	{ 0, 15, 6 }, { 0, 5, 17 },
+		  { 0, 7, 17 }, { 1, 0, 6 },  { 1, 0, 17 } };
+	size_t len, l4len, pad;
+	unsigned i;
+
+	for (i = 0; i < sizeof(k) / sizeof(k[0]); i++)
+		for (l4len = 20; l4len <= 9000; l4len += l4len < 100 ? 1 : 83)
+			for (pad = 0; pad < 3; pad++) {
+				len = make_packet(b, k[i].v6, k[i].ihl,
+						  k[i].proto, l4len, pad,
+						  (unsigned)(l4len + i));
+				cr_assert(copy_ip(b, len),
+					  "kind %u l4len %zu pad %zu", i, l4len,
+					  pad);
+			}
+	/* the largest IPv6 payload */
+	len = make_packet(b, 1, 0, 17, 65535, 0, 9);
+	cr_assert(copy_ip(b, len));
+}
+
+/* One bit wrong anywhere the sum covers (the addresses, the protocol, the
+ * IP length, the payload) fails it; fields it does not cover do not. */
+Test(csum_ip, any_covered_bit_wrong_fails)
+{
+	uint8_t b[2000];
+	size_t len, i;
+	unsigned bit;
+	int v6;
+
+	for (v6 = 0; v6 < 2; v6++) {
+		len = make_packet(b, v6, 5, 6, 1001, 0, 7);
+		for (i = v6 ? 8 : 12; i < len; i++)
+			for (bit = 0; bit < 8; bit++) {
+				b[i] ^= (uint8_t)(1 << bit);
+				cr_assert_not(copy_ip(b, len),
+					      "v6 %d byte %zu bit %u", v6, i,
+					      bit);
+				b[i] ^= (uint8_t)(1 << bit);
+			}
+		/* the protocol, TCP <-> UDP: a different sum */
+		b[v6 ? 6 : 9] = 17;
+		cr_assert_not(copy_ip(b, len));
+		b[v6 ? 6 : 9] = 6;
+		/* a shorter IP length: the sum over fewer bytes */
+		b[v6 ? 5 : 3]--;
+		cr_assert_not(copy_ip(b, len));
+		b[v6 ? 5 : 3]++;
+		/* TTL / hop limit: IP's business, not the sum's */
+		b[v6 ? 7 : 8] ^= 0xff;
+		cr_assert(copy_ip(b, len));
+	}
+}
+
+/* What lwIP must still sum: fragments, extension headers, other
+ * protocols, lengths that lie; anything at all is copied whole. */
+Test(csum_ip, fragments_other_protocols_and_lies_are_left_to_lwip)
+{
+	static uint8_t b[10000];
+	size_t len, i;
+
+	len = make_packet(b, 0, 5, 6, 500, 0, 1);
+	b[6] |= 0x20; /* more fragments */
+	cr_assert_not(copy_ip(b, len));
+	b[6] &= (uint8_t)~0x20;
+	b[7] = 1; /* offset 8 */
+	cr_assert_not(copy_ip(b, len));
+	b[7] = 0;
+	cr_assert(copy_ip(b, len));
+	b[9] = 1; /* ICMP */
+	cr_assert_not(copy_ip(b, len));
+	b[9] = 6;
+	b[2] = 0x40; /* IP length past the packet */
+	cr_assert_not(copy_ip(b, len));
+	b[2] = 0;
+	b[0] = 0x44; /* header shorter than 20 */
+	cr_assert_not(copy_ip(b, len));
+	b[0] = 0x4f; /* header past the IP length */
+	b[3] = 40;
+	cr_assert_not(copy_ip(b, 40));
+
+	len = make_packet(b, 1, 0, 17, 500, 0, 2);
+	b[6] = 0; /* hop-by-hop options first */
+	cr_assert_not(copy_ip(b, len));
+	b[4] = b[5] = 0; /* jumbogram length 0 */
+	b[6] = 17;
+	cr_assert_not(copy_ip(b, len));
+
+	/* short and random packets, every length: copied, never trusted
+	 * unless their sum is right (they cannot all be) */
+	for (len = 0; len < 200; len++) {
+		srand((unsigned)len);
+		for (i = 0; i < len; i++)
+			b[i] = (uint8_t)rand();
+		copy_ip(b, len);
+	}
 }
