@@ -42,7 +42,8 @@ static inline uint64_t tail64(const uint8_t *p, size_t len)
 {
 	uint64_t v = 0;
 
-	memcpy(&v, p, len);
+	if (len) /* p may be NULL then, and memcpy wants a pointer */
+		memcpy(&v, p, len);
 	return v;
 }
 
@@ -100,7 +101,8 @@ uint16_t l3x_csum_copy(void *dst, const void *src, size_t len)
 		s0 += HALVES(v0);
 	}
 	v0 = tail64(s, n);
-	memcpy(d, s, n);
+	if (n)
+		memcpy(d, s, n);
 	s1 += HALVES(v0);
 	return fold(s0 + s1 + s2 + s3);
 }
