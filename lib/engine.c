@@ -30,6 +30,7 @@
 #include "lwip/priv/tcp_priv.h"
 
 #include "engine.h"
+#include "l3x_csum.h"
 #include "mem.h"
 #include "l3x_hooks.h"
 
@@ -234,7 +235,8 @@ static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 		STAT_INC(st, rx_no_memory);
 		return -ENOBUFS;
 	}
-	memcpy(p->payload, pkt, len);
+	if (l3x_csum_copy_ip(p->payload, pkt, len))
+		p->flags |= PBUF_FLAG_L3X_CSUM_OK;
 	lwip_marks(&before);
 	l3x_tcp_in_state = 0;
 	if (st->netif.input(p, &st->netif) != ERR_OK) {

@@ -35,6 +35,7 @@
 
 #include "engine.h"
 #include "hash.h"
+#include "l3x_csum.h"
 #include "l3x_hooks.h"
 #include "mem.h"
 #include "way.h"
@@ -661,6 +662,7 @@ static void send_one(struct l3x_stack *st, struct l3x_stream *s,
 	uint16_t to_port;
 	uint32_t zone = s->zone;
 	struct pbuf *p;
+	uint16_t sum;
 	err_t err;
 
 	if (s->bound) {
@@ -687,10 +689,12 @@ static void send_one(struct l3x_stack *st, struct l3x_stream *s,
 		STAT_INC(st, udp_tx_failed);
 		return;
 	}
-	memcpy(p->payload, data, len);
+	/* Summed as copied: lwIP does not read the data again (0051). */
+	sum = l3x_csum_copy(p->payload, data, len);
 	/* The link reads the zone from the hint lwIP points the netif at. */
 	st->udp_pcb->netif_hints.l3x_zone = zone;
-	err = udp_sendto_from(st->udp_pcb, p, &to, to_port, &from, s->dst_port);
+	err = udp_sendto_from_chksum(st->udp_pcb, p, &to, to_port, &from,
+				     s->dst_port, 1, sum);
 	pbuf_free(p);
 	if (err != ERR_OK) {
 		STAT_INC(st, udp_tx_failed);

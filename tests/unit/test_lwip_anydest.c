@@ -94,6 +94,10 @@ static unsigned ncap;
 static struct conn conn;
 static uint32_t pool_start[MEMP_MAX];
 static uint64_t mem_start;
+/* inject(): pbuf flags to set, and a value to add to the right checksum
+ * (patch 0051's test: a wrong sum the port says it verified) */
+static u8_t inject_flags;
+static uint16_t inject_sum_off;
 
 /* ------------------------------------------------------------ checksums */
 
@@ -142,6 +146,7 @@ static void inject(const char *src, const char *dst, uint8_t proto, uint8_t *l4,
 		l4[csum_off] = l4[csum_off + 1] = 0;
 		c = csum_fold(csum_partial(l4, l4len,
 					   pseudo(v6, s, d, proto, l4len)));
+		c = (uint16_t)(c + inject_sum_off);
 		l4[csum_off] = (uint8_t)(c >> 8);
 		l4[csum_off + 1] = (uint8_t)c;
 	}
@@ -172,6 +177,7 @@ static void inject(const char *src, const char *dst, uint8_t proto, uint8_t *l4,
 	p = pbuf_alloc(PBUF_RAW, (u16_t)(hlen + l4len), PBUF_RAM);
 	cr_assert_not_null(p);
 	cr_assert_eq(pbuf_take(p, pkt, (u16_t)(hlen + l4len)), ERR_OK);
+	p->flags |= inject_flags;
 	nif.input(p, &nif);
 }
 
@@ -1496,4 +1502,52 @@ Test(anydest, ipv6_option_length_past_its_header_is_dropped)
 		     (unsigned)(lwip_stats.ip6.lenerr - lenerr));
 	cr_assert_eq(lwip_stats.ip6.drop - drop, 2);
 	cr_assert_eq(ncap, 0, "answered a malformed option header");
+}
+
+/* Patch 0051: a pbuf the port marked verified (PBUF_FLAG_L3X_CSUM_OK) is
+ * not summed again, which a wrong sum shows; unmarked, the same segment
+ * and datagram are summed, dropped and counted in chkerr as before. */
+static void wrong_sum_dropped_unless_marked(const char *peer, const char *dst)
+{
+	static const int tag = 5;
+	const struct flow f = { peer, 40005, dst, 80 };
+	STAT_COUNTER tcp_chkerr = lwip_stats.tcp.chkerr;
+	STAT_COUNTER udp_chkerr = lwip_stats.udp.chkerr;
+	struct udp_seen seen = { 0 };
+	struct udp_pcb *u = udp_anydest(&seen);
+	struct tcp_pcb *l = listener(0, &tag);
+	struct seg s;
+
+	inject_sum_off = 0x1234;
+	send_tcp(&f, PEER_ISN, 0, TCP_SYN, 1460, NULL);
+	send_udp(&f, "ping");
+	cr_assert_eq(ncap, 0, "answered a segment with a wrong sum");
+	cr_assert_eq(seen.n, 0, "took a datagram with a wrong sum");
+	cr_assert_eq(lwip_stats.tcp.chkerr - tcp_chkerr, 1);
+	cr_assert_eq(lwip_stats.udp.chkerr - udp_chkerr, 1);
+
+	inject_flags = PBUF_FLAG_L3X_CSUM_OK;
+	send_tcp(&f, PEER_ISN, 0, TCP_SYN, 1460, NULL);
+	send_udp(&f, "ping");
+	cr_assert_eq(ncap, 1, "the marked SYN went unanswered");
+	s = parsed(0);
+	cr_assert_eq(s.flags, TCP_SYN | TCP_ACK, "flags %#x", s.flags);
+	cr_assert_eq(seen.n, 1, "the marked datagram was not delivered");
+	cr_assert_eq(lwip_stats.tcp.chkerr - tcp_chkerr, 1);
+	cr_assert_eq(lwip_stats.udp.chkerr - udp_chkerr, 1);
+	inject_flags = 0;
+	inject_sum_off = 0;
+	tcp_abort(tcp_active_pcbs);
+	tcp_close(l);
+	udp_remove(u);
+}
+
+Test(anydest, tcp4_udp4_marked_verified_are_not_summed_again)
+{
+	wrong_sum_dropped_unless_marked(PEER4, DST4);
+}
+
+Test(anydest, tcp6_udp6_marked_verified_are_not_summed_again)
+{
+	wrong_sum_dropped_unless_marked(PEER6, DST6);
 }
