@@ -5,7 +5,8 @@
  * thread that busy-polls:
  *
  *   l3x_stack__poll()
- *     link->rx        source -> link->input (engine_input) -> lwIP ip_input
+ *     link->rx        source -> link->input (engine_input, a copy) or
+ *                     link->input_pbuf (XDP: the UMEM frame) -> lwIP ip_input
  *                     -> tcp.c/udp.c callbacks -> flows -> worker app rings
  *     l3x_flow_serve  worker engine rings -> the flow's protocol (ops)
  *     timers          lwIP sys_check_timeouts(), a slice of its TCP timer
@@ -201,14 +202,12 @@ static bool frees_memory(const uint8_t *pkt, size_t len)
 	return ip_hl + tcp_hl == tot && !(pkt[ip_hl + 13] & 0x02);
 }
 
-/* Feed one IP packet (copied) to lwIP; matched against the software rules
- * when @filter. Returns 0 or -ENOBUFS. */
-static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
-			bool filter)
+/* The checks every packet passes before lwIP sees it, counted: the
+ * software rules when @filter, and max_memory. 1 if it may go in, 0 if
+ * dropped (no rule, not IP), -ENOBUFS. */
+static int input_admit(struct l3x_stack *st, const void *pkt, size_t len,
+		       bool filter)
 {
-	struct lwip_marks before, after;
-	struct pbuf *p;
-
 	STAT_INC(st, rx_packets);
 	STAT_ADD(st, rx_bytes, len);
 	switch (l3x_ruleset_match(filter ? st->rules : NULL, pkt, len, 0)) {
@@ -230,13 +229,14 @@ static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 		STAT_INC(st, rx_no_memory);
 		return -ENOBUFS;
 	}
-	p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
-	if (!p) {
-		STAT_INC(st, rx_no_memory);
-		return -ENOBUFS;
-	}
-	if (l3x_csum_copy_ip(p->payload, pkt, len))
-		p->flags |= PBUF_FLAG_L3X_CSUM_OK;
+	return 1;
+}
+
+/* @p (ours now) to lwIP, and what became of it counted. */
+static void input_feed(struct l3x_stack *st, struct pbuf *p)
+{
+	struct lwip_marks before, after;
+
 	lwip_marks(&before);
 	l3x_tcp_in_state = 0;
 	if (st->netif.input(p, &st->netif) != ERR_OK) {
@@ -244,10 +244,32 @@ static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 		 * packet is ours to free, and it went nowhere */
 		pbuf_free(p);
 		STAT_INC(st, rx_ip_bad);
-		return 0;
+		return;
 	}
 	lwip_marks(&after);
 	stat_add(st, fate(&before, &after), 1);
+}
+
+/* Feed one IP packet (copied) to lwIP; matched against the software rules
+ * when @filter. Returns 0 or -ENOBUFS. */
+static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
+			bool filter)
+{
+	struct pbuf *p;
+	int r;
+
+	r = input_admit(st, pkt, len, filter);
+	if (r <= 0)
+		return r;
+	p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_RAM);
+	if (!p) {
+		STAT_INC(st, rx_no_memory);
+		return -ENOBUFS;
+	}
+	if (l3x_csum_copy_ip(p->payload, pkt, len))
+		p->flags |= PBUF_FLAG_L3X_CSUM_OK;
+	STAT_INC(st, rx_copied);
+	input_feed(st, p);
 	return 0;
 }
 
@@ -255,6 +277,21 @@ static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 static int input_steered(struct l3x_stack *st, const void *pkt, size_t len)
 {
 	return engine_input(st, pkt, len, false);
+}
+
+/* The same, in a buffer of the source's own that lwIP keeps as it is (a
+ * UMEM frame: zero copy); @p, one pbuf, is the engine's in every case. */
+static int input_steered_pbuf(struct l3x_stack *st, struct pbuf *p)
+{
+	int r = input_admit(st, p->payload, p->len, false);
+
+	if (r <= 0) {
+		pbuf_free(p);
+		return r;
+	}
+	STAT_INC(st, rx_zerocopy);
+	input_feed(st, p);
+	return 0;
 }
 
 /* TUN: the software rules decide. */
@@ -477,9 +514,12 @@ static int open_source(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	}
 	if (!err && !st->link)
 		err = -errno;
-	if (!err)
-		st->link->input = st->source == L3X_SOURCE_XDP ? input_steered
-							       : input_filtered;
+	if (err)
+		return err;
+	st->link->input =
+		st->source == L3X_SOURCE_XDP ? input_steered : input_filtered;
+	if (st->source == L3X_SOURCE_XDP)
+		st->link->input_pbuf = input_steered_pbuf;
 	return err;
 }
 

@@ -149,9 +149,15 @@ size_t l3x_flow_pbuf_cost(const struct pbuf *p)
 	size_t c = 0;
 
 	/* PBUF_RAM and pool pbufs: the header starts the block (no size
-	 * word in front: lwipopts.h MEM_STATS 0, MEMP_SIZE 0). */
+	 * word in front: lwipopts.h MEM_STATS 0, MEMP_SIZE 0). A custom
+	 * pbuf is a UMEM frame (zero-copy receive, lib/link_xsk.c): no
+	 * heap, and its frames are bounded there; it costs what the same
+	 * bytes would in a buffer of their own, so that a small segment is
+	 * still copied out (and its frame freed) as tcp.c rx_costly says. */
 	for (; p; p = p->next)
-		c += l3x_mem_size(p);
+		c += (p->flags & PBUF_FLAG_IS_CUSTOM)
+			     ? sizeof(struct pbuf_custom) + p->len
+			     : l3x_mem_size(p);
 	return c;
 }
 

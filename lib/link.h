@@ -49,6 +49,10 @@ struct l3x_link {
 	/* Set by the engine after open: one IP packet (copied) into the
 	 * stack. Returns 0, or -ENOBUFS (counted). Engine thread. */
 	int (*input)(struct l3x_stack *st, const void *pkt, size_t len);
+	/* Set for the XDP source only: one IP packet in pbuf @p, a single
+	 * pbuf of the link's own (a UMEM frame) that lwIP keeps as it is;
+	 * taken in every case (freed when dropped). Same returns. */
+	int (*input_pbuf)(struct l3x_stack *st, struct pbuf *p);
 };
 
 /* 0 if the XDP source's options are good for an MTU of @mtu, -EINVAL. */

@@ -26,6 +26,19 @@
  * takes it in; on the way out a packet names its zone by the netif hint
  * of the PCB that sends it (TCP: the PCB's own; UDP: lib/udp.c sets it
  * per datagram), else it is the frame at hand's.
+ *
+ * Zero-copy receive. An unfragmented TCP segment goes to lwIP in its UMEM
+ * frame: a custom pbuf (one per frame, made in place) whose free gives the
+ * frame back to the free stack, and the next turn to the fill ring; only
+ * the engine thread frees pbufs. Everything else is copied, as are
+ * fragments (reassembly would hold them) and UDP (its queues are the
+ * application's). What lwIP keeps, out-of-order segments and data not yet
+ * read, is bounded here: at most half of a queue's receive frames are in
+ * lwIP's hands, the other half left to the kernel (the fill and RX rings);
+ * past that bound, or while the fill ring and the free frames run low, a
+ * segment is copied (rx_zerocopy_fallback), so the fill ring never runs
+ * dry. The frames lwIP holds count as the application's in the frame
+ * accounting (lib/xsk.c), released one by one as lwIP frees them.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -59,9 +72,29 @@ struct l2_cur {
 	uint8_t hdr[L3X_L2_MAX]; /* the way back: MACs swapped, same tags */
 };
 
+/* A frame's pbuf while lwIP holds it. */
+struct zc_pbuf {
+	struct pbuf_custom pc; /* first: the pbuf lwIP frees */
+	struct zc_queue *q;
+};
+
+/* Zero-copy state of one queue; it outlives the link while lwIP still
+ * holds frames of it (closed: the last free closes the socket). */
+struct zc_queue {
+	struct l3x_xsk *x;
+	uint32_t frame_size;
+	uint32_t held; /* frames in lwIP's pbufs */
+	uint32_t max;  /* bound on held */
+	uint32_t low;  /* copy while fill ring + free frames are under it */
+	bool freed;    /* frames freed since the last refill */
+	bool closed;
+	struct zc_pbuf pb[]; /* one per frame */
+};
+
 struct link_xsk {
 	struct l3x_link link;
 	struct l3x_xsk *xsks[L3X_MAX_QUEUES];
+	struct zc_queue *zq[L3X_MAX_QUEUES];
 	unsigned nxsk;
 	uint8_t mac[6]; /* the interface's: the source of every reply */
 	struct l3x_ways *ways;
@@ -258,42 +291,148 @@ static bool way_of(struct link_xsk *lx, struct pbuf *p, const uint8_t **hdr,
 	return true;
 }
 
+/* ------------------------------------------------------------ zero copy */
+
+static struct zc_queue *zc_open(struct l3x_xsk *x, uint32_t frame_count)
+{
+	struct zc_queue *q;
+	uint32_t rx = l3x_xsk_rx_frames(x);
+
+	q = calloc(1, sizeof(*q) + (size_t)frame_count * sizeof(q->pb[0]));
+	if (!q)
+		return NULL;
+	q->x = x;
+	q->frame_size = l3x_xsk_frame_size(x);
+	/* Half the receive frames for lwIP, half for the kernel: the fill
+	 * ring keeps at least that many whatever lwIP holds. */
+	q->max = rx / 2;
+	q->low = rx / 8;
+	return q;
+}
+
+/* Close @q's socket now, or once lwIP has freed the last frame it holds. */
+static void zc_close(struct zc_queue *q)
+{
+	if (q->held) {
+		q->closed = true;
+		return;
+	}
+	l3x_xsk_close(q->x);
+	free(q);
+}
+
+/* lwIP frees a frame's pbuf (engine thread): the frame goes back. */
+static void zc_free(struct pbuf *p)
+{
+	struct zc_pbuf *zp = (struct zc_pbuf *)p;
+	struct zc_queue *q = zp->q;
+
+	l3x_xsk_release_one(q->x, (uint64_t)(zp - q->pb) * q->frame_size);
+	q->held--;
+	q->freed = true;
+	if (q->closed && !q->held)
+		zc_close(q);
+}
+
+/* May lwIP keep IP packet @ip in its frame? Unfragmented TCP only (IPv6:
+ * TCP the first next header): lwIP holds nothing else past its input
+ * but reassembly and UDP queues, which have no bound of ours. l2_parse
+ * checked the fixed header is there. */
+static bool zc_kind(const uint8_t *ip)
+{
+	if (ip[0] >> 4 == 4)
+		return ip[9] == PROTO_TCP && !(ip[6] & 0x3f) && !ip[7];
+	return ip[6] == PROTO_TCP;
+}
+
+static bool zc_room(struct zc_queue *q)
+{
+	return q->held < q->max && l3x_xsk_rx_spare(q->x) >= q->low;
+}
+
+/* Frame @f (IP from @hlen) to lwIP in place; it stays lwIP's until its
+ * pbuf is freed. */
+static void zc_input(struct l3x_link *l, struct zc_queue *q,
+		     const struct l3x_frame *f, unsigned hlen)
+{
+	struct zc_pbuf *zp = &q->pb[f->addr / q->frame_size];
+	u16_t len = (u16_t)(f->len - hlen);
+	struct pbuf *p;
+
+	zp->q = q;
+	zp->pc.custom_free_function = zc_free;
+	/* The frame is ours to write until released (lwIP turns TCP
+	 * header fields in place). */
+	p = pbuf_alloced_custom(PBUF_RAW, len, PBUF_REF, &zp->pc,
+				(uint8_t *)(uintptr_t)(f->data + hlen), len);
+	q->held++;
+	l->input_pbuf(l->st, p);
+}
+
+/* ------------------------------------------------------------ rx */
+
+/* One frame to the engine: true if lwIP keeps it (zero copy), false if
+ * it is done with (copied, or dropped). */
+static bool rx_one(struct link_xsk *lx, unsigned qi, const struct l3x_frame *f)
+{
+	struct l3x_stack *st = lx->link.st;
+	struct zc_queue *q = lx->zq[qi];
+	unsigned hlen, vlans;
+	uint32_t zone;
+	uint8_t family;
+	bool kept = false;
+
+	hlen = l2_parse(f->data, f->len, &family, &vlans, &zone);
+	if (!hlen) {
+		STAT_INC(st, rx_packets);
+		STAT_INC(st, rx_not_ip);
+		return false;
+	}
+	/* A group address sends nothing: no station can take replies
+	 * there. */
+	if (f->data[6] & 1) {
+		STAT_INC(st, rx_packets);
+		STAT_INC(st, rx_src_mac_group);
+		return false;
+	}
+	cur_set(lx, f->data, f->len, hlen, vlans, zone, qi);
+	lx->in_input = true;
+	l3x_zone_in = zone;
+	if (q && lx->link.input_pbuf && zc_kind(f->data + hlen)) {
+		kept = zc_room(q);
+		if (!kept)
+			STAT_INC(st, rx_zerocopy_fallback);
+	}
+	if (kept)
+		zc_input(&lx->link, q, f, hlen);
+	else
+		lx->link.input(st, f->data + hlen, f->len - hlen);
+	l3x_zone_in = 0;
+	lx->in_input = false;
+	return kept;
+}
+
 static int xsk_rx(struct l3x_link *l)
 {
 	struct link_xsk *lx = (struct link_xsk *)l;
-	struct l3x_stack *st = l->st;
 	struct l3x_frame f[L3X_RX_BURST];
-	unsigned qi, n, i, hlen, vlans;
-	uint32_t zone;
-	uint8_t family;
+	unsigned qi, n, i, done;
 	int work = 0;
 
 	for (qi = 0; qi < lx->nxsk; qi++) {
-		n = l3x_xsk_rx_burst(lx->xsks[qi], f, L3X_RX_BURST);
-		for (i = 0; i < n; i++) {
-			hlen = l2_parse(f[i].data, f[i].len, &family, &vlans,
-					&zone);
-			if (!hlen) {
-				STAT_INC(st, rx_packets);
-				STAT_INC(st, rx_not_ip);
-				continue;
-			}
-			/* A group address sends nothing: no station can
-			 * take replies there. */
-			if (f[i].data[6] & 1) {
-				STAT_INC(st, rx_packets);
-				STAT_INC(st, rx_src_mac_group);
-				continue;
-			}
-			cur_set(lx, f[i].data, f[i].len, hlen, vlans, zone, qi);
-			lx->in_input = true;
-			l3x_zone_in = zone;
-			l->input(st, f[i].data + hlen, f[i].len - hlen);
-			l3x_zone_in = 0;
-			lx->in_input = false;
+		struct zc_queue *q = lx->zq[qi];
+
+		/* Frames lwIP freed since: to the fill ring in one go. */
+		if (q && q->freed) {
+			q->freed = false;
+			l3x_xsk_refill(lx->xsks[qi]);
 		}
-		if (n)
-			l3x_xsk_release(lx->xsks[qi], f, n);
+		n = l3x_xsk_rx_burst(lx->xsks[qi], f, L3X_RX_BURST);
+		for (i = 0, done = 0; i < n; i++)
+			if (!rx_one(lx, qi, &f[i]))
+				f[done++] = f[i];
+		if (done)
+			l3x_xsk_release(lx->xsks[qi], f, done);
 		work += (int)n;
 	}
 	return work;
@@ -388,8 +527,12 @@ static void xsk_close(struct l3x_link *l)
 	struct link_xsk *lx = (struct link_xsk *)l;
 	unsigned qi;
 
-	for (qi = 0; qi < lx->nxsk; qi++)
-		l3x_xsk_close(lx->xsks[qi]);
+	for (qi = 0; qi < lx->nxsk; qi++) {
+		if (lx->zq[qi])
+			zc_close(lx->zq[qi]);
+		else
+			l3x_xsk_close(lx->xsks[qi]);
+	}
 	l3x_ways_close(lx->ways);
 	free(lx);
 }
@@ -421,6 +564,9 @@ static int open_queues(struct link_xsk *lx, const struct l3x_stack_opts *o,
 		if (!lx->xsks[i])
 			return -errno;
 		lx->nxsk++;
+		lx->zq[i] = zc_open(lx->xsks[i], cfg->frame_count);
+		if (!lx->zq[i])
+			return -ENOMEM;
 	}
 	return 0;
 }

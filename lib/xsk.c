@@ -10,7 +10,10 @@
  *   kernel      taken from the fill ring, not yet on the RX ring
  *   app         handed to the application, not yet released (a bit per
  *               frame in @held, so that a release of a frame the
- *               application does not hold is refused, not pushed twice)
+ *               application does not hold is refused, not pushed twice);
+ *               for the stack, this includes the frames lwIP holds in
+ *               zero-copy pbufs (lib/link_xsk.c), released one by one
+ *               as lwIP frees them
  *   tx          on the TX ring or being sent
  *   completion  sent, on the completion ring, not yet reaped
  * We count what crosses each boundary; the fill/kernel split is read from
@@ -337,7 +340,9 @@ static bool release_valid(struct l3x_xsk *x, const struct l3x_frame *f,
 	return false;
 }
 
-int l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f, unsigned n)
+/* Frames @f, checked, back to the free stack (not yet the fill ring). */
+static int release_frames(struct l3x_xsk *x, const struct l3x_frame *f,
+			  unsigned n)
 {
 	unsigned i;
 
@@ -351,8 +356,38 @@ int l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f, unsigned n)
 			f[i].addr & ~((uint64_t)x->frame_size - 1);
 	}
 	x->app -= n;
-	l3x_xsk_refill(x);
 	return 0;
+}
+
+int l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f, unsigned n)
+{
+	int err = release_frames(x, f, n);
+
+	if (!err)
+		l3x_xsk_refill(x);
+	return err;
+}
+
+int l3x_xsk_release_one(struct l3x_xsk *x, uint64_t addr)
+{
+	struct l3x_frame f = { .addr = addr };
+
+	return release_frames(x, &f, 1);
+}
+
+uint32_t l3x_xsk_rx_frames(const struct l3x_xsk *x)
+{
+	return x->frame_count - x->tx_frames;
+}
+
+uint32_t l3x_xsk_rx_spare(const struct l3x_xsk *x)
+{
+	/* Acquire: pairs with the kernel's release of the fill consumer. */
+	uint32_t cons = __atomic_load_n(x->fill.consumer, __ATOMIC_ACQUIRE);
+	uint32_t in_fill = *x->fill.producer - cons;
+
+	return in_fill +
+	       (x->nfree > x->tx_frames ? x->nfree - x->tx_frames : 0);
 }
 
 int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms)

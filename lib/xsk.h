@@ -35,6 +35,14 @@ L3X_HIDDEN unsigned l3x_xsk_rx_burst(struct l3x_xsk *x, struct l3x_frame *f,
  * when one is not held by the application (released twice, not ours). */
 L3X_HIDDEN int l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f,
 			       unsigned n);
+/* Give back one received frame (@addr anywhere in it) to the free stack
+ * only: the caller refills later (l3x_xsk_refill), so that frames freed one
+ * by one go to the fill ring in one batch. Errors as l3x_xsk_release(). */
+L3X_HIDDEN int l3x_xsk_release_one(struct l3x_xsk *x, uint64_t addr);
+/* The frames receive may use (the rest are kept for transmit), and those
+ * of them ready for the kernel: on the fill ring or free to go there. */
+L3X_HIDDEN uint32_t l3x_xsk_rx_frames(const struct l3x_xsk *x);
+L3X_HIDDEN uint32_t l3x_xsk_rx_spare(const struct l3x_xsk *x);
 L3X_HIDDEN int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms);
 L3X_HIDDEN void l3x_xsk_frames(const struct l3x_xsk *x,
 			       struct l3x_frame_stats *fs);

@@ -183,7 +183,8 @@ struct l3x_frame_stats {
 	uint32_t free;	     /* in the library's free pool */
 	uint32_t fill;	     /* posted to the fill ring, not yet taken */
 	uint32_t kernel;     /* taken by the kernel, not yet received */
-	uint32_t app;	     /* received by the application, not released */
+	uint32_t app;	     /* received by the application, not released
+			      * (a stack: with the frames lwIP holds) */
 	uint32_t tx;	     /* on the TX ring or in the kernel */
 	uint32_t completion; /* on the completion ring, not yet reaped */
 };
@@ -623,6 +624,15 @@ struct l3x_stack_stats {
 					  * unanswered): nothing sent */
 	uint64_t udp_requests_timed_out; /* not answered within
 					  * request_timeout_ms: dropped */
+	/* zero-copy receive (XDP source) */
+	uint64_t rx_zerocopy;	       /* packets lwIP took in their UMEM
+					* frame (unfragmented TCP) */
+	uint64_t rx_copied;	       /* packets copied into a buffer of
+					* lwIP's (every other) */
+	uint64_t rx_zerocopy_fallback; /* of those, TCP copied only because
+					* lwIP held its bound of frames (half
+					* the receive frames) or the fill ring
+					* ran low */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

@@ -152,6 +152,9 @@
  * (lib/engine.h); accessed with atomics by the engine and one reader. */
 #define LWIP_PBUF_CUSTOM_DATA		void *l3x_qnext;
 #define LWIP_PBUF_CUSTOM_DATA_INIT(p)	((p)->l3x_qnext = NULL)
+/* Zero-copy receive: TCP segments stay in their UMEM frame, a custom pbuf
+ * whose free gives the frame back (lib/link_xsk.c). */
+#define LWIP_SUPPORT_CUSTOM_PBUF	1
 /* TIME_WAIT lasts 2 * TCP_MSL: 60 s, as on Linux, not lwIP's 2 min. */
 #define TCP_MSL				30000UL
 
