@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,6 +30,10 @@
 #define PROG	    "l3x-capture"
 #define BURST	    64
 #define SPIN_ROUNDS 2000
+/* The library's default UMEM frames per queue. The RX ring is as large:
+ * while the receiver is off the CPU (the writer's turn, or anyone's), the
+ * kernel can queue every frame that is not held for writing. */
+#define DEFAULT_FRAMES 4096
 
 /* clang-format off */
 TOOL_DEFINE(PROG,
@@ -54,14 +59,14 @@ struct args {
  * writev() (a pcap record header each, no copy of the frame), and moves
  * @written; the receiver gives back to their handle what is written, up to
  * @written, moving @released. So a slow or blocked write never stops
- * receiving: it only holds frames, and those are bounded (HOLD_SHARE of
- * each handle's UMEM, the rest stays with the fill ring). A frame that
+ * receiving: it only holds frames, and those are bounded (3/4 of each
+ * handle's UMEM, the rest stays with the fill and RX rings). A frame that
  * finds the ring or its handle's share full is given back unwritten and
  * counted (writer_dropped in the end line).
  */
-#define RING	   8192 /* slots, a power of two */
-#define WBATCH	   256	/* frames per writev(): 2 iovecs each */
-#define HOLD_SHARE 2	/* a handle's frames held for writing: 1/2 */
+#define RING	  8192 /* slots, a power of two */
+#define WBATCH	  256  /* frames per writev(): 2 iovecs each */
+#define HOLD_KEEP 4    /* 1/4 of a handle's frames never held for writing */
 
 struct pcap_rec {
 	uint32_t ts_sec, ts_nsec, caplen, len;
@@ -272,6 +277,12 @@ static void reap(struct run *r)
 	}
 }
 
+static bool writer_busy(struct writer *w)
+{
+	return atomic_load_explicit(&w->written, memory_order_relaxed) !=
+	       atomic_load_explicit(&w->head, memory_order_relaxed);
+}
+
 static void wake_writer(struct writer *w)
 {
 	if (atomic_load(&w->sleeping)) {
@@ -345,7 +356,7 @@ static void start_writer(struct run *r, int fd)
 		struct l3x_frame_stats fs;
 
 		l3x_capture_handle__frames(r->h[i], &fs);
-		r->hold_max[i] = fs.total / HOLD_SHARE;
+		r->hold_max[i] = fs.total - fs.total / HOLD_KEEP;
 	}
 	/* SIGINT and SIGTERM go to the receiver, which stops the writer. */
 	stop_signals_block(&old);
@@ -396,14 +407,20 @@ static void loop(struct run *r, const struct args *a)
 {
 	struct run_clock rc;
 	uint64_t last = 0;
-	unsigned idle = 0;
+	unsigned idle = 0, n;
 	double dt;
 
 	run_clock_start(&rc, a->seconds, a->link.quiet);
 	while (!stop_requested()) {
-		if (pass(r, a))
+		n = pass(r, a);
+		if (n)
 			idle = 0;
-		else if (++idle > SPIN_ROUNDS)
+		/* Frames wait to be written, and the queues are not full: the
+		 * writer's turn. It shares the CPU with us (a pinned capture)
+		 * or not; either way a spin here takes from its CPU time. */
+		if (n < BURST && writer_busy(r->w))
+			sched_yield();
+		else if (!n && ++idle > SPIN_ROUNDS)
 			sleep_on_handles(r, 50);
 		dt = run_clock_turn(&rc);
 		if (dt < 0)
@@ -425,6 +442,10 @@ static void open_handles(struct run *r, const struct args *a)
 	for (i = 0; i < nq; i++) {
 		q = l->nqueues ? l->queues[i] : i;
 		r->h[r->nh] = l3x_capture_handle__open(r->cap, q);
+		if (!r->h[r->nh] && errno == EOPNOTSUPP &&
+		    l->bind_mode == L3X_BIND_ZEROCOPY)
+			die("--bind zerocopy: %s queue %u: %s (zero-copy AF_XDP needs a driver that offers it, in native XDP mode; veth has none: use --bind auto or copy)",
+			    l->iface, q, strerror(errno));
 		if (!r->h[r->nh])
 			die("--queue %u on %s: %s", q, l->iface,
 			    link_strerror(errno));
@@ -497,6 +518,7 @@ int main(int argc, char **argv)
 	L3X_OPTS(l3x_capture_opts, o, .ifname = a.link.iface,
 		 .pin_dir = a.link.pin_dir, .xdp_mode = a.link.xdp_mode,
 		 .frame_count = a.link.frames, .bind_mode = a.link.bind_mode,
+		 .ring_size = a.link.frames ? a.link.frames : DEFAULT_FRAMES,
 		 .busy_poll_usec = a.link.no_busy_poll ? -1 : 0);
 	stop_on_signals(SA_RESTART);
 	signal(SIGPIPE, SIG_IGN);
