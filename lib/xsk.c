@@ -169,7 +169,18 @@ static int create_socket(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 	};
 	int err;
 
-	/* No flag: the kernel tries zero-copy and falls back to copy. */
+	/*
+	 * No flag: the kernel tries zero-copy and falls back to copy. Asked
+	 * for zero-copy, the bind fails when the driver cannot (veth, and
+	 * any driver without ndo_xsk_wakeup: EOPNOTSUPP) instead of copying
+	 * quietly. The rings and the frame accounting are the same in both
+	 * modes: zero-copy changes only who writes the frames.
+	 */
+	if (cfg->bind_mode == L3X_BIND_ZEROCOPY && cfg->skb_mode) {
+		pr_info("queue %u of %s: zero-copy needs the program in native XDP mode, not skb\n",
+			cfg->queue, cfg->ifname);
+		return -EOPNOTSUPP;
+	}
 	if (cfg->bind_mode == L3X_BIND_COPY || cfg->skb_mode)
 		sc.bind_flags |= XDP_COPY;
 	else if (cfg->bind_mode == L3X_BIND_ZEROCOPY)
@@ -178,7 +189,10 @@ static int create_socket(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 				 &x->rx, &x->tx, &sc);
 	if (err) {
 		x->sock = NULL;
-		if (err == -EBUSY)
+		if (err == -EOPNOTSUPP && cfg->bind_mode == L3X_BIND_ZEROCOPY)
+			pr_info("queue %u of %s: the driver has no zero-copy AF_XDP\n",
+				cfg->queue, cfg->ifname);
+		else if (err == -EBUSY)
 			pr_info("queue %u of %s is taken: another AF_XDP socket is bound to it (another l3x process on this queue?)\n",
 				cfg->queue, cfg->ifname);
 		else

@@ -163,6 +163,9 @@ struct l3x_stack *stack_open(struct l3x_stack_opts *o,
 	st = l3x_stack__open(o);
 	if (!st && tun)
 		die("--tun %s: %s", tun, strerror(errno));
+	if (!st && errno == EOPNOTSUPP && a->bind_mode == L3X_BIND_ZEROCOPY)
+		die("--bind zerocopy: %s: %s (zero-copy AF_XDP needs a driver that offers it, in native XDP mode; veth has none: use --bind auto or copy)",
+		    a->iface, strerror(errno));
 	if (!st)
 		die("--iface %s: %s", a->iface, link_strerror(errno));
 	return st;

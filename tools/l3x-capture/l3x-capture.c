@@ -2,18 +2,24 @@
 /*
  * l3x-capture - write the frames that match steering rules as pcap.
  *
- * One thread reads every queue's handle in turn, writes nanosecond pcap
- * (tcpdump and tshark read it; "-" pipes it), and gives the frames back.
- * It spins a little when idle before sleeping in poll(), so a flood is read
- * at full rate and an idle capture costs no CPU.
+ * One thread reads every queue's handle in turn and hands the frames to a
+ * writer thread, which writes them as nanosecond pcap (tcpdump and tshark
+ * read it; "-" pipes it) straight from the UMEM, and the frames go back
+ * once written. The reader spins a little when idle before sleeping in
+ * poll(), so a flood is read at full rate and an idle capture costs no CPU.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "l3x/l3x.h"
@@ -24,6 +30,10 @@
 #define PROG	    "l3x-capture"
 #define BURST	    64
 #define SPIN_ROUNDS 2000
+/* The library's default UMEM frames per queue. The RX ring is as large:
+ * while the receiver is off the CPU (the writer's turn, or anyone's), the
+ * kernel can queue every frame that is not held for writing. */
+#define DEFAULT_FRAMES 4096
 
 /* clang-format off */
 TOOL_DEFINE(PROG,
@@ -42,16 +52,55 @@ struct args {
 	double seconds; /* 0: no limit */
 };
 
-struct run {
-	struct l3x_capture *cap;
-	struct l3x_capture_handle *h[256];
-	unsigned nh;
-	FILE *out;
-	uint64_t frames, bytes;
-};
+/*
+ * The hand-off between the receiving thread (main) and the writer thread:
+ * one ring of frame references, three counters. The receiver puts frames at
+ * @head; the writer writes them, straight from their UMEM frames with
+ * writev() (a pcap record header each, no copy of the frame), and moves
+ * @written; the receiver gives back to their handle what is written, up to
+ * @written, moving @released. So a slow or blocked write never stops
+ * receiving: it only holds frames, and those are bounded (3/4 of each
+ * handle's UMEM, the rest stays with the fill and RX rings). A frame that
+ * finds the ring or its handle's share full is given back unwritten and
+ * counted (writer_dropped in the end line).
+ */
+#define RING	  8192 /* slots, a power of two */
+#define WBATCH	  256  /* frames per writev(): 2 iovecs each */
+#define HOLD_KEEP 4    /* 1/4 of a handle's frames never held for writing */
 
 struct pcap_rec {
 	uint32_t ts_sec, ts_nsec, caplen, len;
+};
+
+struct writer {
+	/* receiver */
+	struct l3x_frame fr[RING];
+	uint8_t hi[RING];      /* handle index of each slot */
+	_Atomic uint32_t head; /* next slot to fill */
+	uint32_t released;     /* slots given back, up to written */
+	/* writer thread */
+	_Atomic uint32_t written;	  /* slots written (or discarded) */
+	_Atomic uint64_t wframes, wbytes; /* what reached the file */
+	_Atomic int err;		  /* a write's errno: stop */
+	int fd;
+	bool failed; /* a write failed: discard the rest */
+	pthread_t tid;
+	bool started;
+	/* waking the writer */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	_Atomic bool sleeping, finish;
+};
+
+struct run {
+	struct l3x_capture *cap;
+	struct l3x_capture_handle *h[256];
+	uint32_t held[256]; /* per handle: in the ring, not yet released */
+	uint32_t hold_max[256];
+	unsigned nh;
+	uint64_t frames, bytes; /* taken for writing */
+	uint64_t writer_dropped;
+	struct writer *w;
 };
 
 static void parse_args(struct args *a, int argc, char **argv)
@@ -88,59 +137,250 @@ static void parse_args(struct args *a, int argc, char **argv)
 		die("--write: missing (a file, or - for standard output)");
 }
 
-static FILE *open_pcap(const char *path)
+/* All of @iov (@n entries, changed on a short write): 0 or an errno. */
+static int writev_all(int fd, struct iovec *iov, int n)
 {
-	/* Nanosecond pcap, Ethernet link type. */
-	const uint32_t hdr[6] = { 0xa1b23c4d, 0x00040002, 0, 0, 262144, 1 };
-	FILE *f = strcmp(path, "-") ? fopen(path, "wb") : stdout;
+	ssize_t k;
 
-	if (!f)
-		die("--write '%s': %s", path, strerror(errno));
-	setvbuf(f, NULL, _IOFBF, 1 << 20);
-	if (fwrite(hdr, sizeof(hdr), 1, f) != 1)
-		die("--write '%s': %s", path, strerror(errno));
-	return f;
+	while (n) {
+		k = writev(fd, iov, n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		while (n && (size_t)k >= iov->iov_len) {
+			k -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + k;
+			iov->iov_len -= (size_t)k;
+		}
+	}
+	return 0;
 }
 
-static void write_frame(FILE *f, const struct l3x_frame *fr)
+static int open_pcap(const char *path)
 {
-	struct pcap_rec r = {
-		.ts_sec = (uint32_t)(fr->ts_ns / 1000000000u),
-		.ts_nsec = (uint32_t)(fr->ts_ns % 1000000000u),
-		.caplen = fr->len,
-		.len = fr->len,
-	};
+	/* Nanosecond pcap, Ethernet link type. */
+	uint32_t hdr[6] = { 0xa1b23c4d, 0x00040002, 0, 0, 262144, 1 };
+	struct iovec iov = { hdr, sizeof(hdr) };
+	int fd = STDOUT_FILENO, err;
 
-	if (fwrite(&r, sizeof(r), 1, f) != 1 ||
-	    fwrite(fr->data, fr->len, 1, f) != 1) {
-		if (errno == EPIPE)
-			request_stop();
-		else
-			die("write: %s", strerror(errno));
+	if (strcmp(path, "-"))
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (fd < 0)
+		die("--write '%s': %s", path, strerror(errno));
+	err = writev_all(fd, &iov, 1);
+	if (err)
+		die("--write '%s': %s", path, strerror(err));
+	return fd;
+}
+
+/* Writer thread: the ring's frames from @written to @head, WBATCH at a
+ * time, one writev() each. */
+static void write_batch(struct writer *w, uint32_t from, uint32_t n)
+{
+	struct pcap_rec rec[WBATCH];
+	struct iovec iov[2 * WBATCH];
+	uint64_t bytes = 0;
+	uint32_t i;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		const struct l3x_frame *f = &w->fr[(from + i) & (RING - 1)];
+
+		rec[i].ts_sec = (uint32_t)(f->ts_ns / 1000000000u);
+		rec[i].ts_nsec = (uint32_t)(f->ts_ns % 1000000000u);
+		rec[i].caplen = rec[i].len = f->len;
+		iov[2 * i].iov_base = &rec[i];
+		iov[2 * i].iov_len = sizeof(rec[i]);
+		iov[2 * i + 1].iov_base = (void *)f->data;
+		iov[2 * i + 1].iov_len = f->len;
+		bytes += f->len;
+	}
+	err = writev_all(w->fd, iov, (int)(2 * n));
+	if (err) {
+		/* EPIPE: the reader went away, a normal end. Either way
+		 * stop; what is left is discarded (still given back). */
+		if (err != EPIPE)
+			atomic_store(&w->err, err);
+		w->failed = true;
+		request_stop();
+		return;
+	}
+	atomic_fetch_add_explicit(&w->wframes, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->wbytes, bytes, memory_order_relaxed);
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	uint32_t done = atomic_load(&w->written), head, n;
+	struct timespec ts;
+
+	for (;;) {
+		head = atomic_load_explicit(&w->head, memory_order_acquire);
+		if (head == done) {
+			if (atomic_load(&w->finish))
+				break;
+			/* Sleep until the receiver puts frames (it signals
+			 * when it sees @sleeping) or 50 ms pass. */
+			pthread_mutex_lock(&w->lock);
+			atomic_store(&w->sleeping, true);
+			if (atomic_load(&w->head) == done &&
+			    !atomic_load(&w->finish)) {
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_nsec += 50000000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+			}
+			atomic_store(&w->sleeping, false);
+			pthread_mutex_unlock(&w->lock);
+			continue;
+		}
+		n = head - done;
+		if (n > WBATCH)
+			n = WBATCH;
+		if (!w->failed)
+			write_batch(w, done, n);
+		done += n;
+		atomic_store_explicit(&w->written, done, memory_order_release);
+	}
+	return NULL;
+}
+/* Give back to their handles the frames the writer is done with. */
+static void reap(struct run *r)
+{
+	struct writer *w = r->w;
+	uint32_t upto = atomic_load_explicit(&w->written, memory_order_acquire);
+	uint32_t i, n, k;
+	uint8_t hi;
+
+	while (w->released != upto) {
+		i = w->released & (RING - 1);
+		hi = w->hi[i];
+		/* A run of one handle's frames, not across the ring's end. */
+		n = upto - w->released;
+		if (n > RING - i)
+			n = RING - i;
+		for (k = 1; k < n && w->hi[i + k] == hi; k++)
+			;
+		l3x_capture_handle__release(r->h[hi], &w->fr[i], k);
+		r->held[hi] -= k;
+		w->released += k;
 	}
 }
 
-/* One pass over every handle. Returns frames handled. */
+static bool writer_busy(struct writer *w)
+{
+	return atomic_load_explicit(&w->written, memory_order_relaxed) !=
+	       atomic_load_explicit(&w->head, memory_order_relaxed);
+}
+
+static void wake_writer(struct writer *w)
+{
+	if (atomic_load(&w->sleeping)) {
+		pthread_mutex_lock(&w->lock);
+		pthread_cond_signal(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+/* One pass over every handle: frames into the ring, or given back at once
+ * (over --count, or the ring or the handle's share full). Returns frames
+ * received. */
 static unsigned pass(struct run *r, const struct args *a)
 {
-	struct l3x_frame fr[BURST];
-	unsigned i, j, n, total = 0;
+	struct writer *w = r->w;
+	struct l3x_frame fr[BURST], back[BURST];
+	uint32_t head = atomic_load_explicit(&w->head, memory_order_relaxed);
+	unsigned i, j, n, nb, total = 0;
 
+	reap(r);
 	for (i = 0; i < r->nh && !stop_requested(); i++) {
 		n = l3x_capture_handle__recv_burst(r->h[i], fr, BURST);
+		nb = 0;
 		for (j = 0; j < n; j++) {
-			if (a->count && r->frames >= a->count)
-				break;
-			write_frame(r->out, &fr[j]);
+			if (a->count && r->frames >= a->count) {
+				back[nb++] = fr[j];
+				continue;
+			}
+			if (head - w->released == RING ||
+			    r->held[i] >= r->hold_max[i]) {
+				back[nb++] = fr[j];
+				r->writer_dropped++;
+				continue;
+			}
+			w->fr[head & (RING - 1)] = fr[j];
+			w->hi[head & (RING - 1)] = (uint8_t)i;
+			head++;
+			r->held[i]++;
 			r->frames++;
 			r->bytes += fr[j].len;
 		}
-		l3x_capture_handle__release(r->h[i], fr, n);
+		if (nb)
+			l3x_capture_handle__release(r->h[i], back, nb);
 		total += n;
 		if (a->count && r->frames >= a->count)
 			request_stop();
 	}
+	if (head != atomic_load_explicit(&w->head, memory_order_relaxed)) {
+		/* seq_cst: pairs with the writer's store of @sleeping
+		 * before it reads @head. */
+		atomic_store(&w->head, head);
+		wake_writer(w);
+	}
 	return total;
+}
+
+static void start_writer(struct run *r, int fd)
+{
+	struct writer *w = calloc(1, sizeof(*w));
+	sigset_t old;
+	unsigned i;
+	int err;
+
+	if (!w)
+		die("writer: %s", strerror(ENOMEM));
+	w->fd = fd;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	r->w = w;
+	for (i = 0; i < r->nh; i++) {
+		struct l3x_frame_stats fs;
+
+		l3x_capture_handle__frames(r->h[i], &fs);
+		r->hold_max[i] = fs.total - fs.total / HOLD_KEEP;
+	}
+	/* SIGINT and SIGTERM go to the receiver, which stops the writer. */
+	stop_signals_block(&old);
+	err = pthread_create(&w->tid, NULL, writer_main, w);
+	stop_signals_restore(&old);
+	if (err)
+		die("writer thread: %s", strerror(err));
+	w->started = true;
+}
+
+/* Let the writer write what it has, wait for it, give every frame back. */
+static void stop_writer(struct run *r)
+{
+	struct writer *w = r->w;
+
+	if (!w || !w->started)
+		return;
+	atomic_store(&w->finish, true);
+	pthread_mutex_lock(&w->lock);
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->tid, NULL);
+	w->started = false;
+	reap(r);
 }
 
 static void sleep_on_handles(struct run *r, int timeout_ms)
@@ -167,14 +407,20 @@ static void loop(struct run *r, const struct args *a)
 {
 	struct run_clock rc;
 	uint64_t last = 0;
-	unsigned idle = 0;
+	unsigned idle = 0, n;
 	double dt;
 
 	run_clock_start(&rc, a->seconds, a->link.quiet);
 	while (!stop_requested()) {
-		if (pass(r, a))
+		n = pass(r, a);
+		if (n)
 			idle = 0;
-		else if (++idle > SPIN_ROUNDS)
+		/* Frames wait to be written, and the queues are not full: the
+		 * writer's turn. It shares the CPU with us (a pinned capture)
+		 * or not; either way a spin here takes from its CPU time. */
+		if (n < BURST && writer_busy(r->w))
+			sched_yield();
+		else if (!n && ++idle > SPIN_ROUNDS)
 			sleep_on_handles(r, 50);
 		dt = run_clock_turn(&rc);
 		if (dt < 0)
@@ -196,6 +442,10 @@ static void open_handles(struct run *r, const struct args *a)
 	for (i = 0; i < nq; i++) {
 		q = l->nqueues ? l->queues[i] : i;
 		r->h[r->nh] = l3x_capture_handle__open(r->cap, q);
+		if (!r->h[r->nh] && errno == EOPNOTSUPP &&
+		    l->bind_mode == L3X_BIND_ZEROCOPY)
+			die("--bind zerocopy: %s queue %u: %s (zero-copy AF_XDP needs a driver that offers it, in native XDP mode; veth has none: use --bind auto or copy)",
+			    l->iface, q, strerror(errno));
 		if (!r->h[r->nh])
 			die("--queue %u on %s: %s", q, l->iface,
 			    link_strerror(errno));
@@ -227,11 +477,13 @@ static void report(struct run *r)
 	l3x_capture__steer_stats(r->cap, &ss);
 	fprintf(stderr,
 		PROG
-		": written %llu frames %llu bytes; received %llu; "
+		": written %llu frames %llu bytes; writer_dropped %llu; received %llu; "
 		"xdp passed %llu redirected %llu redirect_failed %llu malformed %llu; "
 		"xsk rx_dropped %llu rx_ring_full %llu fill_ring_empty %llu invalid %llu; "
 		"umem total %u free %u fill %u kernel %u app %u\n",
-		(unsigned long long)r->frames, (unsigned long long)r->bytes,
+		(unsigned long long)atomic_load(&r->w->wframes),
+		(unsigned long long)atomic_load(&r->w->wbytes),
+		(unsigned long long)r->writer_dropped,
 		(unsigned long long)sum.frames, (unsigned long long)ss.passed,
 		(unsigned long long)ss.redirected,
 		(unsigned long long)ss.redirect_failed,
@@ -249,6 +501,7 @@ static void close_run(void *arg)
 	struct run *r = arg;
 	unsigned i;
 
+	stop_writer(r);
 	for (i = 0; i < r->nh; i++)
 		l3x_capture_handle__close(r->h[i]);
 	l3x_capture__close(r->cap);
@@ -259,12 +512,13 @@ int main(int argc, char **argv)
 	struct args a = {};
 	struct run r = {};
 	unsigned i;
-	int err;
+	int err, fd;
 
 	parse_args(&a, argc, argv);
 	L3X_OPTS(l3x_capture_opts, o, .ifname = a.link.iface,
 		 .pin_dir = a.link.pin_dir, .xdp_mode = a.link.xdp_mode,
 		 .frame_count = a.link.frames, .bind_mode = a.link.bind_mode,
+		 .ring_size = a.link.frames ? a.link.frames : DEFAULT_FRAMES,
 		 .busy_poll_usec = a.link.no_busy_poll ? -1 : 0);
 	stop_on_signals(SA_RESTART);
 	signal(SIGPIPE, SIG_IGN);
@@ -280,13 +534,16 @@ int main(int argc, char **argv)
 			    strerror(-err));
 	}
 	open_handles(&r, &a);
-	r.out = open_pcap(a.write);
+	fd = open_pcap(a.write);
+	start_writer(&r, fd);
 	loop(&r, &a);
-	if (fflush(r.out) && errno != EPIPE)
-		die("write: %s", strerror(errno));
+	stop_writer(&r);
+	err = atomic_load(&r.w->err);
+	if (err)
+		die("write: %s", strerror(err));
 	report(&r);
 	cleanup_now();
-	if (r.out != stdout)
-		fclose(r.out);
+	if (fd != STDOUT_FILENO && close(fd))
+		die("write: %s", strerror(errno));
 	return 0;
 }
