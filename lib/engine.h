@@ -19,6 +19,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "lwip/ip_addr.h"
 #include "lwip/netif.h"
@@ -94,9 +95,17 @@ struct l3x_stack {
 	pthread_t thread;
 	bool started;
 	_Atomic bool stop;
-	struct l3x_epoch epoch; /* turns, and what waits for them */
-	uint32_t next_reap;	/* sys_now() ms: lingering, zombies */
-	uint64_t buffered;	/* engine's count of buffered bytes */
+	/* adaptive polling (engine.c engine_main): the engine sleeps after
+	 * idle_spins turns without work, on the link's fds and efd, which
+	 * the application's threads write when they post work for it while
+	 * it sleeps (l3x_engine_wake) */
+	enum l3x_poll poll;
+	uint32_t idle_spins;
+	int efd;		   /* eventfd */
+	_Atomic uint32_t sleeping; /* about to sleep or asleep: wake it */
+	struct l3x_epoch epoch;	   /* turns, and what waits for them */
+	uint32_t next_reap;	   /* sys_now() ms: lingering, zombies */
+	uint64_t buffered;	   /* engine's count of buffered bytes */
 	uint64_t streams_alive;
 	/* flow budgets (flow.c), by enum l3x_flow_kind: flows counted in
 	 * max_kind, and flows still alive but let out of it early (UDP
@@ -159,6 +168,27 @@ static inline void l3x_count_tx(struct l3x_stack *st, int err, size_t len)
 	}
 	STAT_INC(st, tx_packets);
 	STAT_ADD(st, tx_bytes, len);
+}
+
+/*
+ * l3x_engine_wake() - an application thread has posted work for the
+ * engine (a request in a worker's ring, a worker closed): wake the engine
+ * thread if it sleeps. The seq_cst fence orders the post before the read
+ * of sleeping, as the engine's store of sleeping is before its last look
+ * at the rings (engine.c engine_sleep): either it sees the post, or we
+ * see it about to sleep and write its eventfd. Only the thread whose
+ * exchange takes sleeping from 1 writes. Any thread.
+ */
+static inline void l3x_engine_wake(struct l3x_stack *st)
+{
+	uint64_t one = 1;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&st->sleeping, memory_order_relaxed) ||
+	    !atomic_exchange(&st->sleeping, 0))
+		return;
+	if (write(st->efd, &one, sizeof(one)) < 0)
+		return; /* counter full: readable already */
 }
 
 /* tcp.c */

@@ -331,6 +331,23 @@ void l3x_flow_kick(struct l3x_stack *st)
 	}
 }
 
+bool l3x_flow_pending(struct l3x_stack *st)
+{
+	unsigned i;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		/* Acquire: pairs with the release in l3x_worker__open(). */
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[i], memory_order_acquire);
+
+		if (w &&
+		    (l3x_ring_count(w->to_eng) ||
+		     atomic_load_explicit(&w->closing, memory_order_relaxed)))
+			return true;
+	}
+	return false;
+}
+
 struct l3x_worker *l3x_flow_pick_worker(struct l3x_stack *st)
 {
 	unsigned i;

@@ -36,6 +36,10 @@ L3X_HIDDEN unsigned l3x_xsk_rx_burst(struct l3x_xsk *x, struct l3x_frame *f,
 L3X_HIDDEN int l3x_xsk_release(struct l3x_xsk *x, const struct l3x_frame *f,
 			       unsigned n);
 L3X_HIDDEN int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms);
+/* Nothing in hand for its owner: the RX ring is empty and the kernel has
+ * taken every descriptor of the TX ring, so that the owner may sleep in
+ * poll() on l3x_xsk_fd() (POLLIN) until a packet comes. Owner thread. */
+L3X_HIDDEN bool l3x_xsk_idle(struct l3x_xsk *x);
 L3X_HIDDEN void l3x_xsk_frames(const struct l3x_xsk *x,
 			       struct l3x_frame_stats *fs);
 /*
