@@ -19,7 +19,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <unistd.h>
 
 #include "lwip/ip_addr.h"
 #include "lwip/netif.h"
@@ -168,27 +167,6 @@ static inline void l3x_count_tx(struct l3x_stack *st, int err, size_t len)
 	}
 	STAT_INC(st, tx_packets);
 	STAT_ADD(st, tx_bytes, len);
-}
-
-/*
- * l3x_engine_wake() - an application thread has posted work for the
- * engine (a request in a worker's ring, a worker closed): wake the engine
- * thread if it sleeps. The seq_cst fence orders the post before the read
- * of sleeping, as the engine's store of sleeping is before its last look
- * at the rings (engine.c engine_sleep): either it sees the post, or we
- * see it about to sleep and write its eventfd. Only the thread whose
- * exchange takes sleeping from 1 writes. Any thread.
- */
-static inline void l3x_engine_wake(struct l3x_stack *st)
-{
-	uint64_t one = 1;
-
-	atomic_thread_fence(memory_order_seq_cst);
-	if (!atomic_load_explicit(&st->sleeping, memory_order_relaxed) ||
-	    !atomic_exchange(&st->sleeping, 0))
-		return;
-	if (write(st->efd, &one, sizeof(one)) < 0)
-		return; /* counter full: readable already */
 }
 
 /* tcp.c */
