@@ -2,7 +2,7 @@
 /*
  * engine.c - the stack: one lwIP instance per process, fed by one source
  * (AF_XDP, TUN or the application's callbacks) and driven by one engine
- * thread that busy-polls:
+ * thread that polls (busy while there is work; see engine_main):
  *
  *   l3x_stack__poll()
  *     link->rx        source -> link->input (engine_input, a copy) or
@@ -17,15 +17,18 @@
  * sends through the link, which adds layer 2 where the source needs it.
  */
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
+#include <sys/eventfd.h>
 
 #include "lwip/init.h"
 #include "lwip/ip.h"
 #include "lwip/memp.h"
 #include "lwip/stats.h"
+#include "lwip/sys.h"
 #include "lwip/timeouts.h"
 #include "lwip/udp.h"
 #include "lwip/priv/tcp_priv.h"
@@ -452,6 +455,12 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 		return -EINVAL;
 	if (st->cpu < L3X_CPU_NONE || st->cpu >= CPU_SETSIZE)
 		return -EINVAL;
+	st->poll = L3X_OPT(o, poll, L3X_POLL_ADAPTIVE);
+	st->idle_spins = L3X_OPT(o, idle_spins, 0);
+	if (!st->idle_spins)
+		st->idle_spins = L3X_IDLE_SPINS;
+	if ((unsigned)st->poll > L3X_POLL_BUSY || st->idle_spins > 1000000)
+		return -EINVAL;
 	return check_budgets(st, o);
 }
 
@@ -538,9 +547,15 @@ struct l3x_stack *l3x_stack__open(const struct l3x_stack_opts *opts)
 		err = -ENOMEM;
 		goto err_unlock;
 	}
+	st->efd = -1;
 	err = check_opts(st, opts);
 	if (err)
 		goto err_free;
+	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (st->efd < 0) {
+		err = -errno;
+		goto err_free;
+	}
 	pthread_mutex_init(&st->wlock, NULL);
 	l3x_epoch_init(&st->epoch);
 	if (!lwip_ready) {
@@ -588,6 +603,8 @@ err_netif:
 	l3x_epoch_fini(&st->epoch);
 	pthread_mutex_destroy(&st->wlock);
 err_free:
+	if (st->efd >= 0)
+		close(st->efd);
 	free(st);
 err_unlock:
 	pthread_mutex_unlock(&the_lock);
@@ -694,9 +711,115 @@ int l3x_stack__input(struct l3x_stack *st, const void *pkt, size_t len)
 	return err;
 }
 
+/* Longest sleep, whatever the timers: a bound, should a deadline be
+ * missed below. */
+#define SLEEP_MAX_MS 1000
+
+/* *@ms lowered to the time from @now until @at (sys_now() ms), 0 if past. */
+static void until(uint32_t *ms, uint32_t now, uint32_t at)
+{
+	int32_t d = (int32_t)(at - now);
+
+	if (d < 0)
+		d = 0;
+	if ((uint32_t)d < *ms)
+		*ms = (uint32_t)d;
+}
+
+/* Something on a worker that the engine looks at every REAP_MS (flow.c):
+ * streams lingering or waiting for their request's answer, zombies. */
+static bool reap_due(struct l3x_stack *st)
+{
+	unsigned i;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		/* Acquire: pairs with the release in l3x_worker__open(). */
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[i], memory_order_acquire);
+
+		if (w && (w->lingering || w->zombies || w->requests))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * How long the engine may sleep: until the first timer that is due, of
+ * lwIP (sys_timeouts_sleeptime: TCP's timer while it has PCBs,
+ * reassembly, ND) and of the engine (flow.c reaping, tcp.c window passes,
+ * udp.c requests and idle flows), at most SLEEP_MAX_MS. A round of TCP's
+ * timer under way is work: the engine does not sleep in it.
+ */
+static int sleep_ms(struct l3x_stack *st)
+{
+	uint32_t now = sys_now(), ms = sys_timeouts_sleeptime();
+	unsigned l;
+
+	if (ms > SLEEP_MAX_MS)
+		ms = SLEEP_MAX_MS;
+	if (reap_due(st))
+		until(&ms, now, st->next_reap);
+	if (st->clamped)
+		until(&ms, now, st->next_wnd_pass);
+	if (st->udp_rq_head)
+		until(&ms, now, st->udp_rq_head->rq_deadline);
+	for (l = 0; l < 2; l++)
+		if (st->udp_idle[l].head)
+			until(&ms, now,
+			      st->udp_idle[l].head->last_active +
+				      st->udp_idle_ms);
+	return (int)ms;
+}
+
+/*
+ * Sleep until there is work: a packet on the link's fds, a worker's post
+ * (efd, l3x_engine_wake) or the next timer. Returns true if woken by an
+ * fd, false on the timeout or when it did not sleep: the link has work
+ * in hand (wait_fds -EAGAIN), or a worker posted meanwhile.
+ */
+static bool engine_sleep(struct l3x_stack *st)
+{
+	struct pollfd pfd[L3X_MAX_QUEUES + 1];
+	uint64_t junk;
+	int n = 0, r;
+
+	if (st->link->ops->wait_fds) {
+		n = st->link->ops->wait_fds(st->link, pfd + 1, L3X_MAX_QUEUES);
+		if (n < 0)
+			return false;
+	}
+	pfd[0] = (struct pollfd){ .fd = st->efd, .events = POLLIN };
+	atomic_store(&st->sleeping, 1);
+	/* Seq_cst fence: the store of sleeping before the last look at the
+	 * rings, as a worker's post is before its read of sleeping
+	 * (l3x_engine_wake): either we see the post here, or it sees us
+	 * about to sleep and writes efd. The link's fds are level
+	 * triggered: a packet after wait_fds looked wakes poll at once. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (l3x_flow_pending(st) ||
+	    atomic_load_explicit(&st->stop, memory_order_acquire)) {
+		atomic_store(&st->sleeping, 0);
+		return false;
+	}
+	r = poll(pfd, (nfds_t)n + 1, sleep_ms(st));
+	atomic_store(&st->sleeping, 0);
+	if (r > 0 && (pfd[0].revents & POLLIN) &&
+	    read(st->efd, &junk, sizeof(junk)) < 0)
+		junk = 0; /* another wake-up drained it: nothing to do */
+	return r > 0;
+}
+
+/*
+ * The engine thread. L3X_POLL_BUSY: turns back to back. L3X_POLL_ADAPTIVE:
+ * the same while turns find work; after idle_spins turns without any it
+ * sleeps (engine_sleep), so that it can share a core with the workers.
+ * Woken by a timeout, one turn looks at the timers and, with nothing
+ * more to do, it sleeps again at once.
+ */
 static void *engine_main(void *arg)
 {
 	struct l3x_stack *st = arg;
+	uint32_t idle = 0;
 
 	if (st->cpu != L3X_CPU_NONE) {
 		cpu_set_t set;
@@ -707,8 +830,15 @@ static void *engine_main(void *arg)
 			pr_warn("engine: cannot pin to CPU %d\n", st->cpu);
 	}
 	/* Acquire: pairs with the release store in l3x_stack__stop(). */
-	while (!atomic_load_explicit(&st->stop, memory_order_acquire))
-		l3x_stack__poll(st);
+	while (!atomic_load_explicit(&st->stop, memory_order_acquire)) {
+		if (l3x_stack__poll(st) > 0) {
+			idle = 0;
+			continue;
+		}
+		if (st->poll == L3X_POLL_BUSY || ++idle < st->idle_spins)
+			continue;
+		idle = engine_sleep(st) ? 0 : st->idle_spins - 1;
+	}
 	return NULL;
 }
 
@@ -739,6 +869,7 @@ int l3x_stack__stop(struct l3x_stack *st)
 		return -EALREADY;
 	/* Release: pairs with the acquire load in engine_main(). */
 	atomic_store_explicit(&st->stop, true, memory_order_release);
+	l3x_engine_wake(st);
 	pthread_join(st->thread, NULL);
 	st->started = false;
 	return 0;
@@ -829,6 +960,7 @@ int l3x_stack__close(struct l3x_stack *st)
 	pthread_mutex_unlock(&the_lock);
 	l3x_epoch_fini(&st->epoch);
 	pthread_mutex_destroy(&st->wlock);
+	close(st->efd);
 	free(st);
 	return 0;
 }

@@ -94,9 +94,17 @@ struct l3x_stack {
 	pthread_t thread;
 	bool started;
 	_Atomic bool stop;
-	struct l3x_epoch epoch; /* turns, and what waits for them */
-	uint32_t next_reap;	/* sys_now() ms: lingering, zombies */
-	uint64_t buffered;	/* engine's count of buffered bytes */
+	/* adaptive polling (engine.c engine_main): the engine sleeps after
+	 * idle_spins turns without work, on the link's fds and efd, which
+	 * the application's threads write when they post work for it while
+	 * it sleeps (l3x_engine_wake) */
+	enum l3x_poll poll;
+	uint32_t idle_spins;
+	int efd;		   /* eventfd */
+	_Atomic uint32_t sleeping; /* about to sleep or asleep: wake it */
+	struct l3x_epoch epoch;	   /* turns, and what waits for them */
+	uint32_t next_reap;	   /* sys_now() ms: lingering, zombies */
+	uint64_t buffered;	   /* engine's count of buffered bytes */
 	uint64_t streams_alive;
 	/* flow budgets (flow.c), by enum l3x_flow_kind: flows counted in
 	 * max_kind, and flows still alive but let out of it early (UDP

@@ -5,7 +5,8 @@
  * news it sends to the worker's app ring, and the requests the workers
  * send back, handed to the protocol of each flow's kind through its
  * l3x_flow_ops (flow.h). The protocols (lib/tcp.c, lib/udp.c) call this
- * file; it calls them only through those tables. Engine thread only.
+ * file; it calls them only through those tables. Engine thread only,
+ * but l3x_engine_wake(), which the other threads call to wake it.
  *
  * A flow lives until both sides let go: the application (close or abort,
  * seen as EF_APP_DONE) and the protocol (the pcb closed, aborted or
@@ -335,6 +336,40 @@ void l3x_flow_kick(struct l3x_stack *st)
 				continue; /* counter full: already readable */
 		}
 	}
+}
+
+void l3x_engine_wake(struct l3x_stack *st)
+{
+	uint64_t one = 1;
+
+	/* Seq_cst fence: the post before the read of sleeping, as the
+	 * engine's store of sleeping is before its last look at the rings
+	 * (engine.c engine_sleep): either it sees the post, or we see it
+	 * about to sleep and write its eventfd. Only the thread whose
+	 * exchange takes sleeping from 1 writes. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&st->sleeping, memory_order_relaxed) ||
+	    !atomic_exchange(&st->sleeping, 0))
+		return;
+	if (write(st->efd, &one, sizeof(one)) < 0)
+		return; /* counter full: readable already */
+}
+
+bool l3x_flow_pending(struct l3x_stack *st)
+{
+	unsigned i;
+
+	for (i = 0; i < L3X_MAX_WORKERS; i++) {
+		/* Acquire: pairs with the release in l3x_worker__open(). */
+		struct l3x_worker *w = atomic_load_explicit(
+			&st->workers[i], memory_order_acquire);
+
+		if (w &&
+		    (l3x_ring_count(w->to_eng) ||
+		     atomic_load_explicit(&w->closing, memory_order_relaxed)))
+			return true;
+	}
+	return false;
 }
 
 struct l3x_worker *l3x_flow_pick_worker(struct l3x_stack *st)

@@ -312,6 +312,16 @@ L3X_HIDDEN struct l3x_worker *l3x_flow_pick_worker(struct l3x_stack *st);
 L3X_HIDDEN int l3x_flow_serve(struct l3x_stack *st);
 /* Once a turn: todo lists; every REAP_MS lingering streams and zombies. */
 L3X_HIDDEN void l3x_flow_reap(struct l3x_stack *st);
+/* The engine is about to sleep: true if a worker posted work meanwhile (a
+ * request in its engine ring, or its close). After a seq_cst fence. */
+L3X_HIDDEN bool l3x_flow_pending(struct l3x_stack *st);
+/*
+ * l3x_engine_wake() - an application thread has posted work for the
+ * engine (a request in a worker's ring, a worker closed), or the control
+ * thread stops it: wake the engine thread if it sleeps (engine.c
+ * engine_sleep). Any thread.
+ */
+L3X_HIDDEN void l3x_engine_wake(struct l3x_stack *st);
 /* End of a turn: wake the workers that sleep and got news. */
 L3X_HIDDEN void l3x_flow_kick(struct l3x_stack *st);
 /* Free a worker's rings, eventfd and memory (not its streams). */

@@ -23,6 +23,7 @@ struct l3x_stack;
 struct l3x_link;
 struct l3x_flow_key;
 struct l3x_way;
+struct pollfd;
 
 /* rx feeds each packet it reads to link->input; output sends one lwIP
  * packet; flush (optional) ends a burst of output; frames (optional)
@@ -31,6 +32,11 @@ struct l3x_way;
  * with a layer 2) keeps the way back of the packet being input now for
  * flow @k, called from within input only, and returns a reference for
  * l3x_way_put() (lib/way.h), or NULL with -errno in *@err (counted);
+ * wait_fds (optional: without it the engine sleeps on its own eventfd
+ * and timers only) fills @pfd with at most @max fds that poll readable
+ * when packets arrive, for the engine to sleep on when idle, and returns
+ * how many, or -EAGAIN when the link has work in hand that sleeping would
+ * stall (packets in its rings, frames not yet sent);
  * close frees the link. */
 struct l3x_link_ops {
 	int (*rx)(struct l3x_link *l); /* packets handled, or 0 */
@@ -40,6 +46,7 @@ struct l3x_link_ops {
 	uint64_t (*rx_dropped)(struct l3x_link *l);
 	struct l3x_way *(*way_learn)(struct l3x_link *l,
 				     const struct l3x_flow_key *k, int *err);
+	int (*wait_fds)(struct l3x_link *l, struct pollfd *pfd, unsigned max);
 	void (*close)(struct l3x_link *l);
 };
 

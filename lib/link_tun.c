@@ -2,13 +2,14 @@
 /*
  * link_tun.c - the TUN source: a TUN device (IFF_TUN | IFF_NO_PI), created
  * if missing and brought up; read and written without blocking, the engine
- * busy-polls it like a queue. Routing into it is the user's. Its packets
- * are matched against the stack's rules in software (lib/rules.c), as the
- * XDP program does for AF_XDP.
+ * polls it like a queue and sleeps on its fd when idle. Routing into it is the
+ * user's. Its packets are matched against the stack's rules in software
+ * (lib/rules.c), as the XDP program does for AF_XDP.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -52,6 +53,16 @@ static int tun_output(struct l3x_link *l, struct pbuf *p, const ip_addr_t *dst)
 	return err;
 }
 
+static int tun_wait_fds(struct l3x_link *l, struct pollfd *pfd, unsigned max)
+{
+	struct link_tun *lt = (struct link_tun *)l;
+
+	if (!max)
+		return 0;
+	pfd[0] = (struct pollfd){ .fd = lt->fd, .events = POLLIN };
+	return 1;
+}
+
 static void tun_close(struct l3x_link *l)
 {
 	struct link_tun *lt = (struct link_tun *)l;
@@ -64,6 +75,7 @@ static void tun_close(struct l3x_link *l)
 static const struct l3x_link_ops tun_ops = {
 	.rx = tun_rx,
 	.output = tun_output,
+	.wait_fds = tun_wait_fds,
 	.close = tun_close,
 };
 

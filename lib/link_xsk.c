@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -482,6 +483,21 @@ static void xsk_flush(struct l3x_link *l)
 		l3x_xsk_tx_flush(lx->xsks[qi]);
 }
 
+static int xsk_wait_fds(struct l3x_link *l, struct pollfd *pfd, unsigned max)
+{
+	struct link_xsk *lx = (struct link_xsk *)l;
+	unsigned qi;
+
+	for (qi = 0; qi < lx->nxsk && qi < max; qi++) {
+		if (!l3x_xsk_idle(lx->xsks[qi]))
+			return -EAGAIN;
+		/* With need_wakeup, poll() kicks the kernel if it asks. */
+		pfd[qi] = (struct pollfd){ .fd = l3x_xsk_fd(lx->xsks[qi]),
+					   .events = POLLIN };
+	}
+	return (int)qi;
+}
+
 static void xsk_frames(struct l3x_link *l, struct l3x_frame_stats *fs)
 {
 	struct link_xsk *lx = (struct link_xsk *)l;
@@ -544,6 +560,7 @@ static const struct l3x_link_ops xsk_ops = {
 	.frames = xsk_frames,
 	.rx_dropped = xsk_rx_dropped,
 	.way_learn = xsk_way_learn,
+	.wait_fds = xsk_wait_fds,
 	.close = xsk_close,
 };
 

@@ -47,6 +47,7 @@ void l3x_stream_request(struct l3x_stream *s, uint32_t bits)
 	/* The ring holds max_flows + 64 and a stream is in it at most once
 	 * (REQ_QUEUED): this cannot fail. */
 	l3x_ring_enqueue_bulk_sp(w->to_eng, &v, 1);
+	l3x_engine_wake(w->st);
 }
 
 /* ------------------------------------------------------------ ready list */

@@ -259,12 +259,16 @@ int l3x_worker__wait(struct l3x_worker *w, int timeout_ms)
 
 int l3x_worker__close(struct l3x_worker *w)
 {
+	struct l3x_stack *st;
+
 	if (!w)
 		return 0;
+	st = w->st;
 	while (w->bound)
 		l3x_udp__close((struct l3x_udp *)w->bound);
 	/* Release: our last touch; the engine resets the streams and frees
 	 * the worker (flow.c l3x_flow_serve). */
 	atomic_store_explicit(&w->closing, 1, memory_order_release);
+	l3x_engine_wake(st); /* the stack outlives its workers */
 	return 0;
 }

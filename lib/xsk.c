@@ -417,6 +417,16 @@ int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms)
 	return r > 0;
 }
 
+bool l3x_xsk_idle(struct l3x_xsk *x)
+{
+	/* Acquire: pairs with the kernel's release of the TX consumer. In
+	 * copy mode the kernel sends a batch per kick: a TX ring not yet
+	 * drained needs the next flush's kick, which a sleep would hold. */
+	return !x->tx_pending && !xsk_cons_nb_avail(&x->rx, 1) &&
+	       *x->tx.producer ==
+		       __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE);
+}
+
 void l3x_xsk_frames(const struct l3x_xsk *x, struct l3x_frame_stats *fs)
 {
 	/* Acquire: pairs with the kernel's release of the fill consumer after

@@ -44,6 +44,10 @@ L3X_HIDDEN int l3x_xsk_release_one(struct l3x_xsk *x, uint64_t addr);
 L3X_HIDDEN uint32_t l3x_xsk_rx_frames(const struct l3x_xsk *x);
 L3X_HIDDEN uint32_t l3x_xsk_rx_spare(const struct l3x_xsk *x);
 L3X_HIDDEN int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms);
+/* Nothing in hand for its owner: the RX ring is empty and the kernel has
+ * taken every descriptor of the TX ring, so that the owner may sleep in
+ * poll() on l3x_xsk_fd() (POLLIN) until a packet comes. Owner thread. */
+L3X_HIDDEN bool l3x_xsk_idle(struct l3x_xsk *x);
 L3X_HIDDEN void l3x_xsk_frames(const struct l3x_xsk *x,
 			       struct l3x_frame_stats *fs);
 /*

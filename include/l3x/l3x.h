@@ -124,6 +124,15 @@ enum l3x_bind_mode {
 	L3X_BIND_ZEROCOPY,
 };
 
+/* How the engine thread of l3x_stack__start() waits for work. */
+enum l3x_poll {
+	L3X_POLL_ADAPTIVE = 0, /* spin while there is work; after idle_spins
+				* turns without any, sleep on the source's
+				* fds until a packet, a worker's request or
+				* the next timer */
+	L3X_POLL_BUSY,	       /* spin always: one core, all the time */
+};
+
 /* When a SYN gets a SYN cookie (RFC 4987) instead of a half-open
  * connection (struct l3x_stack_opts.syncookies). */
 enum l3x_syncookies {
@@ -337,6 +346,8 @@ enum l3x_source {
 
 /* l3x_stack_opts.cpu: do not pin the engine thread. */
 #define L3X_CPU_NONE (-1)
+/* l3x_stack_opts.idle_spins: the default. */
+#define L3X_IDLE_SPINS 200
 /* A timeout that never fires (tcp_idle_ms, persist_timeout_ms). */
 #define L3X_MS_NEVER UINT32_MAX
 
@@ -461,6 +472,11 @@ struct l3x_stack_opts {
 				      * udp_requests_timed_out); a dropped
 				      * UDP request's client is hushed this
 				      * long. Default 5000, 100 to 15000 */
+	/* The engine thread of l3x_stack__start() */
+	enum l3x_poll poll;  /* default L3X_POLL_ADAPTIVE */
+	uint32_t idle_spins; /* L3X_POLL_ADAPTIVE: turns without work
+			      * before the engine sleeps; 0: default
+			      * L3X_IDLE_SPINS, at most 1000000 */
 	size_t : 0;
 };
 
@@ -676,8 +692,10 @@ L3X_API int l3x_stack__del_rule(struct l3x_stack *st,
 				const struct l3x_rule *rule);
 
 /*
- * l3x_stack__start() - run the engine on a thread of its own, busy
- * polling (pinned to core opts.cpu unless L3X_CPU_NONE). Returns 0,
+ * l3x_stack__start() - run the engine on a thread of its own (pinned to
+ * core opts.cpu unless L3X_CPU_NONE), polling as opts.poll says: busy
+ * while there is work, asleep when idle (L3X_POLL_ADAPTIVE), or busy
+ * always (L3X_POLL_BUSY). Returns 0,
  * -EALREADY if started, -errno from pthread_create.
  * Control thread only.
  */

@@ -25,6 +25,12 @@ static const struct name_value xdp_modes[] = {
 	{ NULL },
 };
 
+static const struct name_value poll_modes[] = {
+	{ "adaptive", L3X_POLL_ADAPTIVE },
+	{ "busy", L3X_POLL_BUSY },
+	{ NULL },
+};
+
 static const struct name_value bind_modes[] = {
 	{ "auto", L3X_BIND_AUTO },
 	{ "copy", L3X_BIND_COPY },
@@ -68,6 +74,10 @@ bool link_opt(struct link_args *a, int c, const char *arg)
 	case 'm': a->xdp_mode = parse_name("--xdp-mode", arg, xdp_modes); break;
 	case 'b': a->bind_mode = parse_name("--bind", arg, bind_modes); break;
 	case 'B': a->no_busy_poll = true; break;
+	case 'P': a->poll = parse_name("--poll", arg, poll_modes); break;
+	case 'N':
+		a->idle_spins = parse_uint("--idle-spins", arg, 1, 1000000);
+		break;
 	case 'F':
 		a->frames = parse_uint("--frames", arg, 64, 1u << 20);
 		break;

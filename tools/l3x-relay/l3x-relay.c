@@ -173,7 +173,8 @@ TOOL_DEFINE(PROG,
 	    "usage: " PROG " (--iface IF [--queue Q]... | --tun NAME) --rule RULE [--rule RULE]...\n"
 	    "       [--upstream direct|socks5://HOST:PORT] [--workers N] [--connect-timeout MS]\n"
 	    "       [--buffer BYTES] [--pin-dir DIR] [--xdp-mode auto|native|skb]\n"
-	    "       [--bind auto|copy|zerocopy] [--no-busy-poll] [--cpu N] [--mtu N]\n"
+	    "       [--bind auto|copy|zerocopy] [--no-busy-poll] [--poll adaptive|busy]\n"
+	    "       [--idle-spins N] [--cpu N] [--mtu N]\n"
 	    "       [--max-flows N] [--udp-idle MS] [--no-defer] [--seconds S] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",
 	    1);
@@ -229,6 +230,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		LINK_OPTIONS,
+		STACK_OPTIONS,
 		{ "tun", required_argument, NULL, 't' },
 		{ "upstream", required_argument, NULL, 'U' },
 		{ "workers", required_argument, NULL, 'w' },

@@ -145,7 +145,8 @@ TOOL_DEFINE(PROG,
 	    "       --mode echo|discard|http [--dns ADDR[:PORT]]... [--workers N]\n"
 	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
 	    "       [--frames N]\n"
-	    "       [--no-busy-poll] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
+	    "       [--no-busy-poll] [--poll adaptive|busy]\n"
+	    "       [--idle-spins N] [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS]\n"
 	    "       [--max-time-wait N]\n"
 	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', e.g. 'tcp 198.51.100.0/24'.\n",
@@ -260,6 +261,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		LINK_OPTIONS,
+		STACK_OPTIONS,
 		{ "tun", required_argument, NULL, 't' },
 		{ "mode", required_argument, NULL, 'M' },
 		{ "dns", required_argument, NULL, 'd' },
