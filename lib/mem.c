@@ -7,11 +7,37 @@
  * The counters are relaxed atomics: lwIP allocates on the engine thread,
  * but application threads allocate the chunks they write, which the
  * engine frees. The peak is kept with a compare-and-swap, taken only when
- * a new high is reached.
+ * a new high is reached. lwIP's counter has one writer at a time (lwIP
+ * runs on the engine thread, or on the caller's before the engine starts
+ * and after it stops: pthread_create and _join order them), so it is
+ * kept with a relaxed load and store, without a locked instruction.
+ *
+ * The cache: lwIP frees a block and takes one of the same size again at
+ * once, packet after packet (a received pbuf, a segment, an ACK, a
+ * staging buffer of 2 KiB that the C library's per-thread cache does not
+ * keep). A block lwIP frees that costs at most CACHE_MAX bytes goes on a
+ * free list of its cost instead of back to free(), up to CACHE_CAP bytes
+ * in all, and the next allocation that malloc() would have given a block
+ * of that same cost takes it: what a block costs, and so every figure of
+ * the counters, is what it was without the cache. Only lwIP's heap is
+ * cached: its blocks are taken and freed by one thread at a time, so the
+ * lists need no lock; the chunks application threads allocate for the
+ * engine to free (L3X_MEM_FLOW) go to malloc() and free() as before, as
+ * a list written by two threads would need atomics that cost what the
+ * C library's own path does.
+ *
+ * Cached blocks are counted apart (l3x_mem_cache_stats()), not in
+ * l3x_mem_total(): that is what max_memory holds, the memory flows and
+ * packets hold, and a block on a free list holds none; it is taken before
+ * malloc() is asked for more. The process holds at most CACHE_CAP bytes
+ * more than the counters say; l3x_mem_cache_drain() gives them back
+ * (l3x_stack__destroy()).
  */
 #include <malloc.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mem.h"
 
@@ -35,12 +61,31 @@ size_t l3x_mem_cost(size_t n)
 	return c;
 }
 
+/* Relaxed: counters; the sum is a snapshot. lwIP's has one writer at a
+ * time (above): no locked instruction. */
+static void count(enum l3x_mem_kind kind, uint64_t n, bool add)
+{
+	uint64_t v;
+
+	if (kind != L3X_MEM_LWIP) {
+		if (add)
+			atomic_fetch_add_explicit(&used[kind], n,
+						  memory_order_relaxed);
+		else
+			atomic_fetch_sub_explicit(&used[kind], n,
+						  memory_order_relaxed);
+		return;
+	}
+	v = atomic_load_explicit(&used[kind], memory_order_relaxed);
+	atomic_store_explicit(&used[kind], add ? v + n : v - n,
+			      memory_order_relaxed);
+}
+
 static void charge(enum l3x_mem_kind kind, uint64_t n)
 {
 	uint64_t now, high;
 
-	/* Relaxed: counters; the sum is a snapshot. */
-	atomic_fetch_add_explicit(&used[kind], n, memory_order_relaxed);
+	count(kind, n, true);
 	now = l3x_mem_total();
 	high = atomic_load_explicit(&peak, memory_order_relaxed);
 	while (now > high && !atomic_compare_exchange_weak_explicit(
@@ -71,8 +116,7 @@ void l3x_mem_free(enum l3x_mem_kind kind, void *p)
 {
 	if (!p)
 		return;
-	atomic_fetch_sub_explicit(&used[kind], l3x_mem_size(p),
-				  memory_order_relaxed);
+	count(kind, l3x_mem_size(p), false);
 	free(p);
 }
 
@@ -96,18 +140,142 @@ void l3x_mem_peak_reset(void)
 	atomic_store_explicit(&peak, l3x_mem_total(), memory_order_relaxed);
 }
 
+/* ---- the cache of lwIP's blocks (above: the cache) */
+
+/* Blocks of a cost up to CACHE_MAX are kept: a 2 KiB staging buffer, a
+ * full-size packet, and everything smaller. */
+#define CACHE_MAX 2560
+#define CACHE_CAP L3X_MEM_CACHE_CAP
+
+struct cached {
+	struct cached *next;
+};
+
+/* A free list per cost (one slot per byte: glibc's costs are multiples
+ * of 16, a sanitizer's any number); what malloc(n) costs, learned once
+ * per n (0: not yet). lwIP's thread only, but the figures any thread. */
+static struct cached *cache[CACHE_MAX + 1];
+static uint16_t cost_of[CACHE_MAX + 1];
+static size_t cache_bytes;
+static struct {
+	_Atomic uint64_t bytes, blocks, hits, misses, kept, refused;
+} cache_stat;
+
+/* Relaxed: statistics, written by lwIP's thread only. */
+static void stat_add(_Atomic uint64_t *v, int64_t n)
+{
+	atomic_store_explicit(
+		v, atomic_load_explicit(v, memory_order_relaxed) + (uint64_t)n,
+		memory_order_relaxed);
+}
+
+/* A cached block that malloc(@n) would have given at the same cost. */
+static void *cache_take(size_t n)
+{
+	struct cached *b;
+	size_t c;
+
+	if (n > CACHE_MAX)
+		return NULL;
+	if (!cost_of[n])
+		cost_of[n] = (uint16_t)l3x_mem_cost(n);
+	c = cost_of[n];
+	if (c > CACHE_MAX || !(b = cache[c])) {
+		stat_add(&cache_stat.misses, 1);
+		return NULL;
+	}
+	cache[c] = b->next;
+	cache_bytes -= c;
+	stat_add(&cache_stat.bytes, -(int64_t)c);
+	stat_add(&cache_stat.blocks, -1);
+	stat_add(&cache_stat.hits, 1);
+	return b;
+}
+
+/* Keep @p, which costs @c, unless the cache is full. */
+static bool cache_keep(void *p, size_t c)
+{
+	struct cached *b = p;
+
+	if (c > CACHE_MAX || c < sizeof(*b) + sizeof(size_t))
+		return false;
+	if (cache_bytes + c > CACHE_CAP) {
+		stat_add(&cache_stat.refused, 1);
+		return false;
+	}
+	b->next = cache[c];
+	cache[c] = b;
+	cache_bytes += c;
+	stat_add(&cache_stat.bytes, (int64_t)c);
+	stat_add(&cache_stat.blocks, 1);
+	stat_add(&cache_stat.kept, 1);
+	return true;
+}
+
+void l3x_mem_cache_drain(void)
+{
+	struct cached *b;
+	size_t c;
+
+	for (c = 0; c <= CACHE_MAX; c++) {
+		while ((b = cache[c])) {
+			cache[c] = b->next;
+			free(b);
+		}
+	}
+	cache_bytes = 0;
+	atomic_store_explicit(&cache_stat.bytes, 0, memory_order_relaxed);
+	atomic_store_explicit(&cache_stat.blocks, 0, memory_order_relaxed);
+}
+
+void l3x_mem_cache_stats(struct l3x_mem_cache_stats *s)
+{
+	s->bytes =
+		atomic_load_explicit(&cache_stat.bytes, memory_order_relaxed);
+	s->blocks =
+		atomic_load_explicit(&cache_stat.blocks, memory_order_relaxed);
+	s->hits = atomic_load_explicit(&cache_stat.hits, memory_order_relaxed);
+	s->misses =
+		atomic_load_explicit(&cache_stat.misses, memory_order_relaxed);
+	s->kept = atomic_load_explicit(&cache_stat.kept, memory_order_relaxed);
+	s->refused =
+		atomic_load_explicit(&cache_stat.refused, memory_order_relaxed);
+}
+
 /* lwIP's heap (lwipopts.h MEM_CUSTOM_*): its pools come from it too. */
 void *l3x_lwip_malloc(size_t n)
 {
-	return l3x_mem_alloc(L3X_MEM_LWIP, n);
+	void *p = cache_take(n);
+
+	if (!p)
+		return l3x_mem_alloc(L3X_MEM_LWIP, n);
+	charge(L3X_MEM_LWIP, l3x_mem_size(p));
+	return p;
 }
 
 void *l3x_lwip_calloc(size_t n, size_t sz)
 {
-	return l3x_mem_calloc(L3X_MEM_LWIP, n, sz);
+	void *p = NULL;
+
+	if (!sz || n <= SIZE_MAX / sz)
+		p = cache_take(n * sz);
+	if (!p)
+		return l3x_mem_calloc(L3X_MEM_LWIP, n, sz);
+	memset(p, 0, n * sz);
+	charge(L3X_MEM_LWIP, l3x_mem_size(p));
+	return p;
 }
 
 void l3x_lwip_free(void *p)
 {
-	l3x_mem_free(L3X_MEM_LWIP, p);
+	size_t c;
+
+	if (!p)
+		return;
+	c = l3x_mem_size(p);
+	if (!cache_keep(p, c)) {
+		l3x_mem_free(L3X_MEM_LWIP, p);
+		return;
+	}
+	count(L3X_MEM_LWIP, c, false);
 }

@@ -1,0 +1,149 @@
+/*
+ * test_mem.c - the cache of lwIP's blocks (lib/mem.c): a freed block comes
+ * back for the next allocation of the same cost and only for it, zeroed
+ * for calloc, the counters exactly as without the cache, at most
+ * L3X_MEM_CACHE_CAP bytes kept (the rest freed), blocks too big never
+ * kept, and everything given back by l3x_mem_cache_drain(). Each test runs
+ * in its own process (criterion), so it starts with an empty cache.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "mem.h"
+
+/* lwIP's heap (lib/lwip/port/arch/cc.h). */
+void *l3x_lwip_malloc(size_t n);
+void *l3x_lwip_calloc(size_t n, size_t sz);
+void l3x_lwip_free(void *p);
+
+static struct l3x_mem_cache_stats stats(void)
+{
+	struct l3x_mem_cache_stats s;
+
+	l3x_mem_cache_stats(&s);
+	return s;
+}
+
+Test(mem, freed_block_comes_back_for_the_same_cost_counted_as_before)
+{
+	uint64_t base = l3x_mem_used(L3X_MEM_LWIP);
+	void *p = l3x_lwip_malloc(1600), *q, *r;
+	size_t cost;
+
+	cr_assert_not_null(p);
+	cost = l3x_mem_size(p);
+	cr_assert_eq(cost, l3x_mem_cost(1600));
+	cr_assert_eq(l3x_mem_used(L3X_MEM_LWIP), base + cost);
+	l3x_lwip_free(p);
+	cr_assert_eq(l3x_mem_used(L3X_MEM_LWIP), base,
+		     "a cached block counted");
+	cr_assert_eq(stats().bytes, cost);
+	cr_assert_eq(stats().blocks, 1);
+	/* Another cost: not that block. */
+	r = l3x_lwip_malloc(200);
+	cr_assert_neq(r, p);
+	q = l3x_lwip_malloc(1600);
+	cr_assert_eq(q, p, "the cached block was not reused");
+	cr_assert_eq(stats().hits, 1);
+	cr_assert_eq(stats().bytes, 0);
+	cr_assert_eq(l3x_mem_size(q), cost);
+	cr_assert_eq(l3x_mem_used(L3X_MEM_LWIP), base + cost + l3x_mem_size(r));
+	l3x_lwip_free(q);
+	l3x_lwip_free(r);
+	cr_assert_eq(l3x_mem_used(L3X_MEM_LWIP), base);
+	l3x_mem_cache_drain();
+}
+
+Test(mem, calloc_of_a_cached_block_is_zeroed)
+{
+	unsigned char *p = l3x_lwip_malloc(512), *q;
+	size_t i;
+
+	cr_assert_not_null(p);
+	memset(p, 0xa5, 512);
+	l3x_lwip_free(p);
+	q = l3x_lwip_calloc(2, 256);
+	cr_assert_eq(q, p, "the cached block was not reused");
+	for (i = 0; i < 512; i++)
+		cr_assert_eq(q[i], 0, "byte %zu not zeroed", i);
+	l3x_lwip_free(q);
+	/* An overflowing product is refused, not wrapped into a hit. */
+	cr_assert_null(l3x_lwip_calloc(SIZE_MAX / 2, 4));
+	l3x_mem_cache_drain();
+}
+
+Test(mem, the_cache_keeps_at_most_its_cap_and_frees_the_rest)
+{
+	enum { N = 1200 }; /* 1200 blocks of ~2 KiB: over twice the cap */
+	static void *p[N];
+	uint64_t base = l3x_mem_used(L3X_MEM_LWIP), peak_cost = 0;
+	struct l3x_mem_cache_stats s;
+	size_t cost;
+	int i;
+
+	for (i = 0; i < N; i++) {
+		p[i] = l3x_lwip_malloc(2000);
+		cr_assert_not_null(p[i]);
+		peak_cost += l3x_mem_size(p[i]);
+	}
+	cost = l3x_mem_size(p[0]);
+	cr_assert_gt((uint64_t)N * cost, 2 * L3X_MEM_CACHE_CAP);
+	cr_assert_eq(l3x_mem_used(L3X_MEM_LWIP), base + peak_cost);
+	for (i = 0; i < N; i++)
+		l3x_lwip_free(p[i]);
+	s = stats();
+	cr_assert_leq(s.bytes, L3X_MEM_CACHE_CAP);
+	cr_assert_gt(s.bytes + cost, L3X_MEM_CACHE_CAP, "cache not filled");
+	cr_assert_eq(s.bytes, s.blocks * cost);
+	cr_assert_eq(s.kept, s.blocks);
+	cr_assert_eq(s.refused, N - s.blocks);
+	cr_assert_eq(l3x_mem_used(L3X_MEM_LWIP), base);
+	/* They all come back, then malloc gives the rest. */
+	for (i = 0; i < N; i++)
+		p[i] = l3x_lwip_malloc(2000);
+	cr_assert_eq(stats().hits, s.blocks);
+	cr_assert_eq(stats().bytes, 0);
+	cr_assert_eq(l3x_mem_used(L3X_MEM_LWIP), base + peak_cost);
+	for (i = 0; i < N; i++)
+		l3x_lwip_free(p[i]);
+	l3x_mem_cache_drain();
+	cr_assert_eq(stats().bytes, 0);
+	cr_assert_eq(stats().blocks, 0);
+	cr_assert_eq(l3x_mem_used(L3X_MEM_LWIP), base);
+}
+
+Test(mem, big_blocks_go_back_to_free)
+{
+	void *p = l3x_lwip_malloc(16384);
+
+	cr_assert_not_null(p);
+	l3x_lwip_free(p);
+	cr_assert_eq(stats().kept, 0);
+	cr_assert_eq(stats().bytes, 0);
+}
+
+Test(mem, drain_gives_every_block_back)
+{
+	static const size_t sizes[] = { 24, 100, 200, 600, 1000, 1600, 2048 };
+	uint64_t base = l3x_mem_used(L3X_MEM_LWIP);
+	void *p[sizeof(sizes) / sizeof(sizes[0])];
+	size_t i, n = sizeof(sizes) / sizeof(sizes[0]);
+
+	for (i = 0; i < n; i++)
+		p[i] = l3x_lwip_malloc(sizes[i]);
+	for (i = 0; i < n; i++)
+		l3x_lwip_free(p[i]);
+	cr_assert_eq(stats().blocks, n);
+	l3x_mem_cache_drain();
+	cr_assert_eq(stats().blocks, 0);
+	cr_assert_eq(stats().bytes, 0);
+	cr_assert_eq(l3x_mem_used(L3X_MEM_LWIP), base);
+	/* The lists are empty: the next allocations miss. */
+	p[0] = l3x_lwip_malloc(sizes[0]);
+	cr_assert_eq(stats().hits, 0);
+	l3x_lwip_free(p[0]);
+	l3x_mem_cache_drain();
+}
