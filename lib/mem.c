@@ -255,10 +255,11 @@ void *l3x_lwip_malloc(size_t n)
 
 void *l3x_lwip_calloc(size_t n, size_t sz)
 {
-	void *p = NULL;
+	void *p;
 
-	if (!sz || n <= SIZE_MAX / sz)
-		p = cache_take(n * sz);
+	if (sz && n > SIZE_MAX / sz)
+		return NULL; /* as calloc() would, without its report */
+	p = cache_take(n * sz);
 	if (!p)
 		return l3x_mem_calloc(L3X_MEM_LWIP, n, sz);
 	memset(p, 0, n * sz);
