@@ -38,6 +38,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "mem.h"
 
@@ -151,6 +154,20 @@ struct cached {
 	struct cached *next;
 };
 
+/* Under AddressSanitizer a cached block is poisoned but for its link, so a
+ * use after lwIP freed it is still reported. */
+#ifdef __SANITIZE_ADDRESS__
+#define CACHE_POISON(b, c)                                                     \
+	ASAN_POISON_MEMORY_REGION((char *)(b) + sizeof(struct cached),         \
+				  (c) - sizeof(size_t) -                       \
+					  sizeof(struct cached))
+#define CACHE_UNPOISON(b, c)                                                   \
+	ASAN_UNPOISON_MEMORY_REGION((char *)(b), (c) - sizeof(size_t))
+#else
+#define CACHE_POISON(b, c)   ((void)(b), (void)(c))
+#define CACHE_UNPOISON(b, c) ((void)(b), (void)(c))
+#endif
+
 /* A free list per cost (one slot per byte: glibc's costs are multiples
  * of 16, a sanitizer's any number); what malloc(n) costs, learned once
  * per n (0: not yet). lwIP's thread only, but the figures any thread. */
@@ -185,6 +202,7 @@ static void *cache_take(size_t n)
 		return NULL;
 	}
 	cache[c] = b->next;
+	CACHE_UNPOISON(b, c);
 	cache_bytes -= c;
 	stat_add(&cache_stat.bytes, -(int64_t)c);
 	stat_add(&cache_stat.blocks, -1);
@@ -205,6 +223,7 @@ static bool cache_keep(void *p, size_t c)
 	}
 	b->next = cache[c];
 	cache[c] = b;
+	CACHE_POISON(b, c);
 	cache_bytes += c;
 	stat_add(&cache_stat.bytes, (int64_t)c);
 	stat_add(&cache_stat.blocks, 1);
@@ -220,6 +239,7 @@ void l3x_mem_cache_drain(void)
 	for (c = 0; c <= CACHE_MAX; c++) {
 		while ((b = cache[c])) {
 			cache[c] = b->next;
+			CACHE_UNPOISON(b, c);
 			free(b);
 		}
 	}

@@ -3,7 +3,8 @@
  * back for the next allocation of the same cost and only for it, zeroed
  * for calloc, the counters exactly as without the cache, at most
  * L3X_MEM_CACHE_CAP bytes kept (the rest freed), blocks too big never
- * kept, and everything given back by l3x_mem_cache_drain(). Each test runs
+ * kept, and everything given back by l3x_mem_cache_drain(); under
+ * AddressSanitizer a cached block stays poisoned. Each test runs
  * in its own process (criterion), so it starts with an empty cache.
  */
 #include <stdint.h>
@@ -11,6 +12,9 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "mem.h"
 
@@ -42,6 +46,10 @@ Test(mem, freed_block_comes_back_for_the_same_cost_counted_as_before)
 		     "a cached block counted");
 	cr_assert_eq(stats().bytes, cost);
 	cr_assert_eq(stats().blocks, 1);
+#ifdef __SANITIZE_ADDRESS__
+	/* Cached, it is still freed memory to AddressSanitizer. */
+	cr_assert(__asan_address_is_poisoned((char *)p + sizeof(void *)));
+#endif
 	/* Another cost: not that block. */
 	r = l3x_lwip_malloc(200);
 	cr_assert_neq(r, p);
