@@ -31,7 +31,7 @@
  * packets hold, and a block on a free list holds none; it is taken before
  * malloc() is asked for more. The process holds at most CACHE_CAP bytes
  * more than the counters say; l3x_mem_cache_drain() gives them back
- * (l3x_stack__destroy()).
+ * (l3x_stack__close()).
  */
 #include <malloc.h>
 #include <stdatomic.h>
