@@ -47,9 +47,87 @@
 static _Atomic uint64_t used[L3X_MEM_KINDS];
 static _Atomic uint64_t peak;
 
+/*
+ * What a block costs is glibc's chunk size, the word in front of it less
+ * its three flag bits, and reading it there costs one load of a line the
+ * caller has just used; malloc_usable_size() also reads the header of the
+ * next chunk, a cache miss on a block freed long after it was written
+ * (an acknowledged segment), paid on every allocation and free. The word
+ * is read only where it was checked to give what malloc_usable_size()
+ * does (glibc, no sanitizer, checked once on blocks of a few sizes), and
+ * never for a chunk of its own mapping (flag 2), whose size word counts
+ * differently.
+ */
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) &&                    \
+	!defined(__SANITIZE_THREAD__)
+#define CHUNK_MMAPPED 2
+#define CHUNK_FLAGS   7
+
+/* 0 not checked yet, 1 the size word, -1 malloc_usable_size(). Relaxed:
+ * any thread may check, and all find the same. */
+static _Atomic int size_word;
+
+/* The word in front of the block at @a. An address, not a pointer, and
+ * not analysed across calls: it is glibc's word, in no object the
+ * compiler knows of, and a pointer's callers would be told they pass
+ * memory not yet written. */
+__attribute__((noipa)) static size_t size_word_of(uintptr_t a)
+{
+	return *(const size_t *)(a - sizeof(size_t));
+}
+
+static size_t usable_cost(uintptr_t a)
+{
+	return malloc_usable_size((void *)a) + sizeof(size_t);
+}
+
+static int size_word_check(void)
+{
+	static const size_t sizes[] = {
+		1, 24, 100, 200, 1000, 1600, 2100, 9000
+	};
+	size_t i, w;
+	int ok = 1;
+	void *p;
+
+	for (i = 0; ok > 0 && i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		p = malloc(sizes[i]);
+		if (!p)
+			return 0; /* try again later */
+		w = size_word_of((uintptr_t)p);
+		if ((w & CHUNK_MMAPPED) ||
+		    (w & ~(size_t)CHUNK_FLAGS) != usable_cost((uintptr_t)p))
+			ok = -1;
+		free(p);
+	}
+	atomic_store_explicit(&size_word, ok, memory_order_relaxed);
+	return ok;
+}
+
+static size_t block_cost(uintptr_t a)
+{
+	int mode = atomic_load_explicit(&size_word, memory_order_relaxed);
+	size_t w;
+
+	if (!mode)
+		mode = size_word_check();
+	if (mode > 0) {
+		w = size_word_of(a);
+		if (!(w & CHUNK_MMAPPED))
+			return w & ~(size_t)CHUNK_FLAGS;
+	}
+	return usable_cost(a);
+}
+#else
+static size_t block_cost(uintptr_t a)
+{
+	return malloc_usable_size((void *)a) + sizeof(size_t);
+}
+#endif
+
 size_t l3x_mem_size(const void *p)
 {
-	return malloc_usable_size((void *)p) + sizeof(size_t);
+	return block_cost((uintptr_t)p);
 }
 
 size_t l3x_mem_cost(size_t n)
@@ -59,7 +137,7 @@ size_t l3x_mem_cost(size_t n)
 
 	if (!p)
 		return n + sizeof(size_t);
-	c = l3x_mem_size(p);
+	c = block_cost((uintptr_t)p);
 	free(p);
 	return c;
 }
@@ -102,7 +180,7 @@ void *l3x_mem_alloc(enum l3x_mem_kind kind, size_t n)
 	void *p = malloc(n);
 
 	if (p)
-		charge(kind, l3x_mem_size(p));
+		charge(kind, block_cost((uintptr_t)p));
 	return p;
 }
 
@@ -111,7 +189,7 @@ void *l3x_mem_calloc(enum l3x_mem_kind kind, size_t n, size_t sz)
 	void *p = calloc(n, sz);
 
 	if (p)
-		charge(kind, l3x_mem_size(p));
+		charge(kind, block_cost((uintptr_t)p));
 	return p;
 }
 
@@ -119,7 +197,7 @@ void l3x_mem_free(enum l3x_mem_kind kind, void *p)
 {
 	if (!p)
 		return;
-	count(kind, l3x_mem_size(p), false);
+	count(kind, block_cost((uintptr_t)p), false);
 	free(p);
 }
 
@@ -269,7 +347,7 @@ void *l3x_lwip_malloc(size_t n)
 
 	if (!p)
 		return l3x_mem_alloc(L3X_MEM_LWIP, n);
-	charge(L3X_MEM_LWIP, l3x_mem_size(p));
+	charge(L3X_MEM_LWIP, cost_of[n]); /* the list's cost: its cost */
 	return p;
 }
 
@@ -283,7 +361,7 @@ void *l3x_lwip_calloc(size_t n, size_t sz)
 	if (!p)
 		return l3x_mem_calloc(L3X_MEM_LWIP, n, sz);
 	memset(p, 0, n * sz);
-	charge(L3X_MEM_LWIP, l3x_mem_size(p));
+	charge(L3X_MEM_LWIP, cost_of[n * sz]);
 	return p;
 }
 
@@ -293,7 +371,7 @@ void l3x_lwip_free(void *p)
 
 	if (!p)
 		return;
-	c = l3x_mem_size(p);
+	c = block_cost((uintptr_t)p);
 	if (!cache_keep(p, c)) {
 		l3x_mem_free(L3X_MEM_LWIP, p);
 		return;

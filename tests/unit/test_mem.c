@@ -7,6 +7,8 @@
  * AddressSanitizer a cached block stays poisoned. Each test runs
  * in its own process (criterion), so it starts with an empty cache.
  */
+#include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,4 +156,38 @@ Test(mem, drain_gives_every_block_back)
 	cr_assert_eq(stats().hits, 0);
 	l3x_lwip_free(p[0]);
 	l3x_mem_cache_drain();
+}
+
+/* The cost read from glibc's size word (mem.c) is what
+ * malloc_usable_size() says, for every size lwIP uses and for a block of
+ * its own mapping; on the main thread and on another (its own arena, a
+ * flag in the word). */
+static void *costs_match(void *arg)
+{
+	size_t n;
+	void *p;
+
+	(void)arg;
+	for (n = 0; n <= 20000; n += n < 4200 ? 1 : 97) {
+		p = malloc(n);
+		cr_assert_not_null(p);
+		cr_assert_eq(l3x_mem_size(p),
+			     malloc_usable_size(p) + sizeof(size_t),
+			     "size %zu: %zu", n, l3x_mem_size(p));
+		free(p);
+	}
+	p = malloc(4 << 20); /* past the mmap threshold */
+	cr_assert_not_null(p);
+	cr_assert_eq(l3x_mem_size(p), malloc_usable_size(p) + sizeof(size_t));
+	free(p);
+	return NULL;
+}
+
+Test(mem, a_block_costs_its_usable_size_on_any_thread)
+{
+	pthread_t t;
+
+	costs_match(NULL);
+	cr_assert_eq(pthread_create(&t, NULL, costs_match, NULL), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
 }
