@@ -38,7 +38,23 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SANITIZE_ADDRESS__
+
+/* The sanitizers, as GCC and as Clang say them. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEM_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MEM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MEM_TSAN 1
+#endif
+#endif
+#ifdef MEM_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 
@@ -58,8 +74,7 @@ static _Atomic uint64_t peak;
  * never for a chunk of its own mapping (flag 2), whose size word counts
  * differently.
  */
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) &&                    \
-	!defined(__SANITIZE_THREAD__)
+#if defined(__GLIBC__) && !defined(MEM_ASAN) && !defined(MEM_TSAN)
 #define CHUNK_MMAPPED 2
 #define CHUNK_FLAGS   7
 
@@ -234,7 +249,7 @@ struct cached {
 
 /* Under AddressSanitizer a cached block is poisoned but for its link, so a
  * use after lwIP freed it is still reported. */
-#ifdef __SANITIZE_ADDRESS__
+#ifdef MEM_ASAN
 #define CACHE_POISON(b, c)                                                     \
 	ASAN_POISON_MEMORY_REGION((char *)(b) + sizeof(struct cached),         \
 				  (c) - sizeof(size_t) -                       \
