@@ -43,9 +43,10 @@ L3X_HIDDEN uint64_t l3x_mem_peak(void);
 L3X_HIDDEN void l3x_mem_peak_reset(void);
 
 /*
- * The cache of lwIP's blocks (mem.c): blocks lwIP frees, kept for its
- * next allocations of the same cost, at most L3X_MEM_CACHE_CAP bytes (each
- * block at its cost, as l3x_mem_size() says). Not in l3x_mem_used() nor
+ * The cache of lwIP's blocks (mem.c): blocks of 1 to 2.5 KiB lwIP frees,
+ * kept for its next allocations of the same cost, at most
+ * L3X_MEM_CACHE_CAP bytes (each block at its cost, as l3x_mem_size()
+ * says). Not in l3x_mem_used() nor
  * l3x_mem_total(): a cached block holds no flow's memory, and is reused
  * before malloc() is asked for more.
  */

@@ -2,8 +2,8 @@
  * test_mem.c - the cache of lwIP's blocks (lib/mem.c): a freed block comes
  * back for the next allocation of the same cost and only for it, zeroed
  * for calloc, the counters exactly as without the cache, at most
- * L3X_MEM_CACHE_CAP bytes kept (the rest freed), blocks too big never
- * kept, and everything given back by l3x_mem_cache_drain(); under
+ * L3X_MEM_CACHE_CAP bytes kept (the rest freed), blocks too big or too
+ * small never kept, and everything given back by l3x_mem_cache_drain(); under
  * AddressSanitizer a cached block stays poisoned. Each test runs
  * in its own process (criterion), so it starts with an empty cache.
  */
@@ -69,15 +69,15 @@ Test(mem, freed_block_comes_back_for_the_same_cost_counted_as_before)
 
 Test(mem, calloc_of_a_cached_block_is_zeroed)
 {
-	unsigned char *p = l3x_lwip_malloc(512), *q;
+	unsigned char *p = l3x_lwip_malloc(1536), *q;
 	size_t i;
 
 	cr_assert_not_null(p);
-	memset(p, 0xa5, 512);
+	memset(p, 0xa5, 1536);
 	l3x_lwip_free(p);
-	q = l3x_lwip_calloc(2, 256);
+	q = l3x_lwip_calloc(3, 512);
 	cr_assert_eq(q, p, "the cached block was not reused");
-	for (i = 0; i < 512; i++)
+	for (i = 0; i < 1536; i++)
 		cr_assert_eq(q[i], 0, "byte %zu not zeroed", i);
 	l3x_lwip_free(q);
 	/* An overflowing product is refused, not wrapped into a hit. */
@@ -135,9 +135,28 @@ Test(mem, big_blocks_go_back_to_free)
 	cr_assert_eq(stats().bytes, 0);
 }
 
+/* Segments, headers and ACKs stay with glibc's own per-thread cache. */
+Test(mem, small_blocks_go_back_to_free)
+{
+	static const size_t sizes[] = { 1, 24, 64, 200, 512, 1000, 1024 };
+	uint64_t base = l3x_mem_used(L3X_MEM_LWIP);
+	size_t i;
+	void *p;
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		p = l3x_lwip_malloc(sizes[i]);
+		cr_assert_not_null(p);
+		l3x_lwip_free(p);
+	}
+	cr_assert_eq(stats().kept, 0);
+	cr_assert_eq(stats().misses, 0);
+	cr_assert_eq(stats().bytes, 0);
+	cr_assert_eq(l3x_mem_used(L3X_MEM_LWIP), base);
+}
+
 Test(mem, drain_gives_every_block_back)
 {
-	static const size_t sizes[] = { 24, 100, 200, 600, 1000, 1600, 2048 };
+	static const size_t sizes[] = { 1100, 1300, 1600, 1800, 2048, 2400 };
 	uint64_t base = l3x_mem_used(L3X_MEM_LWIP);
 	void *p[sizeof(sizes) / sizeof(sizes[0])];
 	size_t i, n = sizeof(sizes) / sizeof(sizes[0]);
