@@ -957,6 +957,7 @@ int l3x_stack__close(struct l3x_stack *st)
 	pthread_mutex_lock(&the_lock);
 	netif_remove(&st->netif);
 	the_stack = NULL;
+	l3x_mem_cache_drain(); /* lwIP's blocks back to the C library */
 	pthread_mutex_unlock(&the_lock);
 	l3x_epoch_fini(&st->epoch);
 	pthread_mutex_destroy(&st->wlock);

@@ -42,4 +42,29 @@ L3X_HIDDEN uint64_t l3x_mem_total(void);
 L3X_HIDDEN uint64_t l3x_mem_peak(void);
 L3X_HIDDEN void l3x_mem_peak_reset(void);
 
+/*
+ * The cache of lwIP's blocks (mem.c): blocks of 1 to 2.5 KiB lwIP frees,
+ * kept for its next allocations of the same cost, at most
+ * L3X_MEM_CACHE_CAP bytes (each block at its cost, as l3x_mem_size()
+ * says). Not in l3x_mem_used() nor
+ * l3x_mem_total(): a cached block holds no flow's memory, and is reused
+ * before malloc() is asked for more.
+ */
+#define L3X_MEM_CACHE_CAP (1024 * 1024)
+
+struct l3x_mem_cache_stats {
+	uint64_t bytes;	  /* cached now, at their cost */
+	uint64_t blocks;  /* cached now */
+	uint64_t hits;	  /* allocations served from the cache */
+	uint64_t misses;  /* allocations of a cacheable size it could not */
+	uint64_t kept;	  /* blocks freed into the cache */
+	uint64_t refused; /* blocks freed to free(): the cache was full */
+};
+
+/* The figures of the cache. Any thread (relaxed: a snapshot). */
+L3X_HIDDEN void l3x_mem_cache_stats(struct l3x_mem_cache_stats *s);
+
+/* Free every cached block. lwIP's thread, or with no engine running. */
+L3X_HIDDEN void l3x_mem_cache_drain(void);
+
 #endif /* L3X_MEM_H */

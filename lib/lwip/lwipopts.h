@@ -29,7 +29,8 @@
 /* ---- memory: heap and pools from the C allocator, counted block by block
  * (lib/mem.c), so that max_memory holds what is really allocated. lwIP's
  * own heap statistic would put a size word in front of every block: off,
- * the counter says more. */
+ * the counter says more. A block lwIP frees is kept on a free list of its
+ * size for its next allocation (lib/mem.c, the cache: at most 1 MiB). */
 #define MEM_CUSTOM_ALLOCATOR		1
 #define MEM_CUSTOM_MALLOC		l3x_lwip_malloc
 #define MEM_CUSTOM_CALLOC		l3x_lwip_calloc
