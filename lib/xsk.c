@@ -54,6 +54,7 @@ struct l3x_xsk {
 	uint32_t tx_frames;   /* kept back from the fill ring */
 	uint32_t tx_out;      /* on the TX ring or completion ring */
 	uint32_t tx_pending;  /* reserved on the TX ring, not submitted */
+	uint64_t tx_kicks;    /* sendto() calls that asked the kernel to send */
 	uint32_t queue;
 	bool busy_poll;
 	uint64_t frames;
@@ -449,9 +450,16 @@ void l3x_xsk_tx_flush(struct l3x_xsk *x)
 	 * Acquire: pairs with the kernel's release of the consumer. */
 	if (*x->tx.producer !=
 		    __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE) &&
-	    xsk_ring_prod__needs_wakeup(&x->tx))
+	    xsk_ring_prod__needs_wakeup(&x->tx)) {
+		x->tx_kicks++;
 		sendto(xsk_socket__fd(x->sock), NULL, 0, MSG_DONTWAIT, NULL, 0);
+	}
 	reap_completions(x);
+}
+
+uint64_t l3x_xsk_tx_kicks(const struct l3x_xsk *x)
+{
+	return x->tx_kicks;
 }
 
 int l3x_xsk_stats(const struct l3x_xsk *x, struct l3x_capture_handle_stats *st)

@@ -623,6 +623,9 @@ struct l3x_stack_stats {
 					  * unanswered): nothing sent */
 	uint64_t udp_requests_timed_out; /* not answered within
 					  * request_timeout_ms: dropped */
+	/* transmit (XDP source) */
+	uint64_t tx_kicks; /* sendto() calls asking the kernel to send the
+			    * TX rings (tx_packets / tx_kicks: the batch) */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

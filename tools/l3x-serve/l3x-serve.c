@@ -1014,7 +1014,7 @@ static void print_counters(const struct server *srv, const char *label)
 		"tcp_time_wait_peak %llu tcp_tw_reused %llu tcp_tw_recycled %llu "
 		"tcp_tw_rst %llu tcp_paws_dropped %llu tcp_idle_timeouts %llu "
 		"tcp_keepalive_timeouts %llu tcp_persist_timeouts %llu "
-		"tcp_half_open_expired %llu",
+		"tcp_half_open_expired %llu tx_kicks %llu",
 		U(st.tcp_flows_open), U(st.udp_flows_open),
 		U(st.tcp_refused_source), U(st.udp_refused_source),
 		U(st.tcp_refused_hash), U(st.udp_refused_hash),
@@ -1030,7 +1030,7 @@ static void print_counters(const struct server *srv, const char *label)
 		U(st.tcp_tw_reused), U(st.tcp_tw_recycled), U(st.tcp_tw_rst),
 		U(st.tcp_paws_dropped), U(st.tcp_idle_timeouts),
 		U(st.tcp_keepalive_timeouts), U(st.tcp_persist_timeouts),
-		U(st.tcp_half_open_expired));
+		U(st.tcp_half_open_expired), U(st.tx_kicks));
 }
 
 /* The closing line: the counters, then memory still in use (read with
