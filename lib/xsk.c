@@ -40,6 +40,10 @@
 #define SO_BUSY_POLL_BUDGET 70
 #endif
 
+#ifndef XDP_MAX_TX_SKB_BUDGET
+#define XDP_MAX_TX_SKB_BUDGET 9 /* Linux 6.17 */
+#endif
+
 /* Kicks per TX flush at most (see l3x_xsk_tx_flush). */
 #define TX_KICKS_MAX 16
 
@@ -92,6 +96,20 @@ static void set_busy_poll(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 		return;
 	}
 	x->busy_poll = true;
+}
+
+/* Copy mode: let one sendto() send the whole TX ring rather than the
+ * kernel's default of 32 descriptors, so that a flush is one kick. Linux
+ * 6.17 on; an older kernel refuses the option and the flush kicks again
+ * (l3x_xsk_tx_flush). Zero-copy ignores it. */
+static void set_tx_budget(struct l3x_xsk *x, uint32_t ring_size)
+{
+	unsigned budget = ring_size;
+
+	if (setsockopt(xsk_socket__fd(x->sock), SOL_XDP, XDP_MAX_TX_SKB_BUDGET,
+		       &budget, sizeof(budget)))
+		pr_debug("queue %u: TX budget %u not taken (%s): 32 a kick\n",
+			 x->queue, budget, strerror(errno));
 }
 
 static int create_umem(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
@@ -207,6 +225,7 @@ struct l3x_xsk *l3x_xsk_open(const struct l3x_xsk_cfg *cfg)
 	if (err)
 		goto err_close;
 	set_busy_poll(x, cfg);
+	set_tx_budget(x, cfg->ring_size);
 	l3x_xsk_refill(x);
 	return x;
 
