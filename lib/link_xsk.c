@@ -101,6 +101,7 @@ struct link_xsk {
 	struct l3x_ways *ways;
 	struct l2_cur cur;
 	bool in_input;
+	uint64_t tx_kicks; /* the sockets' kicks already in the stack stats */
 };
 
 /* Parse layer 2 of @d: returns its length, the family, the VLAN tags and
@@ -477,10 +478,17 @@ drop:
 static void xsk_flush(struct l3x_link *l)
 {
 	struct link_xsk *lx = (struct link_xsk *)l;
+	uint64_t kicks = 0;
 	unsigned qi;
 
-	for (qi = 0; qi < lx->nxsk; qi++)
+	for (qi = 0; qi < lx->nxsk; qi++) {
 		l3x_xsk_tx_flush(lx->xsks[qi]);
+		kicks += l3x_xsk_tx_kicks(lx->xsks[qi]);
+	}
+	/* A full ring flushes (and kicks) inside l3x_xsk_tx_put() too: the
+	 * sockets count every kick, the stack gets what is new. */
+	STAT_ADD(l->st, tx_kicks, kicks - lx->tx_kicks);
+	lx->tx_kicks = kicks;
 }
 
 static int xsk_wait_fds(struct l3x_link *l, struct pollfd *pfd, unsigned max)

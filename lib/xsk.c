@@ -43,6 +43,13 @@
 #define SO_BUSY_POLL_BUDGET 70
 #endif
 
+#ifndef XDP_MAX_TX_SKB_BUDGET
+#define XDP_MAX_TX_SKB_BUDGET 9 /* Linux 6.17 */
+#endif
+
+/* Kicks per TX flush at most (see l3x_xsk_tx_flush). */
+#define TX_KICKS_MAX 16
+
 struct l3x_xsk {
 	/* fast path, owner thread */
 	struct xsk_ring_cons rx;
@@ -57,6 +64,7 @@ struct l3x_xsk {
 	uint32_t tx_frames;   /* kept back from the fill ring */
 	uint32_t tx_out;      /* on the TX ring or completion ring */
 	uint32_t tx_pending;  /* reserved on the TX ring, not submitted */
+	uint64_t tx_kicks;    /* sendto() calls that asked the kernel to send */
 	uint32_t queue;
 	bool busy_poll;
 	uint64_t frames;
@@ -91,6 +99,20 @@ static void set_busy_poll(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
 		return;
 	}
 	x->busy_poll = true;
+}
+
+/* Copy mode: let one sendto() send the whole TX ring rather than the
+ * kernel's default of 32 descriptors, so that a flush is one kick. Linux
+ * 6.17 on; an older kernel refuses the option and the flush kicks again
+ * (l3x_xsk_tx_flush). Zero-copy ignores it. */
+static void set_tx_budget(struct l3x_xsk *x, uint32_t ring_size)
+{
+	unsigned budget = ring_size;
+
+	if (setsockopt(xsk_socket__fd(x->sock), SOL_XDP, XDP_MAX_TX_SKB_BUDGET,
+		       &budget, sizeof(budget)))
+		pr_debug("queue %u: TX budget %u not taken (%s): 32 a kick\n",
+			 x->queue, budget, strerror(errno));
 }
 
 static int create_umem(struct l3x_xsk *x, const struct l3x_xsk_cfg *cfg)
@@ -220,6 +242,7 @@ struct l3x_xsk *l3x_xsk_open(const struct l3x_xsk_cfg *cfg)
 	if (err)
 		goto err_close;
 	set_busy_poll(x, cfg);
+	set_tx_budget(x, cfg->ring_size);
 	l3x_xsk_refill(x);
 	return x;
 
@@ -451,12 +474,12 @@ uint32_t l3x_xsk_frame_size(const struct l3x_xsk *x)
 	return x->frame_size;
 }
 
-/* Take sent frames back from the completion ring. */
+/* Take every sent frame back from the completion ring, in one batch. */
 static void reap_completions(struct l3x_xsk *x)
 {
 	uint32_t idx, n, i;
 
-	n = xsk_ring_cons__peek(&x->comp, 256, &idx);
+	n = xsk_ring_cons__peek(&x->comp, x->frame_count, &idx);
 	for (i = 0; i < n; i++)
 		x->free[x->nfree++] =
 			*xsk_ring_cons__comp_addr(&x->comp, idx + i);
@@ -497,20 +520,53 @@ bool l3x_xsk_tx_put(struct l3x_xsk *x, uint64_t addr, uint32_t len)
 	return true;
 }
 
+/* Descriptors on the TX ring the kernel has not taken yet. Acquire: pairs
+ * with the kernel's release of the consumer once it has read them. */
+static uint32_t tx_unsent(const struct l3x_xsk *x)
+{
+	return *x->tx.producer -
+	       __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Publish what was queued, then kick while the kernel asks (need_wakeup)
+ * and leaves descriptors behind. In copy mode the kernel sends only from
+ * sendto(), at most a budget per call (32 descriptors by default, Linux's
+ * TX_BATCH_SIZE) and returns EAGAIN with more left: kick again while a
+ * kick makes progress, at most TX_KICKS_MAX times, so one flush sends the
+ * burst instead of leaving it for the next turn. A kick that moves
+ * nothing (the device is busy; zero-copy, where the driver sends later)
+ * ends the loop.
+ */
 void l3x_xsk_tx_flush(struct l3x_xsk *x)
 {
+	uint32_t left, before;
+	unsigned k;
+
 	if (x->tx_pending) {
 		xsk_ring_prod__submit(&x->tx, x->tx_pending);
 		x->tx_pending = 0;
 	}
-	/* Copy mode sends only from sendto(), a batch per call: kick while
-	 * the kernel has not taken every descriptor and says it needs it.
-	 * Acquire: pairs with the kernel's release of the consumer. */
-	if (*x->tx.producer !=
-		    __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE) &&
-	    xsk_ring_prod__needs_wakeup(&x->tx))
-		sendto(xsk_socket__fd(x->sock), NULL, 0, MSG_DONTWAIT, NULL, 0);
+	left = tx_unsent(x);
+	for (k = 0;
+	     k < TX_KICKS_MAX && left && xsk_ring_prod__needs_wakeup(&x->tx);
+	     k++) {
+		before = left;
+		x->tx_kicks++;
+		if (sendto(xsk_socket__fd(x->sock), NULL, 0, MSG_DONTWAIT, NULL,
+			   0) < 0 &&
+		    errno != EAGAIN)
+			break;
+		left = tx_unsent(x);
+		if (left == before)
+			break;
+	}
 	reap_completions(x);
+}
+
+uint64_t l3x_xsk_tx_kicks(const struct l3x_xsk *x)
+{
+	return x->tx_kicks;
 }
 
 int l3x_xsk_stats(const struct l3x_xsk *x, struct l3x_capture_handle_stats *st)

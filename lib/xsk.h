@@ -59,6 +59,8 @@ L3X_HIDDEN void l3x_xsk_frames(const struct l3x_xsk *x,
 L3X_HIDDEN void *l3x_xsk_tx_alloc(struct l3x_xsk *x, uint64_t *addr);
 L3X_HIDDEN bool l3x_xsk_tx_put(struct l3x_xsk *x, uint64_t addr, uint32_t len);
 L3X_HIDDEN void l3x_xsk_tx_flush(struct l3x_xsk *x);
+/* TX kicks (sendto() calls) since the socket was opened. Owner thread. */
+L3X_HIDDEN uint64_t l3x_xsk_tx_kicks(const struct l3x_xsk *x);
 L3X_HIDDEN uint32_t l3x_xsk_frame_size(const struct l3x_xsk *x);
 L3X_HIDDEN int l3x_xsk_stats(const struct l3x_xsk *x,
 			     struct l3x_capture_handle_stats *st);

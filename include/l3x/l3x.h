@@ -649,6 +649,9 @@ struct l3x_stack_stats {
 					* lwIP held its bound of frames (half
 					* the receive frames) or the fill ring
 					* ran low */
+	/* transmit (XDP source) */
+	uint64_t tx_kicks; /* sendto() calls asking the kernel to send the
+			    * TX rings (tx_packets / tx_kicks: the batch) */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

@@ -996,7 +996,7 @@ static void print_counters(const struct server *srv, const char *label)
 		"tcp_tw_rst %llu tcp_paws_dropped %llu tcp_idle_timeouts %llu "
 		"tcp_keepalive_timeouts %llu tcp_persist_timeouts %llu "
 		"tcp_half_open_expired %llu; rx_zerocopy %llu rx_copied %llu "
-		"rx_zerocopy_fallback %llu",
+		"rx_zerocopy_fallback %llu tx_kicks %llu",
 		U(st.tcp_flows_open), U(st.udp_flows_open),
 		U(st.tcp_refused_source), U(st.udp_refused_source),
 		U(st.tcp_refused_hash), U(st.udp_refused_hash),
@@ -1013,7 +1013,7 @@ static void print_counters(const struct server *srv, const char *label)
 		U(st.tcp_paws_dropped), U(st.tcp_idle_timeouts),
 		U(st.tcp_keepalive_timeouts), U(st.tcp_persist_timeouts),
 		U(st.tcp_half_open_expired), U(st.rx_zerocopy), U(st.rx_copied),
-		U(st.rx_zerocopy_fallback));
+		U(st.rx_zerocopy_fallback), U(st.tx_kicks));
 }
 
 /* The closing line: the counters, then memory still in use (read with
