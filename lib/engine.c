@@ -413,6 +413,9 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 		return -EINVAL;
 	if (st->cpu < L3X_CPU_NONE || st->cpu >= CPU_SETSIZE)
 		return -EINVAL;
+	st->ack_coalesce = L3X_OPT(o, ack_coalesce, 16);
+	if (st->ack_coalesce > 64)
+		return -EINVAL;
 	return check_budgets(st, o);
 }
 
@@ -619,7 +622,11 @@ int l3x_stack__poll(struct l3x_stack *st)
 	if (!engine_thread(st))
 		return -EBUSY;
 	l3x_epoch_enter(&st->epoch);
+	/* One ACK per connection and burst (lwIP patch 0061, tcp.c): the
+	 * outputs tcp_input() deferred go at the burst's end. */
+	l3x_tcp_burst_begin();
 	work = st->link->ops->rx(st->link);
+	l3x_tcp_burst_end();
 	work += l3x_flow_serve(st);
 	sys_check_timeouts();
 	/* After it: a round its tcp_tmr() starts gets going in this turn. A

@@ -460,8 +460,17 @@ struct l3x_stack_opts {
 				      * udp_requests_timed_out); a dropped
 				      * UDP request's client is hushed this
 				      * long. Default 5000, 100 to 15000 */
+	/* ACK coalescing: while the engine takes in a burst of packets, a
+	 * connection's ACK waits for the burst's end, so one ACK answers
+	 * the burst's in-order segments, at most this many. Out-of-order
+	 * and duplicate segments are answered at once (RFC 5681).
+	 * Default 16, at most 64; L3X_ACK_COALESCE_OFF: an ACK for every
+	 * second segment, as lwIP sends them */
+	uint32_t ack_coalesce;
 	size_t : 0;
 };
+
+#define L3X_ACK_COALESCE_OFF 1
 
 /* Counters of a stack. Wire-facing drops are counted where they happen. */
 struct l3x_stack_stats {
@@ -623,6 +632,10 @@ struct l3x_stack_stats {
 					  * unanswered): nothing sent */
 	uint64_t udp_requests_timed_out; /* not answered within
 					  * request_timeout_ms: dropped */
+	/* ACK coalescing (ack_coalesce) */
+	uint64_t tcp_ack_deferred; /* segments received whose ACK (or the
+				    * data it let go) waited for the end of
+				    * their receive burst */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that
