@@ -8,6 +8,7 @@
  *     link->rx        source -> link->input (engine_input) -> lwIP ip_input
  *                     -> tcp.c/udp.c callbacks -> flows -> worker app rings
  *     l3x_flow_serve  worker engine rings -> the flow's protocol (ops)
+ *                     then the ACKs lwIP deferred over both (ack_coalesce)
  *     timers          lwIP sys_check_timeouts(), a slice of its TCP timer
  *                     round, todo, linger and zombies, UDP idle expiry
  *     link->flush     kick transmit; l3x_flow_kick: sleeping workers
@@ -623,11 +624,12 @@ int l3x_stack__poll(struct l3x_stack *st)
 		return -EBUSY;
 	l3x_epoch_enter(&st->epoch);
 	/* One ACK per connection and burst (lwIP patch 0061, tcp.c): the
-	 * outputs tcp_input() deferred go at the burst's end. */
+	 * outputs tcp_input() deferred go once the workers' requests are
+	 * served, so that data written for a connection carries its ACK. */
 	l3x_tcp_burst_begin();
 	work = st->link->ops->rx(st->link);
-	l3x_tcp_burst_end();
 	work += l3x_flow_serve(st);
+	l3x_tcp_burst_end();
 	sys_check_timeouts();
 	/* After it: a round its tcp_tmr() starts gets going in this turn. A
 	 * round under way is work: not idle yet. */
