@@ -9,6 +9,7 @@
  *                     link->input_pbuf (XDP: the UMEM frame) -> lwIP ip_input
  *                     -> tcp.c/udp.c callbacks -> flows -> worker app rings
  *     l3x_flow_serve  worker engine rings -> the flow's protocol (ops)
+ *                     then the ACKs lwIP deferred over both (ack_coalesce)
  *     timers          lwIP sys_check_timeouts(), a slice of its TCP timer
  *                     round, todo, linger and zombies, UDP idle expiry
  *     link->flush     kick transmit; l3x_flow_kick: sleeping workers
@@ -461,6 +462,9 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 		st->idle_spins = L3X_IDLE_SPINS;
 	if ((unsigned)st->poll > L3X_POLL_BUSY || st->idle_spins > 1000000)
 		return -EINVAL;
+	st->ack_coalesce = L3X_OPT(o, ack_coalesce, 16);
+	if (st->ack_coalesce > 64)
+		return -EINVAL;
 	return check_budgets(st, o);
 }
 
@@ -678,8 +682,13 @@ int l3x_stack__poll(struct l3x_stack *st)
 	if (!engine_thread(st))
 		return -EBUSY;
 	l3x_epoch_enter(&st->epoch);
+	/* One ACK per connection and burst (lwIP patch 0061, tcp.c): the
+	 * outputs tcp_input() deferred go once the workers' requests are
+	 * served, so that data written for a connection carries its ACK. */
+	l3x_tcp_burst_begin();
 	work = st->link->ops->rx(st->link);
 	work += l3x_flow_serve(st);
+	l3x_tcp_burst_end();
 	sys_check_timeouts();
 	/* After it: a round its tcp_tmr() starts gets going in this turn. A
 	 * round under way is work: not idle yet. */

@@ -77,6 +77,7 @@ struct l3x_stack {
 	size_t seg_cost;	 /* what one lwIP TCP segment costs */
 	uint32_t rx_buf, tx_buf, backlog, linger_ms, mtu;
 	uint32_t max_time_wait; /* TIME_WAIT PCBs at most (tcp.c) */
+	uint32_t ack_coalesce;	/* in-order segments per ACK in a burst */
 	/* lifetimes (tcp.c): ms, 0 none */
 	uint32_t tcp_idle_ms, keepalive_ms, keepalive_intvl_ms, keepalive_cnt,
 		persist_ms;
@@ -179,6 +180,9 @@ L3X_HIDDEN void l3x_tcp_publish(struct l3x_stack *st);
 /* End of a turn: publish the staging buffers of the readers that wait;
  * now and then, reopen the windows memory held back. */
 L3X_HIDDEN void l3x_tcp_turn_end(struct l3x_stack *st);
+/* Around the link's receive burst: ACK coalescing (patch 0061). */
+L3X_HIDDEN void l3x_tcp_burst_begin(void);
+L3X_HIDDEN void l3x_tcp_burst_end(void);
 /* Connections in SYN_RCVD now (max_half_open counts them). */
 L3X_HIDDEN uint32_t l3x_tcp_half_open(const struct l3x_stack *st);
 

@@ -1314,6 +1314,23 @@ static void lwip_bounds_start(struct l3x_stack *st)
 	tcp_l3x_keepalive_timeouts = 0;
 	tcp_l3x_syn_rcvd_ms = L3X_SYN_RCVD_MS;
 	tcp_l3x_syn_rcvd_expired = 0;
+	tcp_l3x_ack_max = (u8_t)st->ack_coalesce;
+	tcp_l3x_ack_deferred = 0;
+}
+
+/* ACK coalescing (patch 0061): between these, the tcp_output() that ends
+ * each segment's tcp_input() waits, for a synchronized connection, for
+ * the end of the burst; out-of-order and duplicate segments, the
+ * handshake and every ack_coalesce-th in-order segment still answer at
+ * once. A connection freed meanwhile leaves lwIP's list (tcp_free). */
+void l3x_tcp_burst_begin(void)
+{
+	tcp_l3x_burst_begin();
+}
+
+void l3x_tcp_burst_end(void)
+{
+	tcp_l3x_burst_end();
 }
 
 /* Under a SYN flood (the half-open table at least half full) a half-open
@@ -1353,6 +1370,8 @@ void l3x_tcp_publish(struct l3x_stack *st)
 			      tcp_l3x_keepalive_timeouts, memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(tcp_persist_timeouts)],
 			      tcp_l3x_persist_timeouts, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_ack_deferred)],
+			      tcp_l3x_ack_deferred, memory_order_relaxed);
 }
 
 int l3x_tcp_listen(struct l3x_stack *st)

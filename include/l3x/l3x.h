@@ -477,8 +477,17 @@ struct l3x_stack_opts {
 	uint32_t idle_spins; /* L3X_POLL_ADAPTIVE: turns without work
 			      * before the engine sleeps; 0: default
 			      * L3X_IDLE_SPINS, at most 1000000 */
+	/* ACK coalescing: while the engine takes in a burst of packets, a
+	 * connection's ACK waits for the burst's end, so one ACK answers
+	 * the burst's in-order segments, at most this many. Out-of-order
+	 * and duplicate segments are answered at once (RFC 5681).
+	 * Default 16, at most 64; L3X_ACK_COALESCE_OFF: an ACK for every
+	 * second segment, as lwIP sends them */
+	uint32_t ack_coalesce;
 	size_t : 0;
 };
+
+#define L3X_ACK_COALESCE_OFF 1
 
 /* Counters of a stack. Wire-facing drops are counted where they happen. */
 struct l3x_stack_stats {
@@ -652,6 +661,10 @@ struct l3x_stack_stats {
 	/* transmit (XDP source) */
 	uint64_t tx_kicks; /* sendto() calls asking the kernel to send the
 			    * TX rings (tx_packets / tx_kicks: the batch) */
+	/* ACK coalescing (ack_coalesce) */
+	uint64_t tcp_ack_deferred; /* segments received whose ACK (or the
+				    * data it let go) waited for the end of
+				    * their receive burst */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

@@ -779,3 +779,64 @@ Test(stack, worker_fd_in_epoll_wakes_for_connection_and_data, .timeout = 20)
 	close_pair(w, fd, s);
 	stack_worker_down(w, 0);
 }
+
+/* ------------------------------------------------------------ ACK coalescing
+ */
+
+/*
+ * A bulk upload, client to stream, with ack_coalesce at @ack: bit-exact,
+ * and the packets the stack sent (ACKs, window updates) against those it
+ * received. *@tx_per_100: stack packets out per 100 in.
+ */
+static struct l3x_stack_stats bulk_upload(uint32_t ack, unsigned *tx_per_100)
+{
+	struct l3x_stack_stats s0, ss;
+	struct l3x_stream *s;
+	struct l3x_worker *w;
+	static struct src x;
+	int fd;
+
+	L3X_OPTS(l3x_stack_opts, o, .ack_coalesce = ack);
+	stack_up(L3X_SOURCE_TUN, &o, true);
+	w = worker_open();
+	fd = connect_accept(w, "198.51.100.31", 5001, &s);
+	s0 = stats_now();
+	src_init(&x, 77, 16u << 20);
+	cli_to_srv_from(w, s, fd, &x, 77, 20000);
+	ss = stats_now();
+	close_pair(w, fd, s);
+	stack_worker_down(w, 0);
+	ss.rx_packets -= s0.rx_packets;
+	ss.tx_packets -= s0.tx_packets;
+	ss.tcp_ack_deferred -= s0.tcp_ack_deferred;
+	*tx_per_100 = (unsigned)(ss.tx_packets * 100 / ss.rx_packets);
+	cr_log_info("ack_coalesce %u: %llu packets in, %llu out (%u per 100), "
+		    "%llu answers deferred",
+		    ack, (unsigned long long)ss.rx_packets,
+		    (unsigned long long)ss.tx_packets, *tx_per_100,
+		    (unsigned long long)ss.tcp_ack_deferred);
+	return ss;
+}
+
+/* lwIP alone: an ACK for every second segment, nothing deferred. */
+Test(stack, bulk_upload_without_ack_coalescing_acks_every_second_segment,
+     .timeout = 40)
+{
+	struct l3x_stack_stats ss;
+	unsigned per100;
+
+	ss = bulk_upload(L3X_ACK_COALESCE_OFF, &per100);
+	cr_assert_eq(ss.tcp_ack_deferred, 0);
+	cr_assert_geq(per100, 40, "%u packets out per 100 in", per100);
+}
+
+/* Coalesced: the same bytes, far fewer packets back. */
+Test(stack, bulk_upload_with_ack_coalescing_sends_fewer_acks, .timeout = 40)
+{
+	struct l3x_stack_stats ss;
+	unsigned per100;
+
+	ss = bulk_upload(0, &per100);
+	cr_assert_gt(ss.tcp_ack_deferred, 0);
+	cr_assert_lt(per100, 40, "%u packets out per 100 in", per100);
+}

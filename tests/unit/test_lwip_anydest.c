@@ -1551,3 +1551,226 @@ Test(anydest, tcp6_udp6_marked_verified_are_not_summed_again)
 {
 	wrong_sum_dropped_unless_marked(PEER6, DST6);
 }
+
+/* ------------------------------------------------------------ ACK coalescing
+ */
+
+/*
+ * Patch 0061: between tcp_l3x_burst_begin() and tcp_l3x_burst_end() (the
+ * engine's receive burst) a connection's ACK waits for the burst's end.
+ * Each test sends 10-byte segments; seg(i) is the i-th after rx0.
+ */
+#define ACK_SEG 10
+
+static void send_seg(const struct flow *f, uint32_t rx0, uint32_t iss,
+		     unsigned i)
+{
+	char d[ACK_SEG + 1];
+
+	snprintf(d, sizeof(d), "segm%06u", i);
+	send_tcp(f, rx0 + i * ACK_SEG, iss + 1, TCP_ACK, 0, d);
+}
+
+/* Every packet out since n0 is a pure ACK of the flow; their ack fields. */
+static unsigned acks_out(const struct flow *f, unsigned n0, uint32_t *ack,
+			 unsigned max)
+{
+	unsigned i, n = 0;
+	struct seg s;
+
+	for (i = n0; i < ncap; i++) {
+		s = parsed(i);
+		assert_reply(&s, f);
+		cr_assert_eq(s.flags, TCP_ACK, "packet %u: flags %#x", i,
+			     s.flags);
+		cr_assert_eq(s.len, 0);
+		cr_assert_lt(n, max);
+		ack[n++] = s.ack;
+	}
+	return n;
+}
+
+/* Handshake outside a burst; the connection's first data sequence. */
+static struct tcp_pcb *ack_listener;
+
+static uint32_t ack_setup(const struct flow *f, uint8_t ack_max, uint32_t *iss)
+{
+	static const int tag = 1;
+
+	tcp_l3x_ack_max = ack_max;
+	ack_listener = listener(0, &tag);
+	*iss = handshake(f, 1460);
+	return PEER_ISN + 1;
+}
+
+static void ack_teardown(void)
+{
+	if (conn.pcb) {
+		tcp_abort(conn.pcb);
+		conn.pcb = NULL;
+	}
+	cr_assert_eq(tcp_close(ack_listener), ERR_OK);
+	tcp_l3x_ack_max = 0;
+}
+
+Test(anydest, tcp_acks_coalesce_to_one_per_burst)
+{
+	const struct flow f = { PEER4, 40000, DST4, 8080 };
+	uint32_t iss, rx0, ack[16];
+	uint64_t deferred;
+	unsigned i;
+
+	rx0 = ack_setup(&f, 16, &iss);
+	/* Outside a burst: lwIP's ACK for every second segment. */
+	ncap = 0;
+	for (i = 0; i < 10; i++)
+		send_seg(&f, rx0, iss, i);
+	cr_assert_eq(acks_out(&f, 0, ack, 16), 5, "%u ACKs for 10 segments",
+		     ncap);
+	cr_assert_eq(ack[4], rx0 + 10 * ACK_SEG);
+
+	/* In a burst: nothing until its end, then one ACK for all ten. */
+	rx0 += 10 * ACK_SEG;
+	ncap = 0;
+	deferred = tcp_l3x_ack_deferred;
+	tcp_l3x_burst_begin();
+	for (i = 0; i < 10; i++)
+		send_seg(&f, rx0, iss, i);
+	cr_assert_eq(ncap, 0, "%u packets out inside the burst", ncap);
+	tcp_l3x_burst_end();
+	cr_assert_eq(acks_out(&f, 0, ack, 16), 1, "%u ACKs at its end", ncap);
+	cr_assert_eq(ack[0], rx0 + 10 * ACK_SEG, "ack %u, not %u", ack[0],
+		     rx0 + 10 * ACK_SEG);
+	cr_assert_eq(tcp_l3x_ack_deferred - deferred, 10);
+	cr_assert_eq(conn.rxlen, 20 * ACK_SEG, "the application got %zu",
+		     conn.rxlen);
+
+	/* Off (0 or 1): as outside a burst. */
+	tcp_l3x_ack_max = 1;
+	rx0 += 10 * ACK_SEG;
+	ncap = 0;
+	tcp_l3x_burst_begin();
+	for (i = 0; i < 4; i++)
+		send_seg(&f, rx0, iss, i);
+	tcp_l3x_burst_end();
+	cr_assert_eq(acks_out(&f, 0, ack, 16), 2);
+	ack_teardown();
+}
+
+Test(anydest, tcp_ack_coalescing_acks_at_least_every_ack_max_segments)
+{
+	const struct flow f = { PEER6, 40001, DST6, 443 };
+	uint32_t iss, rx0, ack[16];
+	unsigned i, n;
+
+	rx0 = ack_setup(&f, 4, &iss);
+	ncap = 0;
+	tcp_l3x_burst_begin();
+	for (i = 0; i < 10; i++)
+		send_seg(&f, rx0, iss, i);
+	cr_assert_eq(ncap, 2, "%u ACKs inside the burst, want 2", ncap);
+	tcp_l3x_burst_end();
+	n = acks_out(&f, 0, ack, 16);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(ack[0], rx0 + 4 * ACK_SEG);
+	cr_assert_eq(ack[1], rx0 + 8 * ACK_SEG);
+	cr_assert_eq(ack[2], rx0 + 10 * ACK_SEG);
+	ack_teardown();
+}
+
+/* RFC 5681 4.2: an out-of-order segment is answered at once, each with
+ * a duplicate ACK, burst or not; the segment filling the hole makes the
+ * cumulative ACK at the burst's end. */
+Test(anydest, tcp_out_of_order_in_a_burst_gets_immediate_dup_acks)
+{
+	const struct flow f = { PEER4, 40002, DST4, 80 };
+	uint32_t iss, rx0, ack[16];
+	unsigned i, n;
+
+	rx0 = ack_setup(&f, 16, &iss);
+	ncap = 0;
+	tcp_l3x_burst_begin();
+	send_seg(&f, rx0, iss, 0);
+	send_seg(&f, rx0, iss, 1);
+	send_seg(&f, rx0, iss, 2);
+	cr_assert_eq(ncap, 0);
+	/* seg 3 is lost: 4, 5, 6 arrive. */
+	for (i = 4; i < 7; i++) {
+		send_seg(&f, rx0, iss, i);
+		/* the waiting ACK, then the first dup-ACK; then one each */
+		cr_assert_eq(ncap, i - 2, "after segment %u: %u out", i, ncap);
+	}
+	n = acks_out(&f, 0, ack, 16);
+	for (i = 0; i < n; i++)
+		cr_assert_eq(ack[i], rx0 + 3 * ACK_SEG, "ACK %u: %u", i,
+			     ack[i]);
+	/* The peer saw one new ACK and three duplicates. */
+	cr_assert_eq(n, 4);
+	send_seg(&f, rx0, iss, 3);
+	send_seg(&f, rx0, iss, 7);
+	tcp_l3x_burst_end();
+	n = acks_out(&f, 0, ack, 16);
+	cr_assert_eq(ack[n - 1], rx0 + 8 * ACK_SEG, "last ack %u, want %u",
+		     ack[n - 1], rx0 + 8 * ACK_SEG);
+	cr_assert_eq(conn.rxlen, 8 * ACK_SEG);
+	cr_assert_eq(memcmp(conn.rx + 3 * ACK_SEG, "segm000003", ACK_SEG), 0);
+	cr_assert_eq(memcmp(conn.rx + 7 * ACK_SEG, "segm000007", ACK_SEG), 0);
+
+	/* A duplicate of data already received: answered at once too. */
+	ncap = 0;
+	tcp_l3x_burst_begin();
+	send_seg(&f, rx0, iss, 2);
+	cr_assert_eq(ncap, 1, "duplicate segment: %u out", ncap);
+	tcp_l3x_burst_end();
+	cr_assert_eq(ncap, 1);
+	ack_teardown();
+}
+
+/* The handshake is not held for the burst's end. */
+Test(anydest, tcp_syn_in_a_burst_is_answered_at_once)
+{
+	const struct flow f = { PEER4, 40003, DST4, 22 };
+	uint32_t iss;
+
+	tcp_l3x_ack_max = 16;
+	tcp_l3x_burst_begin();
+	ack_setup(&f, 16, &iss); /* the SYN-ACK is checked at once */
+	tcp_l3x_burst_end();
+	ack_teardown();
+}
+
+/* A PCB whose output waits and is freed in the same burst (the peer's
+ * RST, the application's abort) leaves the list: the burst's end sends
+ * nothing for it, touches no freed PCB (ASan), and leaks nothing
+ * (teardown). */
+Test(anydest, tcp_pcb_freed_in_a_burst_leaves_the_deferred_list)
+{
+	const struct flow f = { PEER4, 40004, DST4, 8080 };
+	const struct flow g = { PEER4, 40005, DST4, 8080 };
+	uint32_t iss, iss2, rx0;
+
+	rx0 = ack_setup(&f, 16, &iss);
+	ncap = 0;
+	tcp_l3x_burst_begin();
+	send_seg(&f, rx0, iss, 0);
+	send_seg(&f, rx0, iss, 1);
+	cr_assert_not_null(conn.pcb);
+	send_tcp(&f, rx0 + 2 * ACK_SEG, iss + 1, TCP_RST, 0, NULL);
+	cr_assert_null(conn.pcb, "the RST did not end it");
+	tcp_l3x_burst_end();
+	cr_assert_eq(ncap, 0, "%u packets out for a freed PCB", ncap);
+
+	/* Second connection: aborted by the application mid-burst. */
+	iss2 = handshake(&g, 1460);
+	ncap = 0;
+	tcp_l3x_burst_begin();
+	send_seg(&g, rx0, iss2, 0);
+	send_seg(&g, rx0, iss2, 1);
+	tcp_abort(conn.pcb); /* its RST */
+	conn.pcb = NULL;
+	cr_assert_eq(ncap, 1);
+	cr_assert(parsed(0).flags & TCP_RST);
+	tcp_l3x_burst_end();
+	cr_assert_eq(ncap, 1, "%u packets out for a freed PCB", ncap);
+	ack_teardown();
+}
