@@ -279,15 +279,28 @@ uint32_t l3x_xsk_queue(const struct l3x_xsk *x)
 	return x->queue;
 }
 
+/*
+ * The frames of a socket are split: tx_frames for transmit, the rest for
+ * receive. Transmit holds at most tx_frames at once (l3x_xsk_tx_alloc), so
+ * the free list keeps back only what transmit may still take; the rest
+ * goes to the fill ring. A busy transmit side (an echo, acknowledgments of
+ * a bulk upload) then never takes the receive frames and runs the fill
+ * ring dry, which with a small UMEM stalled every flow.
+ */
+static uint32_t tx_reserve(const struct l3x_xsk *x)
+{
+	return x->tx_out < x->tx_frames ? x->tx_frames - x->tx_out : 0;
+}
+
 void l3x_xsk_refill(struct l3x_xsk *x)
 {
-	uint32_t n, idx, i;
+	uint32_t n, idx, i, keep = tx_reserve(x);
 
-	if (x->nfree <= x->tx_frames)
+	if (x->nfree <= keep)
 		return;
-	n = xsk_prod_nb_free(&x->fill, x->nfree - x->tx_frames);
-	if (n > x->nfree - x->tx_frames)
-		n = x->nfree - x->tx_frames;
+	n = xsk_prod_nb_free(&x->fill, x->nfree - keep);
+	if (n > x->nfree - keep)
+		n = x->nfree - keep;
 	if (!n || xsk_ring_prod__reserve(&x->fill, n, &idx) != n)
 		return;
 	for (i = 0; i < n; i++)
@@ -424,7 +437,7 @@ uint32_t l3x_xsk_rx_spare(const struct l3x_xsk *x)
 	uint32_t in_fill = *x->fill.producer - cons;
 
 	return in_fill +
-	       (x->nfree > x->tx_frames ? x->nfree - x->tx_frames : 0);
+	       (x->nfree > tx_reserve(x) ? x->nfree - tx_reserve(x) : 0);
 }
 
 int l3x_xsk_wait(struct l3x_xsk *x, int timeout_ms)
@@ -489,11 +502,13 @@ static void reap_completions(struct l3x_xsk *x)
 	}
 }
 
+/* A frame to send from, while transmit holds fewer than tx_frames (sent
+ * frames come back through the completion ring). */
 void *l3x_xsk_tx_alloc(struct l3x_xsk *x, uint64_t *addr)
 {
-	if (!x->nfree)
+	if (!x->nfree || x->tx_out >= x->tx_frames)
 		reap_completions(x);
-	if (!x->nfree)
+	if (!x->nfree || x->tx_out >= x->tx_frames)
 		return NULL;
 	*addr = x->free[--x->nfree];
 	return xsk_umem__get_data(x->area, *addr);

@@ -221,3 +221,34 @@ wait_for() {
 	done
 	return 1
 }
+
+# echo_check N BYTES: N streams of seeded BYTES each, in parallel from the
+# client namespace to $ADDR4_S:$PORT, echoed and checked by SHA-256.
+echo_check() {
+	nsc $PY - "$ADDR4_S" $PORT "$1" "$2" <<'EOF'
+import hashlib, random, socket, sys, threading
+dst, port, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+res = []
+def one(i):
+    data = random.Random(i).randbytes(size)
+    s = socket.create_connection((dst, port), timeout=10)
+    got = bytearray()
+    def rd():
+        while len(got) < size:
+            d = s.recv(1 << 16)
+            if not d:
+                break
+            got.extend(d)
+    t = threading.Thread(target=rd)
+    t.start()
+    s.sendall(data)
+    t.join(30)
+    s.close()
+    res.append(hashlib.sha256(got).digest() == hashlib.sha256(data).digest())
+ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+[t.start() for t in ts]
+[t.join(60) for t in ts]
+print("echo %d/%d exact" % (sum(res), n))
+sys.exit(0 if sum(res) == n else 1)
+EOF
+}
