@@ -1739,6 +1739,34 @@ Test(anydest, tcp_syn_in_a_burst_is_answered_at_once)
 	ack_teardown();
 }
 
+/* RFC 5961: a RST inside the window but not exact, and a SYN on the
+ * live connection, each get a challenge ACK at once, burst or not (the
+ * corpus's live-rst-in-window class sends hundreds in a row). */
+Test(anydest, tcp_challenge_acks_in_a_burst_are_sent_at_once)
+{
+	const struct flow f = { PEER6, 40006, DST6, 8080 };
+	uint32_t iss, rx0, ack[16];
+	unsigned i, n;
+
+	rx0 = ack_setup(&f, 16, &iss);
+	ncap = 0;
+	tcp_l3x_burst_begin();
+	for (i = 0; i < 3; i++) {
+		send_tcp(&f, rx0 + 100 + i, iss + 1, TCP_RST, 0, NULL);
+		cr_assert_eq(ncap, i + 1, "RST %u: %u out", i, ncap);
+	}
+	send_tcp(&f, rx0 + 200, iss + 1, TCP_SYN, 0, NULL);
+	cr_assert_eq(ncap, 4, "SYN: %u out", ncap);
+	tcp_l3x_burst_end();
+	cr_assert_not_null(conn.pcb, "an in-window RST ended it");
+	n = acks_out(&f, 0, ack, 16);
+	cr_assert_eq(n, 4);
+	for (i = 0; i < n; i++)
+		cr_assert_eq(ack[i], rx0, "challenge ACK %u: %u, want %u", i,
+			     ack[i], rx0);
+	ack_teardown();
+}
+
 /* A PCB whose output waits and is freed in the same burst (the peer's
  * RST, the application's abort) leaves the list: the burst's end sends
  * nothing for it, touches no freed PCB (ASan), and leaks nothing
