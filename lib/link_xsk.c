@@ -67,6 +67,10 @@
 struct l2_cur {
 	const uint8_t *ip; /* its IP packet */
 	uint32_t iplen;
+	/* Its tuple, taken before lwIP gets a frame it keeps (zero copy):
+	 * tcp_input() turns the header's fields to host order in place. */
+	struct l3x_flow_key tuple;
+	bool tuple_kept, tuple_ok;
 	uint16_t qi;
 	uint8_t hlen, vlans;
 	uint32_t zone;		 /* its VLAN IDs */
@@ -185,6 +189,7 @@ static void cur_set(struct link_xsk *lx, const uint8_t *d, uint32_t len,
 	c->zone = zone;
 	c->ip = d + hlen;
 	c->iplen = len - hlen;
+	c->tuple_kept = false;
 	c->qi = (uint16_t)qi;
 	c->hlen = (uint8_t)hlen;
 	c->vlans = (uint8_t)vlans;
@@ -219,9 +224,16 @@ static bool answers_cur(const struct link_xsk *lx,
 	struct l3x_flow_key in;
 	unsigned alen = out->family == 4 ? 4 : 16;
 
-	if (!lx->in_input || out->zone != lx->cur.zone ||
-	    !ip_tuple(lx->cur.ip, lx->cur.iplen, &in) ||
-	    in.family != out->family || memcmp(in.laddr, out->raddr, alen) ||
+	if (!lx->in_input || out->zone != lx->cur.zone)
+		return false;
+	if (lx->cur.tuple_kept) {
+		if (!lx->cur.tuple_ok)
+			return false;
+		in = lx->cur.tuple;
+	} else if (!ip_tuple(lx->cur.ip, lx->cur.iplen, &in)) {
+		return false;
+	}
+	if (in.family != out->family || memcmp(in.laddr, out->raddr, alen) ||
 	    memcmp(in.raddr, out->laddr, alen))
 		return false;
 	if (out->proto != PROTO_TCP && out->proto != PROTO_UDP)
@@ -405,9 +417,14 @@ static bool rx_one(struct link_xsk *lx, unsigned qi, const struct l3x_frame *f)
 		if (!kept)
 			STAT_INC(st, rx_zerocopy_fallback);
 	}
-	if (kept)
+	if (kept) {
+		/* A reply sent from inside lwIP (a SYN cookie's SYN-ACK, a
+		 * RST) finds its way by this frame's tuple: read it now. */
+		lx->cur.tuple_ok =
+			ip_tuple(lx->cur.ip, lx->cur.iplen, &lx->cur.tuple);
+		lx->cur.tuple_kept = true;
 		zc_input(&lx->link, q, f, hlen);
-	else
+	} else
 		lx->link.input(st, f->data + hlen, f->len - hlen);
 	l3x_zone_in = 0;
 	lx->in_input = false;
