@@ -487,14 +487,15 @@ except OSError as e:
 EOF
 }
 
-# udp_seq IP PORT: one connected UDP socket sends three datagrams, 1 s
+# udp_seq IP PORT: one connected UDP socket sends three datagrams, 2 s
 # apart at most, and says what each heard: answered, refused or timeout.
+# (2 s: with 1 s a loaded CI machine once heard the third time out.)
 udp_seq() {
 	nsc $PY - "$@" <<'EOF'
 import socket, sys
 fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_DGRAM)
-s.settimeout(1)
+s.settimeout(2)
 s.connect((sys.argv[1], int(sys.argv[2])))
 out = []
 for d in (b"one", b"two", b"three"):
