@@ -487,9 +487,12 @@ except OSError as e:
 EOF
 }
 
-# udp_seq IP PORT: one connected UDP socket sends three datagrams, 2 s
-# apart at most, and says what each heard: answered, refused or timeout.
-# (2 s: with 1 s a loaded CI machine once heard the third time out.)
+# udp_seq IP PORT: one connected UDP socket sends up to four datagrams, 2 s
+# apart at most, until one is refused, and says what each heard: answered,
+# refused or timeout. The origin's ICMP error for a datagram can be lost
+# (twice in full CI runs, never alone: a third datagram timed out as the
+# second did), so the refusal may come one datagram later.
+
 udp_seq() {
 	nsc $PY - "$@" <<'EOF'
 import socket, sys
@@ -498,12 +501,13 @@ s = socket.socket(fam, socket.SOCK_DGRAM)
 s.settimeout(2)
 s.connect((sys.argv[1], int(sys.argv[2])))
 out = []
-for d in (b"one", b"two", b"three"):
+for d in (b"one", b"two", b"three", b"four"):
     s.send(d)
     try:
         out.append("answered" if s.recv(2048) == d else "wrong")
     except ConnectionRefusedError:
         out.append("refused")
+        break
     except (socket.timeout, TimeoutError):
         out.append("timeout")
 print(" ".join(out))
@@ -529,8 +533,9 @@ d, a = s.recvfrom(2048); s.sendto(d, a)' 2>"$WORK/once.log" &
 	p=$!
 	on_exit "kill $p"
 	wait_for grep -q ready "$WORK/once.log"
-	expect_eq "$up: an origin port that closes during a UDP flow: answered, then that datagram lost (the flow ends), then refused" \
-		"$(udp_seq 198.51.100.23 5998)" "answered timeout refused"
+	p=$(udp_seq 198.51.100.23 5998)
+	check "$up: an origin port that closes during a UDP flow: answered, then that datagram lost (the flow ends), then refused (heard: $p)" \
+		grep -qxE 'answered timeout (timeout )?refused' <<<"$p"
 }
 
 # A proxy port where nothing listens: every upstream is refused, so every
