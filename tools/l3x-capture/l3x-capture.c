@@ -502,6 +502,12 @@ static void close_run(void *arg)
 	unsigned i;
 
 	stop_writer(r);
+	if (r->w) {
+		pthread_mutex_destroy(&r->w->lock);
+		pthread_cond_destroy(&r->w->cond);
+		free(r->w);
+		r->w = NULL;
+	}
 	for (i = 0; i < r->nh; i++)
 		l3x_capture_handle__close(r->h[i]);
 	l3x_capture__close(r->cap);
