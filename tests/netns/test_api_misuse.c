@@ -440,14 +440,8 @@ Test(misuse, ctl_rules_names_a_rule_it_cannot_format, .timeout = 30)
 	FILE *p;
 
 	veth_up(1);
-	if (unshare(CLONE_NEWNS) ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		cr_skip_test("no mount namespace: %s", strerror(errno));
 	cr_assert_not_null(mkdtemp(dir));
-	if (mount("bpf", dir, "bpf", 0, NULL)) {
-		rmdir(dir);
-		cr_skip_test("cannot mount a bpffs: %s", strerror(errno));
-	}
+	bpffs_private(dir);
 	cap = open_cap(dir);
 	snprintf(path, sizeof(path), "%s/l3x_rules", dir);
 	fd = bpf_obj_get(path);
