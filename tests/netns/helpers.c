@@ -956,6 +956,18 @@ struct l3x_capture *capture_open_t1(struct l3x_capture_opts *o)
 	return cap;
 }
 
+void capture_inject_recv(struct l3x_capture_handle *h, struct l3x_frame *f,
+			 unsigned n, uint32_t seq0)
+{
+	unsigned i, got;
+
+	for (i = 0; i < n; i++)
+		veth_inject_udp(9000, seq0 + i);
+	got = capture_recv_n(h, f, n);
+	cr_assert_eq(got, n, "%u of %u datagrams captured", got, n);
+	expect_frames(h, n);
+}
+
 void bpffs_private(const char *dir)
 {
 	if (unshare(CLONE_NEWNS) ||

@@ -367,16 +367,12 @@ Test(misuse, capture_double_release_is_refused_and_counted, .timeout = 20)
 	struct l3x_frame f[8], bad[2];
 	struct l3x_capture_handle *h;
 	struct l3x_capture *cap;
-	unsigned i;
 
 	veth_up(1);
 	cap = open_cap(NOPIN);
 	h = l3x_capture_handle__open(cap, 0);
 	cr_assert_not_null(h, "handle: %s", strerror(errno));
-	for (i = 0; i < 4; i++)
-		veth_inject_udp(9000, i);
-	cr_assert_eq(capture_recv_n(h, f, 4), 4);
-	expect_frames(h, 4);
+	capture_inject_recv(h, f, 4, 0);
 
 	cr_assert_eq(l3x_capture_handle__release(h, f, 1), 0);
 	expect_frames(h, 3);
@@ -404,9 +400,7 @@ Test(misuse, capture_double_release_is_refused_and_counted, .timeout = 20)
 	/* The frames held are still good, and reception goes on. */
 	cr_assert_eq(l3x_capture_handle__release(h, f + 1, 3), 0);
 	expect_frames(h, 0);
-	for (i = 0; i < 8; i++)
-		veth_inject_udp(9000, 100 + i);
-	cr_assert_eq(capture_recv_n(h, f, 8), 8);
+	capture_inject_recv(h, f, 8, 100);
 	cr_assert_eq(l3x_capture_handle__release(h, f, 8), 0);
 	expect_frames(h, 0);
 	cr_assert_eq(l3x_capture_handle__close(h), 0);

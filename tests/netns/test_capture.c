@@ -158,9 +158,7 @@ Test(capture, umem_exhaustion_counts_drops_and_recovers)
 	expect_frames(h, 0);
 	/* drain what was queued, then fresh frames arrive again */
 	drain(h);
-	for (i = 0; i < 10; i++)
-		veth_inject_udp(9000, 5000 + i);
-	cr_assert_eq(capture_recv_n(h, f, 10), 10);
+	capture_inject_recv(h, f, 10, 5000);
 	l3x_capture_handle__release(h, f, 10);
 	expect_frames(h, 0);
 	l3x_capture_handle__close(h);
@@ -225,7 +223,6 @@ static void bind_run(enum l3x_xdp_mode mode)
 	struct l3x_frame f[16];
 	struct l3x_capture *cap;
 	struct l3x_capture_handle *h;
-	unsigned i;
 
 	veth_up(1);
 	L3X_OPTS(l3x_capture_opts, zc, .pin_dir = NOPIN, .xdp_mode = mode,
@@ -244,10 +241,7 @@ static void bind_run(enum l3x_xdp_mode mode)
 	cap = capture_open_t1(&copy);
 	h = l3x_capture_handle__open(cap, 0);
 	cr_assert_not_null(h, "copy bind: %s", strerror(errno));
-	for (i = 0; i < 10; i++)
-		veth_inject_udp(9000, i);
-	cr_assert_eq(capture_recv_n(h, f, 10), 10);
-	expect_frames(h, 10);
+	capture_inject_recv(h, f, 10, 0);
 	l3x_capture_handle__release(h, f, 10);
 	expect_frames(h, 0);
 	l3x_capture_handle__close(h);
