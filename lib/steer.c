@@ -10,7 +10,8 @@
  *   own    otherwise we load the object embedded in the library
  *          (lib/bpf_obj.S), pin its maps by name in the pin dir when a bpffs
  *          is there, attach it (native XDP, skb mode as fallback) and detach
- *          it and remove the pins on close.
+ *          it and remove the pins on close, and the directories it made
+ *          for them (the lock file keeps how many, for whoever is last).
  * The maps carry everything else: rules (lib/rules.c), the XSKMAP (filled by
  * lib/xsk.c), counters.
  */
@@ -57,6 +58,7 @@ struct l3x_steer {
 	int mutex_fd; /* flock exclusive around open and close */
 	int dir_fd;   /* the lock directory */
 	char pin_dir[PATH_MAX];
+	unsigned dirs_made;	  /* levels at pin_dir's end we made */
 	struct xdp_program *prog; /* own only */
 	struct bpf_object *obj;	  /* own only */
 	union {
@@ -75,32 +77,80 @@ static bool is_bpffs(const char *path)
 	return statfs(path, &st) == 0 && st.f_type == BPF_FS_MAGIC;
 }
 
-static int mkdir_p(const char *path)
+/* One mkdir: 1 made, 0 there already, or -errno. */
+static int mkdir_one(const char *path)
+{
+	if (!mkdir(path, 0700))
+		return 1;
+	return errno == EEXIST ? 0 : -errno;
+}
+
+/* @path and its missing parents; *@made: how many levels at its end were
+ * made here (those are ours to remove). */
+static int mkdir_p_once(const char *path, unsigned *made)
 {
 	char buf[PATH_MAX];
-	char *p;
+	char *p = buf;
+	int r;
 
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
 		return -ENAMETOOLONG;
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) && errno != EEXIST)
-		return -errno;
+	*made = 0;
+	do {
+		p = strchr(p + 1, '/');
+		if (p)
+			*p = '\0';
+		r = mkdir_one(buf);
+		if (r < 0)
+			return r;
+		*made += r;
+		if (p)
+			*p = '/';
+	} while (p);
 	return 0;
+}
+
+/* A last user of another interface may remove a parent we found there
+ * (remove_made_dirs()) before we made the next level: again then. */
+static int mkdir_p(const char *path, unsigned *made)
+{
+	int tries = 0, err;
+
+	do
+		err = mkdir_p_once(path, made);
+	while (err == -ENOENT && ++tries < 3);
+	return err;
+}
+
+/* Remove the @made last levels of @dir, deepest first, each only when
+ * empty: a level holding anything (another interface's pins) stays, and
+ * so do those above it. */
+static void remove_made_dirs(const char *dir, unsigned made)
+{
+	char buf[PATH_MAX];
+	char *slash;
+
+	if (snprintf(buf, sizeof(buf), "%s", dir) >= (int)sizeof(buf))
+		return;
+	while ((slash = strrchr(buf, '/')) && slash != buf && !slash[1])
+		*slash = '\0';
+	for (; made; made--) {
+		if (rmdir(buf))
+			return;
+		slash = strrchr(buf, '/');
+		if (!slash || slash == buf)
+			return;
+		*slash = '\0';
+	}
 }
 
 /*
  * Make the pin dir usable: on a bpffs, created if missing. For the default
  * dir we mount a bpffs on /sys/fs/bpf when none is there, as libxdp does.
- * Returns true if maps can be pinned there.
+ * Returns true if maps can be pinned there; *@made: the levels of @dir
+ * made here.
  */
-static bool prepare_pin_dir(const char *dir, bool is_default)
+static bool prepare_pin_dir(const char *dir, bool is_default, unsigned *made)
 {
 	char parent[PATH_MAX];
 	char *slash;
@@ -120,7 +170,7 @@ static bool prepare_pin_dir(const char *dir, bool is_default)
 		pr_warn("pin dir %s is not on a bpffs: maps not pinned\n", dir);
 		return false;
 	}
-	err = mkdir_p(dir);
+	err = mkdir_p(dir, made);
 	if (err) {
 		pr_warn("cannot create pin dir %s: %s\n", dir, strerror(-err));
 		return false;
@@ -646,11 +696,29 @@ static bool lock_marked(struct l3x_steer *s)
 	       !memcmp(buf, "l3x", 3);
 }
 
-/* Overwritten in place, never truncated: "l3x" or "---". */
+/* Overwritten in place, never truncated: "l3x" and the levels of the pin
+ * dir an l3x library made for the program's pins (one digit: the last
+ * user removes them), or "----". */
 static void lock_mark(struct l3x_steer *s, bool on)
 {
-	if (s->locked && pwrite(s->lock_fd, on ? "l3x" : "---", 3, 0) != 3)
+	char mark[5];
+
+	snprintf(mark, sizeof(mark), "l3x%u",
+		 s->dirs_made < 9 ? s->dirs_made : 9);
+	if (s->locked && pwrite(s->lock_fd, on ? mark : "----", 4, 0) != 4)
 		pr_warn("lock file: %s\n", strerror(errno));
+}
+
+/* The levels of the pin dir the marking user made (lock_mark()); 0 when
+ * not marked, or marked by an l3x that did not say. */
+static unsigned lock_dirs_made(struct l3x_steer *s)
+{
+	char buf[5] = "";
+
+	if (!lock_marked(s) || pread(s->lock_fd, buf, 4, 0) != 4 ||
+	    buf[3] < '0' || buf[3] > '9')
+		return 0;
+	return (unsigned)(buf[3] - '0');
 }
 
 /* Under the mutex (waited for at most the timeout): are we the last
@@ -737,6 +805,7 @@ static struct l3x_steer *steer_open(int ifindex,
 {
 	struct l3x_steer *s;
 	int err, lock_err;
+	unsigned made = 0;
 	bool pin;
 
 	s = calloc(1, sizeof(*s));
@@ -771,7 +840,9 @@ static struct l3x_steer *steer_open(int ifindex,
 		err = lock_err;
 		goto err_free;
 	}
-	pin = prepare_pin_dir(s->pin_dir, cfg->pin_dir == NULL);
+	pin = prepare_pin_dir(s->pin_dir, cfg->pin_dir == NULL, &made);
+	/* An l3x that died here made them, if it says so. */
+	s->dirs_made = made > lock_dirs_made(s) ? made : lock_dirs_made(s);
 	err = load_own(s, cfg->xdp_mode, pin);
 	if (err)
 		goto err_close;
@@ -888,6 +959,7 @@ void l3x_maps_close(struct l3x_maps *m)
 void l3x_steer_close(struct l3x_steer *s)
 {
 	struct saved_prints p;
+	unsigned made = 0;
 	bool last;
 	int err;
 
@@ -895,8 +967,11 @@ void l3x_steer_close(struct l3x_steer *s)
 		return;
 	p = prints_ours();
 	close_fds(s);
-	/* Last user? Then what an l3x library attached goes. */
+	/* Last user? Then what an l3x library attached goes, and the
+	 * directories it made for the pins. */
 	last = lock_last(s);
+	if (last)
+		made = s->reused ? lock_dirs_made(s) : s->dirs_made;
 	if (!last) {
 		s->pinned = false; /* others still use program and pins */
 	} else if (s->reused && s->shared) {
@@ -916,6 +991,8 @@ void l3x_steer_close(struct l3x_steer *s)
 	}
 	if (s->pinned)
 		unpin_maps(s->pin_dir);
+	if (made)
+		remove_made_dirs(s->pin_dir, made);
 	xdp_program__close(s->prog);
 	bpf_object__close(s->obj);
 	if (last)

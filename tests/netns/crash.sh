@@ -11,7 +11,8 @@
 #      follows; a rule added with l3x-ctl add (no owner) stays.
 #   3. default pin directories are per interface: processes on two
 #      interfaces pin in /sys/fs/bpf/l3x/IF each, and one exiting leaves
-#      the other's pins and program alone.
+#      the other's pins and program alone; each removes its own directory,
+#      and the last /sys/fs/bpf/l3x, which the first made.
 . "$(dirname "$0")/testbed.bash"
 require_root_netns
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -133,26 +134,33 @@ cat >"$WORK/two.sh" <<EOF
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 "$B/l3x-capture" --iface $IF_S --rule "udp $ADDR4_S 9000" --write /dev/null --seconds 20 2>$WORK/c1.log &
 c1=\$!
+# the first makes /sys/fs/bpf/l3x, the second finds it
+for i in \$(seq 50); do
+	[ -e /sys/fs/bpf/l3x/$IF_S/l3x_stats ] && break
+	sleep 0.1
+done
 "$B/l3x-capture" --iface $IF2 --rule "udp 192.0.2.77 9000" --write /dev/null --seconds 20 2>$WORK/c2.log &
 c2=\$!
 for i in \$(seq 50); do
-	[ -e /sys/fs/bpf/l3x/$IF_S/l3x_stats ] && [ -e /sys/fs/bpf/l3x/$IF2/l3x_stats ] && break
+	[ -e /sys/fs/bpf/l3x/$IF2/l3x_stats ] && break
 	sleep 0.1
 done
 ls /sys/fs/bpf/l3x | sort | tr '\n' ' '; echo
 sleep 0.5
 kill -INT \$c2; wait \$c2
 test -e /sys/fs/bpf/l3x/$IF_S/l3x_stats && echo "first pins stay"
-test -e /sys/fs/bpf/l3x/$IF2/l3x_stats || echo "second pins gone"
+test -e /sys/fs/bpf/l3x/$IF2 || echo "second pins gone"
 kill -0 \$c1 && echo "first runs"
 ip -d link show $IF_S | grep -q prog/xdp && echo "first attached"
 kill -INT \$c1; wait \$c1
+test -e /sys/fs/bpf/l3x || echo "no pin directory left"
 EOF
 out=$(nss timeout 30 bash "$WORK/two.sh" 2>&1)
 expect_eq "default pins per interface: /sys/fs/bpf/l3x/IF for each" "$(echo "$out" | head -n 1)" \
 	"$(printf '%s\n' "$IF_S" "$IF2" | sort | tr '\n' ' ')"
 check "the second exiting leaves the first's pins" grep -q "first pins stay" <<<"$out"
-check "... removes its own" grep -q "second pins gone" <<<"$out"
+check "... removes its own, and its directory" grep -q "second pins gone" <<<"$out"
 check "... and the first still runs, attached" bash -c "grep -q 'first runs' <<<'$out' && grep -q 'first attached' <<<'$out'"
+check "the first, the last, removes /sys/fs/bpf/l3x, which it made" grep -q "no pin directory left" <<<"$out"
 nss ip link del "$IF2" 2>/dev/null
 [ "$FAILS" = 0 ]

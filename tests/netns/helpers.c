@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -953,6 +954,28 @@ struct l3x_capture *capture_open_t1(struct l3x_capture_opts *o)
 	cr_assert_eq(l3x_rule__parse(&r, "udp 192.0.2.2 9000", NULL, 0), 0);
 	cr_assert_eq(l3x_capture__add_rule(cap, &r), 0);
 	return cap;
+}
+
+void capture_inject_recv(struct l3x_capture_handle *h, struct l3x_frame *f,
+			 unsigned n, uint32_t seq0)
+{
+	unsigned i, got;
+
+	for (i = 0; i < n; i++)
+		veth_inject_udp(9000, seq0 + i);
+	got = capture_recv_n(h, f, n);
+	cr_assert_eq(got, n, "%u of %u datagrams captured", got, n);
+	expect_frames(h, n);
+}
+
+void bpffs_private(const char *dir)
+{
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		cr_skip_test("no mount namespace: %s", strerror(errno));
+	if (mount("bpf", dir, "bpf", 0, NULL))
+		cr_skip_test("cannot mount a bpffs on %s: %s", dir,
+			     strerror(errno));
 }
 
 unsigned capture_recv_n(struct l3x_capture_handle *h, struct l3x_frame *f,

@@ -295,6 +295,17 @@ void expect_frames(struct l3x_capture_handle *h, uint32_t app);
  * rule "udp 192.0.2.2 9000"; the library's messages off. */
 struct l3x_capture *capture_open_t1(struct l3x_capture_opts *o);
 
+/* @n datagrams to the capture rule's port (veth_inject_udp(), seq @seq0
+ * on) all received from @h into @f, which then holds exactly them (the
+ * caller held none before). */
+void capture_inject_recv(struct l3x_capture_handle *h, struct l3x_frame *f,
+			 unsigned n, uint32_t seq0);
+
+/* A bpffs of the test's own on @dir, in a mount namespace of its own
+ * (criterion forks each test: both go with it), so that pins there meet
+ * no other process's. Skips the test when it cannot. */
+void bpffs_private(const char *dir);
+
 /* Receive from @h until @want frames are held in @f (or 2 s pass).
  * Returns how many are. */
 unsigned capture_recv_n(struct l3x_capture_handle *h, struct l3x_frame *f,

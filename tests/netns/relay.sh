@@ -689,7 +689,8 @@ tun_suite() {
 bad_options() {
 	local args out rc
 	for args in "--upstream socks5://example.com:1080" "--upstream socks5://192.0.2.9" \
-		"--upstream http://192.0.2.9:3128" "--connect-timeout 0" "--buffer 12"; do
+		"--upstream http://192.0.2.9:3128" "--connect-timeout 0" "--buffer 12" \
+		"--ack-coalesce 0" "--ack-coalesce 65"; do
 		# shellcheck disable=SC2086
 		out=$(nss "$RELAY" --iface "$IF_S" --rule "tcp $PFX4" $args 2>&1)
 		rc=$?

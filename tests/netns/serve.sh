@@ -21,6 +21,7 @@
 #   3. half-close: full echo, then EOF; a client RST is counted by the
 #      server; a server reset reaches the client as ECONNRESET;
 #   4. SIGINT: exit 0, closing line with flows 0; (l3x) no XDP left, no pins.
+# l3x once more with --ack-coalesce 1 (off): echo still exact, no ACK waits.
 # Then l3x-serve on a TUN device (--tun) in the l3x namespace, which routes
 # the prefixes into it and forwards the client's traffic there: the TCP and
 # UDP echo checks of 2 and half-close of 3, SIGINT, and the device gone.
@@ -291,6 +292,21 @@ echo_checks() {
 	# A kick sends what a flush queued, many frames under 64 busy streams.
 	check "$kind echo: TX kicks counted, fewer than frames sent ($(counter tx_kicks) for $(counter tx_packets))" \
 		test "$(counter tx_kicks)" -gt 0 -a "$(counter tx_kicks)" -lt "$(counter tx_packets)"
+	check "$kind echo: ACKs coalesced by default ($(counter tcp_ack_deferred) segments waited)" \
+		test "$(counter tcp_ack_deferred)" -gt 0
+}
+
+# With --ack-coalesce 1 (off) every ACK leaves at once, and echo stays exact.
+ack_off_checks() {
+	local kind=$1
+	server_start "$kind" echo --ack-coalesce 1 || return
+	check "$kind ack-coalesce 1: IPv4: 8 streams x 4 MiB at once, bit-exact, each ended by EOF" \
+		nsc $CLIENT echo --conns 8 --bytes 4M --timeout 60 --seed 3 $(targets "${ECHO4[@]:0:8}")
+	check "$kind ack-coalesce 1: IPv6: 8 streams x 4 MiB at once, bit-exact, each ended by EOF" \
+		nsc $CLIENT echo --conns 8 --bytes 4M --timeout 60 --seed 4 $(targets "${ECHO6[@]:0:8}")
+	server_stop "$kind" ack-coalesce
+	expect_eq "$kind ack-coalesce 1: accepted all 16, no ACK waited" \
+		"$(counter accepted) $(counter tcp_ack_deferred)" "16 0"
 }
 
 abort_checks() {
@@ -356,6 +372,8 @@ bad_args() {
 	bad --iface "$IF_S" --rule "$r4" --mode http --abort-after 10 --pin-dir "$pd" "--abort-after"
 	bad --iface "$IF_S" --rule "$r4" --mode echo --workers 0 --pin-dir "$pd" "--workers '0'"
 	bad --iface "$IF_S" --rule "$r4" --mode echo --mtu 100 --pin-dir "$pd" "--mtu '100'"
+	bad --iface "$IF_S" --rule "$r4" --mode echo --ack-coalesce 0 --pin-dir "$pd" "--ack-coalesce '0'"
+	bad --iface "$IF_S" --rule "$r4" --mode echo --ack-coalesce 65 --pin-dir "$pd" "--ack-coalesce '65'"
 	bad --iface "$IF_S" --rule "$r4" --mode echo --dns example.com --pin-dir "$pd" "--dns 'example.com'"
 	bad --iface "$IF_S" --rule "$r4" --mode echo --dns "$DNS4" --dns "$DNS4:53" --pin-dir "$pd" \
 		"--dns '$DNS4:53'"
@@ -382,6 +400,7 @@ else
 		on_exit "kill $! 2>/dev/null"
 	fi
 	suite l3x
+	ack_off_checks l3x
 	tun_checks
 	bad_args
 fi

@@ -367,16 +367,12 @@ Test(misuse, capture_double_release_is_refused_and_counted, .timeout = 20)
 	struct l3x_frame f[8], bad[2];
 	struct l3x_capture_handle *h;
 	struct l3x_capture *cap;
-	unsigned i;
 
 	veth_up(1);
 	cap = open_cap(NOPIN);
 	h = l3x_capture_handle__open(cap, 0);
 	cr_assert_not_null(h, "handle: %s", strerror(errno));
-	for (i = 0; i < 4; i++)
-		veth_inject_udp(9000, i);
-	cr_assert_eq(capture_recv_n(h, f, 4), 4);
-	expect_frames(h, 4);
+	capture_inject_recv(h, f, 4, 0);
 
 	cr_assert_eq(l3x_capture_handle__release(h, f, 1), 0);
 	expect_frames(h, 3);
@@ -404,9 +400,7 @@ Test(misuse, capture_double_release_is_refused_and_counted, .timeout = 20)
 	/* The frames held are still good, and reception goes on. */
 	cr_assert_eq(l3x_capture_handle__release(h, f + 1, 3), 0);
 	expect_frames(h, 0);
-	for (i = 0; i < 8; i++)
-		veth_inject_udp(9000, 100 + i);
-	cr_assert_eq(capture_recv_n(h, f, 8), 8);
+	capture_inject_recv(h, f, 8, 100);
 	cr_assert_eq(l3x_capture_handle__release(h, f, 8), 0);
 	expect_frames(h, 0);
 	cr_assert_eq(l3x_capture_handle__close(h), 0);
@@ -440,14 +434,8 @@ Test(misuse, ctl_rules_names_a_rule_it_cannot_format, .timeout = 30)
 	FILE *p;
 
 	veth_up(1);
-	if (unshare(CLONE_NEWNS) ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		cr_skip_test("no mount namespace: %s", strerror(errno));
 	cr_assert_not_null(mkdtemp(dir));
-	if (mount("bpf", dir, "bpf", 0, NULL)) {
-		rmdir(dir);
-		cr_skip_test("cannot mount a bpffs: %s", strerror(errno));
-	}
+	bpffs_private(dir);
 	cap = open_cap(dir);
 	snprintf(path, sizeof(path), "%s/l3x_rules", dir);
 	fd = bpf_obj_get(path);

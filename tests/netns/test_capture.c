@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -157,9 +158,7 @@ Test(capture, umem_exhaustion_counts_drops_and_recovers)
 	expect_frames(h, 0);
 	/* drain what was queued, then fresh frames arrive again */
 	drain(h);
-	for (i = 0; i < 10; i++)
-		veth_inject_udp(9000, 5000 + i);
-	cr_assert_eq(capture_recv_n(h, f, 10), 10);
+	capture_inject_recv(h, f, 10, 5000);
 	l3x_capture_handle__release(h, f, 10);
 	expect_frames(h, 0);
 	l3x_capture_handle__close(h);
@@ -224,7 +223,6 @@ static void bind_run(enum l3x_xdp_mode mode)
 	struct l3x_frame f[16];
 	struct l3x_capture *cap;
 	struct l3x_capture_handle *h;
-	unsigned i;
 
 	veth_up(1);
 	L3X_OPTS(l3x_capture_opts, zc, .pin_dir = NOPIN, .xdp_mode = mode,
@@ -243,10 +241,7 @@ static void bind_run(enum l3x_xdp_mode mode)
 	cap = capture_open_t1(&copy);
 	h = l3x_capture_handle__open(cap, 0);
 	cr_assert_not_null(h, "copy bind: %s", strerror(errno));
-	for (i = 0; i < 10; i++)
-		veth_inject_udp(9000, i);
-	cr_assert_eq(capture_recv_n(h, f, 10), 10);
-	expect_frames(h, 10);
+	capture_inject_recv(h, f, 10, 0);
 	l3x_capture_handle__release(h, f, 10);
 	expect_frames(h, 0);
 	l3x_capture_handle__close(h);
@@ -267,4 +262,75 @@ Test(capture, bind_zerocopy_on_a_nic)
 {
 	cr_skip_test(
 		"zero-copy AF_XDP needs a NIC whose driver offers it; veth has none (tests/netns/capture.sh runs it with L3X_ZC_IFACE=IF)");
+}
+
+/* ------------------------------------------------------------ pin dirs */
+
+#define DEF_PINS "/sys/fs/bpf/l3x/t1"
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+/* Two captures on t1 with the default pin dir, in a bpffs of our own on
+ * /sys/fs/bpf: the first loads and pins, the second reuses. */
+static void open_two(struct l3x_capture **a, struct l3x_capture **b)
+{
+	L3X_OPTS(l3x_capture_opts, o, .frame_count = 64, .ring_size = 32);
+
+	*a = capture_open_t1(&o);
+	cr_assert(exists(DEF_PINS "/l3x_stats"), "no pins in " DEF_PINS);
+	*b = capture_open_t1(&o);
+}
+
+/* The last user removes the pins and the directories l3x made for them;
+ * one that leaves before another keeps them. */
+Test(capture, default_pin_dir_goes_with_its_last_user, .timeout = 30)
+{
+	struct l3x_capture *a, *b;
+
+	veth_up(1);
+	bpffs_private("/sys/fs/bpf");
+	open_two(&a, &b);
+	cr_assert_eq(l3x_capture__close(a), 0);
+	cr_assert(exists(DEF_PINS "/l3x_stats"),
+		  "the first user to leave removed pins the second uses");
+	cr_assert_eq(l3x_capture__close(b), 0);
+	cr_assert(!exists(DEF_PINS), DEF_PINS " left behind");
+	cr_assert(!exists("/sys/fs/bpf/l3x"), "/sys/fs/bpf/l3x left behind");
+}
+
+/* Directories that were there before stay (empty: the pins go); a pin
+ * dir of the caller's that l3x made goes, its parent stays. */
+Test(capture, pin_dirs_l3x_did_not_make_stay, .timeout = 30)
+{
+	L3X_OPTS(l3x_capture_opts, o, .frame_count = 64, .ring_size = 32,
+		 .pin_dir = "/sys/fs/bpf/mine/a");
+	struct l3x_capture *a, *b;
+
+	veth_up(1);
+	bpffs_private("/sys/fs/bpf");
+	cr_assert_eq(mkdir("/sys/fs/bpf/l3x", 0700), 0);
+	open_two(&a, &b);
+	cr_assert_eq(l3x_capture__close(b), 0);
+	cr_assert_eq(l3x_capture__close(a), 0);
+	cr_assert(!exists(DEF_PINS), DEF_PINS " left behind");
+	cr_assert(exists("/sys/fs/bpf/l3x"), "removed a directory l3x found");
+
+	cr_assert_eq(mkdir(DEF_PINS, 0700), 0);
+	open_two(&a, &b);
+	cr_assert_eq(l3x_capture__close(a), 0);
+	cr_assert_eq(l3x_capture__close(b), 0);
+	cr_assert(exists(DEF_PINS), "removed a directory l3x found");
+	cr_assert(!exists(DEF_PINS "/l3x_stats"), "pins left behind");
+
+	cr_assert_eq(mkdir("/sys/fs/bpf/mine", 0700), 0);
+	a = capture_open_t1(&o);
+	cr_assert(exists("/sys/fs/bpf/mine/a/l3x_stats"));
+	cr_assert_eq(l3x_capture__close(a), 0);
+	cr_assert(!exists("/sys/fs/bpf/mine/a"), "mine/a left behind");
+	cr_assert(exists("/sys/fs/bpf/mine"), "removed a directory l3x found");
 }

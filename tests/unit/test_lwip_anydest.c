@@ -1590,6 +1590,37 @@ static unsigned acks_out(const struct flow *f, unsigned n0, uint32_t *ack,
 	return n;
 }
 
+/* Segments @from to @to - 1 of the flow. */
+static void send_segs(const struct flow *f, uint32_t rx0, uint32_t iss,
+		      unsigned from, unsigned to)
+{
+	unsigned i;
+
+	for (i = from; i < to; i++)
+		send_seg(f, rx0, iss, i);
+}
+
+/* Every packet out since n0 is a pure ACK of @want; @n of them. */
+static void expect_acks_of(const struct flow *f, unsigned n0, unsigned n,
+			   uint32_t want)
+{
+	uint32_t ack[16];
+	unsigned i, got;
+
+	got = acks_out(f, n0, ack, 16);
+	cr_assert_eq(got, n, "%u ACKs, want %u", got, n);
+	for (i = 0; i < got; i++)
+		cr_assert_eq(ack[i], want, "ACK %u: %u, want %u", i, ack[i],
+			     want);
+}
+
+/* A burst begins, nothing captured yet. */
+static void burst_begin(void)
+{
+	ncap = 0;
+	tcp_l3x_burst_begin();
+}
+
 /* Handshake outside a burst; the connection's first data sequence. */
 static struct tcp_pcb *ack_listener;
 
@@ -1618,29 +1649,23 @@ Test(anydest, tcp_acks_coalesce_to_one_per_burst)
 	const struct flow f = { PEER4, 40000, DST4, 8080 };
 	uint32_t iss, rx0, ack[16];
 	uint64_t deferred;
-	unsigned i;
 
 	rx0 = ack_setup(&f, 16, &iss);
 	/* Outside a burst: lwIP's ACK for every second segment. */
 	ncap = 0;
-	for (i = 0; i < 10; i++)
-		send_seg(&f, rx0, iss, i);
+	send_segs(&f, rx0, iss, 0, 10);
 	cr_assert_eq(acks_out(&f, 0, ack, 16), 5, "%u ACKs for 10 segments",
 		     ncap);
 	cr_assert_eq(ack[4], rx0 + 10 * ACK_SEG);
 
 	/* In a burst: nothing until its end, then one ACK for all ten. */
 	rx0 += 10 * ACK_SEG;
-	ncap = 0;
 	deferred = tcp_l3x_ack_deferred;
-	tcp_l3x_burst_begin();
-	for (i = 0; i < 10; i++)
-		send_seg(&f, rx0, iss, i);
+	burst_begin();
+	send_segs(&f, rx0, iss, 0, 10);
 	cr_assert_eq(ncap, 0, "%u packets out inside the burst", ncap);
 	tcp_l3x_burst_end();
-	cr_assert_eq(acks_out(&f, 0, ack, 16), 1, "%u ACKs at its end", ncap);
-	cr_assert_eq(ack[0], rx0 + 10 * ACK_SEG, "ack %u, not %u", ack[0],
-		     rx0 + 10 * ACK_SEG);
+	expect_acks_of(&f, 0, 1, rx0 + 10 * ACK_SEG);
 	cr_assert_eq(tcp_l3x_ack_deferred - deferred, 10);
 	cr_assert_eq(conn.rxlen, 20 * ACK_SEG, "the application got %zu",
 		     conn.rxlen);
@@ -1648,10 +1673,8 @@ Test(anydest, tcp_acks_coalesce_to_one_per_burst)
 	/* Off (0 or 1): as outside a burst. */
 	tcp_l3x_ack_max = 1;
 	rx0 += 10 * ACK_SEG;
-	ncap = 0;
-	tcp_l3x_burst_begin();
-	for (i = 0; i < 4; i++)
-		send_seg(&f, rx0, iss, i);
+	burst_begin();
+	send_segs(&f, rx0, iss, 0, 4);
 	tcp_l3x_burst_end();
 	cr_assert_eq(acks_out(&f, 0, ack, 16), 2);
 	ack_teardown();
@@ -1661,13 +1684,11 @@ Test(anydest, tcp_ack_coalescing_acks_at_least_every_ack_max_segments)
 {
 	const struct flow f = { PEER6, 40001, DST6, 443 };
 	uint32_t iss, rx0, ack[16];
-	unsigned i, n;
+	unsigned n;
 
 	rx0 = ack_setup(&f, 4, &iss);
-	ncap = 0;
-	tcp_l3x_burst_begin();
-	for (i = 0; i < 10; i++)
-		send_seg(&f, rx0, iss, i);
+	burst_begin();
+	send_segs(&f, rx0, iss, 0, 10);
 	cr_assert_eq(ncap, 2, "%u ACKs inside the burst, want 2", ncap);
 	tcp_l3x_burst_end();
 	n = acks_out(&f, 0, ack, 16);
@@ -1688,11 +1709,8 @@ Test(anydest, tcp_out_of_order_in_a_burst_gets_immediate_dup_acks)
 	unsigned i, n;
 
 	rx0 = ack_setup(&f, 16, &iss);
-	ncap = 0;
-	tcp_l3x_burst_begin();
-	send_seg(&f, rx0, iss, 0);
-	send_seg(&f, rx0, iss, 1);
-	send_seg(&f, rx0, iss, 2);
+	burst_begin();
+	send_segs(&f, rx0, iss, 0, 3);
 	cr_assert_eq(ncap, 0);
 	/* seg 3 is lost: 4, 5, 6 arrive. */
 	for (i = 4; i < 7; i++) {
@@ -1700,12 +1718,8 @@ Test(anydest, tcp_out_of_order_in_a_burst_gets_immediate_dup_acks)
 		/* the waiting ACK, then the first dup-ACK; then one each */
 		cr_assert_eq(ncap, i - 2, "after segment %u: %u out", i, ncap);
 	}
-	n = acks_out(&f, 0, ack, 16);
-	for (i = 0; i < n; i++)
-		cr_assert_eq(ack[i], rx0 + 3 * ACK_SEG, "ACK %u: %u", i,
-			     ack[i]);
 	/* The peer saw one new ACK and three duplicates. */
-	cr_assert_eq(n, 4);
+	expect_acks_of(&f, 0, 4, rx0 + 3 * ACK_SEG);
 	send_seg(&f, rx0, iss, 3);
 	send_seg(&f, rx0, iss, 7);
 	tcp_l3x_burst_end();
@@ -1717,8 +1731,7 @@ Test(anydest, tcp_out_of_order_in_a_burst_gets_immediate_dup_acks)
 	cr_assert_eq(memcmp(conn.rx + 7 * ACK_SEG, "segm000007", ACK_SEG), 0);
 
 	/* A duplicate of data already received: answered at once too. */
-	ncap = 0;
-	tcp_l3x_burst_begin();
+	burst_begin();
 	send_seg(&f, rx0, iss, 2);
 	cr_assert_eq(ncap, 1, "duplicate segment: %u out", ncap);
 	tcp_l3x_burst_end();
@@ -1745,12 +1758,11 @@ Test(anydest, tcp_syn_in_a_burst_is_answered_at_once)
 Test(anydest, tcp_challenge_acks_in_a_burst_are_sent_at_once)
 {
 	const struct flow f = { PEER6, 40006, DST6, 8080 };
-	uint32_t iss, rx0, ack[16];
-	unsigned i, n;
+	uint32_t iss, rx0;
+	unsigned i;
 
 	rx0 = ack_setup(&f, 16, &iss);
-	ncap = 0;
-	tcp_l3x_burst_begin();
+	burst_begin();
 	for (i = 0; i < 3; i++) {
 		send_tcp(&f, rx0 + 100 + i, iss + 1, TCP_RST, 0, NULL);
 		cr_assert_eq(ncap, i + 1, "RST %u: %u out", i, ncap);
@@ -1759,11 +1771,7 @@ Test(anydest, tcp_challenge_acks_in_a_burst_are_sent_at_once)
 	cr_assert_eq(ncap, 4, "SYN: %u out", ncap);
 	tcp_l3x_burst_end();
 	cr_assert_not_null(conn.pcb, "an in-window RST ended it");
-	n = acks_out(&f, 0, ack, 16);
-	cr_assert_eq(n, 4);
-	for (i = 0; i < n; i++)
-		cr_assert_eq(ack[i], rx0, "challenge ACK %u: %u, want %u", i,
-			     ack[i], rx0);
+	expect_acks_of(&f, 0, 4, rx0); /* the challenge ACKs */
 	ack_teardown();
 }
 
@@ -1778,10 +1786,8 @@ Test(anydest, tcp_pcb_freed_in_a_burst_leaves_the_deferred_list)
 	uint32_t iss, iss2, rx0;
 
 	rx0 = ack_setup(&f, 16, &iss);
-	ncap = 0;
-	tcp_l3x_burst_begin();
-	send_seg(&f, rx0, iss, 0);
-	send_seg(&f, rx0, iss, 1);
+	burst_begin();
+	send_segs(&f, rx0, iss, 0, 2);
 	cr_assert_not_null(conn.pcb);
 	send_tcp(&f, rx0 + 2 * ACK_SEG, iss + 1, TCP_RST, 0, NULL);
 	cr_assert_null(conn.pcb, "the RST did not end it");
@@ -1790,10 +1796,8 @@ Test(anydest, tcp_pcb_freed_in_a_burst_leaves_the_deferred_list)
 
 	/* Second connection: aborted by the application mid-burst. */
 	iss2 = handshake(&g, 1460);
-	ncap = 0;
-	tcp_l3x_burst_begin();
-	send_seg(&g, rx0, iss2, 0);
-	send_seg(&g, rx0, iss2, 1);
+	burst_begin();
+	send_segs(&g, rx0, iss2, 0, 2);
 	tcp_abort(conn.pcb); /* its RST */
 	conn.pcb = NULL;
 	cr_assert_eq(ncap, 1);

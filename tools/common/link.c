@@ -78,6 +78,10 @@ bool link_opt(struct link_args *a, int c, const char *arg)
 	case 'N':
 		a->idle_spins = parse_uint("--idle-spins", arg, 1, 1000000);
 		break;
+	case 'A':
+		a->ack_coalesce = parse_uint("--ack-coalesce", arg,
+					     L3X_ACK_COALESCE_OFF, 64);
+		break;
 	case 'F':
 		a->frames = parse_uint("--frames", arg, 64, 1u << 20);
 		break;

@@ -35,10 +35,11 @@ struct link_args {
 	enum l3x_bind_mode bind_mode;
 	uint32_t frames; /* UMEM frames per queue; 0: the library's */
 	bool no_busy_poll;
-	enum l3x_poll poll;  /* the stack's engine: --poll (STACK_OPTIONS) */
-	uint32_t idle_spins; /* --idle-spins; 0: the library's */
-	bool quiet;	     /* no progress line */
-	bool verbose;	     /* the library's info and debug messages too */
+	enum l3x_poll poll;    /* the stack's engine: --poll (STACK_OPTIONS) */
+	uint32_t idle_spins;   /* --idle-spins; 0: the library's */
+	uint32_t ack_coalesce; /* --ack-coalesce; 0: the library's */
+	bool quiet;	       /* no progress line */
+	bool verbose;	       /* the library's info and debug messages too */
 };
 
 /* The struct option entries of struct link_args, for a tool's table. */
@@ -58,7 +59,8 @@ struct link_args {
  * l3x-relay), parsed by link_opt() too. */
 #define STACK_OPTIONS \
 	{ "poll", required_argument, NULL, 'P' }, \
-	{ "idle-spins", required_argument, NULL, 'N' }
+	{ "idle-spins", required_argument, NULL, 'N' }, \
+	{ "ack-coalesce", required_argument, NULL, 'A' }
 /* clang-format on */
 
 /* Option @c (its value @arg) into @a when it is one of LINK_OPTIONS.
