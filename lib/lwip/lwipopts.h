@@ -184,6 +184,12 @@
  * (patch 0016): the link sets l3x_zone_in (sys_arch.c). */
 #define LWIP_L3X_ZONE_CURRENT()		l3x_zone_in
 
+/* Patch 0071: walk pcb->unacked after every tcp_output() and tcp_receive()
+ * to check the tail kept in the PCB, in the sanitized build (O(n) per call,
+ * so not in the plain one, which checks it in O(1)). */
+#if defined(__SANITIZE_ADDRESS__)
+#define TCP_L3X_CHECK_TAILS		1
+#endif
 #define LWIP_DEBUG			0
 #define LWIP_NOASSERT_ON_ERROR		1
 /* clang-format on */
