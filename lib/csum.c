@@ -107,49 +107,79 @@ uint16_t l3x_csum_copy(void *dst, const void *src, size_t len)
 	return fold(s0 + s1 + s2 + s3);
 }
 
-/* The sum is lwIP's own: over the IP payload as the IP header gives its
- * length (lwIP trims the pbuf to it), with the pseudo header from that IP
- * header (the protocol, then the payload's length, as 16-bit words: the
- * IPv6 pseudo header's 32-bit length and 3 zero bytes sum the same for a
- * payload under 64 KiB). */
+/* Where the TCP or UDP checksum of IP packet @pkt (@len bytes) lies, for
+ * lwIP's own sum: over the IP payload as the IP header gives its length
+ * (lwIP trims the pbuf to it), with the pseudo header from that IP header.
+ * False for anything lwIP sums otherwise (a fragment, another protocol, a
+ * header that lies). */
+struct ip_sum {
+	size_t hl, tot, aoff, alen;
+	uint8_t proto;
+};
+
+static bool ip_sum_at(const uint8_t *pkt, size_t len, struct ip_sum *w)
+{
+	if (len >= 20 && pkt[0] >> 4 == 4) {
+		w->hl = (size_t)(pkt[0] & 0xf) * 4;
+		w->tot = (size_t)pkt[2] << 8 | pkt[3];
+		w->proto = pkt[9];
+		w->aoff = 12; /* src, dst */
+		w->alen = 8;
+		if ((pkt[6] & 0x3f) || pkt[7])
+			return false; /* a fragment: lwIP sums the datagram */
+	} else if (len >= 40 && pkt[0] >> 4 == 6) {
+		w->hl = 40;
+		w->tot = 40 + ((size_t)pkt[4] << 8 | pkt[5]);
+		w->proto = pkt[6];
+		w->aoff = 8; /* src, dst */
+		w->alen = 32;
+	} else {
+		return false;
+	}
+	return (w->proto == 6 || w->proto == 17) && w->hl >= 20 &&
+	       w->tot <= len && w->hl + 8 <= w->tot;
+}
+
+/* Is @sum, that of the payload of @pkt at @w, right with the pseudo header
+ * (the protocol, then the payload's length, as 16-bit words: the IPv6
+ * pseudo header's 32-bit length and 3 zero bytes sum the same for a
+ * payload under 64 KiB)? */
+static bool ip_sum_ok(const uint8_t *pkt, const struct ip_sum *w, uint16_t sum)
+{
+	uint8_t pseudo[4];
+
+	pseudo[0] = 0;
+	pseudo[1] = w->proto;
+	pseudo[2] = (uint8_t)((w->tot - w->hl) >> 8);
+	pseudo[3] = (uint8_t)(w->tot - w->hl);
+	sum = l3x_csum_add(sum, l3x_csum(pseudo, 4), 0);
+	sum = l3x_csum_add(sum, l3x_csum(pkt + w->aoff, (int)w->alen), 0);
+	return sum == 0xffff;
+}
+
 bool l3x_csum_copy_ip(void *dst_, const void *pkt_, size_t len)
 {
 	const uint8_t *pkt = pkt_;
 	uint8_t *dst = dst_;
-	size_t hl, tot, aoff, alen;
-	uint8_t pseudo[4];
+	struct ip_sum w;
 	uint16_t sum;
 
-	if (len >= 20 && pkt[0] >> 4 == 4) {
-		hl = (size_t)(pkt[0] & 0xf) * 4;
-		tot = (size_t)pkt[2] << 8 | pkt[3];
-		pseudo[1] = pkt[9];
-		aoff = 12; /* src, dst */
-		alen = 8;
-		if ((pkt[6] & 0x3f) || pkt[7])
-			goto plain; /* a fragment: lwIP sums the datagram */
-	} else if (len >= 40 && pkt[0] >> 4 == 6) {
-		hl = 40;
-		tot = 40 + ((size_t)pkt[4] << 8 | pkt[5]);
-		pseudo[1] = pkt[6];
-		aoff = 8; /* src, dst */
-		alen = 32;
-	} else {
-		goto plain;
+	if (!ip_sum_at(pkt, len, &w)) {
+		memcpy(dst, pkt, len);
+		return false;
 	}
-	if ((pseudo[1] != 6 && pseudo[1] != 17) || hl < 20 || tot > len ||
-	    hl + 8 > tot)
-		goto plain;
-	memcpy(dst, pkt, hl);
-	sum = l3x_csum_copy(dst + hl, pkt + hl, tot - hl);
-	memcpy(dst + tot, pkt + tot, len - tot);
-	pseudo[0] = 0;
-	pseudo[2] = (uint8_t)((tot - hl) >> 8);
-	pseudo[3] = (uint8_t)(tot - hl);
-	sum = l3x_csum_add(sum, l3x_csum(pseudo, 4), 0);
-	sum = l3x_csum_add(sum, l3x_csum(pkt + aoff, (int)alen), 0);
-	return sum == 0xffff;
-plain:
-	memcpy(dst, pkt, len);
-	return false;
+	memcpy(dst, pkt, w.hl);
+	sum = l3x_csum_copy(dst + w.hl, pkt + w.hl, w.tot - w.hl);
+	memcpy(dst + w.tot, pkt + w.tot, len - w.tot);
+	return ip_sum_ok(pkt, &w, sum);
+}
+
+bool l3x_csum_ip_ok(const void *pkt_, size_t len)
+{
+	const uint8_t *pkt = pkt_;
+	struct ip_sum w;
+
+	if (!ip_sum_at(pkt, len, &w))
+		return false;
+	return ip_sum_ok(pkt, &w, l3x_csum(pkt + w.hl, (int)(w.tot - w.hl)));
 }

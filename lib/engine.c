@@ -6,8 +6,10 @@
  *
  *   l3x_stack__poll()
  *     link->rx        source -> link->input (engine_input, a copy) or
- *                     link->input_pbuf (XDP: the UMEM frame) -> lwIP ip_input
+ *                     link->input_pbuf (XDP: the UMEM frame, through receive
+ *                     coalescing: lib/gro.c) -> lwIP ip_input
  *                     -> tcp.c/udp.c callbacks -> flows -> worker app rings
+ *     l3x_gro_flush   the segments coalescing held, merged, to lwIP
  *     l3x_flow_serve  worker engine rings -> the flow's protocol (ops)
  *                     then the ACKs lwIP deferred over both (ack_coalesce)
  *     timers          lwIP sys_check_timeouts(), a slice of its TCP timer
@@ -236,22 +238,50 @@ static int input_admit(struct l3x_stack *st, const void *pkt, size_t len,
 	return 1;
 }
 
-/* @p (ours now) to lwIP, and what became of it counted. */
-static void input_feed(struct l3x_stack *st, struct pbuf *p)
+/* @p (ours now, @segs segments merged: lib/gro.c) to lwIP, and what
+ * became of it counted, once per segment. */
+static void input_feed(struct l3x_stack *st, struct pbuf *p, unsigned segs)
 {
 	struct lwip_marks before, after;
+	err_t err;
 
 	lwip_marks(&before);
 	l3x_tcp_in_state = 0;
-	if (st->netif.input(p, &st->netif) != ERR_OK) {
+	/* A merged segment is ACKed as the segments it stands for (patch
+	 * 0062). */
+	tcp_l3x_in_segs = (u8_t)segs;
+	err = st->netif.input(p, &st->netif);
+	tcp_l3x_in_segs = 1;
+	if (err != ERR_OK) {
 		/* ip_input() returns ERR_OK always; should it not, the
 		 * packet is ours to free, and it went nowhere */
 		pbuf_free(p);
-		STAT_INC(st, rx_ip_bad);
+		STAT_ADD(st, rx_ip_bad, segs);
 		return;
 	}
 	lwip_marks(&after);
-	stat_add(st, fate(&before, &after), 1);
+	stat_add(st, fate(&before, &after), segs);
+}
+
+/* A packet receive coalescing held, as its link replays it. */
+static void input_replayed(struct l3x_stack *st, struct pbuf *p)
+{
+	input_feed(st, p, st->gro_segs);
+}
+
+/* What receive coalescing lets go (lib/gro.c): a packet it held goes in
+ * through its link, which sets the context of its frame back (the way
+ * back of a reply sent from within lwIP, its zone). */
+static void gro_feed(void *ctx, struct pbuf *p, unsigned segs, bool held)
+{
+	struct l3x_stack *st = ctx;
+
+	if (!held || !st->link->ops->replay) {
+		input_feed(st, p, segs);
+		return;
+	}
+	st->gro_segs = segs;
+	st->link->ops->replay(st->link, p);
 }
 
 /* Feed one IP packet (copied) to lwIP; matched against the software rules
@@ -273,7 +303,9 @@ static int engine_input(struct l3x_stack *st, const void *pkt, size_t len,
 	if (l3x_csum_copy_ip(p->payload, pkt, len))
 		p->flags |= PBUF_FLAG_L3X_CSUM_OK;
 	STAT_INC(st, rx_copied);
-	input_feed(st, p);
+	/* Not held: the segments held for its flow go first. */
+	l3x_gro_pass(&st->gro, p->payload, len, l3x_zone_in);
+	input_feed(st, p, 1);
 	return 0;
 }
 
@@ -294,7 +326,10 @@ static int input_steered_pbuf(struct l3x_stack *st, struct pbuf *p)
 		return r;
 	}
 	STAT_INC(st, rx_zerocopy);
-	input_feed(st, p);
+	if (st->gro_on)
+		l3x_gro_add(&st->gro, p, l3x_zone_in);
+	else
+		input_feed(st, p, 1);
 	return 0;
 }
 
@@ -465,6 +500,13 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 	st->ack_coalesce = L3X_OPT(o, ack_coalesce, 16);
 	if (st->ack_coalesce > 64)
 		return -EINVAL;
+	if (L3X_OPT(o, gro, 0) > L3X_GRO_OFF)
+		return -EINVAL;
+	st->gro_on = L3X_OPT(o, gro, 0) != L3X_GRO_OFF;
+	/* A merged segment is at most what one coalesced ACK answers. */
+	l3x_gro_init(&st->gro,
+		     st->ack_coalesce > 1 ? st->ack_coalesce : L3X_GRO_MAX_SEGS,
+		     gro_feed, st);
 	return check_budgets(st, o);
 }
 
@@ -533,6 +575,7 @@ static int open_source(struct l3x_stack *st, const struct l3x_stack_opts *o)
 		st->source == L3X_SOURCE_XDP ? input_steered : input_filtered;
 	if (st->source == L3X_SOURCE_XDP)
 		st->link->input_pbuf = input_steered_pbuf;
+	st->link->feed = input_replayed;
 	return err;
 }
 
@@ -654,6 +697,10 @@ static void publish_counters(struct l3x_stack *st)
 			      memory_order_relaxed);
 	atomic_store_explicit(&st->stats.v[STAT(tcp_half_open)],
 			      l3x_tcp_half_open(st), memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_gro_merged)],
+			      st->gro.merged, memory_order_relaxed);
+	atomic_store_explicit(&st->stats.v[STAT(tcp_gro_flushed)],
+			      st->gro.flushed, memory_order_relaxed);
 	l3x_tcp_publish(st);
 }
 
@@ -687,6 +734,8 @@ int l3x_stack__poll(struct l3x_stack *st)
 	 * served, so that data written for a connection carries its ACK. */
 	l3x_tcp_burst_begin();
 	work = st->link->ops->rx(st->link);
+	/* What coalescing held of the burst, before its ACKs. */
+	l3x_gro_flush(&st->gro);
 	work += l3x_flow_serve(st);
 	l3x_tcp_burst_end();
 	sys_check_timeouts();

@@ -27,6 +27,7 @@
 
 #include "epoch.h"
 #include "flow.h"
+#include "gro.h"
 #include "l3x_internal.h"
 #include "link.h"
 #include "sources.h"
@@ -78,6 +79,9 @@ struct l3x_stack {
 	uint32_t rx_buf, tx_buf, backlog, linger_ms, mtu;
 	uint32_t max_time_wait; /* TIME_WAIT PCBs at most (tcp.c) */
 	uint32_t ack_coalesce;	/* in-order segments per ACK in a burst */
+	bool gro_on;		/* receive coalescing (lib/gro.c) */
+	struct l3x_gro gro;
+	unsigned gro_segs; /* segments in the one a link replays */
 	/* lifetimes (tcp.c): ms, 0 none */
 	uint32_t tcp_idle_ms, keepalive_ms, keepalive_intvl_ms, keepalive_cnt,
 		persist_ms;

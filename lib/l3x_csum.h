@@ -36,6 +36,11 @@ uint16_t l3x_csum_copy(void *dst, const void *src, size_t len);
  */
 bool l3x_csum_copy_ip(void *dst, const void *pkt, size_t len);
 
+/* l3x_csum_copy_ip()'s verdict on @pkt without the copy: the sum is read
+ * in place (receive coalescing, lib/gro.c, checks each segment it merges).
+ * Any thread. */
+bool l3x_csum_ip_ok(const void *pkt, size_t len);
+
 /* The sum of @a and @b, two sums of the kind above; @b is the sum of data
  * that started at an odd offset from @a's when @odd (it is byte-swapped
  * first). */

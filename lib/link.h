@@ -47,6 +47,12 @@ struct l3x_link_ops {
 	struct l3x_way *(*way_learn)(struct l3x_link *l,
 				     const struct l3x_flow_key *k, int *err);
 	int (*wait_fds)(struct l3x_link *l, struct pollfd *pfd, unsigned max);
+	/* replay (optional: for links whose input has a context, the frame
+	 * at hand of way_learn): @p, a pbuf the link gave input_pbuf earlier
+	 * in this rx burst and the engine held (receive coalescing, lib/gro.c),
+	 * to link->feed as if it were the frame at hand; the context of the
+	 * frame really at hand (if any) is back after. Engine thread. */
+	void (*replay)(struct l3x_link *l, struct pbuf *p);
 	void (*close)(struct l3x_link *l);
 };
 
@@ -60,6 +66,8 @@ struct l3x_link {
 	 * pbuf of the link's own (a UMEM frame) that lwIP keeps as it is;
 	 * taken in every case (freed when dropped). Same returns. */
 	int (*input_pbuf)(struct l3x_stack *st, struct pbuf *p);
+	/* Set by the engine: a pbuf it held, to lwIP (for ops->replay). */
+	void (*feed)(struct l3x_stack *st, struct pbuf *p);
 };
 
 /* 0 if the XDP source's options are good for an MTU of @mtu, -EINVAL. */

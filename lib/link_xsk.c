@@ -81,6 +81,8 @@ struct l2_cur {
 struct zc_pbuf {
 	struct pbuf_custom pc; /* first: the pbuf lwIP frees */
 	struct zc_queue *q;
+	uint16_t qi;  /* its queue, */
+	uint8_t hlen; /* and its layer 2's length, for xsk_replay */
 };
 
 /* Zero-copy state of one queue; it outlives the link while lwIP still
@@ -374,6 +376,8 @@ static void zc_input(struct l3x_link *l, struct zc_queue *q,
 	struct pbuf *p;
 
 	zp->q = q;
+	zp->qi = ((struct link_xsk *)l)->cur.qi; /* rx_one set it */
+	zp->hlen = (uint8_t)hlen;
 	zp->pc.custom_free_function = zc_free;
 	/* The frame is ours to write until released (lwIP turns TCP
 	 * header fields in place). */
@@ -429,6 +433,34 @@ static bool rx_one(struct link_xsk *lx, unsigned qi, const struct l3x_frame *f)
 	l3x_zone_in = 0;
 	lx->in_input = false;
 	return kept;
+}
+
+/* A frame's pbuf the engine held (receive coalescing), to lwIP as the
+ * frame at hand: its way back and zone, as rx_one set them, then those of
+ * the frame really at hand (if any) again. Its layer 2 is still in the
+ * frame; lwIP has not seen its IP header yet (the engine set the length
+ * of the segments it merged behind it). */
+static void xsk_replay(struct l3x_link *l, struct pbuf *p)
+{
+	struct link_xsk *lx = (struct link_xsk *)l;
+	const struct zc_pbuf *zp = (const struct zc_pbuf *)p;
+	const uint8_t *d = (const uint8_t *)p->payload - zp->hlen;
+	uint32_t len = zp->hlen + p->len, zone, zone_was = l3x_zone_in;
+	struct l2_cur was = lx->cur;
+	bool was_in = lx->in_input;
+	unsigned vlans;
+	uint8_t family;
+
+	l2_parse(d, len, &family, &vlans, &zone);
+	cur_set(lx, d, len, zp->hlen, vlans, zone, zp->qi);
+	lx->cur.tuple_ok = ip_tuple(lx->cur.ip, lx->cur.iplen, &lx->cur.tuple);
+	lx->cur.tuple_kept = true;
+	lx->in_input = true;
+	l3x_zone_in = zone;
+	l->feed(l->st, p);
+	l3x_zone_in = zone_was;
+	lx->in_input = was_in;
+	lx->cur = was;
 }
 
 static int xsk_rx(struct l3x_link *l)
@@ -586,6 +618,7 @@ static const struct l3x_link_ops xsk_ops = {
 	.rx_dropped = xsk_rx_dropped,
 	.way_learn = xsk_way_learn,
 	.wait_fds = xsk_wait_fds,
+	.replay = xsk_replay,
 	.close = xsk_close,
 };
 

@@ -484,10 +484,16 @@ struct l3x_stack_opts {
 	 * Default 16, at most 64; L3X_ACK_COALESCE_OFF: an ACK for every
 	 * second segment, as lwIP sends them */
 	uint32_t ack_coalesce;
+	/* Receive coalescing (GRO): consecutive in-order segments of one
+	 * connection that arrive in one burst reach TCP as one segment,
+	 * at most ack_coalesce of them (64 KB) (XDP source). Default on;
+	 * L3X_GRO_OFF: every segment on its own */
+	uint32_t gro;
 	size_t : 0;
 };
 
 #define L3X_ACK_COALESCE_OFF 1
+#define L3X_GRO_OFF	     1
 
 /* Counters of a stack. Wire-facing drops are counted where they happen. */
 struct l3x_stack_stats {
@@ -665,6 +671,12 @@ struct l3x_stack_stats {
 	uint64_t tcp_ack_deferred; /* segments received whose ACK (or the
 				    * data it let go) waited for the end of
 				    * their receive burst */
+	/* Receive coalescing (gro) */
+	uint64_t tcp_gro_merged;  /* segments merged into the one before
+				   * them, so TCP took them as one */
+	uint64_t tcp_gro_flushed; /* packets held until their run ended,
+				   * then passed on: merged ones, and
+				   * segments nothing followed */
 };
 
 /* lwIP memory in use, and UMEM frames (XDP source): tests check that

@@ -363,6 +363,7 @@ Test(stack, open_rejects_bad_options)
 	BAD_OPT(cpu, -2); /* L3X_CPU_NONE (-1) is valid */
 	BAD_OPT(cpu, CPU_SETSIZE);
 	BAD_OPT(ack_coalesce, 65);
+	BAD_OPT(gro, 2);
 #undef BAD_OPT
 
 	/* A newer caller's struct: unknown bytes must be zero. */

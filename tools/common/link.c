@@ -31,6 +31,12 @@ static const struct name_value poll_modes[] = {
 	{ NULL },
 };
 
+static const struct name_value gro_modes[] = {
+	{ "on", 0 },
+	{ "off", L3X_GRO_OFF },
+	{ NULL },
+};
+
 static const struct name_value bind_modes[] = {
 	{ "auto", L3X_BIND_AUTO },
 	{ "copy", L3X_BIND_COPY },
@@ -75,6 +81,7 @@ bool link_opt(struct link_args *a, int c, const char *arg)
 	case 'b': a->bind_mode = parse_name("--bind", arg, bind_modes); break;
 	case 'B': a->no_busy_poll = true; break;
 	case 'P': a->poll = parse_name("--poll", arg, poll_modes); break;
+	case 'G': a->gro = (uint32_t)parse_name("--gro", arg, gro_modes); break;
 	case 'N':
 		a->idle_spins = parse_uint("--idle-spins", arg, 1, 1000000);
 		break;

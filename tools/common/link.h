@@ -38,6 +38,7 @@ struct link_args {
 	enum l3x_poll poll;    /* the stack's engine: --poll (STACK_OPTIONS) */
 	uint32_t idle_spins;   /* --idle-spins; 0: the library's */
 	uint32_t ack_coalesce; /* --ack-coalesce; 0: the library's */
+	uint32_t gro;	       /* --gro: 0 (on) or L3X_GRO_OFF */
 	bool quiet;	       /* no progress line */
 	bool verbose;	       /* the library's info and debug messages too */
 };
@@ -60,7 +61,8 @@ struct link_args {
 #define STACK_OPTIONS \
 	{ "poll", required_argument, NULL, 'P' }, \
 	{ "idle-spins", required_argument, NULL, 'N' }, \
-	{ "ack-coalesce", required_argument, NULL, 'A' }
+	{ "ack-coalesce", required_argument, NULL, 'A' }, \
+	{ "gro", required_argument, NULL, 'G' }
 /* clang-format on */
 
 /* Option @c (its value @arg) into @a when it is one of LINK_OPTIONS.

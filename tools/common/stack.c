@@ -162,6 +162,7 @@ struct l3x_stack *stack_open(struct l3x_stack_opts *o,
 	o->poll = a->poll;
 	o->idle_spins = a->idle_spins;
 	o->ack_coalesce = a->ack_coalesce;
+	o->gro = a->gro;
 	o->frame_count = a->frames;
 	st = l3x_stack__open(o);
 	if (!st && tun)

@@ -147,8 +147,7 @@ TOOL_DEFINE(PROG,
 	    "       [--frames N]\n"
 	    "       [--no-busy-poll] [--poll adaptive|busy]\n"
 	    "       [--idle-spins N] [--ack-coalesce N] [--cpu N] [--mtu N] [--max-flows N]\n"
-	    "       [--udp-idle MS]\n"
-	    "       [--max-time-wait N]\n"
+	    "       [--udp-idle MS] [--gro on|off] [--max-time-wait N]\n"
 	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', e.g. 'tcp 198.51.100.0/24'.\n",
 	    1);
@@ -997,7 +996,8 @@ static void print_counters(const struct server *srv, const char *label)
 		"tcp_tw_rst %llu tcp_paws_dropped %llu tcp_idle_timeouts %llu "
 		"tcp_keepalive_timeouts %llu tcp_persist_timeouts %llu "
 		"tcp_half_open_expired %llu; rx_zerocopy %llu rx_copied %llu "
-		"rx_zerocopy_fallback %llu tx_kicks %llu tcp_ack_deferred %llu",
+		"rx_zerocopy_fallback %llu tx_kicks %llu tcp_ack_deferred %llu "
+		"tcp_gro_merged %llu tcp_gro_flushed %llu",
 		U(st.tcp_flows_open), U(st.udp_flows_open),
 		U(st.tcp_refused_source), U(st.udp_refused_source),
 		U(st.tcp_refused_hash), U(st.udp_refused_hash),
@@ -1015,7 +1015,8 @@ static void print_counters(const struct server *srv, const char *label)
 		U(st.tcp_keepalive_timeouts), U(st.tcp_persist_timeouts),
 		U(st.tcp_half_open_expired), U(st.rx_zerocopy), U(st.rx_copied),
 		U(st.rx_zerocopy_fallback), U(st.tx_kicks),
-		U(st.tcp_ack_deferred));
+		U(st.tcp_ack_deferred), U(st.tcp_gro_merged),
+		U(st.tcp_gro_flushed));
 }
 
 /* The closing line: the counters, then memory still in use (read with
