@@ -78,6 +78,7 @@ bool link_opt(struct link_args *a, int c, const char *arg)
 	case 'N':
 		a->idle_spins = parse_uint("--idle-spins", arg, 1, 1000000);
 		break;
+	case 'Y': a->no_idle_yield = true; break;
 	case 'F':
 		a->frames = parse_uint("--frames", arg, 64, 1u << 20);
 		break;

@@ -37,6 +37,7 @@ struct link_args {
 	bool no_busy_poll;
 	enum l3x_poll poll;  /* the stack's engine: --poll (STACK_OPTIONS) */
 	uint32_t idle_spins; /* --idle-spins; 0: the library's */
+	bool no_idle_yield;  /* --no-idle-yield */
 	bool quiet;	     /* no progress line */
 	bool verbose;	     /* the library's info and debug messages too */
 };
@@ -58,7 +59,8 @@ struct link_args {
  * l3x-relay), parsed by link_opt() too. */
 #define STACK_OPTIONS \
 	{ "poll", required_argument, NULL, 'P' }, \
-	{ "idle-spins", required_argument, NULL, 'N' }
+	{ "idle-spins", required_argument, NULL, 'N' }, \
+	{ "no-idle-yield", no_argument, NULL, 'Y' }
 /* clang-format on */
 
 /* Option @c (its value @arg) into @a when it is one of LINK_OPTIONS.

@@ -161,6 +161,7 @@ struct l3x_stack *stack_open(struct l3x_stack_opts *o,
 	o->busy_poll_usec = a->no_busy_poll ? -1 : 0;
 	o->poll = a->poll;
 	o->idle_spins = a->idle_spins;
+	o->no_idle_yield = a->no_idle_yield;
 	o->frame_count = a->frames;
 	st = l3x_stack__open(o);
 	if (!st && tun)
