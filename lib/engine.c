@@ -493,6 +493,7 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 		return -EINVAL;
 	st->poll = L3X_OPT(o, poll, L3X_POLL_ADAPTIVE);
 	st->idle_spins = L3X_OPT(o, idle_spins, 0);
+	st->idle_yield = !L3X_OPT(o, no_idle_yield, false);
 	if (!st->idle_spins)
 		st->idle_spins = L3X_IDLE_SPINS;
 	if ((unsigned)st->poll > L3X_POLL_BUSY || st->idle_spins > 1000000)
@@ -893,8 +894,16 @@ static void *engine_main(void *arg)
 			idle = 0;
 			continue;
 		}
-		if (st->poll == L3X_POLL_BUSY || ++idle < st->idle_spins)
+		if (st->poll == L3X_POLL_BUSY)
 			continue;
+		if (++idle < st->idle_spins) {
+			/* A worker we woke may wait for this core: let it
+			 * run now, its answer is our next work. Alone on
+			 * the core, the yield returns at once. */
+			if (st->idle_yield)
+				sched_yield();
+			continue;
+		}
 		idle = engine_sleep(st) ? 0 : st->idle_spins - 1;
 	}
 	return NULL;

@@ -105,6 +105,7 @@ struct l3x_stack {
 	 * it sleeps (l3x_engine_wake) */
 	enum l3x_poll poll;
 	uint32_t idle_spins;
+	bool idle_yield;	   /* sched_yield() on each turn without work */
 	int efd;		   /* eventfd */
 	_Atomic uint32_t sleeping; /* about to sleep or asleep: wake it */
 	struct l3x_epoch epoch;	   /* turns, and what waits for them */

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -255,6 +256,29 @@ int l3x_worker__wait(struct l3x_worker *w, int timeout_ms)
 	if (r < 0)
 		return -errno;
 	return r > 0 || l3x_ring_count(w->to_app) > 0;
+}
+
+int l3x_worker__spin(struct l3x_worker *w, uint32_t spins)
+{
+	uint32_t i;
+
+	if (!w || spins > L3X_WORKER_SPINS_MAX)
+		return -EINVAL;
+	if (w->acc_head || w->udp_head || w->ready_head)
+		return 1;
+	/* Unarmed while we look: the engine's pushes meanwhile write no
+	 * eventfd. Had it taken the flag already, its write only makes
+	 * the fd readable once more: a wake-up that finds nothing. */
+	atomic_store(&w->armed, 0);
+	for (i = 0; i < spins; i++) {
+		if (l3x_ring_count(w->to_app) > 0)
+			return 1;
+		/* An engine on this core runs now; alone, this returns at
+		 * once. */
+		sched_yield();
+	}
+	/* Armed again before we report nothing, as __poll does. */
+	return worker_arm(w) ? 1 : 0;
 }
 
 int l3x_worker__close(struct l3x_worker *w)

@@ -489,6 +489,11 @@ struct l3x_stack_opts {
 	 * at most ack_coalesce of them (64 KB) (XDP source). Default on;
 	 * L3X_GRO_OFF: every segment on its own */
 	uint32_t gro;
+	/* L3X_POLL_ADAPTIVE: a turn without work gives the CPU away
+	 * (sched_yield) before the next, so that a worker thread the
+	 * engine woke on the same core runs at once instead of after the
+	 * engine's spins or its time slice. true: spin without yielding */
+	bool no_idle_yield;
 	size_t : 0;
 };
 
@@ -832,6 +837,21 @@ L3X_API int l3x_worker__fd(const struct l3x_worker *w);
  * (-EINTR on a signal). Owner thread only.
  */
 L3X_API int l3x_worker__wait(struct l3x_worker *w, int timeout_ms);
+
+/*
+ * l3x_worker__spin() - before sleeping on the fd: look for something to
+ * accept or poll up to @spins times, giving the CPU away between looks
+ * (sched_yield), so that an engine thread on the same core runs
+ * meanwhile; while it looks, the engine need not write the fd to wake
+ * it. Returns 1 when there is something (call __accept and __poll until
+ * they return nothing, as after the fd fires), 0 when nothing came: sleep
+ * on the fd (it fires for what comes after). 0 spins: only a last look.
+ * -EINVAL: NULL, or @spins over L3X_WORKER_SPINS_MAX. Owner thread only.
+ */
+L3X_API int l3x_worker__spin(struct l3x_worker *w, uint32_t spins);
+
+/* l3x_worker__spin(): the most spins. */
+#define L3X_WORKER_SPINS_MAX 1000000
 
 /*
  * l3x_worker__accept() - take the next new stream. Data may already be

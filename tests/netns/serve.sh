@@ -24,7 +24,9 @@
 # l3x once more with --ack-coalesce 1 (off): echo still exact, no ACK waits.
 # Then l3x-serve on a TUN device (--tun) in the l3x namespace, which routes
 # the prefixes into it and forwards the client's traffic there: the TCP and
-# UDP echo checks of 2 and half-close of 3, SIGINT, and the device gone.
+# UDP echo checks of 2 and half-close of 3, SIGINT, and the device gone;
+# its workers spin before they sleep (--worker-spins), its engine does not
+# yield (--no-idle-yield): the same answers, and SIGINT still ends them.
 # Last, bad arguments: one line naming the problem, exit 1, nothing left.
 # SERVE_KEEP=DIR keeps the logs, and a client-side tcpdump of the l3x runs.
 . "$(dirname "$0")/testbed.bash"
@@ -332,7 +334,7 @@ suite() {
 # forwarded back over the veth.
 tun_checks() {
 	nss sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-	server_start tun echo || return
+	server_start tun echo --worker-spins 200 --no-idle-yield || return
 	if ! nss ip route add "$PFX4" dev "$TUN" || ! nss ip -6 route add "$PFX6" dev "$TUN"; then
 		not_ok "tun: cannot route the prefixes into $TUN"
 		return
@@ -374,6 +376,8 @@ bad_args() {
 	bad --iface "$IF_S" --rule "$r4" --mode echo --mtu 100 --pin-dir "$pd" "--mtu '100'"
 	bad --iface "$IF_S" --rule "$r4" --mode echo --ack-coalesce 0 --pin-dir "$pd" "--ack-coalesce '0'"
 	bad --iface "$IF_S" --rule "$r4" --mode echo --ack-coalesce 65 --pin-dir "$pd" "--ack-coalesce '65'"
+	bad --iface "$IF_S" --rule "$r4" --mode echo --worker-spins 1000001 --pin-dir "$pd" \
+		"--worker-spins '1000001'"
 	bad --iface "$IF_S" --rule "$r4" --mode echo --dns example.com --pin-dir "$pd" "--dns 'example.com'"
 	bad --iface "$IF_S" --rule "$r4" --mode echo --dns "$DNS4" --dns "$DNS4:53" --pin-dir "$pd" \
 		"--dns '$DNS4:53'"

@@ -5,19 +5,24 @@
  * AF_XDP), for a worker's request (a write after the idle is sent at
  * once), and for a timer of its own (a UDP flow's idle expiry comes on
  * time although nothing else happens); busy polling still spins; bad
- * values are refused. Over a TUN, or veth (helpers.h), in a namespace of
- * the test's own.
+ * values are refused. A worker that spins before it sleeps
+ * (l3x_worker__spin) never misses news, on the engine's core too, and
+ * the engine's yield on idle turns (no_idle_yield off) leaves it asleep
+ * when idle. Over a TUN, or veth (helpers.h), in a namespace of the
+ * test's own.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -363,4 +368,191 @@ Test(stack, adaptive_engine_sleeps_and_wakes_on_xdp, .timeout = 30)
 	cr_assert_eq(l3x_worker__close(w), 0);
 	cr_assert_eq(l3x_stack__stop(st), 0);
 	cr_assert_eq(l3x_stack__close(st), 0);
+}
+
+/* ------------------------------------------------------------ spinning */
+
+/* An echo worker on its own thread that sleeps as l3x-serve does:
+ * l3x_worker__spin() first, then poll(2) on the worker's fd with no
+ * timeout, so that a lost wake-up leaves a datagram unanswered. */
+struct spin_echo {
+	struct l3x_worker *w;
+	uint32_t spins;
+	int stop_fd;	    /* eventfd: leave */
+	atomic_uint found;  /* spins that saw news */
+	atomic_uint slept;  /* spins that saw none: slept on the fd */
+	atomic_uint echoed; /* datagrams sent back */
+	atomic_uint errors; /* calls that failed */
+};
+
+static void *spin_echo_main(void *arg)
+{
+	struct spin_echo *e = arg;
+	struct pollfd pf[2] = {
+		{ .fd = l3x_worker__fd(e->w), .events = POLLIN },
+		{ .fd = e->stop_fd, .events = POLLIN },
+	};
+	struct l3x_udp *u = NULL, *nu;
+	struct l3x_event ev[8];
+	char buf[64];
+	long n;
+	int r;
+
+	for (;;) {
+		while ((nu = l3x_worker__accept_udp(e->w))) {
+			if (!u)
+				u = nu;
+			else
+				l3x_udp__close(nu);
+		}
+		if (l3x_worker__poll(e->w, ev, 8) < 0)
+			atomic_fetch_add(&e->errors, 1);
+		while (u && (n = l3x_udp__recv(u, buf, sizeof(buf))) >= 0) {
+			if (l3x_udp__send(u, buf, (size_t)n) != n)
+				atomic_fetch_add(&e->errors, 1);
+			else
+				atomic_fetch_add(&e->echoed, 1);
+		}
+		r = l3x_worker__spin(e->w, e->spins);
+		if (r < 0)
+			atomic_fetch_add(&e->errors, 1);
+		if (r > 0) {
+			atomic_fetch_add(&e->found, 1);
+			continue;
+		}
+		atomic_fetch_add(&e->slept, 1);
+		if (poll(pf, 2, -1) < 0 || (pf[1].revents & POLLIN))
+			break;
+	}
+	if (u)
+		l3x_udp__close(u);
+	return NULL;
+}
+
+/*
+ * A ping-pong of datagrams through the echo worker above, each sent after
+ * a pause that lands it while the worker spins, as it arms, or once it
+ * sleeps: every one is answered (a lost wake-up would leave the worker
+ * asleep with the datagram unread), and both ways out of a spin are
+ * taken. @same_core: the engine, the worker and the client share one
+ * core, as l3x-serve's engine and worker do under l3x-bench.
+ */
+static void spin_ping_pong(struct l3x_stack_opts *o, uint32_t spins,
+			   bool same_core)
+{
+	static const long pause_us[] = { 0, 20, 300, 3000 };
+	struct sockaddr_storage dst;
+	struct spin_echo e = { .spins = spins };
+	struct pollfd pf;
+	uint32_t i, got;
+	pthread_t t;
+	socklen_t dl;
+	uint64_t one = 1;
+	int fd;
+
+	if (same_core) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(sched_getcpu(), &set);
+		/* Threads made after inherit it: the engine, the worker. */
+		cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+	}
+	stack_up(L3X_SOURCE_TUN, o, false);
+	add_rule_text("udp " NET4);
+	e.w = worker_open();
+	e.stop_fd = eventfd(0, EFD_CLOEXEC);
+	cr_assert_geq(e.stop_fd, 0);
+	cr_assert_eq(pthread_create(&t, NULL, spin_echo_main, &e), 0);
+
+	dl = sa_make("198.51.100.64", 5030, &dst);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&dst, dl), 0);
+	for (i = 0; i < 400; i++) {
+		struct timespec ts = { 0, pause_us[i % 4] * 1000 };
+
+		if (ts.tv_nsec)
+			nanosleep(&ts, NULL);
+		cr_assert_eq(send(fd, &i, sizeof(i), 0), (ssize_t)sizeof(i));
+		pf = (struct pollfd){ .fd = fd, .events = POLLIN };
+		cr_assert_eq(poll(&pf, 1, 3000), 1,
+			     "datagram %u unanswered (spins %u): a lost "
+			     "wake-up? echoed %u, found %u, slept %u",
+			     i, spins, atomic_load(&e.echoed),
+			     atomic_load(&e.found), atomic_load(&e.slept));
+		cr_assert_eq(recv(fd, &got, sizeof(got), 0),
+			     (ssize_t)sizeof(got));
+		cr_assert_eq(got, i, "echo of %u, want %u", got, i);
+	}
+	cr_assert_eq(write(e.stop_fd, &one, sizeof(one)), sizeof(one));
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_log_info("spins %u%s: found %u, slept %u", spins,
+		    same_core ? ", one core" : "", atomic_load(&e.found),
+		    atomic_load(&e.slept));
+	cr_assert_eq(atomic_load(&e.errors), 0);
+	cr_assert_eq(atomic_load(&e.echoed), 400);
+	/* 3 ms pauses outlast any spin: the worker slept for them. */
+	cr_assert_gt(atomic_load(&e.slept), 0);
+	if (spins >= 1000)
+		/* Back-to-back datagrams come while it spins. */
+		cr_assert_gt(atomic_load(&e.found), 0,
+			     "%u spins never saw the next datagram", spins);
+	close(fd);
+	close(e.stop_fd);
+	stack_worker_down(e.w, 0);
+}
+
+Test(stack, worker_spin_never_loses_a_wakeup, .timeout = 60)
+{
+	L3X_OPTS(l3x_stack_opts, o);
+	spin_ping_pong(&o, 1000, false);
+}
+
+Test(stack, worker_spin_on_the_engines_core, .timeout = 60)
+{
+	L3X_OPTS(l3x_stack_opts, o);
+	spin_ping_pong(&o, 200, true);
+}
+
+/* The engine's yield off (no_idle_yield): the same, and without worker
+ * spins (the fd alone). */
+Test(stack, no_idle_yield_on_the_engines_core, .timeout = 60)
+{
+	L3X_OPTS(l3x_stack_opts, o, .no_idle_yield = true);
+	spin_ping_pong(&o, 0, true);
+}
+
+/* The yield leaves the idle engine asleep: as adaptive_engine_sleeps_
+ * when_idle, with a worker that spun and slept sharing its core. */
+Test(stack, idle_yield_engine_sleeps_when_idle, .timeout = 30)
+{
+	cpu_set_t set;
+	struct l3x_worker *w;
+	unsigned pct;
+
+	CPU_ZERO(&set);
+	CPU_SET(sched_getcpu(), &set);
+	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+	w = stack_worker_up(L3X_SOURCE_TUN);
+	cr_assert_eq(l3x_worker__spin(w, 1000), 0, "news on an idle stack");
+	poll(NULL, 0, 100);
+	pct = engine_cpu_pct(1000);
+	cr_log_info("idle engine, yielding: %u%% of a core", pct);
+	cr_assert_lt(pct, 20, "idle engine, yielding: %u%% of a core", pct);
+	stack_worker_down(w, 0);
+}
+
+/* l3x_worker__spin(): bad arguments, and nothing to report on a fresh
+ * worker whatever the spins. */
+Test(stack, worker_spin_arguments)
+{
+	struct l3x_worker *w;
+
+	cr_assert_eq(l3x_worker__spin(NULL, 1), -EINVAL);
+	w = stack_worker_up(L3X_SOURCE_TUN);
+	cr_assert_eq(l3x_worker__spin(w, L3X_WORKER_SPINS_MAX + 1), -EINVAL);
+	cr_assert_eq(l3x_worker__spin(w, 0), 0);
+	cr_assert_eq(l3x_worker__spin(w, 10), 0);
+	stack_worker_down(w, 0);
 }

@@ -49,15 +49,16 @@
 
 #define PROG "l3x-serve"
 
-#define MAX_DNS	    16
-#define MAX_WORKERS 64		/* the library's limit of workers per stack */
-#define BATCH	    64		/* events taken per l3x_worker__poll */
-#define SCRATCH	    (64 * 1024) /* one read's worth; more than any datagram */
-#define MAX_CPU	    4095
-#define DRAIN_MS    2000  /* at exit: how long open flows may take to end */
-#define UDP_QUEUE   256	  /* datagrams per flow and direction (opts) */
-#define DNS_MAX	    512	  /* a DNS message over UDP without EDNS */
-#define MEM_WAIT_MS 20000 /* --check-mem: how long closing PCBs may take */
+#define MAX_DNS	     16
+#define MAX_WORKERS  64		 /* the library's limit of workers per stack */
+#define BATCH	     64		 /* events taken per l3x_worker__poll */
+#define SCRATCH	     (64 * 1024) /* one read's worth; more than any datagram */
+#define MAX_CPU	     4095
+#define DRAIN_MS     2000  /* at exit: how long open flows may take to end */
+#define UDP_QUEUE    256   /* datagrams per flow and direction (opts) */
+#define DNS_MAX	     512   /* a DNS message over UDP without EDNS */
+#define WORKER_SPINS 0	   /* --worker-spins: the default */
+#define MEM_WAIT_MS  20000 /* --check-mem: how long closing PCBs may take */
 
 struct dns_addr {
 	struct sockaddr_storage ss;
@@ -81,7 +82,8 @@ struct args {
 	uint32_t max_time_wait;		/* 0: the library's default */
 	uint64_t abort_after;		/* 0: never */
 	uint64_t seconds;		/* 0: until a signal */
-	bool check_mem; /* at exit, memory must be back where it was */
+	int64_t worker_spins; /* l3x_worker__spin() before epoll; <0: default */
+	bool check_mem;	      /* at exit, memory must be back where it was */
 };
 
 enum conn_kind { C_TCP, C_UDP, C_DNS };
@@ -146,8 +148,9 @@ TOOL_DEFINE(PROG,
 	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
 	    "       [--frames N]\n"
 	    "       [--no-busy-poll] [--poll adaptive|busy]\n"
-	    "       [--idle-spins N] [--ack-coalesce N] [--cpu N] [--mtu N] [--max-flows N]\n"
-	    "       [--udp-idle MS] [--gro on|off] [--max-time-wait N]\n"
+	    "       [--idle-spins N] [--no-idle-yield] [--worker-spins N] [--ack-coalesce N]\n"
+	    "       [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS] [--gro on|off]\n"
+	    "       [--max-time-wait N]\n"
 	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', e.g. 'tcp 198.51.100.0/24'.\n",
 	    1);
@@ -237,6 +240,10 @@ static void parse_number(struct args *a, int c, const char *s)
 		if (!a->udp_idle_ms)
 			die("--udp-idle '%s': at least 1 (milliseconds)", s);
 		break;
+	case 'W':
+		a->worker_spins = parse_uint("--worker-spins", s, 0,
+					     L3X_WORKER_SPINS_MAX);
+		break;
 	case 'T':
 		a->max_time_wait = parse_uint("--max-time-wait", s, 0, 1u << 24);
 		if (!a->max_time_wait)
@@ -271,6 +278,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "max-flows", required_argument, NULL, 'f' },
 		{ "udp-idle", required_argument, NULL, 'I' },
 		{ "max-time-wait", required_argument, NULL, 'T' },
+		{ "worker-spins", required_argument, NULL, 'W' },
 		{ "abort-after", required_argument, NULL, 'a' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "check-mem", no_argument, NULL, 'K' },
@@ -282,6 +290,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 
 	a->workers = 1;
 	a->cpu = -1;
+	a->worker_spins = -1;
 	while ((c = tool_getopt(argc, argv, "i:q:r:w:s:p:h", opts)) != -1) {
 		if (link_opt(&a->link, c, optarg))
 			continue;
@@ -815,11 +824,22 @@ static bool worker_stop_step(struct worker *w)
 
 static void worker_loop(struct worker *w, int ep)
 {
+	int64_t ws = w->srv->a->worker_spins;
+	uint32_t spins = ws < 0 ? WORKER_SPINS : (uint32_t)ws;
 	struct epoll_event ev[2];
-	int n, i;
+	int n, i, seen = 0;
 
 	drain(w);
 	for (;;) {
+		/* Spinning, the loop may never reach epoll: look for main's
+		 * next step of stopping here too. Acquire: as in
+		 * worker_stop_step(). */
+		if (spins && l3x_worker__spin(w->l3x, spins) > 0 &&
+		    __atomic_load_n(&w->srv->step, __ATOMIC_ACQUIRE) == seen) {
+			drain(w);
+			continue;
+		}
+		seen = __atomic_load_n(&w->srv->step, __ATOMIC_ACQUIRE);
 		n = epoll_wait(ep, ev, 2, -1);
 		if (n < 0 && errno == EINTR)
 			continue;
