@@ -13,9 +13,9 @@
 #   6. bad arguments: one line naming the problem, exit 1, nothing attached.
 #   7. --bind copy and auto capture; zerocopy on veth fails with one line
 #      (skipped: zero-copy itself, which needs a NIC that offers it).
-#   8. --write-batch 1, 256, 512: a few frames reach the file within the
-#      writer's 20 ms while capturing; every frame written once; 0 and 513
-#      refused.
+#   8. --write-batch 1, 256, 512 (with --writer-turn 0, 100, 1000): a few
+#      frames reach the file within the writer's 20 ms while capturing;
+#      every frame written once; out-of-range values refused.
 . "$(dirname "$0")/testbed.bash"
 require_root_netns
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -295,11 +295,14 @@ scenario_bind() {
 # 20 ms after it came at the latest: ten datagrams, far below a batch,
 # reach the file while the capture still runs. Then more than a batch of
 # the largest size: every datagram written exactly once, frames all back.
+# --writer-turn (what the receiver sleeps while the writer writes) with
+# each: 0 (sched_yield), the default, and 1000 us.
 scenario_batch() {
-	local b dir pid n rc out more=1200
+	local b t dir pid n rc out more=1200
 	for b in 1 256 512; do
 		dir=$PIN/batch-$b
-		nss "$CAP" --iface "$IF_S" --write-batch $b --rule "udp $ADDR4_S 9000" \
+		case $b in 1) t=0 ;; 256) t=100 ;; *) t=1000 ;; esac
+		nss "$CAP" --iface "$IF_S" --write-batch $b --writer-turn $t --rule "udp $ADDR4_S 9000" \
 			--write "$WORK/batch-$b.pcap" --pin-dir "$dir" --seconds 60 \
 			2>"$WORK/batch-$b.log" &
 		pid=$!
@@ -321,13 +324,14 @@ scenario_batch() {
 		expect_eq "write-batch $b: every datagram written exactly once" "$n" $((more + 10))
 		check "write-batch $b: frame accounting adds up, no frame held" umem_ok "$WORK/batch-$b.log"
 	done
-	for b in 0 513; do
-		out=$(nss "$CAP" --iface "$IF_S" --write-batch $b --rule "udp $ADDR4_S 9000" \
+	for b in "write-batch 0" "write-batch 513" "writer-turn 10001"; do
+		# shellcheck disable=SC2086
+		out=$(nss "$CAP" --iface "$IF_S" --$b --rule "udp $ADDR4_S 9000" \
 			--write "$WORK/x.pcap" 2>&1)
 		rc=$?
-		expect_eq "write-batch $b: refused with exit status 1" $rc 1
-		expect_eq "write-batch $b: one line naming --write-batch" \
-			"$(echo "$out" | wc -l):$(echo "$out" | grep -c -- "--write-batch")" "1:1"
+		expect_eq "$b: refused with exit status 1" $rc 1
+		expect_eq "$b: one line naming --${b% *}" \
+			"$(echo "$out" | wc -l):$(echo "$out" | grep -c -- "--${b% *}")" "1:1"
 	done
 }
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "l3x/l3x.h"
@@ -40,7 +41,8 @@ TOOL_DEFINE(PROG,
 	    "usage: " PROG " --iface IF --rule RULE [--rule RULE]... --write FILE|-\n"
 	    "       [--queue Q]... [--count N] [--seconds S] [--pin-dir DIR]\n"
 	    "       [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy] [--frames N]\n"
-	    "       [--write-batch N] [--no-busy-poll] [--quiet] [--verbose]\n"
+	    "       [--write-batch N] [--writer-turn US] [--no-busy-poll] [--quiet]\n"
+	    "       [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', e.g. 'udp 192.0.2.0/24 9000'.\n",
 	    1);
 /* clang-format on */
@@ -48,9 +50,10 @@ TOOL_DEFINE(PROG,
 struct args {
 	struct link_args link;
 	const char *write;
-	uint64_t count; /* 0: no limit */
-	double seconds; /* 0: no limit */
-	uint32_t batch; /* --write-batch */
+	uint64_t count;	  /* 0: no limit */
+	double seconds;	  /* 0: no limit */
+	uint32_t batch;	  /* --write-batch */
+	uint32_t turn_us; /* --writer-turn */
 };
 
 /*
@@ -75,8 +78,11 @@ struct args {
  * context switches, a futex wake and a writev() each; a frame waits at
  * most MAX_AGE_MS (a live "| tshark -r -" still sees it at once to the eye).
  */
-#define DEF_BATCH  256
-#define MAX_AGE_MS 20
+#define DEF_BATCH 256
+/* What the receiver sleeps, in us, while the writer writes (--writer-turn;
+ * 0: sched_yield()). */
+#define DEF_TURN_US 100
+#define MAX_AGE_MS  20
 
 struct pcap_rec {
 	uint32_t ts_sec, ts_nsec, caplen, len;
@@ -122,11 +128,13 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "count", required_argument, NULL, 'c' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "write-batch", required_argument, NULL, 'W' },
+		{ "writer-turn", required_argument, NULL, 'T' },
 		TOOL_OPTIONS_END,
 	};
 	int c;
 
 	a->batch = DEF_BATCH;
+	a->turn_us = DEF_TURN_US;
 	while ((c = tool_getopt(argc, argv, "i:q:r:w:c:s:p:h", opts)) != -1) {
 		if (link_opt(&a->link, c, optarg))
 			continue;
@@ -137,6 +145,7 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case 'c': a->count = parse_uint("--count", optarg, 0, UINT64_MAX); break;
 		case 's': a->seconds = parse_uint("--seconds", optarg, 0, UINT64_MAX); break;
 		case 'W': a->batch = parse_uint("--write-batch", optarg, 1, WBATCH); break;
+		case 'T': a->turn_us = parse_uint("--writer-turn", optarg, 0, 10000); break;
 		}
 		/* clang-format on */
 	}
@@ -467,6 +476,16 @@ static void progress(const struct run *r, uint64_t *last, double dt)
 	*last = r->frames;
 }
 
+static void writer_turn(uint32_t usec)
+{
+	struct timespec ts = { 0, (long)usec * 1000 };
+
+	if (!usec)
+		sched_yield();
+	else
+		nanosleep(&ts, NULL);
+}
+
 static void loop(struct run *r, const struct args *a)
 {
 	struct run_clock rc;
@@ -481,9 +500,12 @@ static void loop(struct run *r, const struct args *a)
 			idle = 0;
 		/* Frames wait to be written, and the queues are not full: the
 		 * writer's turn. It shares the CPU with us (a pinned capture)
-		 * or not; either way a spin here takes from its CPU time. */
+		 * or not; either way a spin here takes from its CPU time. A
+		 * yield does not give it: the scheduler keeps its fair share,
+		 * half the core, and at 1500 bytes the writer needs more. A
+		 * sleep does; the RX rings hold what comes meanwhile. */
 		if (n < BURST && writer_busy(r->w))
-			sched_yield();
+			writer_turn(a->turn_us);
 		else if (!n && ++idle > SPIN_ROUNDS)
 			sleep_on_handles(r, 50);
 		dt = run_clock_turn(&rc);
