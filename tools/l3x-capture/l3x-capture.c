@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "l3x/l3x.h"
@@ -40,7 +41,8 @@ TOOL_DEFINE(PROG,
 	    "usage: " PROG " --iface IF --rule RULE [--rule RULE]... --write FILE|-\n"
 	    "       [--queue Q]... [--count N] [--seconds S] [--pin-dir DIR]\n"
 	    "       [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy] [--frames N]\n"
-	    "       [--no-busy-poll] [--quiet] [--verbose]\n"
+	    "       [--write-batch N] [--writer-turn US] [--no-busy-poll] [--quiet]\n"
+	    "       [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]] [vlan ID]', e.g. 'udp 192.0.2.0/24 9000'.\n",
 	    1);
 /* clang-format on */
@@ -48,8 +50,10 @@ TOOL_DEFINE(PROG,
 struct args {
 	struct link_args link;
 	const char *write;
-	uint64_t count; /* 0: no limit */
-	double seconds; /* 0: no limit */
+	uint64_t count;	  /* 0: no limit */
+	double seconds;	  /* 0: no limit */
+	uint32_t batch;	  /* --write-batch */
+	uint32_t turn_us; /* --writer-turn */
 };
 
 /*
@@ -65,8 +69,20 @@ struct args {
  * counted (writer_dropped in the end line).
  */
 #define RING	  8192 /* slots, a power of two */
-#define WBATCH	  256  /* frames per writev(): 2 iovecs each */
+#define WBATCH	  512  /* most frames per writev(): 2 iovecs each (IOV_MAX) */
 #define HOLD_KEEP 4    /* 1/4 of a handle's frames never held for writing */
+/*
+ * The writer waits until --write-batch frames (default DEF_BATCH) are
+ * there, or the oldest has waited MAX_AGE_MS, before it writes. On the
+ * core it shares with the receiver, a write per handful of frames cost two
+ * context switches, a futex wake and a writev() each; a frame waits at
+ * most MAX_AGE_MS (a live "| tshark -r -" still sees it at once to the eye).
+ */
+#define DEF_BATCH 256
+/* What the receiver sleeps, in us, while the writer writes (--writer-turn;
+ * 0: sched_yield()). */
+#define DEF_TURN_US 100
+#define MAX_AGE_MS  20
 
 struct pcap_rec {
 	uint32_t ts_sec, ts_nsec, caplen, len;
@@ -83,7 +99,8 @@ struct writer {
 	_Atomic uint64_t wframes, wbytes; /* what reached the file */
 	_Atomic int err;		  /* a write's errno: stop */
 	int fd;
-	bool failed; /* a write failed: discard the rest */
+	uint32_t batch; /* frames a write waits for (MAX_AGE_MS at most) */
+	bool failed;	/* a write failed: discard the rest */
 	pthread_t tid;
 	bool started;
 	/* waking the writer */
@@ -110,10 +127,14 @@ static void parse_args(struct args *a, int argc, char **argv)
 		{ "write", required_argument, NULL, 'w' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "write-batch", required_argument, NULL, 'W' },
+		{ "writer-turn", required_argument, NULL, 'T' },
 		TOOL_OPTIONS_END,
 	};
 	int c;
 
+	a->batch = DEF_BATCH;
+	a->turn_us = DEF_TURN_US;
 	while ((c = tool_getopt(argc, argv, "i:q:r:w:c:s:p:h", opts)) != -1) {
 		if (link_opt(&a->link, c, optarg))
 			continue;
@@ -123,6 +144,8 @@ static void parse_args(struct args *a, int argc, char **argv)
 		case 'w': a->write = optarg; break;
 		case 'c': a->count = parse_uint("--count", optarg, 0, UINT64_MAX); break;
 		case 's': a->seconds = parse_uint("--seconds", optarg, 0, UINT64_MAX); break;
+		case 'W': a->batch = parse_uint("--write-batch", optarg, 1, WBATCH); break;
+		case 'T': a->turn_us = parse_uint("--writer-turn", optarg, 0, 10000); break;
 		}
 		/* clang-format on */
 	}
@@ -179,8 +202,8 @@ static int open_pcap(const char *path)
 	return fd;
 }
 
-/* Writer thread: the ring's frames from @written to @head, WBATCH at a
- * time, one writev() each. */
+/* Writer thread: the ring's @n frames from @from (at most WBATCH), one
+ * writev(). */
 static void write_batch(struct writer *w, uint32_t from, uint32_t n)
 {
 	struct pcap_rec rec[WBATCH];
@@ -215,33 +238,70 @@ static void write_batch(struct writer *w, uint32_t from, uint32_t n)
 	atomic_fetch_add_explicit(&w->wbytes, bytes, memory_order_relaxed);
 }
 
+/* Whether the writer writes the frames from @done to @head now: a batch
+ * is there, the oldest has waited long enough, or the capture ends. */
+static bool write_due(struct writer *w, uint32_t done, uint32_t head,
+		      uint64_t now_ns)
+{
+	uint32_t n = head - done;
+
+	if (!n)
+		return false;
+	return n >= w->batch || atomic_load(&w->finish) ||
+	       now_ns - w->fr[done & (RING - 1)].ts_ns >=
+		       MAX_AGE_MS * 1000000ull;
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleep until the receiver signals (a batch, the end) or @wait_ns pass. */
+static void writer_sleep(struct writer *w, uint32_t done, uint64_t wait_ns)
+{
+	struct timespec ts;
+	uint64_t until = realtime_ns() + wait_ns;
+
+	pthread_mutex_lock(&w->lock);
+	atomic_store(&w->sleeping, true);
+	/* seq_cst: pairs with the receiver's store of @head before it reads
+	 * @sleeping (wake_writer). */
+	if (atomic_load(&w->head) - done < w->batch &&
+	    !atomic_load(&w->finish)) {
+		ts.tv_sec = (time_t)(until / 1000000000u);
+		ts.tv_nsec = (long)(until % 1000000000u);
+		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+	}
+	atomic_store(&w->sleeping, false);
+	pthread_mutex_unlock(&w->lock);
+}
+
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 	uint32_t done = atomic_load(&w->written), head, n;
-	struct timespec ts;
+	uint64_t now, age, wait;
 
 	for (;;) {
 		head = atomic_load_explicit(&w->head, memory_order_acquire);
-		if (head == done) {
-			if (atomic_load(&w->finish))
+		now = realtime_ns();
+		if (!write_due(w, done, head, now)) {
+			if (head == done && atomic_load(&w->finish))
 				break;
-			/* Sleep until the receiver puts frames (it signals
-			 * when it sees @sleeping) or 50 ms pass. */
-			pthread_mutex_lock(&w->lock);
-			atomic_store(&w->sleeping, true);
-			if (atomic_load(&w->head) == done &&
-			    !atomic_load(&w->finish)) {
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_nsec += 50000000;
-				if (ts.tv_nsec >= 1000000000) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000;
-				}
-				pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+			/* Until the oldest frame is MAX_AGE_MS old, and
+			 * 50 ms at most (the clock may step). */
+			wait = 50000000;
+			if (head != done) {
+				age = now - w->fr[done & (RING - 1)].ts_ns;
+				if (age < MAX_AGE_MS * 1000000ull &&
+				    MAX_AGE_MS * 1000000ull - age < wait)
+					wait = MAX_AGE_MS * 1000000ull - age;
 			}
-			atomic_store(&w->sleeping, false);
-			pthread_mutex_unlock(&w->lock);
+			writer_sleep(w, done, wait);
 			continue;
 		}
 		n = head - done;
@@ -254,6 +314,7 @@ static void *writer_main(void *arg)
 	}
 	return NULL;
 }
+
 /* Give back to their handles the frames the writer is done with. */
 static void reap(struct run *r)
 {
@@ -277,14 +338,21 @@ static void reap(struct run *r)
 	}
 }
 
+/* The writer has frames to write and is not asleep: it wants the CPU. */
 static bool writer_busy(struct writer *w)
 {
-	return atomic_load_explicit(&w->written, memory_order_relaxed) !=
-	       atomic_load_explicit(&w->head, memory_order_relaxed);
+	return !atomic_load_explicit(&w->sleeping, memory_order_relaxed) &&
+	       atomic_load_explicit(&w->written, memory_order_relaxed) !=
+		       atomic_load_explicit(&w->head, memory_order_relaxed);
 }
 
-static void wake_writer(struct writer *w)
+/* Wake the writer when a batch is there for it (it wakes by itself for
+ * older frames): a wake-up per handful of frames was most of the cost. */
+static void wake_writer(struct writer *w, uint32_t head)
 {
+	if (head - atomic_load_explicit(&w->written, memory_order_relaxed) <
+	    w->batch)
+		return;
 	if (atomic_load(&w->sleeping)) {
 		pthread_mutex_lock(&w->lock);
 		pthread_cond_signal(&w->cond);
@@ -334,12 +402,12 @@ static unsigned pass(struct run *r, const struct args *a)
 		/* seq_cst: pairs with the writer's store of @sleeping
 		 * before it reads @head. */
 		atomic_store(&w->head, head);
-		wake_writer(w);
+		wake_writer(w, head);
 	}
 	return total;
 }
 
-static void start_writer(struct run *r, int fd)
+static void start_writer(struct run *r, int fd, uint32_t batch)
 {
 	struct writer *w = calloc(1, sizeof(*w));
 	sigset_t old;
@@ -357,7 +425,12 @@ static void start_writer(struct run *r, int fd)
 
 		l3x_capture_handle__frames(r->h[i], &fs);
 		r->hold_max[i] = fs.total - fs.total / HOLD_KEEP;
+		/* A batch never waits for more than half a handle's
+		 * share: the rest would find no room meanwhile. */
+		if (batch > r->hold_max[i] / 2)
+			batch = r->hold_max[i] / 2 ? r->hold_max[i] / 2 : 1;
 	}
+	w->batch = batch;
 	/* SIGINT and SIGTERM go to the receiver, which stops the writer. */
 	stop_signals_block(&old);
 	err = pthread_create(&w->tid, NULL, writer_main, w);
@@ -403,6 +476,16 @@ static void progress(const struct run *r, uint64_t *last, double dt)
 	*last = r->frames;
 }
 
+static void writer_turn(uint32_t usec)
+{
+	struct timespec ts = { 0, (long)usec * 1000 };
+
+	if (!usec)
+		sched_yield();
+	else
+		nanosleep(&ts, NULL);
+}
+
 static void loop(struct run *r, const struct args *a)
 {
 	struct run_clock rc;
@@ -417,9 +500,12 @@ static void loop(struct run *r, const struct args *a)
 			idle = 0;
 		/* Frames wait to be written, and the queues are not full: the
 		 * writer's turn. It shares the CPU with us (a pinned capture)
-		 * or not; either way a spin here takes from its CPU time. */
+		 * or not; either way a spin here takes from its CPU time. A
+		 * yield does not give it: the scheduler keeps its fair share,
+		 * half the core, and at 1500 bytes the writer needs more. A
+		 * sleep does; the RX rings hold what comes meanwhile. */
 		if (n < BURST && writer_busy(r->w))
-			sched_yield();
+			writer_turn(a->turn_us);
 		else if (!n && ++idle > SPIN_ROUNDS)
 			sleep_on_handles(r, 50);
 		dt = run_clock_turn(&rc);
@@ -541,7 +627,7 @@ int main(int argc, char **argv)
 	}
 	open_handles(&r, &a);
 	fd = open_pcap(a.write);
-	start_writer(&r, fd);
+	start_writer(&r, fd, a.batch);
 	loop(&r, &a);
 	stop_writer(&r);
 	err = atomic_load(&r.w->err);
