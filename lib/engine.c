@@ -493,7 +493,7 @@ static int check_opts(struct l3x_stack *st, const struct l3x_stack_opts *o)
 		return -EINVAL;
 	st->poll = L3X_OPT(o, poll, L3X_POLL_ADAPTIVE);
 	st->idle_spins = L3X_OPT(o, idle_spins, 0);
-	st->idle_yield = !L3X_OPT(o, no_idle_yield, false);
+	st->idle_yield = L3X_OPT(o, idle_yield, false);
 	if (!st->idle_spins)
 		st->idle_spins = L3X_IDLE_SPINS;
 	if ((unsigned)st->poll > L3X_POLL_BUSY || st->idle_spins > 1000000)

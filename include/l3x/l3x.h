@@ -489,11 +489,12 @@ struct l3x_stack_opts {
 	 * at most ack_coalesce of them (64 KB) (XDP source). Default on;
 	 * L3X_GRO_OFF: every segment on its own */
 	uint32_t gro;
-	/* L3X_POLL_ADAPTIVE: a turn without work gives the CPU away
+	/* L3X_POLL_ADAPTIVE, true: a turn without work gives the CPU away
 	 * (sched_yield) before the next, so that a worker thread the
-	 * engine woke on the same core runs at once instead of after the
-	 * engine's spins or its time slice. true: spin without yielding */
-	bool no_idle_yield;
+	 * engine woke on the same core may run at once. Default false:
+	 * on this kernel's scheduler the yields cost more than they give
+	 * (udp-rr, tcp-rr: README, Performance) */
+	bool idle_yield;
 	size_t : 0;
 };
 

@@ -26,7 +26,7 @@
 # the prefixes into it and forwards the client's traffic there: the TCP and
 # UDP echo checks of 2 and half-close of 3, SIGINT, and the device gone;
 # its workers spin before they sleep (--worker-spins), its engine does not
-# yield (--no-idle-yield): the same answers, and SIGINT still ends them.
+# yield (--idle-yield): the same answers, and SIGINT still ends them.
 # Last, bad arguments: one line naming the problem, exit 1, nothing left.
 # SERVE_KEEP=DIR keeps the logs, and a client-side tcpdump of the l3x runs.
 . "$(dirname "$0")/testbed.bash"
@@ -334,7 +334,7 @@ suite() {
 # forwarded back over the veth.
 tun_checks() {
 	nss sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-	server_start tun echo --worker-spins 200 --no-idle-yield || return
+	server_start tun echo --worker-spins 200 --idle-yield || return
 	if ! nss ip route add "$PFX4" dev "$TUN" || ! nss ip -6 route add "$PFX6" dev "$TUN"; then
 		not_ok "tun: cannot route the prefixes into $TUN"
 		return

@@ -7,7 +7,7 @@
  * time although nothing else happens); busy polling still spins; bad
  * values are refused. A worker that spins before it sleeps
  * (l3x_worker__spin) never misses news, on the engine's core too, and
- * the engine's yield on idle turns (no_idle_yield off) leaves it asleep
+ * the engine's yield on idle turns (idle_yield) leaves it asleep
  * when idle. Over a TUN, or veth (helpers.h), in a namespace of the
  * test's own.
  */
@@ -515,11 +515,11 @@ Test(stack, worker_spin_on_the_engines_core, .timeout = 60)
 	spin_ping_pong(&o, 200, true);
 }
 
-/* The engine's yield off (no_idle_yield): the same, and without worker
+/* The engine's yield on (idle_yield): the same, and without worker
  * spins (the fd alone). */
-Test(stack, no_idle_yield_on_the_engines_core, .timeout = 60)
+Test(stack, idle_yield_on_the_engines_core, .timeout = 60)
 {
-	L3X_OPTS(l3x_stack_opts, o, .no_idle_yield = true);
+	L3X_OPTS(l3x_stack_opts, o, .idle_yield = true);
 	spin_ping_pong(&o, 0, true);
 }
 
@@ -534,7 +534,9 @@ Test(stack, idle_yield_engine_sleeps_when_idle, .timeout = 30)
 	CPU_ZERO(&set);
 	CPU_SET(sched_getcpu(), &set);
 	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
-	w = stack_worker_up(L3X_SOURCE_TUN);
+	L3X_OPTS(l3x_stack_opts, o, .idle_yield = true);
+	stack_up(L3X_SOURCE_TUN, &o, true);
+	w = worker_open();
 	cr_assert_eq(l3x_worker__spin(w, 1000), 0, "news on an idle stack");
 	poll(NULL, 0, 100);
 	pct = engine_cpu_pct(1000);

@@ -89,7 +89,7 @@ bool link_opt(struct link_args *a, int c, const char *arg)
 		a->ack_coalesce = parse_uint("--ack-coalesce", arg,
 					     L3X_ACK_COALESCE_OFF, 64);
 		break;
-	case 'Y': a->no_idle_yield = true; break;
+	case 'Y': a->idle_yield = true; break;
 	case 'F':
 		a->frames = parse_uint("--frames", arg, 64, 1u << 20);
 		break;

@@ -39,7 +39,7 @@ struct link_args {
 	uint32_t idle_spins;   /* --idle-spins; 0: the library's */
 	uint32_t ack_coalesce; /* --ack-coalesce; 0: the library's */
 	uint32_t gro;	       /* --gro: 0 (on) or L3X_GRO_OFF */
-	bool no_idle_yield;    /* --no-idle-yield */
+	bool idle_yield;       /* --idle-yield */
 	bool quiet;	       /* no progress line */
 	bool verbose;	       /* the library's info and debug messages too */
 };
@@ -64,7 +64,7 @@ struct link_args {
 	{ "idle-spins", required_argument, NULL, 'N' }, \
 	{ "ack-coalesce", required_argument, NULL, 'A' }, \
 	{ "gro", required_argument, NULL, 'G' }, \
-	{ "no-idle-yield", no_argument, NULL, 'Y' }
+	{ "idle-yield", no_argument, NULL, 'Y' }
 /* clang-format on */
 
 /* Option @c (its value @arg) into @a when it is one of LINK_OPTIONS.

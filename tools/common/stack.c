@@ -163,7 +163,7 @@ struct l3x_stack *stack_open(struct l3x_stack_opts *o,
 	o->idle_spins = a->idle_spins;
 	o->ack_coalesce = a->ack_coalesce;
 	o->gro = a->gro;
-	o->no_idle_yield = a->no_idle_yield;
+	o->idle_yield = a->idle_yield;
 	o->frame_count = a->frames;
 	st = l3x_stack__open(o);
 	if (!st && tun)

@@ -174,7 +174,7 @@ TOOL_DEFINE(PROG,
 	    "       [--upstream direct|socks5://HOST:PORT] [--workers N] [--connect-timeout MS]\n"
 	    "       [--buffer BYTES] [--pin-dir DIR] [--xdp-mode auto|native|skb]\n"
 	    "       [--bind auto|copy|zerocopy] [--no-busy-poll] [--poll adaptive|busy]\n"
-	    "       [--idle-spins N] [--no-idle-yield] [--ack-coalesce N] [--cpu N] [--mtu N]\n"
+	    "       [--idle-spins N] [--idle-yield] [--ack-coalesce N] [--cpu N] [--mtu N]\n"
 	    "       [--gro on|off]\n"
 	    "       [--max-flows N] [--udp-idle MS] [--no-defer] [--seconds S] [--quiet] [--verbose]\n"
 	    "RULE is 'PROTO DST [PORT[-PORT]]', e.g. 'tcp 198.51.100.0/24'.\n",

@@ -148,7 +148,7 @@ TOOL_DEFINE(PROG,
 	    "       [--pin-dir DIR] [--xdp-mode auto|native|skb] [--bind auto|copy|zerocopy]\n"
 	    "       [--frames N]\n"
 	    "       [--no-busy-poll] [--poll adaptive|busy]\n"
-	    "       [--idle-spins N] [--no-idle-yield] [--worker-spins N] [--ack-coalesce N]\n"
+	    "       [--idle-spins N] [--idle-yield] [--worker-spins N] [--ack-coalesce N]\n"
 	    "       [--cpu N] [--mtu N] [--max-flows N] [--udp-idle MS] [--gro on|off]\n"
 	    "       [--max-time-wait N]\n"
 	    "       [--abort-after BYTES] [--seconds S] [--check-mem] [--quiet] [--verbose]\n"
