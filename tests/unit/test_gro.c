@@ -26,6 +26,7 @@
 #include "csum.h"
 #include "gro.h"
 #include "mem.h"
+#include "wire_helpers.h"
 
 #define ACK 0x10
 #define PSH 0x08
@@ -65,28 +66,6 @@ static void feed(void *ctx, struct pbuf *p, unsigned segs, bool held)
 	(void)ctx;
 	cr_assert_lt(nfed, sizeof(fed) / sizeof(fed[0]));
 	fed[nfed++] = (struct fed){ p, segs, held };
-}
-
-static void put16(uint8_t *b, uint16_t v)
-{
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *b, uint32_t v)
-{
-	put16(b, (uint16_t)(v >> 16));
-	put16(b + 2, (uint16_t)v);
-}
-
-static uint16_t get16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
-}
-
-static uint32_t get32(const uint8_t *b)
-{
-	return (uint32_t)get16(b) << 16 | get16(b + 2);
 }
 
 /* The data byte at sequence number @seq: a pattern a merge must keep. */

@@ -34,6 +34,7 @@
 #include "csum.h"
 #include "l3x_hooks.h"
 #include "mem.h"
+#include "wire_helpers.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -181,18 +182,6 @@ static void inject(const char *src, const char *dst, uint8_t proto, uint8_t *l4,
 	nif.input(p, &nif);
 }
 
-static void put16(uint8_t *b, uint16_t v)
-{
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *b, uint32_t v)
-{
-	put16(b, (uint16_t)(v >> 16));
-	put16(b + 2, (uint16_t)v);
-}
-
 /* A TCP segment from the peer; mss 0 sends no MSS option. */
 static void send_tcp(const struct flow *f, uint32_t seq, uint32_t ack,
 		     uint8_t flags, uint16_t mss, const char *data)
@@ -253,16 +242,6 @@ static err_t out6(struct netif *n, struct pbuf *p, const ip6_addr_t *dst)
 	(void)dst;
 	capture(p);
 	return ERR_OK;
-}
-
-static uint16_t get16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
-}
-
-static uint32_t get32(const uint8_t *b)
-{
-	return (uint32_t)get16(b) << 16 | get16(b + 2);
 }
 
 static void parse_tcp(struct seg *s, const uint8_t *t, size_t len)

@@ -38,6 +38,7 @@
 
 #include "csum.h"
 #include "mem.h"
+#include "wire_helpers.h"
 
 #define PEER	  "203.0.113.5"
 #define DST	  "198.51.100.77"
@@ -65,28 +66,6 @@ static uint32_t iss;	  /* lwIP's initial sequence number */
 static uint32_t peer_seq; /* the peer's next sequence number */
 
 /* ------------------------------------------------------------ wire */
-
-static void put16(uint8_t *b, uint16_t v)
-{
-	b[0] = (uint8_t)(v >> 8);
-	b[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *b, uint32_t v)
-{
-	put16(b, (uint16_t)(v >> 16));
-	put16(b + 2, (uint16_t)v);
-}
-
-static uint16_t get16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
-}
-
-static uint32_t get32(const uint8_t *b)
-{
-	return (uint32_t)get16(b) << 16 | get16(b + 2);
-}
 
 static uint32_t pseudo(const uint8_t *src, const uint8_t *dst, size_t len)
 {
